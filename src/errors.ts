@@ -1,0 +1,284 @@
+import type { WriteResult } from './write-result.ts';
+
+/**
+ * Every error the library throws. Each class has a literal `name`, a `cause` when it wraps
+ * another error, the data an operator needs, and a `retryable` flag so a caller can tell from
+ * the type alone whether trying again may help.
+ */
+
+/** The system a write or error concerns. */
+export type Side = 'legacy' | 'medplum';
+
+/**
+ * What a {@link DualWriteError} knows about the record and request it concerns.
+ *
+ * @example
+ * ```ts
+ * const details: ErrorDetails = { side: 'medplum', resourceType: 'Patient', legacyId: 'p-1', status: 503, attempts: 4 };
+ * ```
+ */
+export interface ErrorDetails {
+  /** The side the failing operation addressed. */
+  readonly side?: Side | undefined;
+  /** The FHIR resource type involved. */
+  readonly resourceType?: string | undefined;
+  /** The legacy id of the record, when known. */
+  readonly legacyId?: string | undefined;
+  /** The Medplum resource id, when known. */
+  readonly medplumId?: string | undefined;
+  /** The HTTP status of the last response, when the side answered over HTTP. */
+  readonly status?: number | undefined;
+  /** How many attempts were made before giving up (1 when not retried). */
+  readonly attempts?: number | undefined;
+  /** The underlying error. */
+  readonly cause?: unknown;
+}
+
+/**
+ * The base class of every error this library throws.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await writer.create('Patient', row, ctx);
+ * } catch (err) {
+ *   if (err instanceof DualWriteError && err.retryable) {
+ *     // safe to call again later
+ *   }
+ * }
+ * ```
+ */
+export abstract class DualWriteError extends Error {
+  abstract override readonly name: string;
+  /** Whether the same call may succeed if tried again later. */
+  abstract readonly retryable: boolean;
+  /** The side the failing operation addressed. */
+  readonly side: Side | undefined;
+  /** The FHIR resource type involved. */
+  readonly resourceType: string | undefined;
+  /** The legacy id of the record, when known. */
+  readonly legacyId: string | undefined;
+  /** The Medplum resource id, when known. */
+  readonly medplumId: string | undefined;
+  /** The HTTP status of the last response, when there was one. */
+  readonly status: number | undefined;
+  /** Attempts made before giving up. */
+  readonly attempts: number;
+
+  /**
+   * @param message - What went wrong, without PHI.
+   * @param details - The record and request concerned.
+   */
+  constructor(message: string, details: ErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.side = details.side;
+    this.resourceType = details.resourceType;
+    this.legacyId = details.legacyId;
+    this.medplumId = details.medplumId;
+    this.status = details.status;
+    this.attempts = details.attempts ?? 1;
+  }
+}
+
+/**
+ * An option passed to a constructor is invalid. Thrown at construction, never later.
+ *
+ * @example
+ * ```ts
+ * new ConfigurationError('retry.retries', -1, 'must be a non-negative integer');
+ * // ConfigurationError: retry.retries: must be a non-negative integer (got -1)
+ * ```
+ */
+export class ConfigurationError extends DualWriteError {
+  override readonly name = 'ConfigurationError' as const;
+  readonly retryable = false as const;
+  /** The option's path, e.g. `retry.retries`. */
+  readonly field: string;
+  /**
+   * @param field - The option's path.
+   * @param value - The value given (shown in the message only for primitives).
+   * @param problem - What is wrong with it.
+   */
+  constructor(field: string, value: unknown, problem: string) {
+    super(`${field}: ${problem} (got ${describeValue(value)})`);
+    this.field = field;
+  }
+}
+
+/**
+ * A call's arguments are invalid: an unknown resource type, a missing id, a resource whose
+ * type does not match. Nothing was written on either side.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await writer.create('Patinet', row, ctx);
+ * } catch (err) {
+ *   if (err instanceof InvalidInputError) console.error(err.field); // 'type'
+ * }
+ * ```
+ */
+export class InvalidInputError extends DualWriteError {
+  override readonly name = 'InvalidInputError' as const;
+  readonly retryable = false as const;
+  /** The argument or field at fault, e.g. `type` or `resource.identifier`. */
+  readonly field: string;
+  /**
+   * @param field - The argument or field at fault.
+   * @param problem - What is wrong with it, without PHI.
+   * @param details - The record concerned.
+   */
+  constructor(field: string, problem: string, details: ErrorDetails = {}) {
+    super(`${field}: ${problem}`, details);
+    this.field = field;
+  }
+}
+
+/**
+ * A mapping threw or produced something unusable (wrong resource type, no legacy id).
+ * Permanent: the same input will fail the same way.
+ *
+ * @example
+ * ```ts
+ * toFhir: (row) => {
+ *   if (!row.last_name) throw new MappingError('last_name', 'is required');
+ *   return { resourceType: 'Patient', name: [{ family: row.last_name }] };
+ * },
+ * ```
+ */
+export class MappingError extends DualWriteError {
+  override readonly name = 'MappingError' as const;
+  readonly retryable = false as const;
+  /** The field the mapping could not handle, when it said. */
+  readonly field: string | undefined;
+  /**
+   * @param field - The field at fault, or `undefined` when unknown.
+   * @param problem - What is wrong, without PHI.
+   * @param details - The record concerned.
+   */
+  constructor(field: string | undefined, problem: string, details: ErrorDetails = {}) {
+    super(field === undefined ? problem : `${field}: ${problem}`, details);
+    this.field = field;
+  }
+}
+
+/**
+ * A side rejected a write for good (an HTTP 4xx other than 408, 409, 412 and 429, or a legacy
+ * error marked `retryable: false`). `issues` carries the server's diagnostics and FHIRPath
+ * expressions naming the fields at fault.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof RejectedError) console.error(err.status, err.fields);
+ * ```
+ */
+export class RejectedError extends DualWriteError {
+  override readonly name = 'RejectedError' as const;
+  readonly retryable = false as const;
+  /** The fields the server named (OperationOutcome `issue.expression`), possibly empty. */
+  readonly fields: readonly string[];
+  /**
+   * @param message - The server's diagnostics, without PHI where the server kept it out.
+   * @param fields - Field expressions named by the server.
+   * @param details - The record and request concerned.
+   */
+  constructor(message: string, fields: readonly string[], details: ErrorDetails = {}) {
+    super(message, details);
+    this.fields = fields;
+  }
+}
+
+/**
+ * A side stayed unreachable or overloaded (network errors, 408, 429, 5xx, transient 409s)
+ * through every retry. Retrying later may succeed.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof UnavailableError) console.warn(`gave up after ${err.attempts} attempts`);
+ * ```
+ */
+export class UnavailableError extends DualWriteError {
+  override readonly name = 'UnavailableError' as const;
+  readonly retryable = true as const;
+}
+
+/**
+ * The target changed since the record was last synced (a stale `If-Match` answered 412, a
+ * non-transient 409, or a legacy version that moved): both systems changed the record.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof ConflictError) console.warn(err.expectedVersion, err.actualVersion);
+ * ```
+ */
+export class ConflictError extends DualWriteError {
+  override readonly name = 'ConflictError' as const;
+  readonly retryable = false as const;
+  /** The version the write expected the target to be at. */
+  readonly expectedVersion: string | undefined;
+  /** The version found, when known. */
+  readonly actualVersion: string | undefined;
+  /**
+   * @param message - What collided.
+   * @param expectedVersion - The version expected.
+   * @param actualVersion - The version found.
+   * @param details - The record and request concerned.
+   */
+  constructor(
+    message: string,
+    expectedVersion: string | undefined,
+    actualVersion: string | undefined,
+    details: ErrorDetails = {},
+  ) {
+    super(message, details);
+    this.expectedVersion = expectedVersion;
+    this.actualVersion = actualVersion;
+  }
+}
+
+/**
+ * The authoritative write succeeded but mirroring it to the other side failed. `cause` is the
+ * typed error of the mirror; `result` says what was written. The authority's copy stands.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await writer.update('Patient', 'p-1', row, ctx);
+ * } catch (err) {
+ *   if (err instanceof MirrorError) console.warn(err.result.legacy?.id, (err.cause as Error).name);
+ * }
+ * ```
+ */
+export class MirrorError extends DualWriteError {
+  override readonly name = 'MirrorError' as const;
+  /** Whether mirroring again later may succeed (taken from the cause). */
+  readonly retryable: boolean;
+  /** What the call did before the mirror failed. */
+  readonly result: WriteResult;
+  /**
+   * @param result - What the call did before the mirror failed.
+   * @param cause - The mirror's typed error.
+   */
+  constructor(result: WriteResult, cause: DualWriteError) {
+    super(`${result.resourceType}: written to ${result.authority}, mirror failed: ${cause.message}`, {
+      side: cause.side,
+      resourceType: result.resourceType,
+      legacyId: result.legacyId,
+      medplumId: result.medplumId,
+      status: cause.status,
+      attempts: cause.attempts,
+      cause,
+    });
+    this.retryable = cause.retryable;
+    this.result = result;
+  }
+}
+
+/** Describes a value for an error message without echoing long or structured data. */
+function describeValue(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  if (typeof value === 'string') return value.length > 40 ? `a string of ${value.length} chars` : JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  if (typeof value === 'function') return 'a function';
+  return Array.isArray(value) ? 'an array' : 'an object';
+}

@@ -1,0 +1,76 @@
+import type { Resource } from '@medplum/fhirtypes';
+
+/**
+ * How one legacy record type corresponds to one FHIR resource type. The library calls these
+ * functions on every mirror; they must be pure (no I/O) and deterministic.
+ *
+ * Both directions receive the other side's current copy as `existing` when there is one: a
+ * mapping must start from it and overwrite only the fields it maps, so that data owned by the
+ * other system (fields the legacy schema has no column for, extensions added in Medplum) is
+ * never wiped by a mirror.
+ *
+ * A mapping that cannot map an input throws (any error, or a {@link MappingError} naming the
+ * field); the library reports it as a permanent {@link MappingError} and writes nothing.
+ *
+ * @typeParam L - The legacy row shape.
+ * @typeParam R - The FHIR resource type.
+ * @example
+ * ```ts
+ * import type { Patient } from '@medplum/fhirtypes';
+ *
+ * interface PatientRow { id?: string; first_name: string; last_name: string; vip?: boolean }
+ *
+ * const patients: ResourceMapping<PatientRow, Patient> = {
+ *   resourceType: 'Patient',
+ *   identifierSystem: 'https://legacy.example.org/patient-id',
+ *   legacyId: (row) => row.id,
+ *   toFhir: (row, existing) => ({
+ *     ...existing,
+ *     resourceType: 'Patient',
+ *     name: [{ given: [row.first_name], family: row.last_name }],
+ *   }),
+ *   toLegacy: (patient, existing) => ({
+ *     ...existing,
+ *     first_name: patient.name?.[0]?.given?.[0] ?? '',
+ *     last_name: patient.name?.[0]?.family ?? '',
+ *   }),
+ * };
+ * ```
+ */
+export interface ResourceMapping<L, R extends Resource = Resource> {
+  /** The FHIR resource type this mapping produces; also the key the writer routes by. */
+  readonly resourceType: R['resourceType'];
+  /**
+   * The `Identifier.system` under which every mirrored resource carries its legacy id. The
+   * library adds the identifier itself; a mapping need not.
+   */
+  readonly identifierSystem: string;
+  /**
+   * The legacy id of a row, or `undefined` when the row has none yet (the legacy system assigns
+   * ids on create).
+   */
+  legacyId(row: L): string | undefined;
+  /**
+   * Maps a legacy row to the FHIR resource. `existing` is the current Medplum copy when the
+   * record is linked: keep its fields you do not map.
+   */
+  toFhir(row: L, existing?: R): R;
+  /**
+   * Maps a FHIR resource to a legacy row. `existing` is the current legacy row when there is
+   * one: keep its columns you do not map. The library sets the legacy id afterwards through
+   * {@link ResourceMapping.withLegacyId} when the row lacks it.
+   */
+  toLegacy(resource: R, existing?: L): L;
+  /**
+   * Returns the row with its legacy id set. Needed when a record starts in Medplum (its legacy
+   * id comes from the resource's identifier); without it such creates are rejected for rows
+   * whose `legacyId` is missing.
+   */
+  withLegacyId?(row: L, legacyId: string): L;
+  /**
+   * Allocates a legacy id for a resource created in Medplum that carries none under
+   * `identifierSystem`. Without it, such a resource is rejected with an `InvalidInputError`
+   * naming `identifier`.
+   */
+  newLegacyId?(resource: R): string;
+}
