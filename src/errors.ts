@@ -200,6 +200,17 @@ export class RejectedError extends DualWriteError {
 export class UnavailableError extends DualWriteError {
   override readonly name = 'UnavailableError' as const;
   readonly retryable = true as const;
+  /** How long the side asked clients to wait (a rate limit's reset), when it said. */
+  readonly retryAfterMs: number | undefined;
+  /**
+   * @param message - What failed, without PHI.
+   * @param details - The record and request concerned.
+   * @param retryAfterMs - How long the side asked clients to wait, when it said.
+   */
+  constructor(message: string, details: ErrorDetails = {}, retryAfterMs?: number) {
+    super(message, details);
+    this.retryAfterMs = retryAfterMs;
+  }
 }
 
 /**

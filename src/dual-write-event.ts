@@ -1,0 +1,54 @@
+import type { Side } from './errors.ts';
+import type { Stage } from './plan/stage.ts';
+
+/**
+ * A typed event from a `DualWriter`. Events carry resource types, ids, statuses and counts,
+ * never field values, so they are safe to log as they are.
+ *
+ * - `mirrored`: a call completed; `mirror` says whether the other side changed.
+ * - `retry`: an attempt failed transiently and will be retried after `delayMs`.
+ * - `mirror-failed`: the authority write landed but the mirror failed (`error` names the
+ *   typed error).
+ *
+ * @example
+ * ```ts
+ * const writer = new DualWriter({
+ *   ...options,
+ *   onEvent: (event) => {
+ *     if (event.type === 'retry') logger.warn(event, 'retrying');
+ *   },
+ * });
+ * ```
+ */
+export type DualWriteEvent =
+  | {
+      readonly type: 'mirrored';
+      readonly resourceType: string;
+      readonly legacyId: string;
+      readonly medplumId: string | undefined;
+      readonly unit: string;
+      readonly stage: Stage;
+      readonly mirror: 'applied' | 'unchanged' | 'not-required';
+    }
+  | {
+      readonly type: 'retry';
+      readonly side: Side;
+      readonly resourceType: string | undefined;
+      readonly legacyId: string | undefined;
+      readonly status: number | undefined;
+      readonly attempt: number;
+      readonly delayMs: number;
+      readonly error: string;
+    }
+  | {
+      readonly type: 'mirror-failed';
+      readonly resourceType: string;
+      readonly legacyId: string;
+      readonly medplumId: string | undefined;
+      readonly unit: string;
+      readonly stage: Stage;
+      readonly side: Side | undefined;
+      readonly status: number | undefined;
+      readonly attempts: number;
+      readonly error: string;
+    };

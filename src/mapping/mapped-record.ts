@@ -1,0 +1,78 @@
+import type { Identifier, Resource } from '@medplum/fhirtypes';
+import { DualWriteError, MappingError, type ErrorDetails } from '../errors.ts';
+import type { ResourceMapping } from './resource-mapping.ts';
+
+/**
+ * Calls a mapping function, turning whatever it throws into a {@link MappingError} that
+ * names the mapping and the direction (never the row's values).
+ *
+ * @param direction - `toFhir` or `toLegacy`.
+ * @param fn - The call.
+ * @param details - The record concerned.
+ * @returns What the mapping returned.
+ */
+export function runMapping<T>(direction: 'toFhir' | 'toLegacy' | 'legacyId' | 'withLegacyId' | 'newLegacyId', fn: () => T, details: ErrorDetails): T {
+  let value: T;
+  try {
+    value = fn();
+  } catch (err) {
+    if (err instanceof MappingError) {
+      throw new MappingError(err.field, `${direction} rejected the record: ${err.message}`, { ...details, cause: err });
+    }
+    if (err instanceof DualWriteError) throw err;
+    throw new MappingError(undefined, `${direction} threw: ${err instanceof Error ? err.message : String(err)}`, { ...details, cause: err });
+  }
+  if (value === undefined && direction !== 'legacyId') throw new MappingError(undefined, `${direction} returned undefined`, details);
+  return value;
+}
+
+/**
+ * The legacy id a resource carries under the mapping's identifier system.
+ *
+ * @param resource - The resource.
+ * @param system - The identifier system.
+ * @returns The value, or `undefined` when the resource carries none.
+ */
+export function legacyIdOf(resource: Resource, system: string): string | undefined {
+  const identifiers = (resource as { identifier?: Identifier[] | Identifier }).identifier;
+  const list = identifiers === undefined ? [] : Array.isArray(identifiers) ? identifiers : [identifiers];
+  return list.find((identifier) => identifier.system === system)?.value;
+}
+
+/**
+ * Returns the resource carrying `legacyId` under the mapping's identifier system, adding the
+ * identifier when absent.
+ *
+ * @param resource - The mapped resource.
+ * @param mapping - The mapping (for the system and type).
+ * @param legacyId - The record's legacy id.
+ * @param details - The record concerned.
+ * @returns The resource with the identifier.
+ * @throws {@link MappingError} when the resource has another type or carries another legacy id.
+ */
+export function withLegacyIdentifier<R extends Resource>(
+  resource: R,
+  mapping: ResourceMapping<unknown, R>,
+  legacyId: string,
+  details: ErrorDetails,
+): R {
+  if (typeof resource !== 'object' || resource === null || resource.resourceType !== mapping.resourceType) {
+    throw new MappingError('resourceType', `toFhir must return a ${mapping.resourceType}`, details);
+  }
+  const current = legacyIdOf(resource, mapping.identifierSystem);
+  if (current === legacyId) return resource;
+  if (current !== undefined) {
+    throw new MappingError('identifier', `carries another legacy id under ${mapping.identifierSystem}`, details);
+  }
+  if (!('identifier' in resource) && !canCarryIdentifier(resource)) {
+    throw new MappingError('identifier', `${resource.resourceType} has no identifier element`, details);
+  }
+  const existing = (resource as { identifier?: Identifier[] }).identifier ?? [];
+  return { ...resource, identifier: [...existing, { system: mapping.identifierSystem, value: legacyId }] };
+}
+
+function canCarryIdentifier(resource: Resource): boolean {
+  // Nearly every FHIR resource type has identifier (0..*); the few without it (Bundle has
+  // 0..1, Binary, Parameters) are not mirrored record types.
+  return !['Binary', 'Bundle', 'Parameters'].includes(resource.resourceType);
+}

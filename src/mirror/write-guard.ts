@@ -1,0 +1,57 @@
+import { ConflictError, RejectedError, type ErrorDetails } from '../errors.ts';
+import type { Link } from '../journal/link.ts';
+
+/**
+ * What a side's current copy must look like for a write to go ahead. Whatever the guard, a
+ * copy that already holds the desired content is accepted as is (the write is a replay).
+ *
+ * - `create`: there must be no copy (a user's create).
+ * - `update`: there must be a copy, at `version` when given (a user's update, optionally
+ *   with optimistic concurrency).
+ * - `last-sync`: the copy must be at the version recorded in the link, or absent when there is
+ *   no link (a mirror: the target must not have changed since the two systems last agreed).
+ */
+export type WriteGuard =
+  | { readonly kind: 'create' }
+  | { readonly kind: 'update'; readonly version?: string | undefined }
+  | { readonly kind: 'last-sync' };
+
+/**
+ * Checks a guard against the copy found; throws the error the caller should see.
+ *
+ * @param guard - The guard.
+ * @param found - Whether a copy exists, and its version.
+ * @param link - The record's link.
+ * @param linkedVersion - The link's version for this side.
+ * @param sameAsLastSync - Whether the copy's content equals the last-synced content.
+ * @param details - The record concerned.
+ */
+export function checkGuard(
+  guard: WriteGuard,
+  found: { readonly exists: boolean; readonly version: string | undefined },
+  link: Link | undefined,
+  linkedVersion: string | undefined,
+  sameAsLastSync: boolean,
+  details: ErrorDetails,
+): void {
+  const where = details.side === 'medplum' ? 'Medplum' : 'the legacy system';
+  const record = `${details.resourceType ?? ''}/${details.legacyId ?? ''}`;
+  switch (guard.kind) {
+    case 'create':
+      if (found.exists) throw new ConflictError(`${record} already exists in ${where}`, undefined, found.version, details);
+      return;
+    case 'update':
+      if (!found.exists) throw new RejectedError(`${record} does not exist in ${where}`, [], { ...details, status: 404 });
+      if (guard.version !== undefined && found.version !== guard.version) {
+        throw new ConflictError(`${record} changed in ${where} since it was read`, guard.version, found.version, details);
+      }
+      return;
+    case 'last-sync':
+      if (link === undefined) return;
+      if (!found.exists) throw new ConflictError(`${record} was deleted in ${where} since the last sync`, linkedVersion, undefined, details);
+      // A version bump with identical content (a no-op save elsewhere) is not a change.
+      if (linkedVersion !== undefined && found.version !== linkedVersion && !sameAsLastSync) {
+        throw new ConflictError(`${record} changed in ${where} since the last sync`, linkedVersion, found.version, details);
+      }
+  }
+}

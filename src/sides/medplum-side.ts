@@ -1,0 +1,123 @@
+import type { MedplumClient, MedplumRequestOptions, WithId } from '@medplum/core';
+import type { Resource, ResourceType } from '@medplum/fhirtypes';
+import { RejectedError, type ErrorDetails } from '../errors.ts';
+import { withHttpExchange } from './http-capture.ts';
+import { classifyMedplumError } from './medplum-failure.ts';
+
+/**
+ * The library's view of Medplum: each method makes one HTTP request through the user's
+ * `MedplumClient` and throws the library's typed errors. It never retries; the caller does.
+ */
+export class MedplumSide {
+  readonly #client: MedplumClient;
+
+  /** @param client - The user's client (built with {@link createMedplumClient} for real HTTP statuses). */
+  constructor(client: MedplumClient) {
+    this.#client = client;
+  }
+
+  /**
+   * Reads a resource; `undefined` when it does not exist or was deleted (404, 410).
+   *
+   * @param resourceType - The resource type.
+   * @param id - The Medplum id.
+   * @returns The resource or `undefined`.
+   */
+  async read<R extends Resource>(resourceType: string, id: string): Promise<WithId<R> | undefined> {
+    try {
+      return await this.#call({ resourceType, medplumId: id }, (options) =>
+        this.#client.readResource(resourceType as ResourceType, id, options),
+      ) as WithId<R>;
+    } catch (err) {
+      if (isGone(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Finds the resource carrying an identifier. More than one match is a duplicate the library
+   * did not create; it is reported, not guessed at.
+   *
+   * @param resourceType - The resource type.
+   * @param system - The identifier system.
+   * @param value - The identifier value (the legacy id).
+   * @returns The resource or `undefined`.
+   */
+  async findByIdentifier<R extends Resource>(
+    resourceType: string,
+    system: string,
+    value: string,
+  ): Promise<WithId<R> | undefined> {
+    const details = { resourceType, legacyId: value };
+    const found = await this.#call(details, (options) =>
+      this.#client.searchResources(
+        resourceType as ResourceType,
+        new URLSearchParams({ identifier: `${system}|${value}`, _count: '2' }),
+        options,
+      ),
+    );
+    if (found.length > 1) {
+      throw new RejectedError(
+        `${resourceType} has ${found.length} resources with the identifier of legacy id ${value}; link one by hand`,
+        ['identifier'],
+        details,
+      );
+    }
+    return found[0] as WithId<R> | undefined;
+  }
+
+  /**
+   * Creates a resource (a plain POST: the caller guarantees one in-flight create per record
+   * and looks for an orphan first; see DESIGN.md for the measured cost of conditional creates).
+   *
+   * @param resource - The resource without id.
+   * @param details - The record concerned, for errors.
+   * @returns The created resource.
+   */
+  create<R extends Resource>(resource: R, details: ErrorDetails): Promise<WithId<R>> {
+    return this.#call(details, (options) => this.#client.createResource(resource, options));
+  }
+
+  /**
+   * Updates a resource guarded by `If-Match`; a stale version is a {@link ConflictError}.
+   *
+   * @param resource - The resource with id.
+   * @param expectedVersion - The `meta.versionId` it must still have, or `undefined` for none.
+   * @param details - The record concerned, for errors.
+   * @returns The updated resource.
+   */
+  update<R extends Resource>(resource: R, expectedVersion: string | undefined, details: ErrorDetails): Promise<WithId<R>> {
+    return this.#call(details, (options) => {
+      // Medplum ignores an unquoted If-Match value: it must be W/"<versionId>".
+      if (expectedVersion !== undefined) options.headers = { 'If-Match': `W/"${expectedVersion}"` };
+      return this.#client.updateResource(resource, options);
+    });
+  }
+
+  /**
+   * Deletes a resource; a missing or already deleted one is not an error.
+   *
+   * @param resourceType - The resource type.
+   * @param id - The Medplum id.
+   * @param details - The record concerned, for errors.
+   */
+  async delete(resourceType: string, id: string, details: ErrorDetails): Promise<void> {
+    try {
+      await this.#call(details, (options) => this.#client.deleteResource(resourceType as ResourceType, id, options));
+    } catch (err) {
+      if (!isGone(err)) throw err;
+    }
+  }
+
+  async #call<T>(details: ErrorDetails, request: (options: MedplumRequestOptions) => Promise<T>): Promise<T> {
+    // A fresh options object per call: MedplumClient mutates the one it is given. Its own
+    // retries are off whatever the client was built with; reads bypass its cache.
+    const result = await withHttpExchange(() => request({ maxRetries: 0, cache: 'no-cache' }));
+    if (result.ok) return result.value;
+    throw classifyMedplumError(result.error, result.exchange, { ...details, side: 'medplum' });
+  }
+}
+
+function isGone(err: unknown): boolean {
+  return err instanceof RejectedError && (err.status === 404 || err.status === 410);
+}
