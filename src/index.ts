@@ -1,0 +1,58 @@
+/**
+ * medplum-dualwrite: mirror every write between a legacy system and Medplum during a phased
+ * migration, keep the copies linked, and move units from one system to the other one stage at
+ * a time. This file is the public API; everything else is internal.
+ *
+ * @packageDocumentation
+ */
+
+export { DualWriter } from './dual-writer.ts';
+export type { DualWriterOptions, WriteCallOptions } from './dual-writer.ts';
+export type { WriteResult, SideOutcome, SideAction } from './write-result.ts';
+export type { DualWriteEvent } from './dual-write-event.ts';
+
+export { CutoverPlan } from './plan/cutover-plan.ts';
+export type { CutoverPlanOptions, UnitStages } from './plan/cutover-plan.ts';
+export { STAGES, routeOf, isStage } from './plan/stage.ts';
+export type { Stage, StageRoute } from './plan/stage.ts';
+
+export type { ResourceMapping } from './mapping/resource-mapping.ts';
+
+export { LegacyVersionConflictError, LegacyNotFoundError } from './sides/legacy-adapter.ts';
+export type {
+  LegacyAdapter,
+  LegacyRecord,
+  LegacyWriteOptions,
+  LegacyChange,
+  LegacyChangePage,
+} from './sides/legacy-adapter.ts';
+export { createMedplumClient, captureHttpStatus } from './sides/http-capture.ts';
+
+export { MemoryStore } from './journal/memory-store.ts';
+export { LinkConflictError } from './journal/sync-store.ts';
+export type { SyncStore } from './journal/sync-store.ts';
+export type { Link } from './journal/link.ts';
+
+export type { RetryOptions } from './mirror/retry-policy.ts';
+
+export {
+  DualWriteError,
+  ConfigurationError,
+  InvalidInputError,
+  MappingError,
+  RejectedError,
+  UnavailableError,
+  ConflictError,
+  MirrorError,
+} from './errors.ts';
+export type { Side, ErrorDetails } from './errors.ts';
+
+export { normalise, contentHash } from './divergence/normalise.ts';
+
+export { PostgresTableAdapter } from './adapters/postgres-table-adapter.ts';
+export type { PostgresTableAdapterOptions, PostgresTableOptions, PostgresTableRow } from './adapters/postgres-table-adapter.ts';
+export { sqlClientFromPg } from './sql/pg-client.ts';
+export type { PgPool } from './sql/pg-client.ts';
+export { sqlClientFromPglite } from './sql/pglite-client.ts';
+export type { PgliteDatabase } from './sql/pglite-client.ts';
+export type { SqlClient, SqlQueryable, SqlResult } from './sql/sql-client.ts';
