@@ -226,8 +226,9 @@ export class DualWriter<C, L> {
     return this.#withLock(routed, id, (link) =>
       this.#sync('create', routed, id, link, {
         legacy: (state) => ({
-          desired: (existing) =>
-            state.resource === undefined ? row : mapping.toLegacy(state.resource, existing?.row),
+          // The caller's row is the record's full legacy state: the mapped fields come from the
+          // Medplum copy when Medplum went first, the rest (unmapped columns) from the row.
+          desired: () => (state.resource === undefined ? row : mapping.toLegacy(state.resource, row)),
           guard: state.resource === undefined ? { kind: 'create' } : { kind: 'last-sync' },
         }),
         medplum: (state) =>
@@ -322,7 +323,7 @@ export class DualWriter<C, L> {
         legacy: (state) =>
           state.resource === undefined
             ? { desired: () => rowWithId, guard: { kind: 'update', version: expected } }
-            : { desired: (existing) => mapping.toLegacy(state.written(), existing?.row), guard: { kind: 'last-sync' } },
+            : { desired: () => mapping.toLegacy(state.written(), rowWithId), guard: { kind: 'last-sync' } },
         medplum: (state) =>
           state.legacyDone
             ? { desired: (existing) => mapping.toFhir(state.row(), existing), guard: { kind: 'last-sync' } }
