@@ -1,7 +1,7 @@
 import type { MedplumClient, WithId } from '@medplum/core';
-import type { Resource } from '@medplum/fhirtypes';
+import type { ExtractResource, Resource, ResourceType } from '@medplum/fhirtypes';
 import { contentHash } from './divergence/normalise.ts';
-import { ConfigurationError, DualWriteError, InvalidInputError, MirrorError, type Side } from './errors.ts';
+import { ConfigurationError, DualWriteError, InvalidInputError, MappingError, MirrorError, type Side } from './errors.ts';
 import { LinkCache } from './journal/link-cache.ts';
 import type { Link } from './journal/link.ts';
 import { MemoryStore } from './journal/memory-store.ts';
@@ -210,7 +210,7 @@ export class DualWriter<C, L> {
     if (route.authority === 'medplum' || route.mirrorTo === 'medplum') {
       // Map before writing anything: a row the mapping rejects must leave both sides untouched.
       const probe = runMapping('toFhir', () => mapping.toFhir(row), { resourceType: type, legacyId });
-      if (legacyId === undefined && route.authority === 'medplum') legacyId = this.#newLegacyId(mapping, probe, 'row');
+      if (legacyId === undefined && route.authority === 'medplum') legacyId = await this.#newLegacyId(mapping, probe, 'row');
     }
     if (legacyId === undefined) {
       // The legacy system assigns the id: the first write cannot be replayed, so it runs once.
@@ -266,7 +266,7 @@ export class DualWriter<C, L> {
     if (route.authority === 'legacy' || route.mirrorTo === 'legacy') {
       runMapping('toLegacy', () => mapping.toLegacy(resource), { resourceType: type, legacyId });
     }
-    if (legacyId === undefined && route.authority === 'medplum') legacyId = this.#newLegacyId(mapping, resource, 'resource');
+    if (legacyId === undefined && route.authority === 'medplum') legacyId = await this.#newLegacyId(mapping, resource, 'resource');
     if (legacyId === undefined) {
       const record = await this.#legacyCall(() => this.#legacy.create(type, mapping.toLegacy(resource)), type, undefined);
       return this.#withLock(routed, record.id, (link) =>
@@ -445,7 +445,8 @@ export class DualWriter<C, L> {
    * const patient = await writer.readResource('Patient', id, { clinic: 'south' });
    * ```
    */
-  async readResource<R extends Resource>(resourceType: R['resourceType'], id: string, ctx: C): Promise<WithId<R> | undefined> {
+  async readResource<RT extends ResourceType>(resourceType: RT, id: string, ctx: C): Promise<WithId<ExtractResource<RT>> | undefined> {
+    type R = ExtractResource<RT>;
     const { mapping, route } = this.#route(resourceType, ctx, 'resourceType');
     requireId(id, 'id');
     if (route.readFrom === 'medplum') return this.#medplum.read<R>(resourceType, id);
@@ -484,7 +485,7 @@ export class DualWriter<C, L> {
     return { mapping, unit, route: this.#plan.routeOf(unit, type) };
   }
 
-  #newLegacyId(mapping: ResourceMapping<L, Resource>, resource: Resource, field: 'row' | 'resource'): string {
+  async #newLegacyId(mapping: ResourceMapping<L, Resource>, resource: Resource, field: 'row' | 'resource'): Promise<string> {
     const { newLegacyId } = mapping;
     if (newLegacyId === undefined) {
       throw new InvalidInputError(
@@ -495,8 +496,14 @@ export class DualWriter<C, L> {
         { resourceType: mapping.resourceType },
       );
     }
-    const id = runMapping('newLegacyId', () => newLegacyId.call(mapping, resource), { resourceType: mapping.resourceType });
-    requireId(id, 'newLegacyId()');
+    const details = { resourceType: mapping.resourceType };
+    let id: unknown;
+    try {
+      id = await newLegacyId.call(mapping, resource);
+    } catch (err) {
+      throw new MappingError('newLegacyId', `threw: ${err instanceof Error ? err.message : String(err)}`, { ...details, cause: err });
+    }
+    if (typeof id !== 'string' || id === '') throw new MappingError('newLegacyId', 'must return a non-empty string', details);
     return id;
   }
 

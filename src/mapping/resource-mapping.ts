@@ -2,7 +2,8 @@ import type { Resource } from '@medplum/fhirtypes';
 
 /**
  * How one legacy record type corresponds to one FHIR resource type. The library calls these
- * functions on every mirror; they must be pure (no I/O) and deterministic.
+ * functions on every mirror; apart from `newLegacyId` they must be pure (no I/O) and
+ * deterministic.
  *
  * Both directions receive the other side's current copy as `existing` when there is one: a
  * mapping must start from it and overwrite only the fields it maps, so that data owned by the
@@ -68,9 +69,11 @@ export interface ResourceMapping<L, R extends Resource = Resource> {
    */
   withLegacyId?(row: L, legacyId: string): L;
   /**
-   * Allocates a legacy id for a resource created in Medplum that carries none under
-   * `identifierSystem`. Without it, such a resource is rejected with an `InvalidInputError`
-   * naming `identifier`.
+   * Allocates a legacy id for a record created while Medplum is the authority that carries
+   * none (a resource without an identifier under `identifierSystem`, or a row without an id).
+   * Unlike the other functions it may be async and do I/O, e.g. draw the next value of the
+   * legacy table's sequence. Without it, such a record is rejected with an
+   * `InvalidInputError` naming `resource.identifier` (or `row`).
    */
-  newLegacyId?(resource: R): string;
+  newLegacyId?(resource: R): string | Promise<string>;
 }

@@ -1,3 +1,4 @@
+import type { Patient } from '@medplum/fhirtypes';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConflictError, MirrorError } from '../../src/index.ts';
 import { MedplumSide } from '../../src/sides/medplum-side.ts';
@@ -17,7 +18,7 @@ describe('conflicts', () => {
   it('a stale If-Match is answered 412 and surfaces as a ConflictError', async () => {
     fixture = await startWriterFixture();
     const side = new MedplumSide(fixture.medplum);
-    const created = await fixture.direct.createResource({ resourceType: 'Patient', name: [{ family: 'A' }] });
+    const created = await fixture.direct.createResource<Patient>({ resourceType: 'Patient', name: [{ family: 'A' }] });
     await fixture.direct.updateResource({ ...created, name: [{ family: 'B' }] });
     const error = await side.update({ ...created, name: [{ family: 'C' }] }, created.meta?.versionId, { resourceType: 'Patient' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConflictError);
@@ -99,7 +100,7 @@ describe("fields a mapping does not own survive a mirror", () => {
     fixture = await startWriterFixture({ stage: 'live' });
     const { writer, legacy } = fixture;
     const created = await writer.create('Patient', { ...ada, notes: 'allergic to penicillin' }, north);
-    const patient = created.resource;
+    const patient = created.resource as Patient | undefined;
     if (patient === undefined) throw new Error('no resource');
     await writer.updateResource({ ...patient, name: [{ given: ['Ada'], family: 'King' }] }, north);
     expect((await legacy.read('Patient', 'p-1'))?.row).toMatchObject({ last_name: 'King', notes: 'allergic to penicillin' });
