@@ -29,7 +29,7 @@ export function clinicPatientMapping(identifierSystem: string): ResourceMapping<
   return {
     resourceType: 'Patient',
     identifierSystem,
-    legacyId: (row) => (row.id === undefined || row.id === null ? undefined : String(row.id as number | string)),
+    legacyId: (row) => (typeof row.id === 'number' || typeof row.id === 'string' ? String(row.id) : undefined),
     withLegacyId: (row, id) => ({ ...row, id: Number(id) }),
     toFhir: (row, existing) => {
       if (typeof row.last_name !== 'string' || row.last_name === '') throw new MappingError('last_name', 'is required');

@@ -26,7 +26,7 @@ import {
 import { startFhirTestServer, type FhirTestServer } from '../src/testing/index.ts';
 import { CLINIC_TABLE_SQL, clinicPatientMapping } from './clinic-mapping.ts';
 
-type Ctx = { clinic: 'north' | 'south' };
+interface Ctx { clinic: 'north' | 'south' }
 
 const PATIENTS_PER_CLINIC = 150;
 const CONCURRENCY = 8;

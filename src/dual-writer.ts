@@ -1,17 +1,16 @@
-import type { MedplumClient, WithId } from '@medplum/core';
+import type { WithId } from '@medplum/core';
 import type { ExtractResource, Resource, ResourceType } from '@medplum/fhirtypes';
 import { contentHash } from './divergence/normalise.ts';
-import { ConfigurationError, DualWriteError, InvalidInputError, MappingError, MirrorError, type Side } from './errors.ts';
+import { DualWriteError, InvalidInputError, MappingError, MirrorError, type Side } from './errors.ts';
 import { LinkCache } from './journal/link-cache.ts';
 import type { Link } from './journal/link.ts';
 import { MemoryStore } from './journal/memory-store.ts';
-import type { SyncStore } from './journal/sync-store.ts';
 import { legacyIdOf, runMapping, withLegacyIdentifier } from './mapping/mapped-record.ts';
 import type { ResourceMapping } from './mapping/resource-mapping.ts';
 import { applyToLegacy, withId } from './mirror/apply-to-legacy.ts';
 import { applyToMedplum } from './mirror/apply-to-medplum.ts';
 import { RecordLocks } from './mirror/record-locks.ts';
-import { retryPolicyOf, withRetries, type RetryOptions, type RetryPolicy } from './mirror/retry-policy.ts';
+import { retryPolicyOf, withRetries, type RetryPolicy } from './mirror/retry-policy.ts';
 import type { WriteGuard } from './mirror/write-guard.ts';
 import type { CutoverPlan } from './plan/cutover-plan.ts';
 import type { Stage, StageRoute } from './plan/stage.ts';
@@ -20,80 +19,10 @@ import type { LegacyAdapter, LegacyRecord } from './sides/legacy-adapter.ts';
 import { MedplumSide } from './sides/medplum-side.ts';
 import type { SideAction, SideOutcome, WriteResult } from './write-result.ts';
 import type { DualWriteEvent } from './dual-write-event.ts';
-
-/**
- * Options of a {@link DualWriter}.
- *
- * @typeParam C - The per-call context type (whatever the service knows about a request).
- * @typeParam L - The legacy row type.
- * @example
- * ```ts
- * const options: DualWriterOptions<{ clinic: string }, PatientRow> = {
- *   legacy: adapter,
- *   medplum: createMedplumClient({ baseUrl }),
- *   mappings: [patients],
- *   plan: new CutoverPlan({ default: 'dual-write', unitOf: (ctx) => ctx.clinic }),
- * };
- * ```
- */
-export interface DualWriterOptions<C, L> {
-  /** The legacy system. */
-  readonly legacy: LegacyAdapter<L>;
-  /**
-   * The Medplum client. Build it with `createMedplumClient` (or pass `fetch:
-   * captureHttpStatus(fetch)`) so the library sees real HTTP statuses; the library turns the
-   * client's own retries off per request either way.
-   */
-  readonly medplum: MedplumClient;
-  /** One mapping per FHIR resource type; the writer routes calls by `resourceType`. */
-  // The writer stores mappings of many resource types; each call narrows by type.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  readonly mappings: readonly ResourceMapping<L, any>[];
-  /** The cutover plan: stages per unit, and the unit of each call. */
-  readonly plan: CutoverPlan<C>;
-  /**
-   * Where links are kept.
-   * @default new MemoryStore()
-   */
-  readonly store?: SyncStore | undefined;
-  /**
-   * How transient failures are retried.
-   * @default { retries: 5, minTimeoutMs: 100, maxTimeoutMs: 5000, factor: 2, maxRateLimitWaitMs: 60000 }
-   */
-  readonly retry?: RetryOptions | undefined;
-  /**
-   * Most links kept in the in-process cache in front of the store.
-   * @default 10000
-   */
-  readonly linkCacheSize?: number | undefined;
-  /**
-   * Receives a typed event for every mirror and retry. Events carry ids, types and statuses,
-   * never field values. Exceptions it throws are ignored.
-   * @default undefined
-   */
-  readonly onEvent?: ((event: DualWriteEvent) => void) | undefined;
-}
-
-/**
- * Options of an update or delete call.
- *
- * @example
- * ```ts
- * await writer.update('Patient', 'p-1', row, ctx, { expectedVersion: '3' });
- * ```
- */
-export interface WriteCallOptions {
-  /**
-   * The version of the authority's copy the caller last read (a legacy version, or a Medplum
-   * `meta.versionId`). When set and the copy has moved on, the call fails with a
-   * `ConflictError` and writes nothing.
-   * @default undefined (unconditional)
-   */
-  readonly expectedVersion?: string | undefined;
-}
+import { validateDualWriterOptions, type DualWriterOptions, type WriteCallOptions } from './dual-writer-options.ts';
 
 interface Routed<L> {
-  readonly mapping: ResourceMapping<L, Resource>;
+  readonly mapping: ResourceMapping<L>;
   readonly unit: string;
   readonly route: StageRoute & { readonly stage: Stage };
 }
@@ -128,7 +57,7 @@ interface SyncState<L> {
 export class DualWriter<C, L> {
   readonly #legacy: LegacyAdapter<L>;
   readonly #medplum: MedplumSide;
-  readonly #mappings = new Map<string, ResourceMapping<L, Resource>>();
+  readonly #mappings = new Map<string, ResourceMapping<L>>();
   readonly #plan: CutoverPlan<C>;
   readonly #links: LinkCache;
   readonly #retry: RetryPolicy;
@@ -140,47 +69,15 @@ export class DualWriter<C, L> {
    * @throws {@link ConfigurationError} naming the option when one is missing or invalid.
    */
   constructor(options: DualWriterOptions<C, L>) {
-    if (typeof options !== 'object') throw new ConfigurationError('options', options, 'must be an options object');
+    validateDualWriterOptions(options);
     const { legacy, medplum, mappings, plan } = options;
-    for (const method of ['create', 'update', 'delete', 'read'] as const) {
-      if (typeof (legacy as Partial<LegacyAdapter<L>> | undefined)?.[method] !== 'function') {
-        throw new ConfigurationError(`legacy.${method}`, legacy?.[method], 'must be a function (a LegacyAdapter)');
-      }
-    }
-    if (typeof medplum?.createResource !== 'function') {
-      throw new ConfigurationError('medplum', medplum, 'must be a MedplumClient');
-    }
-    if (typeof plan?.routeOf !== 'function') throw new ConfigurationError('plan', plan, 'must be a CutoverPlan');
-    if (!Array.isArray(mappings) || mappings.length === 0) {
-      throw new ConfigurationError('mappings', mappings, 'must be a non-empty array of ResourceMapping');
-    }
-    mappings.forEach((mapping: ResourceMapping<L, Resource>, i) => {
-      for (const fn of ['legacyId', 'toFhir', 'toLegacy'] as const) {
-        if (typeof mapping[fn] !== 'function') throw new ConfigurationError(`mappings[${i}].${fn}`, mapping[fn], 'must be a function');
-      }
-      if (typeof mapping.resourceType !== 'string' || !/^[A-Z][A-Za-z]+$/.test(mapping.resourceType)) {
-        throw new ConfigurationError(`mappings[${i}].resourceType`, mapping.resourceType, 'must be a FHIR resource type such as "Patient"');
-      }
-      if (typeof mapping.identifierSystem !== 'string' || mapping.identifierSystem === '') {
-        throw new ConfigurationError(`mappings[${i}].identifierSystem`, mapping.identifierSystem, 'must be a non-empty URI');
-      }
-      if (this.#mappings.has(mapping.resourceType)) {
-        throw new ConfigurationError(`mappings[${i}].resourceType`, mapping.resourceType, 'is mapped twice');
-      }
-      this.#mappings.set(mapping.resourceType, mapping);
-    });
+    for (const mapping of mappings as readonly ResourceMapping<L>[]) this.#mappings.set(mapping.resourceType, mapping);
     const cacheSize = options.linkCacheSize ?? 10_000;
-    if (!Number.isInteger(cacheSize) || cacheSize < 1) {
-      throw new ConfigurationError('linkCacheSize', cacheSize, 'must be a positive integer');
-    }
     this.#legacy = legacy;
     this.#medplum = new MedplumSide(medplum);
     this.#plan = plan;
     this.#links = new LinkCache(options.store ?? new MemoryStore(), cacheSize);
     this.#retry = retryPolicyOf(options.retry);
-    if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
-      throw new ConfigurationError('onEvent', options.onEvent, 'must be a function');
-    }
     this.#onEvent = options.onEvent;
   }
 
@@ -485,9 +382,8 @@ export class DualWriter<C, L> {
     return { mapping, unit, route: this.#plan.routeOf(unit, type) };
   }
 
-  async #newLegacyId(mapping: ResourceMapping<L, Resource>, resource: Resource, field: 'row' | 'resource'): Promise<string> {
-    const { newLegacyId } = mapping;
-    if (newLegacyId === undefined) {
+  async #newLegacyId(mapping: ResourceMapping<L>, resource: Resource, field: 'row' | 'resource'): Promise<string> {
+    if (mapping.newLegacyId === undefined) {
       throw new InvalidInputError(
         field === 'row' ? 'row' : 'resource.identifier',
         field === 'row'
@@ -499,7 +395,7 @@ export class DualWriter<C, L> {
     const details = { resourceType: mapping.resourceType };
     let id: unknown;
     try {
-      id = await newLegacyId.call(mapping, resource);
+      id = await mapping.newLegacyId(resource);
     } catch (err) {
       throw new MappingError('newLegacyId', `threw: ${err instanceof Error ? err.message : String(err)}`, { ...details, cause: err });
     }
@@ -507,7 +403,7 @@ export class DualWriter<C, L> {
     return id;
   }
 
-  async #legacyIdOfResource(mapping: ResourceMapping<L, Resource>, resource: Resource): Promise<string> {
+  async #legacyIdOfResource(mapping: ResourceMapping<L>, resource: Resource): Promise<string> {
     const fromIdentifier = legacyIdOf(resource, mapping.identifierSystem);
     if (fromIdentifier !== undefined) return fromIdentifier;
     if (typeof resource.id === 'string' && resource.id !== '') {
@@ -525,7 +421,7 @@ export class DualWriter<C, L> {
     );
   }
 
-  async #findMedplum(mapping: ResourceMapping<L, Resource>, legacyId: string): Promise<WithId<Resource> | undefined> {
+  async #findMedplum(mapping: ResourceMapping<L>, legacyId: string): Promise<WithId<Resource> | undefined> {
     const link = await this.#links.get(mapping.resourceType, legacyId);
     const { value } = await this.#retrying(
       () =>
@@ -749,7 +645,7 @@ interface SyncSteps<L> {
  */
 function replacing(resource: Resource, existing: WithId<Resource> | undefined): Resource {
   const { id: _id, meta: _meta, ...content } = resource;
-  return (existing === undefined ? content : { ...content, id: existing.id }) as Resource;
+  return (existing === undefined ? content : { ...content, id: existing.id });
 }
 
 function outcome(action: SideAction, id: string | undefined, version: string | undefined): SideOutcome {

@@ -81,7 +81,9 @@ export abstract class DualWriteError extends Error {
 }
 
 /**
- * An option passed to a constructor is invalid. Thrown at construction, never later.
+ * An option passed to a constructor is invalid. Thrown at construction, or at first use when
+ * checking needs the other system (a legacy table that does not exist); never mid-write after
+ * anything was changed.
  *
  * @example
  * ```ts

@@ -7,7 +7,7 @@
  */
 
 export { DualWriter } from './dual-writer.ts';
-export type { DualWriterOptions, WriteCallOptions } from './dual-writer.ts';
+export type { DualWriterOptions, WriteCallOptions } from './dual-writer-options.ts';
 export type { WriteResult, SideOutcome, SideAction } from './write-result.ts';
 export type { DualWriteEvent } from './dual-write-event.ts';
 

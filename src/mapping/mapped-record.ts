@@ -56,7 +56,9 @@ export function withLegacyIdentifier<R extends Resource>(
   legacyId: string,
   details: ErrorDetails,
 ): R {
-  if (typeof resource !== 'object' || resource === null || resource.resourceType !== mapping.resourceType) {
+  // Mapping output is checked as untrusted: a JavaScript mapping can return anything.
+  const output: unknown = resource;
+  if (typeof output !== 'object' || output === null || (output as Resource).resourceType !== mapping.resourceType) {
     throw new MappingError('resourceType', `toFhir must return a ${mapping.resourceType}`, details);
   }
   const current = legacyIdOf(resource, mapping.identifierSystem);

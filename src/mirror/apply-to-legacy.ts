@@ -1,4 +1,3 @@
-import type { Resource } from '@medplum/fhirtypes';
 import { isDeepStrictEqual } from 'node:util';
 import { MappingError, type ErrorDetails } from '../errors.ts';
 import type { Link } from '../journal/link.ts';
@@ -12,7 +11,7 @@ import { checkGuard, type WriteGuard } from './write-guard.ts';
  * One idempotent write of a record's state to the legacy system.
  */
 export interface LegacyWrite<L> {
-  readonly mapping: ResourceMapping<L, Resource>;
+  readonly mapping: ResourceMapping<L>;
   readonly legacyId: string;
   readonly link: Link | undefined;
   /** The row the legacy system should hold, from its current record (`undefined` when none). */
@@ -69,7 +68,7 @@ export async function applyToLegacy<L>(legacy: LegacyAdapter<L>, write: LegacyWr
  * @param details - The record concerned.
  * @returns The row with its id.
  */
-export function withId<L>(mapping: ResourceMapping<L, Resource>, row: L, legacyId: string, details: ErrorDetails): L {
+export function withId<L>(mapping: ResourceMapping<L>, row: L, legacyId: string, details: ErrorDetails): L {
   const current = runMapping('legacyId', () => mapping.legacyId(row), details);
   if (current === legacyId) return row;
   if (current !== undefined) throw new MappingError('legacyId', 'toLegacy returned a row with another legacy id', details);

@@ -59,7 +59,7 @@ export async function applyToMedplum<R extends Resource>(
     const checked = withLegacyIdentifier(desired, mapping, legacyId, details);
     if (contentHash(existing) === contentHash(checked)) return { resource: existing, action: 'unchanged' };
   }
-  const sameAsLastSync = existing !== undefined && link !== undefined && contentHash(existing) === link.contentHash;
+  const sameAsLastSync = existing !== undefined && contentHash(existing) === link?.contentHash;
   checkGuard(guard, { exists: existing !== undefined, version: current }, link, link?.medplumVersion, sameAsLastSync, {
     ...details,
     medplumId: existing?.id ?? link?.medplumId,

@@ -119,7 +119,7 @@ export async function withRetries<T>(
     return { value, attempts };
   } catch (err) {
     if (err instanceof UnavailableError && attempts > 1) {
-      throw new UnavailableError(`${err.message} (gave up after ${attempts} attempts)`, { ...err, cause: err.cause, attempts }, err.retryAfterMs);
+      throw new UnavailableError(`${err.message} (gave up after ${attempts} attempts)`, { side: err.side, resourceType: err.resourceType, legacyId: err.legacyId, medplumId: err.medplumId, status: err.status, cause: err.cause, attempts }, err.retryAfterMs);
     }
     throw err;
   }

@@ -117,22 +117,13 @@ export interface LegacyAdapter<L> {
   /** Stores a new record and returns it as stored. */
   create(resourceType: string, row: L): Promise<LegacyRecord<L>>;
   /** Replaces an existing record's row and returns it as stored. */
-  update(
-    resourceType: string,
-    id: string,
-    row: L,
-    options?: LegacyWriteOptions,
-  ): Promise<LegacyRecord<L>>;
+  update(resourceType: string, id: string, row: L, options?: LegacyWriteOptions): Promise<LegacyRecord<L>>;
   /** Removes a record; a no-op when it does not exist. */
   delete(resourceType: string, id: string, options?: LegacyWriteOptions): Promise<void>;
   /** Reads a record, or `undefined` when it does not exist. */
   read(resourceType: string, id: string): Promise<LegacyRecord<L> | undefined>;
   /** Pages through changes made after `cursor` (from the start when `undefined`). */
-  changesSince(
-    resourceType: string,
-    cursor: string | undefined,
-    limit: number,
-  ): Promise<LegacyChangePage<L>>;
+  changesSince(resourceType: string, cursor: string | undefined, limit: number): Promise<LegacyChangePage<L>>;
 }
 
 /**
@@ -148,12 +139,6 @@ export class LegacyVersionConflictError extends Error {
   override readonly name = 'LegacyVersionConflictError' as const;
   /** Not retryable: the caller must re-read. */
   readonly retryable = false as const;
-  /**
-   * @param resourceType - The resource type of the record.
-   * @param legacyId - The legacy id of the record.
-   * @param expectedVersion - The version the write expected (`undefined` for a create).
-   * @param actualVersion - The version found (`undefined` when unknown).
-   */
   /** The resource type of the record. */
   readonly resourceType: string;
   /** The legacy id of the record. */
@@ -162,6 +147,12 @@ export class LegacyVersionConflictError extends Error {
   readonly expectedVersion: string | undefined;
   /** The version found; `undefined` when unknown. */
   readonly actualVersion: string | undefined;
+  /**
+   * @param resourceType - The resource type of the record.
+   * @param legacyId - The legacy id of the record.
+   * @param expectedVersion - The version the write expected (`undefined` for a create).
+   * @param actualVersion - The version found (`undefined` when unknown).
+   */
   constructor(
     resourceType: string,
     legacyId: string,
@@ -192,14 +183,14 @@ export class LegacyNotFoundError extends Error {
   override readonly name = 'LegacyNotFoundError' as const;
   /** Not retryable. */
   readonly retryable = false as const;
-  /**
-   * @param resourceType - The resource type of the record.
-   * @param legacyId - The legacy id that was not found.
-   */
   /** The resource type of the record. */
   readonly resourceType: string;
   /** The legacy id that was not found. */
   readonly legacyId: string;
+  /**
+   * @param resourceType - The resource type of the record.
+   * @param legacyId - The legacy id that was not found.
+   */
   constructor(resourceType: string, legacyId: string) {
     super(`${resourceType}/${legacyId} does not exist in the legacy system`);
     this.resourceType = resourceType;

@@ -59,7 +59,7 @@ function outcomeOf(error: unknown): OperationOutcome | undefined {
 }
 
 function detailsCode(outcome: OperationOutcome | undefined): string | undefined {
-  return outcome?.issue?.[0]?.details?.coding?.[0]?.code;
+  return outcome?.issue[0]?.details?.coding?.[0]?.code;
 }
 
 function fieldsOf(outcome: OperationOutcome | undefined): string[] {
@@ -67,7 +67,7 @@ function fieldsOf(outcome: OperationOutcome | undefined): string[] {
 }
 
 function diagnostics(outcome: OperationOutcome | undefined, error: unknown): string {
-  const issue = outcome?.issue?.[0];
+  const issue = outcome?.issue[0];
   return issue?.diagnostics ?? issue?.details?.text ?? messageOf(error);
 }
 

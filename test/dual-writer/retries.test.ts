@@ -21,7 +21,7 @@ describe('retries owned by the library', () => {
     expect(result.mirror).toBe('applied');
     expect(result.mirrorAttempts).toBe(3);
     expect(await medplumCopies(direct, 'p-1')).toHaveLength(1);
-    expect(events.filter((e) => e.type === 'retry').map((e) => e.type === 'retry' && e.status)).toEqual([503, 503]);
+    expect(events.filter((e) => e.type === 'retry').map((e) => e.status)).toEqual([503, 503]);
   });
 
   it('a 429 is retried after the RateLimit reset it names', async () => {
@@ -52,7 +52,7 @@ describe('retries owned by the library', () => {
     server.faults.serializationFailureNext(2);
     const result = await writer.create('Patient', ada, north);
     expect(result.mirror).toBe('applied');
-    expect(events.filter((e) => e.type === 'retry').map((e) => e.type === 'retry' && [e.status, e.error])).toEqual([
+    expect(events.filter((e) => e.type === 'retry').map((e) => [e.status, e.error])).toEqual([
       [409, 'UnavailableError'],
       [409, 'UnavailableError'],
     ]);

@@ -12,7 +12,7 @@ import {
 import { MemoryLegacyAdapter, startFhirTestServer, type FhirTestServer } from '../../src/testing/index.ts';
 import { patientMapping, type PatientRow } from './patient-fixture.ts';
 
-export type Ctx = { unit: string };
+export interface Ctx { unit: string }
 
 /** A writer over the HTTP FHIR test server and a legacy system, with events recorded. */
 export interface WriterFixture<A extends LegacyAdapter<PatientRow>> {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigurationError, CutoverPlan, InvalidInputError, routeOf, STAGES } from '../../src/index.ts';
 
-type Ctx = { clinic: string };
+interface Ctx { clinic: string }
 const unitOf = (ctx: Ctx): string => ctx.clinic;
 
 describe('CutoverPlan', () => {

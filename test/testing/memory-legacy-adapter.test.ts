@@ -2,14 +2,20 @@ import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../src/errors.ts';
 import { MemoryLegacyAdapter } from '../../src/testing/memory-legacy-adapter.ts';
 
-interface Row { id?: string | number; patientId?: string; name: string }
+interface Row {
+  id?: string | number;
+  patientId?: string;
+  name: string;
+}
 
 describe('MemoryLegacyAdapter', () => {
   describe('failNext', () => {
     it('fails the next calls with a retryable error before they change anything', async () => {
       const legacy = new MemoryLegacyAdapter<Row>();
       legacy.failNext(2);
-      await expect(legacy.create('Patient', { id: 'p', name: 'Ada' })).rejects.toMatchObject({ retryable: true });
+      await expect(legacy.create('Patient', { id: 'p', name: 'Ada' })).rejects.toMatchObject({
+        retryable: true,
+      });
       await expect(legacy.read('Patient', 'p')).rejects.toBeInstanceOf(Error);
       expect(await legacy.read('Patient', 'p')).toBeUndefined();
       expect((await legacy.changesSince('Patient', undefined, 10)).changes).toEqual([]);

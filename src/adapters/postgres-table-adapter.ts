@@ -1,0 +1,394 @@
+import { InvalidInputError, RejectedError } from '../errors.ts';
+import {
+  LegacyNotFoundError,
+  LegacyVersionConflictError,
+  type LegacyAdapter,
+  type LegacyChangePage,
+  type LegacyRecord,
+  type LegacyWriteOptions,
+} from '../sides/legacy-adapter.ts';
+import type { SqlClient } from '../sql/sql-client.ts';
+import { decodeChangeCursor, encodeChangeCursor } from './change-cursor.ts';
+import { validateAdapterOptions, type PostgresTableAdapterOptions } from './postgres-table-options.ts';
+
+export type { PostgresTableAdapterOptions, PostgresTableOptions } from './postgres-table-options.ts';
+import {
+  decodeRow,
+  discoverTableSchema,
+  type TableColumn,
+  type TableSchema,
+  type TableSettings,
+} from './postgres-table-schema.ts';
+
+/**
+ * A legacy row as {@link PostgresTableAdapter} reads and writes it: column name to value.
+ *
+ * Values are what the driver returns, except where `pg` and PGlite disagree: `timestamptz`
+ * reads as an ISO 8601 UTC string (`2026-01-02T03:04:05.123Z`, six fraction digits when the
+ * stored value has microseconds), `timestamp` as the same without `Z`, `date` as `YYYY-MM-DD`,
+ * `bigint`, `numeric` and `interval` (and arrays of them) as PostgreSQL's text, `bytea` as
+ * `\x`-prefixed hex, and any other Date as an ISO string. `json`/`jsonb` read as parsed
+ * values and any value written to them is serialised as JSON (so an array stays an array, and
+ * a string is a JSON string, not JSON text). So one stored row reads identically
+ * through both drivers, whatever time zone the process runs in.
+ *
+ * @example
+ * ```ts
+ * const row: PostgresTableRow = { id: '7', name: 'Ada', birth_date: '1815-12-10' };
+ * ```
+ */
+export type PostgresTableRow = Record<string, unknown>;
+
+const VERSION = /^-?\d{1,18}$/;
+
+/**
+ * A {@link LegacyAdapter} over plain PostgreSQL tables, one per resource type, through `pg` or
+ * PGlite. The reference adapter for a legacy system that is "our own SQL database".
+ *
+ * - `create` inserts (`RETURNING` the stored row); a taken id is a
+ *   {@link LegacyVersionConflictError}.
+ * - `update` replaces the data columns (columns missing from the row get their default) and
+ *   increments the version, guarded by `expectedVersion` in the same statement. The id is the
+ *   argument's; an id in the row is ignored, so a record is never re-keyed.
+ * - `delete` removes the row, guarded likewise; a missing row is a no-op.
+ * - An id that cannot be of the id column's type (`'abc'` for a serial) is a missing record.
+ * - A row the table refuses (a NOT NULL, CHECK, foreign key or other unique constraint, a
+ *   value of the wrong type) is a {@link RejectedError}: retrying cannot help.
+ * - `changesSince` pages through rows by (updated-at, id).
+ *
+ * Tables are looked up in `information_schema` at the first call for their resource type;
+ * a missing table or column is then reported as a {@link ConfigurationError}.
+ *
+ * @example
+ * ```ts
+ * import pg from 'pg';
+ * const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
+ * const legacy = new PostgresTableAdapter({ sql: sqlClientFromPg(pool), tables: { Patient: { table: 'patients' } } });
+ * const created = await legacy.create('Patient', { name: 'Ada' });
+ * await legacy.update('Patient', created.id, { ...created.row, name: 'Ada L.' }, { expectedVersion: created.version });
+ * ```
+ */
+export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
+  readonly #sql: SqlClient;
+  readonly #settings: ReadonlyMap<string, TableSettings>;
+  readonly #schemas = new Map<string, Promise<TableSchema>>();
+
+  /**
+   * @param options - The database and the table of each resource type.
+   * @throws {@link ConfigurationError} naming the option at fault.
+   */
+  constructor(options: PostgresTableAdapterOptions) {
+    this.#settings = validateAdapterOptions(options);
+    this.#sql = options.sql;
+  }
+
+  /** {@inheritDoc LegacyAdapter.create} */
+  async create(resourceType: string, row: PostgresTableRow): Promise<LegacyRecord<PostgresTableRow>> {
+    const schema = await this.#schema(resourceType);
+    const givenId = field(row, schema.id.name) ?? undefined;
+    if (givenId !== undefined && scalarText(givenId) === undefined) {
+      throw new InvalidInputError(`row.${schema.id.name}`, 'must be a string or a number', {
+        side: 'legacy',
+        resourceType,
+      });
+    }
+    if (givenId === undefined && schema.idGeneration === 'caller') {
+      throw new InvalidInputError(
+        `row.${schema.id.name}`,
+        'is required: this table takes its ids from the caller',
+        {
+          side: 'legacy',
+          resourceType,
+        },
+      );
+    }
+    const params: unknown[] = [];
+    const names: string[] = [];
+    const values: string[] = [];
+    const put = (column: TableColumn, value: unknown): void => {
+      params.push(column.encode(value));
+      names.push(column.sqlName);
+      values.push(column.placeholder(params.length));
+    };
+    if (givenId !== undefined) put(schema.id, givenId);
+    for (const column of schema.writable) {
+      const value = field(row, column.name);
+      if (value !== undefined) put(column, value);
+    }
+    names.push(schema.version.sqlName, schema.updatedAt.sqlName);
+    values.push('1', 'pg_catalog.clock_timestamp()');
+    const override = givenId !== undefined && schema.id.identityAlways ? ' OVERRIDING SYSTEM VALUE' : '';
+    const text = `INSERT INTO ${schema.sqlTable} (${names.join(', ')})${override} VALUES (${values.join(', ')}) RETURNING ${schema.selectList}`;
+    try {
+      return toRecord(schema, await this.#one(text, params));
+    } catch (err) {
+      if (givenId !== undefined && sqlState(err) === '23505') {
+        const existing = await this.#read(schema, scalarText(givenId) ?? '');
+        if (existing !== undefined)
+          throw new LegacyVersionConflictError(resourceType, existing.id, undefined, existing.version);
+      }
+      throw rejection(err, resourceType, givenId);
+    }
+  }
+
+  /** {@inheritDoc LegacyAdapter.update} */
+  async update(
+    resourceType: string,
+    id: string,
+    row: PostgresTableRow,
+    options: LegacyWriteOptions = {},
+  ): Promise<LegacyRecord<PostgresTableRow>> {
+    const schema = await this.#schema(resourceType);
+    const expected = options.expectedVersion;
+    if (expected === undefined || VERSION.test(expected)) {
+      const params: unknown[] = [id];
+      const sets = schema.writable.map((column) => {
+        const value = field(row, column.name);
+        if (value === undefined) return `${column.sqlName} = DEFAULT`;
+        params.push(column.encode(value));
+        return `${column.sqlName} = ${column.placeholder(params.length)}`;
+      });
+      sets.push(
+        `${schema.version.sqlName} = ${schema.version.sqlName} + 1`,
+        `${schema.updatedAt.sqlName} = pg_catalog.clock_timestamp()`,
+      );
+      let guard = '';
+      if (expected !== undefined) {
+        params.push(expected);
+        guard = ` AND ${schema.version.sqlName} = $${params.length}::pg_catalog.int8`;
+      }
+      const text = `UPDATE ${schema.sqlTable} SET ${sets.join(', ')} WHERE ${idMatches(schema)}${guard} RETURNING ${schema.selectList}`;
+      let updated: Record<string, unknown> | undefined;
+      try {
+        updated = await this.#maybeOne(text, params);
+      } catch (err) {
+        if (!(await this.#rejectsId(schema, err, id))) throw rejection(err, resourceType, id);
+      }
+      if (updated !== undefined) return toRecord(schema, updated);
+      if (expected === undefined) throw new LegacyNotFoundError(resourceType, id);
+    }
+    const current = await this.#read(schema, id);
+    if (current === undefined) throw new LegacyNotFoundError(resourceType, id);
+    throw new LegacyVersionConflictError(resourceType, id, expected, current.version);
+  }
+
+  /** {@inheritDoc LegacyAdapter.delete} */
+  async delete(resourceType: string, id: string, options: LegacyWriteOptions = {}): Promise<void> {
+    const schema = await this.#schema(resourceType);
+    const expected = options.expectedVersion;
+    if (expected === undefined || VERSION.test(expected)) {
+      const guard = expected === undefined ? '' : ` AND ${schema.version.sqlName} = $2::pg_catalog.int8`;
+      const params = expected === undefined ? [id] : [id, expected];
+      try {
+        const result = await this.#sql.query(
+          `DELETE FROM ${schema.sqlTable} WHERE ${idMatches(schema)}${guard}`,
+          params,
+        );
+        if (expected === undefined || (result.rowCount ?? 0) > 0) return;
+      } catch (err) {
+        if (await this.#rejectsId(schema, err, id)) return;
+        // A foreign key from another table refuses the delete for good.
+        throw rejection(err, resourceType, id);
+      }
+    }
+    const current = await this.#read(schema, id);
+    if (current !== undefined)
+      throw new LegacyVersionConflictError(resourceType, id, expected, current.version);
+  }
+
+  /** {@inheritDoc LegacyAdapter.read} */
+  async read(resourceType: string, id: string): Promise<LegacyRecord<PostgresTableRow> | undefined> {
+    return this.#read(await this.#schema(resourceType), id);
+  }
+
+  /**
+   * Pages through rows in (updated-at, id) order, after the cursor. Each row appears once, at
+   * its latest write: a row updated since an earlier page appears again, later.
+   *
+   * Limits of a feed read from the table itself: deletes are not visible (a later version adds
+   * tombstones), rows whose updated-at is NULL are skipped, and a transaction that commits
+   * after a later-stamped one can be missed by a reader that already passed its timestamp.
+   *
+   * @param resourceType - The resource type whose table to read.
+   * @param cursor - A cursor from an earlier page, or `undefined` to start from the beginning.
+   * @param limit - The most changes to return (a positive integer).
+   * @returns Up to `limit` upserts and the cursor after the last one.
+   * @throws {@link InvalidInputError} naming `cursor` or `limit` when either is malformed.
+   * @example
+   * ```ts
+   * let cursor: string | undefined;
+   * for (;;) {
+   *   const page = await legacy.changesSince('Patient', cursor, 100);
+   *   if (page.changes.length === 0) break;
+   *   cursor = page.cursor;
+   * }
+   * ```
+   */
+  async changesSince(
+    resourceType: string,
+    cursor: string | undefined,
+    limit: number,
+  ): Promise<LegacyChangePage<PostgresTableRow>> {
+    const schema = await this.#schema(resourceType);
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw new InvalidInputError('limit', `must be a positive integer (got ${String(limit)})`, {
+        side: 'legacy',
+        resourceType,
+      });
+    }
+    const after = cursor === undefined ? undefined : decodeChangeCursor(cursor, resourceType);
+    const order = `${schema.updatedAt.sqlName}, ${schema.id.sqlName}`;
+    const params: unknown[] = after === undefined ? [limit] : [limit, after.updatedAt, after.id];
+    const from =
+      after === undefined
+        ? `${schema.updatedAt.sqlName} IS NOT NULL`
+        : `(${order}) > ($2::pg_catalog.timestamptz, $3::${schema.id.sqlType})`;
+    const text = `SELECT ${schema.selectList} FROM ${schema.sqlTable} WHERE ${from} ORDER BY ${order} LIMIT $1`;
+    let rows: Record<string, unknown>[];
+    try {
+      rows = (await this.#sql.query(text, params)).rows;
+    } catch (err) {
+      if (after !== undefined && sqlState(err)?.startsWith('22')) {
+        throw new InvalidInputError('cursor', 'does not belong to this table', {
+          side: 'legacy',
+          resourceType,
+          cause: err,
+        });
+      }
+      throw err;
+    }
+    const records = rows.map((raw) => toRecord(schema, raw));
+    const last = records.at(-1);
+    return {
+      changes: records.map((record) => ({ resourceType, id: record.id, kind: 'upsert', record })),
+      cursor:
+        last?.updatedAt === undefined
+          ? cursor
+          : encodeChangeCursor({ updatedAt: last.updatedAt, id: last.id }),
+    };
+  }
+
+  #schema(resourceType: string): Promise<TableSchema> {
+    const settings = this.#settings.get(resourceType);
+    if (settings === undefined) {
+      const known = [...this.#settings.keys()].join(', ');
+      return Promise.reject(
+        new InvalidInputError(
+          'resourceType',
+          `no table is configured for ${JSON.stringify(resourceType)} (configured: ${known})`,
+          {
+            side: 'legacy',
+            resourceType,
+          },
+        ),
+      );
+    }
+    let schema = this.#schemas.get(resourceType);
+    if (schema === undefined) {
+      schema = discoverTableSchema(this.#sql, settings);
+      // A failed lookup (database down, table not created yet) is retried on the next call.
+      const pending = schema;
+      pending.catch(() => {
+        if (this.#schemas.get(resourceType) === pending) this.#schemas.delete(resourceType);
+      });
+      this.#schemas.set(resourceType, schema);
+    }
+    return schema;
+  }
+
+  async #read(schema: TableSchema, id: string): Promise<LegacyRecord<PostgresTableRow> | undefined> {
+    try {
+      const raw = await this.#maybeOne(
+        `SELECT ${schema.selectList} FROM ${schema.sqlTable} WHERE ${idMatches(schema)}`,
+        [id],
+      );
+      return raw === undefined ? undefined : toRecord(schema, raw);
+    } catch (err) {
+      if (await this.#rejectsId(schema, err, id)) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Whether `err` came from `id` not being a value of the id column's type, in which case no
+   * such record can exist. A data error in the same statement may instead come from a row
+   * value, so the id is checked on its own (only on this error path).
+   */
+  async #rejectsId(schema: TableSchema, err: unknown, id: string): Promise<boolean> {
+    if (!sqlState(err)?.startsWith('22')) return false;
+    try {
+      await this.#sql.query(`SELECT $1::${schema.id.sqlType} AS id`, [id]);
+      return false;
+    } catch (castError) {
+      return sqlState(castError)?.startsWith('22') === true;
+    }
+  }
+
+  async #one(text: string, params: readonly unknown[]): Promise<Record<string, unknown>> {
+    const row = await this.#maybeOne(text, params);
+    if (row === undefined) throw new Error(`Expected one row from: ${text.slice(0, 60)}…`);
+    return row;
+  }
+
+  async #maybeOne(text: string, params: readonly unknown[]): Promise<Record<string, unknown> | undefined> {
+    return (await this.#sql.query(text, params)).rows[0];
+  }
+}
+
+function idMatches(schema: TableSchema): string {
+  // Casting the parameter (not the column) keeps the primary key index usable.
+  return `${schema.id.sqlName} = $1::${schema.id.sqlType}`;
+}
+
+function toRecord(
+  schema: TableSchema,
+  raw: Readonly<Record<string, unknown>>,
+): LegacyRecord<PostgresTableRow> {
+  const row = decodeRow(schema, raw);
+  const version = row[schema.version.name];
+  const updatedAt = row[schema.updatedAt.name];
+  return {
+    id: scalarText(row[schema.id.name]) ?? '',
+    row,
+    version: scalarText(version),
+    updatedAt: typeof updatedAt === 'string' ? updatedAt : undefined,
+  };
+}
+
+/** A row's own value for a column; `null` counts as a value, `undefined` as absent. */
+function field(row: PostgresTableRow, name: string): unknown {
+  return Object.hasOwn(row, name) ? row[name] : undefined;
+}
+
+/** A string, number or bigint as text; anything else (null, objects) as `undefined`. */
+function scalarText(value: unknown): string | undefined {
+  return typeof value === 'string' || typeof value === 'number' || typeof value === 'bigint'
+    ? String(value)
+    : undefined;
+}
+
+function sqlState(err: unknown): string | undefined {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && code.length === 5 ? code : undefined;
+}
+
+/**
+ * Turns a data (class 22) or integrity (class 23) error into a permanent {@link RejectedError};
+ * anything else (connection loss, serialisation failure, deadlock) passes through as
+ * transient. The message names the constraint and column but never the driver's text, which
+ * can quote the row's values.
+ */
+function rejection(err: unknown, resourceType: string, legacyId: unknown): unknown {
+  const state = sqlState(err);
+  if (state === undefined || !(state.startsWith('22') || state.startsWith('23'))) return err;
+  const { constraint, column } = err as { constraint?: unknown; column?: unknown };
+  const where = [
+    typeof constraint === 'string' ? `constraint ${constraint}` : undefined,
+    typeof column === 'string' ? `column ${column}` : undefined,
+  ].filter((part) => part !== undefined);
+  return new RejectedError(
+    `${resourceType}: the legacy table rejected the row (SQLSTATE ${state}${where.length > 0 ? `, ${where.join(', ')}` : ''})`,
+    typeof column === 'string' ? [column] : [],
+    { side: 'legacy', resourceType, legacyId: scalarText(legacyId), cause: err },
+  );
+}

@@ -1,0 +1,102 @@
+import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { sqlClientFromPg, type PgPool, type PgPoolClient } from '../../src/sql/pg-client.ts';
+import { sqlClientFromPglite } from '../../src/sql/pglite-client.ts';
+import type { SqlClient } from '../../src/sql/sql-client.ts';
+
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const schema = `dw_sql_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+
+let pool: pg.Pool;
+let db: PGlite;
+
+beforeAll(async () => {
+  pool = new pg.Pool({ connectionString: DATABASE_URL, max: 2 });
+  await pool.query(`CREATE SCHEMA "${schema}"`);
+  db = new PGlite();
+  await db.query(`CREATE SCHEMA "${schema}"`);
+});
+
+afterAll(async () => {
+  await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  await pool.end();
+  await db.close();
+});
+
+for (const [name, client] of [
+  ['sqlClientFromPg', () => sqlClientFromPg(pool)],
+  ['sqlClientFromPglite', () => sqlClientFromPglite(db)],
+] as const) {
+  describe(name, () => {
+    let sql: SqlClient;
+    const table = `"${schema}"."${name}"`;
+
+    beforeEach(async () => {
+      sql = client();
+      await sql.query(`DROP TABLE IF EXISTS ${table}`);
+      await sql.query(`CREATE TABLE ${table} (id int PRIMARY KEY, v text)`);
+    });
+
+    it('runs parameterised queries and reports rows changed', async () => {
+      await sql.query(`INSERT INTO ${table} VALUES ($1, $2), ($3, $4)`, [1, 'a', 2, 'b']);
+      const updated = await sql.query(`UPDATE ${table} SET v = $1`, ['c']);
+      expect(updated.rowCount).toBe(2);
+      expect((await sql.query<{ v: string }>(`SELECT v FROM ${table} WHERE id = $1`, [2])).rows).toEqual([
+        { v: 'c' },
+      ]);
+    });
+
+    it('commits when the callback resolves, and returns its value', async () => {
+      const value = await sql.transaction(async (tx) => {
+        await tx.query(`INSERT INTO ${table} VALUES (1, 'a')`);
+        return 'done';
+      });
+      expect(value).toBe('done');
+      expect((await sql.query(`SELECT * FROM ${table}`)).rows).toHaveLength(1);
+    });
+
+    it('rolls back when the callback throws, and rethrows its error', async () => {
+      const failure = new Error('boom');
+      await expect(
+        sql.transaction(async (tx) => {
+          await tx.query(`INSERT INTO ${table} VALUES (1, 'a')`);
+          throw failure;
+        }),
+      ).rejects.toBe(failure);
+      expect((await sql.query(`SELECT * FROM ${table}`)).rows).toEqual([]);
+    });
+
+    it('refuses queries on the transaction once it has ended', async () => {
+      const leaked = await sql.transaction((tx) => Promise.resolve(tx));
+      await expect(leaked.query('SELECT 1')).rejects.toThrow('transaction has ended');
+    });
+  });
+}
+
+describe('sqlClientFromPg connections', () => {
+  it('returns the client to the pool after a commit and after a rollback', async () => {
+    const sql = sqlClientFromPg(pool);
+    await sql.transaction((tx) => tx.query('SELECT 1'));
+    await sql.transaction(() => Promise.reject(new Error('boom'))).catch(() => undefined);
+    expect(pool.totalCount - pool.idleCount).toBe(0);
+  });
+
+  it('destroys a client whose ROLLBACK failed instead of reusing it', async () => {
+    // A broken connection cannot be produced on demand, so this one pool is simulated.
+    const released: unknown[] = [];
+    const client: PgPoolClient = {
+      query: (text) =>
+        text === 'ROLLBACK' ? Promise.reject(new Error('connection lost')) : Promise.resolve({ rows: [] }),
+      release: (destroy) => void released.push(destroy),
+    };
+    const fakePool: PgPool = {
+      query: () => Promise.resolve({ rows: [] }),
+      connect: () => Promise.resolve(client),
+    };
+    await expect(
+      sqlClientFromPg(fakePool).transaction(() => Promise.reject(new Error('boom'))),
+    ).rejects.toThrow('boom');
+    expect(released).toEqual([new Error('connection lost')]);
+  });
+});
