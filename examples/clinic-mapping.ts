@@ -29,10 +29,12 @@ export function clinicPatientMapping(identifierSystem: string): ResourceMapping<
   return {
     resourceType: 'Patient',
     identifierSystem,
-    legacyId: (row) => (typeof row.id === 'number' || typeof row.id === 'string' ? String(row.id) : undefined),
+    legacyId: (row) =>
+      typeof row.id === 'number' || typeof row.id === 'string' ? String(row.id) : undefined,
     withLegacyId: (row, id) => ({ ...row, id: Number(id) }),
     toFhir: (row, existing) => {
-      if (typeof row.last_name !== 'string' || row.last_name === '') throw new MappingError('last_name', 'is required');
+      if (typeof row.last_name !== 'string' || row.last_name === '')
+        throw new MappingError('last_name', 'is required');
       const patient: Patient = {
         ...existing,
         resourceType: 'Patient',

@@ -26,7 +26,9 @@ import {
 import { startFhirTestServer, type FhirTestServer } from '../src/testing/index.ts';
 import { CLINIC_TABLE_SQL, clinicPatientMapping } from './clinic-mapping.ts';
 
-interface Ctx { clinic: 'north' | 'south' }
+interface Ctx {
+  clinic: 'north' | 'south';
+}
 
 const PATIENTS_PER_CLINIC = 150;
 const CONCURRENCY = 8;
@@ -34,25 +36,47 @@ const runId = randomUUID().slice(0, 8);
 const table = `demo_patients_${runId}`;
 
 const FIRST = ['Ada', 'Grace', 'Katherine', 'Mary', 'Dorothy', 'Hedy', 'Radia', 'Frances', 'Barbara', 'Joan'];
-const LAST = ['Lovelace', 'Hopper', 'Johnson', 'Jackson', 'Vaughan', 'Lamarr', 'Perlman', 'Allen', 'Liskov', 'Clarke'];
+const LAST = [
+  'Lovelace',
+  'Hopper',
+  'Johnson',
+  'Jackson',
+  'Vaughan',
+  'Lamarr',
+  'Perlman',
+  'Allen',
+  'Liskov',
+  'Clarke',
+];
 
 async function openLegacy(): Promise<{ sql: SqlClient; where: string; close: () => Promise<void> }> {
   const url = process.env.DATABASE_URL;
   if (url !== undefined && url !== '') {
     const { default: pg } = await import('pg');
     const pool = new pg.Pool({ connectionString: url, max: CONCURRENCY });
-    return { sql: sqlClientFromPg(pool), where: `PostgreSQL (DATABASE_URL), table ${table}`, close: () => pool.end() };
+    return {
+      sql: sqlClientFromPg(pool),
+      where: `PostgreSQL (DATABASE_URL), table ${table}`,
+      close: () => pool.end(),
+    };
   }
   const { PGlite } = await import('@electric-sql/pglite');
   const db = new PGlite();
   return { sql: sqlClientFromPglite(db), where: 'PGlite (embedded PostgreSQL)', close: () => db.close() };
 }
 
-async function openMedplum(): Promise<{ medplum: MedplumClient; server: FhirTestServer | undefined; where: string }> {
+async function openMedplum(): Promise<{
+  medplum: MedplumClient;
+  server: FhirTestServer | undefined;
+  where: string;
+}> {
   const baseUrl = process.env.MEDPLUM_BASE_URL;
   if (baseUrl !== undefined && baseUrl !== '') {
     const medplum = createMedplumClient({ baseUrl });
-    await medplum.startClientLogin(process.env.MEDPLUM_CLIENT_ID ?? '', process.env.MEDPLUM_CLIENT_SECRET ?? '');
+    await medplum.startClientLogin(
+      process.env.MEDPLUM_CLIENT_ID ?? '',
+      process.env.MEDPLUM_CLIENT_SECRET ?? '',
+    );
     return { medplum, server: undefined, where: `Medplum at ${baseUrl}` };
   }
   const server = await startFhirTestServer({ seed: 7 });
@@ -64,11 +88,19 @@ async function openMedplum(): Promise<{ medplum: MedplumClient; server: FhirTest
     .dropShare(0.02)
     .failNext(3, 429, { rateLimitResetSeconds: 1 })
     .htmlBadGatewayNext(2);
-  return { medplum: createMedplumClient({ baseUrl: server.baseUrl }), server, where: 'in-process FHIR server (fhir-router) with injected faults' };
+  return {
+    medplum: createMedplumClient({ baseUrl: server.baseUrl }),
+    server,
+    where: 'in-process FHIR server (fhir-router) with injected faults',
+  };
 }
 
 /** Runs `task` over `items` with at most `limit` in flight. */
-async function eachLimited<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+async function eachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  task: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < items.length) {
@@ -92,7 +124,9 @@ async function main(): Promise<void> {
     // South is live: Medplum is written first, so new patients draw their legacy id from the
     // legacy table's own sequence before anything is written.
     newLegacyId: async (): Promise<string> => {
-      const { rows } = await legacyDb.sql.query<{ id: string }>(`select nextval(pg_get_serial_sequence('${table}', 'id'))::text as id`);
+      const { rows } = await legacyDb.sql.query<{ id: string }>(
+        `select nextval(pg_get_serial_sequence('${table}', 'id'))::text as id`,
+      );
       return rows[0]?.id ?? '';
     },
   };
@@ -127,7 +161,10 @@ async function main(): Promise<void> {
     try {
       results.push({ ctx, result: await write() });
     } catch (err) {
-      failures.push({ clinic: ctx.clinic, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+      failures.push({
+        clinic: ctx.clinic,
+        error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+      });
     }
   };
 
@@ -142,7 +179,17 @@ async function main(): Promise<void> {
     const birthDate = `19${String(40 + (i % 60)).padStart(2, '0')}-0${1 + (i % 9)}-1${i % 10}`;
     if (clinic === 'north') {
       await record({ clinic }, () =>
-        writer.create('Patient', { clinic, first_name: first, last_name: last, birth_date: birthDate, notes: 'registered at the desk' }, { clinic }),
+        writer.create(
+          'Patient',
+          {
+            clinic,
+            first_name: first,
+            last_name: last,
+            birth_date: birthDate,
+            notes: 'registered at the desk',
+          },
+          { clinic },
+        ),
       );
     } else {
       const patient: Patient = {
@@ -157,25 +204,45 @@ async function main(): Promise<void> {
 
   // 2. Every other patient gets a corrected surname, in the shape each clinic uses.
   const created = results.filter(({ result }) => result.operation === 'create');
-  await eachLimited(created.filter((_, i) => i % 2 === 0), CONCURRENCY, async ({ ctx, result }) => {
-    if (ctx.clinic === 'north' && result.row !== undefined) {
-      const row = result.row;
-      await record(ctx, () => writer.update('Patient', result.legacyId, { ...row, last_name: `${String(row.last_name)}-corrected` }, ctx));
-    } else if (result.resource !== undefined) {
-      const patient = result.resource as Patient;
-      const family = `${patient.name?.[0]?.family ?? ''}-corrected`;
-      await record(ctx, () => writer.updateResource({ ...patient, name: [{ ...patient.name?.[0], family }] }, ctx));
-    }
-  });
+  await eachLimited(
+    created.filter((_, i) => i % 2 === 0),
+    CONCURRENCY,
+    async ({ ctx, result }) => {
+      if (ctx.clinic === 'north' && result.row !== undefined) {
+        const row = result.row;
+        await record(ctx, () =>
+          writer.update(
+            'Patient',
+            result.legacyId,
+            { ...row, last_name: `${String(row.last_name)}-corrected` },
+            ctx,
+          ),
+        );
+      } else if (result.resource !== undefined) {
+        const patient = result.resource as Patient;
+        const family = `${patient.name?.[0]?.family ?? ''}-corrected`;
+        await record(ctx, () =>
+          writer.updateResource({ ...patient, name: [{ ...patient.name?.[0], family }] }, ctx),
+        );
+      }
+    },
+  );
 
   // 3. What reached each side, compared record by record (with the faults off: this is the
   //    auditor reading, not the workload).
   const injected = server === undefined ? undefined : { ...server.faults.stats.injected };
   server?.faults.clear();
-  const { rows } = await legacyDb.sql.query<{ id: number; clinic: string; last_name: string; birth_date: string | null }>(
-    `select id, clinic, last_name, birth_date::text as birth_date from ${table}`,
+  const { rows } = await legacyDb.sql.query<{
+    id: number;
+    clinic: string;
+    last_name: string;
+    birth_date: string | null;
+  }>(`select id, clinic, last_name, birth_date::text as birth_date from ${table}`);
+  const copies = await medplum.searchResources(
+    'Patient',
+    { identifier: `${identifierSystem}|`, _count: '1000' },
+    { cache: 'no-cache' },
   );
-  const copies = await medplum.searchResources('Patient', { identifier: `${identifierSystem}|`, _count: '1000' }, { cache: 'no-cache' });
   const byLegacyId = new Map<string, Patient>();
   for (const copy of copies) {
     const id = copy.identifier?.find((identifier) => identifier.system === identifierSystem)?.value;
@@ -202,9 +269,15 @@ async function main(): Promise<void> {
       ].join(' '),
     );
   }
-  console.log(`\nretries by side and status: ${[...retries].map(([k, n]) => `${k} ×${n}`).join(', ') || 'none'}`);
+  console.log(
+    `\nretries by side and status: ${[...retries].map(([k, n]) => `${k} ×${n}`).join(', ') || 'none'}`,
+  );
   if (injected !== undefined) {
-    console.log(`faults injected by the FHIR server: ${Object.entries(injected).map(([k, n]) => `${k} ×${n}`).join(', ')}`);
+    console.log(
+      `faults injected by the FHIR server: ${Object.entries(injected)
+        .map(([k, n]) => `${k} ×${n}`)
+        .join(', ')}`,
+    );
   }
   for (const failure of failures.slice(0, 5)) console.log(`failed: ${failure.clinic}: ${failure.error}`);
   console.log(`\n${results.length} writes in ${((Date.now() - started) / 1000).toFixed(1)} s`);

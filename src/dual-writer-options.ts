@@ -87,12 +87,17 @@ export interface WriteCallOptions {
  * @throws {@link ConfigurationError} naming the first invalid option.
  */
 export function validateDualWriterOptions(options: unknown): void {
-  if (typeof options !== 'object' || options === null) throw new ConfigurationError('options', options, 'must be an options object');
+  if (typeof options !== 'object' || options === null)
+    throw new ConfigurationError('options', options, 'must be an options object');
   const given = options as Record<string, unknown>;
   const legacy = given.legacy as Record<string, unknown> | null | undefined;
   for (const method of ['create', 'update', 'delete', 'read']) {
     if (typeof legacy?.[method] !== 'function') {
-      throw new ConfigurationError(`legacy.${method}`, legacy?.[method], 'must be a function (a LegacyAdapter)');
+      throw new ConfigurationError(
+        `legacy.${method}`,
+        legacy?.[method],
+        'must be a function (a LegacyAdapter)',
+      );
     }
   }
   if (typeof (given.medplum as Record<string, unknown> | null | undefined)?.createResource !== 'function') {
@@ -108,20 +113,33 @@ export function validateDualWriterOptions(options: unknown): void {
   const seen = new Set<unknown>();
   mappings.forEach((mapping: Record<string, unknown> | null, i) => {
     for (const fn of ['legacyId', 'toFhir', 'toLegacy']) {
-      if (typeof mapping?.[fn] !== 'function') throw new ConfigurationError(`mappings[${i}].${fn}`, mapping?.[fn], 'must be a function');
+      if (typeof mapping?.[fn] !== 'function')
+        throw new ConfigurationError(`mappings[${i}].${fn}`, mapping?.[fn], 'must be a function');
     }
     const resourceType = mapping?.resourceType;
     if (typeof resourceType !== 'string' || !/^[A-Z][A-Za-z]+$/.test(resourceType)) {
-      throw new ConfigurationError(`mappings[${i}].resourceType`, resourceType, 'must be a FHIR resource type such as "Patient"');
+      throw new ConfigurationError(
+        `mappings[${i}].resourceType`,
+        resourceType,
+        'must be a FHIR resource type such as "Patient"',
+      );
     }
     if (typeof mapping?.identifierSystem !== 'string' || mapping.identifierSystem === '') {
-      throw new ConfigurationError(`mappings[${i}].identifierSystem`, mapping?.identifierSystem, 'must be a non-empty URI');
+      throw new ConfigurationError(
+        `mappings[${i}].identifierSystem`,
+        mapping?.identifierSystem,
+        'must be a non-empty URI',
+      );
     }
-    if (seen.has(resourceType)) throw new ConfigurationError(`mappings[${i}].resourceType`, resourceType, 'is mapped twice');
+    if (seen.has(resourceType))
+      throw new ConfigurationError(`mappings[${i}].resourceType`, resourceType, 'is mapped twice');
     seen.add(resourceType);
   });
   const cacheSize = given.linkCacheSize;
-  if (cacheSize !== undefined && (typeof cacheSize !== 'number' || !Number.isInteger(cacheSize) || cacheSize < 1)) {
+  if (
+    cacheSize !== undefined &&
+    (typeof cacheSize !== 'number' || !Number.isInteger(cacheSize) || cacheSize < 1)
+  ) {
     throw new ConfigurationError('linkCacheSize', cacheSize, 'must be a positive integer');
   }
   if (given.onEvent !== undefined && typeof given.onEvent !== 'function') {
@@ -130,7 +148,8 @@ export function validateDualWriterOptions(options: unknown): void {
   const store = given.store as Record<string, unknown> | null | undefined;
   if (store !== undefined) {
     for (const method of ['getLink', 'getLinkByMedplumId', 'saveLink', 'deleteLink']) {
-      if (typeof store?.[method] !== 'function') throw new ConfigurationError(`store.${method}`, store?.[method], 'must be a function (a SyncStore)');
+      if (typeof store?.[method] !== 'function')
+        throw new ConfigurationError(`store.${method}`, store?.[method], 'must be a function (a SyncStore)');
     }
   }
 }

@@ -19,7 +19,11 @@ import type { LegacyAdapter, LegacyRecord } from './sides/legacy-adapter.ts';
 import { MedplumSide } from './sides/medplum-side.ts';
 import type { SideAction, SideOutcome, WriteResult } from './write-result.ts';
 import type { DualWriteEvent } from './dual-write-event.ts';
-import { validateDualWriterOptions, type DualWriterOptions, type WriteCallOptions } from './dual-writer-options.ts';
+import {
+  validateDualWriterOptions,
+  type DualWriterOptions,
+  type WriteCallOptions,
+} from './dual-writer-options.ts';
 
 interface Routed<L> {
   readonly mapping: ResourceMapping<L>;
@@ -71,7 +75,8 @@ export class DualWriter<C, L> {
   constructor(options: DualWriterOptions<C, L>) {
     validateDualWriterOptions(options);
     const { legacy, medplum, mappings, plan } = options;
-    for (const mapping of mappings as readonly ResourceMapping<L>[]) this.#mappings.set(mapping.resourceType, mapping);
+    for (const mapping of mappings as readonly ResourceMapping<L>[])
+      this.#mappings.set(mapping.resourceType, mapping);
     const cacheSize = options.linkCacheSize ?? 10_000;
     this.#legacy = legacy;
     this.#medplum = new MedplumSide(medplum);
@@ -107,7 +112,8 @@ export class DualWriter<C, L> {
     if (route.authority === 'medplum' || route.mirrorTo === 'medplum') {
       // Map before writing anything: a row the mapping rejects must leave both sides untouched.
       const probe = runMapping('toFhir', () => mapping.toFhir(row), { resourceType: type, legacyId });
-      if (legacyId === undefined && route.authority === 'medplum') legacyId = await this.#newLegacyId(mapping, probe, 'row');
+      if (legacyId === undefined && route.authority === 'medplum')
+        legacyId = await this.#newLegacyId(mapping, probe, 'row');
     }
     if (legacyId === undefined) {
       // The legacy system assigns the id: the first write cannot be replayed, so it runs once.
@@ -115,7 +121,10 @@ export class DualWriter<C, L> {
       return this.#withLock(routed, record.id, (link) =>
         this.#sync('create', routed, record.id, link, {
           legacy: () => Promise.resolve({ record, action: 'created' as const }),
-          medplum: (state) => ({ desired: (existing) => mapping.toFhir(state.row(), existing), guard: { kind: 'last-sync' } }),
+          medplum: (state) => ({
+            desired: (existing) => mapping.toFhir(state.row(), existing),
+            guard: { kind: 'last-sync' },
+          }),
         }),
       );
     }
@@ -163,13 +172,21 @@ export class DualWriter<C, L> {
     if (route.authority === 'legacy' || route.mirrorTo === 'legacy') {
       runMapping('toLegacy', () => mapping.toLegacy(resource), { resourceType: type, legacyId });
     }
-    if (legacyId === undefined && route.authority === 'medplum') legacyId = await this.#newLegacyId(mapping, resource, 'resource');
+    if (legacyId === undefined && route.authority === 'medplum')
+      legacyId = await this.#newLegacyId(mapping, resource, 'resource');
     if (legacyId === undefined) {
-      const record = await this.#legacyCall(() => this.#legacy.create(type, mapping.toLegacy(resource)), type, undefined);
+      const record = await this.#legacyCall(
+        () => this.#legacy.create(type, mapping.toLegacy(resource)),
+        type,
+        undefined,
+      );
       return this.#withLock(routed, record.id, (link) =>
         this.#sync('create', routed, record.id, link, {
           legacy: () => Promise.resolve({ record, action: 'created' as const }),
-          medplum: (state) => ({ desired: (existing) => mapping.toFhir(state.row(), replacing(resource, existing)), guard: { kind: 'last-sync' } }),
+          medplum: (state) => ({
+            desired: (existing) => mapping.toFhir(state.row(), replacing(resource, existing)),
+            guard: { kind: 'last-sync' },
+          }),
         }),
       ) as Promise<WriteResult<L, WithId<R>>>;
     }
@@ -182,7 +199,10 @@ export class DualWriter<C, L> {
         }),
         medplum: (state) =>
           state.legacyDone
-            ? { desired: (existing) => mapping.toFhir(state.row(), replacing(resource, existing)), guard: { kind: 'last-sync' } }
+            ? {
+                desired: (existing) => mapping.toFhir(state.row(), replacing(resource, existing)),
+                guard: { kind: 'last-sync' },
+              }
             : { desired: () => resource, guard: { kind: 'create' } },
       }),
     ) as Promise<WriteResult<L, WithId<R>>>;
@@ -205,7 +225,13 @@ export class DualWriter<C, L> {
    * await writer.update('Patient', 'p-1', { ...row, last_name: 'Byron' }, { clinic: 'north' });
    * ```
    */
-  async update(type: string, legacyId: string, row: L, ctx: C, options: WriteCallOptions = {}): Promise<WriteResult<L>> {
+  async update(
+    type: string,
+    legacyId: string,
+    row: L,
+    ctx: C,
+    options: WriteCallOptions = {},
+  ): Promise<WriteResult<L>> {
     const routed = this.#route(type, ctx);
     const { mapping, route } = routed;
     requireId(legacyId, 'legacyId');
@@ -224,7 +250,10 @@ export class DualWriter<C, L> {
         medplum: (state) =>
           state.legacyDone
             ? { desired: (existing) => mapping.toFhir(state.row(), existing), guard: { kind: 'last-sync' } }
-            : { desired: (existing) => mapping.toFhir(rowWithId, existing), guard: { kind: 'update', version: expected } },
+            : {
+                desired: (existing) => mapping.toFhir(rowWithId, existing),
+                guard: { kind: 'update', version: expected },
+              },
       }),
     );
   }
@@ -243,13 +272,20 @@ export class DualWriter<C, L> {
    * await writer.updateResource({ ...patient, gender: 'female' }, ctx);
    * ```
    */
-  async updateResource<R extends Resource>(resource: R, ctx: C, options: WriteCallOptions = {}): Promise<WriteResult<L, WithId<R>>> {
+  async updateResource<R extends Resource>(
+    resource: R,
+    ctx: C,
+    options: WriteCallOptions = {},
+  ): Promise<WriteResult<L, WithId<R>>> {
     requireObject(resource, 'resource');
     const routed = this.#route(resource.resourceType, ctx, 'resource.resourceType');
     const { mapping, route } = routed;
     const legacyId = await this.#legacyIdOfResource(mapping, resource);
     if (route.authority === 'legacy' || route.mirrorTo === 'legacy') {
-      runMapping('toLegacy', () => mapping.toLegacy(resource), { resourceType: mapping.resourceType, legacyId });
+      runMapping('toLegacy', () => mapping.toLegacy(resource), {
+        resourceType: mapping.resourceType,
+        legacyId,
+      });
     }
     const expected = options.expectedVersion;
     return this.#withLock(routed, legacyId, (link) =>
@@ -260,8 +296,14 @@ export class DualWriter<C, L> {
         }),
         medplum: (state) =>
           state.legacyDone
-            ? { desired: (existing) => mapping.toFhir(state.row(), replacing(resource, existing)), guard: { kind: 'last-sync' } }
-            : { desired: (existing) => replacing(resource, existing), guard: { kind: 'update', version: expected } },
+            ? {
+                desired: (existing) => mapping.toFhir(state.row(), replacing(resource, existing)),
+                guard: { kind: 'last-sync' },
+              }
+            : {
+                desired: (existing) => replacing(resource, existing),
+                guard: { kind: 'update', version: expected },
+              },
       }),
     ) as Promise<WriteResult<L, WithId<R>>>;
   }
@@ -326,7 +368,12 @@ export class DualWriter<C, L> {
     const resource = await this.#findMedplum(mapping, legacyId);
     if (resource === undefined) return undefined;
     const details = { resourceType: type, legacyId };
-    return withId(mapping, runMapping('toLegacy', () => mapping.toLegacy(resource), details), legacyId, details);
+    return withId(
+      mapping,
+      runMapping('toLegacy', () => mapping.toLegacy(resource), details),
+      legacyId,
+      details,
+    );
   }
 
   /**
@@ -342,14 +389,22 @@ export class DualWriter<C, L> {
    * const patient = await writer.readResource('Patient', id, { clinic: 'south' });
    * ```
    */
-  async readResource<RT extends ResourceType>(resourceType: RT, id: string, ctx: C): Promise<WithId<ExtractResource<RT>> | undefined> {
+  async readResource<RT extends ResourceType>(
+    resourceType: RT,
+    id: string,
+    ctx: C,
+  ): Promise<WithId<ExtractResource<RT>> | undefined> {
     type R = ExtractResource<RT>;
     const { mapping, route } = this.#route(resourceType, ctx, 'resourceType');
     requireId(id, 'id');
     if (route.readFrom === 'medplum') return this.#medplum.read<R>(resourceType, id);
     const link = await this.#links.byMedplumId(resourceType, id);
     if (link === undefined) return undefined;
-    const record = await this.#legacyCall(() => this.#legacy.read(resourceType, link.legacyId), resourceType, link.legacyId);
+    const record = await this.#legacyCall(
+      () => this.#legacy.read(resourceType, link.legacyId),
+      resourceType,
+      link.legacyId,
+    );
     if (record === undefined) return undefined;
     const details = { resourceType, legacyId: link.legacyId };
     const resource = runMapping('toFhir', () => mapping.toFhir(record.row), details);
@@ -373,16 +428,24 @@ export class DualWriter<C, L> {
   }
 
   #route(type: unknown, ctx: C, field = 'type'): Routed<L> {
-    if (typeof type !== 'string' || type === '') throw new InvalidInputError(field, 'must be a FHIR resource type string');
+    if (typeof type !== 'string' || type === '')
+      throw new InvalidInputError(field, 'must be a FHIR resource type string');
     const mapping = this.#mappings.get(type);
     if (mapping === undefined) {
-      throw new InvalidInputError(field, `no mapping for ${JSON.stringify(type)}; mapped types: ${[...this.#mappings.keys()].join(', ')}`);
+      throw new InvalidInputError(
+        field,
+        `no mapping for ${JSON.stringify(type)}; mapped types: ${[...this.#mappings.keys()].join(', ')}`,
+      );
     }
     const unit = this.#plan.unitOf(ctx);
     return { mapping, unit, route: this.#plan.routeOf(unit, type) };
   }
 
-  async #newLegacyId(mapping: ResourceMapping<L>, resource: Resource, field: 'row' | 'resource'): Promise<string> {
+  async #newLegacyId(
+    mapping: ResourceMapping<L>,
+    resource: Resource,
+    field: 'row' | 'resource',
+  ): Promise<string> {
     if (mapping.newLegacyId === undefined) {
       throw new InvalidInputError(
         field === 'row' ? 'row' : 'resource.identifier',
@@ -397,9 +460,13 @@ export class DualWriter<C, L> {
     try {
       id = await mapping.newLegacyId(resource);
     } catch (err) {
-      throw new MappingError('newLegacyId', `threw: ${err instanceof Error ? err.message : String(err)}`, { ...details, cause: err });
+      throw new MappingError('newLegacyId', `threw: ${err instanceof Error ? err.message : String(err)}`, {
+        ...details,
+        cause: err,
+      });
     }
-    if (typeof id !== 'string' || id === '') throw new MappingError('newLegacyId', 'must return a non-empty string', details);
+    if (typeof id !== 'string' || id === '')
+      throw new MappingError('newLegacyId', 'must return a non-empty string', details);
     return id;
   }
 
@@ -410,7 +477,10 @@ export class DualWriter<C, L> {
       const link = await this.#links.byMedplumId(mapping.resourceType, resource.id);
       if (link !== undefined) return link.legacyId;
       const id = resource.id;
-      const { value: stored } = await this.#retrying(() => this.#medplum.read(mapping.resourceType, id), 'medplum');
+      const { value: stored } = await this.#retrying(
+        () => this.#medplum.read(mapping.resourceType, id),
+        'medplum',
+      );
       const stamped = stored === undefined ? undefined : legacyIdOf(stored, mapping.identifierSystem);
       if (stamped !== undefined) return stamped;
     }
@@ -433,7 +503,11 @@ export class DualWriter<C, L> {
     return value;
   }
 
-  #withLock(routed: Routed<L>, legacyId: string, fn: (link: Link | undefined) => Promise<WriteResult<L>>): Promise<WriteResult<L>> {
+  #withLock(
+    routed: Routed<L>,
+    legacyId: string,
+    fn: (link: Link | undefined) => Promise<WriteResult<L>>,
+  ): Promise<WriteResult<L>> {
     const type = routed.mapping.resourceType;
     return this.#locks.run(`${type}/${legacyId}`, async () => fn(await this.#links.get(type, legacyId)));
   }
@@ -460,7 +534,8 @@ export class DualWriter<C, L> {
       legacyDone,
       resource: state.medplum.resource,
       written: () => {
-        if (state.medplum.resource === undefined) throw new Error('Medplum copy read before the Medplum write');
+        if (state.medplum.resource === undefined)
+          throw new Error('Medplum copy read before the Medplum write');
         return state.medplum.resource;
       },
       row: () => {
@@ -480,11 +555,16 @@ export class DualWriter<C, L> {
     };
     const writeMedplum = async (): Promise<number> => {
       const step = steps.medplum(view(state.legacy.record !== undefined));
-      const { value, attempts } = await this.#retrying(() => applyToMedplum(this.#medplum, { mapping, legacyId, link, ...step }), 'medplum', legacyId);
+      const { value, attempts } = await this.#retrying(
+        () => applyToMedplum(this.#medplum, { mapping, legacyId, link, ...step }),
+        'medplum',
+        legacyId,
+      );
       state.medplum = { action: value.action, resource: value.resource };
       return attempts;
     };
-    const [first, second] = route.authority === 'legacy' ? [writeLegacy, writeMedplum] : [writeMedplum, writeLegacy];
+    const [first, second] =
+      route.authority === 'legacy' ? [writeLegacy, writeMedplum] : [writeMedplum, writeLegacy];
     await first();
     if (route.mirrorTo !== undefined) {
       try {
@@ -495,7 +575,15 @@ export class DualWriter<C, L> {
       await this.#saveLink(mapping.resourceType, state, link);
     }
     const result = this.#result(operation, routed, state);
-    this.#emit({ type: 'mirrored', resourceType: mapping.resourceType, legacyId, medplumId: result.medplumId, unit: routed.unit, stage: route.stage, mirror: result.mirror });
+    this.#emit({
+      type: 'mirrored',
+      resourceType: mapping.resourceType,
+      legacyId,
+      medplumId: result.medplumId,
+      unit: routed.unit,
+      stage: route.stage,
+      mirror: result.mirror,
+    });
     return result;
   }
 
@@ -510,25 +598,35 @@ export class DualWriter<C, L> {
     };
     let medplumId = link?.medplumId;
     const deleteLegacy = async (): Promise<number> => {
-      const { attempts } = await this.#retrying(async () => {
-        try {
-          await this.#legacy.delete(type, legacyId);
-        } catch (err) {
-          throw classifyLegacyError(err, { resourceType: type, legacyId });
-        }
-      }, 'legacy', legacyId);
+      const { attempts } = await this.#retrying(
+        async () => {
+          try {
+            await this.#legacy.delete(type, legacyId);
+          } catch (err) {
+            throw classifyLegacyError(err, { resourceType: type, legacyId });
+          }
+        },
+        'legacy',
+        legacyId,
+      );
       state.legacy = { action: 'deleted', record: undefined };
       return attempts;
     };
     const deleteMedplum = async (): Promise<number> => {
-      const { attempts } = await this.#retrying(async () => {
-        medplumId ??= (await this.#medplum.findByIdentifier(type, mapping.identifierSystem, legacyId))?.id;
-        if (medplumId !== undefined) await this.#medplum.delete(type, medplumId, { resourceType: type, legacyId, medplumId });
-      }, 'medplum', legacyId);
+      const { attempts } = await this.#retrying(
+        async () => {
+          medplumId ??= (await this.#medplum.findByIdentifier(type, mapping.identifierSystem, legacyId))?.id;
+          if (medplumId !== undefined)
+            await this.#medplum.delete(type, medplumId, { resourceType: type, legacyId, medplumId });
+        },
+        'medplum',
+        legacyId,
+      );
       state.medplum = { action: medplumId === undefined ? 'unchanged' : 'deleted', resource: undefined };
       return attempts;
     };
-    const [first, second] = route.authority === 'legacy' ? [deleteLegacy, deleteMedplum] : [deleteMedplum, deleteLegacy];
+    const [first, second] =
+      route.authority === 'legacy' ? [deleteLegacy, deleteMedplum] : [deleteMedplum, deleteLegacy];
     await first();
     if (route.mirrorTo !== undefined) {
       try {
@@ -565,9 +663,22 @@ export class DualWriter<C, L> {
     await this.#links.save(link);
   }
 
-  async #retrying<T>(fn: () => Promise<T>, side: Side, legacyId?: string): Promise<{ value: T; attempts: number }> {
+  async #retrying<T>(
+    fn: () => Promise<T>,
+    side: Side,
+    legacyId?: string,
+  ): Promise<{ value: T; attempts: number }> {
     return withRetries(fn, this.#retry, (error, attempt, delayMs) => {
-      this.#emit({ type: 'retry', side, resourceType: error.resourceType, legacyId: legacyId ?? error.legacyId, status: error.status, attempt, delayMs, error: error.name });
+      this.#emit({
+        type: 'retry',
+        side,
+        resourceType: error.resourceType,
+        legacyId: legacyId ?? error.legacyId,
+        status: error.status,
+        attempt,
+        delayMs,
+        error: error.name,
+      });
     });
   }
 
@@ -579,16 +690,43 @@ export class DualWriter<C, L> {
     }
   }
 
-  #mirrorFailed(operation: WriteResult['operation'], routed: Routed<L>, state: SyncState<L>, err: unknown, medplumId?: string): unknown {
+  #mirrorFailed(
+    operation: WriteResult['operation'],
+    routed: Routed<L>,
+    state: SyncState<L>,
+    err: unknown,
+    medplumId?: string,
+  ): unknown {
     if (!(err instanceof DualWriteError)) return err;
     const error = new MirrorError(this.#result(operation, routed, state, medplumId), err);
-    this.#emit({ type: 'mirror-failed', resourceType: routed.mapping.resourceType, legacyId: state.legacyId, medplumId: error.medplumId, unit: routed.unit, stage: routed.route.stage, side: err.side, status: err.status, attempts: err.attempts, error: err.name });
+    this.#emit({
+      type: 'mirror-failed',
+      resourceType: routed.mapping.resourceType,
+      legacyId: state.legacyId,
+      medplumId: error.medplumId,
+      unit: routed.unit,
+      stage: routed.route.stage,
+      side: err.side,
+      status: err.status,
+      attempts: err.attempts,
+      error: err.name,
+    });
     return error;
   }
 
-  #result(operation: WriteResult['operation'], routed: Routed<L>, state: SyncState<L>, medplumId?: string): WriteResult<L> {
+  #result(
+    operation: WriteResult['operation'],
+    routed: Routed<L>,
+    state: SyncState<L>,
+    medplumId?: string,
+  ): WriteResult<L> {
     const { route } = routed;
-    const mirrored = route.mirrorTo === 'legacy' ? state.legacy.action : route.mirrorTo === 'medplum' ? state.medplum.action : undefined;
+    const mirrored =
+      route.mirrorTo === 'legacy'
+        ? state.legacy.action
+        : route.mirrorTo === 'medplum'
+          ? state.medplum.action
+          : undefined;
     return {
       operation,
       resourceType: routed.mapping.resourceType,
@@ -598,7 +736,11 @@ export class DualWriter<C, L> {
       legacyId: state.legacyId,
       medplumId: state.medplum.resource?.id ?? medplumId,
       legacy: outcome(state.legacy.action, state.legacyId, state.legacy.record?.version),
-      medplum: outcome(state.medplum.action, state.medplum.resource?.id ?? medplumId, state.medplum.resource?.meta?.versionId),
+      medplum: outcome(
+        state.medplum.action,
+        state.medplum.resource?.id ?? medplumId,
+        state.medplum.resource?.meta?.versionId,
+      ),
       mirror: mirrored === undefined ? 'not-required' : mirrored === 'unchanged' ? 'unchanged' : 'applied',
       mirrorAttempts: state.mirrorAttempts,
       row: state.legacy.record?.row,
@@ -645,7 +787,7 @@ interface SyncSteps<L> {
  */
 function replacing(resource: Resource, existing: WithId<Resource> | undefined): Resource {
   const { id: _id, meta: _meta, ...content } = resource;
-  return (existing === undefined ? content : { ...content, id: existing.id });
+  return existing === undefined ? content : { ...content, id: existing.id };
 }
 
 function outcome(action: SideAction, id: string | undefined, version: string | undefined): SideOutcome {
@@ -654,12 +796,18 @@ function outcome(action: SideAction, id: string | undefined, version: string | u
 
 function requireObject(value: unknown, field: string): void {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new InvalidInputError(field, `must be an object, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`);
+    throw new InvalidInputError(
+      field,
+      `must be an object, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`,
+    );
   }
 }
 
 function requireId(value: unknown, field: string): asserts value is string {
   if (typeof value !== 'string' || value.trim() === '') {
-    throw new InvalidInputError(field, `must be a non-empty string, got ${typeof value === 'string' ? 'an empty string' : typeof value}`);
+    throw new InvalidInputError(
+      field,
+      `must be a non-empty string, got ${typeof value === 'string' ? 'an empty string' : typeof value}`,
+    );
   }
 }

@@ -290,8 +290,10 @@ export class MirrorError extends DualWriteError {
 /** Describes a value for an error message without echoing long or structured data. */
 function describeValue(value: unknown): string {
   if (value === null || value === undefined) return String(value);
-  if (typeof value === 'string') return value.length > 40 ? `a string of ${value.length} chars` : JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  if (typeof value === 'string')
+    return value.length > 40 ? `a string of ${value.length} chars` : JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint')
+    return String(value);
   if (typeof value === 'function') return 'a function';
   return Array.isArray(value) ? 'an array' : 'an object';
 }

@@ -50,7 +50,11 @@ export type { Side, ErrorDetails } from './errors.ts';
 export { normalise, contentHash } from './divergence/normalise.ts';
 
 export { PostgresTableAdapter } from './adapters/postgres-table-adapter.ts';
-export type { PostgresTableAdapterOptions, PostgresTableOptions, PostgresTableRow } from './adapters/postgres-table-adapter.ts';
+export type {
+  PostgresTableAdapterOptions,
+  PostgresTableOptions,
+  PostgresTableRow,
+} from './adapters/postgres-table-adapter.ts';
 export { sqlClientFromPg } from './sql/pg-client.ts';
 export type { PgPool } from './sql/pg-client.ts';
 export { sqlClientFromPglite } from './sql/pglite-client.ts';

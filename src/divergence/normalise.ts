@@ -51,5 +51,7 @@ function clean(value: unknown, topLevel: boolean): unknown {
  * ```
  */
 export function contentHash(resource: unknown): string {
-  return `sha256:${createHash('sha256').update(JSON.stringify(normalise(resource) ?? null)).digest('hex')}`;
+  return `sha256:${createHash('sha256')
+    .update(JSON.stringify(normalise(resource) ?? null))
+    .digest('hex')}`;
 }

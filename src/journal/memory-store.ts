@@ -28,7 +28,9 @@ export class MemoryStore implements SyncStore {
   saveLink(link: Link): Promise<void> {
     const owner = this.#byMedplum.get(key(link.resourceType, link.medplumId));
     if (owner !== undefined && owner.legacyId !== link.legacyId) {
-      return Promise.reject(new LinkConflictError(link.resourceType, link.medplumId, owner.legacyId, link.legacyId));
+      return Promise.reject(
+        new LinkConflictError(link.resourceType, link.medplumId, owner.legacyId, link.legacyId),
+      );
     }
     const previous = this.#byLegacy.get(key(link.resourceType, link.legacyId));
     if (previous !== undefined) this.#byMedplum.delete(key(previous.resourceType, previous.medplumId));

@@ -11,18 +11,30 @@ import type { ResourceMapping } from './resource-mapping.ts';
  * @param details - The record concerned.
  * @returns What the mapping returned.
  */
-export function runMapping<T>(direction: 'toFhir' | 'toLegacy' | 'legacyId' | 'withLegacyId' | 'newLegacyId', fn: () => T, details: ErrorDetails): T {
+export function runMapping<T>(
+  direction: 'toFhir' | 'toLegacy' | 'legacyId' | 'withLegacyId' | 'newLegacyId',
+  fn: () => T,
+  details: ErrorDetails,
+): T {
   let value: T;
   try {
     value = fn();
   } catch (err) {
     if (err instanceof MappingError) {
-      throw new MappingError(err.field, `${direction} rejected the record: ${err.message}`, { ...details, cause: err });
+      throw new MappingError(err.field, `${direction} rejected the record: ${err.message}`, {
+        ...details,
+        cause: err,
+      });
     }
     if (err instanceof DualWriteError) throw err;
-    throw new MappingError(undefined, `${direction} threw: ${err instanceof Error ? err.message : String(err)}`, { ...details, cause: err });
+    throw new MappingError(
+      undefined,
+      `${direction} threw: ${err instanceof Error ? err.message : String(err)}`,
+      { ...details, cause: err },
+    );
   }
-  if (value === undefined && direction !== 'legacyId') throw new MappingError(undefined, `${direction} returned undefined`, details);
+  if (value === undefined && direction !== 'legacyId')
+    throw new MappingError(undefined, `${direction} returned undefined`, details);
   return value;
 }
 
@@ -58,13 +70,21 @@ export function withLegacyIdentifier<R extends Resource>(
 ): R {
   // Mapping output is checked as untrusted: a JavaScript mapping can return anything.
   const output: unknown = resource;
-  if (typeof output !== 'object' || output === null || (output as Resource).resourceType !== mapping.resourceType) {
+  if (
+    typeof output !== 'object' ||
+    output === null ||
+    (output as Resource).resourceType !== mapping.resourceType
+  ) {
     throw new MappingError('resourceType', `toFhir must return a ${mapping.resourceType}`, details);
   }
   const current = legacyIdOf(resource, mapping.identifierSystem);
   if (current === legacyId) return resource;
   if (current !== undefined) {
-    throw new MappingError('identifier', `carries another legacy id under ${mapping.identifierSystem}`, details);
+    throw new MappingError(
+      'identifier',
+      `carries another legacy id under ${mapping.identifierSystem}`,
+      details,
+    );
   }
   if (!('identifier' in resource) && !canCarryIdentifier(resource)) {
     throw new MappingError('identifier', `${resource.resourceType} has no identifier element`, details);

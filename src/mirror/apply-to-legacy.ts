@@ -35,9 +35,17 @@ export interface LegacyWriteResult<L> {
  * @param write - The record and its desired row.
  * @returns The record as stored and what was done.
  */
-export async function applyToLegacy<L>(legacy: LegacyAdapter<L>, write: LegacyWrite<L>): Promise<LegacyWriteResult<L>> {
+export async function applyToLegacy<L>(
+  legacy: LegacyAdapter<L>,
+  write: LegacyWrite<L>,
+): Promise<LegacyWriteResult<L>> {
   const { mapping, legacyId, link, guard } = write;
-  const details: ErrorDetails = { side: 'legacy', resourceType: mapping.resourceType, legacyId, medplumId: link?.medplumId };
+  const details: ErrorDetails = {
+    side: 'legacy',
+    resourceType: mapping.resourceType,
+    legacyId,
+    medplumId: link?.medplumId,
+  };
   const existing = await call(() => legacy.read(mapping.resourceType, legacyId), details);
   const desire = (): L => runMapping('toLegacy', () => write.desired(existing), details);
   const desired = existing === undefined && guard.kind === 'update' ? undefined : desire();
@@ -46,7 +54,14 @@ export async function applyToLegacy<L>(legacy: LegacyAdapter<L>, write: LegacyWr
     return { record: existing, action: 'unchanged' };
   }
   // Legacy rows are compared as rows, not by FHIR hash: without versions, content decides.
-  checkGuard(guard, { exists: existing !== undefined, version: existing?.version }, link, link?.legacyVersion, false, details);
+  checkGuard(
+    guard,
+    { exists: existing !== undefined, version: existing?.version },
+    link,
+    link?.legacyVersion,
+    false,
+    details,
+  );
   const target = row ?? withId(mapping, desire(), legacyId, details);
   if (existing !== undefined) {
     const record = await call(
@@ -71,9 +86,14 @@ export async function applyToLegacy<L>(legacy: LegacyAdapter<L>, write: LegacyWr
 export function withId<L>(mapping: ResourceMapping<L>, row: L, legacyId: string, details: ErrorDetails): L {
   const current = runMapping('legacyId', () => mapping.legacyId(row), details);
   if (current === legacyId) return row;
-  if (current !== undefined) throw new MappingError('legacyId', 'toLegacy returned a row with another legacy id', details);
+  if (current !== undefined)
+    throw new MappingError('legacyId', 'toLegacy returned a row with another legacy id', details);
   if (mapping.withLegacyId === undefined) {
-    throw new MappingError('withLegacyId', 'the mapping must implement withLegacyId(row, id) to write records that start in Medplum', details);
+    throw new MappingError(
+      'withLegacyId',
+      'the mapping must implement withLegacyId(row, id) to write records that start in Medplum',
+      details,
+    );
   }
   const withLegacyId = mapping.withLegacyId.bind(mapping);
   return runMapping('withLegacyId', () => withLegacyId(row, legacyId), details);

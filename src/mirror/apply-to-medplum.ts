@@ -47,7 +47,12 @@ export async function applyToMedplum<R extends Resource>(
   write: MedplumWrite<R>,
 ): Promise<MedplumWriteResult<R>> {
   const { mapping, legacyId, link, guard } = write;
-  const details: ErrorDetails = { side: 'medplum', resourceType: mapping.resourceType, legacyId, medplumId: link?.medplumId };
+  const details: ErrorDetails = {
+    side: 'medplum',
+    resourceType: mapping.resourceType,
+    legacyId,
+    medplumId: link?.medplumId,
+  };
   const existing =
     link === undefined
       ? await medplum.findByIdentifier<R>(mapping.resourceType, mapping.identifierSystem, legacyId)
@@ -60,13 +65,23 @@ export async function applyToMedplum<R extends Resource>(
     if (contentHash(existing) === contentHash(checked)) return { resource: existing, action: 'unchanged' };
   }
   const sameAsLastSync = existing !== undefined && contentHash(existing) === link?.contentHash;
-  checkGuard(guard, { exists: existing !== undefined, version: current }, link, link?.medplumVersion, sameAsLastSync, {
-    ...details,
-    medplumId: existing?.id ?? link?.medplumId,
-  });
+  checkGuard(
+    guard,
+    { exists: existing !== undefined, version: current },
+    link,
+    link?.medplumVersion,
+    sameAsLastSync,
+    {
+      ...details,
+      medplumId: existing?.id ?? link?.medplumId,
+    },
+  );
   const resource = withLegacyIdentifier(desired ?? desire(), mapping, legacyId, details);
   if (existing !== undefined) {
-    const updated = await medplum.update({ ...resource, id: existing.id }, current, { ...details, medplumId: existing.id });
+    const updated = await medplum.update({ ...resource, id: existing.id }, current, {
+      ...details,
+      medplumId: existing.id,
+    });
     return { resource: updated, action: 'updated' };
   }
   const { id: _id, meta: _meta, ...withoutId } = resource;

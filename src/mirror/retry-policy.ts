@@ -63,10 +63,15 @@ export function retryPolicyOf(options: RetryOptions = {}, field = 'retry'): Retr
       throw new ConfigurationError(`${field}.${key}`, value, 'must be a finite number >= 0');
     }
   }
-  if (!Number.isInteger(policy.retries)) throw new ConfigurationError(`${field}.retries`, policy.retries, 'must be an integer');
+  if (!Number.isInteger(policy.retries))
+    throw new ConfigurationError(`${field}.retries`, policy.retries, 'must be an integer');
   if (policy.factor < 1) throw new ConfigurationError(`${field}.factor`, policy.factor, 'must be >= 1');
   if (policy.maxTimeoutMs < policy.minTimeoutMs) {
-    throw new ConfigurationError(`${field}.maxTimeoutMs`, policy.maxTimeoutMs, `must be >= minTimeoutMs (${policy.minTimeoutMs})`);
+    throw new ConfigurationError(
+      `${field}.maxTimeoutMs`,
+      policy.maxTimeoutMs,
+      `must be >= minTimeoutMs (${policy.minTimeoutMs})`,
+    );
   }
   return policy;
 }
@@ -119,7 +124,19 @@ export async function withRetries<T>(
     return { value, attempts };
   } catch (err) {
     if (err instanceof UnavailableError && attempts > 1) {
-      throw new UnavailableError(`${err.message} (gave up after ${attempts} attempts)`, { side: err.side, resourceType: err.resourceType, legacyId: err.legacyId, medplumId: err.medplumId, status: err.status, cause: err.cause, attempts }, err.retryAfterMs);
+      throw new UnavailableError(
+        `${err.message} (gave up after ${attempts} attempts)`,
+        {
+          side: err.side,
+          resourceType: err.resourceType,
+          legacyId: err.legacyId,
+          medplumId: err.medplumId,
+          status: err.status,
+          cause: err.cause,
+          attempts,
+        },
+        err.retryAfterMs,
+      );
     }
     throw err;
   }

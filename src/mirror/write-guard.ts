@@ -38,20 +38,38 @@ export function checkGuard(
   const record = `${details.resourceType ?? ''}/${details.legacyId ?? ''}`;
   switch (guard.kind) {
     case 'create':
-      if (found.exists) throw new ConflictError(`${record} already exists in ${where}`, undefined, found.version, details);
+      if (found.exists)
+        throw new ConflictError(`${record} already exists in ${where}`, undefined, found.version, details);
       return;
     case 'update':
-      if (!found.exists) throw new RejectedError(`${record} does not exist in ${where}`, [], { ...details, status: 404 });
+      if (!found.exists)
+        throw new RejectedError(`${record} does not exist in ${where}`, [], { ...details, status: 404 });
       if (guard.version !== undefined && found.version !== guard.version) {
-        throw new ConflictError(`${record} changed in ${where} since it was read`, guard.version, found.version, details);
+        throw new ConflictError(
+          `${record} changed in ${where} since it was read`,
+          guard.version,
+          found.version,
+          details,
+        );
       }
       return;
     case 'last-sync':
       if (link === undefined) return;
-      if (!found.exists) throw new ConflictError(`${record} was deleted in ${where} since the last sync`, linkedVersion, undefined, details);
+      if (!found.exists)
+        throw new ConflictError(
+          `${record} was deleted in ${where} since the last sync`,
+          linkedVersion,
+          undefined,
+          details,
+        );
       // A version bump with identical content (a no-op save elsewhere) is not a change.
       if (linkedVersion !== undefined && found.version !== linkedVersion && !sameAsLastSync) {
-        throw new ConflictError(`${record} changed in ${where} since the last sync`, linkedVersion, found.version, details);
+        throw new ConflictError(
+          `${record} changed in ${where} since the last sync`,
+          linkedVersion,
+          found.version,
+          details,
+        );
       }
   }
 }

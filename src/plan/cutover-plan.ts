@@ -74,9 +74,12 @@ export class CutoverPlan<C> {
    * @throws {@link ConfigurationError} naming the option when a stage name or `unitOf` is invalid.
    */
   constructor(options: CutoverPlanOptions<C>) {
-    if (typeof options !== 'object') throw new ConfigurationError('plan', options, 'must be an options object');
-    if (!isStage(options.default)) throw new ConfigurationError('plan.default', options.default, stageProblem);
-    if (typeof options.unitOf !== 'function') throw new ConfigurationError('plan.unitOf', options.unitOf, 'must be a function (ctx) => unit');
+    if (typeof options !== 'object')
+      throw new ConfigurationError('plan', options, 'must be an options object');
+    if (!isStage(options.default))
+      throw new ConfigurationError('plan.default', options.default, stageProblem);
+    if (typeof options.unitOf !== 'function')
+      throw new ConfigurationError('plan.unitOf', options.unitOf, 'must be a function (ctx) => unit');
     this.#default = options.default;
     this.#unitOf = options.unitOf;
     for (const [unit, stages] of Object.entries(options.units ?? {})) {
@@ -86,11 +89,13 @@ export class CutoverPlan<C> {
         continue;
       }
       if (stages.default !== undefined) {
-        if (!isStage(stages.default)) throw new ConfigurationError(`plan.units.${unit}.default`, stages.default, stageProblem);
+        if (!isStage(stages.default))
+          throw new ConfigurationError(`plan.units.${unit}.default`, stages.default, stageProblem);
         this.set(unit, stages.default);
       }
       for (const [type, stage] of Object.entries(stages.resourceTypes)) {
-        if (!isStage(stage)) throw new ConfigurationError(`plan.units.${unit}.resourceTypes.${type}`, stage, stageProblem);
+        if (!isStage(stage))
+          throw new ConfigurationError(`plan.units.${unit}.resourceTypes.${type}`, stage, stageProblem);
         this.set(unit, stage, { resourceType: type });
       }
     }
@@ -115,7 +120,10 @@ export class CutoverPlan<C> {
       throw new InvalidInputError('ctx', 'unitOf(ctx) threw', { cause: err });
     }
     if (typeof unit !== 'string' || unit === '') {
-      throw new InvalidInputError('ctx', `unitOf(ctx) must return a non-empty string, returned ${unit === '' ? 'an empty string' : typeof unit}`);
+      throw new InvalidInputError(
+        'ctx',
+        `unitOf(ctx) must return a non-empty string, returned ${unit === '' ? 'an empty string' : typeof unit}`,
+      );
     }
     return unit;
   }
@@ -167,8 +175,10 @@ export class CutoverPlan<C> {
    * ```
    */
   set(unit: string, stage: Stage, options: { readonly resourceType?: string } = {}): void {
-    if (typeof unit !== 'string' || unit === '') throw new InvalidInputError('unit', 'must be a non-empty string');
-    if (!isStage(stage)) throw new InvalidInputError('stage', `${stageProblem} (got ${JSON.stringify(stage)})`);
+    if (typeof unit !== 'string' || unit === '')
+      throw new InvalidInputError('unit', 'must be a non-empty string');
+    if (!isStage(stage))
+      throw new InvalidInputError('stage', `${stageProblem} (got ${JSON.stringify(stage)})`);
     let entry = this.#units.get(unit);
     if (entry === undefined) {
       entry = { default: undefined, types: new Map() };
@@ -179,5 +189,4 @@ export class CutoverPlan<C> {
   }
 }
 
-const stageProblem =
-  'must be one of legacy-only, dual-write, shadow, live, rampdown, medplum-only';
+const stageProblem = 'must be one of legacy-only, dual-write, shadow, live, rampdown, medplum-only';

@@ -8,7 +8,14 @@ import {
 import { LegacyNotFoundError, LegacyVersionConflictError } from './legacy-adapter.ts';
 
 /** Node socket errors that mean "no answer", worth another attempt. */
-const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND']);
+const TRANSIENT_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+]);
 
 /**
  * SQLSTATE classes and codes that are transient: connection exceptions (08), serialisation
@@ -44,7 +51,10 @@ export function classifyLegacyError(error: unknown, details: ErrorDetails): Dual
   const record = typeof error === 'object' && error !== null ? (error as Record<string, unknown>) : {};
   const code = typeof record.code === 'string' ? record.code : undefined;
   const message = error instanceof Error ? error.message : String(error);
-  if (record.retryable === true || (code !== undefined && (TRANSIENT_CODES.has(code) || isTransientSqlState(code)))) {
+  if (
+    record.retryable === true ||
+    (code !== undefined && (TRANSIENT_CODES.has(code) || isTransientSqlState(code)))
+  ) {
     return new UnavailableError(`legacy ${details.resourceType ?? ''} request failed: ${message}`, base);
   }
   return new RejectedError(`legacy ${details.resourceType ?? ''} request failed: ${message}`, [], base);

@@ -32,7 +32,11 @@ const SERIALIZATION_FAILURE = '40001';
  * @param details - The record concerned.
  * @returns A typed error.
  */
-export function classifyMedplumError(error: unknown, exchange: HttpExchange, details: ErrorDetails): DualWriteError {
+export function classifyMedplumError(
+  error: unknown,
+  exchange: HttpExchange,
+  details: ErrorDetails,
+): DualWriteError {
   if (error instanceof DualWriteError) return error;
   const outcome = outcomeOf(error);
   const status = exchange.status ?? (outcome === undefined ? undefined : getStatus(outcome));
@@ -41,18 +45,41 @@ export function classifyMedplumError(error: unknown, exchange: HttpExchange, det
   if (exchange.networkError || status === undefined) {
     return new UnavailableError(`${what} failed without a response: ${messageOf(error)}`, base);
   }
-  if (status === 408 || status === 429 || status >= 500 || (status === 409 && detailsCode(outcome) === SERIALIZATION_FAILURE)) {
-    return new UnavailableError(`${what} answered ${status}: ${diagnostics(outcome, error)}`, base, rateLimitDelayMs(exchange.headers));
+  if (
+    status === 408 ||
+    status === 429 ||
+    status >= 500 ||
+    (status === 409 && detailsCode(outcome) === SERIALIZATION_FAILURE)
+  ) {
+    return new UnavailableError(
+      `${what} answered ${status}: ${diagnostics(outcome, error)}`,
+      base,
+      rateLimitDelayMs(exchange.headers),
+    );
   }
   if (status === 409 || status === 412) {
-    return new ConflictError(`${what} answered ${status}: ${diagnostics(outcome, error)}`, undefined, undefined, base);
+    return new ConflictError(
+      `${what} answered ${status}: ${diagnostics(outcome, error)}`,
+      undefined,
+      undefined,
+      base,
+    );
   }
-  return new RejectedError(`${what} answered ${status}: ${diagnostics(outcome, error)}`, fieldsOf(outcome), base);
+  return new RejectedError(
+    `${what} answered ${status}: ${diagnostics(outcome, error)}`,
+    fieldsOf(outcome),
+    base,
+  );
 }
 
 function outcomeOf(error: unknown): OperationOutcome | undefined {
   if (error instanceof OperationOutcomeError) return error.outcome;
-  if (typeof error === 'object' && error !== null && 'outcome' in error && isOperationOutcome(error.outcome)) {
+  if (
+    typeof error === 'object' &&
+    error !== null &&
+    'outcome' in error &&
+    isOperationOutcome(error.outcome)
+  ) {
     return error.outcome;
   }
   return undefined;

@@ -25,9 +25,9 @@ export class MedplumSide {
    */
   async read<R extends Resource>(resourceType: string, id: string): Promise<WithId<R> | undefined> {
     try {
-      return await this.#call({ resourceType, medplumId: id }, (options) =>
+      return (await this.#call({ resourceType, medplumId: id }, (options) =>
         this.#client.readResource(resourceType as ResourceType, id, options),
-      ) as WithId<R>;
+      )) as WithId<R>;
     } catch (err) {
       if (isGone(err)) return undefined;
       throw err;
@@ -86,7 +86,11 @@ export class MedplumSide {
    * @param details - The record concerned, for errors.
    * @returns The updated resource.
    */
-  update<R extends Resource>(resource: R, expectedVersion: string | undefined, details: ErrorDetails): Promise<WithId<R>> {
+  update<R extends Resource>(
+    resource: R,
+    expectedVersion: string | undefined,
+    details: ErrorDetails,
+  ): Promise<WithId<R>> {
     return this.#call(details, (options) => {
       // Medplum ignores an unquoted If-Match value: it must be W/"<versionId>".
       if (expectedVersion !== undefined) options.headers = { 'If-Match': `W/"${expectedVersion}"` };
@@ -103,7 +107,9 @@ export class MedplumSide {
    */
   async delete(resourceType: string, id: string, details: ErrorDetails): Promise<void> {
     try {
-      await this.#call(details, (options) => this.#client.deleteResource(resourceType as ResourceType, id, options));
+      await this.#call(details, (options) =>
+        this.#client.deleteResource(resourceType as ResourceType, id, options),
+      );
     } catch (err) {
       if (!isGone(err)) throw err;
     }

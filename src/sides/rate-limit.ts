@@ -26,7 +26,8 @@ export function rateLimitDelayMs(headers: Headers | undefined): number | undefin
     }
   }
   const legacyReset = Number(headers.get('ratelimit-reset') ?? Number.NaN);
-  if (waitSeconds === undefined && Number.isFinite(legacyReset) && legacyReset >= 0) waitSeconds = legacyReset;
+  if (waitSeconds === undefined && Number.isFinite(legacyReset) && legacyReset >= 0)
+    waitSeconds = legacyReset;
   const retryAfter = headers.get('retry-after');
   if (waitSeconds === undefined && retryAfter !== null) {
     const seconds = Number(retryAfter);

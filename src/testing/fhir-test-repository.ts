@@ -391,7 +391,9 @@ function pickVersion(resource: Resource): { versionId?: string; lastUpdated?: st
  * every write: an invalid one is a 400 whose issues name the fields (`Patient.birthDate`).
  */
 function rejectInvalid(resource: Resource): void {
-  const errors = validateResource(resource).filter((issue) => issue.severity === 'error' || issue.severity === 'fatal');
+  const errors = validateResource(resource).filter(
+    (issue) => issue.severity === 'error' || issue.severity === 'fatal',
+  );
   if (errors.length > 0) {
     throw new OperationOutcomeError({ resourceType: 'OperationOutcome', issue: errors });
   }

@@ -19,7 +19,10 @@ afterEach(async () => {
   fixture = undefined;
 });
 
-async function nothingWritten(f: WriterFixture<MemoryLegacyAdapter<PatientRow>>, legacyId: string): Promise<void> {
+async function nothingWritten(
+  f: WriterFixture<MemoryLegacyAdapter<PatientRow>>,
+  legacyId: string,
+): Promise<void> {
   expect(await f.legacy.read('Patient', legacyId)).toBeUndefined();
   expect(await medplumCopies(f.direct, legacyId)).toHaveLength(0);
   expect(await f.writer.linkOf('Patient', legacyId)).toBeUndefined();
@@ -28,7 +31,9 @@ async function nothingWritten(f: WriterFixture<MemoryLegacyAdapter<PatientRow>>,
 describe('bad input', () => {
   it('an unknown resource type is an InvalidInputError naming the type, and nothing is written', async () => {
     fixture = await startWriterFixture();
-    const error = await fixture.writer.create('Patinet', { id: 'x-1', first_name: 'A', last_name: 'B' }, north).catch((e: unknown) => e);
+    const error = await fixture.writer
+      .create('Patinet', { id: 'x-1', first_name: 'A', last_name: 'B' }, north)
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InvalidInputError);
     expect(error).toMatchObject({ field: 'type', retryable: false });
     expect((error as Error).message).toContain('Patient');
@@ -38,7 +43,9 @@ describe('bad input', () => {
   it('a row the mapping rejects is a MappingError naming the field, and nothing is written on either side', async () => {
     for (const stage of ['dual-write', 'live'] as const) {
       fixture = await startWriterFixture({ stage });
-      const error = await fixture.writer.create('Patient', { id: 'x-2', first_name: 'A', last_name: '' }, north).catch((e: unknown) => e);
+      const error = await fixture.writer
+        .create('Patient', { id: 'x-2', first_name: 'A', last_name: '' }, north)
+        .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(MappingError);
       expect(error).toMatchObject({ field: 'last_name', resourceType: 'Patient' });
       await nothingWritten(fixture, 'x-2');
@@ -51,7 +58,9 @@ describe('bad input', () => {
     fixture = await startWriterFixture();
     const { writer, legacy, direct } = fixture;
     await writer.create('Patient', { id: 'x-3', first_name: 'A', last_name: 'Before' }, north);
-    await expect(writer.update('Patient', 'x-3', { id: 'x-3', first_name: 'A', last_name: '' }, north)).rejects.toBeInstanceOf(MappingError);
+    await expect(
+      writer.update('Patient', 'x-3', { id: 'x-3', first_name: 'A', last_name: '' }, north),
+    ).rejects.toBeInstanceOf(MappingError);
     expect((await legacy.read('Patient', 'x-3'))?.row.last_name).toBe('Before');
     expect((await medplumCopies(direct, 'x-3'))[0]?.name?.[0]?.family).toBe('Before');
   });
@@ -59,7 +68,14 @@ describe('bad input', () => {
   it('a resource without the identifier system is rejected while Medplum is the authority, naming resource.identifier', async () => {
     fixture = await startWriterFixture({ stage: 'live' });
     const error = await fixture.writer
-      .createResource({ resourceType: 'Patient', identifier: [{ system: 'urn:other', value: '1' }], name: [{ family: 'X' }] }, north)
+      .createResource(
+        {
+          resourceType: 'Patient',
+          identifier: [{ system: 'urn:other', value: '1' }],
+          name: [{ family: 'X' }],
+        },
+        north,
+      )
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(InvalidInputError);
     expect(error).toMatchObject({ field: 'resource.identifier' });
@@ -86,23 +102,42 @@ describe('bad input', () => {
       .create('Patient', { id: 'x-5', first_name: 'A', last_name: 'B', birth_date: 'yesterday' }, north)
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MirrorError);
-    expect((error as MirrorError).cause).toMatchObject({ name: 'RejectedError', status: 400, fields: ['Patient.birthDate'] });
+    expect((error as MirrorError).cause).toMatchObject({
+      name: 'RejectedError',
+      status: 400,
+      fields: ['Patient.birthDate'],
+    });
     expect(error).toMatchObject({ retryable: false, status: 400 });
   });
 
   it('rejects rows, ids and contexts a hurried caller might pass', async () => {
     fixture = await startWriterFixture();
     const { writer } = fixture;
-    await expect(writer.create('Patient', null as unknown as PatientRow, north)).rejects.toMatchObject({ name: 'InvalidInputError', field: 'row' });
-    await expect(writer.create('Patient', [] as unknown as PatientRow, north)).rejects.toMatchObject({ field: 'row' });
-    await expect(writer.update('Patient', '', { first_name: 'A', last_name: 'B' }, north)).rejects.toMatchObject({ field: 'legacyId' });
-    await expect(writer.update('Patient', 'a', { id: 'b', first_name: 'A', last_name: 'B' }, north)).rejects.toMatchObject({
+    await expect(writer.create('Patient', null as unknown as PatientRow, north)).rejects.toMatchObject({
+      name: 'InvalidInputError',
+      field: 'row',
+    });
+    await expect(writer.create('Patient', [] as unknown as PatientRow, north)).rejects.toMatchObject({
+      field: 'row',
+    });
+    await expect(
+      writer.update('Patient', '', { first_name: 'A', last_name: 'B' }, north),
+    ).rejects.toMatchObject({ field: 'legacyId' });
+    await expect(
+      writer.update('Patient', 'a', { id: 'b', first_name: 'A', last_name: 'B' }, north),
+    ).rejects.toMatchObject({
       name: 'MappingError',
       field: 'legacyId',
     });
-    await expect(writer.read('Patient', undefined as unknown as string, north)).rejects.toMatchObject({ field: 'legacyId' });
-    await expect(writer.create('Patient', { first_name: 'A', last_name: 'B' }, { unit: '' })).rejects.toMatchObject({ field: 'ctx' });
-    await expect(writer.updateResource({ resourceType: 'Patient', name: [{ family: 'X' }] }, north)).rejects.toMatchObject({
+    await expect(writer.read('Patient', undefined as unknown as string, north)).rejects.toMatchObject({
+      field: 'legacyId',
+    });
+    await expect(
+      writer.create('Patient', { first_name: 'A', last_name: 'B' }, { unit: '' }),
+    ).rejects.toMatchObject({ field: 'ctx' });
+    await expect(
+      writer.updateResource({ resourceType: 'Patient', name: [{ family: 'X' }] }, north),
+    ).rejects.toMatchObject({
       field: 'resource.identifier',
     });
     expect(fixture.legacy.calls.create + fixture.legacy.calls.update).toBe(0);
@@ -110,7 +145,9 @@ describe('bad input', () => {
 
   it('an update of a record that does not exist is a 404 RejectedError, and nothing is created', async () => {
     fixture = await startWriterFixture();
-    const error = await fixture.writer.update('Patient', 'ghost', { first_name: 'A', last_name: 'B' }, north).catch((e: unknown) => e);
+    const error = await fixture.writer
+      .update('Patient', 'ghost', { first_name: 'A', last_name: 'B' }, north)
+      .catch((e: unknown) => e);
     expect(error).toMatchObject({ name: 'RejectedError', status: 404, side: 'legacy' });
     await nothingWritten(fixture, 'ghost');
   });
@@ -126,10 +163,12 @@ describe('bad options', () => {
 
   it('names the option and the problem', () => {
     expect(() => new DualWriter({ ...base(), mappings: [] })).toThrow(/mappings: must be a non-empty array/);
-    expect(() => new DualWriter({ ...base(), mappings: [patientMapping, patientMapping] })).toThrow(/mappings\[1\]\.resourceType: is mapped twice/);
-    expect(() => new DualWriter({ ...base(), mappings: [{ ...patientMapping, identifierSystem: '' }] })).toThrow(
-      /mappings\[0\]\.identifierSystem/,
+    expect(() => new DualWriter({ ...base(), mappings: [patientMapping, patientMapping] })).toThrow(
+      /mappings\[1\]\.resourceType: is mapped twice/,
     );
+    expect(
+      () => new DualWriter({ ...base(), mappings: [{ ...patientMapping, identifierSystem: '' }] }),
+    ).toThrow(/mappings\[0\]\.identifierSystem/);
     expect(() => new DualWriter({ ...base(), legacy: {} as never })).toThrow(/legacy\.create/);
     expect(() => new DualWriter({ ...base(), retry: { retries: -2 } })).toThrow(/retry\.retries/);
     expect(() => new DualWriter({ ...base(), linkCacheSize: 0 })).toThrow(ConfigurationError);

@@ -18,12 +18,19 @@ describe('conflicts', () => {
   it('a stale If-Match is answered 412 and surfaces as a ConflictError', async () => {
     fixture = await startWriterFixture();
     const side = new MedplumSide(fixture.medplum);
-    const created = await fixture.direct.createResource<Patient>({ resourceType: 'Patient', name: [{ family: 'A' }] });
+    const created = await fixture.direct.createResource<Patient>({
+      resourceType: 'Patient',
+      name: [{ family: 'A' }],
+    });
     await fixture.direct.updateResource({ ...created, name: [{ family: 'B' }] });
-    const error = await side.update({ ...created, name: [{ family: 'C' }] }, created.meta?.versionId, { resourceType: 'Patient' }).catch((e: unknown) => e);
+    const error = await side
+      .update({ ...created, name: [{ family: 'C' }] }, created.meta?.versionId, { resourceType: 'Patient' })
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConflictError);
     expect(error).toMatchObject({ status: 412, retryable: false, side: 'medplum' });
-    expect((await fixture.direct.readResource('Patient', created.id, { cache: 'no-cache' })).name?.[0]?.family).toBe('B');
+    expect(
+      (await fixture.direct.readResource('Patient', created.id, { cache: 'no-cache' })).name?.[0]?.family,
+    ).toBe('B');
   });
 
   it('a Medplum copy edited since the last sync is not overwritten by a mirror', async () => {
@@ -33,10 +40,15 @@ describe('conflicts', () => {
     const copy = await direct.readResource('Patient', created.medplumId ?? '', { cache: 'no-cache' });
     await direct.updateResource({ ...copy, gender: 'female' });
 
-    const error = await writer.update('Patient', 'p-1', { ...ada, last_name: 'King' }, north).catch((e: unknown) => e);
+    const error = await writer
+      .update('Patient', 'p-1', { ...ada, last_name: 'King' }, north)
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MirrorError);
     expect((error as MirrorError).cause).toBeInstanceOf(ConflictError);
-    expect((error as MirrorError).cause).toMatchObject({ expectedVersion: created.medplum.version, side: 'medplum' });
+    expect((error as MirrorError).cause).toMatchObject({
+      expectedVersion: created.medplum.version,
+      side: 'medplum',
+    });
     // The authority took the write; the edited Medplum copy was left alone for resolution.
     expect((await legacy.read('Patient', 'p-1'))?.row.last_name).toBe('King');
     const [after] = await medplumCopies(direct, 'p-1');
@@ -48,11 +60,21 @@ describe('conflicts', () => {
     const { writer, legacy } = fixture;
     await writer.create('Patient', ada, north);
     const current = await legacy.read('Patient', 'p-1');
-    await legacy.update('Patient', 'p-1', { ...ada, notes: 'edited in the legacy screens' }, { expectedVersion: current?.version });
+    await legacy.update(
+      'Patient',
+      'p-1',
+      { ...ada, notes: 'edited in the legacy screens' },
+      { expectedVersion: current?.version },
+    );
 
-    const error = await writer.update('Patient', 'p-1', { ...ada, last_name: 'King' }, north).catch((e: unknown) => e);
+    const error = await writer
+      .update('Patient', 'p-1', { ...ada, last_name: 'King' }, north)
+      .catch((e: unknown) => e);
     expect((error as MirrorError).cause).toMatchObject({ name: 'ConflictError', side: 'legacy' });
-    expect((await legacy.read('Patient', 'p-1'))?.row).toMatchObject({ last_name: 'Lovelace', notes: 'edited in the legacy screens' });
+    expect((await legacy.read('Patient', 'p-1'))?.row).toMatchObject({
+      last_name: 'Lovelace',
+      notes: 'edited in the legacy screens',
+    });
   });
 
   it('a stale expectedVersion on the authority fails before anything is written', async () => {
@@ -61,7 +83,9 @@ describe('conflicts', () => {
     const created = await writer.create('Patient', ada, north);
     await writer.update('Patient', 'p-1', { ...ada, last_name: 'Second' }, north);
     const error = await writer
-      .update('Patient', 'p-1', { ...ada, last_name: 'Third' }, north, { expectedVersion: created.legacy.version })
+      .update('Patient', 'p-1', { ...ada, last_name: 'Third' }, north, {
+        expectedVersion: created.legacy.version,
+      })
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConflictError);
     expect(error).toMatchObject({ side: 'legacy', expectedVersion: created.legacy.version });
@@ -73,12 +97,14 @@ describe('conflicts', () => {
     fixture = await startWriterFixture({ stage: 'dual-write' });
     const { writer, legacy } = fixture;
     await writer.create('Patient', ada, north);
-    await expect(writer.create('Patient', { ...ada, last_name: 'Other' }, north)).rejects.toBeInstanceOf(ConflictError);
+    await expect(writer.create('Patient', { ...ada, last_name: 'Other' }, north)).rejects.toBeInstanceOf(
+      ConflictError,
+    );
     expect((await legacy.read('Patient', 'p-1'))?.row.last_name).toBe('Lovelace');
   });
 });
 
-describe("fields a mapping does not own survive a mirror", () => {
+describe('fields a mapping does not own survive a mirror', () => {
   it('Medplum fields outside the mapping survive a mirror of a legacy update', async () => {
     fixture = await startWriterFixture({ stage: 'dual-write' });
     const { writer, direct } = fixture;
@@ -93,7 +119,10 @@ describe("fields a mapping does not own survive a mirror", () => {
     );
     await writer.update('Patient', 'p-9', { id: 'p-9', first_name: 'Ada', last_name: 'King' }, north);
     const [copy] = await medplumCopies(direct, 'p-9');
-    expect(copy).toMatchObject({ name: [{ family: 'King' }], telecom: [{ system: 'phone', value: '555-0100' }] });
+    expect(copy).toMatchObject({
+      name: [{ family: 'King' }],
+      telecom: [{ system: 'phone', value: '555-0100' }],
+    });
   });
 
   it('legacy columns outside the mapping survive a mirror of a Medplum update', async () => {
@@ -103,6 +132,9 @@ describe("fields a mapping does not own survive a mirror", () => {
     const patient = created.resource as Patient | undefined;
     if (patient === undefined) throw new Error('no resource');
     await writer.updateResource({ ...patient, name: [{ given: ['Ada'], family: 'King' }] }, north);
-    expect((await legacy.read('Patient', 'p-1'))?.row).toMatchObject({ last_name: 'King', notes: 'allergic to penicillin' });
+    expect((await legacy.read('Patient', 'p-1'))?.row).toMatchObject({
+      last_name: 'King',
+      notes: 'allergic to penicillin',
+    });
   });
 });

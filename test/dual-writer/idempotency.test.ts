@@ -57,7 +57,9 @@ describe('idempotent mirrors', () => {
     expect(result.mirrorAttempts).toBe(2);
     const copies = await medplumCopies(direct, 'p-1');
     expect(copies.map((p) => p.name?.[0]?.family)).toEqual(['King']);
-    expect(await writer.linkOf('Patient', 'p-1')).toMatchObject({ medplumVersion: copies[0]?.meta?.versionId });
+    expect(await writer.linkOf('Patient', 'p-1')).toMatchObject({
+      medplumVersion: copies[0]?.meta?.versionId,
+    });
   });
 
   it('does not write a side that already holds the content', async () => {
@@ -77,11 +79,15 @@ describe('idempotent mirrors', () => {
     await writer.create('Patient', ada, north);
     server.faults.latency({ minMs: 0, maxMs: 15 });
     const names = Array.from({ length: 8 }, (_, i) => `Name${i}`);
-    await Promise.all(names.map((name) => writer.update('Patient', 'p-1', { ...ada, last_name: name }, north)));
+    await Promise.all(
+      names.map((name) => writer.update('Patient', 'p-1', { ...ada, last_name: name }, north)),
+    );
     const [copy] = await medplumCopies(direct, 'p-1');
     expect(copy?.name?.[0]?.family).toBe('Name7');
     const history = await direct.readHistory('Patient', copy?.id ?? '');
-    const families = (history.entry ?? []).map((e) => (e.resource as { name?: { family?: string }[] } | undefined)?.name?.[0]?.family).reverse();
+    const families = (history.entry ?? [])
+      .map((e) => (e.resource as { name?: { family?: string }[] } | undefined)?.name?.[0]?.family)
+      .reverse();
     expect(families).toEqual(['Lovelace', ...names]);
   });
 

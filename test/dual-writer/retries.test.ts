@@ -75,7 +75,13 @@ describe('retries owned by the library', () => {
     expect(error).toBeInstanceOf(MirrorError);
     const mirrorError = error as MirrorError;
     expect(mirrorError.cause).toBeInstanceOf(UnavailableError);
-    expect(mirrorError).toMatchObject({ retryable: true, side: 'medplum', status: 503, attempts: 5, legacyId: 'p-1' });
+    expect(mirrorError).toMatchObject({
+      retryable: true,
+      side: 'medplum',
+      status: 503,
+      attempts: 5,
+      legacyId: 'p-1',
+    });
     expect(mirrorError.result.legacy.action).toBe('created');
     expect(await legacy.read('Patient', 'p-1')).toBeDefined();
     expect(await writer.linkOf('Patient', 'p-1')).toBeUndefined();

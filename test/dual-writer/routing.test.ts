@@ -27,11 +27,16 @@ describe('routing by stage', () => {
       expect(result.legacy.action).toBe(writesLegacy ? 'created' : 'skipped');
       expect(result.medplum.action).toBe(writesMedplum ? 'created' : 'skipped');
       expect(result.mirror).toBe(route.mirrorTo === undefined ? 'not-required' : 'applied');
-      expect((await legacy.read('Patient', 'p-1'))?.row.last_name).toBe(writesLegacy ? 'Lovelace' : undefined);
+      expect((await legacy.read('Patient', 'p-1'))?.row.last_name).toBe(
+        writesLegacy ? 'Lovelace' : undefined,
+      );
       const copies = await medplumCopies(direct, 'p-1');
       expect(copies.map((p) => p.name?.[0]?.family)).toEqual(writesMedplum ? ['Lovelace'] : []);
       if (route.mirrorTo !== undefined) {
-        expect(await writer.linkOf('Patient', 'p-1')).toMatchObject({ legacyId: 'p-1', medplumId: copies[0]?.id });
+        expect(await writer.linkOf('Patient', 'p-1')).toMatchObject({
+          legacyId: 'p-1',
+          medplumId: copies[0]?.id,
+        });
       }
     });
 
@@ -60,9 +65,21 @@ describe('routing by stage', () => {
     const { writer, plan, legacy, direct } = fixture;
     plan.set('north', 'dual-write');
     plan.set('south', 'live');
-    const n = await writer.create('Patient', { id: 'n-1', first_name: 'N', last_name: 'North' }, { unit: 'north' });
-    const s = await writer.create('Patient', { id: 's-1', first_name: 'S', last_name: 'South' }, { unit: 'south' });
-    const e = await writer.create('Patient', { id: 'e-1', first_name: 'E', last_name: 'East' }, { unit: 'east' });
+    const n = await writer.create(
+      'Patient',
+      { id: 'n-1', first_name: 'N', last_name: 'North' },
+      { unit: 'north' },
+    );
+    const s = await writer.create(
+      'Patient',
+      { id: 's-1', first_name: 'S', last_name: 'South' },
+      { unit: 'south' },
+    );
+    const e = await writer.create(
+      'Patient',
+      { id: 'e-1', first_name: 'E', last_name: 'East' },
+      { unit: 'east' },
+    );
     expect([n.authority, s.authority, e.authority]).toEqual(['legacy', 'medplum', 'legacy']);
     expect(await medplumCopies(direct, 'e-1')).toHaveLength(0);
     expect(await medplumCopies(direct, 'n-1')).toHaveLength(1);
@@ -98,13 +115,20 @@ describe('routing by stage', () => {
       { unit: 'any' },
     );
     expect(result).toMatchObject({ authority: 'medplum', legacyId: 'm-1', mirror: 'applied' });
-    expect((await legacy.read('Patient', 'm-1'))?.row).toMatchObject({ id: 'm-1', first_name: 'Katherine', last_name: 'Johnson' });
+    expect((await legacy.read('Patient', 'm-1'))?.row).toMatchObject({
+      id: 'm-1',
+      first_name: 'Katherine',
+      last_name: 'Johnson',
+    });
   });
 
   it('lets the legacy system assign the id of a FHIR-shaped create while it is the authority', async () => {
     fixture = await startWriterFixture({ stage: 'dual-write' });
     const { writer, direct } = fixture;
-    const result = await writer.createResource({ resourceType: 'Patient', name: [{ given: ['Mary'], family: 'Jackson' }] }, { unit: 'any' });
+    const result = await writer.createResource(
+      { resourceType: 'Patient', name: [{ given: ['Mary'], family: 'Jackson' }] },
+      { unit: 'any' },
+    );
     expect(result.legacyId).toMatch(/.+/);
     const copies = await medplumCopies(direct, result.legacyId);
     expect(copies).toHaveLength(1);

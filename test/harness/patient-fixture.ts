@@ -19,7 +19,8 @@ export const patientMapping: ResourceMapping<PatientRow, Patient> = {
   legacyId: (row) => row.id,
   withLegacyId: (row, id) => ({ ...row, id }),
   toFhir: (row, existing) => {
-    if (typeof row.last_name !== 'string' || row.last_name === '') throw new MappingError('last_name', 'is required');
+    if (typeof row.last_name !== 'string' || row.last_name === '')
+      throw new MappingError('last_name', 'is required');
     const patient: Patient = {
       ...existing,
       resourceType: 'Patient',

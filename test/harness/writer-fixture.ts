@@ -12,7 +12,9 @@ import {
 import { MemoryLegacyAdapter, startFhirTestServer, type FhirTestServer } from '../../src/testing/index.ts';
 import { patientMapping, type PatientRow } from './patient-fixture.ts';
 
-export interface Ctx { unit: string }
+export interface Ctx {
+  unit: string;
+}
 
 /** A writer over the HTTP FHIR test server and a legacy system, with events recorded. */
 export interface WriterFixture<A extends LegacyAdapter<PatientRow>> {
@@ -32,7 +34,9 @@ export interface WriterFixture<A extends LegacyAdapter<PatientRow>> {
  * Starts the HTTP FHIR test server and builds a writer over it. Retries are fast so fault
  * tests run quickly; everything else is the library's default.
  */
-export async function startWriterFixture<A extends LegacyAdapter<PatientRow> = MemoryLegacyAdapter<PatientRow>>(
+export async function startWriterFixture<
+  A extends LegacyAdapter<PatientRow> = MemoryLegacyAdapter<PatientRow>,
+>(
   options: { stage?: Stage; legacy?: A; writer?: Partial<DualWriterOptions<Ctx, PatientRow>> } = {},
 ): Promise<WriterFixture<A>> {
   const server = await startFhirTestServer();
@@ -58,7 +62,14 @@ export async function startWriterFixture<A extends LegacyAdapter<PatientRow> = M
 export const north: Ctx = { unit: 'north' };
 
 /** Every Medplum Patient carrying a legacy id, read directly over HTTP. */
-export async function medplumCopies(client: MedplumClient, legacyId: string): Promise<import('@medplum/fhirtypes').Patient[]> {
+export async function medplumCopies(
+  client: MedplumClient,
+  legacyId: string,
+): Promise<import('@medplum/fhirtypes').Patient[]> {
   const { PATIENT_SYSTEM } = await import('./patient-fixture.ts');
-  return client.searchResources('Patient', { identifier: `${PATIENT_SYSTEM}|${legacyId}` }, { cache: 'no-cache' });
+  return client.searchResources(
+    'Patient',
+    { identifier: `${PATIENT_SYSTEM}|${legacyId}` },
+    { cache: 'no-cache' },
+  );
 }

@@ -27,9 +27,10 @@ describe('retry policy', () => {
   });
 
   it('gives up after the retries with the attempt count on the error', async () => {
-    const error = await withRetries(() => Promise.reject(new UnavailableError('down', { status: 503 })), fast).catch(
-      (err: unknown) => err,
-    );
+    const error = await withRetries(
+      () => Promise.reject(new UnavailableError('down', { status: 503 })),
+      fast,
+    ).catch((err: unknown) => err);
     expect(error).toBeInstanceOf(UnavailableError);
     expect(error).toMatchObject({ attempts: 4, status: 503 });
   });
@@ -40,7 +41,9 @@ describe('retry policy', () => {
     await withRetries(
       () => {
         calls += 1;
-        return calls === 1 ? Promise.reject(new UnavailableError('429', { status: 429 }, 50)) : Promise.resolve(1);
+        return calls === 1
+          ? Promise.reject(new UnavailableError('429', { status: 429 }, 50))
+          : Promise.resolve(1);
       },
       fast,
       (_error, _attempt, delayMs) => delays.push(delayMs),

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigurationError, CutoverPlan, InvalidInputError, routeOf, STAGES } from '../../src/index.ts';
 
-interface Ctx { clinic: string }
+interface Ctx {
+  clinic: string;
+}
 const unitOf = (ctx: Ctx): string => ctx.clinic;
 
 describe('CutoverPlan', () => {
@@ -25,14 +27,25 @@ describe('CutoverPlan', () => {
   it('changes a stage at run time', () => {
     const plan = new CutoverPlan<Ctx>({ default: 'dual-write', unitOf });
     plan.set('north', 'live');
-    expect(plan.routeOf('north', 'Patient')).toMatchObject({ stage: 'live', authority: 'medplum', mirrorTo: 'legacy' });
+    expect(plan.routeOf('north', 'Patient')).toMatchObject({
+      stage: 'live',
+      authority: 'medplum',
+      mirrorTo: 'legacy',
+    });
     plan.set('north', 'shadow', { resourceType: 'Patient' });
     expect(plan.stageOf('north', 'Patient')).toBe('shadow');
     expect(plan.stageOf('north', 'Encounter')).toBe('live');
   });
 
   it('routes each stage as the stage table says', () => {
-    expect(STAGES.map((stage) => [stage, routeOf(stage).authority, routeOf(stage).mirrorTo, routeOf(stage).readFrom])).toEqual([
+    expect(
+      STAGES.map((stage) => [
+        stage,
+        routeOf(stage).authority,
+        routeOf(stage).mirrorTo,
+        routeOf(stage).readFrom,
+      ]),
+    ).toEqual([
       ['legacy-only', 'legacy', undefined, 'legacy'],
       ['dual-write', 'legacy', 'medplum', 'legacy'],
       ['shadow', 'legacy', 'medplum', 'legacy'],
@@ -46,7 +59,9 @@ describe('CutoverPlan', () => {
     expect(() => new CutoverPlan<Ctx>({ default: 'dual_write' as never, unitOf })).toThrow(
       expect.objectContaining({ name: 'ConfigurationError', field: 'plan.default' }) as Error,
     );
-    expect(() => new CutoverPlan<Ctx>({ default: 'live', units: { north: 'Live' as never }, unitOf })).toThrow(ConfigurationError);
+    expect(
+      () => new CutoverPlan<Ctx>({ default: 'live', units: { north: 'Live' as never }, unitOf }),
+    ).toThrow(ConfigurationError);
   });
 
   it('rejects a unit function that returns no unit', () => {
@@ -56,6 +71,8 @@ describe('CutoverPlan', () => {
 
   it('rejects setting an unknown stage, naming the argument', () => {
     const plan = new CutoverPlan<Ctx>({ default: 'live', unitOf });
-    expect(() => plan.set('north', 'done' as never)).toThrow(expect.objectContaining({ field: 'stage' }) as Error);
+    expect(() => plan.set('north', 'done' as never)).toThrow(
+      expect.objectContaining({ field: 'stage' }) as Error,
+    );
   });
 });
