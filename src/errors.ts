@@ -6,7 +6,14 @@ import type { WriteResult } from './write-result.ts';
  * the type alone whether trying again may help.
  */
 
-/** The system a write or error concerns. */
+/**
+ * The system a write or error concerns.
+ *
+ * @example
+ * ```ts
+ * const authority: Side = plan.routeOf('north', 'Patient').authority;
+ * ```
+ */
 export type Side = 'legacy' | 'medplum';
 
 /**
