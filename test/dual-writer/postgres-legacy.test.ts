@@ -18,7 +18,9 @@ import {
 import { startFhirTestServer, type FhirTestServer } from '../../src/testing/index.ts';
 
 const SYSTEM = 'https://clinic.example.org/patient-id';
-type Ctx = { clinic: string };
+interface Ctx {
+  clinic: string;
+}
 
 interface Backend {
   readonly name: string;
@@ -29,7 +31,7 @@ const backends: Backend[] = [
   {
     name: 'PGlite',
     open: async () => {
-      const db = new PGlite();
+      const db = await PGlite.create();
       return { sql: sqlClientFromPglite(db), table: 'patients', close: () => db.close() };
     },
   },
@@ -37,6 +39,7 @@ const backends: Backend[] = [
     name: 'PostgreSQL',
     open: async () => {
       const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 4 });
+      await pool.query('select 1');
       const table = `dw_writer_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
       return {
         sql: sqlClientFromPg(pool),
