@@ -1,10 +1,14 @@
 import { isDeepStrictEqual } from 'node:util';
-import { MappingError, type ErrorDetails } from '../errors.ts';
+import { MappingError, UnavailableError, type ErrorDetails } from '../errors.ts';
 import type { Link } from '../journal/link.ts';
 import { runMapping } from '../mapping/mapped-record.ts';
 import type { ResourceMapping } from '../mapping/resource-mapping.ts';
 import { classifyLegacyError } from '../sides/legacy-failure.ts';
-import type { LegacyAdapter, LegacyRecord } from '../sides/legacy-adapter.ts';
+import {
+  LegacyVersionConflictError,
+  type LegacyAdapter,
+  type LegacyRecord,
+} from '../sides/legacy-adapter.ts';
 import { checkGuard, type WriteGuard } from './write-guard.ts';
 
 /**
@@ -70,8 +74,20 @@ export async function applyToLegacy<L>(
     );
     return { record, action: 'updated' };
   }
-  const record = await call(() => legacy.create(mapping.resourceType, target), details);
-  return { record, action: 'created' };
+  try {
+    const record = await legacy.create(mapping.resourceType, target);
+    return { record, action: 'created' };
+  } catch (err) {
+    if (err instanceof LegacyVersionConflictError && err.expectedVersion === undefined) {
+      // Another process created the record between our read and our create. Go round again:
+      // the next attempt reads that row and compares, updates or reports a conflict.
+      throw new UnavailableError(
+        `${mapping.resourceType}/${legacyId} was created concurrently; re-reading`,
+        details,
+      );
+    }
+    throw classifyLegacyError(err, details);
+  }
 }
 
 /**

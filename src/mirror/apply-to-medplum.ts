@@ -1,6 +1,6 @@
 import type { WithId } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
-import type { ErrorDetails } from '../errors.ts';
+import { UnavailableError, type ErrorDetails } from '../errors.ts';
 import { contentHash } from '../divergence/normalise.ts';
 import type { Link } from '../journal/link.ts';
 import { runMapping, withLegacyIdentifier } from '../mapping/mapped-record.ts';
@@ -85,6 +85,22 @@ export async function applyToMedplum<R extends Resource>(
     return { resource: updated, action: 'updated' };
   }
   const { id: _id, meta: _meta, ...withoutId } = resource;
-  const created = await medplum.create(withoutId as R, details);
-  return { resource: created, action: 'created' };
+  const created = await medplum.create(
+    withoutId as R,
+    { system: mapping.identifierSystem, value: legacyId },
+    details,
+  );
+  if (!created.created) {
+    // Another process created the record between our search and our create. Go round again:
+    // the next attempt finds that copy and compares, updates or reports a conflict.
+    throw new UnavailableError(
+      `${mapping.resourceType} for legacy id ${legacyId} was created concurrently; re-reading`,
+      {
+        ...details,
+        medplumId: created.resource.id,
+        status: 200,
+      },
+    );
+  }
+  return { resource: created.resource, action: 'created' };
 }

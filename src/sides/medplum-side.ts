@@ -1,7 +1,7 @@
 import type { MedplumClient, MedplumRequestOptions, WithId } from '@medplum/core';
 import type { Resource, ResourceType } from '@medplum/fhirtypes';
 import { RejectedError, type ErrorDetails } from '../errors.ts';
-import { withHttpExchange } from './http-capture.ts';
+import { withHttpExchange, type HttpExchange } from './http-capture.ts';
 import { classifyMedplumError } from './medplum-failure.ts';
 
 /**
@@ -67,15 +67,33 @@ export class MedplumSide {
   }
 
   /**
-   * Creates a resource (a plain POST: the caller guarantees one in-flight create per record
-   * and looks for an orphan first; see DESIGN.md for the measured cost of conditional creates).
+   * Creates a resource carrying a legacy identifier, conditionally: `If-None-Exist` on the
+   * identifier makes the server return the existing copy instead of creating a second one when
+   * another process created it first. Nothing outside this process guards a record yet, so
+   * the server must; DESIGN.md measures the price (conditional creates serialise badly under
+   * concurrency and answer transient 409s, which are retried) and the journal's leases will
+   * let the plain POST replace it.
    *
    * @param resource - The resource without id.
+   * @param identifier - The identifier system and value that make the record unique.
    * @param details - The record concerned, for errors.
-   * @returns The created resource.
+   * @returns The resource as stored, and whether this call created it.
    */
-  create<R extends Resource>(resource: R, details: ErrorDetails): Promise<WithId<R>> {
-    return this.#call(details, (options) => this.#client.createResource(resource, options));
+  async create<R extends Resource>(
+    resource: R,
+    identifier: { readonly system: string; readonly value: string },
+    details: ErrorDetails,
+  ): Promise<{ resource: WithId<R>; created: boolean }> {
+    const query = `identifier=${encodeURIComponent(`${identifier.system}|${identifier.value}`)}`;
+    let status: number | undefined;
+    const stored = await this.#call(
+      details,
+      (options) => this.#client.createResourceIfNoneExist(resource, query, options),
+      (exchange) => (status = exchange.status),
+    );
+    // 201 Created; 200 OK means the search found a copy. Without a captured status (a client
+    // built without the fetch wrapper), assume created only when the content is what we sent.
+    return { resource: stored, created: status === undefined ? true : status === 201 };
   }
 
   /**
@@ -115,10 +133,15 @@ export class MedplumSide {
     }
   }
 
-  async #call<T>(details: ErrorDetails, request: (options: MedplumRequestOptions) => Promise<T>): Promise<T> {
+  async #call<T>(
+    details: ErrorDetails,
+    request: (options: MedplumRequestOptions) => Promise<T>,
+    onExchange?: (exchange: HttpExchange) => void,
+  ): Promise<T> {
     // A fresh options object per call: MedplumClient mutates the one it is given. Its own
     // retries are off whatever the client was built with; reads bypass its cache.
     const result = await withHttpExchange(() => request({ maxRetries: 0, cache: 'no-cache' }));
+    onExchange?.(result.exchange);
     if (result.ok) return result.value;
     throw classifyMedplumError(result.error, result.exchange, { ...details, side: 'medplum' });
   }

@@ -97,3 +97,29 @@ describe('idempotent mirrors', () => {
     expect(result.resource).toMatchObject({ identifier: [{ system: PATIENT_SYSTEM, value: 'p-1' }] });
   });
 });
+
+describe('many service instances', () => {
+  it('two writers with their own link stores creating one record at once leave one copy on each side', async () => {
+    fixture = await startWriterFixture({ stage: 'dual-write' });
+    const { writer, direct, legacy, medplum, plan } = fixture;
+    // A second instance of the service: same systems, its own process memory.
+    const { DualWriter, MemoryStore } = await import('../../src/index.ts');
+    const { patientMapping } = await import('../harness/patient-fixture.ts');
+    const other = new DualWriter({
+      legacy,
+      medplum,
+      mappings: [patientMapping],
+      plan,
+      store: new MemoryStore(),
+      retry: { retries: 6, minTimeoutMs: 1, maxTimeoutMs: 10 },
+    });
+    fixture.server.faults.latency({ minMs: 0, maxMs: 10 });
+    const results = await Promise.all(
+      [0, 1, 2, 3, 4, 5].map((i) => (i % 2 === 0 ? writer : other).create('Patient', ada, north)),
+    );
+    expect(results.filter((r) => r.legacy.action === 'created')).toHaveLength(1);
+    expect(results.filter((r) => r.medplum.action === 'created')).toHaveLength(1);
+    expect(await medplumCopies(direct, 'p-1')).toHaveLength(1);
+    expect(new Set(results.map((r) => r.medplumId)).size).toBe(1);
+  });
+});
