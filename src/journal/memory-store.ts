@@ -1,56 +1,320 @@
 import type { Link } from './link.ts';
-import { LinkConflictError, type SyncStore } from './sync-store.ts';
+import type {
+  DeadLetter,
+  Lease,
+  LeaseOutcome,
+  OutboxCounts,
+  OutboxEntry,
+  OutboxError,
+  OutboxIntent,
+  OutboxKey,
+  OutboxTicket,
+} from './outbox.ts';
+import { LinkConflictError, type RecordedEvent, type StoredEvent, type SyncStore } from './sync-store.ts';
+
+type MutableEntry = { -readonly [K in keyof OutboxEntry]: OutboxEntry[K] } & { token: string | undefined };
+type MutableLetter = { -readonly [K in keyof DeadLetter]: DeadLetter[K] };
 
 /**
- * A {@link SyncStore} in process memory, for tests and single-process tools. Lost on exit:
- * production uses a durable store.
+ * A {@link SyncStore} in process memory, for tests and single-process tools. Everything is lost
+ * on exit, so it keeps no promise across a crash: production uses `PostgresStore`.
  *
  * @example
  * ```ts
- * const writer = new DualWriter({ store: new MemoryStore(), ... });
+ * const writer = new DualWriter({ store: new MemoryStore(), legacy, medplum, mappings, plan });
  * ```
  */
 export class MemoryStore implements SyncStore {
   readonly #byLegacy = new Map<string, Link>();
   readonly #byMedplum = new Map<string, Link>();
+  readonly #outbox = new Map<string, MutableEntry>();
+  readonly #letters = new Map<string, MutableLetter>();
+  readonly #events: RecordedEvent[] = [];
+  readonly #cursors = new Map<string, string>();
+  #plan: unknown = undefined;
+  #ids = 0;
 
   /** {@inheritDoc SyncStore.getLink} */
   getLink(resourceType: string, legacyId: string): Promise<Link | undefined> {
-    return Promise.resolve(this.#byLegacy.get(key(resourceType, legacyId)));
+    return Promise.resolve(this.#byLegacy.get(`${resourceType}/${legacyId}`));
   }
 
   /** {@inheritDoc SyncStore.getLinkByMedplumId} */
   getLinkByMedplumId(resourceType: string, medplumId: string): Promise<Link | undefined> {
-    return Promise.resolve(this.#byMedplum.get(key(resourceType, medplumId)));
+    return Promise.resolve(this.#byMedplum.get(`${resourceType}/${medplumId}`));
   }
 
   /** {@inheritDoc SyncStore.saveLink} */
   saveLink(link: Link): Promise<void> {
-    const owner = this.#byMedplum.get(key(link.resourceType, link.medplumId));
-    if (owner !== undefined && owner.legacyId !== link.legacyId) {
-      return Promise.reject(
-        new LinkConflictError(link.resourceType, link.medplumId, owner.legacyId, link.legacyId),
-      );
+    try {
+      this.#saveLink(link);
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err as Error);
     }
-    const previous = this.#byLegacy.get(key(link.resourceType, link.legacyId));
-    if (previous !== undefined) this.#byMedplum.delete(key(previous.resourceType, previous.medplumId));
-    const copy = { ...link };
-    this.#byLegacy.set(key(link.resourceType, link.legacyId), copy);
-    this.#byMedplum.set(key(link.resourceType, link.medplumId), copy);
-    return Promise.resolve();
   }
 
   /** {@inheritDoc SyncStore.deleteLink} */
   deleteLink(resourceType: string, legacyId: string): Promise<void> {
-    const previous = this.#byLegacy.get(key(resourceType, legacyId));
-    if (previous !== undefined) {
-      this.#byLegacy.delete(key(resourceType, legacyId));
-      this.#byMedplum.delete(key(resourceType, previous.medplumId));
-    }
+    this.#deleteLink(resourceType, legacyId);
     return Promise.resolve();
+  }
+
+  /** {@inheritDoc SyncStore.intend} */
+  intend(intent: OutboxIntent, holdMs: number): Promise<OutboxTicket> {
+    const now = Date.now();
+    const key = keyOf(intent);
+    const holdUntil = new Date(now + holdMs).toISOString();
+    const existing = this.#outbox.get(key);
+    if (existing !== undefined) {
+      existing.seq += 1;
+      existing.unit = intent.unit;
+      existing.kind = intent.kind;
+      existing.base = intent.base;
+      existing.holdUntil = holdUntil;
+      return Promise.resolve({ id: existing.id, seq: existing.seq });
+    }
+    const entry: MutableEntry = {
+      id: this.#nextId(),
+      resourceType: intent.resourceType,
+      legacyId: intent.legacyId,
+      target: intent.target,
+      unit: intent.unit,
+      kind: intent.kind,
+      base: intent.base,
+      seq: 1,
+      attempts: 0,
+      nextAttemptAt: new Date(now).toISOString(),
+      holdUntil,
+      lastError: undefined,
+      leaseOwner: undefined,
+      leaseExpiresAt: undefined,
+      createdAt: new Date(now).toISOString(),
+      token: undefined,
+    };
+    this.#outbox.set(key, entry);
+    return Promise.resolve({ id: entry.id, seq: entry.seq });
+  }
+
+  /** {@inheritDoc SyncStore.commit} */
+  commit(ticket: OutboxTicket, lease?: { readonly owner: string; readonly leaseMs: number }): Promise<Lease | undefined> {
+    const entry = this.#entryById(ticket.id);
+    if (entry?.seq !== ticket.seq) return Promise.resolve(undefined);
+    entry.holdUntil = undefined;
+    if (lease === undefined || this.#leased(entry, Date.now())) return Promise.resolve(undefined);
+    return Promise.resolve(this.#lease(entry, lease.owner, lease.leaseMs, Date.now()));
+  }
+
+  /** {@inheritDoc SyncStore.claim} */
+  claim(owner: string, limit: number, leaseMs: number): Promise<Lease[]> {
+    const now = Date.now();
+    const due = [...this.#outbox.values()]
+      .filter(
+        (entry) =>
+          Date.parse(entry.nextAttemptAt) <= now &&
+          (entry.holdUntil === undefined || Date.parse(entry.holdUntil) <= now) &&
+          !this.#leased(entry, now),
+      )
+      .sort((a, b) => Date.parse(a.nextAttemptAt) - Date.parse(b.nextAttemptAt) || Number(a.id) - Number(b.id))
+      .slice(0, limit);
+    return Promise.resolve(due.map((entry) => this.#lease(entry, owner, leaseMs, now)));
+  }
+
+  /** {@inheritDoc SyncStore.complete} */
+  complete(lease: Lease, link: Link | null | undefined): Promise<LeaseOutcome> {
+    return this.#finish(lease, (entry) => {
+      if (link === null) this.#deleteLink(entry.resourceType, entry.legacyId);
+      else if (link !== undefined) this.#saveLink(link);
+      this.#outbox.delete(keyOf(entry));
+    });
+  }
+
+  /** {@inheritDoc SyncStore.retryLater} */
+  retryLater(lease: Lease, error: OutboxError, delayMs: number): Promise<LeaseOutcome> {
+    const entry = this.#current(lease);
+    if (entry === undefined) return Promise.resolve('fenced');
+    entry.attempts += 1;
+    entry.lastError = error;
+    entry.nextAttemptAt = new Date(Date.now() + delayMs).toISOString();
+    this.#release(entry);
+    return Promise.resolve(entry.seq === lease.entry.seq ? 'done' : 'requeued');
+  }
+
+  /** {@inheritDoc SyncStore.deadLetter} */
+  deadLetter(lease: Lease, error: OutboxError): Promise<LeaseOutcome> {
+    return this.#finish(lease, (entry) => {
+      this.#outbox.delete(keyOf(entry));
+      const id = this.#nextId();
+      this.#letters.set(id, {
+        id,
+        resourceType: entry.resourceType,
+        legacyId: entry.legacyId,
+        target: entry.target,
+        unit: entry.unit,
+        kind: entry.kind,
+        base: entry.base,
+        attempts: entry.attempts + 1,
+        reason: error,
+        failedAt: new Date().toISOString(),
+        status: 'open',
+        resolvedAt: undefined,
+        note: undefined,
+      });
+    });
+  }
+
+  /** {@inheritDoc SyncStore.listOutbox} */
+  listOutbox(options: { readonly limit?: number | undefined } = {}): Promise<OutboxEntry[]> {
+    const entries = [...this.#outbox.values()].sort((a, b) => Number(a.id) - Number(b.id));
+    return Promise.resolve(entries.slice(0, options.limit ?? entries.length).map(({ token: _token, ...entry }) => ({ ...entry })));
+  }
+
+  /** {@inheritDoc SyncStore.outboxCounts} */
+  outboxCounts(): Promise<OutboxCounts> {
+    const now = Date.now();
+    const leased = [...this.#outbox.values()].filter((entry) => this.#leased(entry, now)).length;
+    const dead = [...this.#letters.values()].filter((letter) => letter.status === 'open').length;
+    return Promise.resolve({ pending: this.#outbox.size - leased, leased, dead });
+  }
+
+  /** {@inheritDoc SyncStore.listDeadLetters} */
+  listDeadLetters(
+    options: { readonly status?: DeadLetter['status'] | 'all' | undefined; readonly limit?: number | undefined } = {},
+  ): Promise<DeadLetter[]> {
+    const status = options.status ?? 'open';
+    const letters = [...this.#letters.values()]
+      .filter((letter) => status === 'all' || letter.status === status)
+      .sort((a, b) => Number(a.id) - Number(b.id));
+    return Promise.resolve(letters.slice(0, options.limit ?? letters.length).map((letter) => ({ ...letter })));
+  }
+
+  /** {@inheritDoc SyncStore.retryDeadLetter} */
+  async retryDeadLetter(id: string): Promise<OutboxTicket | undefined> {
+    const letter = this.#letters.get(id);
+    if (letter?.status !== 'open') return undefined;
+    letter.status = 'retried';
+    letter.resolvedAt = new Date().toISOString();
+    const ticket = await this.intend(letter, 0);
+    await this.commit(ticket);
+    return ticket;
+  }
+
+  /** {@inheritDoc SyncStore.discardDeadLetter} */
+  discardDeadLetter(id: string, note: string): Promise<boolean> {
+    const letter = this.#letters.get(id);
+    if (letter?.status !== 'open') return Promise.resolve(false);
+    letter.status = 'discarded';
+    letter.resolvedAt = new Date().toISOString();
+    letter.note = note;
+    return Promise.resolve(true);
+  }
+
+  /** {@inheritDoc SyncStore.appendEvent} */
+  appendEvent(event: StoredEvent): Promise<void> {
+    this.#events.push({ ...event, id: this.#nextId(), at: new Date().toISOString() });
+    return Promise.resolve();
+  }
+
+  /** {@inheritDoc SyncStore.listEvents} */
+  listEvents(options: { readonly type?: string | undefined; readonly limit?: number | undefined } = {}): Promise<RecordedEvent[]> {
+    const events = this.#events.filter((event) => options.type === undefined || event.type === options.type).reverse();
+    return Promise.resolve(events.slice(0, options.limit ?? events.length));
+  }
+
+  /** {@inheritDoc SyncStore.getCursor} */
+  getCursor(name: string): Promise<string | undefined> {
+    return Promise.resolve(this.#cursors.get(name));
+  }
+
+  /** {@inheritDoc SyncStore.setCursor} */
+  setCursor(name: string, value: string): Promise<void> {
+    this.#cursors.set(name, value);
+    return Promise.resolve();
+  }
+
+  /** {@inheritDoc SyncStore.loadPlan} */
+  loadPlan(): Promise<unknown> {
+    return Promise.resolve(this.#plan === undefined ? undefined : structuredClone(this.#plan));
+  }
+
+  /** {@inheritDoc SyncStore.savePlan} */
+  savePlan(plan: unknown): Promise<void> {
+    this.#plan = structuredClone(plan);
+    return Promise.resolve();
+  }
+
+  #saveLink(link: Link): void {
+    const owner = this.#byMedplum.get(`${link.resourceType}/${link.medplumId}`);
+    if (owner !== undefined && owner.legacyId !== link.legacyId) {
+      throw new LinkConflictError(link.resourceType, link.medplumId, owner.legacyId, link.legacyId);
+    }
+    const previous = this.#byLegacy.get(`${link.resourceType}/${link.legacyId}`);
+    if (previous !== undefined) this.#byMedplum.delete(`${previous.resourceType}/${previous.medplumId}`);
+    const copy = { ...link };
+    this.#byLegacy.set(`${link.resourceType}/${link.legacyId}`, copy);
+    this.#byMedplum.set(`${link.resourceType}/${link.medplumId}`, copy);
+  }
+
+  #deleteLink(resourceType: string, legacyId: string): void {
+    const previous = this.#byLegacy.get(`${resourceType}/${legacyId}`);
+    if (previous === undefined) return;
+    this.#byLegacy.delete(`${resourceType}/${legacyId}`);
+    this.#byMedplum.delete(`${resourceType}/${previous.medplumId}`);
+  }
+
+  #nextId(): string {
+    this.#ids += 1;
+    return String(this.#ids);
+  }
+
+  #entryById(id: string): MutableEntry | undefined {
+    for (const entry of this.#outbox.values()) if (entry.id === id) return entry;
+    return undefined;
+  }
+
+  #leased(entry: MutableEntry, now: number): boolean {
+    return entry.leaseExpiresAt !== undefined && Date.parse(entry.leaseExpiresAt) > now;
+  }
+
+  #lease(entry: MutableEntry, owner: string, leaseMs: number, now: number): Lease {
+    entry.token = this.#nextId();
+    entry.leaseOwner = owner;
+    entry.leaseExpiresAt = new Date(now + leaseMs).toISOString();
+    const { token: _token, ...snapshot } = entry;
+    return { entry: { ...snapshot }, token: entry.token, owner };
+  }
+
+  #release(entry: MutableEntry): void {
+    entry.token = undefined;
+    entry.leaseOwner = undefined;
+    entry.leaseExpiresAt = undefined;
+  }
+
+  /** The entry a lease is for, if the lease is still the current one. */
+  #current(lease: Lease): MutableEntry | undefined {
+    const entry = this.#outbox.get(keyOf(lease.entry));
+    // The token alone fences: a lease that expired unclaimed may still finish its work, since a
+    // re-claim would have issued a new token.
+    return entry !== undefined && entry.token === lease.token ? entry : undefined;
+  }
+
+  /** Runs `done` when the lease is current and its seq unchanged; requeues on a newer seq. */
+  #finish(lease: Lease, done: (entry: MutableEntry) => void): Promise<LeaseOutcome> {
+    const entry = this.#current(lease);
+    if (entry === undefined) return Promise.resolve('fenced');
+    if (entry.seq !== lease.entry.seq) {
+      this.#release(entry);
+      return Promise.resolve('requeued');
+    }
+    try {
+      done(entry);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return Promise.resolve('done');
   }
 }
 
-function key(resourceType: string, id: string): string {
-  return `${resourceType}/${id}`;
+function keyOf(key: OutboxKey): string {
+  return `${key.target}:${key.resourceType}/${key.legacyId}`;
 }

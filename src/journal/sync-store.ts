@@ -1,18 +1,74 @@
 import type { Link } from './link.ts';
+import type {
+  DeadLetter,
+  Lease,
+  LeaseOutcome,
+  OutboxCounts,
+  OutboxEntry,
+  OutboxError,
+  OutboxIntent,
+  OutboxTicket,
+} from './outbox.ts';
 
 /**
- * Durable state the writer keeps beside the two systems. This version holds links; the
- * journal (outbox, events, cursors, stored plan) extends it.
+ * An event kept in the store's event table (conflicts, divergence, dead letters…). Events
+ * carry ids, paths and hashes, never field values.
  *
- * Contract: a link is unique on `(resourceType, legacyId)` and on `(resourceType, medplumId)`;
- * saving a link whose Medplum id is already linked to another legacy id throws
- * {@link LinkConflictError} and changes nothing.
+ * @example
+ * ```ts
+ * await store.appendEvent({ type: 'dead-letter', resourceType: 'Patient', legacyId: 'p-1', unit: 'north', data: { status: 400 } });
+ * ```
+ */
+export interface StoredEvent {
+  /** The event type, e.g. `dead-letter`. */
+  readonly type: string;
+  /** The resource type concerned, if any. */
+  readonly resourceType?: string | undefined;
+  /** The legacy id concerned, if any. */
+  readonly legacyId?: string | undefined;
+  /** The unit concerned, if any. */
+  readonly unit?: string | undefined;
+  /** Everything else, JSON-serialisable and free of PHI. */
+  readonly data?: Readonly<Record<string, unknown>> | undefined;
+}
+
+/**
+ * A {@link StoredEvent} as read back, with its id and time.
+ *
+ * @example
+ * ```ts
+ * const [latest] = await store.listEvents({ type: 'dead-letter', limit: 1 });
+ * console.log(latest?.at);
+ * ```
+ */
+export interface RecordedEvent extends StoredEvent {
+  /** Increasing id. */
+  readonly id: string;
+  /** When it was recorded (ISO 8601). */
+  readonly at: string;
+}
+
+/**
+ * Durable state the writer keeps beside the two systems: links, the outbox, dead letters,
+ * events, feed cursors and the stored cutover plan. `MemoryStore` keeps it in process (tests);
+ * `PostgresStore` in PostgreSQL, embedded (PGlite) or on a server shared by every instance.
+ *
+ * Contract, checked by one test suite run against every implementation:
+ * - A link is unique on `(resourceType, legacyId)` and on `(resourceType, medplumId)`; a
+ *   second legacy id claiming a Medplum id throws {@link LinkConflictError}.
+ * - There is at most one outbox entry per record and target. `intend` inserts it or bumps its
+ *   `seq`, and holds it for `holdMs` (no claim while the authority write runs).
+ * - `claim` leases due, unheld, unleased entries (oldest first) to one worker; a lease that
+ *   expires makes its entry claimable again with a new token.
+ * - `complete`, `retryLater` and `deadLetter` act only for the current token (else `fenced`)
+ *   and only for the claimed `seq` (else the entry is requeued for the newer write).
  *
  * @example
  * ```ts
  * const store: SyncStore = new MemoryStore();
- * await store.saveLink(link);
- * await store.getLink('Patient', 'p-1');
+ * const ticket = await store.intend({ resourceType: 'Patient', legacyId: 'p-1', target: 'medplum', unit: 'north', kind: 'upsert' }, 30_000);
+ * await store.commit(ticket);
+ * const [lease] = await store.claim('worker-1', 10, 30_000);
  * ```
  */
 export interface SyncStore {
@@ -24,6 +80,55 @@ export interface SyncStore {
   saveLink(link: Link): Promise<void>;
   /** Removes the link of a legacy record; a no-op when there is none. */
   deleteLink(resourceType: string, legacyId: string): Promise<void>;
+
+  /** Records a write's intent before the authority write; holds the entry for `holdMs`. */
+  intend(intent: OutboxIntent, holdMs: number): Promise<OutboxTicket>;
+  /**
+   * Ends an intent's hold after the authority write (only if no later intent took over). With
+   * `lease`, also leases the entry to that worker at once (for an inline mirror) unless another
+   * worker holds it; returns the lease when granted.
+   */
+  commit(ticket: OutboxTicket, lease?: { readonly owner: string; readonly leaseMs: number }): Promise<Lease | undefined>;
+  /** Leases up to `limit` due entries to `owner` for `leaseMs`. */
+  claim(owner: string, limit: number, leaseMs: number): Promise<Lease[]>;
+  /**
+   * Finishes a lease: removes the entry and, atomically, saves `link` (a `Link`), deletes it
+   * (`null`) or leaves links alone (`undefined`).
+   */
+  complete(lease: Lease, link: Link | null | undefined): Promise<LeaseOutcome>;
+  /** Releases a lease after a transient failure; the entry is due again after `delayMs`. */
+  retryLater(lease: Lease, error: OutboxError, delayMs: number): Promise<LeaseOutcome>;
+  /** Moves a leased entry to the dead-letter queue with its reason. */
+  deadLetter(lease: Lease, error: OutboxError): Promise<LeaseOutcome>;
+  /** Outbox entries, oldest first. */
+  listOutbox(options?: { readonly limit?: number | undefined }): Promise<OutboxEntry[]>;
+  /** Counts of pending and leased entries and open dead letters. */
+  outboxCounts(): Promise<OutboxCounts>;
+
+  /** Dead letters, oldest first; open ones unless `status` says otherwise. */
+  listDeadLetters(options?: {
+    readonly status?: DeadLetter['status'] | 'all' | undefined;
+    readonly limit?: number | undefined;
+  }): Promise<DeadLetter[]>;
+  /** Marks an open dead letter retried and queues its record again; `undefined` if not open. */
+  retryDeadLetter(id: string): Promise<OutboxTicket | undefined>;
+  /** Marks an open dead letter discarded, with the operator's note; `false` if not open. */
+  discardDeadLetter(id: string, note: string): Promise<boolean>;
+
+  /** Appends an event. */
+  appendEvent(event: StoredEvent): Promise<void>;
+  /** Events, newest first. */
+  listEvents(options?: { readonly type?: string | undefined; readonly limit?: number | undefined }): Promise<RecordedEvent[]>;
+
+  /** A feed's stored cursor. */
+  getCursor(name: string): Promise<string | undefined>;
+  /** Stores a feed's cursor. */
+  setCursor(name: string, value: string): Promise<void>;
+
+  /** The stored cutover plan (JSON), if any. */
+  loadPlan(): Promise<unknown>;
+  /** Stores the cutover plan (JSON). */
+  savePlan(plan: unknown): Promise<void>;
 }
 
 /**

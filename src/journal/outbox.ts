@@ -1,0 +1,223 @@
+import type { Side } from '../errors.ts';
+
+/*
+ * Glossary of the journal (see also DESIGN.md):
+ *
+ * - outbox entry — a durable promise to make one side's copy of one record match the other
+ *   side (the authority). There is at most one entry per record and target side: a newer write
+ *   bumps the entry's `seq` instead of adding a row, so pending mirrors of one record coalesce
+ *   and at most one of them is ever in flight.
+ * - intent — the entry as written *before* the authority write (write-ahead). It is held
+ *   (`holdUntil`) so no worker mirrors the record while the authority write is in progress;
+ *   the writer commits it when the authority write returns, or the hold expires after a crash.
+ * - lease — a worker's claim on an entry, with an expiry (a dead worker's entries return) and
+ *   a token (fencing: a worker whose lease expired cannot complete the entry).
+ * - dead letter — an entry that failed for good, kept with its reason until an operator
+ *   retries or discards it.
+ *
+ * Mirrors are state-based: applying an entry reads the authority's current copy of the record
+ * and makes the target match it. Replaying an entry, or applying it after a crash at any
+ * point, is therefore harmless, and a newer state supersedes older pending ones.
+ */
+
+/**
+ * What an entry asks for when the authority no longer has the record: `upsert` means the
+ * write that made the entry did not land (nothing to mirror), `delete` means remove the
+ * target's copy too.
+ *
+ * @example
+ * ```ts
+ * const kind: OutboxKind = 'delete';
+ * ```
+ */
+export type OutboxKind = 'upsert' | 'delete';
+
+/**
+ * The record and direction an entry mirrors.
+ *
+ * @example
+ * ```ts
+ * const key: OutboxKey = { resourceType: 'Patient', legacyId: 'p-1', target: 'medplum' };
+ * ```
+ */
+export interface OutboxKey {
+  /** The FHIR resource type. */
+  readonly resourceType: string;
+  /** The record's legacy id. */
+  readonly legacyId: string;
+  /** The side to mirror to. */
+  readonly target: Side;
+}
+
+/**
+ * A new write's intent, recorded before the authority write.
+ *
+ * @example
+ * ```ts
+ * const intent: OutboxIntent = { resourceType: 'Patient', legacyId: 'p-1', target: 'medplum', unit: 'north', kind: 'upsert' };
+ * ```
+ */
+export interface OutboxIntent extends OutboxKey {
+  /** The unit the write belongs to (for readiness figures and operators). */
+  readonly unit: string;
+  /** What to do if the authority has no copy when the entry is applied. */
+  readonly kind: OutboxKind;
+  /**
+   * The caller's full copy of the record in the target's shape, when the call gave one (a FHIR
+   * resource while the legacy system is the authority, a legacy row while Medplum is): fields
+   * the mapping does not cover are taken from it. JSON-serialisable.
+   */
+  readonly base?: unknown;
+}
+
+/**
+ * Identifies one intent: the entry and the `seq` the intent gave it.
+ *
+ * @example
+ * ```ts
+ * const ticket = await store.intend(intent, 30_000);
+ * await store.commit(ticket);
+ * ```
+ */
+export interface OutboxTicket {
+  /** The entry's id. */
+  readonly id: string;
+  /** The entry's sequence number after this intent. */
+  readonly seq: number;
+}
+
+/**
+ * Why an attempt failed, as persisted with the entry (no field values).
+ *
+ * @example
+ * ```ts
+ * const error: OutboxError = { name: 'UnavailableError', message: 'Medplum answered 503', status: 503, side: 'medplum' };
+ * ```
+ */
+export interface OutboxError {
+  /** The typed error's name. */
+  readonly name: string;
+  /** Its message. */
+  readonly message: string;
+  /** The HTTP status, when there was one. */
+  readonly status?: number | undefined;
+  /** The side that failed. */
+  readonly side?: Side | undefined;
+}
+
+/**
+ * An outbox entry as stored.
+ *
+ * @example
+ * ```ts
+ * const entries = await store.listOutbox({ limit: 10 });
+ * console.log(entries[0]?.attempts, entries[0]?.lastError?.name);
+ * ```
+ */
+export interface OutboxEntry extends OutboxKey {
+  /** The entry's id (unique, increasing). */
+  readonly id: string;
+  /** The unit of the latest write. */
+  readonly unit: string;
+  /** What to do if the authority has no copy. */
+  readonly kind: OutboxKind;
+  /** The caller's copy of the record in the target's shape, when given. */
+  readonly base: unknown;
+  /** Bumped by every intent; a lease completes only the `seq` it claimed. */
+  readonly seq: number;
+  /** Failed attempts so far. */
+  readonly attempts: number;
+  /** Not claimable before this instant (ISO 8601): backoff. */
+  readonly nextAttemptAt: string;
+  /** Not claimable before this instant while an authority write is in progress, if set. */
+  readonly holdUntil: string | undefined;
+  /** The last failure, if any. */
+  readonly lastError: OutboxError | undefined;
+  /** The worker holding the entry, if leased. */
+  readonly leaseOwner: string | undefined;
+  /** When the lease expires, if leased. */
+  readonly leaseExpiresAt: string | undefined;
+  /** When the first intent was recorded. */
+  readonly createdAt: string;
+}
+
+/**
+ * A worker's claim on an entry: the entry as claimed, and the token that fences it.
+ *
+ * @example
+ * ```ts
+ * const [lease] = await store.claim('worker-1', 1, 30_000);
+ * if (lease) await store.complete(lease, { link });
+ * ```
+ */
+export interface Lease {
+  /** The entry as it was when claimed. */
+  readonly entry: OutboxEntry;
+  /** The fencing token; only the current holder's token completes the entry. */
+  readonly token: string;
+  /** The worker that holds it. */
+  readonly owner: string;
+}
+
+/**
+ * What happened when a worker tried to finish a lease.
+ *
+ * - `done`: the entry is complete (removed) or dead-lettered, as asked.
+ * - `requeued`: a newer write arrived while the worker applied the entry; the entry is pending
+ *   again and will be applied with the newer state.
+ * - `fenced`: the lease had expired and another worker took the entry; nothing was changed.
+ *
+ * @example
+ * ```ts
+ * if ((await store.complete(lease, { link })) === 'fenced') metrics.fenced++;
+ * ```
+ */
+export type LeaseOutcome = 'done' | 'requeued' | 'fenced';
+
+/**
+ * An entry that failed for good, kept for an operator.
+ *
+ * @example
+ * ```ts
+ * for (const letter of await writer.deadLetters()) console.log(letter.id, letter.reason.name, letter.reason.status);
+ * ```
+ */
+export interface DeadLetter extends OutboxKey {
+  /** The dead letter's id. */
+  readonly id: string;
+  /** The unit of the last write. */
+  readonly unit: string;
+  /** What the entry asked for when the authority had no copy. */
+  readonly kind: OutboxKind;
+  /** The caller's copy, when the entry had one. */
+  readonly base: unknown;
+  /** Attempts made before giving up. */
+  readonly attempts: number;
+  /** Why it failed. */
+  readonly reason: OutboxError;
+  /** When it was dead-lettered. */
+  readonly failedAt: string;
+  /** `open` until an operator retries or discards it. */
+  readonly status: 'open' | 'retried' | 'discarded';
+  /** When and why an operator closed it. */
+  readonly resolvedAt: string | undefined;
+  /** The operator's note, for discards. */
+  readonly note: string | undefined;
+}
+
+/**
+ * Counts of the outbox and dead-letter queue.
+ *
+ * @example
+ * ```ts
+ * const { pending, leased, dead } = await store.outboxCounts();
+ * ```
+ */
+export interface OutboxCounts {
+  /** Entries waiting (including those backing off or held by an authority write). */
+  readonly pending: number;
+  /** Entries a worker holds now. */
+  readonly leased: number;
+  /** Open dead letters. */
+  readonly dead: number;
+}
