@@ -6,9 +6,12 @@ import type { Stage } from './plan/stage.ts';
  * never field values, so they are safe to log as they are.
  *
  * - `mirrored`: a call completed; `mirror` says whether the other side changed.
- * - `retry`: an attempt failed transiently and will be retried after `delayMs`.
- * - `mirror-failed`: the authority write landed but the mirror failed (`error` names the
- *   typed error).
+ * - `retry`: an attempt failed transiently and will be retried (after `delayMs` within a call;
+ *   after the entry's persisted backoff in the drainer, where `delayMs` is undefined).
+ * - `mirror-failed`: a call's authority write landed but its inline mirror failed for good
+ *   (`error` names the typed error); the entry is dead-lettered.
+ * - `drained`: the drainer applied an outbox entry.
+ * - `dead-letter`: the drainer moved an entry to the dead-letter queue.
  *
  * @example
  * ```ts
@@ -28,7 +31,7 @@ export type DualWriteEvent =
       readonly medplumId: string | undefined;
       readonly unit: string;
       readonly stage: Stage;
-      readonly mirror: 'applied' | 'unchanged' | 'not-required';
+      readonly mirror: 'applied' | 'unchanged' | 'pending' | 'dead-letter' | 'not-required';
     }
   | {
       readonly type: 'retry';
@@ -37,7 +40,24 @@ export type DualWriteEvent =
       readonly legacyId: string | undefined;
       readonly status: number | undefined;
       readonly attempt: number;
-      readonly delayMs: number;
+      readonly delayMs: number | undefined;
+      readonly error: string;
+    }
+  | {
+      readonly type: 'drained';
+      readonly resourceType: string;
+      readonly legacyId: string;
+      readonly unit: string;
+      readonly target: Side;
+      readonly outcome: 'applied' | 'unchanged';
+    }
+  | {
+      readonly type: 'dead-letter';
+      readonly resourceType: string;
+      readonly legacyId: string;
+      readonly unit: string;
+      readonly target: Side;
+      readonly status: number | undefined;
       readonly error: string;
     }
   | {

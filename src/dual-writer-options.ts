@@ -4,6 +4,7 @@ import { ConfigurationError } from './errors.ts';
 import type { SyncStore } from './journal/sync-store.ts';
 import type { ResourceMapping } from './mapping/resource-mapping.ts';
 import type { RetryOptions } from './mirror/retry-policy.ts';
+import type { DrainerOptions } from './mirror/drainer.ts';
 import type { CutoverPlan } from './plan/cutover-plan.ts';
 import type { LegacyAdapter } from './sides/legacy-adapter.ts';
 
@@ -38,15 +39,42 @@ export interface DualWriterOptions<C, L> {
   /** The cutover plan: stages per unit, and the unit of each call. */
   readonly plan: CutoverPlan<C>;
   /**
-   * Where links are kept.
+   * Where links, the outbox and dead letters are kept. Only a durable store keeps the
+   * promises across a crash: use `PostgresStore` (PGlite in a data directory, or a PostgreSQL
+   * server shared by every instance) in production.
    * @default new MemoryStore()
    */
   readonly store?: SyncStore | undefined;
   /**
-   * How transient failures are retried.
+   * When a write call returns. `sync`: after the authority write and an inline mirror attempt
+   * of at most `syncBudgetMs` (the mirror is left to the drainer when the budget runs out or
+   * Medplum is unavailable; the call still succeeds with `mirror: 'pending'`). `async`: right
+   * after the authority write and its outbox entry; the drainer mirrors.
+   * @default 'sync'
+   */
+  readonly mirror?: 'sync' | 'async' | undefined;
+  /**
+   * Longest time a `sync` call waits for its inline mirror.
+   * @default 10000
+   */
+  readonly syncBudgetMs?: number | undefined;
+  /**
+   * How long an intent holds its outbox entry while the authority write runs. After a crash
+   * the entry becomes claimable when the hold expires, so it must exceed the slowest authority
+   * write (retries included).
+   * @default 60000
+   */
+  readonly intentHoldMs?: number | undefined;
+  /**
+   * How the inline mirror and authority writes retry transient failures within one call.
    * @default { retries: 5, minTimeoutMs: 100, maxTimeoutMs: 5000, factor: 2, maxRateLimitWaitMs: 60000 }
    */
   readonly retry?: RetryOptions | undefined;
+  /**
+   * The background drainer that applies pending mirrors (`writer.start()`).
+   * @default { concurrency: 4, batchSize: 16, leaseMs: 30000, maxAttempts: 30, backoff: { minMs: 500, maxMs: 300000 } }
+   */
+  readonly drainer?: DrainerOptions | undefined;
   /**
    * Most links kept in the in-process cache in front of the store.
    * @default 10000
@@ -142,12 +170,21 @@ export function validateDualWriterOptions(options: unknown): void {
   ) {
     throw new ConfigurationError('linkCacheSize', cacheSize, 'must be a positive integer');
   }
+  if (given.mirror !== undefined && given.mirror !== 'sync' && given.mirror !== 'async') {
+    throw new ConfigurationError('mirror', given.mirror, "must be 'sync' or 'async'");
+  }
+  for (const key of ['syncBudgetMs', 'intentHoldMs']) {
+    const value = given[key];
+    if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value) || value <= 0)) {
+      throw new ConfigurationError(key, value, 'must be a positive number of milliseconds');
+    }
+  }
   if (given.onEvent !== undefined && typeof given.onEvent !== 'function') {
     throw new ConfigurationError('onEvent', given.onEvent, 'must be a function');
   }
   const store = given.store as Record<string, unknown> | null | undefined;
   if (store !== undefined) {
-    for (const method of ['getLink', 'getLinkByMedplumId', 'saveLink', 'deleteLink']) {
+    for (const method of ['getLink', 'getLinkByMedplumId', 'saveLink', 'deleteLink', 'intend', 'commit', 'claim', 'complete']) {
       if (typeof store?.[method] !== 'function')
         throw new ConfigurationError(`store.${method}`, store?.[method], 'must be a function (a SyncStore)');
     }

@@ -1,61 +1,52 @@
 import type { WithId } from '@medplum/core';
 import type { ExtractResource, Resource, ResourceType } from '@medplum/fhirtypes';
-import { contentHash } from './divergence/normalise.ts';
-import { DualWriteError, InvalidInputError, MappingError, MirrorError, type Side } from './errors.ts';
+import { validateDualWriterOptions, type DualWriterOptions, type WriteCallOptions } from './dual-writer-options.ts';
+import type { DualWriteEvent } from './dual-write-event.ts';
+import { InvalidInputError, MappingError, type Side } from './errors.ts';
 import { LinkCache } from './journal/link-cache.ts';
 import type { Link } from './journal/link.ts';
 import { MemoryStore } from './journal/memory-store.ts';
+import type { DeadLetter, OutboxCounts, OutboxEntry } from './journal/outbox.ts';
+import type { SyncStore } from './journal/sync-store.ts';
 import { legacyIdOf, runMapping, withLegacyIdentifier } from './mapping/mapped-record.ts';
 import type { ResourceMapping } from './mapping/resource-mapping.ts';
 import { applyToLegacy, withId } from './mirror/apply-to-legacy.ts';
 import { applyToMedplum } from './mirror/apply-to-medplum.ts';
+import { Drainer, drainerPolicyOf, type DrainReport } from './mirror/drainer.ts';
+import { runLease, type LeaseResult } from './mirror/lease-runner.ts';
+import { replacing, type MirrorContext } from './mirror/mirror-entry.ts';
 import { RecordLocks } from './mirror/record-locks.ts';
 import { retryPolicyOf, withRetries, type RetryPolicy } from './mirror/retry-policy.ts';
-import type { WriteGuard } from './mirror/write-guard.ts';
+import { WritePath, type AuthorityWrite, type Routed, type WritePlan } from './mirror/write-path.ts';
 import type { CutoverPlan } from './plan/cutover-plan.ts';
-import type { Stage, StageRoute } from './plan/stage.ts';
-import { classifyLegacyError } from './sides/legacy-failure.ts';
 import type { LegacyAdapter, LegacyRecord } from './sides/legacy-adapter.ts';
+import { classifyLegacyError } from './sides/legacy-failure.ts';
 import { MedplumSide } from './sides/medplum-side.ts';
-import type { SideAction, SideOutcome, WriteResult } from './write-result.ts';
-import type { DualWriteEvent } from './dual-write-event.ts';
-import {
-  validateDualWriterOptions,
-  type DualWriterOptions,
-  type WriteCallOptions,
-} from './dual-writer-options.ts';
-
-interface Routed<L> {
-  readonly mapping: ResourceMapping<L>;
-  readonly unit: string;
-  readonly route: StageRoute & { readonly stage: Stage };
-}
-
-/** What the authority and mirror steps of one call produced. */
-interface SyncState<L> {
-  legacyId: string;
-  legacy: { action: SideAction; record: LegacyRecord<L> | undefined };
-  medplum: { action: SideAction; resource: WithId<Resource> | undefined };
-  mirrorAttempts: number;
-}
+import type { WriteResult } from './write-result.ts';
 
 /**
  * Wraps the legacy system and Medplum: every write goes to the side that is the authority for
  * the call's unit and resource type, then is mirrored to the other side when the stage says
  * so, and the two copies stay linked by the legacy id carried as a FHIR identifier.
  *
+ * Every mirror is journaled before the authority write (an outbox entry in the store), so once
+ * a call returns the mirror is durable: applied, pending in the outbox, or dead-lettered with a
+ * reason. `writer.start()` runs the drainer that applies pending mirrors in the background;
+ * `writer.drain()` applies them until none is left.
+ *
  * Legacy-shaped calls (`create`, `update`, `delete`, `read`) take legacy rows; FHIR-shaped
  * calls (`createResource`, `updateResource`, `deleteResource`, `readResource`, named as
- * `MedplumClient` names them) take resources, so a record can start on either side. Writes of
- * one record run one at a time, in call order, within a process.
+ * `MedplumClient` names them) take resources, so a record can start on either side.
  *
  * @typeParam C - The per-call context type.
  * @typeParam L - The legacy row type.
  * @example
  * ```ts
- * const writer = new DualWriter({ legacy, medplum, mappings: [patients], plan });
+ * const writer = new DualWriter({ legacy, medplum, mappings: [patients], plan, store });
+ * writer.start();
  * const result = await writer.create('Patient', { first_name: 'Ada', last_name: 'Lovelace' }, { clinic: 'north' });
  * console.log(result.legacyId, result.medplumId, result.mirror);
+ * await writer.stop();
  * ```
  */
 export class DualWriter<C, L> {
@@ -63,27 +54,48 @@ export class DualWriter<C, L> {
   readonly #medplum: MedplumSide;
   readonly #mappings = new Map<string, ResourceMapping<L>>();
   readonly #plan: CutoverPlan<C>;
+  readonly #store: SyncStore;
   readonly #links: LinkCache;
   readonly #retry: RetryPolicy;
   readonly #locks = new RecordLocks();
   readonly #onEvent: ((event: DualWriteEvent) => void) | undefined;
+  readonly #writes: WritePath<L>;
+  readonly #drainer: Drainer;
 
   /**
-   * @param options - The two systems, mappings, plan and policies.
+   * @param options - The two systems, mappings, plan, store and policies.
    * @throws {@link ConfigurationError} naming the option when one is missing or invalid.
    */
   constructor(options: DualWriterOptions<C, L>) {
     validateDualWriterOptions(options);
-    const { legacy, medplum, mappings, plan } = options;
-    for (const mapping of mappings as readonly ResourceMapping<L>[])
-      this.#mappings.set(mapping.resourceType, mapping);
-    const cacheSize = options.linkCacheSize ?? 10_000;
-    this.#legacy = legacy;
-    this.#medplum = new MedplumSide(medplum);
-    this.#plan = plan;
-    this.#links = new LinkCache(options.store ?? new MemoryStore(), cacheSize);
+    for (const mapping of options.mappings as readonly ResourceMapping<L>[]) this.#mappings.set(mapping.resourceType, mapping);
+    this.#legacy = options.legacy;
+    this.#medplum = new MedplumSide(options.medplum);
+    this.#plan = options.plan;
+    this.#store = options.store ?? new MemoryStore();
+    this.#links = new LinkCache(this.#store, options.linkCacheSize ?? 10_000);
     this.#retry = retryPolicyOf(options.retry);
     this.#onEvent = options.onEvent;
+    const drainer = drainerPolicyOf(options.drainer);
+    const ctx: MirrorContext<L> = { legacy: this.#legacy, medplum: this.#medplum, mappings: this.#mappings, store: this.#store };
+    this.#writes = new WritePath(ctx, {
+      mode: options.mirror ?? 'sync',
+      syncBudgetMs: options.syncBudgetMs ?? 10_000,
+      intentHoldMs: options.intentHoldMs ?? 60_000,
+      retry: this.#retry,
+      drainer,
+      emit: (event) => this.#emit(event),
+      notifyDrainer: () => this.#drainer.notify(),
+    });
+    this.#drainer = new Drainer(
+      this.#store,
+      async (lease) => {
+        const result = await runLease(ctx, lease, { maxAttempts: drainer.maxAttempts, backoff: drainer.backoff });
+        this.#emitDrained(lease.entry, result);
+        return result;
+      },
+      drainer,
+    );
   }
 
   /**
@@ -91,14 +103,14 @@ export class DualWriter<C, L> {
    * Replaying a create that already landed (same row) is not an error: it returns `unchanged`.
    *
    * @param type - The FHIR resource type of the record's mapping.
-   * @param row - The legacy row. Its legacy id may be absent when the legacy system assigns ids
-   *   and is the authority.
+   * @param row - The legacy row. Its legacy id may be absent: it is then allocated first
+   *   (`mapping.newLegacyId`, else the adapter's `newId`), or assigned by the legacy system.
    * @param ctx - The call's context (gives the unit).
    * @returns What was written on each side.
    * @throws {@link InvalidInputError} for an unknown type or a missing row; {@link MappingError}
    *   when the mapping rejects the row (nothing written); {@link ConflictError} when the record
    *   already exists with other content; {@link MirrorError} when the authority write landed
-   *   but the mirror failed.
+   *   but the mirror failed for good (it is in the dead-letter queue).
    * @example
    * ```ts
    * const { legacyId, medplumId } = await writer.create('Patient', row, { clinic: 'north' });
@@ -109,38 +121,35 @@ export class DualWriter<C, L> {
     const { mapping, route } = routed;
     requireObject(row, 'row');
     let legacyId = runMapping('legacyId', () => mapping.legacyId(row), { resourceType: type });
-    if (route.authority === 'medplum' || route.mirrorTo === 'medplum') {
-      // Map before writing anything: a row the mapping rejects must leave both sides untouched.
-      const probe = runMapping('toFhir', () => mapping.toFhir(row), { resourceType: type, legacyId });
-      if (legacyId === undefined && route.authority === 'medplum')
-        legacyId = await this.#newLegacyId(mapping, probe, 'row');
-    }
+    const probe = this.#touchesMedplum(routed)
+      ? // Map before writing anything: a row the mapping rejects must leave both sides untouched.
+        runMapping('toFhir', () => mapping.toFhir(row), { resourceType: type, legacyId })
+      : undefined;
+    legacyId ??= await this.#allocateLegacyId(routed, probe);
     if (legacyId === undefined) {
-      // The legacy system assigns the id: the first write cannot be replayed, so it runs once.
+      // Nothing can name the record before the legacy system assigns its id, so the intent is
+      // journaled just after that first write (the README states this gap).
       const record = await this.#legacyCall(() => this.#legacy.create(type, row), type, undefined);
-      return this.#withLock(routed, record.id, (link) =>
-        this.#sync('create', routed, record.id, link, {
-          legacy: () => Promise.resolve({ record, action: 'created' as const }),
-          medplum: (state) => ({
-            desired: (existing) => mapping.toFhir(state.row(), existing),
-            guard: { kind: 'last-sync' },
-          }),
+      return this.#locked(routed, record.id, () =>
+        this.#writes.run(routed, record.id, {
+          operation: 'create',
+          kind: 'upsert',
+          base: undefined,
+          authority: () => Promise.resolve({ side: 'legacy', action: 'created', record }),
         }),
       );
     }
     const id = legacyId;
-    return this.#withLock(routed, id, (link) =>
-      this.#sync('create', routed, id, link, {
-        legacy: (state) => ({
-          // The caller's row is the record's full legacy state: the mapped fields come from the
-          // Medplum copy when Medplum went first, the rest (unmapped columns) from the row.
-          desired: () => (state.resource === undefined ? row : mapping.toLegacy(state.resource, row)),
-          guard: state.resource === undefined ? { kind: 'create' } : { kind: 'last-sync' },
-        }),
-        medplum: (state) =>
-          state.legacyDone
-            ? { desired: (existing) => mapping.toFhir(state.row(), existing), guard: { kind: 'last-sync' } }
-            : { desired: (existing) => mapping.toFhir(row, existing), guard: { kind: 'create' } },
+    const rowWithId = withId(mapping, row, id, { resourceType: type, legacyId: id });
+    return this.#locked(routed, id, (link) =>
+      this.#writes.run(routed, id, {
+        operation: 'create',
+        kind: 'upsert',
+        base: route.authority === 'medplum' ? rowWithId : undefined,
+        authority:
+          route.authority === 'legacy'
+            ? () => this.#writeLegacy(mapping, id, link, () => rowWithId, { kind: 'create' })
+            : () => this.#writeMedplum(mapping, id, link, (existing) => mapping.toFhir(rowWithId, existing), { kind: 'create' }),
       }),
     );
   }
@@ -169,41 +178,29 @@ export class DualWriter<C, L> {
     const { mapping, route } = routed;
     const type = mapping.resourceType;
     let legacyId = legacyIdOf(resource, mapping.identifierSystem);
-    if (route.authority === 'legacy' || route.mirrorTo === 'legacy') {
-      runMapping('toLegacy', () => mapping.toLegacy(resource), { resourceType: type, legacyId });
-    }
-    if (legacyId === undefined && route.authority === 'medplum')
-      legacyId = await this.#newLegacyId(mapping, resource, 'resource');
+    if (this.#touchesLegacy(routed)) runMapping('toLegacy', () => mapping.toLegacy(resource), { resourceType: type, legacyId });
+    legacyId ??= await this.#allocateLegacyId(routed, resource, 'resource');
     if (legacyId === undefined) {
-      const record = await this.#legacyCall(
-        () => this.#legacy.create(type, mapping.toLegacy(resource)),
-        type,
-        undefined,
-      );
-      return this.#withLock(routed, record.id, (link) =>
-        this.#sync('create', routed, record.id, link, {
-          legacy: () => Promise.resolve({ record, action: 'created' as const }),
-          medplum: (state) => ({
-            desired: (existing) => mapping.toFhir(state.row(), replacing(resource, existing)),
-            guard: { kind: 'last-sync' },
-          }),
+      const record = await this.#legacyCall(() => this.#legacy.create(type, mapping.toLegacy(resource)), type, undefined);
+      return this.#locked(routed, record.id, () =>
+        this.#writes.run(routed, record.id, {
+          operation: 'create',
+          kind: 'upsert',
+          base: resource,
+          authority: () => Promise.resolve({ side: 'legacy', action: 'created', record }),
         }),
       ) as Promise<WriteResult<L, WithId<R>>>;
     }
     const id = legacyId;
-    return this.#withLock(routed, id, (link) =>
-      this.#sync('create', routed, id, link, {
-        legacy: (state) => ({
-          desired: (existing) => mapping.toLegacy(state.resource ?? resource, existing?.row),
-          guard: state.resource === undefined ? { kind: 'create' } : { kind: 'last-sync' },
-        }),
-        medplum: (state) =>
-          state.legacyDone
-            ? {
-                desired: (existing) => mapping.toFhir(state.row(), replacing(resource, existing)),
-                guard: { kind: 'last-sync' },
-              }
-            : { desired: () => resource, guard: { kind: 'create' } },
+    return this.#locked(routed, id, (link) =>
+      this.#writes.run(routed, id, {
+        operation: 'create',
+        kind: 'upsert',
+        base: route.authority === 'legacy' ? resource : undefined,
+        authority:
+          route.authority === 'legacy'
+            ? () => this.#writeLegacy(mapping, id, link, (existing) => mapping.toLegacy(resource, existing?.row), { kind: 'create' })
+            : () => this.#writeMedplum(mapping, id, link, (existing) => replacing(resource, existing), { kind: 'create' }),
       }),
     ) as Promise<WriteResult<L, WithId<R>>>;
   }
@@ -218,49 +215,37 @@ export class DualWriter<C, L> {
    * @param options - `expectedVersion` for optimistic concurrency on the authority.
    * @returns What was written on each side.
    * @throws {@link RejectedError} with status 404 when the record does not exist on the
-   *   authority; {@link ConflictError} when `expectedVersion` is stale or the mirror target
-   *   changed since the last sync (wrapped in {@link MirrorError}).
+   *   authority; {@link ConflictError} when `expectedVersion` is stale; {@link MirrorError}
+   *   when the mirror target changed since the last sync (dead-lettered as a conflict).
    * @example
    * ```ts
    * await writer.update('Patient', 'p-1', { ...row, last_name: 'Byron' }, { clinic: 'north' });
    * ```
    */
-  async update(
-    type: string,
-    legacyId: string,
-    row: L,
-    ctx: C,
-    options: WriteCallOptions = {},
-  ): Promise<WriteResult<L>> {
+  async update(type: string, legacyId: string, row: L, ctx: C, options: WriteCallOptions = {}): Promise<WriteResult<L>> {
     const routed = this.#route(type, ctx);
     const { mapping, route } = routed;
     requireId(legacyId, 'legacyId');
     requireObject(row, 'row');
     const rowWithId = withId(mapping, row, legacyId, { resourceType: type, legacyId });
-    if (route.authority === 'medplum' || route.mirrorTo === 'medplum') {
-      runMapping('toFhir', () => mapping.toFhir(rowWithId), { resourceType: type, legacyId });
-    }
-    const expected = options.expectedVersion;
-    return this.#withLock(routed, legacyId, (link) =>
-      this.#sync('update', routed, legacyId, link, {
-        legacy: (state) =>
-          state.resource === undefined
-            ? { desired: () => rowWithId, guard: { kind: 'update', version: expected } }
-            : { desired: () => mapping.toLegacy(state.written(), rowWithId), guard: { kind: 'last-sync' } },
-        medplum: (state) =>
-          state.legacyDone
-            ? { desired: (existing) => mapping.toFhir(state.row(), existing), guard: { kind: 'last-sync' } }
-            : {
-                desired: (existing) => mapping.toFhir(rowWithId, existing),
-                guard: { kind: 'update', version: expected },
-              },
+    if (this.#touchesMedplum(routed)) runMapping('toFhir', () => mapping.toFhir(rowWithId), { resourceType: type, legacyId });
+    const guard = { kind: 'update', version: options.expectedVersion } as const;
+    return this.#locked(routed, legacyId, (link) =>
+      this.#writes.run(routed, legacyId, {
+        operation: 'update',
+        kind: 'upsert',
+        base: route.authority === 'medplum' ? rowWithId : undefined,
+        authority:
+          route.authority === 'legacy'
+            ? () => this.#writeLegacy(mapping, legacyId, link, () => rowWithId, guard)
+            : () => this.#writeMedplum(mapping, legacyId, link, (existing) => mapping.toFhir(rowWithId, existing), guard),
       }),
     );
   }
 
   /**
-   * Updates a record from a FHIR resource. The resource is found by its `id` when linked, else
-   * by its legacy identifier.
+   * Updates a record from a FHIR resource. The resource is found by its legacy identifier or,
+   * when linked, by its `id`; it replaces the stored resource, as a FHIR update does.
    *
    * @param resource - The resource; it needs an `id` or the legacy identifier.
    * @param ctx - The call's context.
@@ -269,41 +254,27 @@ export class DualWriter<C, L> {
    * @example
    * ```ts
    * const patient = await writer.readResource('Patient', id, ctx);
-   * await writer.updateResource({ ...patient, gender: 'female' }, ctx);
+   * if (patient) await writer.updateResource({ ...patient, gender: 'female' }, ctx);
    * ```
    */
-  async updateResource<R extends Resource>(
-    resource: R,
-    ctx: C,
-    options: WriteCallOptions = {},
-  ): Promise<WriteResult<L, WithId<R>>> {
+  async updateResource<R extends Resource>(resource: R, ctx: C, options: WriteCallOptions = {}): Promise<WriteResult<L, WithId<R>>> {
     requireObject(resource, 'resource');
     const routed = this.#route(resource.resourceType, ctx, 'resource.resourceType');
     const { mapping, route } = routed;
     const legacyId = await this.#legacyIdOfResource(mapping, resource);
-    if (route.authority === 'legacy' || route.mirrorTo === 'legacy') {
-      runMapping('toLegacy', () => mapping.toLegacy(resource), {
-        resourceType: mapping.resourceType,
-        legacyId,
-      });
+    if (this.#touchesLegacy(routed)) {
+      runMapping('toLegacy', () => mapping.toLegacy(resource), { resourceType: mapping.resourceType, legacyId });
     }
-    const expected = options.expectedVersion;
-    return this.#withLock(routed, legacyId, (link) =>
-      this.#sync('update', routed, legacyId, link, {
-        legacy: (state) => ({
-          desired: (existing) => mapping.toLegacy(state.resource ?? resource, existing?.row),
-          guard: state.resource === undefined ? { kind: 'update', version: expected } : { kind: 'last-sync' },
-        }),
-        medplum: (state) =>
-          state.legacyDone
-            ? {
-                desired: (existing) => mapping.toFhir(state.row(), replacing(resource, existing)),
-                guard: { kind: 'last-sync' },
-              }
-            : {
-                desired: (existing) => replacing(resource, existing),
-                guard: { kind: 'update', version: expected },
-              },
+    const guard = { kind: 'update', version: options.expectedVersion } as const;
+    return this.#locked(routed, legacyId, (link) =>
+      this.#writes.run(routed, legacyId, {
+        operation: 'update',
+        kind: 'upsert',
+        base: route.authority === 'legacy' ? resource : undefined,
+        authority:
+          route.authority === 'legacy'
+            ? () => this.#writeLegacy(mapping, legacyId, link, (existing) => mapping.toLegacy(resource, existing?.row), guard)
+            : () => this.#writeMedplum(mapping, legacyId, link, (existing) => replacing(resource, existing), guard),
       }),
     ) as Promise<WriteResult<L, WithId<R>>>;
   }
@@ -324,7 +295,7 @@ export class DualWriter<C, L> {
   async delete(type: string, legacyId: string, ctx: C): Promise<WriteResult<L>> {
     const routed = this.#route(type, ctx);
     requireId(legacyId, 'legacyId');
-    return this.#withLock(routed, legacyId, (link) => this.#deleteBoth(routed, legacyId, link));
+    return this.#locked(routed, legacyId, (link) => this.#delete(routed, legacyId, link));
   }
 
   /**
@@ -343,7 +314,7 @@ export class DualWriter<C, L> {
     const routed = this.#route(resourceType, ctx, 'resourceType');
     requireId(id, 'id');
     const legacyId = await this.#legacyIdOfResource(routed.mapping, { resourceType, id } as Resource);
-    return this.#withLock(routed, legacyId, (link) => this.#deleteBoth(routed, legacyId, link));
+    return this.#locked(routed, legacyId, (link) => this.#delete(routed, legacyId, link));
   }
 
   /**
@@ -368,12 +339,7 @@ export class DualWriter<C, L> {
     const resource = await this.#findMedplum(mapping, legacyId);
     if (resource === undefined) return undefined;
     const details = { resourceType: type, legacyId };
-    return withId(
-      mapping,
-      runMapping('toLegacy', () => mapping.toLegacy(resource), details),
-      legacyId,
-      details,
-    );
+    return withId(mapping, runMapping('toLegacy', () => mapping.toLegacy(resource), details), legacyId, details);
   }
 
   /**
@@ -389,22 +355,14 @@ export class DualWriter<C, L> {
    * const patient = await writer.readResource('Patient', id, { clinic: 'south' });
    * ```
    */
-  async readResource<RT extends ResourceType>(
-    resourceType: RT,
-    id: string,
-    ctx: C,
-  ): Promise<WithId<ExtractResource<RT>> | undefined> {
+  async readResource<RT extends ResourceType>(resourceType: RT, id: string, ctx: C): Promise<WithId<ExtractResource<RT>> | undefined> {
     type R = ExtractResource<RT>;
     const { mapping, route } = this.#route(resourceType, ctx, 'resourceType');
     requireId(id, 'id');
-    if (route.readFrom === 'medplum') return this.#medplum.read<R>(resourceType, id);
+    if (route.readFrom === 'medplum') return (await this.#retrying(() => this.#medplum.read<R>(resourceType, id), 'medplum')).value;
     const link = await this.#links.byMedplumId(resourceType, id);
     if (link === undefined) return undefined;
-    const record = await this.#legacyCall(
-      () => this.#legacy.read(resourceType, link.legacyId),
-      resourceType,
-      link.legacyId,
-    );
+    const record = await this.#legacyCall(() => this.#legacy.read(resourceType, link.legacyId), resourceType, link.legacyId);
     if (record === undefined) return undefined;
     const details = { resourceType, legacyId: link.legacyId };
     const resource = runMapping('toFhir', () => mapping.toFhir(record.row), details);
@@ -424,49 +382,184 @@ export class DualWriter<C, L> {
    * ```
    */
   linkOf(resourceType: string, legacyId: string): Promise<Link | undefined> {
-    return this.#links.get(resourceType, legacyId);
+    return this.#store.getLink(resourceType, legacyId);
+  }
+
+  /**
+   * Starts the background drainer that applies pending mirrors; a no-op when it runs.
+   *
+   * @example
+   * ```ts
+   * writer.start();
+   * process.on('SIGTERM', () => void writer.stop());
+   * ```
+   */
+  start(): void {
+    this.#drainer.start();
+  }
+
+  /**
+   * Stops the background drainer once the mirrors in flight finish. Pending entries stay in
+   * the outbox for the next start (or another instance).
+   *
+   * @example
+   * ```ts
+   * await writer.stop();
+   * ```
+   */
+  stop(): Promise<void> {
+    return this.#drainer.stop();
+  }
+
+  /**
+   * Pauses the drainer: no new entries are claimed until {@link DualWriter.resume}.
+   *
+   * @example
+   * ```ts
+   * writer.pause(); // Medplum maintenance window
+   * ```
+   */
+  pause(): void {
+    this.#drainer.pause();
+  }
+
+  /**
+   * Resumes a paused drainer.
+   *
+   * @example
+   * ```ts
+   * writer.resume();
+   * ```
+   */
+  resume(): void {
+    this.#drainer.resume();
+  }
+
+  /**
+   * Applies pending mirrors until the outbox holds none (dead letters aside) or the time limit
+   * passes, waiting out backoffs. Works with or without `start()`.
+   *
+   * @param options - `timeoutMs`, default 60000.
+   * @returns What was applied, retried and dead-lettered, and what remains.
+   * @example
+   * ```ts
+   * const report = await writer.drain({ timeoutMs: 30_000 });
+   * if (report.timedOut) console.warn(`${report.remaining.pending} mirrors still pending`);
+   * ```
+   */
+  drain(options: { readonly timeoutMs?: number | undefined } = {}): Promise<DrainReport> {
+    return this.#drainer.drain(options.timeoutMs ?? 60_000);
+  }
+
+  /**
+   * Counts of pending and in-flight mirrors and open dead letters.
+   *
+   * @returns The counts.
+   * @example
+   * ```ts
+   * const { pending, leased, dead } = await writer.outbox();
+   * ```
+   */
+  outbox(): Promise<OutboxCounts> {
+    return this.#store.outboxCounts();
+  }
+
+  /**
+   * Dead letters: mirrors that failed for good, with the reason, the HTTP status and the
+   * attempts. Open ones unless `status` says otherwise.
+   *
+   * @param options - `status` (`open`, `retried`, `discarded`, `all`) and `limit`.
+   * @returns Dead letters, oldest first.
+   * @example
+   * ```ts
+   * for (const letter of await writer.deadLetters()) console.log(letter.id, letter.reason.message);
+   * ```
+   */
+  deadLetters(options?: { readonly status?: DeadLetter['status'] | 'all'; readonly limit?: number }): Promise<DeadLetter[]> {
+    return this.#store.listDeadLetters(options);
+  }
+
+  /**
+   * Queues a dead letter's record again (after the cause was fixed); the mirror reads both
+   * sides afresh. The letter is kept, marked `retried`.
+   *
+   * @param id - The dead letter's id.
+   * @returns `true` when it was open and is queued again.
+   * @example
+   * ```ts
+   * await writer.retryDeadLetter('42');
+   * ```
+   */
+  async retryDeadLetter(id: string): Promise<boolean> {
+    requireId(id, 'id');
+    const ticket = await this.#store.retryDeadLetter(id);
+    this.#drainer.notify();
+    return ticket !== undefined;
+  }
+
+  /**
+   * Closes a dead letter without retrying it; it is kept, marked `discarded`, with the note.
+   *
+   * @param id - The dead letter's id.
+   * @param note - Why (for the audit trail; no PHI).
+   * @returns `true` when it was open.
+   * @example
+   * ```ts
+   * await writer.discardDeadLetter('42', 'record merged by hand in both systems');
+   * ```
+   */
+  discardDeadLetter(id: string, note: string): Promise<boolean> {
+    requireId(id, 'id');
+    if (typeof note !== 'string' || note.trim() === '') throw new InvalidInputError('note', 'must say why the dead letter is discarded');
+    return this.#store.discardDeadLetter(id, note);
   }
 
   #route(type: unknown, ctx: C, field = 'type'): Routed<L> {
-    if (typeof type !== 'string' || type === '')
-      throw new InvalidInputError(field, 'must be a FHIR resource type string');
+    if (typeof type !== 'string' || type === '') throw new InvalidInputError(field, 'must be a FHIR resource type string');
     const mapping = this.#mappings.get(type);
     if (mapping === undefined) {
-      throw new InvalidInputError(
-        field,
-        `no mapping for ${JSON.stringify(type)}; mapped types: ${[...this.#mappings.keys()].join(', ')}`,
-      );
+      throw new InvalidInputError(field, `no mapping for ${JSON.stringify(type)}; mapped types: ${[...this.#mappings.keys()].join(', ')}`);
     }
     const unit = this.#plan.unitOf(ctx);
     return { mapping, unit, route: this.#plan.routeOf(unit, type) };
   }
 
-  async #newLegacyId(
-    mapping: ResourceMapping<L>,
-    resource: Resource,
-    field: 'row' | 'resource',
-  ): Promise<string> {
-    if (mapping.newLegacyId === undefined) {
-      throw new InvalidInputError(
-        field === 'row' ? 'row' : 'resource.identifier',
-        field === 'row'
-          ? `has no legacy id, and Medplum is the authority: set the id on the row or implement newLegacyId in the ${mapping.resourceType} mapping`
-          : `must carry the legacy id under ${mapping.identifierSystem} when Medplum is the authority (or implement newLegacyId in the mapping)`,
-        { resourceType: mapping.resourceType },
-      );
-    }
+  #touchesMedplum({ route }: Routed<L>): boolean {
+    return route.authority === 'medplum' || route.mirrorTo === 'medplum';
+  }
+
+  #touchesLegacy({ route }: Routed<L>): boolean {
+    return route.authority === 'legacy' || route.mirrorTo === 'legacy';
+  }
+
+  /**
+   * A legacy id for a record that has none yet, allocated before anything is written so the
+   * intent can name the record: the mapping's `newLegacyId`, else the adapter's `newId`.
+   * While the legacy system is the authority and neither exists, it assigns the id itself
+   * (`undefined` here); while Medplum is, the call is rejected.
+   */
+  async #allocateLegacyId(routed: Routed<L>, resource: Resource | undefined, field: 'row' | 'resource' = 'row'): Promise<string | undefined> {
+    const { mapping, route } = routed;
     const details = { resourceType: mapping.resourceType };
     let id: unknown;
     try {
-      id = await mapping.newLegacyId(resource);
+      if (mapping.newLegacyId !== undefined && resource !== undefined) id = await mapping.newLegacyId(resource);
+      else if (this.#legacy.newId !== undefined) id = await this.#legacy.newId(mapping.resourceType);
+      else if (route.authority === 'legacy') return undefined;
+      else {
+        throw new InvalidInputError(
+          field === 'row' ? 'row' : 'resource.identifier',
+          field === 'row'
+            ? `has no legacy id, and Medplum is the authority: set the id on the row or implement newLegacyId in the ${mapping.resourceType} mapping`
+            : `must carry the legacy id under ${mapping.identifierSystem} when Medplum is the authority (or implement newLegacyId in the mapping)`,
+          details,
+        );
+      }
     } catch (err) {
-      throw new MappingError('newLegacyId', `threw: ${err instanceof Error ? err.message : String(err)}`, {
-        ...details,
-        cause: err,
-      });
+      if (err instanceof InvalidInputError) throw err;
+      throw new MappingError('newLegacyId', `threw: ${err instanceof Error ? err.message : String(err)}`, { ...details, cause: err });
     }
-    if (typeof id !== 'string' || id === '')
-      throw new MappingError('newLegacyId', 'must return a non-empty string', details);
+    if (typeof id !== 'string' || id === '') throw new MappingError('newLegacyId', 'must return a non-empty string', details);
     return id;
   }
 
@@ -477,10 +570,7 @@ export class DualWriter<C, L> {
       const link = await this.#links.byMedplumId(mapping.resourceType, resource.id);
       if (link !== undefined) return link.legacyId;
       const id = resource.id;
-      const { value: stored } = await this.#retrying(
-        () => this.#medplum.read(mapping.resourceType, id),
-        'medplum',
-      );
+      const { value: stored } = await this.#retrying(() => this.#medplum.read(mapping.resourceType, id), 'medplum');
       const stamped = stored === undefined ? undefined : legacyIdOf(stored, mapping.identifierSystem);
       if (stamped !== undefined) return stamped;
     }
@@ -503,182 +593,64 @@ export class DualWriter<C, L> {
     return value;
   }
 
-  #withLock(
-    routed: Routed<L>,
-    legacyId: string,
-    fn: (link: Link | undefined) => Promise<WriteResult<L>>,
-  ): Promise<WriteResult<L>> {
+  /** Runs a call's work after earlier calls on the same record in this process. */
+  #locked(routed: Routed<L>, legacyId: string, fn: (link: Link | undefined) => Promise<WriteResult<L>>): Promise<WriteResult<L>> {
     const type = routed.mapping.resourceType;
     return this.#locks.run(`${type}/${legacyId}`, async () => fn(await this.#links.get(type, legacyId)));
   }
 
-  /**
-   * Runs one call: the authority's write, then the mirror, then the link. Both steps use the
-   * same idempotent apply functions the journal will replay.
-   */
-  async #sync(
-    operation: 'create' | 'update',
-    routed: Routed<L>,
+  async #writeLegacy(
+    mapping: ResourceMapping<L>,
     legacyId: string,
     link: Link | undefined,
-    steps: SyncSteps<L>,
-  ): Promise<WriteResult<L>> {
-    const { mapping, route } = routed;
-    const state: SyncState<L> = {
-      legacyId,
-      legacy: { action: 'skipped', record: undefined },
-      medplum: { action: 'skipped', resource: undefined },
-      mirrorAttempts: 0,
-    };
-    const view = (legacyDone: boolean): StepState<L> => ({
-      legacyDone,
-      resource: state.medplum.resource,
-      written: () => {
-        if (state.medplum.resource === undefined)
-          throw new Error('Medplum copy read before the Medplum write');
-        return state.medplum.resource;
-      },
-      row: () => {
-        if (state.legacy.record === undefined) throw new Error('legacy row read before the legacy write');
-        return state.legacy.record.row;
-      },
-    });
-    const writeLegacy = async (): Promise<number> => {
-      const step = steps.legacy(view(false));
-      const { value, attempts } = await this.#retrying(
-        () => ('then' in step ? step : applyToLegacy(this.#legacy, { mapping, legacyId, link, ...step })),
-        'legacy',
-        legacyId,
-      );
-      state.legacy = { action: value.action, record: value.record };
-      return attempts;
-    };
-    const writeMedplum = async (): Promise<number> => {
-      const step = steps.medplum(view(state.legacy.record !== undefined));
-      const { value, attempts } = await this.#retrying(
-        () => applyToMedplum(this.#medplum, { mapping, legacyId, link, ...step }),
-        'medplum',
-        legacyId,
-      );
-      state.medplum = { action: value.action, resource: value.resource };
-      return attempts;
-    };
-    const [first, second] =
-      route.authority === 'legacy' ? [writeLegacy, writeMedplum] : [writeMedplum, writeLegacy];
-    await first();
-    if (route.mirrorTo !== undefined) {
-      try {
-        state.mirrorAttempts = await second();
-      } catch (err) {
-        throw this.#mirrorFailed(operation, routed, state, err);
-      }
-      await this.#saveLink(mapping.resourceType, state, link);
-    }
-    const result = this.#result(operation, routed, state);
-    this.#emit({
-      type: 'mirrored',
-      resourceType: mapping.resourceType,
-      legacyId,
-      medplumId: result.medplumId,
-      unit: routed.unit,
-      stage: route.stage,
-      mirror: result.mirror,
-    });
-    return result;
+    desired: (existing: LegacyRecord<L> | undefined) => L,
+    guard: Parameters<typeof applyToLegacy>[1]['guard'],
+  ): Promise<AuthorityWrite<L>> {
+    const { value } = await this.#retrying(() => applyToLegacy(this.#legacy, { mapping, legacyId, link, desired, guard }), 'legacy', legacyId);
+    return { side: 'legacy', action: value.action, record: value.record };
   }
 
-  async #deleteBoth(routed: Routed<L>, legacyId: string, link: Link | undefined): Promise<WriteResult<L>> {
+  async #writeMedplum(
+    mapping: ResourceMapping<L>,
+    legacyId: string,
+    link: Link | undefined,
+    desired: (existing: WithId<Resource> | undefined) => Resource,
+    guard: Parameters<typeof applyToMedplum>[1]['guard'],
+  ): Promise<AuthorityWrite<L>> {
+    const { value } = await this.#retrying(() => applyToMedplum(this.#medplum, { mapping, legacyId, link, desired, guard }), 'medplum', legacyId);
+    return { side: 'medplum', action: value.action, resource: value.resource };
+  }
+
+  #delete(routed: Routed<L>, legacyId: string, link: Link | undefined): Promise<WriteResult<L>> {
     const { mapping, route } = routed;
     const type = mapping.resourceType;
-    const state: SyncState<L> = {
-      legacyId,
-      legacy: { action: 'skipped', record: undefined },
-      medplum: { action: 'skipped', resource: undefined },
-      mirrorAttempts: 0,
+    const plan: WritePlan<L> = {
+      operation: 'delete',
+      kind: 'delete',
+      base: undefined,
+      authority: async () => {
+        if (route.authority === 'legacy') {
+          await this.#retrying(() => this.#legacyCall(() => this.#legacy.delete(type, legacyId), type, legacyId), 'legacy', legacyId);
+          return { side: 'legacy', action: 'deleted', record: undefined };
+        }
+        const { value: found } = await this.#retrying(
+          async () => {
+            const medplumId = link?.medplumId ?? (await this.#medplum.findByIdentifier(type, mapping.identifierSystem, legacyId))?.id;
+            if (medplumId !== undefined) await this.#medplum.delete(type, medplumId, { resourceType: type, legacyId, medplumId });
+            return medplumId;
+          },
+          'medplum',
+          legacyId,
+        );
+        return { side: 'medplum', action: found === undefined ? 'unchanged' : 'deleted', resource: undefined };
+      },
     };
-    let medplumId = link?.medplumId;
-    const deleteLegacy = async (): Promise<number> => {
-      const { attempts } = await this.#retrying(
-        async () => {
-          try {
-            await this.#legacy.delete(type, legacyId);
-          } catch (err) {
-            throw classifyLegacyError(err, { resourceType: type, legacyId });
-          }
-        },
-        'legacy',
-        legacyId,
-      );
-      state.legacy = { action: 'deleted', record: undefined };
-      return attempts;
-    };
-    const deleteMedplum = async (): Promise<number> => {
-      const { attempts } = await this.#retrying(
-        async () => {
-          medplumId ??= (await this.#medplum.findByIdentifier(type, mapping.identifierSystem, legacyId))?.id;
-          if (medplumId !== undefined)
-            await this.#medplum.delete(type, medplumId, { resourceType: type, legacyId, medplumId });
-        },
-        'medplum',
-        legacyId,
-      );
-      state.medplum = { action: medplumId === undefined ? 'unchanged' : 'deleted', resource: undefined };
-      return attempts;
-    };
-    const [first, second] =
-      route.authority === 'legacy' ? [deleteLegacy, deleteMedplum] : [deleteMedplum, deleteLegacy];
-    await first();
-    if (route.mirrorTo !== undefined) {
-      try {
-        state.mirrorAttempts = await second();
-      } catch (err) {
-        throw this.#mirrorFailed('delete', routed, state, err, medplumId);
-      }
-      await this.#links.delete(type, legacyId);
-    }
-    return this.#result('delete', routed, state, medplumId);
+    return this.#writes.run(routed, legacyId, plan);
   }
 
-  async #saveLink(resourceType: string, state: SyncState<L>, previous: Link | undefined): Promise<void> {
-    const resource = state.medplum.resource;
-    const record = state.legacy.record;
-    if (resource === undefined || record === undefined) return;
-    const link: Link = {
-      resourceType,
-      legacyId: state.legacyId,
-      medplumId: resource.id,
-      legacyVersion: record.version,
-      medplumVersion: resource.meta?.versionId,
-      contentHash: contentHash(resource),
-      syncedAt: new Date().toISOString(),
-    };
-    if (
-      previous?.medplumId === link.medplumId &&
-      previous.legacyVersion === link.legacyVersion &&
-      previous.medplumVersion === link.medplumVersion &&
-      previous.contentHash === link.contentHash
-    ) {
-      return;
-    }
-    await this.#links.save(link);
-  }
-
-  async #retrying<T>(
-    fn: () => Promise<T>,
-    side: Side,
-    legacyId?: string,
-  ): Promise<{ value: T; attempts: number }> {
+  async #retrying<T>(fn: () => Promise<T>, side: Side, legacyId?: string): Promise<{ value: T; attempts: number }> {
     return withRetries(fn, this.#retry, (error, attempt, delayMs) => {
-      this.#emit({
-        type: 'retry',
-        side,
-        resourceType: error.resourceType,
-        legacyId: legacyId ?? error.legacyId,
-        status: error.status,
-        attempt,
-        delayMs,
-        error: error.name,
-      });
+      this.#emit({ type: 'retry', side, resourceType: error.resourceType, legacyId: legacyId ?? error.legacyId, status: error.status, attempt, delayMs, error: error.name });
     });
   }
 
@@ -690,62 +662,24 @@ export class DualWriter<C, L> {
     }
   }
 
-  #mirrorFailed(
-    operation: WriteResult['operation'],
-    routed: Routed<L>,
-    state: SyncState<L>,
-    err: unknown,
-    medplumId?: string,
-  ): unknown {
-    if (!(err instanceof DualWriteError)) return err;
-    const error = new MirrorError(this.#result(operation, routed, state, medplumId), err);
-    this.#emit({
-      type: 'mirror-failed',
-      resourceType: routed.mapping.resourceType,
-      legacyId: state.legacyId,
-      medplumId: error.medplumId,
-      unit: routed.unit,
-      stage: routed.route.stage,
-      side: err.side,
-      status: err.status,
-      attempts: err.attempts,
-      error: err.name,
-    });
-    return error;
-  }
-
-  #result(
-    operation: WriteResult['operation'],
-    routed: Routed<L>,
-    state: SyncState<L>,
-    medplumId?: string,
-  ): WriteResult<L> {
-    const { route } = routed;
-    const mirrored =
-      route.mirrorTo === 'legacy'
-        ? state.legacy.action
-        : route.mirrorTo === 'medplum'
-          ? state.medplum.action
-          : undefined;
-    return {
-      operation,
-      resourceType: routed.mapping.resourceType,
-      unit: routed.unit,
-      stage: route.stage,
-      authority: route.authority,
-      legacyId: state.legacyId,
-      medplumId: state.medplum.resource?.id ?? medplumId,
-      legacy: outcome(state.legacy.action, state.legacyId, state.legacy.record?.version),
-      medplum: outcome(
-        state.medplum.action,
-        state.medplum.resource?.id ?? medplumId,
-        state.medplum.resource?.meta?.versionId,
-      ),
-      mirror: mirrored === undefined ? 'not-required' : mirrored === 'unchanged' ? 'unchanged' : 'applied',
-      mirrorAttempts: state.mirrorAttempts,
-      row: state.legacy.record?.row,
-      resource: state.medplum.resource,
-    };
+  #emitDrained(entry: OutboxEntry, result: LeaseResult): void {
+    const { resourceType, legacyId, unit, target } = entry;
+    if (result.status === 'applied' || result.status === 'unchanged') {
+      this.#emit({ type: 'drained', resourceType, legacyId, unit, target, outcome: result.status });
+    } else if (result.status === 'dead-letter') {
+      this.#emit({ type: 'dead-letter', resourceType, legacyId, unit, target, status: result.error?.status, error: result.error?.name ?? 'Error' });
+    } else if (result.status === 'retrying' && result.error !== undefined) {
+      this.#emit({
+        type: 'retry',
+        side: result.error.side ?? target,
+        resourceType,
+        legacyId,
+        status: result.error.status,
+        attempt: entry.attempts + 1,
+        delayMs: undefined,
+        error: result.error.name,
+      });
+    }
   }
 
   #emit(event: DualWriteEvent): void {
@@ -757,57 +691,14 @@ export class DualWriter<C, L> {
   }
 }
 
-/** What a step's builder sees of the call so far. */
-interface StepState<L> {
-  /** Whether the legacy side has been written in this call. */
-  readonly legacyDone: boolean;
-  /** The Medplum copy written in this call, when Medplum went first. */
-  readonly resource: WithId<Resource> | undefined;
-  /** The legacy row written in this call. */
-  readonly row: () => L;
-  /** The Medplum copy written in this call. */
-  readonly written: () => WithId<Resource>;
-}
-
-type LegacyStep<L> =
-  | { readonly desired: (existing: LegacyRecord<L> | undefined) => L; readonly guard: WriteGuard }
-  | Promise<{ record: LegacyRecord<L>; action: 'created' }>;
-
-interface SyncSteps<L> {
-  readonly legacy: (state: StepState<L>) => LegacyStep<L>;
-  readonly medplum: (state: StepState<L>) => {
-    readonly desired: (existing: WithId<Resource> | undefined) => Resource;
-    readonly guard: WriteGuard;
-  };
-}
-
-/**
- * The resource a FHIR-shaped write asks for, on the existing copy's id: an update replaces the
- * whole resource, as a FHIR update does.
- */
-function replacing(resource: Resource, existing: WithId<Resource> | undefined): Resource {
-  const { id: _id, meta: _meta, ...content } = resource;
-  return existing === undefined ? content : { ...content, id: existing.id };
-}
-
-function outcome(action: SideAction, id: string | undefined, version: string | undefined): SideOutcome {
-  return { action, id: action === 'skipped' ? undefined : id, version };
-}
-
 function requireObject(value: unknown, field: string): void {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new InvalidInputError(
-      field,
-      `must be an object, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`,
-    );
+    throw new InvalidInputError(field, `must be an object, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`);
   }
 }
 
 function requireId(value: unknown, field: string): asserts value is string {
   if (typeof value !== 'string' || value.trim() === '') {
-    throw new InvalidInputError(
-      field,
-      `must be a non-empty string, got ${typeof value === 'string' ? 'an empty string' : typeof value}`,
-    );
+    throw new InvalidInputError(field, `must be a non-empty string, got ${typeof value === 'string' ? 'an empty string' : typeof value}`);
   }
 }

@@ -257,15 +257,17 @@ export class ConflictError extends DualWriteError {
 }
 
 /**
- * The authoritative write succeeded but mirroring it to the other side failed. `cause` is the
- * typed error of the mirror; `result` says what was written. The authority's copy stands.
+ * The authority write succeeded but its mirror failed for good (a conflict, a 4xx, a mapping
+ * error): the entry is in the dead-letter queue, where an operator can read the reason, retry
+ * or discard it. `cause` is the mirror's typed error; `result` says what was written. The
+ * authority's copy stands.
  *
  * @example
  * ```ts
  * try {
  *   await writer.update('Patient', 'p-1', row, ctx);
  * } catch (err) {
- *   if (err instanceof MirrorError) console.warn(err.result.legacy?.id, (err.cause as Error).name);
+ *   if (err instanceof MirrorError) console.warn(err.result.outboxId, (err.cause as Error).name);
  * }
  * ```
  */
@@ -280,7 +282,7 @@ export class MirrorError extends DualWriteError {
    * @param cause - The mirror's typed error.
    */
   constructor(result: WriteResult, cause: DualWriteError) {
-    super(`${result.resourceType}: written to ${result.authority}, mirror failed: ${cause.message}`, {
+    super(`${result.resourceType}: written to ${result.authority}; mirror failed and was dead-lettered: ${cause.message}`, {
       side: cause.side,
       resourceType: result.resourceType,
       legacyId: result.legacyId,

@@ -8,13 +8,15 @@ import type { Stage } from './plan/stage.ts';
  * - `created`, `updated`, `deleted`: the side was changed.
  * - `unchanged`: the side already held this state; nothing was written.
  * - `skipped`: the stage does not write this side.
+ * - `pending`: the mirror to this side is in the outbox; the drainer will apply it.
+ * - `failed`: the mirror to this side failed for good and is in the dead-letter queue.
  *
  * @example
  * ```ts
  * if (result.medplum.action === 'created') console.log(result.medplum.id);
  * ```
  */
-export type SideAction = 'created' | 'updated' | 'deleted' | 'unchanged' | 'skipped';
+export type SideAction = 'created' | 'updated' | 'deleted' | 'unchanged' | 'skipped' | 'pending' | 'failed';
 
 /**
  * One side's part of a {@link WriteResult}.
@@ -65,11 +67,16 @@ export interface WriteResult<L = unknown, R extends Resource = Resource> {
   readonly medplum: SideOutcome;
   /**
    * The mirror's state: `applied` (the other side now matches), `unchanged` (it already did),
-   * or `not-required` (the stage mirrors nothing).
+   * `pending` (durable in the outbox; the drainer applies it: always so in `async` mode, and
+   * in `sync` mode when the mirror did not finish within its budget), `dead-letter` (failed for
+   * good; only seen on a {@link MirrorError}'s result), or `not-required` (the stage mirrors
+   * nothing).
    */
-  readonly mirror: 'applied' | 'unchanged' | 'not-required';
-  /** Attempts the mirror took (0 when none was needed). */
+  readonly mirror: 'applied' | 'unchanged' | 'pending' | 'dead-letter' | 'not-required';
+  /** Attempts the inline mirror took (0 when none was made). */
   readonly mirrorAttempts: number;
+  /** The outbox entry that holds the mirror while it is pending. */
+  readonly outboxId: string | undefined;
   /** The legacy row as stored, when the call wrote or read it. */
   readonly row: L | undefined;
   /** The Medplum resource as stored, when the call wrote or read it. */

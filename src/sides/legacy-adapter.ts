@@ -122,6 +122,13 @@ export interface LegacyAdapter<L> {
   delete(resourceType: string, id: string, options?: LegacyWriteOptions): Promise<void>;
   /** Reads a record, or `undefined` when it does not exist. */
   read(resourceType: string, id: string): Promise<LegacyRecord<L> | undefined>;
+  /**
+   * Optional: reserves a new legacy id without writing anything (e.g. the next value of the
+   * table's sequence). With it, a create without an id is journaled before the legacy write
+   * like any other; without it, the legacy system assigns the id during the write and the
+   * mirror's intent can only be journaled just after (see the README's limits).
+   */
+  newId?(resourceType: string): Promise<string>;
   /** Pages through changes made after `cursor` (from the start when `undefined`). */
   changesSince(resourceType: string, cursor: string | undefined, limit: number): Promise<LegacyChangePage<L>>;
 }

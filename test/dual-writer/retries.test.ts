@@ -1,5 +1,4 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { MirrorError, UnavailableError } from '../../src/index.ts';
 import type { MemoryLegacyAdapter } from '../../src/testing/index.ts';
 import type { PatientRow } from '../harness/patient-fixture.ts';
 import { medplumCopies, north, startWriterFixture, type WriterFixture } from '../harness/writer-fixture.ts';
@@ -67,29 +66,23 @@ describe('retries owned by the library', () => {
     expect(events.find((e) => e.type === 'retry')).toMatchObject({ status: 502 });
   });
 
-  it('a mirror that stays unavailable fails with a MirrorError after the last retry; the authority write stands', async () => {
+  it('a mirror that stays unavailable is left pending in the outbox; the call succeeds and a drain completes it later', async () => {
     fixture = await startWriterFixture();
-    const { writer, server, legacy } = fixture;
+    const { writer, server, legacy, direct } = fixture;
     server.faults.outage(60_000);
-    const error = await writer.create('Patient', ada, north).catch((err: unknown) => err);
-    expect(error).toBeInstanceOf(MirrorError);
-    const mirrorError = error as MirrorError;
-    expect(mirrorError.cause).toBeInstanceOf(UnavailableError);
-    expect(mirrorError).toMatchObject({
-      retryable: true,
-      side: 'medplum',
-      status: 503,
-      attempts: 5,
-      legacyId: 'p-1',
-    });
-    expect(mirrorError.result.legacy.action).toBe('created');
+    const result = await writer.create('Patient', ada, north);
+    expect(result).toMatchObject({ mirror: 'pending', mirrorAttempts: 5, legacy: { action: 'created' }, medplum: { action: 'pending' } });
+    expect(result.outboxId).toBeDefined();
     expect(await legacy.read('Patient', 'p-1')).toBeDefined();
+    expect(await writer.outbox()).toMatchObject({ pending: 1, dead: 0 });
     expect(await writer.linkOf('Patient', 'p-1')).toBeUndefined();
 
-    // Once Medplum is back, writing the record again completes the mirror.
+    // Once Medplum is back, the drainer completes the mirror.
     server.faults.clear();
-    const again = await writer.create('Patient', ada, north);
-    expect(again.medplum.action).toBe('created');
+    const report = await writer.drain({ timeoutMs: 10_000 });
+    expect(report).toMatchObject({ applied: 1, deadLettered: 0, timedOut: false });
+    expect(await medplumCopies(direct, 'p-1')).toHaveLength(1);
+    expect(await writer.linkOf('Patient', 'p-1')).toBeDefined();
   });
 
   it('transient legacy errors are retried when the adapter marks them retryable', async () => {

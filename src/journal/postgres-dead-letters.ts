@@ -1,0 +1,140 @@
+import type { SqlClient, SqlQueryable } from '../sql/sql-client.ts';
+import type { DeadLetter, OutboxError, OutboxTicket } from './outbox.ts';
+import { commit, intend } from './postgres-outbox.ts';
+import {
+  LETTER_COLUMNS,
+  isRowId,
+  jsonParam,
+  toDeadLetter,
+  type JournalTables,
+  type LetterRow,
+} from './postgres-tables.ts';
+
+/*
+ * The dead-letter queue's SQL for `PostgresStore`. Letters are never deleted: an operator's
+ * retry or discard closes one (status, time, note), so the table is also the audit trail.
+ * Closing is a conditional UPDATE (`WHERE status = 'open'`), so two operators acting on one
+ * letter at once cannot both succeed: the second sees it closed.
+ */
+
+/**
+ * Moves a leased entry to the dead-letter queue (inside the finishing transaction, which holds
+ * the entry's lock): copies it with one more attempt and the reason, then deletes it.
+ *
+ * @param tx - The finishing transaction.
+ * @param tables - The store's tables.
+ * @param entryId - The entry's id.
+ * @param reason - Why it failed for good.
+ * @returns When moved.
+ * @example
+ * ```ts
+ * await finish(sql, tables, lease, (tx) => moveToDeadLetters(tx, tables, lease.entry.id, error));
+ * ```
+ */
+export async function moveToDeadLetters(
+  tx: SqlQueryable,
+  tables: JournalTables,
+  entryId: string,
+  reason: OutboxError,
+): Promise<void> {
+  await tx.query(
+    `WITH gone AS (DELETE FROM ${tables.outbox} WHERE id = $1::bigint RETURNING *)
+     INSERT INTO ${tables.deadLetters} (resource_type, legacy_id, target, unit, kind, base, attempts, reason)
+     SELECT resource_type, legacy_id, target, unit, kind, base, attempts + 1, $2::text::jsonb FROM gone`,
+    [entryId, jsonParam(reason)],
+  );
+}
+
+/**
+ * Dead letters, oldest first.
+ *
+ * @param q - Where to run.
+ * @param tables - The store's tables.
+ * @param status - Which letters: one status, or `all`.
+ * @param limit - The most letters to return; all when `undefined`.
+ * @returns The letters.
+ * @example
+ * ```ts
+ * const open = await listDeadLetters(sql, tables, 'open', 50);
+ * ```
+ */
+export async function listDeadLetters(
+  q: SqlQueryable,
+  tables: JournalTables,
+  status: DeadLetter['status'] | 'all',
+  limit: number | undefined,
+): Promise<DeadLetter[]> {
+  const { rows } = await q.query<LetterRow>(
+    `SELECT ${LETTER_COLUMNS} FROM ${tables.deadLetters} d
+     WHERE $1 = 'all' OR d.status = $1
+     ORDER BY d.id LIMIT $2`,
+    [status, limit ?? null],
+  );
+  return rows.map(toDeadLetter);
+}
+
+/**
+ * Closes an open letter as retried and queues its record again as a claimable entry (an intent
+ * with no hold, committed), all in one transaction: either the letter is closed and the entry
+ * queued, or neither. When the record already has a pending entry (a newer write), the retry
+ * coalesces into it like any intent.
+ *
+ * @param sql - The database.
+ * @param tables - The store's tables.
+ * @param id - The letter's id.
+ * @returns The new intent's ticket; `undefined` when no open letter has that id.
+ * @example
+ * ```ts
+ * const ticket = await retryDeadLetter(sql, tables, '12');
+ * ```
+ */
+export async function retryDeadLetter(
+  sql: SqlClient,
+  tables: JournalTables,
+  id: string,
+): Promise<OutboxTicket | undefined> {
+  if (!isRowId(id)) return undefined;
+  return sql.transaction(async (tx) => {
+    const { rows } = await tx.query<LetterRow>(
+      `UPDATE ${tables.deadLetters} SET status = 'retried', resolved_at = clock_timestamp()
+       WHERE id = $1::bigint AND status = 'open'
+       RETURNING ${LETTER_COLUMNS}`,
+      [id],
+    );
+    const row = rows[0];
+    if (row === undefined) return undefined;
+    const letter = toDeadLetter(row);
+    const ticket = await intend(tx, tables, letter, 0);
+    await commit(tx, tables, ticket);
+    return ticket;
+  });
+}
+
+/**
+ * Closes an open letter as discarded, with the operator's note.
+ *
+ * @param q - Where to run.
+ * @param tables - The store's tables.
+ * @param id - The letter's id.
+ * @param note - Why it was discarded.
+ * @returns Whether an open letter was closed.
+ * @example
+ * ```ts
+ * await discardDeadLetter(sql, tables, '12', 'record deleted in both systems');
+ * ```
+ */
+export async function discardDeadLetter(
+  q: SqlQueryable,
+  tables: JournalTables,
+  id: string,
+  note: string,
+): Promise<boolean> {
+  if (!isRowId(id)) return false;
+  const { rows } = await q.query(
+    `UPDATE ${tables.deadLetters} SET status = 'discarded', resolved_at = clock_timestamp(), note = $2
+     WHERE id = $1::bigint AND status = 'open'
+     RETURNING id`,
+    [id, note],
+  );
+  return rows.length > 0;
+}

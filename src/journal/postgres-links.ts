@@ -1,0 +1,192 @@
+import type { SqlQueryable } from '../sql/sql-client.ts';
+import type { Link } from './link.ts';
+import { LINK_COLUMNS, toLink, type JournalTables, type LinkRow } from './postgres-tables.ts';
+import { LinkConflictError } from './sync-store.ts';
+
+/*
+ * The link table's SQL for `PostgresStore`. Writing a link is a check, then an upsert:
+ *
+ * - The check reads who holds the Medplum id and, if it is another legacy id, throws
+ *   LinkConflictError with that id before anything is written (an operator needs it, and a
+ *   unique violation does not carry it).
+ * - The upsert on the legacy key replaces the record's previous link (and so frees its old
+ *   Medplum id) in one statement.
+ * - A concurrent writer can still take the Medplum id between the two; the unique constraint
+ *   then fails the upsert, which aborts the caller's transaction. That race is reported as
+ *   {@link LinkRace} so the caller can roll back and run the whole write again: the second
+ *   run's check sees the winner and throws a LinkConflictError that names it.
+ */
+
+/** The constraint the initial migration names; its violation is a link conflict. */
+const MEDPLUM_KEY = 'links_medplum_id_key';
+
+/**
+ * A link write lost a race for its Medplum id to a concurrent writer. Internal: callers retry
+ * the write, whose check then raises {@link LinkConflictError}.
+ *
+ * @example
+ * ```ts
+ * try { await saveLink(tx, tables, link); } catch (err) { if (err instanceof LinkRace) retry(); }
+ * ```
+ */
+export class LinkRace extends Error {
+  override readonly name = 'LinkRace' as const;
+  /**
+   * @param cause - The unique violation.
+   */
+  constructor(cause: unknown) {
+    super('a concurrent write took the Medplum id', { cause });
+  }
+}
+
+/**
+ * Reads the link of a legacy record.
+ *
+ * @param q - Where to run.
+ * @param tables - The store's tables.
+ * @param resourceType - The resource type.
+ * @param legacyId - The legacy id.
+ * @returns The link, if any.
+ * @example
+ * ```ts
+ * const link = await getLink(sql, tables, 'Patient', 'p-1');
+ * ```
+ */
+export async function getLink(
+  q: SqlQueryable,
+  tables: JournalTables,
+  resourceType: string,
+  legacyId: string,
+): Promise<Link | undefined> {
+  const { rows } = await q.query<LinkRow>(
+    `SELECT ${LINK_COLUMNS} FROM ${tables.links} WHERE resource_type = $1 AND legacy_id = $2`,
+    [resourceType, legacyId],
+  );
+  return rows[0] === undefined ? undefined : toLink(rows[0]);
+}
+
+/**
+ * Reads the link of a Medplum resource.
+ *
+ * @param q - Where to run.
+ * @param tables - The store's tables.
+ * @param resourceType - The resource type.
+ * @param medplumId - The Medplum id.
+ * @returns The link, if any.
+ * @example
+ * ```ts
+ * const link = await getLinkByMedplumId(sql, tables, 'Patient', '0b3c…');
+ * ```
+ */
+export async function getLinkByMedplumId(
+  q: SqlQueryable,
+  tables: JournalTables,
+  resourceType: string,
+  medplumId: string,
+): Promise<Link | undefined> {
+  const { rows } = await q.query<LinkRow>(
+    `SELECT ${LINK_COLUMNS} FROM ${tables.links} WHERE resource_type = $1 AND medplum_id = $2`,
+    [resourceType, medplumId],
+  );
+  return rows[0] === undefined ? undefined : toLink(rows[0]);
+}
+
+/**
+ * Inserts or replaces the link of `(link.resourceType, link.legacyId)`.
+ *
+ * @param q - Where to run; a transaction when the write must be atomic with others.
+ * @param tables - The store's tables.
+ * @param link - The link.
+ * @returns When written.
+ * @throws {@link LinkConflictError} when another legacy id holds the Medplum id.
+ * @throws {@link LinkRace} when a concurrent write took the Medplum id meanwhile.
+ * @example
+ * ```ts
+ * await sql.transaction((tx) => saveLink(tx, tables, link));
+ * ```
+ */
+export async function saveLink(q: SqlQueryable, tables: JournalTables, link: Link): Promise<void> {
+  const owner = await getLinkByMedplumId(q, tables, link.resourceType, link.medplumId);
+  if (owner !== undefined && owner.legacyId !== link.legacyId) {
+    throw new LinkConflictError(link.resourceType, link.medplumId, owner.legacyId, link.legacyId);
+  }
+  try {
+    await q.query(
+      `INSERT INTO ${tables.links}
+         (resource_type, legacy_id, medplum_id, legacy_version, medplum_version, content_hash, synced_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7::timestamptz)
+       ON CONFLICT (resource_type, legacy_id) DO UPDATE SET
+         medplum_id = excluded.medplum_id,
+         legacy_version = excluded.legacy_version,
+         medplum_version = excluded.medplum_version,
+         content_hash = excluded.content_hash,
+         synced_at = excluded.synced_at`,
+      [
+        link.resourceType,
+        link.legacyId,
+        link.medplumId,
+        link.legacyVersion ?? null,
+        link.medplumVersion ?? null,
+        link.contentHash,
+        link.syncedAt,
+      ],
+    );
+  } catch (err) {
+    if (isViolationOf(err, MEDPLUM_KEY)) throw new LinkRace(err);
+    throw err;
+  }
+}
+
+/**
+ * Removes the link of a legacy record, if any.
+ *
+ * @param q - Where to run.
+ * @param tables - The store's tables.
+ * @param resourceType - The resource type.
+ * @param legacyId - The legacy id.
+ * @returns When done.
+ * @example
+ * ```ts
+ * await deleteLink(sql, tables, 'Patient', 'p-1');
+ * ```
+ */
+export async function deleteLink(
+  q: SqlQueryable,
+  tables: JournalTables,
+  resourceType: string,
+  legacyId: string,
+): Promise<void> {
+  await q.query(`DELETE FROM ${tables.links} WHERE resource_type = $1 AND legacy_id = $2`, [
+    resourceType,
+    legacyId,
+  ]);
+}
+
+/**
+ * Runs a write that saves a link (in its own transaction), again when it lost a race for the
+ * Medplum id. Its rollback undid everything, and a rerun either succeeds or reports the
+ * conflict with the winner's legacy id. Races on one Medplum id are rare (the journal keeps one
+ * mirror per record in flight), so a few reruns settle any that happen.
+ *
+ * @param write - The whole write, starting its own transaction.
+ * @returns What the write returns.
+ * @example
+ * ```ts
+ * await retryingLinkRaces(() => sql.transaction((tx) => saveLink(tx, tables, link)));
+ * ```
+ */
+export async function retryingLinkRaces<T>(write: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await write();
+    } catch (err) {
+      if (!(err instanceof LinkRace) || attempt >= 5) throw err;
+    }
+  }
+}
+
+function isViolationOf(err: unknown, constraint: string): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const { code, constraint: name } = err as { code?: unknown; constraint?: unknown };
+  return code === '23505' && name === constraint;
+}

@@ -1,0 +1,314 @@
+import type { SqlClient, SqlQueryable } from '../sql/sql-client.ts';
+import type {
+  Lease,
+  LeaseOutcome,
+  OutboxCounts,
+  OutboxEntry,
+  OutboxError,
+  OutboxIntent,
+  OutboxTicket,
+} from './outbox.ts';
+import {
+  ENTRY_COLUMNS,
+  isRowId,
+  jsonParam,
+  millis,
+  toEntry,
+  type EntryRow,
+  type JournalTables,
+} from './postgres-tables.ts';
+
+/*
+ * The outbox's SQL for `PostgresStore`: the same semantics as MemoryStore, made safe for many
+ * workers on one database.
+ *
+ * - Every time comes from `clock_timestamp()`: instances' clocks disagree, the database's is one.
+ * - A lease is fenced by its token alone, exactly like MemoryStore: a lease that expired but was
+ *   not re-claimed may still finish, since a re-claim would have drawn a new token.
+ * - Finishing a lease locks the entry (`FOR UPDATE`) first, so a concurrent `intend` (bumping
+ *   `seq`) either lands before — and the lease is requeued — or waits until the entry is gone
+ *   and then inserts a fresh one. Either way the newer write is not lost.
+ */
+
+/** A lease as the SQL layer returns it: the entry row with its token. */
+function toLease(row: EntryRow, owner: string): Lease {
+  return { entry: toEntry(row), token: row.lease_token ?? '', owner };
+}
+
+/** The lease columns set when granting one (`$owner` and `$leaseMs` are placeholders). */
+function grant(tables: JournalTables, owner: string, leaseMs: string): string {
+  return `lease_owner = ${owner},
+    lease_token = nextval('${tables.leaseTokens}'),
+    lease_expires_at = clock_timestamp() + ${millis(leaseMs)}`;
+}
+
+const RELEASE = 'lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL';
+const UNLEASED = '(lease_expires_at IS NULL OR lease_expires_at <= clock_timestamp())';
+
+/**
+ * Records a write's intent: inserts the record's entry (seq 1, due now) or bumps the existing
+ * one's `seq`, taking the newest unit, kind and base; either way held for `holdMs`.
+ *
+ * @param q - Where to run.
+ * @param tables - The store's tables.
+ * @param intent - The write's intent.
+ * @param holdMs - How long no worker may claim the entry.
+ * @returns The ticket that commits this intent.
+ * @example
+ * ```ts
+ * const ticket = await intend(sql, tables, intent, 30_000);
+ * ```
+ */
+export async function intend(
+  q: SqlQueryable,
+  tables: JournalTables,
+  intent: OutboxIntent,
+  holdMs: number,
+): Promise<OutboxTicket> {
+  const { rows } = await q.query<{ id: string; seq: number }>(
+    `INSERT INTO ${tables.outbox} AS o (resource_type, legacy_id, target, unit, kind, base, hold_until)
+     VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, clock_timestamp() + ${millis('$7')})
+     ON CONFLICT (target, resource_type, legacy_id) DO UPDATE SET
+       seq = o.seq + 1, unit = excluded.unit, kind = excluded.kind, base = excluded.base,
+       hold_until = excluded.hold_until
+     RETURNING id::text AS id, seq`,
+    [intent.resourceType, intent.legacyId, intent.target, intent.unit, intent.kind, jsonParam(intent.base), holdMs],
+  );
+  const row = rows[0];
+  if (row === undefined) throw new Error('INSERT … ON CONFLICT DO UPDATE returned no row');
+  return { id: row.id, seq: row.seq };
+}
+
+/**
+ * Ends an intent's hold when no later intent took over (`seq` unchanged) and, with `lease`,
+ * leases the entry to that worker in the same statement unless someone holds it.
+ *
+ * @param q - Where to run.
+ * @param tables - The store's tables.
+ * @param ticket - The intent's ticket.
+ * @param lease - The worker that wants the entry at once, and for how long.
+ * @returns The lease when one was asked for and granted.
+ * @example
+ * ```ts
+ * const lease = await commit(sql, tables, ticket, { owner: 'writer-1', leaseMs: 30_000 });
+ * ```
+ */
+export async function commit(
+  q: SqlQueryable,
+  tables: JournalTables,
+  ticket: OutboxTicket,
+  lease?: { readonly owner: string; readonly leaseMs: number },
+): Promise<Lease | undefined> {
+  if (!isRowId(ticket.id)) return undefined;
+  if (lease === undefined) {
+    await q.query(`UPDATE ${tables.outbox} SET hold_until = NULL WHERE id = $1::bigint AND seq = $2`, [
+      ticket.id,
+      ticket.seq,
+    ]);
+    return undefined;
+  }
+  // The CTE locks the row and decides from its pre-update state whether it is free; the
+  // UPDATE's RETURNING could only show the new state, which looks leased either way.
+  const { rows } = await q.query<EntryRow & { granted: boolean }>(
+    `WITH target AS MATERIALIZED (
+       SELECT id, ${UNLEASED} AS free FROM ${tables.outbox} WHERE id = $1::bigint AND seq = $2 FOR UPDATE
+     ), updated AS (
+       UPDATE ${tables.outbox} o SET hold_until = NULL,
+         lease_owner = CASE WHEN t.free THEN $3 ELSE o.lease_owner END,
+         lease_token = CASE WHEN t.free THEN nextval('${tables.leaseTokens}') ELSE o.lease_token END,
+         lease_expires_at = CASE WHEN t.free THEN clock_timestamp() + ${millis('$4')} ELSE o.lease_expires_at END
+       FROM target t WHERE o.id = t.id
+       RETURNING o.*, t.free AS granted
+     )
+     SELECT ${ENTRY_COLUMNS}, granted FROM updated`,
+    [ticket.id, ticket.seq, lease.owner, lease.leaseMs],
+  );
+  const row = rows[0];
+  return row?.granted === true ? toLease(row, lease.owner) : undefined;
+}
+
+/**
+ * Leases up to `limit` due, unheld, unleased entries to `owner`, oldest due first.
+ *
+ * `FOR UPDATE SKIP LOCKED` lets concurrent claimers pass over each other's candidates instead of
+ * queueing on them; a candidate another claimer leased and committed meanwhile is re-checked
+ * against the WHERE clause when locked (READ COMMITTED), so it drops out rather than being
+ * leased twice. The candidates are a MATERIALIZED CTE, not `id IN (subquery)`, so the planner
+ * cannot re-run the LIMITed locking scan inside a join.
+ *
+ * @param q - Where to run.
+ * @param tables - The store's tables.
+ * @param owner - The worker's name.
+ * @param limit - The most entries to lease.
+ * @param leaseMs - How long the leases last.
+ * @returns The leases, oldest due first.
+ * @example
+ * ```ts
+ * const leases = await claim(sql, tables, 'worker-1', 10, 30_000);
+ * ```
+ */
+export async function claim(
+  q: SqlQueryable,
+  tables: JournalTables,
+  owner: string,
+  limit: number,
+  leaseMs: number,
+): Promise<Lease[]> {
+  const { rows } = await q.query<EntryRow>(
+    `WITH candidates AS MATERIALIZED (
+       SELECT id FROM ${tables.outbox}
+       WHERE next_attempt_at <= clock_timestamp()
+         AND (hold_until IS NULL OR hold_until <= clock_timestamp())
+         AND ${UNLEASED}
+       ORDER BY next_attempt_at, id
+       LIMIT $1
+       FOR UPDATE SKIP LOCKED
+     ), claimed AS (
+       UPDATE ${tables.outbox} o SET ${grant(tables, '$2', '$3')}
+       FROM candidates c WHERE o.id = c.id
+       RETURNING o.*
+     )
+     -- RETURNING has no order; sort here, on full-precision times. Qualified, because bare
+     -- names in ORDER BY would mean the select list's text columns of the same names.
+     SELECT ${ENTRY_COLUMNS} FROM claimed ORDER BY claimed.next_attempt_at, claimed.id`,
+    [limit, owner, leaseMs],
+  );
+  return rows.map((row) => toLease(row, owner));
+}
+
+/**
+ * Finishes a lease in one transaction: locks the entry, answers `fenced` if the token moved on,
+ * releases it and answers `requeued` if a newer intent bumped `seq`, and otherwise runs `done`
+ * (which removes the entry and writes what goes with it) and answers `done`. When `done`
+ * throws, everything rolls back and the lease stands.
+ *
+ * @param sql - The database.
+ * @param tables - The store's tables.
+ * @param lease - The worker's lease.
+ * @param done - The writes that finish the entry, given the transaction.
+ * @returns What happened.
+ * @example
+ * ```ts
+ * await finish(sql, tables, lease, (tx) => tx.query(`DELETE FROM ${tables.outbox} WHERE id = $1`, [lease.entry.id]));
+ * ```
+ */
+export async function finish(
+  sql: SqlClient,
+  tables: JournalTables,
+  lease: Lease,
+  done: (tx: SqlQueryable) => Promise<unknown>,
+): Promise<LeaseOutcome> {
+  if (!isRowId(lease.entry.id)) return 'fenced';
+  return sql.transaction(async (tx) => {
+    const { rows } = await tx.query<{ seq: number; lease_token: string | null }>(
+      `SELECT seq, lease_token::text AS lease_token FROM ${tables.outbox} WHERE id = $1::bigint FOR UPDATE`,
+      [lease.entry.id],
+    );
+    const row = rows[0];
+    if (row === undefined || row.lease_token !== lease.token) return 'fenced';
+    if (row.seq !== lease.entry.seq) {
+      await tx.query(`UPDATE ${tables.outbox} SET ${RELEASE} WHERE id = $1::bigint`, [lease.entry.id]);
+      return 'requeued';
+    }
+    await done(tx);
+    return 'done';
+  });
+}
+
+/**
+ * Deletes a finished entry (inside {@link finish}).
+ *
+ * @param tx - The finishing transaction.
+ * @param tables - The store's tables.
+ * @param id - The entry's id.
+ * @returns When deleted.
+ * @example
+ * ```ts
+ * await finish(sql, tables, lease, (tx) => deleteEntry(tx, tables, lease.entry.id));
+ * ```
+ */
+export async function deleteEntry(tx: SqlQueryable, tables: JournalTables, id: string): Promise<void> {
+  await tx.query(`DELETE FROM ${tables.outbox} WHERE id = $1::bigint`, [id]);
+}
+
+/**
+ * Records a failed attempt and releases the lease; the entry is due again after `delayMs`. One
+ * statement, fenced by the token in its WHERE clause; the attempt is recorded even when a newer
+ * intent arrived (then the outcome is `requeued`).
+ *
+ * @param q - Where to run.
+ * @param tables - The store's tables.
+ * @param lease - The worker's lease.
+ * @param error - Why the attempt failed.
+ * @param delayMs - The backoff.
+ * @returns What happened.
+ * @example
+ * ```ts
+ * await retryLater(sql, tables, lease, { name: 'UnavailableError', message: '503' }, 5_000);
+ * ```
+ */
+export async function retryLater(
+  q: SqlQueryable,
+  tables: JournalTables,
+  lease: Lease,
+  error: OutboxError,
+  delayMs: number,
+): Promise<LeaseOutcome> {
+  if (!isRowId(lease.entry.id)) return 'fenced';
+  const { rows } = await q.query<{ seq: number }>(
+    `UPDATE ${tables.outbox} SET attempts = attempts + 1, last_error = $3::text::jsonb,
+       next_attempt_at = clock_timestamp() + ${millis('$4')}, ${RELEASE}
+     WHERE id = $1::bigint AND lease_token::text = $2
+     RETURNING seq`,
+    [lease.entry.id, lease.token, jsonParam(error), delayMs],
+  );
+  const row = rows[0];
+  if (row === undefined) return 'fenced';
+  return row.seq === lease.entry.seq ? 'done' : 'requeued';
+}
+
+/**
+ * Outbox entries, oldest first.
+ *
+ * @param q - Where to run.
+ * @param tables - The store's tables.
+ * @param limit - The most entries to return; all when `undefined`.
+ * @returns The entries.
+ * @example
+ * ```ts
+ * const entries = await listOutbox(sql, tables, 100);
+ * ```
+ */
+export async function listOutbox(
+  q: SqlQueryable,
+  tables: JournalTables,
+  limit: number | undefined,
+): Promise<OutboxEntry[]> {
+  const { rows } = await q.query<EntryRow>(
+    `SELECT ${ENTRY_COLUMNS} FROM ${tables.outbox} o ORDER BY o.id LIMIT $1`,
+    [limit ?? null],
+  );
+  return rows.map(toEntry);
+}
+
+/**
+ * Counts pending entries (including held and backing-off ones), leased ones (an unexpired
+ * lease) and open dead letters, in one statement so the figures are from one snapshot.
+ *
+ * @param q - Where to run.
+ * @param tables - The store's tables.
+ * @returns The counts.
+ * @example
+ * ```ts
+ * const { pending, leased, dead } = await outboxCounts(sql, tables);
+ * ```
+ */
+export async function outboxCounts(q: SqlQueryable, tables: JournalTables): Promise<OutboxCounts> {
+  const { rows } = await q.query<{ pending: number; leased: number; dead: number }>(
+    `SELECT count(*) FILTER (WHERE ${UNLEASED})::integer AS pending,
+       count(*) FILTER (WHERE NOT ${UNLEASED})::integer AS leased,
+       (SELECT count(*) FROM ${tables.deadLetters} WHERE status = 'open')::integer AS dead
+     FROM ${tables.outbox}`,
+  );
+  return rows[0] ?? { pending: 0, leased: 0, dead: 0 };
+}

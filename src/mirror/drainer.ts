@@ -1,0 +1,269 @@
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { ConfigurationError } from '../errors.ts';
+import type { Lease, OutboxCounts } from '../journal/outbox.ts';
+import type { SyncStore } from '../journal/sync-store.ts';
+import { backoffOf, type Backoff, type BackoffOptions } from './backoff.ts';
+import type { LeaseResult } from './lease-runner.ts';
+
+/**
+ * Options of the outbox drainer (the background worker that applies pending mirrors).
+ *
+ * @example
+ * ```ts
+ * const drainer: DrainerOptions = { concurrency: 8, leaseMs: 60_000, maxAttempts: 50 };
+ * ```
+ */
+export interface DrainerOptions {
+  /**
+   * This worker's name in leases; unique per process.
+   * @default `${hostname}:${pid}:${random}`
+   */
+  readonly workerId?: string | undefined;
+  /**
+   * Entries applied at once by this worker.
+   * @default 4
+   */
+  readonly concurrency?: number | undefined;
+  /**
+   * Entries claimed per query.
+   * @default 16
+   */
+  readonly batchSize?: number | undefined;
+  /**
+   * How long the drainer sleeps when nothing is due.
+   * @default 200
+   */
+  readonly pollIntervalMs?: number | undefined;
+  /**
+   * How long a claimed entry stays this worker's; a worker that dies loses its entries after
+   * this long. Longer than the slowest mirror, or two workers may apply one entry (harmless,
+   * since mirrors are idempotent, but wasted).
+   * @default 30000
+   */
+  readonly leaseMs?: number | undefined;
+  /**
+   * Failed attempts after which an entry failing transiently (Medplum down) is dead-lettered.
+   * With the default backoff, 30 attempts span about two hours.
+   * @default 30
+   */
+  readonly maxAttempts?: number | undefined;
+  /** Backoff between attempts of one entry, persisted with it. */
+  readonly backoff?: BackoffOptions | undefined;
+}
+
+/** {@link DrainerOptions} with defaults applied. */
+export interface DrainerPolicy {
+  readonly workerId: string;
+  readonly concurrency: number;
+  readonly batchSize: number;
+  readonly pollIntervalMs: number;
+  readonly leaseMs: number;
+  readonly maxAttempts: number;
+  readonly backoff: Backoff;
+}
+
+/**
+ * Validates drainer options and applies defaults.
+ *
+ * @param options - The user's options.
+ * @returns The policy.
+ * @throws {@link ConfigurationError} naming the field.
+ */
+export function drainerPolicyOf(options: DrainerOptions = {}): DrainerPolicy {
+  const policy = {
+    workerId: options.workerId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+    concurrency: options.concurrency ?? 4,
+    batchSize: options.batchSize ?? 16,
+    pollIntervalMs: options.pollIntervalMs ?? 200,
+    leaseMs: options.leaseMs ?? 30_000,
+    maxAttempts: options.maxAttempts ?? 30,
+    backoff: backoffOf(options.backoff),
+  };
+  if (typeof policy.workerId !== 'string' || policy.workerId === '') {
+    throw new ConfigurationError('drainer.workerId', policy.workerId, 'must be a non-empty string');
+  }
+  for (const key of ['concurrency', 'batchSize', 'maxAttempts'] as const) {
+    if (!Number.isInteger(policy[key]) || policy[key] < 1) throw new ConfigurationError(`drainer.${key}`, policy[key], 'must be a positive integer');
+  }
+  for (const key of ['pollIntervalMs', 'leaseMs'] as const) {
+    if (!Number.isFinite(policy[key]) || policy[key] <= 0) throw new ConfigurationError(`drainer.${key}`, policy[key], 'must be a positive number');
+  }
+  return policy;
+}
+
+/**
+ * What a drain did.
+ *
+ * @example
+ * ```ts
+ * const report = await writer.drain();
+ * console.log(report.applied, report.deadLettered, report.remaining.pending);
+ * ```
+ */
+export interface DrainReport {
+  /** Entries whose mirror was applied (or found already applied). */
+  readonly applied: number;
+  /** Attempts that failed transiently and will be retried. */
+  readonly retried: number;
+  /** Entries moved to the dead-letter queue. */
+  readonly deadLettered: number;
+  /** The outbox when the drain ended. */
+  readonly remaining: OutboxCounts;
+  /** Whether the drain stopped at its time limit with entries still pending. */
+  readonly timedOut: boolean;
+}
+
+/**
+ * Applies pending outbox entries: claims leases in batches and runs them with bounded
+ * concurrency, either in the background (`start`/`stop`) or until the outbox is empty
+ * (`drain`). Many drainers, in many processes, can share one store.
+ */
+export class Drainer {
+  readonly #store: SyncStore;
+  readonly #run: (lease: Lease) => Promise<LeaseResult>;
+  readonly #policy: DrainerPolicy;
+  readonly #queue: Lease[] = [];
+  #claiming: Promise<number> | undefined;
+  #inFlight = 0;
+  #running: Promise<void> | undefined;
+  #stopping = false;
+  #paused = false;
+  readonly #sleepers = new Set<() => void>();
+  #counts = { applied: 0, retried: 0, deadLettered: 0 };
+
+  /**
+   * @param store - The store holding the outbox.
+   * @param run - Applies one lease and records its result.
+   * @param policy - Concurrency, leases and polling.
+   */
+  constructor(store: SyncStore, run: (lease: Lease) => Promise<LeaseResult>, policy: DrainerPolicy) {
+    this.#store = store;
+    this.#run = run;
+    this.#policy = policy;
+  }
+
+  /** Whether the background loop runs. */
+  get running(): boolean {
+    return this.#running !== undefined;
+  }
+
+  /** Starts the background loop; a no-op when it runs. */
+  start(): void {
+    if (this.#running !== undefined) return;
+    this.#stopping = false;
+    this.#running = this.#work(undefined).finally(() => {
+      this.#running = undefined;
+    });
+  }
+
+  /** Stops the background loop after the entries in flight finish. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#wakeAll();
+    await this.#running;
+  }
+
+  /** Stops claiming new entries until {@link Drainer.resume}; entries in flight finish. */
+  pause(): void {
+    this.#paused = true;
+  }
+
+  /** Resumes claiming. */
+  resume(): void {
+    this.#paused = false;
+    this.#wakeAll();
+  }
+
+  /** Wakes the loop early (a new entry was committed). */
+  notify(): void {
+    this.#wakeAll();
+  }
+
+  /**
+   * Applies entries until the outbox holds nothing pending (dead letters aside) or the time
+   * limit passes; waits for entries that are backing off.
+   *
+   * @param timeoutMs - The time limit.
+   * @returns What was done, and what remains.
+   */
+  async drain(timeoutMs: number): Promise<DrainReport> {
+    const before = { ...this.#counts };
+    const deadline = Date.now() + timeoutMs;
+    if (this.#running === undefined) await this.#work(deadline);
+    else {
+      while (Date.now() < deadline && (await this.#store.outboxCounts()).pending + this.#inFlight > 0) await sleep(this.#policy.pollIntervalMs);
+    }
+    const remaining = await this.#store.outboxCounts();
+    return {
+      applied: this.#counts.applied - before.applied,
+      retried: this.#counts.retried - before.retried,
+      deadLettered: this.#counts.deadLettered - before.deadLettered,
+      remaining,
+      timedOut: remaining.pending + remaining.leased > 0,
+    };
+  }
+
+  /** Runs `concurrency` workers until stopped, or (with a deadline) until the outbox is empty. */
+  async #work(deadline: number | undefined): Promise<void> {
+    await Promise.all(Array.from({ length: this.#policy.concurrency }, () => this.#worker(deadline)));
+  }
+
+  async #worker(deadline: number | undefined): Promise<void> {
+    for (;;) {
+      if (this.#stopping || (deadline !== undefined && Date.now() >= deadline)) return;
+      const lease = this.#paused ? undefined : await this.#next();
+      if (lease === undefined) {
+        if (deadline !== undefined && this.#inFlight === 0 && (await this.#store.outboxCounts()).pending === 0) return;
+        await this.#sleep();
+        continue;
+      }
+      this.#inFlight += 1;
+      try {
+        const result = await this.#run(lease);
+        if (result.status === 'applied' || result.status === 'unchanged') this.#counts.applied += 1;
+        else if (result.status === 'retrying') this.#counts.retried += 1;
+        else if (result.status === 'dead-letter') this.#counts.deadLettered += 1;
+      } finally {
+        this.#inFlight -= 1;
+      }
+    }
+  }
+
+  async #next(): Promise<Lease | undefined> {
+    const queued = this.#queue.shift();
+    if (queued !== undefined) return queued;
+    // One claim query at a time per drainer; the other workers wait for its batch.
+    this.#claiming ??= this.#store
+      .claim(this.#policy.workerId, this.#policy.batchSize, this.#policy.leaseMs)
+      .then((leases) => {
+        this.#queue.push(...leases);
+        return leases.length;
+      })
+      .finally(() => {
+        this.#claiming = undefined;
+      });
+    await this.#claiming;
+    return this.#queue.shift();
+  }
+
+  #sleep(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#sleepers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, this.#policy.pollIntervalMs);
+      this.#sleepers.add(done);
+    });
+  }
+
+  #wakeAll(): void {
+    for (const wake of [...this.#sleepers]) wake();
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

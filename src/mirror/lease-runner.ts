@@ -1,0 +1,98 @@
+import { DualWriteError, RejectedError } from '../errors.ts';
+import type { Lease, LeaseOutcome, OutboxError } from '../journal/outbox.ts';
+import { LinkConflictError, type SyncStore } from '../journal/sync-store.ts';
+import { delayFor, type Backoff } from './backoff.ts';
+import type { MirrorContext, MirrorOutcome } from './mirror-entry.ts';
+import { mirrorEntry } from './mirror-entry.ts';
+
+/**
+ * How one lease ended.
+ *
+ * - `applied` / `unchanged`: the target matches the authority; the entry is complete.
+ * - `retrying`: a transient failure; the entry is due again after its backoff.
+ * - `dead-letter`: a permanent failure (or too many transient ones); the entry is in the DLQ.
+ * - `requeued`: a newer write arrived meanwhile; the entry will be applied again.
+ * - `fenced`: the lease had been taken over; nothing was recorded.
+ */
+export type LeaseStatus = 'applied' | 'unchanged' | 'retrying' | 'dead-letter' | 'requeued' | 'fenced';
+
+/** The result of running one lease. */
+export interface LeaseResult {
+  readonly status: LeaseStatus;
+  readonly outcome: MirrorOutcome | undefined;
+  readonly error: DualWriteError | undefined;
+}
+
+/** When a transient failure becomes a dead letter, and how long to wait in between. */
+export interface LeasePolicy {
+  /** Failed attempts after which even a transient failure is dead-lettered. */
+  readonly maxAttempts: number;
+  readonly backoff: Backoff;
+}
+
+/**
+ * Applies a leased entry once and records the result in the store: complete (with the link,
+ * atomically), retry later with backoff, or dead-letter. Used by the inline mirror and by the
+ * drainer alike.
+ *
+ * @param ctx - The sides, mappings and store.
+ * @param lease - The lease to run.
+ * @param policy - Attempts and backoff.
+ * @param attempt - Apply the entry (defaults to one {@link mirrorEntry}); the inline path
+ *   passes a function that retries within its budget.
+ * @returns How the lease ended.
+ */
+export async function runLease<L>(
+  ctx: MirrorContext<L>,
+  lease: Lease,
+  policy: LeasePolicy,
+  attempt: () => Promise<MirrorOutcome> = () => mirrorEntry(ctx, lease.entry),
+): Promise<LeaseResult> {
+  let outcome: MirrorOutcome;
+  try {
+    outcome = await attempt();
+  } catch (err) {
+    return fail(ctx.store, lease, policy, toTyped(err, lease));
+  }
+  try {
+    const recorded = await ctx.store.complete(lease, outcome.link);
+    return { status: recorded === 'done' ? (outcome.action === 'unchanged' ? 'unchanged' : 'applied') : recorded, outcome, error: undefined };
+  } catch (err) {
+    if (err instanceof LinkConflictError) {
+      const error = new RejectedError(err.message, [], { resourceType: err.resourceType, legacyId: err.legacyId, medplumId: err.medplumId, cause: err });
+      return fail(ctx.store, lease, policy, error);
+    }
+    throw err;
+  }
+}
+
+async function fail(store: SyncStore, lease: Lease, policy: LeasePolicy, error: DualWriteError): Promise<LeaseResult> {
+  const reason = reasonOf(error);
+  const attempts = lease.entry.attempts + 1;
+  let recorded: LeaseOutcome;
+  if (error.retryable && attempts < policy.maxAttempts) {
+    const retryAfter = 'retryAfterMs' in error && typeof error.retryAfterMs === 'number' ? error.retryAfterMs : undefined;
+    recorded = await store.retryLater(lease, reason, delayFor(policy.backoff, attempts, retryAfter));
+    return { status: recorded === 'done' ? 'retrying' : recorded, outcome: undefined, error };
+  }
+  recorded = await store.deadLetter(lease, reason);
+  return { status: recorded === 'done' ? 'dead-letter' : recorded, outcome: undefined, error };
+}
+
+/** The persisted form of an error: name, message, status, side; never the cause's data. */
+export function reasonOf(error: DualWriteError): OutboxError {
+  return { name: error.name, message: error.message, status: error.status, side: error.side };
+}
+
+function toTyped(err: unknown, lease: Lease): DualWriteError {
+  if (err instanceof DualWriteError) return err;
+  // An error the library did not classify (a bug, a mapping throwing oddly): permanent, so it
+  // is seen in the dead-letter queue rather than retried forever.
+  const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return new RejectedError(`mirror failed: ${message}`, [], {
+    resourceType: lease.entry.resourceType,
+    legacyId: lease.entry.legacyId,
+    side: lease.entry.target,
+    cause: err,
+  });
+}

@@ -1,0 +1,185 @@
+import type { WithId } from '@medplum/core';
+import type { Resource } from '@medplum/fhirtypes';
+import { contentHash } from '../divergence/normalise.ts';
+import { DualWriteError, MappingError, type ErrorDetails } from '../errors.ts';
+import type { Link } from '../journal/link.ts';
+import type { OutboxEntry } from '../journal/outbox.ts';
+import type { SyncStore } from '../journal/sync-store.ts';
+import type { ResourceMapping } from '../mapping/resource-mapping.ts';
+import type { LegacyAdapter, LegacyRecord } from '../sides/legacy-adapter.ts';
+import { classifyLegacyError } from '../sides/legacy-failure.ts';
+import type { MedplumSide } from '../sides/medplum-side.ts';
+import { applyToLegacy } from './apply-to-legacy.ts';
+import { applyToMedplum } from './apply-to-medplum.ts';
+
+/** What the mirror step needs of the writer. */
+export interface MirrorContext<L> {
+  readonly legacy: LegacyAdapter<L>;
+  readonly medplum: MedplumSide;
+  readonly mappings: ReadonlyMap<string, ResourceMapping<L>>;
+  readonly store: SyncStore;
+}
+
+/**
+ * The authority's copy of the record when the caller already holds it (the inline mirror
+ * right after the authority write), so the mirror need not read it again. `undefined` copy
+ * means the authority has no such record.
+ */
+export type KnownAuthority<L> =
+  | { readonly side: 'legacy'; readonly record: LegacyRecord<L> | undefined }
+  | { readonly side: 'medplum'; readonly resource: WithId<Resource> | undefined };
+
+/**
+ * The outcome of applying one outbox entry: what the target side did, and what the link must
+ * become (saved with the entry's completion, atomically).
+ */
+export interface MirrorOutcome {
+  readonly action: 'created' | 'updated' | 'deleted' | 'unchanged';
+  /** The new link, `null` to remove it, `undefined` to leave it. */
+  readonly link: Link | null | undefined;
+  /** The target's id after the mirror, when it has the record. */
+  readonly targetId: string | undefined;
+  /** The target's version after the mirror, when it keeps versions. */
+  readonly targetVersion: string | undefined;
+  /** The Medplum copy after the mirror, when there is one (for results). */
+  readonly resource: WithId<Resource> | undefined;
+  /** The legacy record after the mirror, when there is one (for results). */
+  readonly record: LegacyRecord<unknown> | undefined;
+}
+
+/**
+ * Applies one outbox entry: reads the authority's current copy (unless the caller knows it),
+ * then makes the target match it through the same idempotent writes the authority path uses.
+ * This is the only mirror code: the inline mirror of a write, the drainer, and (later) feeds,
+ * repairs and backfills all run it.
+ *
+ * @param ctx - The two sides, mappings and store.
+ * @param entry - The entry to apply.
+ * @param known - The authority's copy, when the caller holds it.
+ * @returns What happened on the target and the link to store.
+ * @throws The typed error of the failing step; the caller decides between retry and dead letter.
+ */
+export async function mirrorEntry<L>(
+  ctx: MirrorContext<L>,
+  entry: OutboxEntry,
+  known?: KnownAuthority<L>,
+): Promise<MirrorOutcome> {
+  const { resourceType, legacyId } = entry;
+  const details: ErrorDetails = { resourceType, legacyId, side: entry.target };
+  const mapping = ctx.mappings.get(resourceType);
+  if (mapping === undefined) throw new MappingError(undefined, `no mapping for ${resourceType}`, details);
+  const link = await ctx.store.getLink(resourceType, legacyId);
+  return entry.target === 'medplum'
+    ? toMedplum(ctx, mapping, entry, link, known?.side === 'legacy' ? known : undefined, details)
+    : toLegacy(ctx, mapping, entry, link, known?.side === 'medplum' ? known : undefined, details);
+}
+
+async function toMedplum<L>(
+  ctx: MirrorContext<L>,
+  mapping: ResourceMapping<L>,
+  entry: OutboxEntry,
+  link: Link | undefined,
+  known: { readonly record: LegacyRecord<L> | undefined } | undefined,
+  details: ErrorDetails,
+): Promise<MirrorOutcome> {
+  const { resourceType, legacyId } = entry;
+  const record = known === undefined ? await legacyCall(() => ctx.legacy.read(resourceType, legacyId), details) : known.record;
+  if (record === undefined) {
+    if (entry.kind === 'upsert') return nothing();
+    const medplumId =
+      link?.medplumId ?? (await ctx.medplum.findByIdentifier(resourceType, mapping.identifierSystem, legacyId))?.id;
+    if (medplumId !== undefined) await ctx.medplum.delete(resourceType, medplumId, { ...details, medplumId });
+    return { ...nothing(), action: medplumId === undefined ? 'unchanged' : 'deleted', link: null };
+  }
+  const base = entry.base as Resource | undefined;
+  const written = await applyToMedplum(ctx.medplum, {
+    mapping,
+    legacyId,
+    link,
+    desired: (existing) => mapping.toFhir(record.row, base === undefined ? existing : replacing(base, existing)),
+    guard: { kind: 'last-sync' },
+  });
+  return {
+    action: written.action,
+    link: linkOf(resourceType, legacyId, written.resource, record),
+    targetId: written.resource.id,
+    targetVersion: written.resource.meta?.versionId,
+    resource: written.resource,
+    record,
+  };
+}
+
+async function toLegacy<L>(
+  ctx: MirrorContext<L>,
+  mapping: ResourceMapping<L>,
+  entry: OutboxEntry,
+  link: Link | undefined,
+  known: { readonly resource: WithId<Resource> | undefined } | undefined,
+  details: ErrorDetails,
+): Promise<MirrorOutcome> {
+  const { resourceType, legacyId } = entry;
+  const resource =
+    known !== undefined
+      ? known.resource
+      : link === undefined
+        ? await ctx.medplum.findByIdentifier(resourceType, mapping.identifierSystem, legacyId)
+        : await ctx.medplum.read(resourceType, link.medplumId);
+  if (resource === undefined) {
+    if (entry.kind === 'upsert') return nothing();
+    await legacyCall(() => ctx.legacy.delete(resourceType, legacyId), details);
+    return { ...nothing(), action: 'deleted', link: null };
+  }
+  const base = entry.base as L | undefined;
+  const written = await applyToLegacy(ctx.legacy, {
+    mapping,
+    legacyId,
+    link,
+    desired: (existing) => mapping.toLegacy(resource, base ?? existing?.row),
+    guard: { kind: 'last-sync' },
+  });
+  return {
+    action: written.action,
+    link: linkOf(resourceType, legacyId, resource, written.record),
+    targetId: written.record.id,
+    targetVersion: written.record.version,
+    resource,
+    record: written.record,
+  };
+}
+
+/**
+ * The resource a FHIR-shaped write asks for, on the existing copy's id: an update replaces the
+ * whole resource, as a FHIR update does.
+ *
+ * @param resource - The caller's resource.
+ * @param existing - The current Medplum copy.
+ * @returns The resource to write.
+ */
+export function replacing(resource: Resource, existing: WithId<Resource> | undefined): Resource {
+  const { id: _id, meta: _meta, ...content } = resource;
+  return (existing === undefined ? content : { ...content, id: existing.id }) as Resource;
+}
+
+function linkOf(resourceType: string, legacyId: string, resource: WithId<Resource>, record: LegacyRecord<unknown>): Link {
+  return {
+    resourceType,
+    legacyId,
+    medplumId: resource.id,
+    legacyVersion: record.version,
+    medplumVersion: resource.meta?.versionId,
+    contentHash: contentHash(resource),
+    syncedAt: new Date().toISOString(),
+  };
+}
+
+function nothing(): MirrorOutcome {
+  return { action: 'unchanged', link: undefined, targetId: undefined, targetVersion: undefined, resource: undefined, record: undefined };
+}
+
+async function legacyCall<T>(fn: () => Promise<T>, details: ErrorDetails): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw err instanceof DualWriteError ? err : classifyLegacyError(err, details);
+  }
+}

@@ -1,0 +1,267 @@
+import type { WithId } from '@medplum/core';
+import type { Resource } from '@medplum/fhirtypes';
+import { DualWriteError, MirrorError, type Side } from '../errors.ts';
+import type { DualWriteEvent } from '../dual-write-event.ts';
+import type { OutboxKind, OutboxTicket } from '../journal/outbox.ts';
+import type { ResourceMapping } from '../mapping/resource-mapping.ts';
+import type { Stage, StageRoute } from '../plan/stage.ts';
+import type { LegacyRecord } from '../sides/legacy-adapter.ts';
+import type { SideAction, SideOutcome, WriteResult } from '../write-result.ts';
+import type { DrainerPolicy } from './drainer.ts';
+import { runLease, type LeaseResult } from './lease-runner.ts';
+import { mirrorEntry, type KnownAuthority, type MirrorContext, type MirrorOutcome } from './mirror-entry.ts';
+import { withRetries, type RetryPolicy } from './retry-policy.ts';
+
+/** A call routed to its mapping, unit and stage. */
+export interface Routed<L> {
+  readonly mapping: ResourceMapping<L>;
+  readonly unit: string;
+  readonly route: StageRoute & { readonly stage: Stage };
+}
+
+/** What the authority write produced. */
+export type AuthorityWrite<L> =
+  | { readonly side: 'legacy'; readonly action: SideAction; readonly record: LegacyRecord<L> | undefined }
+  | { readonly side: 'medplum'; readonly action: SideAction; readonly resource: WithId<Resource> | undefined };
+
+/** How the write path runs: mirroring mode and the policies it needs. */
+export interface WritePathSettings {
+  readonly mode: 'sync' | 'async';
+  readonly syncBudgetMs: number;
+  readonly intentHoldMs: number;
+  readonly retry: RetryPolicy;
+  readonly drainer: DrainerPolicy;
+  readonly emit: (event: DualWriteEvent) => void;
+  readonly notifyDrainer: () => void;
+}
+
+/** One call's plan: the authority write, and what the mirror owes if the authority loses the record. */
+export interface WritePlan<L> {
+  readonly operation: WriteResult['operation'];
+  readonly kind: OutboxKind;
+  /** The caller's copy in the target's shape, kept with the outbox entry. */
+  readonly base: unknown;
+  /** Writes the authority (with retries) and returns what it did. */
+  readonly authority: () => Promise<AuthorityWrite<L>>;
+}
+
+/**
+ * The write path of DESIGN.md: journal the intent, write the authority, then mirror inline
+ * (`sync`, within a budget) or leave the mirror to the drainer (`async`). A crash at any point
+ * leaves either nothing owed or an outbox entry that the drainer completes.
+ */
+export class WritePath<L> {
+  readonly #ctx: MirrorContext<L>;
+  readonly #settings: WritePathSettings;
+
+  /**
+   * @param ctx - The sides, mappings and store.
+   * @param settings - Mode and policies.
+   */
+  constructor(ctx: MirrorContext<L>, settings: WritePathSettings) {
+    this.#ctx = ctx;
+    this.#settings = settings;
+  }
+
+  /**
+   * Runs one write call.
+   *
+   * @param routed - The call's mapping, unit and route.
+   * @param legacyId - The record's legacy id.
+   * @param plan - The authority write and the mirror's intent.
+   * @returns What was written on each side.
+   */
+  async run(routed: Routed<L>, legacyId: string, plan: WritePlan<L>): Promise<WriteResult<L>> {
+    const { route, mapping, unit } = routed;
+    const target = route.mirrorTo;
+    const ticket =
+      target === undefined
+        ? undefined
+        : await this.#ctx.store.intend(
+            { resourceType: mapping.resourceType, legacyId, target, unit, kind: plan.kind, base: plan.base },
+            this.#settings.intentHoldMs,
+          );
+    let authority: AuthorityWrite<L>;
+    try {
+      authority = await plan.authority();
+    } catch (err) {
+      // Nothing was written: release the intent. If an older write is still owed, the entry
+      // stays and mirrors the authority's current state; a fresh one finds nothing to do.
+      if (ticket !== undefined) await this.#release(ticket);
+      throw err;
+    }
+    const result = (mirror: MirrorState): WriteResult<L> => this.#result(plan.operation, routed, legacyId, authority, mirror);
+    if (ticket === undefined || target === undefined) return result({ status: 'not-required' });
+    if (this.#settings.mode === 'async') {
+      await this.#release(ticket);
+      return result({ status: 'pending', outboxId: ticket.id });
+    }
+    return this.#mirrorInline(routed, legacyId, ticket, authority, result);
+  }
+
+  async #mirrorInline(
+    routed: Routed<L>,
+    legacyId: string,
+    ticket: OutboxTicket,
+    authority: AuthorityWrite<L>,
+    result: (mirror: MirrorState) => WriteResult<L>,
+  ): Promise<WriteResult<L>> {
+    const { store } = this.#ctx;
+    const lease = await store.commit(ticket, { owner: this.#settings.drainer.workerId, leaseMs: this.#settings.drainer.leaseMs });
+    // Another worker holds the record's entry (an earlier write is being mirrored): it will see
+    // the newer seq when it finishes and apply this write's state too.
+    if (lease === undefined) return result({ status: 'pending', outboxId: ticket.id });
+    const known: KnownAuthority<L> =
+      authority.side === 'legacy' ? { side: 'legacy', record: authority.record } : { side: 'medplum', resource: authority.resource };
+    let attempts = 0;
+    const attempt = async (): Promise<MirrorOutcome> => {
+      try {
+        const { value, attempts: made } = await withRetries(
+          (n) => mirrorEntry(this.#ctx, lease.entry, n === 1 ? known : undefined),
+          this.#settings.retry,
+          (error, n, delayMs) => this.#emitRetry(error, n, delayMs, routed, legacyId),
+        );
+        attempts = made;
+        return value;
+      } catch (err) {
+        attempts = err instanceof DualWriteError ? err.attempts : attempts + 1;
+        throw err;
+      }
+    };
+    const running = runLease(this.#ctx, lease, { maxAttempts: this.#settings.drainer.maxAttempts, backoff: this.#settings.drainer.backoff }, attempt);
+    const settled = await withinBudget(running, this.#settings.syncBudgetMs);
+    if (settled === undefined) {
+      // Over budget: the call returns; the mirror goes on in the background and, if it fails,
+      // leaves the entry to the drainer. Nothing is lost either way.
+      running.then(() => this.#settings.notifyDrainer(), () => this.#settings.notifyDrainer());
+      return result({ status: 'pending', outboxId: ticket.id });
+    }
+    return this.#afterInline(routed, legacyId, ticket, settled, attempts, result);
+  }
+
+  #afterInline(
+    routed: Routed<L>,
+    legacyId: string,
+    ticket: OutboxTicket,
+    settled: LeaseResult,
+    attempts: number,
+    result: (mirror: MirrorState) => WriteResult<L>,
+  ): WriteResult<L> {
+    switch (settled.status) {
+      case 'applied':
+      case 'unchanged': {
+        const done = result({ status: settled.status, outcome: settled.outcome, attempts });
+        this.#settings.emit({
+          type: 'mirrored',
+          resourceType: routed.mapping.resourceType,
+          legacyId,
+          medplumId: done.medplumId,
+          unit: routed.unit,
+          stage: routed.route.stage,
+          mirror: done.mirror,
+        });
+        return done;
+      }
+      case 'dead-letter': {
+        const failed = result({ status: 'dead-letter', outboxId: ticket.id, attempts });
+        const error = settled.error;
+        if (error === undefined) return failed;
+        this.#settings.emit({
+          type: 'mirror-failed',
+          resourceType: routed.mapping.resourceType,
+          legacyId,
+          medplumId: failed.medplumId,
+          unit: routed.unit,
+          stage: routed.route.stage,
+          side: error.side,
+          status: error.status,
+          attempts: error.attempts,
+          error: error.name,
+        });
+        throw new MirrorError(failed, error);
+      }
+      case 'retrying':
+      case 'requeued':
+      case 'fenced':
+        this.#settings.notifyDrainer();
+        return result({ status: 'pending', outboxId: ticket.id, attempts });
+    }
+  }
+
+  async #release(ticket: OutboxTicket): Promise<void> {
+    await this.#ctx.store.commit(ticket);
+    this.#settings.notifyDrainer();
+  }
+
+  #emitRetry(error: DualWriteError, attempt: number, delayMs: number, routed: Routed<L>, legacyId: string): void {
+    this.#settings.emit({
+      type: 'retry',
+      side: error.side ?? (routed.route.mirrorTo as Side),
+      resourceType: routed.mapping.resourceType,
+      legacyId,
+      status: error.status,
+      attempt,
+      delayMs,
+      error: error.name,
+    });
+  }
+
+  #result(operation: WriteResult['operation'], routed: Routed<L>, legacyId: string, authority: AuthorityWrite<L>, mirror: MirrorState): WriteResult<L> {
+    const { route } = routed;
+    const outcome = 'outcome' in mirror ? mirror.outcome : undefined;
+    const legacyRecord = authority.side === 'legacy' ? authority.record : (outcome?.record as LegacyRecord<L> | undefined);
+    const resource = authority.side === 'medplum' ? authority.resource : outcome?.resource;
+    const legacyAction: SideAction =
+      authority.side === 'legacy' ? authority.action : route.mirrorTo === 'legacy' ? mirrorAction(mirror) : 'skipped';
+    const medplumAction: SideAction =
+      authority.side === 'medplum' ? authority.action : route.mirrorTo === 'medplum' ? mirrorAction(mirror) : 'skipped';
+    const medplumId = resource?.id ?? (outcome?.link === null ? undefined : outcome?.link?.medplumId);
+    return {
+      operation,
+      resourceType: routed.mapping.resourceType,
+      unit: routed.unit,
+      stage: route.stage,
+      authority: route.authority,
+      legacyId,
+      medplumId,
+      legacy: sideOutcome(legacyAction, legacyId, legacyRecord?.version),
+      medplum: sideOutcome(medplumAction, medplumId, resource?.meta?.versionId),
+      mirror: mirror.status,
+      mirrorAttempts: 'attempts' in mirror ? mirror.attempts ?? 0 : 0,
+      outboxId: 'outboxId' in mirror ? mirror.outboxId : undefined,
+      row: legacyRecord?.row,
+      resource,
+    };
+  }
+}
+
+/** The mirror's state as a result reports it. */
+type MirrorState =
+  | { readonly status: 'not-required' }
+  | { readonly status: 'pending'; readonly outboxId: string; readonly attempts?: number }
+  | { readonly status: 'dead-letter'; readonly outboxId: string; readonly attempts?: number }
+  | { readonly status: 'applied' | 'unchanged'; readonly outcome: MirrorOutcome | undefined; readonly attempts: number };
+
+function mirrorAction(mirror: MirrorState): SideAction {
+  if (mirror.status === 'applied' || mirror.status === 'unchanged') return mirror.outcome?.action ?? 'unchanged';
+  if (mirror.status === 'not-required') return 'skipped';
+  return mirror.status === 'dead-letter' ? 'failed' : 'pending';
+}
+
+function sideOutcome(action: SideAction, id: string | undefined, version: string | undefined): SideOutcome {
+  return { action, id: action === 'skipped' ? undefined : id, version };
+}
+
+/** Resolves with the promise's value, or `undefined` when the budget runs out first. */
+async function withinBudget<T>(promise: Promise<T>, budgetMs: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), budgetMs);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
