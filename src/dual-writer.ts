@@ -125,7 +125,8 @@ export class DualWriter<C, L> {
       ? // Map before writing anything: a row the mapping rejects must leave both sides untouched.
         runMapping('toFhir', () => mapping.toFhir(row), { resourceType: type, legacyId })
       : undefined;
-    legacyId ??= await this.#allocateLegacyId(routed, probe);
+    // A stage without a mirror journals nothing, so the legacy system may assign the id itself.
+    if (route.mirrorTo !== undefined || route.authority === 'medplum') legacyId ??= await this.#allocateLegacyId(routed, probe);
     if (legacyId === undefined) {
       // Nothing can name the record before the legacy system assigns its id, so the intent is
       // journaled just after that first write (the README states this gap).
@@ -179,7 +180,7 @@ export class DualWriter<C, L> {
     const type = mapping.resourceType;
     let legacyId = legacyIdOf(resource, mapping.identifierSystem);
     if (this.#touchesLegacy(routed)) runMapping('toLegacy', () => mapping.toLegacy(resource), { resourceType: type, legacyId });
-    legacyId ??= await this.#allocateLegacyId(routed, resource, 'resource');
+    if (route.mirrorTo !== undefined || route.authority === 'medplum') legacyId ??= await this.#allocateLegacyId(routed, resource, 'resource');
     if (legacyId === undefined) {
       const record = await this.#legacyCall(() => this.#legacy.create(type, mapping.toLegacy(resource)), type, undefined);
       return this.#locked(routed, record.id, () =>
@@ -545,8 +546,8 @@ export class DualWriter<C, L> {
     try {
       if (mapping.newLegacyId !== undefined && resource !== undefined) id = await mapping.newLegacyId(resource);
       else if (this.#legacy.newId !== undefined) id = await this.#legacy.newId(mapping.resourceType);
-      else if (route.authority === 'legacy') return undefined;
-      else {
+      if (id === undefined && route.authority === 'legacy') return undefined;
+      if (id === undefined) {
         throw new InvalidInputError(
           field === 'row' ? 'row' : 'resource.identifier',
           field === 'row'

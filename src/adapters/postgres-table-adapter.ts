@@ -82,6 +82,32 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
     this.#sql = options.sql;
   }
 
+  /**
+   * Reserves the next id the table would assign (its serial or identity sequence, or its
+   * default expression such as `gen_random_uuid()`), so the writer can journal a create before
+   * the row exists. `undefined` when the table takes ids from the caller.
+   *
+   * @param resourceType - The resource type whose table to draw from.
+   * @returns The reserved id, as a string.
+   * @example
+   * ```ts
+   * const id = await adapter.newId('Patient'); // '1042'
+   * ```
+   */
+  async newId(resourceType: string): Promise<string | undefined> {
+    const schema = await this.#schema(resourceType);
+    const { id } = schema;
+    if (schema.idGeneration !== 'database') return undefined;
+    // The default comes from the catalog of the table itself: evaluating it draws exactly what an
+    // INSERT without an id would have drawn (a sequence value is consumed either way).
+    const text = id.identity
+      ? `SELECT pg_catalog.nextval(pg_catalog.pg_get_serial_sequence($1, $2))::text AS id`
+      : `SELECT (${id.defaultSql ?? 'NULL'})::text AS id`;
+    const params = id.identity ? [schema.sqlTable, id.name] : [];
+    const { rows } = await this.#sql.query<{ id: string | null }>(text, params);
+    return rows[0]?.id ?? undefined;
+  }
+
   /** {@inheritDoc LegacyAdapter.create} */
   async create(resourceType: string, row: PostgresTableRow): Promise<LegacyRecord<PostgresTableRow>> {
     const schema = await this.#schema(resourceType);

@@ -56,6 +56,10 @@ export interface TableColumn {
   readonly typeName: string;
   /** Whether an INSERT that omits it gets a value (a default, serial or identity). */
   readonly hasDefault: boolean;
+  /** The column's default expression as the catalog states it (`nextval('t_id_seq'::regclass)`). */
+  readonly defaultSql: string | null;
+  /** An identity column (its values come from an implicit sequence). */
+  readonly identity: boolean;
   /** `GENERATED ALWAYS AS IDENTITY`: an explicit value needs `OVERRIDING SYSTEM VALUE`. */
   readonly identityAlways: boolean;
   /** A generated (computed) column, never written. */
@@ -264,6 +268,8 @@ function toColumn(row: CatalogColumn): TableColumn {
     sqlType,
     typeName: row.udt_name,
     hasDefault: row.column_default !== null || row.is_identity === 'YES',
+    defaultSql: row.column_default,
+    identity: row.is_identity === 'YES',
     identityAlways: row.is_identity === 'YES' && row.identity_generation === 'ALWAYS',
     generated: row.is_generated === 'ALWAYS',
     selectSql: `${codec.select} AS ${sqlName}`,

@@ -39,55 +39,71 @@ export interface LegacyWriteResult<L> {
  * @param write - The record and its desired row.
  * @returns The record as stored and what was done.
  */
-export async function applyToLegacy<L>(
+export async function applyToLegacy<L>(legacy: LegacyAdapter<L>, write: LegacyWrite<L>): Promise<LegacyWriteResult<L>> {
+  const { mapping, legacyId, link, guard } = write;
+  const details: ErrorDetails = { side: 'legacy', resourceType: mapping.resourceType, legacyId, medplumId: link?.medplumId };
+  if (guard.kind === 'update' || link !== undefined) {
+    return settle(legacy, write, await call(() => legacy.read(mapping.resourceType, legacyId), details), details);
+  }
+  // Unlinked and not required to exist: insert straight away; the table's key catches a row
+  // that is already there (a replay, or another writer), and only then is it read and compared.
+  const row = withId(mapping, desireFrom(write, undefined, details), legacyId, details);
+  try {
+    return { record: await legacy.create(mapping.resourceType, row), action: 'created' };
+  } catch (err) {
+    if (!(err instanceof LegacyVersionConflictError && err.expectedVersion === undefined)) throw classifyLegacyError(err, details);
+  }
+  const existing = await call(() => legacy.read(mapping.resourceType, legacyId), details);
+  return settle(legacy, write, existing, details);
+}
+
+/** Compares the record found with the desired row, checks the guard, and writes if needed. */
+async function settle<L>(
   legacy: LegacyAdapter<L>,
   write: LegacyWrite<L>,
+  existing: LegacyRecord<L> | undefined,
+  details: ErrorDetails,
 ): Promise<LegacyWriteResult<L>> {
   const { mapping, legacyId, link, guard } = write;
-  const details: ErrorDetails = {
-    side: 'legacy',
-    resourceType: mapping.resourceType,
-    legacyId,
-    medplumId: link?.medplumId,
-  };
-  const existing = await call(() => legacy.read(mapping.resourceType, legacyId), details);
-  const desire = (): L => runMapping('toLegacy', () => write.desired(existing), details);
-  const desired = existing === undefined && guard.kind === 'update' ? undefined : desire();
+  const desired = existing === undefined && guard.kind === 'update' ? undefined : desireFrom(write, existing, details);
   const row = desired === undefined ? undefined : withId(mapping, desired, legacyId, details);
-  if (existing !== undefined && row !== undefined && isDeepStrictEqual(existing.row, row)) {
+  if (existing !== undefined && row !== undefined && holds(existing.row, row)) {
     return { record: existing, action: 'unchanged' };
   }
   // Legacy rows are compared as rows, not by FHIR hash: without versions, content decides.
-  checkGuard(
-    guard,
-    { exists: existing !== undefined, version: existing?.version },
-    link,
-    link?.legacyVersion,
-    false,
-    details,
-  );
-  const target = row ?? withId(mapping, desire(), legacyId, details);
+  checkGuard(guard, { exists: existing !== undefined, version: existing?.version }, link, link?.legacyVersion, false, details);
+  const target = row ?? withId(mapping, desireFrom(write, existing, details), legacyId, details);
   if (existing !== undefined) {
-    const record = await call(
-      () => legacy.update(mapping.resourceType, legacyId, target, { expectedVersion: existing.version }),
-      details,
-    );
+    const record = await call(() => legacy.update(mapping.resourceType, legacyId, target, { expectedVersion: existing.version }), details);
     return { record, action: 'updated' };
   }
   try {
-    const record = await legacy.create(mapping.resourceType, target);
-    return { record, action: 'created' };
+    return { record: await legacy.create(mapping.resourceType, target), action: 'created' };
   } catch (err) {
     if (err instanceof LegacyVersionConflictError && err.expectedVersion === undefined) {
-      // Another process created the record between our read and our create. Go round again:
-      // the next attempt reads that row and compares, updates or reports a conflict.
-      throw new UnavailableError(
-        `${mapping.resourceType}/${legacyId} was created concurrently; re-reading`,
-        details,
-      );
+      // Another process created the record since we looked. Go round again: the next attempt
+      // reads that row and compares, updates or reports a conflict.
+      throw new UnavailableError(`${mapping.resourceType}/${legacyId} was created concurrently; re-reading`, details);
     }
     throw classifyLegacyError(err, details);
   }
+}
+
+/**
+ * Whether a stored row already holds a desired row: every field the desired row sets has the
+ * same value. Columns it does not set (the adapter's version and timestamps, columns no mapping
+ * covers) are the legacy system's business.
+ */
+function holds<L>(stored: L, desired: L): boolean {
+  if (typeof stored !== 'object' || stored === null || typeof desired !== 'object' || desired === null) {
+    return isDeepStrictEqual(stored, desired);
+  }
+  const have = stored as Record<string, unknown>;
+  return Object.entries(desired).every(([key, value]) => isDeepStrictEqual(have[key], value) || (value === undefined && have[key] === null));
+}
+
+function desireFrom<L>(write: LegacyWrite<L>, existing: LegacyRecord<L> | undefined, details: ErrorDetails): L {
+  return runMapping('toLegacy', () => write.desired(existing), details);
 }
 
 /**

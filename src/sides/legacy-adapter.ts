@@ -124,11 +124,12 @@ export interface LegacyAdapter<L> {
   read(resourceType: string, id: string): Promise<LegacyRecord<L> | undefined>;
   /**
    * Optional: reserves a new legacy id without writing anything (e.g. the next value of the
-   * table's sequence). With it, a create without an id is journaled before the legacy write
-   * like any other; without it, the legacy system assigns the id during the write and the
-   * mirror's intent can only be journaled just after (see the README's limits).
+   * table's sequence), or `undefined` when it cannot. With it, a create without an id is
+   * journaled before the legacy write like any other; without it, the legacy system assigns
+   * the id during the write and the mirror's intent can only be journaled just after (see the
+   * README's limits).
    */
-  newId?(resourceType: string): Promise<string>;
+  newId?(resourceType: string): Promise<string | undefined>;
   /** Pages through changes made after `cursor` (from the start when `undefined`). */
   changesSince(resourceType: string, cursor: string | undefined, limit: number): Promise<LegacyChangePage<L>>;
 }

@@ -91,8 +91,8 @@ describe('bad input', () => {
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RejectedError);
     expect(error).toMatchObject({ status: 400, attempts: 1, side: 'medplum', fields: ['Patient.birthDate'] });
-    // One identifier search and one create: no retry of a permanent error.
-    expect(fixture.server.requests - requestsBefore).toBe(2);
+    // One conditional create, not retried: a permanent error fails at once.
+    expect(fixture.server.requests - requestsBefore).toBe(1);
     await nothingWritten(fixture, 'x-4');
   });
 
