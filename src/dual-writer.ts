@@ -1,6 +1,10 @@
 import type { WithId } from '@medplum/core';
 import type { ExtractResource, Resource, ResourceType } from '@medplum/fhirtypes';
-import { validateDualWriterOptions, type DualWriterOptions, type WriteCallOptions } from './dual-writer-options.ts';
+import {
+  validateDualWriterOptions,
+  type DualWriterOptions,
+  type WriteCallOptions,
+} from './dual-writer-options.ts';
 import type { DualWriteEvent } from './dual-write-event.ts';
 import { InvalidInputError, MappingError, type Side } from './errors.ts';
 import { LinkCache } from './journal/link-cache.ts';
@@ -68,7 +72,8 @@ export class DualWriter<C, L> {
    */
   constructor(options: DualWriterOptions<C, L>) {
     validateDualWriterOptions(options);
-    for (const mapping of options.mappings as readonly ResourceMapping<L>[]) this.#mappings.set(mapping.resourceType, mapping);
+    for (const mapping of options.mappings as readonly ResourceMapping<L>[])
+      this.#mappings.set(mapping.resourceType, mapping);
     this.#legacy = options.legacy;
     this.#medplum = new MedplumSide(options.medplum);
     this.#plan = options.plan;
@@ -77,7 +82,12 @@ export class DualWriter<C, L> {
     this.#retry = retryPolicyOf(options.retry);
     this.#onEvent = options.onEvent;
     const drainer = drainerPolicyOf(options.drainer);
-    const ctx: MirrorContext<L> = { legacy: this.#legacy, medplum: this.#medplum, mappings: this.#mappings, store: this.#store };
+    const ctx: MirrorContext<L> = {
+      legacy: this.#legacy,
+      medplum: this.#medplum,
+      mappings: this.#mappings,
+      store: this.#store,
+    };
     this.#writes = new WritePath(ctx, {
       mode: options.mirror ?? 'sync',
       syncBudgetMs: options.syncBudgetMs ?? 10_000,
@@ -90,7 +100,10 @@ export class DualWriter<C, L> {
     this.#drainer = new Drainer(
       this.#store,
       async (lease) => {
-        const result = await runLease(ctx, lease, { maxAttempts: drainer.maxAttempts, backoff: drainer.backoff });
+        const result = await runLease(ctx, lease, {
+          maxAttempts: drainer.maxAttempts,
+          backoff: drainer.backoff,
+        });
         this.#emitDrained(lease.entry, result);
         return result;
       },
@@ -126,7 +139,8 @@ export class DualWriter<C, L> {
         runMapping('toFhir', () => mapping.toFhir(row), { resourceType: type, legacyId })
       : undefined;
     // A stage without a mirror journals nothing, so the legacy system may assign the id itself.
-    if (route.mirrorTo !== undefined || route.authority === 'medplum') legacyId ??= await this.#allocateLegacyId(routed, probe);
+    if (route.mirrorTo !== undefined || route.authority === 'medplum')
+      legacyId ??= await this.#allocateLegacyId(routed, probe);
     if (legacyId === undefined) {
       // Nothing can name the record before the legacy system assigns its id, so the intent is
       // journaled just after that first write (the README states this gap).
@@ -150,7 +164,10 @@ export class DualWriter<C, L> {
         authority:
           route.authority === 'legacy'
             ? () => this.#writeLegacy(mapping, id, link, () => rowWithId, { kind: 'create' })
-            : () => this.#writeMedplum(mapping, id, link, (existing) => mapping.toFhir(rowWithId, existing), { kind: 'create' }),
+            : () =>
+                this.#writeMedplum(mapping, id, link, (existing) => mapping.toFhir(rowWithId, existing), {
+                  kind: 'create',
+                }),
       }),
     );
   }
@@ -179,10 +196,16 @@ export class DualWriter<C, L> {
     const { mapping, route } = routed;
     const type = mapping.resourceType;
     let legacyId = legacyIdOf(resource, mapping.identifierSystem);
-    if (this.#touchesLegacy(routed)) runMapping('toLegacy', () => mapping.toLegacy(resource), { resourceType: type, legacyId });
-    if (route.mirrorTo !== undefined || route.authority === 'medplum') legacyId ??= await this.#allocateLegacyId(routed, resource, 'resource');
+    if (this.#touchesLegacy(routed))
+      runMapping('toLegacy', () => mapping.toLegacy(resource), { resourceType: type, legacyId });
+    if (route.mirrorTo !== undefined || route.authority === 'medplum')
+      legacyId ??= await this.#allocateLegacyId(routed, resource, 'resource');
     if (legacyId === undefined) {
-      const record = await this.#legacyCall(() => this.#legacy.create(type, mapping.toLegacy(resource)), type, undefined);
+      const record = await this.#legacyCall(
+        () => this.#legacy.create(type, mapping.toLegacy(resource)),
+        type,
+        undefined,
+      );
       return this.#locked(routed, record.id, () =>
         this.#writes.run(routed, record.id, {
           operation: 'create',
@@ -200,8 +223,18 @@ export class DualWriter<C, L> {
         base: route.authority === 'legacy' ? resource : undefined,
         authority:
           route.authority === 'legacy'
-            ? () => this.#writeLegacy(mapping, id, link, (existing) => mapping.toLegacy(resource, existing?.row), { kind: 'create' })
-            : () => this.#writeMedplum(mapping, id, link, (existing) => replacing(resource, existing), { kind: 'create' }),
+            ? () =>
+                this.#writeLegacy(
+                  mapping,
+                  id,
+                  link,
+                  (existing) => mapping.toLegacy(resource, existing?.row),
+                  { kind: 'create' },
+                )
+            : () =>
+                this.#writeMedplum(mapping, id, link, (existing) => replacing(resource, existing), {
+                  kind: 'create',
+                }),
       }),
     ) as Promise<WriteResult<L, WithId<R>>>;
   }
@@ -223,13 +256,20 @@ export class DualWriter<C, L> {
    * await writer.update('Patient', 'p-1', { ...row, last_name: 'Byron' }, { clinic: 'north' });
    * ```
    */
-  async update(type: string, legacyId: string, row: L, ctx: C, options: WriteCallOptions = {}): Promise<WriteResult<L>> {
+  async update(
+    type: string,
+    legacyId: string,
+    row: L,
+    ctx: C,
+    options: WriteCallOptions = {},
+  ): Promise<WriteResult<L>> {
     const routed = this.#route(type, ctx);
     const { mapping, route } = routed;
     requireId(legacyId, 'legacyId');
     requireObject(row, 'row');
     const rowWithId = withId(mapping, row, legacyId, { resourceType: type, legacyId });
-    if (this.#touchesMedplum(routed)) runMapping('toFhir', () => mapping.toFhir(rowWithId), { resourceType: type, legacyId });
+    if (this.#touchesMedplum(routed))
+      runMapping('toFhir', () => mapping.toFhir(rowWithId), { resourceType: type, legacyId });
     const guard = { kind: 'update', version: options.expectedVersion } as const;
     return this.#locked(routed, legacyId, (link) =>
       this.#writes.run(routed, legacyId, {
@@ -239,7 +279,14 @@ export class DualWriter<C, L> {
         authority:
           route.authority === 'legacy'
             ? () => this.#writeLegacy(mapping, legacyId, link, () => rowWithId, guard)
-            : () => this.#writeMedplum(mapping, legacyId, link, (existing) => mapping.toFhir(rowWithId, existing), guard),
+            : () =>
+                this.#writeMedplum(
+                  mapping,
+                  legacyId,
+                  link,
+                  (existing) => mapping.toFhir(rowWithId, existing),
+                  guard,
+                ),
       }),
     );
   }
@@ -258,13 +305,20 @@ export class DualWriter<C, L> {
    * if (patient) await writer.updateResource({ ...patient, gender: 'female' }, ctx);
    * ```
    */
-  async updateResource<R extends Resource>(resource: R, ctx: C, options: WriteCallOptions = {}): Promise<WriteResult<L, WithId<R>>> {
+  async updateResource<R extends Resource>(
+    resource: R,
+    ctx: C,
+    options: WriteCallOptions = {},
+  ): Promise<WriteResult<L, WithId<R>>> {
     requireObject(resource, 'resource');
     const routed = this.#route(resource.resourceType, ctx, 'resource.resourceType');
     const { mapping, route } = routed;
     const legacyId = await this.#legacyIdOfResource(mapping, resource);
     if (this.#touchesLegacy(routed)) {
-      runMapping('toLegacy', () => mapping.toLegacy(resource), { resourceType: mapping.resourceType, legacyId });
+      runMapping('toLegacy', () => mapping.toLegacy(resource), {
+        resourceType: mapping.resourceType,
+        legacyId,
+      });
     }
     const guard = { kind: 'update', version: options.expectedVersion } as const;
     return this.#locked(routed, legacyId, (link) =>
@@ -274,8 +328,22 @@ export class DualWriter<C, L> {
         base: route.authority === 'legacy' ? resource : undefined,
         authority:
           route.authority === 'legacy'
-            ? () => this.#writeLegacy(mapping, legacyId, link, (existing) => mapping.toLegacy(resource, existing?.row), guard)
-            : () => this.#writeMedplum(mapping, legacyId, link, (existing) => replacing(resource, existing), guard),
+            ? () =>
+                this.#writeLegacy(
+                  mapping,
+                  legacyId,
+                  link,
+                  (existing) => mapping.toLegacy(resource, existing?.row),
+                  guard,
+                )
+            : () =>
+                this.#writeMedplum(
+                  mapping,
+                  legacyId,
+                  link,
+                  (existing) => replacing(resource, existing),
+                  guard,
+                ),
       }),
     ) as Promise<WriteResult<L, WithId<R>>>;
   }
@@ -340,7 +408,12 @@ export class DualWriter<C, L> {
     const resource = await this.#findMedplum(mapping, legacyId);
     if (resource === undefined) return undefined;
     const details = { resourceType: type, legacyId };
-    return withId(mapping, runMapping('toLegacy', () => mapping.toLegacy(resource), details), legacyId, details);
+    return withId(
+      mapping,
+      runMapping('toLegacy', () => mapping.toLegacy(resource), details),
+      legacyId,
+      details,
+    );
   }
 
   /**
@@ -356,14 +429,23 @@ export class DualWriter<C, L> {
    * const patient = await writer.readResource('Patient', id, { clinic: 'south' });
    * ```
    */
-  async readResource<RT extends ResourceType>(resourceType: RT, id: string, ctx: C): Promise<WithId<ExtractResource<RT>> | undefined> {
+  async readResource<RT extends ResourceType>(
+    resourceType: RT,
+    id: string,
+    ctx: C,
+  ): Promise<WithId<ExtractResource<RT>> | undefined> {
     type R = ExtractResource<RT>;
     const { mapping, route } = this.#route(resourceType, ctx, 'resourceType');
     requireId(id, 'id');
-    if (route.readFrom === 'medplum') return (await this.#retrying(() => this.#medplum.read<R>(resourceType, id), 'medplum')).value;
+    if (route.readFrom === 'medplum')
+      return (await this.#retrying(() => this.#medplum.read<R>(resourceType, id), 'medplum')).value;
     const link = await this.#links.byMedplumId(resourceType, id);
     if (link === undefined) return undefined;
-    const record = await this.#legacyCall(() => this.#legacy.read(resourceType, link.legacyId), resourceType, link.legacyId);
+    const record = await this.#legacyCall(
+      () => this.#legacy.read(resourceType, link.legacyId),
+      resourceType,
+      link.legacyId,
+    );
     if (record === undefined) return undefined;
     const details = { resourceType, legacyId: link.legacyId };
     const resource = runMapping('toFhir', () => mapping.toFhir(record.row), details);
@@ -476,7 +558,10 @@ export class DualWriter<C, L> {
    * for (const letter of await writer.deadLetters()) console.log(letter.id, letter.reason.message);
    * ```
    */
-  deadLetters(options?: { readonly status?: DeadLetter['status'] | 'all'; readonly limit?: number }): Promise<DeadLetter[]> {
+  deadLetters(options?: {
+    readonly status?: DeadLetter['status'] | 'all';
+    readonly limit?: number;
+  }): Promise<DeadLetter[]> {
     return this.#store.listDeadLetters(options);
   }
 
@@ -511,15 +596,20 @@ export class DualWriter<C, L> {
    */
   discardDeadLetter(id: string, note: string): Promise<boolean> {
     requireId(id, 'id');
-    if (typeof note !== 'string' || note.trim() === '') throw new InvalidInputError('note', 'must say why the dead letter is discarded');
+    if (typeof note !== 'string' || note.trim() === '')
+      throw new InvalidInputError('note', 'must say why the dead letter is discarded');
     return this.#store.discardDeadLetter(id, note);
   }
 
   #route(type: unknown, ctx: C, field = 'type'): Routed<L> {
-    if (typeof type !== 'string' || type === '') throw new InvalidInputError(field, 'must be a FHIR resource type string');
+    if (typeof type !== 'string' || type === '')
+      throw new InvalidInputError(field, 'must be a FHIR resource type string');
     const mapping = this.#mappings.get(type);
     if (mapping === undefined) {
-      throw new InvalidInputError(field, `no mapping for ${JSON.stringify(type)}; mapped types: ${[...this.#mappings.keys()].join(', ')}`);
+      throw new InvalidInputError(
+        field,
+        `no mapping for ${JSON.stringify(type)}; mapped types: ${[...this.#mappings.keys()].join(', ')}`,
+      );
     }
     const unit = this.#plan.unitOf(ctx);
     return { mapping, unit, route: this.#plan.routeOf(unit, type) };
@@ -539,12 +629,17 @@ export class DualWriter<C, L> {
    * While the legacy system is the authority and neither exists, it assigns the id itself
    * (`undefined` here); while Medplum is, the call is rejected.
    */
-  async #allocateLegacyId(routed: Routed<L>, resource: Resource | undefined, field: 'row' | 'resource' = 'row'): Promise<string | undefined> {
+  async #allocateLegacyId(
+    routed: Routed<L>,
+    resource: Resource | undefined,
+    field: 'row' | 'resource' = 'row',
+  ): Promise<string | undefined> {
     const { mapping, route } = routed;
     const details = { resourceType: mapping.resourceType };
     let id: unknown;
     try {
-      if (mapping.newLegacyId !== undefined && resource !== undefined) id = await mapping.newLegacyId(resource);
+      if (mapping.newLegacyId !== undefined && resource !== undefined)
+        id = await mapping.newLegacyId(resource);
       else if (this.#legacy.newId !== undefined) id = await this.#legacy.newId(mapping.resourceType);
       if (id === undefined && route.authority === 'legacy') return undefined;
       if (id === undefined) {
@@ -558,9 +653,13 @@ export class DualWriter<C, L> {
       }
     } catch (err) {
       if (err instanceof InvalidInputError) throw err;
-      throw new MappingError('newLegacyId', `threw: ${err instanceof Error ? err.message : String(err)}`, { ...details, cause: err });
+      throw new MappingError('newLegacyId', `threw: ${err instanceof Error ? err.message : String(err)}`, {
+        ...details,
+        cause: err,
+      });
     }
-    if (typeof id !== 'string' || id === '') throw new MappingError('newLegacyId', 'must return a non-empty string', details);
+    if (typeof id !== 'string' || id === '')
+      throw new MappingError('newLegacyId', 'must return a non-empty string', details);
     return id;
   }
 
@@ -571,7 +670,10 @@ export class DualWriter<C, L> {
       const link = await this.#links.byMedplumId(mapping.resourceType, resource.id);
       if (link !== undefined) return link.legacyId;
       const id = resource.id;
-      const { value: stored } = await this.#retrying(() => this.#medplum.read(mapping.resourceType, id), 'medplum');
+      const { value: stored } = await this.#retrying(
+        () => this.#medplum.read(mapping.resourceType, id),
+        'medplum',
+      );
       const stamped = stored === undefined ? undefined : legacyIdOf(stored, mapping.identifierSystem);
       if (stamped !== undefined) return stamped;
     }
@@ -595,7 +697,11 @@ export class DualWriter<C, L> {
   }
 
   /** Runs a call's work after earlier calls on the same record in this process. */
-  #locked(routed: Routed<L>, legacyId: string, fn: (link: Link | undefined) => Promise<WriteResult<L>>): Promise<WriteResult<L>> {
+  #locked(
+    routed: Routed<L>,
+    legacyId: string,
+    fn: (link: Link | undefined) => Promise<WriteResult<L>>,
+  ): Promise<WriteResult<L>> {
     const type = routed.mapping.resourceType;
     return this.#locks.run(`${type}/${legacyId}`, async () => fn(await this.#links.get(type, legacyId)));
   }
@@ -607,7 +713,11 @@ export class DualWriter<C, L> {
     desired: (existing: LegacyRecord<L> | undefined) => L,
     guard: Parameters<typeof applyToLegacy>[1]['guard'],
   ): Promise<AuthorityWrite<L>> {
-    const { value } = await this.#retrying(() => applyToLegacy(this.#legacy, { mapping, legacyId, link, desired, guard }), 'legacy', legacyId);
+    const { value } = await this.#retrying(
+      () => applyToLegacy(this.#legacy, { mapping, legacyId, link, desired, guard }),
+      'legacy',
+      legacyId,
+    );
     return { side: 'legacy', action: value.action, record: value.record };
   }
 
@@ -618,7 +728,11 @@ export class DualWriter<C, L> {
     desired: (existing: WithId<Resource> | undefined) => Resource,
     guard: Parameters<typeof applyToMedplum>[1]['guard'],
   ): Promise<AuthorityWrite<L>> {
-    const { value } = await this.#retrying(() => applyToMedplum(this.#medplum, { mapping, legacyId, link, desired, guard }), 'medplum', legacyId);
+    const { value } = await this.#retrying(
+      () => applyToMedplum(this.#medplum, { mapping, legacyId, link, desired, guard }),
+      'medplum',
+      legacyId,
+    );
     return { side: 'medplum', action: value.action, resource: value.resource };
   }
 
@@ -631,27 +745,51 @@ export class DualWriter<C, L> {
       base: undefined,
       authority: async () => {
         if (route.authority === 'legacy') {
-          await this.#retrying(() => this.#legacyCall(() => this.#legacy.delete(type, legacyId), type, legacyId), 'legacy', legacyId);
+          await this.#retrying(
+            () => this.#legacyCall(() => this.#legacy.delete(type, legacyId), type, legacyId),
+            'legacy',
+            legacyId,
+          );
           return { side: 'legacy', action: 'deleted', record: undefined };
         }
         const { value: found } = await this.#retrying(
           async () => {
-            const medplumId = link?.medplumId ?? (await this.#medplum.findByIdentifier(type, mapping.identifierSystem, legacyId))?.id;
-            if (medplumId !== undefined) await this.#medplum.delete(type, medplumId, { resourceType: type, legacyId, medplumId });
+            const medplumId =
+              link?.medplumId ??
+              (await this.#medplum.findByIdentifier(type, mapping.identifierSystem, legacyId))?.id;
+            if (medplumId !== undefined)
+              await this.#medplum.delete(type, medplumId, { resourceType: type, legacyId, medplumId });
             return medplumId;
           },
           'medplum',
           legacyId,
         );
-        return { side: 'medplum', action: found === undefined ? 'unchanged' : 'deleted', resource: undefined };
+        return {
+          side: 'medplum',
+          action: found === undefined ? 'unchanged' : 'deleted',
+          resource: undefined,
+        };
       },
     };
     return this.#writes.run(routed, legacyId, plan);
   }
 
-  async #retrying<T>(fn: () => Promise<T>, side: Side, legacyId?: string): Promise<{ value: T; attempts: number }> {
+  async #retrying<T>(
+    fn: () => Promise<T>,
+    side: Side,
+    legacyId?: string,
+  ): Promise<{ value: T; attempts: number }> {
     return withRetries(fn, this.#retry, (error, attempt, delayMs) => {
-      this.#emit({ type: 'retry', side, resourceType: error.resourceType, legacyId: legacyId ?? error.legacyId, status: error.status, attempt, delayMs, error: error.name });
+      this.#emit({
+        type: 'retry',
+        side,
+        resourceType: error.resourceType,
+        legacyId: legacyId ?? error.legacyId,
+        status: error.status,
+        attempt,
+        delayMs,
+        error: error.name,
+      });
     });
   }
 
@@ -668,7 +806,15 @@ export class DualWriter<C, L> {
     if (result.status === 'applied' || result.status === 'unchanged') {
       this.#emit({ type: 'drained', resourceType, legacyId, unit, target, outcome: result.status });
     } else if (result.status === 'dead-letter') {
-      this.#emit({ type: 'dead-letter', resourceType, legacyId, unit, target, status: result.error?.status, error: result.error?.name ?? 'Error' });
+      this.#emit({
+        type: 'dead-letter',
+        resourceType,
+        legacyId,
+        unit,
+        target,
+        status: result.error?.status,
+        error: result.error?.name ?? 'Error',
+      });
     } else if (result.status === 'retrying' && result.error !== undefined) {
       this.#emit({
         type: 'retry',
@@ -694,12 +840,18 @@ export class DualWriter<C, L> {
 
 function requireObject(value: unknown, field: string): void {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new InvalidInputError(field, `must be an object, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`);
+    throw new InvalidInputError(
+      field,
+      `must be an object, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`,
+    );
   }
 }
 
 function requireId(value: unknown, field: string): asserts value is string {
   if (typeof value !== 'string' || value.trim() === '') {
-    throw new InvalidInputError(field, `must be a non-empty string, got ${typeof value === 'string' ? 'an empty string' : typeof value}`);
+    throw new InvalidInputError(
+      field,
+      `must be a non-empty string, got ${typeof value === 'string' ? 'an empty string' : typeof value}`,
+    );
   }
 }

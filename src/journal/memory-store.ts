@@ -50,7 +50,7 @@ export class MemoryStore implements SyncStore {
       this.#saveLink(link);
       return Promise.resolve();
     } catch (err) {
-      return Promise.reject(err as Error);
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
   }
 
@@ -97,7 +97,10 @@ export class MemoryStore implements SyncStore {
   }
 
   /** {@inheritDoc SyncStore.commit} */
-  commit(ticket: OutboxTicket, lease?: { readonly owner: string; readonly leaseMs: number }): Promise<Lease | undefined> {
+  commit(
+    ticket: OutboxTicket,
+    lease?: { readonly owner: string; readonly leaseMs: number },
+  ): Promise<Lease | undefined> {
     const entry = this.#entryById(ticket.id);
     if (entry?.seq !== ticket.seq) return Promise.resolve(undefined);
     entry.holdUntil = undefined;
@@ -115,7 +118,9 @@ export class MemoryStore implements SyncStore {
           (entry.holdUntil === undefined || Date.parse(entry.holdUntil) <= now) &&
           !this.#leased(entry, now),
       )
-      .sort((a, b) => Date.parse(a.nextAttemptAt) - Date.parse(b.nextAttemptAt) || Number(a.id) - Number(b.id))
+      .sort(
+        (a, b) => Date.parse(a.nextAttemptAt) - Date.parse(b.nextAttemptAt) || Number(a.id) - Number(b.id),
+      )
       .slice(0, limit);
     return Promise.resolve(due.map((entry) => this.#lease(entry, owner, leaseMs, now)));
   }
@@ -166,7 +171,9 @@ export class MemoryStore implements SyncStore {
   /** {@inheritDoc SyncStore.listOutbox} */
   listOutbox(options: { readonly limit?: number | undefined } = {}): Promise<OutboxEntry[]> {
     const entries = [...this.#outbox.values()].sort((a, b) => Number(a.id) - Number(b.id));
-    return Promise.resolve(entries.slice(0, options.limit ?? entries.length).map(({ token: _token, ...entry }) => ({ ...entry })));
+    return Promise.resolve(
+      entries.slice(0, options.limit ?? entries.length).map(({ token: _token, ...entry }) => ({ ...entry })),
+    );
   }
 
   /** {@inheritDoc SyncStore.outboxCounts} */
@@ -179,13 +186,18 @@ export class MemoryStore implements SyncStore {
 
   /** {@inheritDoc SyncStore.listDeadLetters} */
   listDeadLetters(
-    options: { readonly status?: DeadLetter['status'] | 'all' | undefined; readonly limit?: number | undefined } = {},
+    options: {
+      readonly status?: DeadLetter['status'] | 'all' | undefined;
+      readonly limit?: number | undefined;
+    } = {},
   ): Promise<DeadLetter[]> {
     const status = options.status ?? 'open';
     const letters = [...this.#letters.values()]
       .filter((letter) => status === 'all' || letter.status === status)
       .sort((a, b) => Number(a.id) - Number(b.id));
-    return Promise.resolve(letters.slice(0, options.limit ?? letters.length).map((letter) => ({ ...letter })));
+    return Promise.resolve(
+      letters.slice(0, options.limit ?? letters.length).map((letter) => ({ ...letter })),
+    );
   }
 
   /** {@inheritDoc SyncStore.retryDeadLetter} */
@@ -216,8 +228,12 @@ export class MemoryStore implements SyncStore {
   }
 
   /** {@inheritDoc SyncStore.listEvents} */
-  listEvents(options: { readonly type?: string | undefined; readonly limit?: number | undefined } = {}): Promise<RecordedEvent[]> {
-    const events = this.#events.filter((event) => options.type === undefined || event.type === options.type).reverse();
+  listEvents(
+    options: { readonly type?: string | undefined; readonly limit?: number | undefined } = {},
+  ): Promise<RecordedEvent[]> {
+    const events = this.#events
+      .filter((event) => options.type === undefined || event.type === options.type)
+      .reverse();
     return Promise.resolve(events.slice(0, options.limit ?? events.length));
   }
 
@@ -295,7 +311,7 @@ export class MemoryStore implements SyncStore {
     const entry = this.#outbox.get(keyOf(lease.entry));
     // The token alone fences: a lease that expired unclaimed may still finish its work, since a
     // re-claim would have issued a new token.
-    return entry !== undefined && entry.token === lease.token ? entry : undefined;
+    return entry?.token === lease.token ? entry : undefined;
   }
 
   /** Runs `done` when the lease is current and its seq unchanged; requeues on a newer seq. */
@@ -309,7 +325,7 @@ export class MemoryStore implements SyncStore {
     try {
       done(entry);
     } catch (err) {
-      return Promise.reject(err as Error);
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     return Promise.resolve('done');
   }

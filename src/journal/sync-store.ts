@@ -88,7 +88,10 @@ export interface SyncStore {
    * `lease`, also leases the entry to that worker at once (for an inline mirror) unless another
    * worker holds it; returns the lease when granted.
    */
-  commit(ticket: OutboxTicket, lease?: { readonly owner: string; readonly leaseMs: number }): Promise<Lease | undefined>;
+  commit(
+    ticket: OutboxTicket,
+    lease?: { readonly owner: string; readonly leaseMs: number },
+  ): Promise<Lease | undefined>;
   /** Leases up to `limit` due entries to `owner` for `leaseMs`. */
   claim(owner: string, limit: number, leaseMs: number): Promise<Lease[]>;
   /**
@@ -118,7 +121,10 @@ export interface SyncStore {
   /** Appends an event. */
   appendEvent(event: StoredEvent): Promise<void>;
   /** Events, newest first. */
-  listEvents(options?: { readonly type?: string | undefined; readonly limit?: number | undefined }): Promise<RecordedEvent[]>;
+  listEvents(options?: {
+    readonly type?: string | undefined;
+    readonly limit?: number | undefined;
+  }): Promise<RecordedEvent[]>;
 
   /** A feed's stored cursor. */
   getCursor(name: string): Promise<string | undefined>;

@@ -39,11 +39,24 @@ export interface LegacyWriteResult<L> {
  * @param write - The record and its desired row.
  * @returns The record as stored and what was done.
  */
-export async function applyToLegacy<L>(legacy: LegacyAdapter<L>, write: LegacyWrite<L>): Promise<LegacyWriteResult<L>> {
+export async function applyToLegacy<L>(
+  legacy: LegacyAdapter<L>,
+  write: LegacyWrite<L>,
+): Promise<LegacyWriteResult<L>> {
   const { mapping, legacyId, link, guard } = write;
-  const details: ErrorDetails = { side: 'legacy', resourceType: mapping.resourceType, legacyId, medplumId: link?.medplumId };
+  const details: ErrorDetails = {
+    side: 'legacy',
+    resourceType: mapping.resourceType,
+    legacyId,
+    medplumId: link?.medplumId,
+  };
   if (guard.kind === 'update' || link !== undefined) {
-    return settle(legacy, write, await call(() => legacy.read(mapping.resourceType, legacyId), details), details);
+    return settle(
+      legacy,
+      write,
+      await call(() => legacy.read(mapping.resourceType, legacyId), details),
+      details,
+    );
   }
   // Unlinked and not required to exist: insert straight away; the table's key catches a row
   // that is already there (a replay, or another writer), and only then is it read and compared.
@@ -51,7 +64,8 @@ export async function applyToLegacy<L>(legacy: LegacyAdapter<L>, write: LegacyWr
   try {
     return { record: await legacy.create(mapping.resourceType, row), action: 'created' };
   } catch (err) {
-    if (!(err instanceof LegacyVersionConflictError && err.expectedVersion === undefined)) throw classifyLegacyError(err, details);
+    if (!(err instanceof LegacyVersionConflictError && err.expectedVersion === undefined))
+      throw classifyLegacyError(err, details);
   }
   const existing = await call(() => legacy.read(mapping.resourceType, legacyId), details);
   return settle(legacy, write, existing, details);
@@ -65,16 +79,27 @@ async function settle<L>(
   details: ErrorDetails,
 ): Promise<LegacyWriteResult<L>> {
   const { mapping, legacyId, link, guard } = write;
-  const desired = existing === undefined && guard.kind === 'update' ? undefined : desireFrom(write, existing, details);
+  const desired =
+    existing === undefined && guard.kind === 'update' ? undefined : desireFrom(write, existing, details);
   const row = desired === undefined ? undefined : withId(mapping, desired, legacyId, details);
   if (existing !== undefined && row !== undefined && holds(existing.row, row)) {
     return { record: existing, action: 'unchanged' };
   }
   // Legacy rows are compared as rows, not by FHIR hash: without versions, content decides.
-  checkGuard(guard, { exists: existing !== undefined, version: existing?.version }, link, link?.legacyVersion, false, details);
+  checkGuard(
+    guard,
+    { exists: existing !== undefined, version: existing?.version },
+    link,
+    link?.legacyVersion,
+    false,
+    details,
+  );
   const target = row ?? withId(mapping, desireFrom(write, existing, details), legacyId, details);
   if (existing !== undefined) {
-    const record = await call(() => legacy.update(mapping.resourceType, legacyId, target, { expectedVersion: existing.version }), details);
+    const record = await call(
+      () => legacy.update(mapping.resourceType, legacyId, target, { expectedVersion: existing.version }),
+      details,
+    );
     return { record, action: 'updated' };
   }
   try {
@@ -83,7 +108,10 @@ async function settle<L>(
     if (err instanceof LegacyVersionConflictError && err.expectedVersion === undefined) {
       // Another process created the record since we looked. Go round again: the next attempt
       // reads that row and compares, updates or reports a conflict.
-      throw new UnavailableError(`${mapping.resourceType}/${legacyId} was created concurrently; re-reading`, details);
+      throw new UnavailableError(
+        `${mapping.resourceType}/${legacyId} was created concurrently; re-reading`,
+        details,
+      );
     }
     throw classifyLegacyError(err, details);
   }
@@ -99,10 +127,16 @@ function holds<L>(stored: L, desired: L): boolean {
     return isDeepStrictEqual(stored, desired);
   }
   const have = stored as Record<string, unknown>;
-  return Object.entries(desired).every(([key, value]) => isDeepStrictEqual(have[key], value) || (value === undefined && have[key] === null));
+  return Object.entries(desired).every(
+    ([key, value]) => isDeepStrictEqual(have[key], value) || (value === undefined && have[key] === null),
+  );
 }
 
-function desireFrom<L>(write: LegacyWrite<L>, existing: LegacyRecord<L> | undefined, details: ErrorDetails): L {
+function desireFrom<L>(
+  write: LegacyWrite<L>,
+  existing: LegacyRecord<L> | undefined,
+  details: ErrorDetails,
+): L {
   return runMapping('toLegacy', () => write.desired(existing), details);
 }
 

@@ -47,19 +47,33 @@ export async function applyToMedplum<R extends Resource>(
   write: MedplumWrite<R>,
 ): Promise<MedplumWriteResult<R>> {
   const { mapping, legacyId, link } = write;
-  const details: ErrorDetails = { side: 'medplum', resourceType: mapping.resourceType, legacyId, medplumId: link?.medplumId };
+  const details: ErrorDetails = {
+    side: 'medplum',
+    resourceType: mapping.resourceType,
+    legacyId,
+    medplumId: link?.medplumId,
+  };
   if (link !== undefined) {
     return settle(medplum, write, await medplum.read<R>(mapping.resourceType, link.medplumId), details);
   }
   if (write.guard.kind === 'update') {
-    return settle(medplum, write, await medplum.findByIdentifier<R>(mapping.resourceType, mapping.identifierSystem, legacyId), details);
+    return settle(
+      medplum,
+      write,
+      await medplum.findByIdentifier<R>(mapping.resourceType, mapping.identifierSystem, legacyId),
+      details,
+    );
   }
   // Unlinked and not required to exist: create conditionally on the identifier straight away.
   // The server's own search finds an orphan (a create whose answer was lost) or a concurrent
   // writer's copy, so the common case costs one request instead of a search and a create.
   const resource = withLegacyIdentifier(desireFrom(write, undefined, details), mapping, legacyId, details);
   const { id: _id, meta: _meta, ...withoutId } = resource;
-  const created = await medplum.create(withoutId as R, { system: mapping.identifierSystem, value: legacyId }, details);
+  const created = await medplum.create(
+    withoutId as R,
+    { system: mapping.identifierSystem, value: legacyId },
+    details,
+  );
   if (created.created) return { resource: created.resource, action: 'created' };
   return settle(medplum, write, created.resource, { ...details, medplumId: created.resource.id });
 }
@@ -73,35 +87,59 @@ async function settle<R extends Resource>(
 ): Promise<MedplumWriteResult<R>> {
   const { mapping, legacyId, link, guard } = write;
   const current = existing?.meta?.versionId;
-  const desired = existing === undefined && guard.kind === 'update' ? undefined : desireFrom(write, existing, details);
-  const checked = desired === undefined ? undefined : withLegacyIdentifier(desired, mapping, legacyId, details);
+  const desired =
+    existing === undefined && guard.kind === 'update' ? undefined : desireFrom(write, existing, details);
+  const checked =
+    desired === undefined ? undefined : withLegacyIdentifier(desired, mapping, legacyId, details);
   if (existing !== undefined && checked !== undefined && contentHash(existing) === contentHash(checked)) {
     return { resource: existing, action: 'unchanged' };
   }
   const sameAsLastSync = existing !== undefined && contentHash(existing) === link?.contentHash;
-  checkGuard(guard, { exists: existing !== undefined, version: current }, link, link?.medplumVersion, sameAsLastSync, {
-    ...details,
-    medplumId: existing?.id ?? link?.medplumId,
-  });
-  const resource = checked ?? withLegacyIdentifier(desireFrom(write, existing, details), mapping, legacyId, details);
+  checkGuard(
+    guard,
+    { exists: existing !== undefined, version: current },
+    link,
+    link?.medplumVersion,
+    sameAsLastSync,
+    {
+      ...details,
+      medplumId: existing?.id ?? link?.medplumId,
+    },
+  );
+  const resource =
+    checked ?? withLegacyIdentifier(desireFrom(write, existing, details), mapping, legacyId, details);
   if (existing !== undefined) {
-    const updated = await medplum.update({ ...resource, id: existing.id }, current, { ...details, medplumId: existing.id });
+    const updated = await medplum.update({ ...resource, id: existing.id }, current, {
+      ...details,
+      medplumId: existing.id,
+    });
     return { resource: updated, action: 'updated' };
   }
   const { id: _id, meta: _meta, ...withoutId } = resource;
-  const created = await medplum.create(withoutId as R, { system: mapping.identifierSystem, value: legacyId }, details);
+  const created = await medplum.create(
+    withoutId as R,
+    { system: mapping.identifierSystem, value: legacyId },
+    details,
+  );
   if (!created.created) {
     // Another process created the record since we looked. Go round again: the next attempt
     // finds that copy and compares, updates or reports a conflict.
-    throw new UnavailableError(`${mapping.resourceType} for legacy id ${legacyId} was created concurrently; re-reading`, {
-      ...details,
-      medplumId: created.resource.id,
-      status: 200,
-    });
+    throw new UnavailableError(
+      `${mapping.resourceType} for legacy id ${legacyId} was created concurrently; re-reading`,
+      {
+        ...details,
+        medplumId: created.resource.id,
+        status: 200,
+      },
+    );
   }
   return { resource: created.resource, action: 'created' };
 }
 
-function desireFrom<R extends Resource>(write: MedplumWrite<R>, existing: WithId<R> | undefined, details: ErrorDetails): R {
+function desireFrom<R extends Resource>(
+  write: MedplumWrite<R>,
+  existing: WithId<R> | undefined,
+  details: ErrorDetails,
+): R {
   return runMapping('toFhir', () => write.desired(existing), details);
 }

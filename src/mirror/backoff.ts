@@ -38,12 +38,18 @@ export type Backoff = { readonly [K in keyof BackoffOptions]-?: number };
  * @returns The backoff.
  */
 export function backoffOf(options: BackoffOptions = {}, field = 'drainer.backoff'): Backoff {
-  const backoff = { minMs: options.minMs ?? 500, maxMs: options.maxMs ?? 300_000, factor: options.factor ?? 2 };
+  const backoff = {
+    minMs: options.minMs ?? 500,
+    maxMs: options.maxMs ?? 300_000,
+    factor: options.factor ?? 2,
+  };
   for (const [key, value] of Object.entries(backoff)) {
-    if (!Number.isFinite(value) || value < 0) throw new ConfigurationError(`${field}.${key}`, value, 'must be a finite number >= 0');
+    if (!Number.isFinite(value) || value < 0)
+      throw new ConfigurationError(`${field}.${key}`, value, 'must be a finite number >= 0');
   }
   if (backoff.factor < 1) throw new ConfigurationError(`${field}.factor`, backoff.factor, 'must be >= 1');
-  if (backoff.maxMs < backoff.minMs) throw new ConfigurationError(`${field}.maxMs`, backoff.maxMs, `must be >= minMs (${backoff.minMs})`);
+  if (backoff.maxMs < backoff.minMs)
+    throw new ConfigurationError(`${field}.maxMs`, backoff.maxMs, `must be >= minMs (${backoff.minMs})`);
   return backoff;
 }
 

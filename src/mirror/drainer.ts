@@ -84,10 +84,12 @@ export function drainerPolicyOf(options: DrainerOptions = {}): DrainerPolicy {
     throw new ConfigurationError('drainer.workerId', policy.workerId, 'must be a non-empty string');
   }
   for (const key of ['concurrency', 'batchSize', 'maxAttempts'] as const) {
-    if (!Number.isInteger(policy[key]) || policy[key] < 1) throw new ConfigurationError(`drainer.${key}`, policy[key], 'must be a positive integer');
+    if (!Number.isInteger(policy[key]) || policy[key] < 1)
+      throw new ConfigurationError(`drainer.${key}`, policy[key], 'must be a positive integer');
   }
   for (const key of ['pollIntervalMs', 'leaseMs'] as const) {
-    if (!Number.isFinite(policy[key]) || policy[key] <= 0) throw new ConfigurationError(`drainer.${key}`, policy[key], 'must be a positive number');
+    if (!Number.isFinite(policy[key]) || policy[key] <= 0)
+      throw new ConfigurationError(`drainer.${key}`, policy[key], 'must be a positive number');
   }
   return policy;
 }
@@ -192,7 +194,8 @@ export class Drainer {
     const deadline = Date.now() + timeoutMs;
     if (this.#running === undefined) await this.#work(deadline);
     else {
-      while (Date.now() < deadline && (await this.#store.outboxCounts()).pending + this.#inFlight > 0) await sleep(this.#policy.pollIntervalMs);
+      while (Date.now() < deadline && (await this.#store.outboxCounts()).pending + this.#inFlight > 0)
+        await sleep(this.#policy.pollIntervalMs);
     }
     const remaining = await this.#store.outboxCounts();
     return {
@@ -214,7 +217,12 @@ export class Drainer {
       if (this.#stopping || (deadline !== undefined && Date.now() >= deadline)) return;
       const lease = this.#paused ? undefined : await this.#next();
       if (lease === undefined) {
-        if (deadline !== undefined && this.#inFlight === 0 && (await this.#store.outboxCounts()).pending === 0) return;
+        if (
+          deadline !== undefined &&
+          this.#inFlight === 0 &&
+          (await this.#store.outboxCounts()).pending === 0
+        )
+          return;
         await this.#sleep();
         continue;
       }

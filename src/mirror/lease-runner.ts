@@ -56,22 +56,37 @@ export async function runLease<L>(
   }
   try {
     const recorded = await ctx.store.complete(lease, outcome.link);
-    return { status: recorded === 'done' ? (outcome.action === 'unchanged' ? 'unchanged' : 'applied') : recorded, outcome, error: undefined };
+    return {
+      status: recorded === 'done' ? (outcome.action === 'unchanged' ? 'unchanged' : 'applied') : recorded,
+      outcome,
+      error: undefined,
+    };
   } catch (err) {
     if (err instanceof LinkConflictError) {
-      const error = new RejectedError(err.message, [], { resourceType: err.resourceType, legacyId: err.legacyId, medplumId: err.medplumId, cause: err });
+      const error = new RejectedError(err.message, [], {
+        resourceType: err.resourceType,
+        legacyId: err.legacyId,
+        medplumId: err.medplumId,
+        cause: err,
+      });
       return fail(ctx.store, lease, policy, error);
     }
     throw err;
   }
 }
 
-async function fail(store: SyncStore, lease: Lease, policy: LeasePolicy, error: DualWriteError): Promise<LeaseResult> {
+async function fail(
+  store: SyncStore,
+  lease: Lease,
+  policy: LeasePolicy,
+  error: DualWriteError,
+): Promise<LeaseResult> {
   const reason = reasonOf(error);
   const attempts = lease.entry.attempts + 1;
   let recorded: LeaseOutcome;
   if (error.retryable && attempts < policy.maxAttempts) {
-    const retryAfter = 'retryAfterMs' in error && typeof error.retryAfterMs === 'number' ? error.retryAfterMs : undefined;
+    const retryAfter =
+      'retryAfterMs' in error && typeof error.retryAfterMs === 'number' ? error.retryAfterMs : undefined;
     recorded = await store.retryLater(lease, reason, delayFor(policy.backoff, attempts, retryAfter));
     return { status: recorded === 'done' ? 'retrying' : recorded, outcome: undefined, error };
   }

@@ -83,11 +83,15 @@ async function toMedplum<L>(
   details: ErrorDetails,
 ): Promise<MirrorOutcome> {
   const { resourceType, legacyId } = entry;
-  const record = known === undefined ? await legacyCall(() => ctx.legacy.read(resourceType, legacyId), details) : known.record;
+  const record =
+    known === undefined
+      ? await legacyCall(() => ctx.legacy.read(resourceType, legacyId), details)
+      : known.record;
   if (record === undefined) {
     if (entry.kind === 'upsert') return nothing();
     const medplumId =
-      link?.medplumId ?? (await ctx.medplum.findByIdentifier(resourceType, mapping.identifierSystem, legacyId))?.id;
+      link?.medplumId ??
+      (await ctx.medplum.findByIdentifier(resourceType, mapping.identifierSystem, legacyId))?.id;
     if (medplumId !== undefined) await ctx.medplum.delete(resourceType, medplumId, { ...details, medplumId });
     return { ...nothing(), action: medplumId === undefined ? 'unchanged' : 'deleted', link: null };
   }
@@ -96,7 +100,8 @@ async function toMedplum<L>(
     mapping,
     legacyId,
     link,
-    desired: (existing) => mapping.toFhir(record.row, base === undefined ? existing : replacing(base, existing)),
+    desired: (existing) =>
+      mapping.toFhir(record.row, base === undefined ? existing : replacing(base, existing)),
     guard: { kind: 'last-sync' },
   });
   return {
@@ -157,10 +162,15 @@ async function toLegacy<L>(
  */
 export function replacing(resource: Resource, existing: WithId<Resource> | undefined): Resource {
   const { id: _id, meta: _meta, ...content } = resource;
-  return (existing === undefined ? content : { ...content, id: existing.id }) as Resource;
+  return (existing === undefined ? content : { ...content, id: existing.id });
 }
 
-function linkOf(resourceType: string, legacyId: string, resource: WithId<Resource>, record: LegacyRecord<unknown>): Link {
+function linkOf(
+  resourceType: string,
+  legacyId: string,
+  resource: WithId<Resource>,
+  record: LegacyRecord<unknown>,
+): Link {
   return {
     resourceType,
     legacyId,
@@ -173,7 +183,14 @@ function linkOf(resourceType: string, legacyId: string, resource: WithId<Resourc
 }
 
 function nothing(): MirrorOutcome {
-  return { action: 'unchanged', link: undefined, targetId: undefined, targetVersion: undefined, resource: undefined, record: undefined };
+  return {
+    action: 'unchanged',
+    link: undefined,
+    targetId: undefined,
+    targetVersion: undefined,
+    resource: undefined,
+    record: undefined,
+  };
 }
 
 async function legacyCall<T>(fn: () => Promise<T>, details: ErrorDetails): Promise<T> {

@@ -1,6 +1,6 @@
 import type { WithId } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
-import { DualWriteError, MirrorError, type Side } from '../errors.ts';
+import { DualWriteError, MirrorError } from '../errors.ts';
 import type { DualWriteEvent } from '../dual-write-event.ts';
 import type { OutboxKind, OutboxTicket } from '../journal/outbox.ts';
 import type { ResourceMapping } from '../mapping/resource-mapping.ts';
@@ -22,7 +22,11 @@ export interface Routed<L> {
 /** What the authority write produced. */
 export type AuthorityWrite<L> =
   | { readonly side: 'legacy'; readonly action: SideAction; readonly record: LegacyRecord<L> | undefined }
-  | { readonly side: 'medplum'; readonly action: SideAction; readonly resource: WithId<Resource> | undefined };
+  | {
+      readonly side: 'medplum';
+      readonly action: SideAction;
+      readonly resource: WithId<Resource> | undefined;
+    };
 
 /** How the write path runs: mirroring mode and the policies it needs. */
 export interface WritePathSettings {
@@ -90,7 +94,8 @@ export class WritePath<L> {
       if (ticket !== undefined) await this.#release(ticket);
       throw err;
     }
-    const result = (mirror: MirrorState): WriteResult<L> => this.#result(plan.operation, routed, legacyId, authority, mirror);
+    const result = (mirror: MirrorState): WriteResult<L> =>
+      this.#result(plan.operation, routed, legacyId, authority, mirror);
     if (ticket === undefined || target === undefined) return result({ status: 'not-required' });
     if (this.#settings.mode === 'async') {
       await this.#release(ticket);
@@ -107,12 +112,17 @@ export class WritePath<L> {
     result: (mirror: MirrorState) => WriteResult<L>,
   ): Promise<WriteResult<L>> {
     const { store } = this.#ctx;
-    const lease = await store.commit(ticket, { owner: this.#settings.drainer.workerId, leaseMs: this.#settings.drainer.leaseMs });
+    const lease = await store.commit(ticket, {
+      owner: this.#settings.drainer.workerId,
+      leaseMs: this.#settings.drainer.leaseMs,
+    });
     // Another worker holds the record's entry (an earlier write is being mirrored): it will see
     // the newer seq when it finishes and apply this write's state too.
     if (lease === undefined) return result({ status: 'pending', outboxId: ticket.id });
     const known: KnownAuthority<L> =
-      authority.side === 'legacy' ? { side: 'legacy', record: authority.record } : { side: 'medplum', resource: authority.resource };
+      authority.side === 'legacy'
+        ? { side: 'legacy', record: authority.record }
+        : { side: 'medplum', resource: authority.resource };
     let attempts = 0;
     const attempt = async (): Promise<MirrorOutcome> => {
       try {
@@ -128,12 +138,20 @@ export class WritePath<L> {
         throw err;
       }
     };
-    const running = runLease(this.#ctx, lease, { maxAttempts: this.#settings.drainer.maxAttempts, backoff: this.#settings.drainer.backoff }, attempt);
+    const running = runLease(
+      this.#ctx,
+      lease,
+      { maxAttempts: this.#settings.drainer.maxAttempts, backoff: this.#settings.drainer.backoff },
+      attempt,
+    );
     const settled = await withinBudget(running, this.#settings.syncBudgetMs);
     if (settled === undefined) {
       // Over budget: the call returns; the mirror goes on in the background and, if it fails,
       // leaves the entry to the drainer. Nothing is lost either way.
-      running.then(() => this.#settings.notifyDrainer(), () => this.#settings.notifyDrainer());
+      running.then(
+        () => this.#settings.notifyDrainer(),
+        () => this.#settings.notifyDrainer(),
+      );
       return result({ status: 'pending', outboxId: ticket.id });
     }
     return this.#afterInline(routed, legacyId, ticket, settled, attempts, result);
@@ -193,10 +211,16 @@ export class WritePath<L> {
     this.#settings.notifyDrainer();
   }
 
-  #emitRetry(error: DualWriteError, attempt: number, delayMs: number, routed: Routed<L>, legacyId: string): void {
+  #emitRetry(
+    error: DualWriteError,
+    attempt: number,
+    delayMs: number,
+    routed: Routed<L>,
+    legacyId: string,
+  ): void {
     this.#settings.emit({
       type: 'retry',
-      side: error.side ?? (routed.route.mirrorTo as Side),
+      side: error.side ?? routed.route.mirrorTo ?? routed.route.authority,
       resourceType: routed.mapping.resourceType,
       legacyId,
       status: error.status,
@@ -206,15 +230,30 @@ export class WritePath<L> {
     });
   }
 
-  #result(operation: WriteResult['operation'], routed: Routed<L>, legacyId: string, authority: AuthorityWrite<L>, mirror: MirrorState): WriteResult<L> {
+  #result(
+    operation: WriteResult['operation'],
+    routed: Routed<L>,
+    legacyId: string,
+    authority: AuthorityWrite<L>,
+    mirror: MirrorState,
+  ): WriteResult<L> {
     const { route } = routed;
     const outcome = 'outcome' in mirror ? mirror.outcome : undefined;
-    const legacyRecord = authority.side === 'legacy' ? authority.record : (outcome?.record as LegacyRecord<L> | undefined);
+    const legacyRecord =
+      authority.side === 'legacy' ? authority.record : (outcome?.record as LegacyRecord<L> | undefined);
     const resource = authority.side === 'medplum' ? authority.resource : outcome?.resource;
     const legacyAction: SideAction =
-      authority.side === 'legacy' ? authority.action : route.mirrorTo === 'legacy' ? mirrorAction(mirror) : 'skipped';
+      authority.side === 'legacy'
+        ? authority.action
+        : route.mirrorTo === 'legacy'
+          ? mirrorAction(mirror)
+          : 'skipped';
     const medplumAction: SideAction =
-      authority.side === 'medplum' ? authority.action : route.mirrorTo === 'medplum' ? mirrorAction(mirror) : 'skipped';
+      authority.side === 'medplum'
+        ? authority.action
+        : route.mirrorTo === 'medplum'
+          ? mirrorAction(mirror)
+          : 'skipped';
     const medplumId = resource?.id ?? (outcome?.link === null ? undefined : outcome?.link?.medplumId);
     return {
       operation,
@@ -227,7 +266,7 @@ export class WritePath<L> {
       legacy: sideOutcome(legacyAction, legacyId, legacyRecord?.version),
       medplum: sideOutcome(medplumAction, medplumId, resource?.meta?.versionId),
       mirror: mirror.status,
-      mirrorAttempts: 'attempts' in mirror ? mirror.attempts ?? 0 : 0,
+      mirrorAttempts: 'attempts' in mirror ? (mirror.attempts ?? 0) : 0,
       outboxId: 'outboxId' in mirror ? mirror.outboxId : undefined,
       row: legacyRecord?.row,
       resource,
@@ -240,10 +279,15 @@ type MirrorState =
   | { readonly status: 'not-required' }
   | { readonly status: 'pending'; readonly outboxId: string; readonly attempts?: number }
   | { readonly status: 'dead-letter'; readonly outboxId: string; readonly attempts?: number }
-  | { readonly status: 'applied' | 'unchanged'; readonly outcome: MirrorOutcome | undefined; readonly attempts: number };
+  | {
+      readonly status: 'applied' | 'unchanged';
+      readonly outcome: MirrorOutcome | undefined;
+      readonly attempts: number;
+    };
 
 function mirrorAction(mirror: MirrorState): SideAction {
-  if (mirror.status === 'applied' || mirror.status === 'unchanged') return mirror.outcome?.action ?? 'unchanged';
+  if (mirror.status === 'applied' || mirror.status === 'unchanged')
+    return mirror.outcome?.action ?? 'unchanged';
   if (mirror.status === 'not-required') return 'skipped';
   return mirror.status === 'dead-letter' ? 'failed' : 'pending';
 }
@@ -264,4 +308,3 @@ async function withinBudget<T>(promise: Promise<T>, budgetMs: number): Promise<T
     clearTimeout(timer);
   }
 }
-

@@ -71,7 +71,12 @@ describe('retries owned by the library', () => {
     const { writer, server, legacy, direct } = fixture;
     server.faults.outage(60_000);
     const result = await writer.create('Patient', ada, north);
-    expect(result).toMatchObject({ mirror: 'pending', mirrorAttempts: 5, legacy: { action: 'created' }, medplum: { action: 'pending' } });
+    expect(result).toMatchObject({
+      mirror: 'pending',
+      mirrorAttempts: 5,
+      legacy: { action: 'created' },
+      medplum: { action: 'pending' },
+    });
     expect(result.outboxId).toBeDefined();
     expect(await legacy.read('Patient', 'p-1')).toBeDefined();
     expect(await writer.outbox()).toMatchObject({ pending: 1, dead: 0 });
