@@ -25,6 +25,8 @@ type MutableLetter = { -readonly [K in keyof DeadLetter]: DeadLetter[K] };
  * ```
  */
 export class MemoryStore implements SyncStore {
+  /** Leases live in this process only: other processes have their own memory. */
+  readonly leasesAcrossProcesses = false;
   readonly #byLegacy = new Map<string, Link>();
   readonly #byMedplum = new Map<string, Link>();
   readonly #outbox = new Map<string, MutableEntry>();

@@ -72,6 +72,12 @@ export interface RecordedEvent extends StoredEvent {
  * ```
  */
 export interface SyncStore {
+  /**
+   * Whether a lease from this store excludes workers in other processes too (a store that every
+   * service instance shares). Only then may a mirror use a plain create after a search; other
+   * stores get conditional creates, which the server dedupes.
+   */
+  readonly leasesAcrossProcesses: boolean;
   /** The link of a legacy record, if any. */
   getLink(resourceType: string, legacyId: string): Promise<Link | undefined>;
   /** The link of a Medplum resource, if any. */

@@ -103,6 +103,7 @@ async function toMedplum<L>(
     desired: (existing) =>
       mapping.toFhir(record.row, base === undefined ? existing : replacing(base, existing)),
     guard: { kind: 'last-sync' },
+    guarded: ctx.store.leasesAcrossProcesses,
   });
   return {
     action: written.action,
@@ -162,7 +163,7 @@ async function toLegacy<L>(
  */
 export function replacing(resource: Resource, existing: WithId<Resource> | undefined): Resource {
   const { id: _id, meta: _meta, ...content } = resource;
-  return (existing === undefined ? content : { ...content, id: existing.id });
+  return existing === undefined ? content : { ...content, id: existing.id };
 }
 
 function linkOf(

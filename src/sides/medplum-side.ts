@@ -67,23 +67,25 @@ export class MedplumSide {
   }
 
   /**
-   * Creates a resource carrying a legacy identifier, conditionally: `If-None-Exist` on the
-   * identifier makes the server return the existing copy instead of creating a second one when
-   * another process created it first. Nothing outside this process guards a record yet, so
-   * the server must; DESIGN.md measures the price (conditional creates serialise badly under
-   * concurrency and answer transient 409s, which are retried) and the journal's leases will
-   * let the plain POST replace it.
+   * Creates a resource. With `identifier`, conditionally: `If-None-Exist` on it makes the
+   * server return the existing copy instead of creating a second one when another process
+   * created it first (for writes nothing else guards). Without, a plain POST (for mirrors an
+   * outbox lease guards, after a search).
    *
    * @param resource - The resource without id.
-   * @param identifier - The identifier system and value that make the record unique.
+   * @param identifier - The identifier that makes the record unique, for a conditional create.
    * @param details - The record concerned, for errors.
    * @returns The resource as stored, and whether this call created it.
    */
   async create<R extends Resource>(
     resource: R,
-    identifier: { readonly system: string; readonly value: string },
+    identifier: { readonly system: string; readonly value: string } | undefined,
     details: ErrorDetails,
   ): Promise<{ resource: WithId<R>; created: boolean }> {
+    if (identifier === undefined) {
+      const created = await this.#call(details, (options) => this.#client.createResource(resource, options));
+      return { resource: created, created: true };
+    }
     const query = `identifier=${encodeURIComponent(`${identifier.system}|${identifier.value}`)}`;
     let status: number | undefined;
     const stored = await this.#call(
@@ -92,7 +94,7 @@ export class MedplumSide {
       (exchange) => (status = exchange.status),
     );
     // 201 Created; 200 OK means the search found a copy. Without a captured status (a client
-    // built without the fetch wrapper), assume created only when the content is what we sent.
+    // built without the fetch wrapper) the two cannot be told apart: assume created.
     return { resource: stored, created: status === undefined ? true : status === 201 };
   }
 
