@@ -7,7 +7,7 @@ import {
   type LegacyRecord,
   type LegacyWriteOptions,
 } from '../sides/legacy-adapter.ts';
-import type { SqlClient } from '../sql/sql-client.ts';
+import type { SqlClient, SqlQueryable } from '../sql/sql-client.ts';
 import { decodeChangeCursor, encodeChangeCursor } from './change-cursor.ts';
 import { validateAdapterOptions, type PostgresTableAdapterOptions } from './postgres-table-options.ts';
 
@@ -69,9 +69,12 @@ const VERSION = /^-?\d{1,18}$/;
  * ```
  */
 export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
-  readonly #sql: SqlClient;
+  readonly #client: SqlClient;
+  /** Where queries go: the client, or one transaction of it (see {@link PostgresTableAdapter.within}). */
+  #sql: SqlQueryable;
+  readonly #options: PostgresTableAdapterOptions;
   readonly #settings: ReadonlyMap<string, TableSettings>;
-  readonly #schemas = new Map<string, Promise<TableSchema>>();
+  #schemas = new Map<string, Promise<TableSchema>>();
 
   /**
    * @param options - The database and the table of each resource type.
@@ -79,7 +82,44 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
    */
   constructor(options: PostgresTableAdapterOptions) {
     this.#settings = validateAdapterOptions(options);
+    this.#options = options;
+    this.#client = options.sql;
     this.#sql = options.sql;
+  }
+
+  /**
+   * The database the adapter writes. A `PostgresStore` on the same client journals a write's
+   * outbox entry in the write's own transaction (a transactional outbox).
+   *
+   * @example
+   * ```ts
+   * const sql = sqlClientFromPg(pool);
+   * const legacy = new PostgresTableAdapter({ sql, tables: { Patient: { table: 'patients' } } });
+   * legacy.sql === sql; // true
+   * ```
+   */
+  get sql(): SqlClient {
+    return this.#client;
+  }
+
+  /**
+   * This adapter inside one transaction of its database: every call runs on `tx`. Tables are
+   * looked up once for both.
+   *
+   * @param tx - A transaction of {@link PostgresTableAdapter.sql}.
+   * @returns An adapter bound to the transaction.
+   * @example
+   * ```ts
+   * await legacy.sql.transaction(async (tx) => {
+   *   await legacy.within(tx).create('Patient', row);
+   * });
+   * ```
+   */
+  within(tx: SqlQueryable): PostgresTableAdapter {
+    const view = new PostgresTableAdapter(this.#options);
+    view.#sql = tx;
+    view.#schemas = this.#schemas;
+    return view;
   }
 
   /**
@@ -144,17 +184,19 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
     names.push(schema.version.sqlName, schema.updatedAt.sqlName);
     values.push('1', 'pg_catalog.clock_timestamp()');
     const override = givenId !== undefined && schema.id.identityAlways ? ' OVERRIDING SYSTEM VALUE' : '';
-    const text = `INSERT INTO ${schema.sqlTable} (${names.join(', ')})${override} VALUES (${values.join(', ')}) RETURNING ${schema.selectList}`;
+    // A taken id is answered without an error (ON CONFLICT on the key), so a create inside a
+    // caller's transaction (a transactional outbox) leaves that transaction usable.
+    const onTakenId = givenId === undefined ? '' : ` ON CONFLICT (${schema.id.sqlName}) DO NOTHING`;
+    const text = `INSERT INTO ${schema.sqlTable} (${names.join(', ')})${override} VALUES (${values.join(', ')})${onTakenId} RETURNING ${schema.selectList}`;
+    let inserted: Record<string, unknown> | undefined;
     try {
-      return toRecord(schema, await this.#one(text, params));
+      inserted = await this.#maybeOne(text, params);
     } catch (err) {
-      if (givenId !== undefined && sqlState(err) === '23505') {
-        const existing = await this.#read(schema, scalarText(givenId) ?? '');
-        if (existing !== undefined)
-          throw new LegacyVersionConflictError(resourceType, existing.id, undefined, existing.version);
-      }
       throw rejection(err, resourceType, givenId);
     }
+    if (inserted !== undefined) return toRecord(schema, inserted);
+    const existing = await this.#read(schema, scalarText(givenId) ?? '');
+    throw new LegacyVersionConflictError(resourceType, existing?.id ?? String(givenId), undefined, existing?.version);
   }
 
   /** {@inheritDoc LegacyAdapter.update} */
