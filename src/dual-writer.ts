@@ -138,21 +138,20 @@ export class DualWriter<C, L> {
       ? // Map before writing anything: a row the mapping rejects must leave both sides untouched.
         runMapping('toFhir', () => mapping.toFhir(row), { resourceType: type, legacyId })
       : undefined;
-    // A stage without a mirror journals nothing, so the legacy system may assign the id itself.
-    if (route.mirrorTo !== undefined || route.authority === 'medplum')
-      legacyId ??= await this.#allocateLegacyId(routed, probe);
+    legacyId ??= await this.#allocateLegacyId(routed, probe);
     if (legacyId === undefined) {
-      // Nothing can name the record before the legacy system assigns its id, so the intent is
-      // journaled just after that first write (the README states this gap).
-      const record = await this.#legacyCall(() => this.#legacy.create(type, row), type, undefined);
-      return this.#locked(routed, record.id, () =>
-        this.#writes.run(routed, record.id, {
-          operation: 'create',
-          kind: 'upsert',
-          base: undefined,
-          authority: () => Promise.resolve({ side: 'legacy', action: 'created', record }),
+      // The legacy system assigns the id in the write itself; the write path journals the
+      // intent in the same transaction (transactional outbox) or just after the write.
+      return this.#writes.run(routed, undefined, {
+        operation: 'create',
+        kind: 'upsert',
+        base: undefined,
+        authority: async (legacy) => ({
+          side: 'legacy',
+          action: 'created',
+          record: await this.#legacyCall(() => legacy.create(type, row), type, undefined),
         }),
-      );
+      });
     }
     const id = legacyId;
     const rowWithId = withId(mapping, row, id, { resourceType: type, legacyId: id });
@@ -163,7 +162,7 @@ export class DualWriter<C, L> {
         base: route.authority === 'medplum' ? rowWithId : undefined,
         authority:
           route.authority === 'legacy'
-            ? () => this.#writeLegacy(mapping, id, link, () => rowWithId, { kind: 'create' })
+            ? (legacy) => this.#writeLegacy(legacy, mapping, id, link, () => rowWithId, { kind: 'create' })
             : () =>
                 this.#writeMedplum(mapping, id, link, (existing) => mapping.toFhir(rowWithId, existing), {
                   kind: 'create',
@@ -198,22 +197,22 @@ export class DualWriter<C, L> {
     let legacyId = legacyIdOf(resource, mapping.identifierSystem);
     if (this.#touchesLegacy(routed))
       runMapping('toLegacy', () => mapping.toLegacy(resource), { resourceType: type, legacyId });
-    if (route.mirrorTo !== undefined || route.authority === 'medplum')
-      legacyId ??= await this.#allocateLegacyId(routed, resource, 'resource');
+    legacyId ??= await this.#allocateLegacyId(routed, resource, 'resource');
     if (legacyId === undefined) {
-      const record = await this.#legacyCall(
-        () => this.#legacy.create(type, mapping.toLegacy(resource)),
-        type,
-        undefined,
-      );
-      return this.#locked(routed, record.id, () =>
-        this.#writes.run(routed, record.id, {
-          operation: 'create',
-          kind: 'upsert',
-          base: resource,
-          authority: () => Promise.resolve({ side: 'legacy', action: 'created', record }),
+      return this.#writes.run(routed, undefined, {
+        operation: 'create',
+        kind: 'upsert',
+        base: resource,
+        authority: async (legacy) => ({
+          side: 'legacy',
+          action: 'created',
+          record: await this.#legacyCall(
+            () => legacy.create(type, mapping.toLegacy(resource)),
+            type,
+            undefined,
+          ),
         }),
-      ) as Promise<WriteResult<L, WithId<R>>>;
+      }) as Promise<WriteResult<L, WithId<R>>>;
     }
     const id = legacyId;
     return this.#locked(routed, id, (link) =>
@@ -223,8 +222,9 @@ export class DualWriter<C, L> {
         base: route.authority === 'legacy' ? resource : undefined,
         authority:
           route.authority === 'legacy'
-            ? () =>
+            ? (legacy) =>
                 this.#writeLegacy(
+                  legacy,
                   mapping,
                   id,
                   link,
@@ -278,7 +278,7 @@ export class DualWriter<C, L> {
         base: route.authority === 'medplum' ? rowWithId : undefined,
         authority:
           route.authority === 'legacy'
-            ? () => this.#writeLegacy(mapping, legacyId, link, () => rowWithId, guard)
+            ? (legacy) => this.#writeLegacy(legacy, mapping, legacyId, link, () => rowWithId, guard)
             : () =>
                 this.#writeMedplum(
                   mapping,
@@ -328,8 +328,9 @@ export class DualWriter<C, L> {
         base: route.authority === 'legacy' ? resource : undefined,
         authority:
           route.authority === 'legacy'
-            ? () =>
+            ? (legacy) =>
                 this.#writeLegacy(
+                  legacy,
                   mapping,
                   legacyId,
                   link,
@@ -635,6 +636,11 @@ export class DualWriter<C, L> {
     field: 'row' | 'resource' = 'row',
   ): Promise<string | undefined> {
     const { mapping, route } = routed;
+    // While the legacy system is the authority it may assign the id in the write itself, when
+    // nothing needs the id first: no mirror to journal, or a transactional outbox that journals
+    // in the write's own transaction.
+    if (route.authority === 'legacy' && (route.mirrorTo === undefined || this.#writes.transactional))
+      return undefined;
     const details = { resourceType: mapping.resourceType };
     let id: unknown;
     try {
@@ -707,18 +713,15 @@ export class DualWriter<C, L> {
   }
 
   async #writeLegacy(
+    legacy: LegacyAdapter<L>,
     mapping: ResourceMapping<L>,
     legacyId: string,
     link: Link | undefined,
     desired: (existing: LegacyRecord<L> | undefined) => L,
     guard: Parameters<typeof applyToLegacy>[1]['guard'],
   ): Promise<AuthorityWrite<L>> {
-    const { value } = await this.#retrying(
-      () => applyToLegacy(this.#legacy, { mapping, legacyId, link, desired, guard }),
-      'legacy',
-      legacyId,
-    );
-    return { side: 'legacy', action: value.action, record: value.record };
+    const written = await applyToLegacy(legacy, { mapping, legacyId, link, desired, guard });
+    return { side: 'legacy', action: written.action, record: written.record };
   }
 
   async #writeMedplum(
@@ -728,50 +731,34 @@ export class DualWriter<C, L> {
     desired: (existing: WithId<Resource> | undefined) => Resource,
     guard: Parameters<typeof applyToMedplum>[1]['guard'],
   ): Promise<AuthorityWrite<L>> {
-    const { value } = await this.#retrying(
-      () => applyToMedplum(this.#medplum, { mapping, legacyId, link, desired, guard }),
-      'medplum',
-      legacyId,
-    );
-    return { side: 'medplum', action: value.action, resource: value.resource };
+    const written = await applyToMedplum(this.#medplum, { mapping, legacyId, link, desired, guard });
+    return { side: 'medplum', action: written.action, resource: written.resource };
   }
 
   #delete(routed: Routed<L>, legacyId: string, link: Link | undefined): Promise<WriteResult<L>> {
     const { mapping, route } = routed;
     const type = mapping.resourceType;
-    const plan: WritePlan<L> = {
+    return this.#writes.run(routed, legacyId, {
       operation: 'delete',
       kind: 'delete',
       base: undefined,
-      authority: async () => {
+      authority: async (legacy) => {
         if (route.authority === 'legacy') {
-          await this.#retrying(
-            () => this.#legacyCall(() => this.#legacy.delete(type, legacyId), type, legacyId),
-            'legacy',
-            legacyId,
-          );
+          await this.#legacyCall(() => legacy.delete(type, legacyId), type, legacyId);
           return { side: 'legacy', action: 'deleted', record: undefined };
         }
-        const { value: found } = await this.#retrying(
-          async () => {
-            const medplumId =
-              link?.medplumId ??
-              (await this.#medplum.findByIdentifier(type, mapping.identifierSystem, legacyId))?.id;
-            if (medplumId !== undefined)
-              await this.#medplum.delete(type, medplumId, { resourceType: type, legacyId, medplumId });
-            return medplumId;
-          },
-          'medplum',
-          legacyId,
-        );
+        const medplumId =
+          link?.medplumId ??
+          (await this.#medplum.findByIdentifier(type, mapping.identifierSystem, legacyId))?.id;
+        if (medplumId !== undefined)
+          await this.#medplum.delete(type, medplumId, { resourceType: type, legacyId, medplumId });
         return {
           side: 'medplum',
-          action: found === undefined ? 'unchanged' : 'deleted',
+          action: medplumId === undefined ? 'unchanged' : 'deleted',
           resource: undefined,
         };
       },
-    };
-    return this.#writes.run(routed, legacyId, plan);
+    });
   }
 
   async #retrying<T>(

@@ -29,11 +29,28 @@ export type {
 export { createMedplumClient, captureHttpStatus } from './sides/http-capture.ts';
 
 export { MemoryStore } from './journal/memory-store.ts';
+export { PostgresStore } from './journal/postgres-store.ts';
+export type { PostgresStoreOptions, EmbeddedPostgresStoreOptions } from './journal/postgres-store.ts';
+export type {
+  OutboxKind,
+  OutboxKey,
+  OutboxIntent,
+  OutboxTicket,
+  OutboxError,
+  OutboxEntry,
+  Lease,
+  LeaseOutcome,
+  DeadLetter,
+  OutboxCounts,
+} from './journal/outbox.ts';
+export type { StoredEvent, RecordedEvent } from './journal/sync-store.ts';
 export { LinkConflictError } from './journal/sync-store.ts';
 export type { SyncStore } from './journal/sync-store.ts';
 export type { Link } from './journal/link.ts';
 
 export type { RetryOptions } from './mirror/retry-policy.ts';
+export type { DrainerOptions, DrainReport } from './mirror/drainer.ts';
+export type { BackoffOptions } from './mirror/backoff.ts';
 
 export {
   DualWriteError,

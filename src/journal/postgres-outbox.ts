@@ -72,7 +72,15 @@ export async function intend(
        seq = o.seq + 1, unit = excluded.unit, kind = excluded.kind, base = excluded.base,
        hold_until = excluded.hold_until
      RETURNING id::text AS id, seq`,
-    [intent.resourceType, intent.legacyId, intent.target, intent.unit, intent.kind, jsonParam(intent.base), holdMs],
+    [
+      intent.resourceType,
+      intent.legacyId,
+      intent.target,
+      intent.unit,
+      intent.kind,
+      jsonParam(intent.base),
+      holdMs,
+    ],
   );
   const row = rows[0];
   if (row === undefined) throw new Error('INSERT … ON CONFLICT DO UPDATE returned no row');
@@ -205,7 +213,7 @@ export async function finish(
       [lease.entry.id],
     );
     const row = rows[0];
-    if (row === undefined || row.lease_token !== lease.token) return 'fenced';
+    if (row?.lease_token !== lease.token) return 'fenced';
     if (row.seq !== lease.entry.seq) {
       await tx.query(`UPDATE ${tables.outbox} SET ${RELEASE} WHERE id = $1::bigint`, [lease.entry.id]);
       return 'requeued';

@@ -12,6 +12,10 @@ import type { DeadLetter, OutboxEntry, OutboxError, OutboxKind } from './outbox.
  * `Date#toISOString()` — the format MemoryStore returns, so a link's `syncedAt` round-trips
  * unchanged. Milliseconds, not microseconds, for that reason; ordering never depends on the
  * text, it is done in SQL on the full-precision values.
+ *
+ * The select lists alias those texts to the column names (`id::text AS id`), and a bare name in
+ * ORDER BY means the select list's column: queries using them must qualify ORDER BY names
+ * (`ORDER BY o.id`), or ids sort as text ('10' before '9').
  */
 
 /**
@@ -131,7 +135,7 @@ export function millis(param: string): string {
  * ```
  */
 export function jsonParam(value: unknown): string | null {
-  return value === undefined ? null : (JSON.stringify(value) as string | undefined) ?? null;
+  return value === undefined ? null : JSON.stringify(value);
 }
 
 /**
@@ -162,7 +166,14 @@ export function optional<T>(value: T | null): T | undefined {
   return value ?? undefined;
 }
 
-/** The select list of a link row. */
+/**
+ * The select list of a link row.
+ *
+ * @example
+ * ```ts
+ * const { rows } = await sql.query<LinkRow>(`SELECT ${LINK_COLUMNS} FROM ${tables.links}`);
+ * ```
+ */
 export const LINK_COLUMNS = `resource_type, legacy_id, medplum_id, legacy_version, medplum_version, content_hash,
   ${iso('synced_at')} AS synced_at`;
 
@@ -206,7 +217,14 @@ export function toLink(row: LinkRow): Link {
   };
 }
 
-/** The select (or RETURNING) list of an outbox row, with its lease token. */
+/**
+ * The select (or RETURNING) list of an outbox row, with its lease token.
+ *
+ * @example
+ * ```ts
+ * const { rows } = await sql.query<EntryRow>(`SELECT ${ENTRY_COLUMNS} FROM ${tables.outbox}`);
+ * ```
+ */
 export const ENTRY_COLUMNS = `id::text AS id, resource_type, legacy_id, target, unit, kind, base::text AS base, seq,
   attempts, ${iso('next_attempt_at')} AS next_attempt_at, ${iso('hold_until')} AS hold_until,
   last_error::text AS last_error, lease_owner, lease_token::text AS lease_token,
@@ -269,7 +287,14 @@ export function toEntry(row: EntryRow): OutboxEntry {
   };
 }
 
-/** The select (or RETURNING) list of a dead-letter row. */
+/**
+ * The select (or RETURNING) list of a dead-letter row.
+ *
+ * @example
+ * ```ts
+ * const { rows } = await sql.query<LetterRow>(`SELECT ${LETTER_COLUMNS} FROM ${tables.deadLetters}`);
+ * ```
+ */
 export const LETTER_COLUMNS = `id::text AS id, resource_type, legacy_id, target, unit, kind, base::text AS base,
   attempts, reason::text AS reason, ${iso('failed_at')} AS failed_at, status,
   ${iso('resolved_at')} AS resolved_at, note`;

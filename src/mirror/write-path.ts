@@ -1,11 +1,12 @@
 import type { WithId } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
-import { DualWriteError, MirrorError } from '../errors.ts';
+import { DualWriteError, MirrorError, type Side } from '../errors.ts';
 import type { DualWriteEvent } from '../dual-write-event.ts';
-import type { OutboxKind, OutboxTicket } from '../journal/outbox.ts';
+import type { OutboxIntent, OutboxKind, OutboxTicket } from '../journal/outbox.ts';
+import { transactionalOutboxOf, type TransactionalOutbox } from '../journal/transactional-outbox.ts';
 import type { ResourceMapping } from '../mapping/resource-mapping.ts';
 import type { Stage, StageRoute } from '../plan/stage.ts';
-import type { LegacyRecord } from '../sides/legacy-adapter.ts';
+import type { LegacyAdapter, LegacyRecord } from '../sides/legacy-adapter.ts';
 import type { SideAction, SideOutcome, WriteResult } from '../write-result.ts';
 import type { DrainerPolicy } from './drainer.ts';
 import { runLease, type LeaseResult } from './lease-runner.ts';
@@ -45,18 +46,27 @@ export interface WritePlan<L> {
   readonly kind: OutboxKind;
   /** The caller's copy in the target's shape, kept with the outbox entry. */
   readonly base: unknown;
-  /** Writes the authority (with retries) and returns what it did. */
-  readonly authority: () => Promise<AuthorityWrite<L>>;
+  /**
+   * Writes the authority once (the write path retries) through the given legacy adapter (the
+   * writer's, or one bound to a transactional outbox's transaction) and returns what it did.
+   */
+  readonly authority: (legacy: LegacyAdapter<L>) => Promise<AuthorityWrite<L>>;
 }
 
 /**
  * The write path of DESIGN.md: journal the intent, write the authority, then mirror inline
  * (`sync`, within a budget) or leave the mirror to the drainer (`async`). A crash at any point
  * leaves either nothing owed or an outbox entry that the drainer completes.
+ *
+ * The intent is journaled in one of two ways. Where the store and the legacy adapter share a
+ * database (a transactional outbox), the legacy write and its entry commit in one transaction.
+ * Otherwise the entry is written first and held (not claimable) until the authority write
+ * returns, or until the hold expires after a crash.
  */
 export class WritePath<L> {
   readonly #ctx: MirrorContext<L>;
   readonly #settings: WritePathSettings;
+  readonly #transactional: TransactionalOutbox<L> | undefined;
 
   /**
    * @param ctx - The sides, mappings and store.
@@ -65,43 +75,92 @@ export class WritePath<L> {
   constructor(ctx: MirrorContext<L>, settings: WritePathSettings) {
     this.#ctx = ctx;
     this.#settings = settings;
+    this.#transactional = transactionalOutboxOf(ctx.store, ctx.legacy);
+  }
+
+  /** Whether legacy writes and their outbox entries commit in one transaction. */
+  get transactional(): boolean {
+    return this.#transactional !== undefined;
   }
 
   /**
    * Runs one write call.
    *
    * @param routed - The call's mapping, unit and route.
-   * @param legacyId - The record's legacy id.
+   * @param legacyId - The record's legacy id, or `undefined` when the legacy authority assigns it
+   *   in this write (then the intent can only follow the write: in the same transaction with a
+   *   transactional outbox, else just after it).
    * @param plan - The authority write and the mirror's intent.
    * @returns What was written on each side.
    */
-  async run(routed: Routed<L>, legacyId: string, plan: WritePlan<L>): Promise<WriteResult<L>> {
+  async run(routed: Routed<L>, legacyId: string | undefined, plan: WritePlan<L>): Promise<WriteResult<L>> {
     const { route, mapping, unit } = routed;
     const target = route.mirrorTo;
-    const ticket =
-      target === undefined
-        ? undefined
-        : await this.#ctx.store.intend(
-            { resourceType: mapping.resourceType, legacyId, target, unit, kind: plan.kind, base: plan.base },
-            this.#settings.intentHoldMs,
-          );
+    const intentFor = (id: string, side: Side): OutboxIntent => ({
+      resourceType: mapping.resourceType,
+      legacyId: id,
+      target: side,
+      unit,
+      kind: plan.kind,
+      base: plan.base,
+    });
+    const transactional =
+      route.authority === 'legacy' && target !== undefined ? this.#transactional : undefined;
     let authority: AuthorityWrite<L>;
-    try {
-      authority = await plan.authority();
-    } catch (err) {
-      // Nothing was written: release the intent. If an older write is still owed, the entry
-      // stays and mirrors the authority's current state; a fresh one finds nothing to do.
-      if (ticket !== undefined) await this.#release(ticket);
-      throw err;
+    let ticket: OutboxTicket | undefined;
+    if (transactional !== undefined && target !== undefined) {
+      ({ authority, ticket } = await this.#retrying(routed, legacyId, () =>
+        transactional.run(async (legacy, intend) => {
+          const written = await plan.authority(legacy);
+          return { authority: written, ticket: await intend(intentFor(legacyId ?? idOf(written), target)) };
+        }),
+      ));
+    } else {
+      const early =
+        target === undefined || legacyId === undefined
+          ? undefined
+          : await this.#ctx.store.intend(intentFor(legacyId, target), this.#settings.intentHoldMs);
+      try {
+        authority = await this.#retrying(routed, legacyId, () => plan.authority(this.#ctx.legacy));
+      } catch (err) {
+        // Nothing was written: release the intent. If an older write is still owed, the entry
+        // stays and mirrors the authority's current state; a fresh one finds nothing to do.
+        if (early !== undefined) await this.#release(early);
+        throw err;
+      }
+      ticket = early;
+      if (ticket === undefined && target !== undefined) {
+        // The authority assigned the id in this write: journal right after (the README's gap).
+        ticket = await this.#ctx.store.intend(
+          intentFor(idOf(authority), target),
+          this.#settings.intentHoldMs,
+        );
+      }
     }
+    const id = legacyId ?? idOf(authority);
     const result = (mirror: MirrorState): WriteResult<L> =>
-      this.#result(plan.operation, routed, legacyId, authority, mirror);
+      this.#result(plan.operation, routed, id, authority, mirror);
     if (ticket === undefined || target === undefined) return result({ status: 'not-required' });
     if (this.#settings.mode === 'async') {
       await this.#release(ticket);
       return result({ status: 'pending', outboxId: ticket.id });
     }
-    return this.#mirrorInline(routed, legacyId, ticket, authority, result);
+    return this.#mirrorInline(routed, id, ticket, authority, result);
+  }
+
+  #retrying<T>(routed: Routed<L>, legacyId: string | undefined, fn: () => Promise<T>): Promise<T> {
+    return withRetries(fn, this.#settings.retry, (error, attempt, delayMs) => {
+      this.#settings.emit({
+        type: 'retry',
+        side: error.side ?? routed.route.authority,
+        resourceType: routed.mapping.resourceType,
+        legacyId: legacyId ?? error.legacyId,
+        status: error.status,
+        attempt,
+        delayMs,
+        error: error.name,
+      });
+    }).then(({ value }) => value);
   }
 
   async #mirrorInline(
@@ -294,6 +353,12 @@ function mirrorAction(mirror: MirrorState): SideAction {
 
 function sideOutcome(action: SideAction, id: string | undefined, version: string | undefined): SideOutcome {
   return { action, id: action === 'skipped' ? undefined : id, version };
+}
+
+/** The legacy id an authority write produced (the legacy record's, else the resource's identifier). */
+function idOf<L>(authority: AuthorityWrite<L>): string {
+  if (authority.side === 'legacy' && authority.record !== undefined) return authority.record.id;
+  throw new Error('the authority write returned no legacy record to take the id from');
 }
 
 /** Resolves with the promise's value, or `undefined` when the budget runs out first. */

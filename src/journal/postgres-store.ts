@@ -1,0 +1,350 @@
+import { sqlClientFromPglite } from '../sql/pglite-client.ts';
+import type { SqlClient, SqlQueryable } from '../sql/sql-client.ts';
+import type { Link } from './link.ts';
+import { migrate } from './migrations/migrate.ts';
+import type {
+  DeadLetter,
+  Lease,
+  LeaseOutcome,
+  OutboxCounts,
+  OutboxEntry,
+  OutboxError,
+  OutboxIntent,
+  OutboxTicket,
+} from './outbox.ts';
+import * as letters from './postgres-dead-letters.ts';
+import * as links from './postgres-links.ts';
+import * as outbox from './postgres-outbox.ts';
+import { openPglite } from './pglite-loader.ts';
+import {
+  validateEmbeddedOptions,
+  validateStoreOptions,
+  type EmbeddedPostgresStoreOptions,
+  type PostgresStoreOptions,
+} from './postgres-store-options.ts';
+import { iso, journalTables, jsonParam, optional, parseJson, type JournalTables } from './postgres-tables.ts';
+import type { RecordedEvent, StoredEvent, SyncStore } from './sync-store.ts';
+
+export type { EmbeddedPostgresStoreOptions, PostgresStoreOptions } from './postgres-store-options.ts';
+
+/**
+ * A {@link SyncStore} in PostgreSQL: on a server shared by every service instance (a `pg` Pool),
+ * or embedded in the process (PGlite). One implementation for both, with the semantics of
+ * `MemoryStore` and the guarantees a shared database needs: unique constraints on links,
+ * one outbox row per record and target, claims with `FOR UPDATE SKIP LOCKED` fenced by
+ * tokens from a sequence, and every time taken from the database clock.
+ *
+ * Open it with {@link PostgresStore.open} (or {@link PostgresStore.openEmbedded}), which applies
+ * the schema's pending migrations first; opening again, or from many processes at once, is safe.
+ *
+ * @example
+ * ```ts
+ * import pg from 'pg';
+ * const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
+ * const store = await PostgresStore.open({ sql: sqlClientFromPg(pool) });
+ * const writer = new DualWriter({ store, legacy, medplum, mappings, plan });
+ * ```
+ */
+export class PostgresStore implements SyncStore {
+  /**
+   * `true` on a PostgreSQL server, which every service instance can share; `false` on PGlite,
+   * which one process holds: other instances would each have a journal of their own, so a lease
+   * here does not keep them off a record (mirrors then use conditional creates).
+   */
+  readonly leasesAcrossProcesses: boolean;
+  readonly #sql: SqlClient;
+  readonly #tables: JournalTables;
+  readonly #close: (() => Promise<void>) | undefined;
+  #closed = false;
+
+  private constructor(
+    sql: SqlClient,
+    schema: string,
+    shared: boolean,
+    close: (() => Promise<void>) | undefined,
+  ) {
+    this.#sql = sql;
+    this.#tables = journalTables(schema);
+    this.leasesAcrossProcesses = shared;
+    this.#close = close;
+  }
+
+  /**
+   * Opens the store on a database the caller owns, creating the schema and applying pending
+   * migrations. {@link PostgresStore.close} leaves the database open.
+   *
+   * @param options - The database and schema.
+   * @returns The store, ready to use.
+   * @throws {@link ConfigurationError} naming `sql` or `schema` when an option is invalid.
+   * @example
+   * ```ts
+   * const store = await PostgresStore.open({ sql: sqlClientFromPg(pool), schema: 'dualwrite' });
+   * ```
+   */
+  static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
+    const { sql, schema } = validateStoreOptions(options);
+    await migrate(sql, schema);
+    // A SqlClient does not say which driver it wraps; the server does.
+    const { rows } = await sql.query<{ version: string }>('SELECT version() AS version');
+    const embedded = rows[0]?.version.includes('PGlite') ?? false;
+    return new PostgresStore(sql, schema, !embedded, undefined);
+  }
+
+  /**
+   * Opens the store on an embedded PGlite database that the store owns (and closes in
+   * {@link PostgresStore.close}). Needs the package `@electric-sql/pglite` installed; it is
+   * loaded only when this is called.
+   *
+   * @param options - Where PGlite keeps its data, and the schema.
+   * @returns The store, ready to use.
+   * @throws {@link ConfigurationError} naming the option when one is invalid, or
+   * `@electric-sql/pglite` when the package is not installed.
+   * @example
+   * ```ts
+   * const store = await PostgresStore.openEmbedded({ dataDir: './data/dualwrite' });
+   * // …
+   * await store.close();
+   * ```
+   */
+  static async openEmbedded(options: EmbeddedPostgresStoreOptions = {}): Promise<PostgresStore> {
+    const { dataDir, schema } = validateEmbeddedOptions(options);
+    const db = await openPglite(dataDir);
+    try {
+      const sql = sqlClientFromPglite(db);
+      await migrate(sql, schema);
+      return new PostgresStore(sql, schema, false, () => db.close());
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Closes what the store opened itself (the embedded database of
+   * {@link PostgresStore.openEmbedded}); a database passed to {@link PostgresStore.open} stays
+   * open. Calling it again does nothing.
+   *
+   * @returns When closed.
+   * @example
+   * ```ts
+   * await store.close();
+   * ```
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#close?.();
+  }
+
+  /** {@inheritDoc SyncStore.getLink} */
+  getLink(resourceType: string, legacyId: string): Promise<Link | undefined> {
+    return links.getLink(this.#sql, this.#tables, resourceType, legacyId);
+  }
+
+  /** {@inheritDoc SyncStore.getLinkByMedplumId} */
+  getLinkByMedplumId(resourceType: string, medplumId: string): Promise<Link | undefined> {
+    return links.getLinkByMedplumId(this.#sql, this.#tables, resourceType, medplumId);
+  }
+
+  /** {@inheritDoc SyncStore.saveLink} */
+  saveLink(link: Link): Promise<void> {
+    return links.retryingLinkRaces(() =>
+      this.#sql.transaction((tx) => links.saveLink(tx, this.#tables, link)),
+    );
+  }
+
+  /** {@inheritDoc SyncStore.deleteLink} */
+  deleteLink(resourceType: string, legacyId: string): Promise<void> {
+    return links.deleteLink(this.#sql, this.#tables, resourceType, legacyId);
+  }
+
+  /** {@inheritDoc SyncStore.intend} */
+  intend(intent: OutboxIntent, holdMs: number): Promise<OutboxTicket> {
+    return outbox.intend(this.#sql, this.#tables, intent, holdMs);
+  }
+
+  /**
+   * The database the store lives in. A `PostgresTableAdapter` on the same client lets the
+   * writer journal each legacy write in the write's own transaction (a transactional outbox).
+   *
+   * @example
+   * ```ts
+   * const sql = sqlClientFromPg(pool);
+   * const store = await PostgresStore.open({ sql });
+   * store.sql === sql; // true
+   * ```
+   */
+  get sql(): SqlClient {
+    return this.#sql;
+  }
+
+  /**
+   * Records an intent inside a caller's transaction of {@link PostgresStore.sql}: it commits or
+   * rolls back with the legacy write made in the same transaction, so it needs no hold.
+   *
+   * @param tx - The transaction.
+   * @param intent - The write's intent.
+   * @returns The entry and its seq.
+   * @example
+   * ```ts
+   * await sql.transaction(async (tx) => {
+   *   const record = await legacy.within(tx).create('Patient', row);
+   *   await store.intendWithin(tx, { resourceType: 'Patient', legacyId: record.id, target: 'medplum', unit: 'north', kind: 'upsert' });
+   * });
+   * ```
+   */
+  intendWithin(tx: SqlQueryable, intent: OutboxIntent): Promise<OutboxTicket> {
+    return outbox.intend(tx, this.#tables, intent, 0);
+  }
+
+  /** {@inheritDoc SyncStore.commit} */
+  commit(
+    ticket: OutboxTicket,
+    lease?: { readonly owner: string; readonly leaseMs: number },
+  ): Promise<Lease | undefined> {
+    return outbox.commit(this.#sql, this.#tables, ticket, lease);
+  }
+
+  /** {@inheritDoc SyncStore.claim} */
+  claim(owner: string, limit: number, leaseMs: number): Promise<Lease[]> {
+    return outbox.claim(this.#sql, this.#tables, owner, limit, leaseMs);
+  }
+
+  /** {@inheritDoc SyncStore.complete} */
+  complete(lease: Lease, link: Link | null | undefined): Promise<LeaseOutcome> {
+    const tables = this.#tables;
+    return links.retryingLinkRaces(() =>
+      outbox.finish(this.#sql, tables, lease, async (tx) => {
+        const { resourceType, legacyId } = lease.entry;
+        if (link === null) await links.deleteLink(tx, tables, resourceType, legacyId);
+        else if (link !== undefined) await links.saveLink(tx, tables, link);
+        await outbox.deleteEntry(tx, tables, lease.entry.id);
+      }),
+    );
+  }
+
+  /** {@inheritDoc SyncStore.retryLater} */
+  retryLater(lease: Lease, error: OutboxError, delayMs: number): Promise<LeaseOutcome> {
+    return outbox.retryLater(this.#sql, this.#tables, lease, error, delayMs);
+  }
+
+  /** {@inheritDoc SyncStore.deadLetter} */
+  deadLetter(lease: Lease, error: OutboxError): Promise<LeaseOutcome> {
+    return outbox.finish(this.#sql, this.#tables, lease, (tx) =>
+      letters.moveToDeadLetters(tx, this.#tables, lease.entry.id, error),
+    );
+  }
+
+  /** {@inheritDoc SyncStore.listOutbox} */
+  listOutbox(options: { readonly limit?: number | undefined } = {}): Promise<OutboxEntry[]> {
+    return outbox.listOutbox(this.#sql, this.#tables, options.limit);
+  }
+
+  /** {@inheritDoc SyncStore.outboxCounts} */
+  outboxCounts(): Promise<OutboxCounts> {
+    return outbox.outboxCounts(this.#sql, this.#tables);
+  }
+
+  /** {@inheritDoc SyncStore.listDeadLetters} */
+  listDeadLetters(
+    options: {
+      readonly status?: DeadLetter['status'] | 'all' | undefined;
+      readonly limit?: number | undefined;
+    } = {},
+  ): Promise<DeadLetter[]> {
+    return letters.listDeadLetters(this.#sql, this.#tables, options.status ?? 'open', options.limit);
+  }
+
+  /** {@inheritDoc SyncStore.retryDeadLetter} */
+  retryDeadLetter(id: string): Promise<OutboxTicket | undefined> {
+    return letters.retryDeadLetter(this.#sql, this.#tables, id);
+  }
+
+  /** {@inheritDoc SyncStore.discardDeadLetter} */
+  discardDeadLetter(id: string, note: string): Promise<boolean> {
+    return letters.discardDeadLetter(this.#sql, this.#tables, id, note);
+  }
+
+  /** {@inheritDoc SyncStore.appendEvent} */
+  async appendEvent(event: StoredEvent): Promise<void> {
+    await this.#sql.query(
+      `INSERT INTO ${this.#tables.events} (type, resource_type, legacy_id, unit, data)
+       VALUES ($1, $2, $3, $4, $5::text::jsonb)`,
+      [
+        event.type,
+        event.resourceType ?? null,
+        event.legacyId ?? null,
+        event.unit ?? null,
+        jsonParam(event.data),
+      ],
+    );
+  }
+
+  /** {@inheritDoc SyncStore.listEvents} */
+  async listEvents(
+    options: { readonly type?: string | undefined; readonly limit?: number | undefined } = {},
+  ): Promise<RecordedEvent[]> {
+    const { rows } = await this.#sql.query<EventRow>(
+      `SELECT e.id::text AS id, e.type, e.resource_type, e.legacy_id, e.unit, e.data::text AS data,
+         ${iso('e.at')} AS at
+       FROM ${this.#tables.events} e
+       WHERE $1::text IS NULL OR e.type = $1
+       ORDER BY e.id DESC LIMIT $2`,
+      [options.type ?? null, options.limit ?? null],
+    );
+    return rows.map((row) => ({
+      id: row.id,
+      type: row.type,
+      resourceType: optional(row.resource_type),
+      legacyId: optional(row.legacy_id),
+      unit: optional(row.unit),
+      data: parseJson(row.data) as RecordedEvent['data'],
+      at: row.at,
+    }));
+  }
+
+  /** {@inheritDoc SyncStore.getCursor} */
+  async getCursor(name: string): Promise<string | undefined> {
+    const { rows } = await this.#sql.query<{ value: string }>(
+      `SELECT value FROM ${this.#tables.cursors} WHERE name = $1`,
+      [name],
+    );
+    return rows[0]?.value;
+  }
+
+  /** {@inheritDoc SyncStore.setCursor} */
+  async setCursor(name: string, value: string): Promise<void> {
+    await this.#sql.query(
+      `INSERT INTO ${this.#tables.cursors} (name, value) VALUES ($1, $2)
+       ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = clock_timestamp()`,
+      [name, value],
+    );
+  }
+
+  /** {@inheritDoc SyncStore.loadPlan} */
+  async loadPlan(): Promise<unknown> {
+    const { rows } = await this.#sql.query<{ plan: string | null }>(
+      `SELECT plan::text AS plan FROM ${this.#tables.plan} WHERE id = 1`,
+    );
+    return parseJson(rows[0]?.plan ?? null);
+  }
+
+  /** {@inheritDoc SyncStore.savePlan} */
+  async savePlan(plan: unknown): Promise<void> {
+    await this.#sql.query(
+      `INSERT INTO ${this.#tables.plan} (id, plan) VALUES (1, $1::text::jsonb)
+       ON CONFLICT (id) DO UPDATE SET plan = excluded.plan, updated_at = clock_timestamp()`,
+      [jsonParam(plan)],
+    );
+  }
+}
+
+interface EventRow {
+  readonly id: string;
+  readonly type: string;
+  readonly resource_type: string | null;
+  readonly legacy_id: string | null;
+  readonly unit: string | null;
+  readonly data: string | null;
+  readonly at: string;
+}

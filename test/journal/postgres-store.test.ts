@@ -1,0 +1,217 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigurationError } from '../../src/errors.ts';
+import type { Lease } from '../../src/journal/outbox.ts';
+import { PostgresStore, type PostgresStoreOptions } from '../../src/journal/postgres-store.ts';
+import { LinkConflictError } from '../../src/journal/sync-store.ts';
+import { sqlClientFromPg } from '../../src/sql/pg-client.ts';
+import { sqlClientFromPglite } from '../../src/sql/pglite-client.ts';
+import type { SqlClient } from '../../src/sql/sql-client.ts';
+import { intentOf, linkOf } from './sync-store.fixture.ts';
+
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const HOUR = 3_600_000;
+
+describe('PostgresStore on PGlite', () => {
+  let db: PGlite;
+  let sql: SqlClient;
+  beforeAll(async () => {
+    db = await PGlite.create();
+    sql = sqlClientFromPglite(db);
+  });
+  afterAll(async () => {
+    await db.close();
+  });
+
+  async function migrations(schema: string): Promise<{ version: number; name: string }[]> {
+    const { rows } = await sql.query<{ version: number; name: string }>(
+      `SELECT version, name FROM "${schema}".migrations ORDER BY version`,
+    );
+    return rows;
+  }
+
+  it('applies each migration once: opening again applies nothing', async () => {
+    await PostgresStore.open({ sql, schema: 'reopened' });
+    const store = await PostgresStore.open({ sql, schema: 'reopened' });
+    expect(await migrations('reopened')).toEqual([{ version: 1, name: 'initial' }]);
+    await store.saveLink(linkOf('p-1', 'm-1'));
+    expect(await store.getLink('Patient', 'p-1')).toEqual(linkOf('p-1', 'm-1'));
+  });
+
+  it("keeps its tables in the schema 'dualwrite' by default", async () => {
+    await PostgresStore.open({ sql });
+    const { rows } = await sql.query<{ table_name: string }>(
+      `SELECT table_name FROM information_schema.tables WHERE table_schema = 'dualwrite' ORDER BY table_name`,
+    );
+    expect(rows.map((row) => row.table_name)).toEqual([
+      'cursors',
+      'dead_letters',
+      'events',
+      'links',
+      'migrations',
+      'outbox',
+      'plan',
+    ]);
+  });
+
+  it('isolates the data of stores in different schemas', async () => {
+    const north = await PostgresStore.open({ sql, schema: 'iso_north' });
+    const south = await PostgresStore.open({ sql, schema: 'iso_south' });
+    await north.saveLink(linkOf('p-1', 'm-1'));
+    await north.intend(intentOf('p-1'), HOUR);
+    await south.saveLink(linkOf('p-2', 'm-1'));
+    expect(await south.getLink('Patient', 'p-1')).toBeUndefined();
+    expect(await south.listOutbox()).toEqual([]);
+    expect((await north.getLinkByMedplumId('Patient', 'm-1'))?.legacyId).toBe('p-1');
+  });
+
+  it('says its leases do not reach other processes, since a PGlite database is one process’s', async () => {
+    expect((await PostgresStore.open({ sql, schema: 'local' })).leasesAcrossProcesses).toBe(false);
+  });
+
+  it('leaves a database it was given open when closed', async () => {
+    const store = await PostgresStore.open({ sql, schema: 'given' });
+    await store.close();
+    expect((await sql.query<{ one: number }>('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+  });
+
+  describe('options', () => {
+    async function configurationError(options: unknown): Promise<ConfigurationError> {
+      const error = await PostgresStore.open(options as PostgresStoreOptions).catch((err: unknown) => err);
+      expect(error).toBeInstanceOf(ConfigurationError);
+      return error as ConfigurationError;
+    }
+
+    it.each(['a.b', 'x"; DROP SCHEMA public; --', '', '1st', 'a'.repeat(64), 42])(
+      'rejects the schema %j, naming the field',
+      async (schema) => {
+        expect((await configurationError({ sql, schema })).field).toBe('schema');
+      },
+    );
+
+    it('rejects something that is not a SqlClient, naming the field', async () => {
+      expect((await configurationError({ sql: {} })).field).toBe('sql');
+      expect((await configurationError(undefined)).field).toBe('options');
+    });
+
+    it('rejects an empty dataDir for an embedded store, naming the field', async () => {
+      const error = await PostgresStore.openEmbedded({ dataDir: '' }).catch((err: unknown) => err);
+      expect(error).toBeInstanceOf(ConfigurationError);
+      expect((error as ConfigurationError).field).toBe('dataDir');
+    });
+  });
+});
+
+describe('PostgresStore.openEmbedded', () => {
+  it('opens an in-memory database by default, and closing twice is harmless', async () => {
+    const store = await PostgresStore.openEmbedded();
+    expect(store.leasesAcrossProcesses).toBe(false);
+    await store.setCursor('legacy', 'c-1');
+    expect(await store.getCursor('legacy')).toBe('c-1');
+    await store.close();
+    await store.close();
+  });
+
+  it('keeps its data in dataDir across a close and a reopen', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'dualwrite-store-'));
+    try {
+      const first = await PostgresStore.openEmbedded({ dataDir });
+      await first.saveLink(linkOf('p-1', 'm-1'));
+      await first.commit(await first.intend(intentOf('p-1'), HOUR));
+      await first.close();
+      const second = await PostgresStore.openEmbedded({ dataDir });
+      expect(await second.getLink('Patient', 'p-1')).toEqual(linkOf('p-1', 'm-1'));
+      expect(await second.claim('worker-1', 10, HOUR)).toHaveLength(1);
+      await second.close();
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('PostgresStore on PostgreSQL with concurrent instances', () => {
+  // Separate pools stand for separate service instances: no connection is shared.
+  const run = `dw_pgstore_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+  const schemas: string[] = [];
+  const pools: pg.Pool[] = [];
+  beforeAll(() => {
+    for (let i = 0; i < 4; i += 1) pools.push(new pg.Pool({ connectionString: DATABASE_URL, max: 4 }));
+  });
+  afterAll(async () => {
+    for (const schema of schemas) await pools[0]!.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await Promise.all(pools.map((pool) => pool.end()));
+  });
+
+  /** Opens one store per pool on a fresh schema, all at once. */
+  async function openAll(): Promise<{ schema: string; stores: PostgresStore[] }> {
+    const schema = `${run}_${schemas.length + 1}`;
+    schemas.push(schema);
+    const stores = await Promise.all(
+      pools.map((pool) => PostgresStore.open({ sql: sqlClientFromPg(pool), schema })),
+    );
+    return { schema, stores };
+  }
+
+  it('migrates safely when several instances open the same new schema at once', async () => {
+    const { schema, stores } = await openAll();
+    const { rows } = await pools[0]!.query(`SELECT version FROM "${schema}".migrations`);
+    expect(rows).toEqual([{ version: 1 }]);
+    await stores[0]!.saveLink(linkOf('p-1', 'm-1'));
+    expect(await stores[3]!.getLink('Patient', 'p-1')).toEqual(linkOf('p-1', 'm-1'));
+  });
+
+  it('says its leases exclude workers in other processes, which share the server', async () => {
+    const { stores } = await openAll();
+    expect(stores.every((store) => store.leasesAcrossProcesses)).toBe(true);
+  });
+
+  it('never leases one entry twice when four instances race to claim 200 entries', async () => {
+    const { stores } = await openAll();
+    const ids = Array.from({ length: 200 }, (_, i) => `p-${i}`);
+    await Promise.all(ids.map(async (id) => stores[0]!.commit(await stores[0]!.intend(intentOf(id), HOUR))));
+    const leases: Lease[] = [];
+    await Promise.all(
+      stores.map(async (store, worker) => {
+        // Each worker claims small batches until the outbox has nothing left for it.
+        for (;;) {
+          const batch = await store.claim(`worker-${worker}`, 7, HOUR);
+          if (batch.length === 0) return;
+          leases.push(...batch);
+        }
+      }),
+    );
+    const entryIds = leases.map((lease) => lease.entry.id);
+    expect(new Set(entryIds).size).toBe(entryIds.length);
+    expect(entryIds).toHaveLength(200);
+    expect(new Set(leases.map((lease) => lease.owner)).size).toBeGreaterThan(1);
+  });
+
+  it('coalesces concurrent intents of one record into one entry', async () => {
+    const { stores } = await openAll();
+    const tickets = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => stores[i % 4]!.intend(intentOf('p-1'), HOUR)),
+    );
+    expect(new Set(tickets.map((ticket) => ticket.id)).size).toBe(1);
+    expect(tickets.map((ticket) => ticket.seq).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
+    expect(await stores[0]!.listOutbox()).toHaveLength(1);
+  });
+
+  it('links a Medplum id to exactly one of several legacy ids saved at once', async () => {
+    const { stores } = await openAll();
+    const results = await Promise.allSettled(
+      Array.from({ length: 12 }, (_, i) => stores[i % 4]!.saveLink(linkOf(`p-${i}`, 'm-1'))),
+    );
+    expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(1);
+    const failures = results.flatMap((result) =>
+      result.status === 'rejected' ? [result.reason as unknown] : [],
+    );
+    expect(failures).toHaveLength(11);
+    for (const failure of failures) expect(failure).toBeInstanceOf(LinkConflictError);
+  });
+});

@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest';
+import { LinkConflictError } from '../../src/journal/sync-store.ts';
+import { describeOutboxContract } from './sync-store-outbox.contract.ts';
+import { linkOf, useStore, type OpenSyncStore } from './sync-store.fixture.ts';
+
+export type { OpenSyncStore, SyncStoreFixture } from './sync-store.fixture.ts';
+
+/**
+ * The behaviour every `SyncStore` promises, as one suite to run per implementation.
+ *
+ * @param name - The implementation's name, for the describe block.
+ * @param open - Opens a fresh, empty store for each case.
+ * @example
+ * ```ts
+ * describeSyncStoreContract('MemoryStore', async () => ({ store: new MemoryStore(), close: async () => {} }));
+ * ```
+ */
+export function describeSyncStoreContract(name: string, open: OpenSyncStore): void {
+  describe(`${name} (SyncStore contract)`, () => {
+    const fixture = useStore(open);
+
+    describe('links', () => {
+      it('reads a saved link back by legacy id and by Medplum id', async () => {
+        const link = linkOf('p-1', 'm-1');
+        await fixture.store.saveLink(link);
+        expect(await fixture.store.getLink('Patient', 'p-1')).toEqual(link);
+        expect(await fixture.store.getLinkByMedplumId('Patient', 'm-1')).toEqual(link);
+      });
+
+      it('reads absent versions back as undefined', async () => {
+        await fixture.store.saveLink(
+          linkOf('p-1', 'm-1', { legacyVersion: undefined, medplumVersion: undefined }),
+        );
+        const link = await fixture.store.getLink('Patient', 'p-1');
+        expect(link?.legacyVersion).toBeUndefined();
+        expect(link?.medplumVersion).toBeUndefined();
+      });
+
+      it('answers undefined for records that have no link', async () => {
+        expect(await fixture.store.getLink('Patient', 'nobody')).toBeUndefined();
+        expect(await fixture.store.getLinkByMedplumId('Patient', 'nobody')).toBeUndefined();
+      });
+
+      it('refuses to link a Medplum id to a second legacy id, changing nothing', async () => {
+        await fixture.store.saveLink(linkOf('p-1', 'm-1'));
+        const error = await fixture.store.saveLink(linkOf('p-2', 'm-1')).catch((err: unknown) => err);
+        expect(error).toBeInstanceOf(LinkConflictError);
+        expect(error).toMatchObject({ medplumId: 'm-1', existingLegacyId: 'p-1', legacyId: 'p-2' });
+        expect(await fixture.store.getLink('Patient', 'p-2')).toBeUndefined();
+        expect((await fixture.store.getLinkByMedplumId('Patient', 'm-1'))?.legacyId).toBe('p-1');
+      });
+
+      it('replaces the link of a legacy id saved again with a new Medplum id, freeing the old one', async () => {
+        await fixture.store.saveLink(linkOf('p-1', 'm-1'));
+        await fixture.store.saveLink(linkOf('p-1', 'm-2', { medplumVersion: '9' }));
+        expect(await fixture.store.getLink('Patient', 'p-1')).toEqual(
+          linkOf('p-1', 'm-2', { medplumVersion: '9' }),
+        );
+        expect(await fixture.store.getLinkByMedplumId('Patient', 'm-1')).toBeUndefined();
+        await fixture.store.saveLink(linkOf('p-3', 'm-1'));
+        expect((await fixture.store.getLinkByMedplumId('Patient', 'm-1'))?.legacyId).toBe('p-3');
+      });
+
+      it('keys links per resource type', async () => {
+        await fixture.store.saveLink(linkOf('x-1', 'm-1'));
+        await fixture.store.saveLink(linkOf('x-1', 'm-1', { resourceType: 'Encounter' }));
+        expect((await fixture.store.getLink('Encounter', 'x-1'))?.resourceType).toBe('Encounter');
+        expect((await fixture.store.getLink('Patient', 'x-1'))?.resourceType).toBe('Patient');
+      });
+
+      it('deletes a link, and deleting a missing one is a no-op', async () => {
+        await fixture.store.saveLink(linkOf('p-1', 'm-1'));
+        await fixture.store.deleteLink('Patient', 'p-1');
+        await fixture.store.deleteLink('Patient', 'p-1');
+        expect(await fixture.store.getLink('Patient', 'p-1')).toBeUndefined();
+        expect(await fixture.store.getLinkByMedplumId('Patient', 'm-1')).toBeUndefined();
+      });
+    });
+
+    describeOutboxContract(fixture);
+
+    describe('events', () => {
+      it('lists events newest first, with increasing ids and ISO times', async () => {
+        await fixture.store.appendEvent({
+          type: 'conflict',
+          resourceType: 'Patient',
+          legacyId: 'p-1',
+          unit: 'north',
+        });
+        await fixture.store.appendEvent({
+          type: 'divergence',
+          data: { paths: ['name[0].family'], count: 1 },
+        });
+        const events = await fixture.store.listEvents();
+        expect(events).toMatchObject([
+          { type: 'divergence', data: { paths: ['name[0].family'], count: 1 } },
+          { type: 'conflict', resourceType: 'Patient', legacyId: 'p-1', unit: 'north' },
+        ]);
+        expect(Number(events[0]!.id)).toBeGreaterThan(Number(events[1]!.id));
+        expect(new Date(events[0]!.at).toISOString()).toBe(events[0]!.at);
+        expect(events[1]!.data).toBeUndefined();
+      });
+
+      it('filters events by type and limits them', async () => {
+        for (const type of ['a', 'b', 'a', 'a']) await fixture.store.appendEvent({ type, data: { type } });
+        expect(await fixture.store.listEvents({ type: 'b' })).toHaveLength(1);
+        expect(await fixture.store.listEvents({ type: 'a', limit: 2 })).toHaveLength(2);
+        expect(await fixture.store.listEvents({ type: 'c' })).toEqual([]);
+      });
+    });
+
+    describe('cursors', () => {
+      it('reads back the value set last, and undefined for an unknown cursor', async () => {
+        expect(await fixture.store.getCursor('legacy:Patient')).toBeUndefined();
+        await fixture.store.setCursor('legacy:Patient', 'c-1');
+        await fixture.store.setCursor('legacy:Patient', 'c-2');
+        await fixture.store.setCursor('medplum', 'm');
+        expect(await fixture.store.getCursor('legacy:Patient')).toBe('c-2');
+        expect(await fixture.store.getCursor('medplum')).toBe('m');
+      });
+    });
+
+    describe('plan', () => {
+      it('is undefined until saved, then round-trips as JSON, the last save winning', async () => {
+        expect(await fixture.store.loadPlan()).toBeUndefined();
+        await fixture.store.savePlan({ default: 'legacy-only', units: { north: 'dual-write' } });
+        const plan = { default: 'dual-write', units: { north: 'live', south: ['a', 1, null, true] } };
+        await fixture.store.savePlan(plan);
+        expect(await fixture.store.loadPlan()).toEqual(plan);
+      });
+    });
+  });
+}
