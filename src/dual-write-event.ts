@@ -12,6 +12,8 @@ import type { Stage } from './plan/stage.ts';
  *   (`error` names the typed error); the entry is dead-lettered.
  * - `drained`: the drainer applied an outbox entry.
  * - `dead-letter`: the drainer moved an entry to the dead-letter queue.
+ * - `conflict`: a mirror found its target changed since the last sync; the authority's copy
+ *   won (`conflicts: 'authority-wins'`). Also recorded in the store's event table.
  *
  * @example
  * ```ts
@@ -71,4 +73,14 @@ export type DualWriteEvent =
       readonly status: number | undefined;
       readonly attempts: number;
       readonly error: string;
+    }
+  | {
+      readonly type: 'conflict';
+      readonly resourceType: string;
+      readonly legacyId: string;
+      readonly unit: string;
+      readonly target: Side;
+      readonly expectedVersion: string | undefined;
+      readonly actualVersion: string | undefined;
+      readonly resolution: 'authority-wins';
     };

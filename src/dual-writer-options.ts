@@ -66,6 +66,14 @@ export interface DualWriterOptions<C, L> {
    */
   readonly intentHoldMs?: number | undefined;
   /**
+   * What a mirror does when its target changed since the last sync (both systems changed the
+   * record): `authority-wins` overwrites the target with the authority's copy and records a
+   * `conflict` event (in the store's event table too); `dead-letter` leaves the target alone and
+   * dead-letters the mirror for an operator. Pluggable resolvers come in a later release.
+   * @default 'authority-wins'
+   */
+  readonly conflicts?: 'authority-wins' | 'dead-letter' | undefined;
+  /**
    * How the inline mirror and authority writes retry transient failures within one call.
    * @default { retries: 5, minTimeoutMs: 100, maxTimeoutMs: 5000, factor: 2, maxRateLimitWaitMs: 60000 }
    */
@@ -170,6 +178,13 @@ export function validateDualWriterOptions(options: unknown): void {
   ) {
     throw new ConfigurationError('linkCacheSize', cacheSize, 'must be a positive integer');
   }
+  if (
+    given.conflicts !== undefined &&
+    given.conflicts !== 'authority-wins' &&
+    given.conflicts !== 'dead-letter'
+  ) {
+    throw new ConfigurationError('conflicts', given.conflicts, "must be 'authority-wins' or 'dead-letter'");
+  }
   if (given.mirror !== undefined && given.mirror !== 'sync' && given.mirror !== 'async') {
     throw new ConfigurationError('mirror', given.mirror, "must be 'sync' or 'async'");
   }
@@ -184,7 +199,16 @@ export function validateDualWriterOptions(options: unknown): void {
   }
   const store = given.store as Record<string, unknown> | null | undefined;
   if (store !== undefined) {
-    for (const method of ['getLink', 'getLinkByMedplumId', 'saveLink', 'deleteLink', 'intend', 'commit', 'claim', 'complete']) {
+    for (const method of [
+      'getLink',
+      'getLinkByMedplumId',
+      'saveLink',
+      'deleteLink',
+      'intend',
+      'commit',
+      'claim',
+      'complete',
+    ]) {
       if (typeof store?.[method] !== 'function')
         throw new ConfigurationError(`store.${method}`, store?.[method], 'must be a function (a SyncStore)');
     }

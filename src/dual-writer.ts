@@ -17,7 +17,7 @@ import type { ResourceMapping } from './mapping/resource-mapping.ts';
 import { applyToLegacy, withId } from './mirror/apply-to-legacy.ts';
 import { applyToMedplum } from './mirror/apply-to-medplum.ts';
 import { Drainer, drainerPolicyOf, type DrainReport } from './mirror/drainer.ts';
-import { runLease, type LeaseResult } from './mirror/lease-runner.ts';
+import { runLease, type LeasePolicy, type LeaseResult } from './mirror/lease-runner.ts';
 import { replacing, type MirrorContext } from './mirror/mirror-entry.ts';
 import { RecordLocks } from './mirror/record-locks.ts';
 import { retryPolicyOf, withRetries, type RetryPolicy } from './mirror/retry-policy.ts';
@@ -82,11 +82,27 @@ export class DualWriter<C, L> {
     this.#retry = retryPolicyOf(options.retry);
     this.#onEvent = options.onEvent;
     const drainer = drainerPolicyOf(options.drainer);
+    const leasePolicy: LeasePolicy = {
+      maxAttempts: drainer.maxAttempts,
+      backoff: drainer.backoff,
+      onConflict: (entry, conflict) =>
+        this.#emit({
+          type: 'conflict',
+          resourceType: entry.resourceType,
+          legacyId: entry.legacyId,
+          unit: entry.unit,
+          target: conflict.side,
+          expectedVersion: conflict.expectedVersion,
+          actualVersion: conflict.actualVersion,
+          resolution: 'authority-wins',
+        }),
+    };
     const ctx: MirrorContext<L> = {
       legacy: this.#legacy,
       medplum: this.#medplum,
       mappings: this.#mappings,
       store: this.#store,
+      conflicts: options.conflicts ?? 'authority-wins',
     };
     this.#writes = new WritePath(ctx, {
       mode: options.mirror ?? 'sync',
@@ -94,16 +110,14 @@ export class DualWriter<C, L> {
       intentHoldMs: options.intentHoldMs ?? 60_000,
       retry: this.#retry,
       drainer,
+      lease: leasePolicy,
       emit: (event) => this.#emit(event),
       notifyDrainer: () => this.#drainer.notify(),
     });
     this.#drainer = new Drainer(
       this.#store,
       async (lease) => {
-        const result = await runLease(ctx, lease, {
-          maxAttempts: drainer.maxAttempts,
-          backoff: drainer.backoff,
-        });
+        const result = await runLease(ctx, lease, leasePolicy);
         this.#emitDrained(lease.entry, result);
         return result;
       },

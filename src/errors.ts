@@ -282,15 +282,18 @@ export class MirrorError extends DualWriteError {
    * @param cause - The mirror's typed error.
    */
   constructor(result: WriteResult, cause: DualWriteError) {
-    super(`${result.resourceType}: written to ${result.authority}; mirror failed and was dead-lettered: ${cause.message}`, {
-      side: cause.side,
-      resourceType: result.resourceType,
-      legacyId: result.legacyId,
-      medplumId: result.medplumId,
-      status: cause.status,
-      attempts: cause.attempts,
-      cause,
-    });
+    super(
+      `${result.resourceType}: written to ${result.authority}; mirror failed and was dead-lettered: ${cause.message}`,
+      {
+        side: cause.side,
+        resourceType: result.resourceType,
+        legacyId: result.legacyId,
+        medplumId: result.medplumId,
+        status: cause.status,
+        attempts: cause.attempts,
+        cause,
+      },
+    );
     this.retryable = cause.retryable;
     this.result = result;
   }

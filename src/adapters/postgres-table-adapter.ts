@@ -196,7 +196,12 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
     }
     if (inserted !== undefined) return toRecord(schema, inserted);
     const existing = await this.#read(schema, scalarText(givenId) ?? '');
-    throw new LegacyVersionConflictError(resourceType, existing?.id ?? String(givenId), undefined, existing?.version);
+    throw new LegacyVersionConflictError(
+      resourceType,
+      existing?.id ?? String(givenId),
+      undefined,
+      existing?.version,
+    );
   }
 
   /** {@inheritDoc LegacyAdapter.update} */

@@ -1,5 +1,5 @@
 import { DualWriteError, RejectedError } from '../errors.ts';
-import type { Lease, LeaseOutcome, OutboxError } from '../journal/outbox.ts';
+import type { Lease, LeaseOutcome, OutboxEntry, OutboxError } from '../journal/outbox.ts';
 import { LinkConflictError, type SyncStore } from '../journal/sync-store.ts';
 import { delayFor, type Backoff } from './backoff.ts';
 import type { MirrorContext, MirrorOutcome } from './mirror-entry.ts';
@@ -28,6 +28,9 @@ export interface LeasePolicy {
   /** Failed attempts after which even a transient failure is dead-lettered. */
   readonly maxAttempts: number;
   readonly backoff: Backoff;
+  /** Told of each conflict resolved in the authority's favour, once it is recorded. */
+  readonly onConflict?:
+    ((entry: OutboxEntry, conflict: NonNullable<MirrorOutcome['conflict']>) => void) | undefined;
 }
 
 /**
@@ -56,6 +59,18 @@ export async function runLease<L>(
   }
   try {
     const recorded = await ctx.store.complete(lease, outcome.link);
+    if (recorded === 'done' && outcome.conflict !== undefined) {
+      const { resourceType, legacyId, unit } = lease.entry;
+      const { side, expectedVersion, actualVersion } = outcome.conflict;
+      await ctx.store.appendEvent({
+        type: 'conflict',
+        resourceType,
+        legacyId,
+        unit,
+        data: { target: side, expectedVersion, actualVersion, resolution: 'authority-wins' },
+      });
+      policy.onConflict?.(lease.entry, outcome.conflict);
+    }
     return {
       status: recorded === 'done' ? (outcome.action === 'unchanged' ? 'unchanged' : 'applied') : recorded,
       outcome,

@@ -1,7 +1,14 @@
 import type { WithId } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
 import { contentHash } from '../divergence/normalise.ts';
-import { DualWriteError, MappingError, type ErrorDetails } from '../errors.ts';
+import {
+  ConflictError,
+  DualWriteError,
+  MappingError,
+  UnavailableError,
+  type ErrorDetails,
+  type Side,
+} from '../errors.ts';
 import type { Link } from '../journal/link.ts';
 import type { OutboxEntry } from '../journal/outbox.ts';
 import type { SyncStore } from '../journal/sync-store.ts';
@@ -11,6 +18,7 @@ import { classifyLegacyError } from '../sides/legacy-failure.ts';
 import type { MedplumSide } from '../sides/medplum-side.ts';
 import { applyToLegacy } from './apply-to-legacy.ts';
 import { applyToMedplum } from './apply-to-medplum.ts';
+import type { WriteGuard } from './write-guard.ts';
 
 /** What the mirror step needs of the writer. */
 export interface MirrorContext<L> {
@@ -18,6 +26,8 @@ export interface MirrorContext<L> {
   readonly medplum: MedplumSide;
   readonly mappings: ReadonlyMap<string, ResourceMapping<L>>;
   readonly store: SyncStore;
+  /** What a mirror does when the target changed since the last sync. */
+  readonly conflicts: 'authority-wins' | 'dead-letter';
 }
 
 /**
@@ -45,6 +55,12 @@ export interface MirrorOutcome {
   readonly resource: WithId<Resource> | undefined;
   /** The legacy record after the mirror, when there is one (for results). */
   readonly record: LegacyRecord<unknown> | undefined;
+  /** Set when the target had changed since the last sync and the authority's copy won. */
+  readonly conflict?: {
+    readonly side: Side;
+    readonly expectedVersion: string | undefined;
+    readonly actualVersion: string | undefined;
+  };
 }
 
 /**
@@ -69,9 +85,36 @@ export async function mirrorEntry<L>(
   const mapping = ctx.mappings.get(resourceType);
   if (mapping === undefined) throw new MappingError(undefined, `no mapping for ${resourceType}`, details);
   const link = await ctx.store.getLink(resourceType, legacyId);
-  return entry.target === 'medplum'
-    ? toMedplum(ctx, mapping, entry, link, known?.side === 'legacy' ? known : undefined, details)
-    : toLegacy(ctx, mapping, entry, link, known?.side === 'medplum' ? known : undefined, details);
+  const apply = (guard: WriteGuard): Promise<MirrorOutcome> =>
+    entry.target === 'medplum'
+      ? toMedplum(ctx, mapping, entry, link, known?.side === 'legacy' ? known : undefined, guard, details)
+      : toLegacy(ctx, mapping, entry, link, known?.side === 'medplum' ? known : undefined, guard, details);
+  try {
+    return await apply({ kind: 'last-sync' });
+  } catch (err) {
+    if (!(err instanceof ConflictError) || ctx.conflicts !== 'authority-wins') throw err;
+    // Both sides changed since the last sync: the authority's copy wins, and the conflict is
+    // recorded. (Note that a mirror which landed just before a crash, before its link was
+    // saved, looks the same from here; the authority winning is then also the right outcome.)
+    const conflict = {
+      side: entry.target,
+      expectedVersion: err.expectedVersion,
+      actualVersion: err.actualVersion,
+    };
+    try {
+      return { ...(await apply({ kind: 'overwrite' })), conflict };
+    } catch (again) {
+      if (!(again instanceof ConflictError)) throw again;
+      throw new UnavailableError(
+        `${resourceType}/${legacyId} changed again while being overwritten; will retry`,
+        {
+          ...details,
+          status: again.status,
+          cause: again,
+        },
+      );
+    }
+  }
 }
 
 async function toMedplum<L>(
@@ -80,6 +123,7 @@ async function toMedplum<L>(
   entry: OutboxEntry,
   link: Link | undefined,
   known: { readonly record: LegacyRecord<L> | undefined } | undefined,
+  guard: WriteGuard,
   details: ErrorDetails,
 ): Promise<MirrorOutcome> {
   const { resourceType, legacyId } = entry;
@@ -102,7 +146,7 @@ async function toMedplum<L>(
     link,
     desired: (existing) =>
       mapping.toFhir(record.row, base === undefined ? existing : replacing(base, existing)),
-    guard: { kind: 'last-sync' },
+    guard,
     guarded: ctx.store.leasesAcrossProcesses,
   });
   return {
@@ -121,6 +165,7 @@ async function toLegacy<L>(
   entry: OutboxEntry,
   link: Link | undefined,
   known: { readonly resource: WithId<Resource> | undefined } | undefined,
+  guard: WriteGuard,
   details: ErrorDetails,
 ): Promise<MirrorOutcome> {
   const { resourceType, legacyId } = entry;
@@ -141,7 +186,7 @@ async function toLegacy<L>(
     legacyId,
     link,
     desired: (existing) => mapping.toLegacy(resource, base ?? existing?.row),
-    guard: { kind: 'last-sync' },
+    guard,
   });
   return {
     action: written.action,

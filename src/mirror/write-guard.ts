@@ -10,11 +10,14 @@ import type { Link } from '../journal/link.ts';
  *   with optimistic concurrency).
  * - `last-sync`: the copy must be at the version recorded in the link, or absent when there is
  *   no link (a mirror: the target must not have changed since the two systems last agreed).
+ * - `overwrite`: whatever the copy is, replace it (a conflict resolved in the authority's
+ *   favour); the write is still guarded by the version just read, against a concurrent change.
  */
 export type WriteGuard =
   | { readonly kind: 'create' }
   | { readonly kind: 'update'; readonly version?: string | undefined }
-  | { readonly kind: 'last-sync' };
+  | { readonly kind: 'last-sync' }
+  | { readonly kind: 'overwrite' };
 
 /**
  * Checks a guard against the copy found; throws the error the caller should see.
@@ -52,6 +55,8 @@ export function checkGuard(
           details,
         );
       }
+      return;
+    case 'overwrite':
       return;
     case 'last-sync':
       if (link === undefined) return;

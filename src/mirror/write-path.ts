@@ -9,7 +9,7 @@ import type { Stage, StageRoute } from '../plan/stage.ts';
 import type { LegacyAdapter, LegacyRecord } from '../sides/legacy-adapter.ts';
 import type { SideAction, SideOutcome, WriteResult } from '../write-result.ts';
 import type { DrainerPolicy } from './drainer.ts';
-import { runLease, type LeaseResult } from './lease-runner.ts';
+import { runLease, type LeasePolicy, type LeaseResult } from './lease-runner.ts';
 import { mirrorEntry, type KnownAuthority, type MirrorContext, type MirrorOutcome } from './mirror-entry.ts';
 import { withRetries, type RetryPolicy } from './retry-policy.ts';
 
@@ -36,6 +36,7 @@ export interface WritePathSettings {
   readonly intentHoldMs: number;
   readonly retry: RetryPolicy;
   readonly drainer: DrainerPolicy;
+  readonly lease: LeasePolicy;
   readonly emit: (event: DualWriteEvent) => void;
   readonly notifyDrainer: () => void;
 }
@@ -197,12 +198,7 @@ export class WritePath<L> {
         throw err;
       }
     };
-    const running = runLease(
-      this.#ctx,
-      lease,
-      { maxAttempts: this.#settings.drainer.maxAttempts, backoff: this.#settings.drainer.backoff },
-      attempt,
-    );
+    const running = runLease(this.#ctx, lease, this.#settings.lease, attempt);
     const settled = await withinBudget(running, this.#settings.syncBudgetMs);
     if (settled === undefined) {
       // Over budget: the call returns; the mirror goes on in the background and, if it fails,

@@ -33,8 +33,8 @@ describe('conflicts', () => {
     ).toBe('B');
   });
 
-  it('a Medplum copy edited since the last sync is not overwritten by a mirror', async () => {
-    fixture = await startWriterFixture({ stage: 'dual-write' });
+  it("with conflicts: 'dead-letter', a Medplum copy edited since the last sync is not overwritten by a mirror", async () => {
+    fixture = await startWriterFixture({ stage: 'dual-write', writer: { conflicts: 'dead-letter' } });
     const { writer, direct, legacy } = fixture;
     const created = await writer.create('Patient', ada, north);
     const copy = await direct.readResource('Patient', created.medplumId ?? '', { cache: 'no-cache' });
@@ -49,14 +49,47 @@ describe('conflicts', () => {
       expectedVersion: created.medplum.version,
       side: 'medplum',
     });
-    // The authority took the write; the edited Medplum copy was left alone for resolution.
+    // The authority took the write; the edited Medplum copy was left alone for an operator.
     expect((await legacy.read('Patient', 'p-1'))?.row.last_name).toBe('King');
     const [after] = await medplumCopies(direct, 'p-1');
     expect(after).toMatchObject({ gender: 'female', name: [{ family: 'Lovelace' }] });
+    expect(await writer.deadLetters()).toMatchObject([
+      { legacyId: 'p-1', reason: { name: 'ConflictError' } },
+    ]);
   });
 
-  it('a legacy row edited since the last sync is not overwritten by a mirror from Medplum', async () => {
-    fixture = await startWriterFixture({ stage: 'live' });
+  it('by default the authority wins a conflict: the mirror overwrites the mapped fields and the conflict is recorded', async () => {
+    fixture = await startWriterFixture({ stage: 'dual-write' });
+    const { writer, direct, store, events } = fixture;
+    const created = await writer.create('Patient', ada, north);
+    const copy = await direct.readResource('Patient', created.medplumId ?? '', { cache: 'no-cache' });
+    const edited = await direct.updateResource({
+      ...copy,
+      gender: 'female',
+      name: [{ family: 'EditedInMedplum' }],
+    });
+
+    const result = await writer.update('Patient', 'p-1', { ...ada, last_name: 'King' }, north);
+    expect(result.mirror).toBe('applied');
+    const [after] = await medplumCopies(direct, 'p-1');
+    // The mapping owns the name, so the authority's name wins; gender is not mapped and stays.
+    expect(after).toMatchObject({ gender: 'female', name: [{ family: 'King' }] });
+    const conflict = { type: 'conflict', resourceType: 'Patient', legacyId: 'p-1', target: 'medplum' };
+    expect(events).toContainEqual(
+      expect.objectContaining({
+        ...conflict,
+        expectedVersion: created.medplum.version,
+        actualVersion: edited.meta?.versionId,
+      }),
+    );
+    expect(await store.listEvents({ type: 'conflict' })).toMatchObject([
+      { legacyId: 'p-1', unit: 'north', data: { target: 'medplum', resolution: 'authority-wins' } },
+    ]);
+    expect(await writer.deadLetters()).toEqual([]);
+  });
+
+  it("with conflicts: 'dead-letter', a legacy row edited since the last sync is not overwritten by a mirror from Medplum", async () => {
+    fixture = await startWriterFixture({ stage: 'live', writer: { conflicts: 'dead-letter' } });
     const { writer, legacy } = fixture;
     await writer.create('Patient', ada, north);
     const current = await legacy.read('Patient', 'p-1');

@@ -86,6 +86,7 @@ for (const backend of backends) {
           },
         ],
         plan,
+        conflicts: 'dead-letter',
         retry: { minTimeoutMs: 5, maxTimeoutMs: 20 },
       });
     });
@@ -151,7 +152,7 @@ for (const backend of backends) {
       expect(rows).toEqual([{ last_name: 'Hopper', clinic: 'south' }]);
     });
 
-    it('a legacy row edited directly in the database since the last sync is a conflict, not an overwrite', async () => {
+    it('a legacy row edited directly in the database since the last sync is a conflict (dead-lettered), not an overwrite', async () => {
       const created = await writer.createResource(
         {
           resourceType: 'Patient',
