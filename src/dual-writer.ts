@@ -21,7 +21,7 @@ import { runLease, type LeasePolicy, type LeaseResult } from './mirror/lease-run
 import { replacing, type MirrorContext } from './mirror/mirror-entry.ts';
 import { RecordLocks } from './mirror/record-locks.ts';
 import { retryPolicyOf, withRetries, type RetryPolicy } from './mirror/retry-policy.ts';
-import { WritePath, type AuthorityWrite, type Routed, type WritePlan } from './mirror/write-path.ts';
+import { WritePath, type AuthorityWrite, type Routed } from './mirror/write-path.ts';
 import type { CutoverPlan } from './plan/cutover-plan.ts';
 import type { LegacyAdapter, LegacyRecord } from './sides/legacy-adapter.ts';
 import { classifyLegacyError } from './sides/legacy-failure.ts';

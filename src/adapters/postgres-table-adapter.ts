@@ -198,7 +198,7 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
     const existing = await this.#read(schema, scalarText(givenId) ?? '');
     throw new LegacyVersionConflictError(
       resourceType,
-      existing?.id ?? String(givenId),
+      existing?.id ?? scalarText(givenId) ?? '',
       undefined,
       existing?.version,
     );
