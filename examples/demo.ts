@@ -14,6 +14,7 @@ import type { Patient } from '@medplum/fhirtypes';
 import {
   CutoverPlan,
   DualWriter,
+  PostgresStore,
   PostgresTableAdapter,
   createMedplumClient,
   sqlClientFromPg,
@@ -142,14 +143,22 @@ async function main(): Promise<void> {
       retries.set(key, (retries.get(key) ?? 0) + 1);
     }
   };
+  // The journal lives in the legacy database itself, in its own schema: each legacy write and
+  // its outbox entry commit in one transaction.
+  const store = await PostgresStore.open({ sql: legacyDb.sql, schema: `dualwrite_demo_${runId}` });
   const writer = new DualWriter<Ctx, PostgresTableRow>({
     legacy,
     medplum,
     mappings: [mapping],
     plan,
+    store,
+    // A short inline budget: when Medplum is slow or down, calls return and the drainer finishes.
+    syncBudgetMs: 2000,
     retry: { retries: 8, minTimeoutMs: 20, maxTimeoutMs: 400, maxRateLimitWaitMs: 1000 },
+    drainer: { concurrency: 4, pollIntervalMs: 50, backoff: { minMs: 50, maxMs: 1000 } },
     onEvent,
   });
+  writer.start();
 
   console.log(`legacy:  ${legacyDb.where}`);
   console.log(`medplum: ${where}`);
@@ -228,8 +237,12 @@ async function main(): Promise<void> {
     },
   );
 
-  // 3. What reached each side, compared record by record (with the faults off: this is the
-  //    auditor reading, not the workload).
+  // 3. Whatever the drainer still holds (mirrors that outlived their call's budget) is applied
+  //    with the faults still on; then what reached each side is compared record by record, with
+  //    the faults off: this is the auditor reading, not the workload.
+  const pendingAtEnd = await writer.outbox();
+  const drained = await writer.drain({ timeoutMs: 30_000 });
+  await writer.stop();
   const injected = server === undefined ? undefined : { ...server.faults.stats.injected };
   server?.faults.clear();
   const { rows } = await legacyDb.sql.query<{
@@ -279,13 +292,21 @@ async function main(): Promise<void> {
         .join(', ')}`,
     );
   }
+  console.log(
+    `outbox: ${pendingAtEnd.pending} mirrors pending when the calls finished, ${drained.applied} applied by the final drain; ` +
+      `${drained.remaining.pending} pending and ${drained.remaining.dead} dead letters left`,
+  );
   for (const failure of failures.slice(0, 5)) console.log(`failed: ${failure.clinic}: ${failure.error}`);
   console.log(`\n${results.length} writes in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
   await server?.close();
-  if (process.env.DATABASE_URL) await legacyDb.sql.query(`drop table ${table}`);
+  if (process.env.DATABASE_URL) {
+    await legacyDb.sql.query(`drop table ${table}`);
+    await legacyDb.sql.query(`drop schema dualwrite_demo_${runId} cascade`);
+  }
   await legacyDb.close();
-  if (failures.length > 0) process.exitCode = 1;
+  if (failures.length > 0 || drained.remaining.pending > 0 || drained.remaining.dead > 0)
+    process.exitCode = 1;
 }
 
 await main();
