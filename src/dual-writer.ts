@@ -169,7 +169,7 @@ export class DualWriter<C, L> {
     }
     const id = legacyId;
     const rowWithId = withId(mapping, row, id, { resourceType: type, legacyId: id });
-    return this.#locked(routed, id, (link) =>
+    return this.#locked(routed, id, 'new', (link) =>
       this.#writes.run(routed, id, {
         operation: 'create',
         kind: 'upsert',
@@ -229,7 +229,7 @@ export class DualWriter<C, L> {
       }) as Promise<WriteResult<L, WithId<R>>>;
     }
     const id = legacyId;
-    return this.#locked(routed, id, (link) =>
+    return this.#locked(routed, id, 'new', (link) =>
       this.#writes.run(routed, id, {
         operation: 'create',
         kind: 'upsert',
@@ -285,7 +285,7 @@ export class DualWriter<C, L> {
     if (this.#touchesMedplum(routed))
       runMapping('toFhir', () => mapping.toFhir(rowWithId), { resourceType: type, legacyId });
     const guard = { kind: 'update', version: options.expectedVersion } as const;
-    return this.#locked(routed, legacyId, (link) =>
+    return this.#locked(routed, legacyId, 'existing', (link) =>
       this.#writes.run(routed, legacyId, {
         operation: 'update',
         kind: 'upsert',
@@ -335,7 +335,7 @@ export class DualWriter<C, L> {
       });
     }
     const guard = { kind: 'update', version: options.expectedVersion } as const;
-    return this.#locked(routed, legacyId, (link) =>
+    return this.#locked(routed, legacyId, 'existing', (link) =>
       this.#writes.run(routed, legacyId, {
         operation: 'update',
         kind: 'upsert',
@@ -379,7 +379,7 @@ export class DualWriter<C, L> {
   async delete(type: string, legacyId: string, ctx: C): Promise<WriteResult<L>> {
     const routed = this.#route(type, ctx);
     requireId(legacyId, 'legacyId');
-    return this.#locked(routed, legacyId, (link) => this.#delete(routed, legacyId, link));
+    return this.#locked(routed, legacyId, 'existing', (link) => this.#delete(routed, legacyId, link));
   }
 
   /**
@@ -398,7 +398,7 @@ export class DualWriter<C, L> {
     const routed = this.#route(resourceType, ctx, 'resourceType');
     requireId(id, 'id');
     const legacyId = await this.#legacyIdOfResource(routed.mapping, { resourceType, id } as Resource);
-    return this.#locked(routed, legacyId, (link) => this.#delete(routed, legacyId, link));
+    return this.#locked(routed, legacyId, 'existing', (link) => this.#delete(routed, legacyId, link));
   }
 
   /**
@@ -716,14 +716,21 @@ export class DualWriter<C, L> {
     return value;
   }
 
-  /** Runs a call's work after earlier calls on the same record in this process. */
+  /**
+   * Runs a call's work after earlier calls on the same record in this process, with the
+   * record's link. A create (`new`) skips the look-up: its writes find an existing copy by
+   * identifier or key anyway, and most creates have none.
+   */
   #locked(
     routed: Routed<L>,
     legacyId: string,
+    record: 'new' | 'existing',
     fn: (link: Link | undefined) => Promise<WriteResult<L>>,
   ): Promise<WriteResult<L>> {
     const type = routed.mapping.resourceType;
-    return this.#locks.run(`${type}/${legacyId}`, async () => fn(await this.#links.get(type, legacyId)));
+    return this.#locks.run(`${type}/${legacyId}`, async () =>
+      fn(record === 'new' ? undefined : await this.#links.get(type, legacyId)),
+    );
   }
 
   async #writeLegacy(

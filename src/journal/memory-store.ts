@@ -66,7 +66,7 @@ export class MemoryStore implements SyncStore {
   intend(intent: OutboxIntent, holdMs: number): Promise<OutboxTicket> {
     const now = Date.now();
     const key = keyOf(intent);
-    const holdUntil = new Date(now + holdMs).toISOString();
+    const holdUntil = holdMs > 0 ? new Date(now + holdMs).toISOString() : undefined;
     const existing = this.#outbox.get(key);
     if (existing !== undefined) {
       existing.seq += 1;

@@ -67,7 +67,8 @@ export async function intend(
 ): Promise<OutboxTicket> {
   const { rows } = await q.query<{ id: string; seq: number }>(
     `INSERT INTO ${tables.outbox} AS o (resource_type, legacy_id, target, unit, kind, base, hold_until)
-     VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, clock_timestamp() + ${millis('$7')})
+     VALUES ($1, $2, $3, $4, $5, $6::text::jsonb,
+             CASE WHEN $7::float8 > 0 THEN clock_timestamp() + ${millis('$7')} END)
      ON CONFLICT (target, resource_type, legacy_id) DO UPDATE SET
        seq = o.seq + 1, unit = excluded.unit, kind = excluded.kind, base = excluded.base,
        hold_until = excluded.hold_until

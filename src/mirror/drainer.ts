@@ -234,6 +234,9 @@ export class Drainer {
         else if (result.status === 'dead-letter') this.#counts.deadLettered += 1;
       } finally {
         this.#inFlight -= 1;
+        // The last entry in flight may have been the outbox's last: let idle workers look now
+        // rather than after their poll interval (a drain ends that much sooner).
+        if (this.#inFlight === 0) this.#wakeAll();
       }
     }
   }

@@ -143,7 +143,9 @@ export class WritePath<L> {
       this.#result(plan.operation, routed, id, authority, mirror);
     if (ticket === undefined || target === undefined) return result({ status: 'not-required' });
     if (this.#settings.mode === 'async') {
-      await this.#release(ticket);
+      // A transactional intent was never held; any other is released now.
+      if (transactional === undefined) await this.#release(ticket);
+      else this.#settings.notifyDrainer();
       return result({ status: 'pending', outboxId: ticket.id });
     }
     return this.#mirrorInline(routed, id, ticket, authority, result);

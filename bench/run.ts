@@ -1,0 +1,97 @@
+/**
+ * `npm run bench [-- --json] [-- --only=async,drain,sync]`: the library's costs as ratios against
+ * baselines measured in the same run on the same machine, never as absolute claims. With
+ * `--json`, one object per row and line on stdout (`npm run -s bench -- --json` keeps npm's own
+ * banner out of it); progress goes to stderr.
+ *
+ * - `async-create-*`: `writer.create` in async mode vs a direct `adapter.create` (PostgreSQL).
+ * - `sync-create-*`: `writer.create` in sync mode vs `adapter.create` + `createResource`.
+ * - `drain-*`: `writer.drain()` of pending creates vs direct `createResource` calls at the same
+ *   concurrency, against the in-process HTTP FHIR test server.
+ *
+ * Needs PostgreSQL at `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`); every
+ * table and schema it creates lives under a per-run prefix and is dropped at the end.
+ */
+import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { measureAsyncCreate } from './async-create.ts';
+import { BenchDatabase } from './bench-database.ts';
+import type { Measurement } from './bench-row.ts';
+import { CpuMeter } from './cpu-meter.ts';
+import { measureDrain } from './drain-throughput.ts';
+import { jsonLines, table } from './report.ts';
+import { measureSyncCreate } from './sync-create.ts';
+
+const MEASUREMENTS = {
+  async: (db: BenchDatabase) => measureAsyncCreate(db, { samples: 1000, warmup: 100, profileCalls: 200 }),
+  drain: (db: BenchDatabase) =>
+    measureDrain(db, { entries: 600, concurrency: 8, trials: 3, warmupEntries: 100 }),
+  sync: (db: BenchDatabase) => measureSyncCreate(db, { samples: 500, warmup: 50, profileCalls: 100 }),
+} as const;
+type MeasurementName = keyof typeof MEASUREMENTS;
+
+function parseArgs(argv: readonly string[]): { json: boolean; only: MeasurementName[] } {
+  let json = false;
+  let only = Object.keys(MEASUREMENTS) as MeasurementName[];
+  for (const arg of argv) {
+    if (arg === '--json') json = true;
+    else if (arg.startsWith('--only=')) {
+      const names = arg.slice('--only='.length).split(',');
+      for (const name of names) {
+        if (!(name in MEASUREMENTS))
+          throw new Error(
+            `--only: unknown measurement ${name} (known: ${Object.keys(MEASUREMENTS).join(', ')})`,
+          );
+      }
+      only = names as MeasurementName[];
+    } else
+      throw new Error(`unknown argument ${arg} (use --json, --only=${Object.keys(MEASUREMENTS).join(',')})`);
+  }
+  return { json, only };
+}
+
+/** How busy the machine is before the bench starts: other sessions share it. */
+async function backgroundLoad(): Promise<number> {
+  const meter = CpuMeter.start();
+  await sleep(1000);
+  const reading = meter.stop();
+  return reading.machineMs / reading.wallMs;
+}
+
+async function main(): Promise<void> {
+  const { json, only } = parseArgs(process.argv.slice(2));
+  const started = Date.now();
+  const load = await backgroundLoad();
+  const db = await BenchDatabase.open();
+  const dropOnSignal = (): void => {
+    void db.dropAll().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', dropOnSignal);
+  const results: Measurement[] = [];
+  try {
+    for (const name of only) {
+      if (!json) process.stderr.write(`measuring ${name}…\n`);
+      results.push(await MEASUREMENTS[name](db));
+    }
+  } finally {
+    process.off('SIGINT', dropOnSignal);
+    await db.dropAll();
+  }
+  const rows = results.flatMap((result) => result.rows);
+  if (json) {
+    for (const line of jsonLines(rows)) console.log(line);
+    return;
+  }
+  const footer = [
+    `Ratios compare with a baseline measured in this run, interleaved; absolute figures mean nothing elsewhere.`,
+    `Noise: ${os.cpus().length} cores, shared with PostgreSQL, the in-process FHIR server and other sessions ` +
+      `(${load.toFixed(2)} cores busy before the bench started); expect ratios to move by 10–20% between runs.`,
+    `Node ${process.version}, ${((Date.now() - started) / 1000).toFixed(0)} s.`,
+    '',
+    'Profile:',
+    ...results.flatMap((result) => result.details.map((line) => `  ${line}`)),
+  ];
+  console.log(table(rows, footer));
+}
+
+await main();
