@@ -1,0 +1,354 @@
+import { describe, expect, it } from 'vitest';
+import type { Lease, OutboxError } from '../../src/journal/outbox.ts';
+import { LinkConflictError, type SyncStore } from '../../src/journal/sync-store.ts';
+import { intentOf, linkOf, sleep } from './sync-store.fixture.ts';
+
+const HOUR = 3_600_000;
+const UNAVAILABLE: OutboxError = {
+  name: 'UnavailableError',
+  message: 'Medplum answered 503',
+  status: 503,
+  side: 'medplum',
+};
+const REJECTED: OutboxError = {
+  name: 'RejectedError',
+  message: 'Medplum answered 400',
+  status: 400,
+  side: 'medplum',
+};
+
+/**
+ * The outbox and dead-letter part of the {@link SyncStore} contract (intents, holds, leases,
+ * fencing, retries, dead letters), run inside `describeSyncStoreContract`.
+ *
+ * @param fixture - Holds the current case's store.
+ * @example
+ * ```ts
+ * describeOutboxContract(useStore(open));
+ * ```
+ */
+export function describeOutboxContract(fixture: { readonly store: SyncStore }): void {
+  /** Records and commits an intent, so the entry is due at once. */
+  async function queue(legacyId: string): Promise<void> {
+    await fixture.store.commit(await fixture.store.intend(intentOf(legacyId), HOUR));
+  }
+
+  /** Queues one record and leases it to `worker-1`. */
+  async function leased(legacyId = 'p-1', leaseMs = HOUR): Promise<Lease> {
+    await queue(legacyId);
+    const [lease] = await fixture.store.claim('worker-1', 1, leaseMs);
+    if (lease === undefined) throw new Error('expected a lease');
+    return lease;
+  }
+
+  describe('intents', () => {
+    it('inserts an entry with seq 1 and no attempts, held until the hold ends', async () => {
+      const ticket = await fixture.store.intend(intentOf('p-1', { base: { resourceType: 'Patient' } }), HOUR);
+      expect(ticket.seq).toBe(1);
+      const [entry] = await fixture.store.listOutbox();
+      expect(entry).toMatchObject({ id: ticket.id, seq: 1, attempts: 0, unit: 'north', kind: 'upsert' });
+      expect(entry).toMatchObject({
+        base: { resourceType: 'Patient' },
+        lastError: undefined,
+        leaseOwner: undefined,
+      });
+      expect(Date.parse(entry!.holdUntil!)).toBeGreaterThan(Date.parse(entry!.createdAt) + HOUR / 2);
+      expect(new Date(entry!.nextAttemptAt).toISOString()).toBe(entry!.nextAttemptAt);
+    });
+
+    it('coalesces intents of one record into one entry, bumping seq and taking the newest write', async () => {
+      const first = await fixture.store.intend(intentOf('p-1', { base: { v: 1 } }), HOUR);
+      const second = await fixture.store.intend(
+        intentOf('p-1', { unit: 'south', kind: 'delete', base: null }),
+        HOUR,
+      );
+      expect(second).toEqual({ id: first.id, seq: 2 });
+      const entries = await fixture.store.listOutbox();
+      expect(entries).toHaveLength(1);
+      expect(entries[0]).toMatchObject({ seq: 2, unit: 'south', kind: 'delete', base: null });
+    });
+
+    it('keeps one entry per target: the same record towards the other side is another entry', async () => {
+      const medplum = await fixture.store.intend(intentOf('p-1'), HOUR);
+      const legacy = await fixture.store.intend(intentOf('p-1', { target: 'legacy' }), HOUR);
+      expect(legacy.id).not.toBe(medplum.id);
+      expect(legacy.seq).toBe(1);
+      expect(await fixture.store.listOutbox()).toHaveLength(2);
+    });
+
+    it('does not let a held entry be claimed until it is committed', async () => {
+      const ticket = await fixture.store.intend(intentOf('p-1'), HOUR);
+      expect(await fixture.store.claim('worker-1', 10, HOUR)).toEqual([]);
+      await fixture.store.commit(ticket);
+      expect(await fixture.store.claim('worker-1', 10, HOUR)).toHaveLength(1);
+    });
+
+    it('lets a hold expire on its own, so an intent whose writer crashed is still mirrored', async () => {
+      await fixture.store.intend(intentOf('p-1'), 40);
+      expect(await fixture.store.claim('worker-1', 10, HOUR)).toEqual([]);
+      await sleep(120);
+      expect(await fixture.store.claim('worker-1', 10, HOUR)).toHaveLength(1);
+    });
+
+    it('does not release a newer hold when an outdated ticket is committed', async () => {
+      const outdated = await fixture.store.intend(intentOf('p-1'), HOUR);
+      await fixture.store.intend(intentOf('p-1'), HOUR);
+      expect(await fixture.store.commit(outdated, { owner: 'writer-1', leaseMs: HOUR })).toBeUndefined();
+      expect((await fixture.store.listOutbox())[0]?.holdUntil).toBeDefined();
+      expect(await fixture.store.claim('worker-1', 10, HOUR)).toEqual([]);
+    });
+
+    it('leases the entry to the committing writer when asked, so no other worker claims it', async () => {
+      const ticket = await fixture.store.intend(intentOf('p-1'), HOUR);
+      const lease = await fixture.store.commit(ticket, { owner: 'writer-1', leaseMs: HOUR });
+      expect(lease).toMatchObject({
+        owner: 'writer-1',
+        entry: { id: ticket.id, seq: 1, leaseOwner: 'writer-1' },
+      });
+      expect(lease?.entry.holdUntil).toBeUndefined();
+      expect(await fixture.store.claim('worker-2', 10, HOUR)).toEqual([]);
+      expect(await fixture.store.complete(lease!, undefined)).toBe('done');
+    });
+
+    it('grants no lease on commit while another worker holds the entry', async () => {
+      const lease = await leased('p-1');
+      const ticket = await fixture.store.intend(intentOf('p-1'), HOUR);
+      expect(await fixture.store.commit(ticket, { owner: 'writer-1', leaseMs: HOUR })).toBeUndefined();
+      expect((await fixture.store.listOutbox())[0]).toMatchObject({
+        leaseOwner: 'worker-1',
+        holdUntil: undefined,
+      });
+      expect(await fixture.store.complete(lease, undefined)).toBe('requeued');
+    });
+  });
+
+  describe('claims', () => {
+    it('leases due entries oldest first, up to the limit', async () => {
+      // Twelve, so an order by ids as text ('10' < '2') would show.
+      const ids = Array.from({ length: 12 }, (_, i) => `p-${i + 1}`);
+      for (const id of ids) await queue(id);
+      const leases = await fixture.store.claim('worker-1', 11, HOUR);
+      expect(leases.map((lease) => lease.entry.legacyId)).toEqual(ids.slice(0, 11));
+      expect(leases[0]).toMatchObject({ owner: 'worker-1', entry: { leaseOwner: 'worker-1' } });
+      expect(new Set(leases.map((lease) => lease.token)).size).toBe(11);
+      expect((await fixture.store.claim('worker-2', 10, HOUR)).map((lease) => lease.entry.legacyId)).toEqual([
+        'p-12',
+      ]);
+    });
+
+    it('never leases an entry that is leased', async () => {
+      await queue('p-1');
+      expect(await fixture.store.claim('worker-1', 10, HOUR)).toHaveLength(1);
+      expect(await fixture.store.claim('worker-2', 10, HOUR)).toEqual([]);
+    });
+
+    it('re-leases an entry whose lease expired, with a new token', async () => {
+      const first = await leased('p-1', 40);
+      await sleep(120);
+      const [second] = await fixture.store.claim('worker-2', 10, HOUR);
+      expect(second).toMatchObject({ owner: 'worker-2', entry: { id: first.entry.id } });
+      expect(second?.token).not.toBe(first.token);
+    });
+
+    it('fences the expired lease after a re-claim: complete, retryLater and deadLetter change nothing', async () => {
+      const first = await leased('p-1', 40);
+      await sleep(120);
+      const [second] = await fixture.store.claim('worker-2', 10, HOUR);
+      expect(await fixture.store.complete(first, linkOf('p-1', 'm-1'))).toBe('fenced');
+      expect(await fixture.store.retryLater(first, UNAVAILABLE, 0)).toBe('fenced');
+      expect(await fixture.store.deadLetter(first, REJECTED)).toBe('fenced');
+      expect(await fixture.store.getLink('Patient', 'p-1')).toBeUndefined();
+      expect(await fixture.store.listDeadLetters()).toEqual([]);
+      expect((await fixture.store.listOutbox())[0]).toMatchObject({ attempts: 0, leaseOwner: 'worker-2' });
+      expect(await fixture.store.complete(second!, undefined)).toBe('done');
+    });
+
+    it('lets a lease that expired without being re-claimed still complete (the token alone fences)', async () => {
+      const lease = await leased('p-1', 40);
+      await sleep(120);
+      expect(await fixture.store.complete(lease, undefined)).toBe('done');
+      expect(await fixture.store.listOutbox()).toEqual([]);
+    });
+  });
+
+  describe('completion', () => {
+    it('saves the link and removes the entry together', async () => {
+      const lease = await leased('p-1');
+      expect(await fixture.store.complete(lease, linkOf('p-1', 'm-1'))).toBe('done');
+      expect(await fixture.store.getLink('Patient', 'p-1')).toEqual(linkOf('p-1', 'm-1'));
+      expect(await fixture.store.listOutbox()).toEqual([]);
+    });
+
+    it('deletes the link when completed with null', async () => {
+      await fixture.store.saveLink(linkOf('p-1', 'm-1'));
+      const lease = await leased('p-1');
+      expect(await fixture.store.complete(lease, null)).toBe('done');
+      expect(await fixture.store.getLink('Patient', 'p-1')).toBeUndefined();
+      expect(await fixture.store.listOutbox()).toEqual([]);
+    });
+
+    it('leaves links alone when completed with undefined', async () => {
+      await fixture.store.saveLink(linkOf('p-1', 'm-1'));
+      expect(await fixture.store.complete(await leased('p-1'), undefined)).toBe('done');
+      expect(await fixture.store.getLink('Patient', 'p-1')).toEqual(linkOf('p-1', 'm-1'));
+    });
+
+    it('throws LinkConflictError on a link conflict and changes nothing: the entry stays leased', async () => {
+      await fixture.store.saveLink(linkOf('p-2', 'm-1'));
+      const lease = await leased('p-1');
+      await expect(fixture.store.complete(lease, linkOf('p-1', 'm-1'))).rejects.toBeInstanceOf(
+        LinkConflictError,
+      );
+      expect(await fixture.store.getLink('Patient', 'p-1')).toBeUndefined();
+      expect((await fixture.store.getLinkByMedplumId('Patient', 'm-1'))?.legacyId).toBe('p-2');
+      expect((await fixture.store.listOutbox())[0]).toMatchObject({
+        id: lease.entry.id,
+        leaseOwner: 'worker-1',
+      });
+      expect(await fixture.store.claim('worker-2', 10, HOUR)).toEqual([]);
+    });
+
+    it('requeues an entry written again during its lease, claimable with the new seq', async () => {
+      const lease = await leased('p-1');
+      await fixture.store.commit(await fixture.store.intend(intentOf('p-1', { base: { v: 2 } }), HOUR));
+      expect(await fixture.store.complete(lease, linkOf('p-1', 'm-1'))).toBe('requeued');
+      expect(await fixture.store.getLink('Patient', 'p-1')).toBeUndefined();
+      const [again] = await fixture.store.claim('worker-2', 10, HOUR);
+      expect(again?.entry).toMatchObject({ id: lease.entry.id, seq: 2, base: { v: 2 } });
+    });
+  });
+
+  describe('retries', () => {
+    it('records the attempt and the error and releases the lease', async () => {
+      const lease = await leased('p-1');
+      expect(await fixture.store.retryLater(lease, UNAVAILABLE, 0)).toBe('done');
+      const [entry] = await fixture.store.listOutbox();
+      expect(entry).toMatchObject({
+        attempts: 1,
+        lastError: UNAVAILABLE,
+        leaseOwner: undefined,
+        leaseExpiresAt: undefined,
+      });
+      expect(await fixture.store.claim('worker-2', 10, HOUR)).toHaveLength(1);
+    });
+
+    it('makes the entry due again only after delayMs', async () => {
+      await fixture.store.retryLater(await leased('p-1'), UNAVAILABLE, 60);
+      expect(await fixture.store.claim('worker-1', 10, HOUR)).toEqual([]);
+      await sleep(150);
+      expect(await fixture.store.claim('worker-1', 10, HOUR)).toHaveLength(1);
+    });
+
+    it('answers requeued when a newer write arrived, still recording the attempt', async () => {
+      const lease = await leased('p-1');
+      await fixture.store.intend(intentOf('p-1'), 0);
+      expect(await fixture.store.retryLater(lease, UNAVAILABLE, 0)).toBe('requeued');
+      expect((await fixture.store.listOutbox())[0]).toMatchObject({
+        seq: 2,
+        attempts: 1,
+        leaseOwner: undefined,
+      });
+    });
+  });
+
+  describe('dead letters', () => {
+    it('moves a leased entry to the dead-letter queue with its attempts and reason', async () => {
+      const first = await leased('p-1');
+      await fixture.store.retryLater(first, UNAVAILABLE, 0);
+      const [second] = await fixture.store.claim('worker-1', 1, HOUR);
+      expect(await fixture.store.deadLetter(second!, REJECTED)).toBe('done');
+      expect(await fixture.store.listOutbox()).toEqual([]);
+      const [letter] = await fixture.store.listDeadLetters();
+      expect(letter).toMatchObject({
+        resourceType: 'Patient',
+        legacyId: 'p-1',
+        target: 'medplum',
+        unit: 'north',
+      });
+      expect(letter).toMatchObject({
+        kind: 'upsert',
+        attempts: 2,
+        reason: REJECTED,
+        status: 'open',
+        note: undefined,
+      });
+      expect(letter?.resolvedAt).toBeUndefined();
+      expect(new Date(letter!.failedAt).toISOString()).toBe(letter!.failedAt);
+    });
+
+    it('does not dead-letter an entry written again during its lease: it is requeued', async () => {
+      const lease = await leased('p-1');
+      await fixture.store.intend(intentOf('p-1'), 0);
+      expect(await fixture.store.deadLetter(lease, REJECTED)).toBe('requeued');
+      expect(await fixture.store.listDeadLetters()).toEqual([]);
+      expect(await fixture.store.listOutbox()).toHaveLength(1);
+    });
+
+    it('re-queues a retried letter as a claimable entry exactly once', async () => {
+      await fixture.store.deadLetter(await leased('p-1'), REJECTED);
+      const [letter] = await fixture.store.listDeadLetters();
+      const ticket = await fixture.store.retryDeadLetter(letter!.id);
+      expect(ticket?.seq).toBe(1);
+      expect(await fixture.store.retryDeadLetter(letter!.id)).toBeUndefined();
+      const [lease] = await fixture.store.claim('worker-1', 10, HOUR);
+      expect(lease?.entry).toMatchObject({ id: ticket?.id, legacyId: 'p-1', attempts: 0 });
+      expect((await fixture.store.listDeadLetters({ status: 'retried' }))[0]?.resolvedAt).toBeDefined();
+    });
+
+    it('keeps a discarded letter with its status and note, and discards it only once', async () => {
+      await fixture.store.deadLetter(await leased('p-1'), REJECTED);
+      const [letter] = await fixture.store.listDeadLetters();
+      expect(await fixture.store.discardDeadLetter(letter!.id, 'deleted in both systems')).toBe(true);
+      expect(await fixture.store.discardDeadLetter(letter!.id, 'again')).toBe(false);
+      expect(await fixture.store.retryDeadLetter(letter!.id)).toBeUndefined();
+      const [kept] = await fixture.store.listDeadLetters({ status: 'all' });
+      expect(kept).toMatchObject({ id: letter!.id, status: 'discarded', note: 'deleted in both systems' });
+      expect(kept?.resolvedAt).toBeDefined();
+    });
+
+    it('answers undefined and false for letters that do not exist', async () => {
+      expect(await fixture.store.retryDeadLetter('999999')).toBeUndefined();
+      expect(await fixture.store.discardDeadLetter('999999', 'note')).toBe(false);
+      expect(await fixture.store.retryDeadLetter('not-an-id')).toBeUndefined();
+    });
+
+    it('lists open letters by default, oldest first, filtered by status and limited', async () => {
+      for (const id of ['p-1', 'p-2', 'p-3']) await fixture.store.deadLetter(await leased(id), REJECTED);
+      const open = await fixture.store.listDeadLetters();
+      expect(open.map((letter) => letter.legacyId)).toEqual(['p-1', 'p-2', 'p-3']);
+      await fixture.store.discardDeadLetter(open[1]!.id, 'noise');
+      expect((await fixture.store.listDeadLetters()).map((letter) => letter.legacyId)).toEqual([
+        'p-1',
+        'p-3',
+      ]);
+      expect((await fixture.store.listDeadLetters({ status: 'discarded' })).map((l) => l.legacyId)).toEqual([
+        'p-2',
+      ]);
+      expect(await fixture.store.listDeadLetters({ status: 'all' })).toHaveLength(3);
+      expect((await fixture.store.listDeadLetters({ limit: 1 })).map((letter) => letter.legacyId)).toEqual([
+        'p-1',
+      ]);
+    });
+  });
+
+  describe('listing and counts', () => {
+    it('lists entries oldest first, limited', async () => {
+      const ids = Array.from({ length: 12 }, (_, i) => `p-${i + 1}`);
+      for (const id of ids) await fixture.store.intend(intentOf(id), HOUR);
+      expect((await fixture.store.listOutbox()).map((entry) => entry.legacyId)).toEqual(ids);
+      expect((await fixture.store.listOutbox({ limit: 2 })).map((entry) => entry.legacyId)).toEqual([
+        'p-1',
+        'p-2',
+      ]);
+    });
+
+    it('counts pending (held and backing off included), leased, and open dead letters', async () => {
+      expect(await fixture.store.outboxCounts()).toEqual({ pending: 0, leased: 0, dead: 0 });
+      await fixture.store.deadLetter(await leased('p-1'), REJECTED);
+      await fixture.store.retryLater(await leased('p-2'), UNAVAILABLE, HOUR);
+      await leased('p-3');
+      await fixture.store.intend(intentOf('p-4'), HOUR);
+      expect(await fixture.store.outboxCounts()).toEqual({ pending: 2, leased: 1, dead: 1 });
+    });
+  });
+}
