@@ -84,6 +84,7 @@ export class DualWriter<C, L> {
     const drainer = drainerPolicyOf(options.drainer);
     const leasePolicy: LeasePolicy = {
       maxAttempts: drainer.maxAttempts,
+      leaseMs: drainer.leaseMs,
       backoff: drainer.backoff,
       onConflict: (entry, conflict) =>
         this.#emit({

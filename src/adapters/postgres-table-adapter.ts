@@ -74,7 +74,14 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
   #sql: SqlQueryable;
   readonly #options: PostgresTableAdapterOptions;
   readonly #settings: ReadonlyMap<string, TableSettings>;
-  #schemas = new Map<string, Promise<TableSchema>>();
+  /** Lookups in flight on this adapter's own connection (never shared with transaction views). */
+  readonly #schemas = new Map<string, Promise<TableSchema>>();
+  /**
+   * Tables already looked up, shared with transaction views. A view never waits on a lookup
+   * running on the pool: with every pool connection held by transactions that wait for it,
+   * that would deadlock.
+   */
+  #resolved = new Map<string, TableSchema>();
 
   /**
    * @param options - The database and the table of each resource type.
@@ -103,8 +110,8 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
   }
 
   /**
-   * This adapter inside one transaction of its database: every call runs on `tx`. Tables are
-   * looked up once for both.
+   * This adapter inside one transaction of its database: every call runs on `tx`. Tables
+   * looked up by either are shared.
    *
    * @param tx - A transaction of {@link PostgresTableAdapter.sql}.
    * @returns An adapter bound to the transaction.
@@ -118,7 +125,7 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
   within(tx: SqlQueryable): PostgresTableAdapter {
     const view = new PostgresTableAdapter(this.#options);
     view.#sql = tx;
-    view.#schemas = this.#schemas;
+    view.#resolved = this.#resolved;
     return view;
   }
 
@@ -356,14 +363,19 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
         ),
       );
     }
+    const known = this.#resolved.get(resourceType);
+    if (known !== undefined) return Promise.resolve(known);
     let schema = this.#schemas.get(resourceType);
     if (schema === undefined) {
       schema = discoverTableSchema(this.#sql, settings);
       // A failed lookup (database down, table not created yet) is retried on the next call.
       const pending = schema;
-      pending.catch(() => {
-        if (this.#schemas.get(resourceType) === pending) this.#schemas.delete(resourceType);
-      });
+      pending.then(
+        (found) => this.#resolved.set(resourceType, found),
+        () => {
+          if (this.#schemas.get(resourceType) === pending) this.#schemas.delete(resourceType);
+        },
+      );
       this.#schemas.set(resourceType, schema);
     }
     return schema;

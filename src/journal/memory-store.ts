@@ -136,6 +136,14 @@ export class MemoryStore implements SyncStore {
     });
   }
 
+  /** {@inheritDoc SyncStore.renew} */
+  renew(lease: Lease, leaseMs: number): Promise<boolean> {
+    const entry = this.#current(lease);
+    if (entry === undefined) return Promise.resolve(false);
+    entry.leaseExpiresAt = new Date(Date.now() + leaseMs).toISOString();
+    return Promise.resolve(true);
+  }
+
   /** {@inheritDoc SyncStore.retryLater} */
   retryLater(lease: Lease, error: OutboxError, delayMs: number): Promise<LeaseOutcome> {
     const entry = this.#current(lease);

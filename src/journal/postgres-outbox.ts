@@ -277,6 +277,36 @@ export async function retryLater(
 }
 
 /**
+ * Extends a lease that is still current (its token unchanged), so a worker whose mirror takes
+ * long keeps the entry.
+ *
+ * @param q - Where to run.
+ * @param tables - The store's tables.
+ * @param lease - The lease.
+ * @param leaseMs - The new lifetime from now.
+ * @returns Whether the lease was still this worker's.
+ * @example
+ * ```ts
+ * if (!(await renew(sql, tables, lease, 30_000))) console.warn('lease lost');
+ * ```
+ */
+export async function renew(
+  q: SqlQueryable,
+  tables: JournalTables,
+  lease: Lease,
+  leaseMs: number,
+): Promise<boolean> {
+  if (!isRowId(lease.entry.id)) return false;
+  const { rows } = await q.query(
+    `UPDATE ${tables.outbox} SET lease_expires_at = clock_timestamp() + ${millis('$3')}
+     WHERE id = $1::bigint AND lease_token::text = $2
+     RETURNING id`,
+    [lease.entry.id, lease.token, leaseMs],
+  );
+  return rows.length > 0;
+}
+
+/**
  * Outbox entries, oldest first.
  *
  * @param q - Where to run.

@@ -223,6 +223,11 @@ export class PostgresStore implements SyncStore {
     );
   }
 
+  /** {@inheritDoc SyncStore.renew} */
+  renew(lease: Lease, leaseMs: number): Promise<boolean> {
+    return outbox.renew(this.#sql, this.#tables, lease, leaseMs);
+  }
+
   /** {@inheritDoc SyncStore.retryLater} */
   retryLater(lease: Lease, error: OutboxError, delayMs: number): Promise<LeaseOutcome> {
     return outbox.retryLater(this.#sql, this.#tables, lease, error, delayMs);

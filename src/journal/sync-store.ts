@@ -105,6 +105,8 @@ export interface SyncStore {
    * (`null`) or leaves links alone (`undefined`).
    */
   complete(lease: Lease, link: Link | null | undefined): Promise<LeaseOutcome>;
+  /** Extends a still-current lease by `leaseMs` from now; `false` when it was taken over. */
+  renew(lease: Lease, leaseMs: number): Promise<boolean>;
   /** Releases a lease after a transient failure; the entry is due again after `delayMs`. */
   retryLater(lease: Lease, error: OutboxError, delayMs: number): Promise<LeaseOutcome>;
   /** Moves a leased entry to the dead-letter queue with its reason. */

@@ -26,7 +26,7 @@ export interface DrainerOptions {
    */
   readonly concurrency?: number | undefined;
   /**
-   * Entries claimed per query.
+   * Most entries claimed per query (never more than the workers free at that moment).
    * @default 16
    */
   readonly batchSize?: number | undefined;
@@ -125,7 +125,7 @@ export class Drainer {
   readonly #store: SyncStore;
   readonly #run: (lease: Lease) => Promise<LeaseResult>;
   readonly #policy: DrainerPolicy;
-  readonly #queue: Lease[] = [];
+  readonly #queue: { readonly lease: Lease; readonly claimedAt: number }[] = [];
   #claiming: Promise<number> | undefined;
   #inFlight = 0;
   #running: Promise<void> | undefined;
@@ -242,20 +242,29 @@ export class Drainer {
   }
 
   async #next(): Promise<Lease | undefined> {
-    const queued = this.#queue.shift();
-    if (queued !== undefined) return queued;
-    // One claim query at a time per drainer; the other workers wait for its batch.
+    for (;;) {
+      const queued = this.#queue.shift();
+      if (queued === undefined) break;
+      // A lease that waited in the queue for half its life is left to expire rather than run:
+      // running it late could overlap another worker that claims it after expiry.
+      if (Date.now() - queued.claimedAt < this.#policy.leaseMs / 2) return queued.lease;
+    }
+    // One claim query at a time per drainer; the other workers wait for its batch. It claims no
+    // more than the workers that are free now, so leases start at once instead of ageing in a
+    // queue (and a stop or pause leaves no claimed entry idle).
+    const free = Math.max(1, this.#policy.concurrency - this.#inFlight - this.#queue.length);
     this.#claiming ??= this.#store
-      .claim(this.#policy.workerId, this.#policy.batchSize, this.#policy.leaseMs)
+      .claim(this.#policy.workerId, Math.min(this.#policy.batchSize, free), this.#policy.leaseMs)
       .then((leases) => {
-        this.#queue.push(...leases);
+        const claimedAt = Date.now();
+        this.#queue.push(...leases.map((lease) => ({ lease, claimedAt })));
         return leases.length;
       })
       .finally(() => {
         this.#claiming = undefined;
       });
     await this.#claiming;
-    return this.#queue.shift();
+    return this.#queue.shift()?.lease;
   }
 
   #sleep(): Promise<void> {

@@ -27,6 +27,8 @@ export interface LeaseResult {
 export interface LeasePolicy {
   /** Failed attempts after which even a transient failure is dead-lettered. */
   readonly maxAttempts: number;
+  /** How long a lease lasts; it is renewed every third of that while the mirror runs. */
+  readonly leaseMs: number;
   readonly backoff: Backoff;
   /** Told of each conflict resolved in the authority's favour, once it is recorded. */
   readonly onConflict?:
@@ -52,10 +54,18 @@ export async function runLease<L>(
   attempt: () => Promise<MirrorOutcome> = () => mirrorEntry(ctx, lease.entry),
 ): Promise<LeaseResult> {
   let outcome: MirrorOutcome;
+  // Keep the lease while the mirror runs, however slow the other side is: an expired lease
+  // would let a second worker mirror the same record at the same time.
+  const heartbeat = setInterval(() => {
+    ctx.store.renew(lease, policy.leaseMs).catch(() => undefined);
+  }, policy.leaseMs / 3);
+  heartbeat.unref();
   try {
     outcome = await attempt();
   } catch (err) {
-    return fail(ctx.store, lease, policy, toTyped(err, lease));
+    return await fail(ctx.store, lease, policy, toTyped(err, lease));
+  } finally {
+    clearInterval(heartbeat);
   }
   try {
     const recorded = await ctx.store.complete(lease, outcome.link);
