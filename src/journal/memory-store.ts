@@ -92,6 +92,7 @@ export class MemoryStore implements SyncStore {
       leaseOwner: undefined,
       leaseExpiresAt: undefined,
       createdAt: new Date(now).toISOString(),
+      applyingHash: undefined,
       token: undefined,
     };
     this.#outbox.set(key, entry);
@@ -134,6 +135,14 @@ export class MemoryStore implements SyncStore {
       else if (link !== undefined) this.#saveLink(link);
       this.#outbox.delete(keyOf(entry));
     });
+  }
+
+  /** {@inheritDoc SyncStore.markApplying} */
+  markApplying(lease: Lease, hash: string): Promise<boolean> {
+    const entry = this.#current(lease);
+    if (entry === undefined) return Promise.resolve(false);
+    entry.applyingHash = hash;
+    return Promise.resolve(true);
   }
 
   /** {@inheritDoc SyncStore.renew} */

@@ -139,6 +139,11 @@ export interface OutboxEntry extends OutboxKey {
   readonly leaseExpiresAt: string | undefined;
   /** When the first intent was recorded. */
   readonly createdAt: string;
+  /**
+   * The content hash a worker was about to write to the target, recorded just before the write
+   * (see {@link SyncStore.markApplying}); kept until the entry completes.
+   */
+  readonly applyingHash: string | undefined;
 }
 
 /**

@@ -277,6 +277,33 @@ export async function retryLater(
 }
 
 /**
+ * Records the content hash a lease is about to write (fenced by the token).
+ *
+ * @param q - Where to run.
+ * @param tables - The store's tables.
+ * @param lease - The lease.
+ * @param hash - The content hash.
+ * @returns Whether the lease was still this worker's.
+ * @example
+ * ```ts
+ * await markApplying(sql, tables, lease, 'sha256:…');
+ * ```
+ */
+export async function markApplying(
+  q: SqlQueryable,
+  tables: JournalTables,
+  lease: Lease,
+  hash: string,
+): Promise<boolean> {
+  if (!isRowId(lease.entry.id)) return false;
+  const { rows } = await q.query(
+    `UPDATE ${tables.outbox} SET applying_hash = $3 WHERE id = $1::bigint AND lease_token::text = $2 RETURNING id`,
+    [lease.entry.id, lease.token, hash],
+  );
+  return rows.length > 0;
+}
+
+/**
  * Extends a lease that is still current (its token unchanged), so a worker whose mirror takes
  * long keeps the entry.
  *

@@ -223,6 +223,11 @@ export class PostgresStore implements SyncStore {
     );
   }
 
+  /** {@inheritDoc SyncStore.markApplying} */
+  markApplying(lease: Lease, hash: string): Promise<boolean> {
+    return outbox.markApplying(this.#sql, this.#tables, lease, hash);
+  }
+
   /** {@inheritDoc SyncStore.renew} */
   renew(lease: Lease, leaseMs: number): Promise<boolean> {
     return outbox.renew(this.#sql, this.#tables, lease, leaseMs);

@@ -228,7 +228,7 @@ export function toLink(row: LinkRow): Link {
 export const ENTRY_COLUMNS = `id::text AS id, resource_type, legacy_id, target, unit, kind, base::text AS base, seq,
   attempts, ${iso('next_attempt_at')} AS next_attempt_at, ${iso('hold_until')} AS hold_until,
   last_error::text AS last_error, lease_owner, lease_token::text AS lease_token,
-  ${iso('lease_expires_at')} AS lease_expires_at, ${iso('created_at')} AS created_at`;
+  ${iso('lease_expires_at')} AS lease_expires_at, ${iso('created_at')} AS created_at, applying_hash`;
 
 /**
  * A row selected with {@link ENTRY_COLUMNS}.
@@ -255,6 +255,7 @@ export interface EntryRow {
   readonly lease_token: string | null;
   readonly lease_expires_at: string | null;
   readonly created_at: string;
+  readonly applying_hash: string | null;
 }
 
 /**
@@ -284,6 +285,7 @@ export function toEntry(row: EntryRow): OutboxEntry {
     leaseOwner: optional(row.lease_owner),
     leaseExpiresAt: optional(row.lease_expires_at),
     createdAt: row.created_at,
+    applyingHash: optional(row.applying_hash),
   };
 }
 

@@ -105,6 +105,12 @@ export interface SyncStore {
    * (`null`) or leaves links alone (`undefined`).
    */
   complete(lease: Lease, link: Link | null | undefined): Promise<LeaseOutcome>;
+  /**
+   * Records, for a still-current lease, the content hash about to be written to the target.
+   * A later attempt that finds the target holding it knows the write was its own (its answer
+   * was lost, or the worker died) rather than a conflicting change. `false` when fenced.
+   */
+  markApplying(lease: Lease, hash: string): Promise<boolean>;
   /** Extends a still-current lease by `leaseMs` from now; `false` when it was taken over. */
   renew(lease: Lease, leaseMs: number): Promise<boolean>;
   /** Releases a lease after a transient failure; the entry is due again after `delayMs`. */

@@ -9,7 +9,8 @@ import {
   type LegacyAdapter,
   type LegacyRecord,
 } from '../sides/legacy-adapter.ts';
-import { checkGuard, type WriteGuard } from './write-guard.ts';
+import { checkGuard, type OwnWrites, type WriteGuard } from './write-guard.ts';
+import { contentHash } from '../divergence/normalise.ts';
 
 /**
  * One idempotent write of a record's state to the legacy system.
@@ -21,6 +22,8 @@ export interface LegacyWrite<L> {
   /** The row the legacy system should hold, from its current record (`undefined` when none). */
   readonly desired: (existing: LegacyRecord<L> | undefined) => L;
   readonly guard: WriteGuard;
+  /** For mirrors: how to recognise an earlier attempt's write, and record this one's. */
+  readonly own?: OwnWrites | undefined;
 }
 
 /**
@@ -85,16 +88,23 @@ async function settle<L>(
   if (existing !== undefined && row !== undefined && holds(existing.row, row)) {
     return { record: existing, action: 'unchanged' };
   }
-  // Legacy rows are compared as rows, not by FHIR hash: without versions, content decides.
+  // An earlier attempt's own write (its answer lost, its worker dead) is not someone else's
+  // change: the row then holds exactly the fields that attempt recorded it would write.
+  const own =
+    existing !== undefined &&
+    row !== undefined &&
+    write.own?.hash !== undefined &&
+    rowHash(pick(existing.row, row)) === write.own.hash;
   checkGuard(
     guard,
     { exists: existing !== undefined, version: existing?.version },
     link,
     link?.legacyVersion,
-    false,
+    own,
     details,
   );
   const target = row ?? withId(mapping, desireFrom(write, existing, details), legacyId, details);
+  await write.own?.mark(rowHash(target));
   if (existing !== undefined) {
     const record = await call(
       () => legacy.update(mapping.resourceType, legacyId, target, { expectedVersion: existing.version }),
@@ -130,6 +140,19 @@ function holds<L>(stored: L, desired: L): boolean {
   return Object.entries(desired).every(
     ([key, value]) => isDeepStrictEqual(have[key], value) || (value === undefined && have[key] === null),
   );
+}
+
+/** A row's content hash, over the fields it sets. */
+function rowHash(row: unknown): string {
+  return contentHash({ row });
+}
+
+/** The stored row's values for the fields a desired row sets. */
+function pick<L>(stored: L, desired: L): unknown {
+  if (typeof stored !== 'object' || stored === null || typeof desired !== 'object' || desired === null)
+    return stored;
+  const have = stored as Record<string, unknown>;
+  return Object.fromEntries(Object.keys(desired).map((key) => [key, have[key]]));
 }
 
 function desireFrom<L>(

@@ -6,7 +6,7 @@ import type { Link } from '../journal/link.ts';
 import { runMapping, withLegacyIdentifier } from '../mapping/mapped-record.ts';
 import type { ResourceMapping } from '../mapping/resource-mapping.ts';
 import type { MedplumSide } from '../sides/medplum-side.ts';
-import { checkGuard, type WriteGuard } from './write-guard.ts';
+import { checkGuard, type OwnWrites, type WriteGuard } from './write-guard.ts';
 
 /**
  * One idempotent write of a record's state to Medplum.
@@ -24,6 +24,8 @@ export interface MedplumWrite<R extends Resource> {
    * @default false
    */
   readonly guarded?: boolean | undefined;
+  /** For mirrors: how to recognise an earlier attempt's write, and record this one's. */
+  readonly own?: OwnWrites | undefined;
 }
 
 /**
@@ -77,6 +79,7 @@ export async function applyToMedplum<R extends Resource>(
   // Nothing guards the record (a caller's own create): let the server dedupe. The conditional
   // create's search finds an orphan or a concurrent writer's copy within the same request.
   const resource = withLegacyIdentifier(desireFrom(write, undefined, details), mapping, legacyId, details);
+  await write.own?.mark(contentHash(resource));
   const { id: _id, meta: _meta, ...withoutId } = resource;
   const created = await medplum.create(
     withoutId as R,
@@ -103,7 +106,10 @@ async function settle<R extends Resource>(
   if (existing !== undefined && checked !== undefined && contentHash(existing) === contentHash(checked)) {
     return { resource: existing, action: 'unchanged' };
   }
-  const sameAsLastSync = existing !== undefined && contentHash(existing) === link?.contentHash;
+  const found = existing === undefined ? undefined : contentHash(existing);
+  // Not a change by someone else: the content last synced, or what an earlier attempt of this
+  // mirror wrote before its answer was lost.
+  const sameAsLastSync = found !== undefined && (found === link?.contentHash || found === write.own?.hash);
   checkGuard(
     guard,
     { exists: existing !== undefined, version: current },
@@ -117,6 +123,7 @@ async function settle<R extends Resource>(
   );
   const resource =
     checked ?? withLegacyIdentifier(desireFrom(write, existing, details), mapping, legacyId, details);
+  await write.own?.mark(contentHash(resource));
   if (existing !== undefined) {
     const updated = await medplum.update({ ...resource, id: existing.id }, current, {
       ...details,

@@ -1,4 +1,4 @@
-import { DualWriteError, RejectedError } from '../errors.ts';
+import { DualWriteError, RejectedError, UnavailableError } from '../errors.ts';
 import type { Lease, LeaseOutcome, OutboxEntry, OutboxError } from '../journal/outbox.ts';
 import { LinkConflictError, type SyncStore } from '../journal/sync-store.ts';
 import { delayFor, type Backoff } from './backoff.ts';
@@ -51,7 +51,8 @@ export async function runLease<L>(
   ctx: MirrorContext<L>,
   lease: Lease,
   policy: LeasePolicy,
-  attempt: () => Promise<MirrorOutcome> = () => mirrorEntry(ctx, lease.entry),
+  attempt: () => Promise<MirrorOutcome> = () =>
+    mirrorEntry(ctx, lease.entry, undefined, markFor(ctx.store, lease)),
 ): Promise<LeaseResult> {
   let outcome: MirrorOutcome;
   // Keep the lease while the mirror runs, however slow the other side is: an expired lease
@@ -135,4 +136,26 @@ function toTyped(err: unknown, lease: Lease): DualWriteError {
     side: lease.entry.target,
     cause: err,
   });
+}
+
+/**
+ * Records what a lease is about to write; a lease that was taken over must not write at all.
+ *
+ * @param store - The store.
+ * @param lease - The lease.
+ * @returns The marker for {@link mirrorEntry}.
+ */
+export function markFor(store: SyncStore, lease: Lease): (hash: string) => Promise<void> {
+  return async (hash) => {
+    if (!(await store.markApplying(lease, hash))) {
+      throw new UnavailableError(
+        `the lease on ${lease.entry.resourceType}/${lease.entry.legacyId} was taken over; not writing`,
+        {
+          resourceType: lease.entry.resourceType,
+          legacyId: lease.entry.legacyId,
+          side: lease.entry.target,
+        },
+      );
+    }
+  };
 }

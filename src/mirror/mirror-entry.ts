@@ -18,7 +18,7 @@ import { classifyLegacyError } from '../sides/legacy-failure.ts';
 import type { MedplumSide } from '../sides/medplum-side.ts';
 import { applyToLegacy } from './apply-to-legacy.ts';
 import { applyToMedplum } from './apply-to-medplum.ts';
-import type { WriteGuard } from './write-guard.ts';
+import type { OwnWrites, WriteGuard } from './write-guard.ts';
 
 /** What the mirror step needs of the writer. */
 export interface MirrorContext<L> {
@@ -79,16 +79,36 @@ export async function mirrorEntry<L>(
   ctx: MirrorContext<L>,
   entry: OutboxEntry,
   known?: KnownAuthority<L>,
+  mark?: (hash: string) => Promise<void>,
 ): Promise<MirrorOutcome> {
   const { resourceType, legacyId } = entry;
   const details: ErrorDetails = { resourceType, legacyId, side: entry.target };
   const mapping = ctx.mappings.get(resourceType);
   if (mapping === undefined) throw new MappingError(undefined, `no mapping for ${resourceType}`, details);
   const link = await ctx.store.getLink(resourceType, legacyId);
+  const own: OwnWrites = { hash: entry.applyingHash, mark: mark ?? (() => Promise.resolve()) };
   const apply = (guard: WriteGuard): Promise<MirrorOutcome> =>
     entry.target === 'medplum'
-      ? toMedplum(ctx, mapping, entry, link, known?.side === 'legacy' ? known : undefined, guard, details)
-      : toLegacy(ctx, mapping, entry, link, known?.side === 'medplum' ? known : undefined, guard, details);
+      ? toMedplum(
+          ctx,
+          mapping,
+          entry,
+          link,
+          known?.side === 'legacy' ? known : undefined,
+          guard,
+          own,
+          details,
+        )
+      : toLegacy(
+          ctx,
+          mapping,
+          entry,
+          link,
+          known?.side === 'medplum' ? known : undefined,
+          guard,
+          own,
+          details,
+        );
   try {
     return await apply({ kind: 'last-sync' });
   } catch (err) {
@@ -124,6 +144,7 @@ async function toMedplum<L>(
   link: Link | undefined,
   known: { readonly record: LegacyRecord<L> | undefined } | undefined,
   guard: WriteGuard,
+  own: OwnWrites,
   details: ErrorDetails,
 ): Promise<MirrorOutcome> {
   const { resourceType, legacyId } = entry;
@@ -148,6 +169,7 @@ async function toMedplum<L>(
       mapping.toFhir(record.row, base === undefined ? existing : replacing(base, existing)),
     guard,
     guarded: ctx.store.leasesAcrossProcesses,
+    own,
   });
   return {
     action: written.action,
@@ -166,6 +188,7 @@ async function toLegacy<L>(
   link: Link | undefined,
   known: { readonly resource: WithId<Resource> | undefined } | undefined,
   guard: WriteGuard,
+  own: OwnWrites,
   details: ErrorDetails,
 ): Promise<MirrorOutcome> {
   const { resourceType, legacyId } = entry;
@@ -187,6 +210,7 @@ async function toLegacy<L>(
     link,
     desired: (existing) => mapping.toLegacy(resource, base ?? existing?.row),
     guard,
+    own,
   });
   return {
     action: written.action,

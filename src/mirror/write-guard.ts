@@ -20,6 +20,16 @@ export type WriteGuard =
   | { readonly kind: 'overwrite' };
 
 /**
+ * How a mirror recognises its own earlier write. `hash` is what an earlier attempt recorded it
+ * was about to write (its answer may have been lost, or its worker died before recording the
+ * result); `mark` records what this attempt is about to write, just before it writes.
+ */
+export interface OwnWrites {
+  readonly hash: string | undefined;
+  readonly mark: (hash: string) => Promise<void>;
+}
+
+/**
  * Checks a guard against the copy found; throws the error the caller should see.
  *
  * @param guard - The guard.

@@ -9,7 +9,7 @@ import type { Stage, StageRoute } from '../plan/stage.ts';
 import type { LegacyAdapter, LegacyRecord } from '../sides/legacy-adapter.ts';
 import type { SideAction, SideOutcome, WriteResult } from '../write-result.ts';
 import type { DrainerPolicy } from './drainer.ts';
-import { runLease, type LeasePolicy, type LeaseResult } from './lease-runner.ts';
+import { markFor, runLease, type LeasePolicy, type LeaseResult } from './lease-runner.ts';
 import { mirrorEntry, type KnownAuthority, type MirrorContext, type MirrorOutcome } from './mirror-entry.ts';
 import { withRetries, type RetryPolicy } from './retry-policy.ts';
 
@@ -186,10 +186,23 @@ export class WritePath<L> {
         ? { side: 'legacy', record: authority.record }
         : { side: 'medplum', resource: authority.resource };
     let attempts = 0;
+    // Each retry must recognise what the previous one wrote, even if its answer was lost.
+    let marked = lease.entry.applyingHash;
+    const mark = markFor(this.#ctx.store, lease);
+    const markAndRemember = async (hash: string): Promise<void> => {
+      await mark(hash);
+      marked = hash;
+    };
     const attempt = async (): Promise<MirrorOutcome> => {
       try {
         const { value, attempts: made } = await withRetries(
-          (n) => mirrorEntry(this.#ctx, lease.entry, n === 1 ? known : undefined),
+          (n) =>
+            mirrorEntry(
+              this.#ctx,
+              { ...lease.entry, applyingHash: marked },
+              n === 1 ? known : undefined,
+              markAndRemember,
+            ),
           this.#settings.retry,
           (error, n, delayMs) => this.#emitRetry(error, n, delayMs, routed, legacyId),
         );

@@ -37,7 +37,10 @@ describe('PostgresStore on PGlite', () => {
   it('applies each migration once: opening again applies nothing', async () => {
     await PostgresStore.open({ sql, schema: 'reopened' });
     const store = await PostgresStore.open({ sql, schema: 'reopened' });
-    expect(await migrations('reopened')).toEqual([{ version: 1, name: 'initial' }]);
+    expect(await migrations('reopened')).toEqual([
+      { version: 1, name: 'initial' },
+      { version: 2, name: 'applying-hash' },
+    ]);
     await store.saveLink(linkOf('p-1', 'm-1'));
     expect(await store.getLink('Patient', 'p-1')).toEqual(linkOf('p-1', 'm-1'));
   });
@@ -159,7 +162,7 @@ describe('PostgresStore on PostgreSQL with concurrent instances', () => {
   it('migrates safely when several instances open the same new schema at once', async () => {
     const { schema, stores } = await openAll();
     const { rows } = await pools[0]!.query(`SELECT version FROM "${schema}".migrations`);
-    expect(rows).toEqual([{ version: 1 }]);
+    expect(rows).toEqual([{ version: 1 }, { version: 2 }]);
     await stores[0]!.saveLink(linkOf('p-1', 'm-1'));
     expect(await stores[3]!.getLink('Patient', 'p-1')).toEqual(linkOf('p-1', 'm-1'));
   });

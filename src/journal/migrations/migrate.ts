@@ -1,5 +1,6 @@
 import type { SqlClient } from '../../sql/sql-client.ts';
 import { initial } from './0001-initial.ts';
+import { applyingHash } from './0002-applying-hash.ts';
 
 /**
  * One numbered step of the journal's schema. Migrations are TypeScript modules, not `.sql`
@@ -27,7 +28,7 @@ export interface Migration {
  * const latest = JOURNAL_MIGRATIONS.at(-1)?.version;
  * ```
  */
-export const JOURNAL_MIGRATIONS: readonly Migration[] = [initial];
+export const JOURNAL_MIGRATIONS: readonly Migration[] = [initial, applyingHash];
 
 /*
  * Concurrent openers (every service instance starting at once) are serialised by a transaction
