@@ -92,7 +92,7 @@ export class MemoryStore implements SyncStore {
       leaseOwner: undefined,
       leaseExpiresAt: undefined,
       createdAt: new Date(now).toISOString(),
-      applyingHash: undefined,
+      applyingHashes: [],
       token: undefined,
     };
     this.#outbox.set(key, entry);
@@ -141,7 +141,7 @@ export class MemoryStore implements SyncStore {
   markApplying(lease: Lease, hash: string): Promise<boolean> {
     const entry = this.#current(lease);
     if (entry === undefined) return Promise.resolve(false);
-    entry.applyingHash = hash;
+    entry.applyingHashes = [hash, ...entry.applyingHashes].slice(0, 8);
     return Promise.resolve(true);
   }
 

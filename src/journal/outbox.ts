@@ -140,10 +140,12 @@ export interface OutboxEntry extends OutboxKey {
   /** When the first intent was recorded. */
   readonly createdAt: string;
   /**
-   * The content hash a worker was about to write to the target, recorded just before the write
-   * (see {@link SyncStore.markApplying}); kept until the entry completes.
+   * The content hashes workers were about to write to the target, newest first (at most
+   * eight), each recorded just before its write (see `SyncStore.markApplying`); kept until the
+   * entry completes. Any of them may be on the target: a write can land although its answer
+   * was lost, and a later attempt can fail before its own write lands.
    */
-  readonly applyingHash: string | undefined;
+  readonly applyingHashes: readonly string[];
 }
 
 /**

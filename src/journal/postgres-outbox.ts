@@ -297,7 +297,10 @@ export async function markApplying(
 ): Promise<boolean> {
   if (!isRowId(lease.entry.id)) return false;
   const { rows } = await q.query(
-    `UPDATE ${tables.outbox} SET applying_hash = $3 WHERE id = $1::bigint AND lease_token::text = $2 RETURNING id`,
+    // Newest first, space-separated, at most eight (hashes contain no spaces).
+    `UPDATE ${tables.outbox}
+       SET applying_hash = array_to_string((string_to_array(concat_ws(' ', $3::text, applying_hash), ' '))[1:8], ' ')
+     WHERE id = $1::bigint AND lease_token::text = $2 RETURNING id`,
     [lease.entry.id, lease.token, hash],
   );
   return rows.length > 0;

@@ -285,7 +285,7 @@ export function toEntry(row: EntryRow): OutboxEntry {
     leaseOwner: optional(row.lease_owner),
     leaseExpiresAt: optional(row.lease_expires_at),
     createdAt: row.created_at,
-    applyingHash: optional(row.applying_hash),
+    applyingHashes: row.applying_hash === null ? [] : row.applying_hash.split(' '),
   };
 }
 

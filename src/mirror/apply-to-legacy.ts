@@ -93,8 +93,7 @@ async function settle<L>(
   const own =
     existing !== undefined &&
     row !== undefined &&
-    write.own?.hash !== undefined &&
-    rowHash(pick(existing.row, row)) === write.own.hash;
+    (write.own?.hashes.includes(rowHash(pick(existing.row, row))) ?? false);
   checkGuard(
     guard,
     { exists: existing !== undefined, version: existing?.version },

@@ -109,7 +109,8 @@ async function settle<R extends Resource>(
   const found = existing === undefined ? undefined : contentHash(existing);
   // Not a change by someone else: the content last synced, or what an earlier attempt of this
   // mirror wrote before its answer was lost.
-  const sameAsLastSync = found !== undefined && (found === link?.contentHash || found === write.own?.hash);
+  const sameAsLastSync =
+    found !== undefined && (found === link?.contentHash || write.own?.hashes.includes(found) === true);
   checkGuard(
     guard,
     { exists: existing !== undefined, version: current },

@@ -86,7 +86,7 @@ export async function mirrorEntry<L>(
   const mapping = ctx.mappings.get(resourceType);
   if (mapping === undefined) throw new MappingError(undefined, `no mapping for ${resourceType}`, details);
   const link = await ctx.store.getLink(resourceType, legacyId);
-  const own: OwnWrites = { hash: entry.applyingHash, mark: mark ?? (() => Promise.resolve()) };
+  const own: OwnWrites = { hashes: entry.applyingHashes, mark: mark ?? (() => Promise.resolve()) };
   const apply = (guard: WriteGuard): Promise<MirrorOutcome> =>
     entry.target === 'medplum'
       ? toMedplum(

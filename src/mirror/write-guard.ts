@@ -20,12 +20,12 @@ export type WriteGuard =
   | { readonly kind: 'overwrite' };
 
 /**
- * How a mirror recognises its own earlier write. `hash` is what an earlier attempt recorded it
- * was about to write (its answer may have been lost, or its worker died before recording the
- * result); `mark` records what this attempt is about to write, just before it writes.
+ * How a mirror recognises its own earlier writes. `hashes` are what earlier attempts recorded
+ * they were about to write (an answer may have been lost, or a worker died before recording
+ * the result); `mark` records what this attempt is about to write, just before it writes.
  */
 export interface OwnWrites {
-  readonly hash: string | undefined;
+  readonly hashes: readonly string[];
   readonly mark: (hash: string) => Promise<void>;
 }
 

@@ -187,11 +187,11 @@ export class WritePath<L> {
         : { side: 'medplum', resource: authority.resource };
     let attempts = 0;
     // Each retry must recognise what the previous one wrote, even if its answer was lost.
-    let marked = lease.entry.applyingHash;
+    let marked = lease.entry.applyingHashes;
     const mark = markFor(this.#ctx.store, lease);
     const markAndRemember = async (hash: string): Promise<void> => {
       await mark(hash);
-      marked = hash;
+      marked = [hash, ...marked].slice(0, 8);
     };
     const attempt = async (): Promise<MirrorOutcome> => {
       try {
@@ -199,7 +199,7 @@ export class WritePath<L> {
           (n) =>
             mirrorEntry(
               this.#ctx,
-              { ...lease.entry, applyingHash: marked },
+              { ...lease.entry, applyingHashes: marked },
               n === 1 ? known : undefined,
               markAndRemember,
             ),
