@@ -21,7 +21,8 @@ import { runLease, type LeasePolicy, type LeaseResult } from './mirror/lease-run
 import { replacing, type MirrorContext } from './mirror/mirror-entry.ts';
 import { RecordLocks } from './mirror/record-locks.ts';
 import { retryPolicyOf, withRetries, type RetryPolicy } from './mirror/retry-policy.ts';
-import { WritePath, type AuthorityWrite, type Routed } from './mirror/write-path.ts';
+import { WritePath, type AuthorityWrite, type Routed, type WritePlan } from './mirror/write-path.ts';
+import type { WriteGuard } from './mirror/write-guard.ts';
 import type { CutoverPlan } from './plan/cutover-plan.ts';
 import type { LegacyAdapter, LegacyRecord } from './sides/legacy-adapter.ts';
 import { classifyLegacyError } from './sides/legacy-failure.ts';
@@ -146,7 +147,7 @@ export class DualWriter<C, L> {
    */
   async create(type: string, row: L, ctx: C): Promise<WriteResult<L>> {
     const routed = this.#route(type, ctx);
-    const { mapping, route } = routed;
+    const { mapping } = routed;
     requireObject(row, 'row');
     let legacyId = runMapping('legacyId', () => mapping.legacyId(row), { resourceType: type });
     const probe = this.#touchesMedplum(routed)
@@ -171,18 +172,7 @@ export class DualWriter<C, L> {
     const id = legacyId;
     const rowWithId = withId(mapping, row, id, { resourceType: type, legacyId: id });
     return this.#locked(routed, id, 'new', (link) =>
-      this.#writes.run(routed, id, {
-        operation: 'create',
-        kind: 'upsert',
-        base: route.authority === 'medplum' ? rowWithId : undefined,
-        authority:
-          route.authority === 'legacy'
-            ? (legacy) => this.#writeLegacy(legacy, mapping, id, link, () => rowWithId, { kind: 'create' })
-            : () =>
-                this.#writeMedplum(mapping, id, link, (existing) => mapping.toFhir(rowWithId, existing), {
-                  kind: 'create',
-                }),
-      }),
+      this.#writes.run(routed, id, this.#rowPlan('create', routed, id, link, rowWithId, { kind: 'create' })),
     );
   }
 
@@ -207,7 +197,7 @@ export class DualWriter<C, L> {
   async createResource<R extends Resource>(resource: R, ctx: C): Promise<WriteResult<L, WithId<R>>> {
     requireObject(resource, 'resource');
     const routed = this.#route(resource.resourceType, ctx, 'resource.resourceType');
-    const { mapping, route } = routed;
+    const { mapping } = routed;
     const type = mapping.resourceType;
     let legacyId = legacyIdOf(resource, mapping.identifierSystem);
     if (this.#touchesLegacy(routed))
@@ -231,26 +221,11 @@ export class DualWriter<C, L> {
     }
     const id = legacyId;
     return this.#locked(routed, id, 'new', (link) =>
-      this.#writes.run(routed, id, {
-        operation: 'create',
-        kind: 'upsert',
-        base: route.authority === 'legacy' ? resource : undefined,
-        authority:
-          route.authority === 'legacy'
-            ? (legacy) =>
-                this.#writeLegacy(
-                  legacy,
-                  mapping,
-                  id,
-                  link,
-                  (existing) => mapping.toLegacy(resource, existing?.row),
-                  { kind: 'create' },
-                )
-            : () =>
-                this.#writeMedplum(mapping, id, link, (existing) => replacing(resource, existing), {
-                  kind: 'create',
-                }),
-      }),
+      this.#writes.run(
+        routed,
+        id,
+        this.#resourcePlan('create', routed, id, link, resource, { kind: 'create' }),
+      ),
     ) as Promise<WriteResult<L, WithId<R>>>;
   }
 
@@ -279,7 +254,7 @@ export class DualWriter<C, L> {
     options: WriteCallOptions = {},
   ): Promise<WriteResult<L>> {
     const routed = this.#route(type, ctx);
-    const { mapping, route } = routed;
+    const { mapping } = routed;
     requireId(legacyId, 'legacyId');
     requireObject(row, 'row');
     const rowWithId = withId(mapping, row, legacyId, { resourceType: type, legacyId });
@@ -287,22 +262,7 @@ export class DualWriter<C, L> {
       runMapping('toFhir', () => mapping.toFhir(rowWithId), { resourceType: type, legacyId });
     const guard = { kind: 'update', version: options.expectedVersion } as const;
     return this.#locked(routed, legacyId, 'existing', (link) =>
-      this.#writes.run(routed, legacyId, {
-        operation: 'update',
-        kind: 'upsert',
-        base: route.authority === 'medplum' ? rowWithId : undefined,
-        authority:
-          route.authority === 'legacy'
-            ? (legacy) => this.#writeLegacy(legacy, mapping, legacyId, link, () => rowWithId, guard)
-            : () =>
-                this.#writeMedplum(
-                  mapping,
-                  legacyId,
-                  link,
-                  (existing) => mapping.toFhir(rowWithId, existing),
-                  guard,
-                ),
-      }),
+      this.#writes.run(routed, legacyId, this.#rowPlan('update', routed, legacyId, link, rowWithId, guard)),
     );
   }
 
@@ -327,7 +287,7 @@ export class DualWriter<C, L> {
   ): Promise<WriteResult<L, WithId<R>>> {
     requireObject(resource, 'resource');
     const routed = this.#route(resource.resourceType, ctx, 'resource.resourceType');
-    const { mapping, route } = routed;
+    const { mapping } = routed;
     const legacyId = await this.#legacyIdOfResource(mapping, resource);
     if (this.#touchesLegacy(routed)) {
       runMapping('toLegacy', () => mapping.toLegacy(resource), {
@@ -337,30 +297,11 @@ export class DualWriter<C, L> {
     }
     const guard = { kind: 'update', version: options.expectedVersion } as const;
     return this.#locked(routed, legacyId, 'existing', (link) =>
-      this.#writes.run(routed, legacyId, {
-        operation: 'update',
-        kind: 'upsert',
-        base: route.authority === 'legacy' ? resource : undefined,
-        authority:
-          route.authority === 'legacy'
-            ? (legacy) =>
-                this.#writeLegacy(
-                  legacy,
-                  mapping,
-                  legacyId,
-                  link,
-                  (existing) => mapping.toLegacy(resource, existing?.row),
-                  guard,
-                )
-            : () =>
-                this.#writeMedplum(
-                  mapping,
-                  legacyId,
-                  link,
-                  (existing) => replacing(resource, existing),
-                  guard,
-                ),
-      }),
+      this.#writes.run(
+        routed,
+        legacyId,
+        this.#resourcePlan('update', routed, legacyId, link, resource, guard),
+      ),
     ) as Promise<WriteResult<L, WithId<R>>>;
   }
 
@@ -732,6 +673,64 @@ export class DualWriter<C, L> {
     return this.#locks.run(`${type}/${legacyId}`, async () =>
       fn(record === 'new' ? undefined : await this.#links.get(type, legacyId)),
     );
+  }
+
+  /**
+   * The plan of a call that carries a legacy row, the record's full legacy state: written as
+   * is while the legacy system is the authority; mapped with `toFhir` while Medplum is, and
+   * then kept as the base of the legacy mirror (its unmapped columns survive).
+   */
+  #rowPlan(
+    operation: 'create' | 'update',
+    { mapping, route }: Routed<L>,
+    legacyId: string,
+    link: Link | undefined,
+    row: L,
+    guard: WriteGuard,
+  ): WritePlan<L> {
+    return {
+      operation,
+      kind: 'upsert',
+      base: route.authority === 'medplum' ? row : undefined,
+      authority:
+        route.authority === 'legacy'
+          ? (legacy) => this.#writeLegacy(legacy, mapping, legacyId, link, () => row, guard)
+          : () =>
+              this.#writeMedplum(mapping, legacyId, link, (existing) => mapping.toFhir(row, existing), guard),
+    };
+  }
+
+  /**
+   * The plan of a call that carries a FHIR resource, which replaces the Medplum copy (as a FHIR
+   * update does): mapped with `toLegacy` while the legacy system is the authority, and then
+   * kept as the base of the Medplum mirror (its unmapped elements survive).
+   */
+  #resourcePlan(
+    operation: 'create' | 'update',
+    { mapping, route }: Routed<L>,
+    legacyId: string,
+    link: Link | undefined,
+    resource: Resource,
+    guard: WriteGuard,
+  ): WritePlan<L> {
+    return {
+      operation,
+      kind: 'upsert',
+      base: route.authority === 'legacy' ? resource : undefined,
+      authority:
+        route.authority === 'legacy'
+          ? (legacy) =>
+              this.#writeLegacy(
+                legacy,
+                mapping,
+                legacyId,
+                link,
+                (existing) => mapping.toLegacy(resource, existing?.row),
+                guard,
+              )
+          : () =>
+              this.#writeMedplum(mapping, legacyId, link, (existing) => replacing(resource, existing), guard),
+    };
   }
 
   async #writeLegacy(
