@@ -69,10 +69,8 @@ describe(`${readmeName} TypeScript examples`, () => {
 
   for (const block of blocks) {
     const name = `${block.title} (${readmeName}:${block.firstLine - 1})`;
-    if (block.skipped) {
-      it.skip(`${name} [no-check]`, () => undefined);
-      continue;
-    }
+    // A ```ts no-check block is prose by design (a fragment, a sketch): it gets no test.
+    if (block.skipped) continue;
     it(name, () => {
       if (program === undefined) throw new Error('the program was not created');
       const sourceFile = program.getSourceFile(block.fileName);
