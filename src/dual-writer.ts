@@ -488,7 +488,13 @@ export class DualWriter<C, L> {
    * ```
    */
   drain(options: { readonly timeoutMs?: number | undefined } = {}): Promise<DrainReport> {
-    return this.#drainer.drain(options.timeoutMs ?? 60_000);
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0) {
+      return Promise.reject(
+        new InvalidInputError('timeoutMs', 'must be a finite number of milliseconds >= 0'),
+      );
+    }
+    return this.#drainer.drain(timeoutMs);
   }
 
   /**
