@@ -75,6 +75,17 @@ describe('asynchronous mirroring', () => {
     for (let i = 0; i < 10; i++) expect(await medplumCopies(direct, `b-${i}`)).toHaveLength(1);
   });
 
+  it('rejects a drain time limit that is not a number of milliseconds, naming it', async () => {
+    fixture = await startWriterFixture({ writer: { mirror: 'async', drainer: fastDrainer } });
+    await expect(fixture.writer.drain({ timeoutMs: -1 })).rejects.toMatchObject({
+      name: 'InvalidInputError',
+      field: 'timeoutMs',
+    });
+    await expect(fixture.writer.drain({ timeoutMs: Number.NaN })).rejects.toMatchObject({
+      field: 'timeoutMs',
+    });
+  });
+
   it('a paused drainer claims nothing until resumed', async () => {
     fixture = await startWriterFixture({ writer: { mirror: 'async', drainer: fastDrainer } });
     const { writer, direct } = fixture;
