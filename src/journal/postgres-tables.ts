@@ -258,6 +258,21 @@ export interface EntryRow {
   readonly applying_hash: string | null;
 }
 
+/** The columns an outbox entry and a dead letter share: the record, its direction and intent. */
+function queuedRecord(
+  row: EntryRow | LetterRow,
+): Pick<OutboxEntry, 'id' | 'resourceType' | 'legacyId' | 'target' | 'unit' | 'kind' | 'base'> {
+  return {
+    id: row.id,
+    resourceType: row.resource_type,
+    legacyId: row.legacy_id,
+    target: row.target,
+    unit: row.unit,
+    kind: row.kind,
+    base: parseJson(row.base),
+  };
+}
+
 /**
  * Reads an outbox row (the token is not part of the entry; a lease carries it).
  *
@@ -270,13 +285,7 @@ export interface EntryRow {
  */
 export function toEntry(row: EntryRow): OutboxEntry {
   return {
-    id: row.id,
-    resourceType: row.resource_type,
-    legacyId: row.legacy_id,
-    target: row.target,
-    unit: row.unit,
-    kind: row.kind,
-    base: parseJson(row.base),
+    ...queuedRecord(row),
     seq: row.seq,
     attempts: row.attempts,
     nextAttemptAt: row.next_attempt_at,
@@ -337,13 +346,7 @@ export interface LetterRow {
  */
 export function toDeadLetter(row: LetterRow): DeadLetter {
   return {
-    id: row.id,
-    resourceType: row.resource_type,
-    legacyId: row.legacy_id,
-    target: row.target,
-    unit: row.unit,
-    kind: row.kind,
-    base: parseJson(row.base),
+    ...queuedRecord(row),
     attempts: row.attempts,
     reason: parseJson(row.reason) as OutboxError,
     failedAt: row.failed_at,

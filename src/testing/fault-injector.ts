@@ -16,7 +16,6 @@ import type {
   StatusFaultOptions,
 } from './fault-options.ts';
 
-export { WRITE_METHODS } from './fault-options.ts';
 export type {
   FaultDecision,
   FaultInjectorOptions,

@@ -10,7 +10,8 @@ export { startFhirTestServer } from './fhir-test-server.ts';
 export type { FhirTestServer, FhirTestServerOptions } from './fhir-test-server.ts';
 export { FhirTestRepository } from './fhir-test-repository.ts';
 export type { FhirTestRepositoryOptions } from './fhir-test-repository.ts';
-export { FaultInjector, WRITE_METHODS } from './fault-injector.ts';
+export { FaultInjector } from './fault-injector.ts';
+export { WRITE_METHODS } from './fault-options.ts';
 export type {
   FaultKind,
   FaultScope,

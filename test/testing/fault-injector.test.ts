@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { FaultInjector, WRITE_METHODS } from '../../src/testing/fault-injector.ts';
+import { FaultInjector } from '../../src/testing/fault-injector.ts';
+import { WRITE_METHODS } from '../../src/testing/fault-options.ts';
 
 function statusOf(faults: FaultInjector, method: string, path: string): number | 'drop' | undefined {
   const { fault } = faults.decide(method, path);

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { getStatus, MedplumClient, OperationOutcomeError } from '@medplum/core';
 import type { Bundle, Patient } from '@medplum/fhirtypes';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { WRITE_METHODS } from '../../src/testing/fault-injector.ts';
+import { WRITE_METHODS } from '../../src/testing/fault-options.ts';
 import { startFhirTestServer } from '../../src/testing/fhir-test-server.ts';
 import type { FhirTestServer } from '../../src/testing/fhir-test-server.ts';
 
