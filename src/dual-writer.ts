@@ -525,6 +525,16 @@ export class DualWriter<C, L> {
     readonly status?: DeadLetter['status'] | 'all';
     readonly limit?: number;
   }): Promise<DeadLetter[]> {
+    const status: unknown = options?.status;
+    if (status !== undefined && !['open', 'retried', 'discarded', 'all'].includes(status as string)) {
+      return Promise.reject(
+        new InvalidInputError('status', "must be 'open', 'retried', 'discarded' or 'all'"),
+      );
+    }
+    const limit: unknown = options?.limit;
+    if (limit !== undefined && (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1)) {
+      return Promise.reject(new InvalidInputError('limit', 'must be a positive integer'));
+    }
     return this.#store.listDeadLetters(options);
   }
 

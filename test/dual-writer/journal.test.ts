@@ -199,6 +199,14 @@ describe('dead letters', () => {
     expect(await writer.deadLetters({ status: 'all' })).toMatchObject([{ id: letter.id, status: 'retried' }]);
   });
 
+  it('rejects a dead-letter listing with an unknown status or a bad limit, naming it', async () => {
+    fixture = await startWriterFixture({ writer: { mirror: 'async', drainer: fastDrainer } });
+    await expect(fixture.writer.deadLetters({ status: 'opne' as never })).rejects.toMatchObject({
+      field: 'status',
+    });
+    await expect(fixture.writer.deadLetters({ limit: 0 })).rejects.toMatchObject({ field: 'limit' });
+  });
+
   it('a dead letter can be discarded with a note; it is kept, never deleted', async () => {
     fixture = await startWriterFixture({ writer: { mirror: 'async', drainer: fastDrainer } });
     const { writer } = fixture;
