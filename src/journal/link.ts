@@ -1,3 +1,5 @@
+import type { Resource } from '@medplum/fhirtypes';
+
 /**
  * The stored pairing of a legacy record and a Medplum resource, with what was last synced.
  *
@@ -29,4 +31,10 @@ export interface Link {
   readonly contentHash: string;
   /** When the last sync completed (ISO 8601). */
   readonly syncedAt: string;
+  /**
+   * The base snapshot: the FHIR content both sides agreed on at the last sync, for conflict
+   * resolvers (a three-way merge needs it). Absent when the writer keeps hashes only
+   * (`baseSnapshot: 'hash-only'`), or for links saved before it was kept.
+   */
+  readonly base?: Resource | undefined;
 }

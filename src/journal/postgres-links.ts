@@ -113,14 +113,15 @@ export async function saveLink(q: SqlQueryable, tables: JournalTables, link: Lin
   try {
     await q.query(
       `INSERT INTO ${tables.links}
-         (resource_type, legacy_id, medplum_id, legacy_version, medplum_version, content_hash, synced_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7::timestamptz)
+         (resource_type, legacy_id, medplum_id, legacy_version, medplum_version, content_hash, synced_at, base)
+       VALUES ($1, $2, $3, $4, $5, $6, $7::timestamptz, $8::jsonb)
        ON CONFLICT (resource_type, legacy_id) DO UPDATE SET
          medplum_id = excluded.medplum_id,
          legacy_version = excluded.legacy_version,
          medplum_version = excluded.medplum_version,
          content_hash = excluded.content_hash,
-         synced_at = excluded.synced_at`,
+         synced_at = excluded.synced_at,
+         base = excluded.base`,
       [
         link.resourceType,
         link.legacyId,
@@ -129,6 +130,7 @@ export async function saveLink(q: SqlQueryable, tables: JournalTables, link: Lin
         link.medplumVersion ?? null,
         link.contentHash,
         link.syncedAt,
+        link.base === undefined ? null : JSON.stringify(link.base),
       ],
     );
   } catch (err) {

@@ -175,7 +175,7 @@ export function optional<T>(value: T | null): T | undefined {
  * ```
  */
 export const LINK_COLUMNS = `resource_type, legacy_id, medplum_id, legacy_version, medplum_version, content_hash,
-  ${iso('synced_at')} AS synced_at`;
+  ${iso('synced_at')} AS synced_at, base`;
 
 /**
  * A row selected with {@link LINK_COLUMNS}.
@@ -193,6 +193,7 @@ export interface LinkRow {
   readonly medplum_version: string | null;
   readonly content_hash: string;
   readonly synced_at: string;
+  readonly base: unknown;
 }
 
 /**
@@ -214,6 +215,7 @@ export function toLink(row: LinkRow): Link {
     medplumVersion: optional(row.medplum_version),
     contentHash: row.content_hash,
     syncedAt: row.synced_at,
+    base: (row.base ?? undefined) as Link['base'],
   };
 }
 

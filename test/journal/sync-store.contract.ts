@@ -36,6 +36,14 @@ export function describeSyncStoreContract(name: string, open: OpenSyncStore): vo
         expect(link?.medplumVersion).toBeUndefined();
       });
 
+      it('keeps a link’s base snapshot, and replaces it with the link', async () => {
+        const base = { resourceType: 'Patient' as const, name: [{ family: 'Doe', given: ['Ann'] }] };
+        await fixture.store.saveLink(linkOf('p-1', 'm-1', { base }));
+        expect((await fixture.store.getLink('Patient', 'p-1'))?.base).toEqual(base);
+        await fixture.store.saveLink(linkOf('p-1', 'm-1', { base: undefined }));
+        expect((await fixture.store.getLink('Patient', 'p-1'))?.base).toBeUndefined();
+      });
+
       it('answers undefined for records that have no link', async () => {
         expect(await fixture.store.getLink('Patient', 'nobody')).toBeUndefined();
         expect(await fixture.store.getLinkByMedplumId('Patient', 'nobody')).toBeUndefined();
