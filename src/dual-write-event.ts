@@ -1,3 +1,5 @@
+import type { ConflictReport } from './conflict/conflict-report.ts';
+import type { RevealedDiffEntry } from './divergence/diff.ts';
 import type { Side } from './errors.ts';
 import type { Stage } from './plan/stage.ts';
 
@@ -12,8 +14,16 @@ import type { Stage } from './plan/stage.ts';
  *   (`error` names the typed error); the entry is dead-lettered.
  * - `drained`: the drainer applied an outbox entry.
  * - `dead-letter`: the drainer moved an entry to the dead-letter queue.
- * - `conflict`: a mirror found its target changed since the last sync; the authority's copy
- *   won (`conflicts: 'authority-wins'`). Also recorded in the store's event table.
+ * - `conflict`: a mirror found its target changed since the last sync (both sides changed the
+ *   record): the paths each side changed, and the resolver's decision.
+ * - `resolved`: a conflict's resolution was written to both sides (or an operator's, for
+ *   `resolveDeadLetter`).
+ * - `divergence`: the two copies differ when they should agree (a sampled read-back after a
+ *   mirror, or a shadow read).
+ *
+ * Field values never appear: paths, ids, statuses and value hashes only, unless a sink is
+ * created with `revealValues`. `conflict`, `resolved`, `divergence` and `dead-letter` events are
+ * also recorded in the store's event table (redacted).
  *
  * @example
  * ```ts
@@ -74,13 +84,36 @@ export type DualWriteEvent =
       readonly attempts: number;
       readonly error: string;
     }
+  | ({ readonly type: 'conflict' } & ConflictReport)
   | {
-      readonly type: 'conflict';
+      readonly type: 'resolved';
       readonly resourceType: string;
       readonly legacyId: string;
+      readonly medplumId: string | undefined;
       readonly unit: string;
-      readonly target: Side;
-      readonly expectedVersion: string | undefined;
-      readonly actualVersion: string | undefined;
-      readonly resolution: 'authority-wins';
+      /** The resolver's name, or `operator` for `resolveDeadLetter`. */
+      readonly resolvedBy: string;
+      readonly resolution: Side | 'merged';
+    }
+  | {
+      readonly type: 'divergence';
+      readonly resourceType: string;
+      readonly legacyId: string;
+      readonly medplumId: string | undefined;
+      readonly unit: string;
+      /** `verify`: a sampled read-back after a mirror; `shadow-read`: a sampled read of the other side. */
+      readonly source: 'verify' | 'shadow-read';
+      /** The authority's copy compared with the other side's, as JSON paths (values hashed). */
+      readonly differences: readonly FieldChange[];
     };
+
+/**
+ * One field that differs, in an event: its JSON path and kind, and the values as
+ * {@link valueHash} fingerprints — the values themselves only for a sink with `revealValues`.
+ *
+ * @example
+ * ```ts
+ * const change: FieldChange = { path: 'birthDate', kind: 'changed', before: 'sha256:1f…', after: 'sha256:9c…' };
+ * ```
+ */
+export type FieldChange = RevealedDiffEntry;

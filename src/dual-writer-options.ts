@@ -1,4 +1,7 @@
 import type { MedplumClient } from '@medplum/core';
+import type { ConflictResolver } from './conflict/conflict-context.ts';
+import type { EventSink } from './divergence/event-sink.ts';
+import { valueHash, type ValueHashOptions } from './divergence/redact.ts';
 import type { DualWriteEvent } from './dual-write-event.ts';
 import { ConfigurationError } from './errors.ts';
 import type { SyncStore } from './journal/sync-store.ts';
@@ -66,13 +69,34 @@ export interface DualWriterOptions<C, L> {
    */
   readonly intentHoldMs?: number | undefined;
   /**
-   * What a mirror does when its target changed since the last sync (both systems changed the
-   * record): `authority-wins` overwrites the target with the authority's copy and records a
-   * `conflict` event (in the store's event table too); `dead-letter` leaves the target alone and
-   * dead-letters the mirror for an operator. Pluggable resolvers come in a later release.
-   * @default 'authority-wins'
+   * Decides a conflict: a mirror found its target changed since the last sync (both systems
+   * changed the record). Built in: `authorityWins`, `legacyWins`, `medplumWins`,
+   * `lastWriterWins`, `threeWayMerge(…)`, `manualReview(…)`, combined with `byResourceType(…)`;
+   * or any function of a `ConflictContext`. The decision is written to both sides and recorded
+   * as `conflict` and `resolved` events.
+   * @default authorityWins
    */
-  readonly conflicts?: 'authority-wins' | 'dead-letter' | undefined;
+  readonly resolver?: ConflictResolver | undefined;
+  /**
+   * What a link keeps of the last sync: `'full'` keeps the content both sides agreed on (the
+   * base a three-way merge needs); `'hash-only'` keeps its hash, for organisations that must not
+   * store PHI a second time (a three-way merge then treats every conflict as a collision).
+   * @default 'full'
+   */
+  readonly baseSnapshot?: 'full' | 'hash-only' | undefined;
+  /**
+   * Where events go besides `onEvent`: `loggerSink(logger)`, `auditEventSink(medplum)`,
+   * `callbackSink(fn)` or your own. Each sees values as hashes unless it sets `revealValues`.
+   * @default []
+   */
+  readonly sinks?: readonly EventSink[] | undefined;
+  /**
+   * How the value hashes in events are made. Without a `key` they are plain SHA-256, which can
+   * be reversed for low-entropy values (a birth date) by trying every candidate; with a secret
+   * key (HMAC) they cannot, by anyone without the key.
+   * @default undefined
+   */
+  readonly valueHash?: ValueHashOptions | undefined;
   /**
    * How the inline mirror and authority writes retry transient failures within one call.
    * @default { retries: 5, minTimeoutMs: 100, maxTimeoutMs: 5000, factor: 2, maxRateLimitWaitMs: 60000 }
@@ -89,8 +113,8 @@ export interface DualWriterOptions<C, L> {
    */
   readonly linkCacheSize?: number | undefined;
   /**
-   * Receives a typed event for every mirror and retry. Events carry ids, types and statuses,
-   * never field values. Exceptions it throws are ignored.
+   * Receives a typed event for every mirror, retry and disagreement. Events carry ids, types,
+   * statuses, paths and value hashes, never field values. Exceptions it throws are ignored.
    * @default undefined
    */
   readonly onEvent?: ((event: DualWriteEvent) => void) | undefined;
@@ -178,12 +202,38 @@ export function validateDualWriterOptions(options: unknown): void {
   ) {
     throw new ConfigurationError('linkCacheSize', cacheSize, 'must be a positive integer');
   }
+  if (given.resolver !== undefined && typeof given.resolver !== 'function') {
+    throw new ConfigurationError('resolver', given.resolver, 'must be a function (ctx) => Resolution');
+  }
   if (
-    given.conflicts !== undefined &&
-    given.conflicts !== 'authority-wins' &&
-    given.conflicts !== 'dead-letter'
+    given.baseSnapshot !== undefined &&
+    given.baseSnapshot !== 'full' &&
+    given.baseSnapshot !== 'hash-only'
   ) {
-    throw new ConfigurationError('conflicts', given.conflicts, "must be 'authority-wins' or 'dead-letter'");
+    throw new ConfigurationError('baseSnapshot', given.baseSnapshot, "must be 'full' or 'hash-only'");
+  }
+  const sinks = given.sinks;
+  if (sinks !== undefined) {
+    if (!Array.isArray(sinks)) throw new ConfigurationError('sinks', sinks, 'must be an array of EventSink');
+    sinks.forEach((sink: Record<string, unknown> | null, i) => {
+      if (typeof sink?.handle !== 'function')
+        throw new ConfigurationError(`sinks[${i}].handle`, sink?.handle, 'must be a function');
+    });
+  }
+  const hashing = given.valueHash as ValueHashOptions | null | undefined;
+  if (hashing !== undefined) {
+    if (typeof hashing !== 'object' || hashing === null)
+      throw new ConfigurationError('valueHash', hashing, 'must be an object such as { key }');
+    try {
+      valueHash('', hashing);
+    } catch {
+      // The key itself is never put in a message.
+      throw new ConfigurationError(
+        'valueHash.key',
+        typeof hashing.key,
+        'must be a non-empty string or Uint8Array',
+      );
+    }
   }
   if (given.mirror !== undefined && given.mirror !== 'sync' && given.mirror !== 'async') {
     throw new ConfigurationError('mirror', given.mirror, "must be 'sync' or 'async'");

@@ -5,6 +5,13 @@ import {
   type DualWriterOptions,
   type WriteCallOptions,
 } from './dual-writer-options.ts';
+import type { Resolution } from './conflict/conflict-context.ts';
+import { ReviewRequiredError, type ConflictReport } from './conflict/conflict-report.ts';
+import { operatorResolution as resolutionOf, resolveConflict } from './conflict/resolve-conflict.ts';
+import { authorityWins } from './conflict/resolvers.ts';
+import { reviewTaskOf } from './conflict/review-task.ts';
+import { EventPublisher } from './divergence/event-publisher.ts';
+import { callbackSink } from './divergence/event-sink.ts';
 import type { DualWriteEvent } from './dual-write-event.ts';
 import { InvalidInputError, MappingError, type Side } from './errors.ts';
 import { LinkCache } from './journal/link-cache.ts';
@@ -18,7 +25,7 @@ import { applyToLegacy, withId } from './mirror/apply-to-legacy.ts';
 import { applyToMedplum } from './mirror/apply-to-medplum.ts';
 import { Drainer, drainerPolicyOf, type DrainReport } from './mirror/drainer.ts';
 import { runLease, type LeasePolicy, type LeaseResult } from './mirror/lease-runner.ts';
-import { replacing, type MirrorContext } from './mirror/mirror-entry.ts';
+import { replacing, resolveContextOf, resolved, type MirrorContext } from './mirror/mirror-entry.ts';
 import { RecordLocks } from './mirror/record-locks.ts';
 import { retryPolicyOf, withRetries, type RetryPolicy } from './mirror/retry-policy.ts';
 import { WritePath, type AuthorityWrite, type Routed, type WritePlan } from './mirror/write-path.ts';
@@ -63,7 +70,8 @@ export class DualWriter<C, L> {
   readonly #links: LinkCache;
   readonly #retry: RetryPolicy;
   readonly #locks = new RecordLocks();
-  readonly #onEvent: ((event: DualWriteEvent) => void) | undefined;
+  readonly #events: EventPublisher;
+  readonly #ctx: MirrorContext<L>;
   readonly #writes: WritePath<L>;
   readonly #drainer: Drainer;
 
@@ -81,31 +89,28 @@ export class DualWriter<C, L> {
     this.#store = options.store ?? new MemoryStore();
     this.#links = new LinkCache(this.#store, options.linkCacheSize ?? 10_000);
     this.#retry = retryPolicyOf(options.retry);
-    this.#onEvent = options.onEvent;
+    const sinks = [
+      ...(options.sinks ?? []),
+      ...(options.onEvent === undefined ? [] : [callbackSink(options.onEvent)]),
+    ];
+    this.#events = new EventPublisher(this.#store, sinks, options.valueHash);
     const drainer = drainerPolicyOf(options.drainer);
     const leasePolicy: LeasePolicy = {
       maxAttempts: drainer.maxAttempts,
       leaseMs: drainer.leaseMs,
       backoff: drainer.backoff,
-      onConflict: (entry, conflict) =>
-        this.#emit({
-          type: 'conflict',
-          resourceType: entry.resourceType,
-          legacyId: entry.legacyId,
-          unit: entry.unit,
-          target: conflict.side,
-          expectedVersion: conflict.expectedVersion,
-          actualVersion: conflict.actualVersion,
-          resolution: 'authority-wins',
-        }),
+      onConflict: (report, review) => this.#recordConflict(report, review),
     };
     const ctx: MirrorContext<L> = {
       legacy: this.#legacy,
       medplum: this.#medplum,
       mappings: this.#mappings,
       store: this.#store,
-      conflicts: options.conflicts ?? 'authority-wins',
+      resolver: options.resolver ?? authorityWins,
+      stageOf: (unit, resourceType) => this.#plan.stageOf(unit, resourceType),
+      baseSnapshot: options.baseSnapshot ?? 'full',
     };
+    this.#ctx = ctx;
     this.#writes = new WritePath(ctx, {
       mode: options.mirror ?? 'sync',
       syncBudgetMs: options.syncBudgetMs ?? 10_000,
@@ -574,6 +579,73 @@ export class DualWriter<C, L> {
     return this.#store.discardDeadLetter(id, note);
   }
 
+  /**
+   * Decides a conflict an operator was asked to review (a dead letter whose reason is a
+   * `ReviewRequiredError`, or any dead letter whose record both systems changed): writes the
+   * decision to both sides, links them, and closes the dead letter as `discarded` with the
+   * note. Each side's write is guarded by the version read just before, so a change made
+   * meanwhile fails the call rather than being overwritten.
+   *
+   * @param id - The dead letter's id.
+   * @param resolution - `{ winner: 'legacy' | 'medplum' }` or `{ merged: resource }`.
+   * @param note - For the audit trail (no PHI).
+   * @returns `false` when no open dead letter has that id.
+   * @throws {@link InvalidInputError} for a resolution that decides nothing.
+   * @example
+   * ```ts
+   * const [letter] = await writer.deadLetters();
+   * if (letter?.reason.name === 'ReviewRequiredError') {
+   *   await writer.resolveDeadLetter(letter.id, { winner: 'medplum' }, 'front desk confirmed the new address');
+   * }
+   * ```
+   */
+  async resolveDeadLetter(
+    id: string,
+    resolution: Resolution,
+    note = 'resolved by an operator',
+  ): Promise<boolean> {
+    requireId(id, 'id');
+    const decided = resolutionOf(resolution);
+    if (typeof note !== 'string' || note.trim() === '')
+      throw new InvalidInputError('note', 'must be a non-empty string');
+    const letter = await this.#store.getDeadLetter(id);
+    if (letter?.status !== 'open') return false;
+    const mapping = this.#mappings.get(letter.resourceType);
+    if (mapping === undefined)
+      throw new InvalidInputError(
+        'id',
+        `dead letter ${id} is a ${letter.resourceType}, which has no mapping`,
+      );
+    const { resourceType, legacyId, unit } = letter;
+    return this.#locks.run(`${resourceType}/${legacyId}`, async () => {
+      const link = await this.#store.getLink(resourceType, legacyId);
+      const copies = await resolveConflict(
+        resolveContextOf(this.#ctx),
+        mapping,
+        letter,
+        link,
+        undefined,
+        undefined,
+        decided,
+      );
+      const outcome = resolved(this.#ctx, copies);
+      if (outcome.link === null) await this.#store.deleteLink(resourceType, legacyId);
+      else if (outcome.link !== undefined) await this.#store.saveLink(outcome.link);
+      this.#links.evict(resourceType, legacyId);
+      const closed = await this.#store.discardDeadLetter(id, note);
+      await this.#events.publish({
+        type: 'resolved',
+        resourceType,
+        legacyId,
+        medplumId: outcome.resource?.id,
+        unit,
+        resolvedBy: 'operator',
+        resolution: 'merged' in decided ? 'merged' : decided.winner,
+      });
+      return closed;
+    });
+  }
+
   #route(type: unknown, ctx: C, field = 'type'): Routed<L> {
     if (typeof type !== 'string' || type === '')
       throw new InvalidInputError(field, 'must be a FHIR resource type string');
@@ -830,7 +902,7 @@ export class DualWriter<C, L> {
     if (result.status === 'applied' || result.status === 'unchanged') {
       this.#emit({ type: 'drained', resourceType, legacyId, unit, target, outcome: result.status });
     } else if (result.status === 'dead-letter') {
-      this.#emit({
+      this.#publish({
         type: 'dead-letter',
         resourceType,
         legacyId,
@@ -853,11 +925,39 @@ export class DualWriter<C, L> {
     }
   }
 
+  /** Publishes an event the store records, without making the caller wait or fail. */
+  #publish(event: DualWriteEvent): void {
+    this.#events.publish(event).catch(() => undefined);
+  }
+
   #emit(event: DualWriteEvent): void {
-    try {
-      this.#onEvent?.(event);
-    } catch {
-      // An observer's failure must never fail a write.
+    this.#events.emit(event);
+  }
+
+  /** Records a conflict's events; for one left to review, creates the `Task` it asked for. */
+  async #recordConflict(report: ConflictReport, review?: ReviewRequiredError): Promise<void> {
+    await this.#events.publish({ type: 'conflict', ...report });
+    if (review === undefined) {
+      const { resourceType, legacyId, medplumId, unit, resolvedBy, resolution } = report;
+      if (resolution !== 'manual') {
+        await this.#events.publish({
+          type: 'resolved',
+          resourceType,
+          legacyId,
+          medplumId,
+          unit,
+          resolvedBy,
+          resolution,
+        });
+      }
+    } else if (review.task) {
+      const task = reviewTaskOf(report);
+      // Conditional on its identifier: a conflict seen again on the same versions is the same Task.
+      await this.#medplum
+        .create(task, task.identifier?.[0] as { system: string; value: string }, {
+          resourceType: 'Task',
+        })
+        .catch(() => undefined);
     }
   }
 }

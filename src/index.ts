@@ -9,7 +9,7 @@
 export { DualWriter } from './dual-writer.ts';
 export type { DualWriterOptions, WriteCallOptions } from './dual-writer-options.ts';
 export type { WriteResult, SideOutcome, SideAction } from './write-result.ts';
-export type { DualWriteEvent } from './dual-write-event.ts';
+export type { DualWriteEvent, FieldChange } from './dual-write-event.ts';
 
 export { CutoverPlan } from './plan/cutover-plan.ts';
 export type { CutoverPlanOptions, UnitStages } from './plan/cutover-plan.ts';
@@ -65,6 +65,40 @@ export {
 export type { Side, ErrorDetails } from './errors.ts';
 
 export { normalise, contentHash } from './divergence/normalise.ts';
+export type { NormaliseOptions } from './divergence/normalise.ts';
+export { diff } from './divergence/diff.ts';
+export type { DiffEntry, DiffKind, DiffOptions, RevealedDiffEntry } from './divergence/diff.ts';
+export { valueHash } from './divergence/redact.ts';
+export type { ValueHashOptions } from './divergence/redact.ts';
+export { callbackSink, loggerSink } from './divergence/event-sink.ts';
+export type { EventSink, EventLogger, SinkOptions } from './divergence/event-sink.ts';
+export { auditEventSink, auditEventOf, AUDIT_EVENT_SYSTEM } from './divergence/audit-event-sink.ts';
+export type { AuditEventSinkOptions } from './divergence/audit-event-sink.ts';
+export { redactEvent } from './divergence/event-redaction.ts';
+export type { EventRedaction } from './divergence/event-redaction.ts';
+
+export type { ConflictContext, ConflictResolver, Resolution } from './conflict/conflict-context.ts';
+export type { ConflictReport } from './conflict/conflict-report.ts';
+export { ReviewRequiredError } from './conflict/conflict-report.ts';
+export {
+  authorityWins,
+  legacyWins,
+  medplumWins,
+  lastWriterWins,
+  threeWayMerge,
+  manualReview,
+  byResourceType,
+} from './conflict/resolvers.ts';
+export type { CollisionPolicy, ThreeWayMergeOptions } from './conflict/resolvers.ts';
+export { mergeThreeWay } from './conflict/three-way-merge.ts';
+export type {
+  MergeCollision,
+  MergeCollisionPolicy,
+  MergeThreeWayOptions,
+  MergeResult,
+  DecidedCollision,
+} from './conflict/three-way-merge.ts';
+export { reviewTaskOf, REVIEW_TASK_SYSTEM } from './conflict/review-task.ts';
 
 export { PostgresTableAdapter } from './adapters/postgres-table-adapter.ts';
 export type {

@@ -219,6 +219,12 @@ export class MemoryStore implements SyncStore {
     );
   }
 
+  /** {@inheritDoc SyncStore.getDeadLetter} */
+  getDeadLetter(id: string): Promise<DeadLetter | undefined> {
+    const letter = this.#letters.get(id);
+    return Promise.resolve(letter === undefined ? undefined : { ...letter });
+  }
+
   /** {@inheritDoc SyncStore.retryDeadLetter} */
   async retryDeadLetter(id: string): Promise<OutboxTicket | undefined> {
     const letter = this.#letters.get(id);

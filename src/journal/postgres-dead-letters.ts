@@ -74,6 +74,31 @@ export async function listDeadLetters(
 }
 
 /**
+ * Reads one letter by id, whatever its status.
+ *
+ * @param q - Where to run.
+ * @param tables - The store's tables.
+ * @param id - The letter's id.
+ * @returns The letter; `undefined` when there is none (or the id is not a number).
+ * @example
+ * ```ts
+ * const letter = await getDeadLetter(sql, tables, '12');
+ * ```
+ */
+export async function getDeadLetter(
+  q: SqlQueryable,
+  tables: JournalTables,
+  id: string,
+): Promise<DeadLetter | undefined> {
+  if (!/^\d{1,18}$/.test(id)) return undefined;
+  const { rows } = await q.query<LetterRow>(
+    `SELECT ${LETTER_COLUMNS} FROM ${tables.deadLetters} d WHERE d.id = $1::bigint`,
+    [id],
+  );
+  return rows[0] === undefined ? undefined : toDeadLetter(rows[0]);
+}
+
+/**
  * Closes an open letter as retried and queues its record again as a claimable entry (an intent
  * with no hold, committed), all in one transaction: either the letter is closed and the entry
  * queued, or neither. When the record already has a pending entry (a newer write), the retry

@@ -265,6 +265,11 @@ export class PostgresStore implements SyncStore {
     return letters.listDeadLetters(this.#sql, this.#tables, options.status ?? 'open', options.limit);
   }
 
+  /** {@inheritDoc SyncStore.getDeadLetter} */
+  getDeadLetter(id: string): Promise<DeadLetter | undefined> {
+    return letters.getDeadLetter(this.#sql, this.#tables, id);
+  }
+
   /** {@inheritDoc SyncStore.retryDeadLetter} */
   retryDeadLetter(id: string): Promise<OutboxTicket | undefined> {
     return letters.retryDeadLetter(this.#sql, this.#tables, id);

@@ -127,6 +127,8 @@ export interface SyncStore {
     readonly status?: DeadLetter['status'] | 'all' | undefined;
     readonly limit?: number | undefined;
   }): Promise<DeadLetter[]>;
+  /** One dead letter by id, whatever its status; `undefined` when there is none. */
+  getDeadLetter(id: string): Promise<DeadLetter | undefined>;
   /** Marks an open dead letter retried and queues its record again; `undefined` if not open. */
   retryDeadLetter(id: string): Promise<OutboxTicket | undefined>;
   /** Marks an open dead letter discarded, with the operator's note; `false` if not open. */

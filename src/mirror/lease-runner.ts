@@ -1,5 +1,6 @@
 import { DualWriteError, RejectedError, UnavailableError } from '../errors.ts';
-import type { Lease, LeaseOutcome, OutboxEntry, OutboxError } from '../journal/outbox.ts';
+import { fullReportOf, ReviewRequiredError, type ConflictReport } from '../conflict/conflict-report.ts';
+import type { Lease, LeaseOutcome, OutboxError } from '../journal/outbox.ts';
 import { LinkConflictError, type SyncStore } from '../journal/sync-store.ts';
 import { delayFor, type Backoff } from './backoff.ts';
 import type { MirrorContext, MirrorOutcome } from './mirror-entry.ts';
@@ -30,9 +31,11 @@ export interface LeasePolicy {
   /** How long a lease lasts; it is renewed every third of that while the mirror runs. */
   readonly leaseMs: number;
   readonly backoff: Backoff;
-  /** Told of each conflict resolved in the authority's favour, once it is recorded. */
-  readonly onConflict?:
-    ((entry: OutboxEntry, conflict: NonNullable<MirrorOutcome['conflict']>) => void) | undefined;
+  /**
+   * Told of each conflict once its outcome is recorded: resolved (the link saved with the entry's
+   * completion) or, with `review`, left to an operator (the entry dead-lettered).
+   */
+  readonly onConflict?: ((report: ConflictReport, review?: ReviewRequiredError) => Promise<void>) | undefined;
 }
 
 /**
@@ -70,18 +73,7 @@ export async function runLease<L>(
   }
   try {
     const recorded = await ctx.store.complete(lease, outcome.link);
-    if (recorded === 'done' && outcome.conflict !== undefined) {
-      const { resourceType, legacyId, unit } = lease.entry;
-      const { side, expectedVersion, actualVersion } = outcome.conflict;
-      await ctx.store.appendEvent({
-        type: 'conflict',
-        resourceType,
-        legacyId,
-        unit,
-        data: { target: side, expectedVersion, actualVersion, resolution: 'authority-wins' },
-      });
-      policy.onConflict?.(lease.entry, outcome.conflict);
-    }
+    if (recorded === 'done' && outcome.conflict !== undefined) await policy.onConflict?.(outcome.conflict);
     return {
       status: recorded === 'done' ? (outcome.action === 'unchanged' ? 'unchanged' : 'applied') : recorded,
       outcome,
@@ -117,6 +109,8 @@ async function fail(
     return { status: recorded === 'done' ? 'retrying' : recorded, outcome: undefined, error };
   }
   recorded = await store.deadLetter(lease, reason);
+  if (recorded === 'done' && error instanceof ReviewRequiredError)
+    await policy.onConflict?.(fullReportOf(error), error);
   return { status: recorded === 'done' ? 'dead-letter' : recorded, outcome: undefined, error };
 }
 

@@ -1,14 +1,11 @@
 import type { WithId } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
 import { contentHash } from '../divergence/normalise.ts';
-import {
-  ConflictError,
-  DualWriteError,
-  MappingError,
-  UnavailableError,
-  type ErrorDetails,
-  type Side,
-} from '../errors.ts';
+import type { ConflictResolver } from '../conflict/conflict-context.ts';
+import type { ConflictReport } from '../conflict/conflict-report.ts';
+import { resolveConflict, type ResolveContext, type ResolvedCopies } from '../conflict/resolve-conflict.ts';
+import { ConflictError, DualWriteError, MappingError, type ErrorDetails } from '../errors.ts';
+import type { Stage } from '../plan/stage.ts';
 import type { Link } from '../journal/link.ts';
 import type { OutboxEntry } from '../journal/outbox.ts';
 import type { SyncStore } from '../journal/sync-store.ts';
@@ -26,8 +23,12 @@ export interface MirrorContext<L> {
   readonly medplum: MedplumSide;
   readonly mappings: ReadonlyMap<string, ResourceMapping<L>>;
   readonly store: SyncStore;
-  /** What a mirror does when the target changed since the last sync. */
-  readonly conflicts: 'authority-wins' | 'dead-letter';
+  /** Decides a conflict: the target changed since the last sync. */
+  readonly resolver: ConflictResolver;
+  /** The stage of a unit and resource type now (for resolvers). */
+  readonly stageOf: (unit: string, resourceType: string) => Stage;
+  /** Whether links keep the last-synced content (`'full'`) or only its hash. */
+  readonly baseSnapshot: 'full' | 'hash-only';
 }
 
 /**
@@ -55,12 +56,8 @@ export interface MirrorOutcome {
   readonly resource: WithId<Resource> | undefined;
   /** The legacy record after the mirror, when there is one (for results). */
   readonly record: LegacyRecord<unknown> | undefined;
-  /** Set when the target had changed since the last sync and the authority's copy won. */
-  readonly conflict?: {
-    readonly side: Side;
-    readonly expectedVersion: string | undefined;
-    readonly actualVersion: string | undefined;
-  };
+  /** Set when the target had changed since the last sync: how the conflict was resolved. */
+  readonly conflict?: ConflictReport | undefined;
 }
 
 /**
@@ -112,29 +109,54 @@ export async function mirrorEntry<L>(
   try {
     return await apply({ kind: 'last-sync' });
   } catch (err) {
-    if (!(err instanceof ConflictError) || ctx.conflicts !== 'authority-wins') throw err;
-    // Both sides changed since the last sync: the authority's copy wins, and the conflict is
-    // recorded. (Note that a mirror which landed just before a crash, before its link was
-    // saved, looks the same from here; the authority winning is then also the right outcome.)
-    const conflict = {
-      side: entry.target,
-      expectedVersion: err.expectedVersion,
-      actualVersion: err.actualVersion,
-    };
-    try {
-      return { ...(await apply({ kind: 'overwrite' })), conflict };
-    } catch (again) {
-      if (!(again instanceof ConflictError)) throw again;
-      throw new UnavailableError(
-        `${resourceType}/${legacyId} changed again while being overwritten; will retry`,
-        {
-          ...details,
-          status: again.status,
-          cause: again,
-        },
-      );
-    }
+    if (!(err instanceof ConflictError)) throw err;
+    // Both sides changed since the last sync (or a mirror landed just before a crash, before
+    // its link was saved, which looks the same from here): the resolver decides.
+    return resolved(ctx, await resolveConflict(resolveContextOf(ctx), mapping, entry, link, err, own));
   }
+}
+
+/**
+ * The writer's mirror context as the conflict step needs it.
+ *
+ * @param ctx - The mirror context.
+ * @returns The resolve context.
+ */
+export function resolveContextOf<L>(ctx: MirrorContext<L>): ResolveContext<L> {
+  return {
+    legacy: ctx.legacy,
+    medplum: ctx.medplum,
+    resolver: ctx.resolver,
+    stageOf: ctx.stageOf,
+    guarded: ctx.store.leasesAcrossProcesses,
+  };
+}
+
+/**
+ * The outcome of a resolved conflict: the link pairs what both sides now hold.
+ *
+ * @param ctx - The mirror context.
+ * @param copies - Both sides after the resolution.
+ * @returns The mirror outcome.
+ */
+export function resolved<L>(ctx: MirrorContext<L>, copies: ResolvedCopies<L>): MirrorOutcome {
+  const { resource, record, report } = copies;
+  const { resourceType, legacyId, target } = report;
+  const gone = resource === undefined && record === undefined;
+  return {
+    action: gone ? 'deleted' : 'updated',
+    link:
+      resource !== undefined && record !== undefined
+        ? linkOf(ctx, resourceType, legacyId, resource, record)
+        : gone
+          ? null
+          : undefined,
+    targetId: target === 'medplum' ? resource?.id : record?.id,
+    targetVersion: target === 'medplum' ? resource?.meta?.versionId : record?.version,
+    resource,
+    record,
+    conflict: report,
+  };
 }
 
 async function toMedplum<L>(
@@ -173,7 +195,7 @@ async function toMedplum<L>(
   });
   return {
     action: written.action,
-    link: linkOf(resourceType, legacyId, written.resource, record),
+    link: linkOf(ctx, resourceType, legacyId, written.resource, record),
     targetId: written.resource.id,
     targetVersion: written.resource.meta?.versionId,
     resource: written.resource,
@@ -214,7 +236,7 @@ async function toLegacy<L>(
   });
   return {
     action: written.action,
-    link: linkOf(resourceType, legacyId, resource, written.record),
+    link: linkOf(ctx, resourceType, legacyId, resource, written.record),
     targetId: written.record.id,
     targetVersion: written.record.version,
     resource,
@@ -236,6 +258,7 @@ export function replacing(resource: Resource, existing: WithId<Resource> | undef
 }
 
 function linkOf(
+  ctx: { readonly baseSnapshot: 'full' | 'hash-only' },
   resourceType: string,
   legacyId: string,
   resource: WithId<Resource>,
@@ -249,7 +272,14 @@ function linkOf(
     medplumVersion: resource.meta?.versionId,
     contentHash: contentHash(resource),
     syncedAt: new Date().toISOString(),
+    base: ctx.baseSnapshot === 'full' ? snapshotOf(resource) : undefined,
   };
+}
+
+/** The content both sides agree on, without the server's bookkeeping. */
+function snapshotOf(resource: WithId<Resource>): Resource {
+  const { meta: _meta, ...content } = resource;
+  return content;
 }
 
 function nothing(): MirrorOutcome {

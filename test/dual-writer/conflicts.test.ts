@@ -1,6 +1,6 @@
 import type { Patient } from '@medplum/fhirtypes';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConflictError, MirrorError } from '../../src/index.ts';
+import { ConflictError, manualReview, MirrorError, ReviewRequiredError } from '../../src/index.ts';
 import { MedplumSide } from '../../src/sides/medplum-side.ts';
 import type { MemoryLegacyAdapter } from '../../src/testing/index.ts';
 import type { PatientRow } from '../harness/patient-fixture.ts';
@@ -33,8 +33,8 @@ describe('conflicts', () => {
     ).toBe('B');
   });
 
-  it("with conflicts: 'dead-letter', a Medplum copy edited since the last sync is not overwritten by a mirror", async () => {
-    fixture = await startWriterFixture({ stage: 'dual-write', writer: { conflicts: 'dead-letter' } });
+  it('with manualReview(), a Medplum copy edited since the last sync is not overwritten by a mirror', async () => {
+    fixture = await startWriterFixture({ stage: 'dual-write', writer: { resolver: manualReview() } });
     const { writer, direct, legacy } = fixture;
     const created = await writer.create('Patient', ada, north);
     const copy = await direct.readResource('Patient', created.medplumId ?? '', { cache: 'no-cache' });
@@ -44,9 +44,9 @@ describe('conflicts', () => {
       .update('Patient', 'p-1', { ...ada, last_name: 'King' }, north)
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MirrorError);
-    expect((error as MirrorError).cause).toBeInstanceOf(ConflictError);
+    expect((error as MirrorError).cause).toBeInstanceOf(ReviewRequiredError);
     expect((error as MirrorError).cause).toMatchObject({
-      expectedVersion: created.medplum.version,
+      report: { expectedVersion: created.medplum.version, target: 'medplum', resolution: 'manual' },
       side: 'medplum',
     });
     // The authority took the write; the edited Medplum copy was left alone for an operator.
@@ -54,7 +54,7 @@ describe('conflicts', () => {
     const [after] = await medplumCopies(direct, 'p-1');
     expect(after).toMatchObject({ gender: 'female', name: [{ family: 'Lovelace' }] });
     expect(await writer.deadLetters()).toMatchObject([
-      { legacyId: 'p-1', reason: { name: 'ConflictError' } },
+      { legacyId: 'p-1', reason: { name: 'ReviewRequiredError' } },
     ]);
   });
 
@@ -83,13 +83,17 @@ describe('conflicts', () => {
       }),
     );
     expect(await store.listEvents({ type: 'conflict' })).toMatchObject([
-      { legacyId: 'p-1', unit: 'north', data: { target: 'medplum', resolution: 'authority-wins' } },
+      {
+        legacyId: 'p-1',
+        unit: 'north',
+        data: { target: 'medplum', resolvedBy: 'authority-wins', resolution: 'legacy' },
+      },
     ]);
     expect(await writer.deadLetters()).toEqual([]);
   });
 
-  it("with conflicts: 'dead-letter', a legacy row edited since the last sync is not overwritten by a mirror from Medplum", async () => {
-    fixture = await startWriterFixture({ stage: 'live', writer: { conflicts: 'dead-letter' } });
+  it('with manualReview(), a legacy row edited since the last sync is not overwritten by a mirror from Medplum', async () => {
+    fixture = await startWriterFixture({ stage: 'live', writer: { resolver: manualReview() } });
     const { writer, legacy } = fixture;
     await writer.create('Patient', ada, north);
     const current = await legacy.read('Patient', 'p-1');
@@ -103,7 +107,7 @@ describe('conflicts', () => {
     const error = await writer
       .update('Patient', 'p-1', { ...ada, last_name: 'King' }, north)
       .catch((e: unknown) => e);
-    expect((error as MirrorError).cause).toMatchObject({ name: 'ConflictError', side: 'legacy' });
+    expect((error as MirrorError).cause).toMatchObject({ name: 'ReviewRequiredError', side: 'legacy' });
     expect((await legacy.read('Patient', 'p-1'))?.row).toMatchObject({
       last_name: 'Lovelace',
       notes: 'edited in the legacy screens',

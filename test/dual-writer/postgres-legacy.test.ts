@@ -7,6 +7,7 @@ import {
   CutoverPlan,
   DualWriter,
   MirrorError,
+  manualReview,
   PostgresTableAdapter,
   RejectedError,
   createMedplumClient,
@@ -86,7 +87,7 @@ for (const backend of backends) {
           },
         ],
         plan,
-        conflicts: 'dead-letter',
+        resolver: manualReview(),
         retry: { minTimeoutMs: 5, maxTimeoutMs: 20 },
       });
     });
@@ -170,7 +171,7 @@ for (const backend of backends) {
         .updateResource({ ...patient, name: [{ given: ['Mary'], family: 'Winston' }] }, { clinic: 'south' })
         .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(MirrorError);
-      expect((error as MirrorError).cause).toMatchObject({ name: 'ConflictError', side: 'legacy' });
+      expect((error as MirrorError).cause).toMatchObject({ name: 'ReviewRequiredError', side: 'legacy' });
       const { rows } = await sql.query<{ last_name: string }>(
         `select last_name from ${table} where id = $1`,
         [Number(created.legacyId)],

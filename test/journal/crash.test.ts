@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { contentHash } from '../../src/index.ts';
+import { authorityWins, contentHash, manualReview, type ConflictResolver } from '../../src/index.ts';
 import { withLegacyIdentifier } from '../../src/mapping/mapped-record.ts';
 import { startFhirTestServer, type FhirTestServer } from '../../src/testing/index.ts';
 import { medplumCopies, north, startWriterFixture } from '../harness/writer-fixture.ts';
@@ -286,9 +286,9 @@ describe('a mirror Medplum applied but the journal never saw finish', () => {
   // What a process killed between Medplum's answer and the completion leaves behind, made
   // deterministic: the answer to the PUT is lost, and the record is written again before the
   // retry. Medplum's copy then differs from the last sync only by the writer's own update.
-  async function lostAnswerThenNewerWrite(conflicts: 'authority-wins' | 'dead-letter') {
+  async function lostAnswerThenNewerWrite(resolver: ConflictResolver) {
     const fixture = await startWriterFixture({
-      writer: { mirror: 'async', conflicts, drainer: { backoff: { minMs: 1_000, maxMs: 1_000 } } },
+      writer: { mirror: 'async', resolver, drainer: { backoff: { minMs: 1_000, maxMs: 1_000 } } },
     });
     const { writer, server } = fixture;
     await writer.create('Patient', { id: 'p1', first_name: 'Ada', last_name: 'One' }, north);
@@ -303,7 +303,7 @@ describe('a mirror Medplum applied but the journal never saw finish', () => {
   }
 
   it('is not reported as a conflict', async () => {
-    const fixture = await lostAnswerThenNewerWrite('authority-wins');
+    const fixture = await lostAnswerThenNewerWrite(authorityWins);
     try {
       expect(fixture.events.filter((event) => event.type === 'conflict')).toEqual([]);
       expect(await fixture.store.listEvents({ type: 'conflict' })).toEqual([]);
@@ -315,7 +315,7 @@ describe('a mirror Medplum applied but the journal never saw finish', () => {
   });
 
   it('is applied, not dead-lettered, when conflicts go to the dead-letter queue', async () => {
-    const fixture = await lostAnswerThenNewerWrite('dead-letter');
+    const fixture = await lostAnswerThenNewerWrite(manualReview());
     try {
       expect(await fixture.writer.deadLetters()).toEqual([]);
       const copies = await medplumCopies(fixture.direct, 'p1');

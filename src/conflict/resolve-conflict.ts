@@ -1,0 +1,316 @@
+import type { WithId } from '@medplum/core';
+import type { Resource } from '@medplum/fhirtypes';
+import { diff, type RevealedDiffEntry } from '../divergence/diff.ts';
+import {
+  ConflictError,
+  DualWriteError,
+  InvalidInputError,
+  RejectedError,
+  UnavailableError,
+  type ErrorDetails,
+  type Side,
+} from '../errors.ts';
+import type { Link } from '../journal/link.ts';
+import type { OutboxEntry } from '../journal/outbox.ts';
+import { runMapping, withLegacyIdentifier } from '../mapping/mapped-record.ts';
+import type { ResourceMapping } from '../mapping/resource-mapping.ts';
+import type { Stage } from '../plan/stage.ts';
+import type { LegacyAdapter, LegacyRecord } from '../sides/legacy-adapter.ts';
+import { classifyLegacyError } from '../sides/legacy-failure.ts';
+import type { MedplumSide } from '../sides/medplum-side.ts';
+import { applyToLegacy } from '../mirror/apply-to-legacy.ts';
+import { applyToMedplum } from '../mirror/apply-to-medplum.ts';
+import type { OwnWrites, WriteGuard } from '../mirror/write-guard.ts';
+import type { ConflictContext, ConflictResolver, Resolution } from './conflict-context.ts';
+import { ReviewRequiredError, type ConflictReport } from './conflict-report.ts';
+
+/** What resolving a conflict needs of the writer. */
+export interface ResolveContext<L> {
+  readonly legacy: LegacyAdapter<L>;
+  readonly medplum: MedplumSide;
+  readonly resolver: ConflictResolver;
+  /** The stage of a unit and resource type now. */
+  readonly stageOf: (unit: string, resourceType: string) => Stage;
+  /** Whether a lease guards the record across processes (see `applyToMedplum`). */
+  readonly guarded: boolean;
+}
+
+/** Both sides' copies of a record after a resolution was applied, for the link. */
+export interface ResolvedCopies<L> {
+  readonly resource: WithId<Resource> | undefined;
+  readonly record: LegacyRecord<L> | undefined;
+  readonly report: ConflictReport;
+}
+
+/**
+ * Resolves a conflict found while mirroring `entry`: reads both sides' current copies, asks the
+ * resolver (or takes an operator's `decided` resolution), and writes the outcome to both sides
+ * through the same idempotent writes as every mirror — the authority first, then the target —
+ * each guarded by the version the resolver saw, so a third change meanwhile is not overwritten
+ * unseen (the entry is retried and the resolver asked again).
+ *
+ * @param ctx - The sides and the resolver.
+ * @param mapping - The record's mapping.
+ * @param entry - The outbox entry being mirrored.
+ * @param link - The record's link (the last sync), if any.
+ * @param found - The conflict the mirror ran into.
+ * @param own - How the target write records its content before writing.
+ * @param decided - An operator's resolution, which replaces the resolver's.
+ * @returns Both copies after the resolution, and the report of the conflict.
+ * @throws {@link ReviewRequiredError} when the resolution is manual review.
+ */
+export async function resolveConflict<L>(
+  ctx: ResolveContext<L>,
+  mapping: ResourceMapping<L>,
+  entry: Pick<OutboxEntry, 'resourceType' | 'legacyId' | 'unit' | 'target'>,
+  link: Link | undefined,
+  found: ConflictError | undefined,
+  own: OwnWrites | undefined,
+  decided?: Resolution,
+): Promise<ResolvedCopies<L>> {
+  const { resourceType, legacyId, unit, target } = entry;
+  const authority: Side = target === 'medplum' ? 'legacy' : 'medplum';
+  const details: ErrorDetails = { resourceType, legacyId, side: target, medplumId: link?.medplumId };
+  const resource =
+    link === undefined
+      ? await ctx.medplum.findByIdentifier(resourceType, mapping.identifierSystem, legacyId)
+      : await ctx.medplum.read(resourceType, link.medplumId);
+  const record = await legacyCall(() => ctx.legacy.read(resourceType, legacyId), details);
+  const legacy =
+    record === undefined
+      ? undefined
+      : withLegacyIdentifier(
+          runMapping('toFhir', () => mapping.toFhir(record.row, resource), details),
+          mapping,
+          legacyId,
+          details,
+        );
+  const conflict: ConflictContext = {
+    resourceType,
+    legacyId,
+    medplumId: resource?.id ?? link?.medplumId,
+    unit,
+    stage: ctx.stageOf(unit, resourceType),
+    authority,
+    base: link?.base,
+    legacy,
+    medplum: resource,
+    incoming: authority === 'legacy' ? legacy : resource,
+    updatedAt: { legacy: record?.updatedAt, medplum: resource?.meta?.lastUpdated },
+    syncedAt: link?.syncedAt,
+    detectedAt: new Date().toISOString(),
+  };
+  const resolution = decided ?? (await ask(ctx.resolver, conflict, details));
+  const report = reportOf(conflict, target, resolution, found);
+  if ('manual' in resolution) {
+    throw new ReviewRequiredError(report, resolution.manual, wantsTask(resolution), details);
+  }
+  const desired =
+    'merged' in resolution ? resolution.merged : resolution.winner === 'legacy' ? legacy : resource;
+  if ('merged' in resolution && resolution.merged.resourceType !== resourceType) {
+    throw new RejectedError(
+      `the resolver merged a ${resolution.merged.resourceType} for a ${resourceType} conflict`,
+      [],
+      details,
+    );
+  }
+  try {
+    const written = await writeBoth(ctx, mapping, entry, link, desired, { resource, record }, own);
+    return { ...written, report };
+  } catch (err) {
+    if (!(err instanceof ConflictError)) throw err;
+    throw new UnavailableError(
+      `${resourceType}/${legacyId} changed again while its conflict was resolved; will retry`,
+      {
+        ...details,
+        status: err.status,
+        cause: err,
+      },
+    );
+  }
+}
+
+/**
+ * Writes the resolved content (or its absence) to the authority, then to the target.
+ */
+async function writeBoth<L>(
+  ctx: ResolveContext<L>,
+  mapping: ResourceMapping<L>,
+  entry: Pick<OutboxEntry, 'resourceType' | 'legacyId' | 'target'>,
+  link: Link | undefined,
+  desired: Resource | undefined,
+  seen: { readonly resource: WithId<Resource> | undefined; readonly record: LegacyRecord<L> | undefined },
+  own: OwnWrites | undefined,
+): Promise<{ resource: WithId<Resource> | undefined; record: LegacyRecord<L> | undefined }> {
+  const { resourceType, legacyId, target } = entry;
+  const toLegacy = async (): Promise<LegacyRecord<L> | undefined> => {
+    const details: ErrorDetails = { resourceType, legacyId, side: 'legacy', medplumId: link?.medplumId };
+    if (desired === undefined) {
+      if (seen.record !== undefined) {
+        const expectedVersion = seen.record.version;
+        await legacyCall(() => ctx.legacy.delete(resourceType, legacyId, { expectedVersion }), details);
+      }
+      return undefined;
+    }
+    const written = await applyToLegacy(ctx.legacy, {
+      mapping,
+      legacyId,
+      link,
+      desired: (existing) => mapping.toLegacy(desired, existing?.row),
+      guard: guardFor(seen.record !== undefined, seen.record?.version),
+      own: target === 'legacy' ? own : undefined,
+    });
+    return written.record;
+  };
+  const toMedplum = async (): Promise<WithId<Resource> | undefined> => {
+    if (desired === undefined) {
+      if (seen.resource !== undefined) {
+        await ctx.medplum.delete(resourceType, seen.resource.id, {
+          resourceType,
+          legacyId,
+          side: 'medplum',
+          medplumId: seen.resource.id,
+        });
+      }
+      return undefined;
+    }
+    const { id: _id, meta: _meta, ...content } = desired;
+    const written = await applyToMedplum(ctx.medplum, {
+      mapping,
+      legacyId,
+      link:
+        seen.resource === undefined
+          ? undefined
+          : { ...linkFor(link, resourceType, legacyId), medplumId: seen.resource.id },
+      desired: (existing) => (existing === undefined ? content : { ...content, id: existing.id }),
+      guard: guardFor(seen.resource !== undefined, seen.resource?.meta?.versionId),
+      guarded: ctx.guarded,
+      own: target === 'medplum' ? own : undefined,
+    });
+    return written.resource;
+  };
+  if (target === 'medplum') {
+    const record = await toLegacy();
+    return { record, resource: await toMedplum() };
+  }
+  const resource = await toMedplum();
+  return { resource, record: await toLegacy() };
+}
+
+/** A copy the resolver saw must still be at the version it saw; an absent one is (re)created. */
+function guardFor(exists: boolean, version: string | undefined): WriteGuard {
+  return exists ? { kind: 'update', version } : { kind: 'overwrite' };
+}
+
+/** The link to write through: the stored one, or a placeholder when the record had none. */
+function linkFor(link: Link | undefined, resourceType: string, legacyId: string): Link {
+  return (
+    link ?? {
+      resourceType,
+      legacyId,
+      medplumId: '',
+      legacyVersion: undefined,
+      medplumVersion: undefined,
+      contentHash: '',
+      syncedAt: '',
+    }
+  );
+}
+
+async function ask(
+  resolver: ConflictResolver,
+  conflict: ConflictContext,
+  details: ErrorDetails,
+): Promise<Resolution> {
+  let resolution: unknown;
+  try {
+    resolution = await resolver(conflict);
+  } catch (err) {
+    throw new RejectedError(
+      `the conflict resolver failed: ${err instanceof Error ? err.name : typeof err}`,
+      [],
+      { ...details, cause: err },
+    );
+  }
+  if (!isResolution(resolution)) {
+    throw new RejectedError(
+      "the conflict resolver must return { winner: 'legacy' | 'medplum' }, { merged: resource } or { manual: reason }",
+      [],
+      details,
+    );
+  }
+  return resolution;
+}
+
+/**
+ * Checks an operator's resolution (`resolveDeadLetter`): it must decide (a winner or a merged
+ * resource); `manual` would leave the record where it is.
+ *
+ * @param value - What the operator passed.
+ * @returns The resolution, named `operator` in events.
+ * @throws {@link InvalidInputError} naming `resolution`.
+ * @example
+ * ```ts
+ * const decided = operatorResolution({ winner: 'legacy' });
+ * ```
+ */
+export function operatorResolution(value: unknown): Exclude<Resolution, { readonly manual: string }> {
+  if (!isResolution(value) || 'manual' in value) {
+    throw new InvalidInputError(
+      'resolution',
+      "must be { winner: 'legacy' | 'medplum' } or { merged: resource } (an operator's decision)",
+    );
+  }
+  return { ...value, by: 'operator' };
+}
+
+function isResolution(value: unknown): value is Resolution {
+  if (typeof value !== 'object' || value === null) return false;
+  const r = value as Record<string, unknown>;
+  if ('winner' in r) return r.winner === 'legacy' || r.winner === 'medplum';
+  if ('merged' in r) {
+    const merged = r.merged as { resourceType?: unknown } | null;
+    return typeof merged === 'object' && merged !== null && typeof merged.resourceType === 'string';
+  }
+  return 'manual' in r && typeof r.manual === 'string';
+}
+
+function wantsTask(resolution: Resolution): boolean {
+  return 'manual' in resolution && resolution.task === true;
+}
+
+function reportOf(
+  conflict: ConflictContext,
+  target: Side,
+  resolution: Resolution,
+  found: ConflictError | undefined,
+): ConflictReport {
+  const changes = (copy: Resource | undefined): readonly RevealedDiffEntry[] | undefined =>
+    conflict.base === undefined ? undefined : diff(conflict.base, copy ?? {}, { revealValues: true });
+  return {
+    resourceType: conflict.resourceType,
+    legacyId: conflict.legacyId,
+    medplumId: conflict.medplumId,
+    unit: conflict.unit,
+    stage: conflict.stage,
+    authority: conflict.authority,
+    target,
+    resolvedBy: resolution.by ?? 'custom',
+    resolution: 'manual' in resolution ? 'manual' : 'merged' in resolution ? 'merged' : resolution.winner,
+    changes: { legacy: changes(conflict.legacy), medplum: changes(conflict.medplum) },
+    deleted: {
+      legacy: conflict.legacy === undefined,
+      medplum: conflict.medplum === undefined,
+    },
+    expectedVersion: found?.expectedVersion,
+    actualVersion: found?.actualVersion,
+  };
+}
+
+async function legacyCall<T>(fn: () => Promise<T>, details: ErrorDetails): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw err instanceof DualWriteError ? err : classifyLegacyError(err, { ...details, side: 'legacy' });
+  }
+}

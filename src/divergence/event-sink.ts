@@ -1,0 +1,109 @@
+import type { DualWriteEvent } from '../dual-write-event.ts';
+
+/**
+ * Where a writer's events go. A sink sees every event with field values replaced by hashes,
+ * unless it sets `revealValues` (then it holds PHI: keep its output out of ordinary logs).
+ * `handle` may be async; its failures are ignored (an observer must never fail a write), and the
+ * writer does not wait for it.
+ *
+ * @example
+ * ```ts
+ * const counter: EventSink = { handle: (event) => void metrics.increment(event.type) };
+ * new DualWriter({ ...options, sinks: [counter, loggerSink(pino())] });
+ * ```
+ */
+export interface EventSink {
+  /**
+   * Show field values (PHI) to this sink instead of their hashes.
+   * @default false
+   */
+  readonly revealValues?: boolean | undefined;
+  /** Receives one event. */
+  handle(event: DualWriteEvent): void | Promise<void>;
+}
+
+/**
+ * Options shared by the built-in sinks.
+ *
+ * @example
+ * ```ts
+ * loggerSink(logger, { revealValues: true }); // for a restricted audit log only
+ * ```
+ */
+export interface SinkOptions {
+  /**
+   * Show field values (PHI) instead of their hashes.
+   * @default false
+   */
+  readonly revealValues?: boolean | undefined;
+}
+
+/**
+ * A sink that calls a function (what `onEvent` does).
+ *
+ * @param fn - Receives each event.
+ * @param options - Whether to reveal values.
+ * @returns The sink.
+ * @example
+ * ```ts
+ * const seen: DualWriteEvent[] = [];
+ * new DualWriter({ ...options, sinks: [callbackSink((event) => seen.push(event))] });
+ * ```
+ */
+export function callbackSink(
+  fn: (event: DualWriteEvent) => void | Promise<void>,
+  options: SinkOptions = {},
+): EventSink {
+  return { revealValues: options.revealValues === true, handle: fn };
+}
+
+/**
+ * The logger a {@link loggerSink} writes to: pino's shape (`logger.warn(object, message)`), which
+ * bunyan, winston's child loggers and many others also accept.
+ *
+ * @example
+ * ```ts
+ * const logger: EventLogger = pino();
+ * ```
+ */
+export interface EventLogger {
+  debug(object: object, message: string): void;
+  info(object: object, message: string): void;
+  warn(object: object, message: string): void;
+}
+
+/** Disagreements and failures are warnings; retries information; routine mirrors debug. */
+const LEVELS: Readonly<Record<DualWriteEvent['type'], keyof EventLogger>> = {
+  conflict: 'warn',
+  divergence: 'warn',
+  'dead-letter': 'warn',
+  'mirror-failed': 'warn',
+  resolved: 'info',
+  retry: 'info',
+  mirrored: 'debug',
+  drained: 'debug',
+};
+
+/**
+ * A sink that logs each event as one structured line (`{ event: 'conflict', … }`) at a level by
+ * type: `conflict`, `divergence`, `dead-letter` and `mirror-failed` warn; `resolved` and `retry`
+ * info; `mirrored` and `drained` debug.
+ *
+ * @param logger - A pino-style logger.
+ * @param options - Whether to reveal values.
+ * @returns The sink.
+ * @example
+ * ```ts
+ * import pino from 'pino';
+ * new DualWriter({ ...options, sinks: [loggerSink(pino({ name: 'dualwrite' }))] });
+ * ```
+ */
+export function loggerSink(logger: EventLogger, options: SinkOptions = {}): EventSink {
+  return {
+    revealValues: options.revealValues === true,
+    handle: (event) => {
+      const { type, ...rest } = event;
+      logger[LEVELS[type]]({ event: type, ...rest }, `dualwrite ${type}`);
+    },
+  };
+}
