@@ -73,9 +73,9 @@ export type DiffOptions = NormaliseOptions &
          * Attach {@link valueHash}es of the values (`true`, or the hash options with an HMAC key).
          * @default false
          */
-        readonly hashValues?: boolean | ValueHashOptions;
+        readonly hashValues?: boolean | ValueHashOptions | undefined;
         /** @default false */
-        readonly revealValues?: false;
+        readonly revealValues?: false | undefined;
       }
     | {
         /**
@@ -83,7 +83,7 @@ export type DiffOptions = NormaliseOptions &
          * @default false
          */
         readonly revealValues: true;
-        readonly hashValues?: false;
+        readonly hashValues?: false | undefined;
       }
   );
 
@@ -117,7 +117,7 @@ export function diff(
 export function diff(
   a: unknown,
   b: unknown,
-  options?: DiffOptions & { readonly revealValues?: false },
+  options?: DiffOptions & { readonly revealValues?: false | undefined },
 ): DiffEntry[];
 export function diff(a: unknown, b: unknown, options?: DiffOptions): RevealedDiffEntry[] {
   const compiled = compileNormaliseOptions(options);

@@ -25,13 +25,13 @@ export interface NormaliseOptions {
    * `status` is `generated`).
    * @default []
    */
-  readonly ignore?: readonly string[];
+  readonly ignore?: readonly string[] | undefined;
   /**
    * Arrays compared regardless of order: their elements, once normalised, are sorted by their
    * canonical JSON. Duplicates are kept (the array is compared as a multiset).
    * @default []
    */
-  readonly unordered?: readonly string[];
+  readonly unordered?: readonly string[] | undefined;
   /**
    * How FHIR `instant` and `dateTime` strings with a time are compared. Any string of the form
    * `YYYY-MM-DDThh:mm:ss[.fraction](Z|±hh:mm)` is converted to UTC and written as
@@ -47,7 +47,7 @@ export interface NormaliseOptions {
    * content hash unchanged and costs nothing on the hot path.
    * @default 'as-is'
    */
-  readonly dateTimePrecision?: 'second' | 'millisecond' | 'as-is';
+  readonly dateTimePrecision?: 'second' | 'millisecond' | 'as-is' | undefined;
 }
 
 /**
