@@ -186,8 +186,8 @@ function mergeObject(
   ]);
   for (const key of keys) {
     const value = mergeField(
-      [rawBase?.[key], rawOurs?.[key], rawTheirs?.[key]],
-      [normal[0]?.[key], normal[1]?.[key], normal[2]?.[key]],
+      [own(rawBase, key), own(rawOurs, key), own(rawTheirs, key)],
+      [own(normal[0], key), own(normal[1], key), own(normal[2], key)],
       rules?.children.get(key),
       [...path, key],
       state,
@@ -229,6 +229,11 @@ function decide(collision: MergeCollision, state: MergeState): unknown {
   state.collisions.push({ path: collision.path, decidedBy: policy });
   if (policy === 'manual') state.manual = true;
   return policy === 'theirs' ? collision.theirs : collision.ours;
+}
+
+/** A field's value, never one inherited from Object.prototype (`toString`, `constructor`). */
+function own(object: Json | undefined, key: string): unknown {
+  return object !== undefined && Object.hasOwn(object, key) ? object[key] : undefined;
 }
 
 function asObject(value: unknown): Json | undefined {

@@ -130,25 +130,26 @@ export function diff(a: unknown, b: unknown, options?: DiffOptions): RevealedDif
     return [entry('', kind, before, after, describe)];
   }
   // microdiff (zero dependencies, ~100 lines) walks two JSON trees and reports paths as segment
-  // arrays, which is all this needs; the inputs are normalised, so its handling of Dates,
-  // cycles and class instances never comes into play.
+  // arrays, which is all this needs. It tests keys with `in`, which sees inherited names
+  // (`toString`, `constructor`), so it gets prototype-free copies; values are read from the
+  // normal forms by path, never from its output.
   const entries: RevealedDiffEntry[] = [];
   const collapsed = new Set<string>();
-  for (const change of microdiff(before, after, { cyclesFix: false })) {
+  for (const change of microdiff(bare(before), bare(after), { cyclesFix: false })) {
     const cut = unorderedPrefix(change.path, compiled.rules);
-    if (cut === undefined) {
-      const kind: DiffKind =
-        change.type === 'CREATE' ? 'added' : change.type === 'REMOVE' ? 'removed' : 'changed';
-      const old: unknown = change.type === 'CREATE' ? undefined : change.oldValue;
-      const now: unknown = change.type === 'REMOVE' ? undefined : change.value;
-      entries.push(entry(formatPath(change.path), kind, old, now, describe));
-      continue;
+    const at = cut === undefined ? change.path : change.path.slice(0, cut);
+    const path = formatPath(at);
+    if (cut !== undefined) {
+      if (collapsed.has(path)) continue;
+      collapsed.add(path);
     }
-    const prefix = change.path.slice(0, cut);
-    const path = formatPath(prefix);
-    if (collapsed.has(path)) continue;
-    collapsed.add(path);
-    entries.push(entry(path, 'changed', valueAt(before, prefix), valueAt(after, prefix), describe));
+    const kind: DiffKind =
+      cut !== undefined || change.type === 'CHANGE'
+        ? 'changed'
+        : change.type === 'CREATE'
+          ? 'added'
+          : 'removed';
+    entries.push(entry(path, kind, valueAt(before, at), valueAt(after, at), describe));
   }
   return entries;
 }
@@ -198,10 +199,19 @@ function unorderedPrefix(path: readonly Segment[], rules: PathRules | undefined)
 function valueAt(root: unknown, path: readonly Segment[]): unknown {
   let value = root;
   for (const segment of path) {
-    if (typeof value !== 'object' || value === null) return undefined;
+    if (typeof value !== 'object' || value === null || !Object.hasOwn(value, segment)) return undefined;
     value = (value as Record<Segment, unknown>)[segment];
   }
   return value;
+}
+
+/** A copy whose objects have no prototype, for microdiff's `key in object` tests. */
+function bare(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) return value.map(bare);
+  const out = Object.create(null) as Record<string, unknown>;
+  for (const [key, field] of Object.entries(value)) out[key] = bare(field);
+  return out;
 }
 
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;

@@ -208,3 +208,12 @@ describe('mergeThreeWay', () => {
     );
   });
 });
+
+describe('mergeThreeWay: keys that objects inherit', () => {
+  it('treats a field named like an Object.prototype member as any other', () => {
+    const withField = { ...base, constructor: 'x' } as unknown as Patient;
+    const result = mergeThreeWay(base, base, withField, { onCollision: 'manual' });
+    expect(result.merged).toStrictEqual(withField);
+    expect(mergeThreeWay(withField, base, withField, { onCollision: 'manual' }).merged).toStrictEqual(base);
+  });
+});

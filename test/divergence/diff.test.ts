@@ -149,3 +149,15 @@ describe('diff: properties', () => {
     );
   });
 });
+
+describe('diff: keys that objects inherit', () => {
+  it('reports a key named like an Object.prototype member as removed or added, with its value', () => {
+    expect(diff({ a: 0, toString: 1, constructor: 'x' }, { a: 0 }, { revealValues: true })).toStrictEqual([
+      { path: 'constructor', kind: 'removed', before: 'x' },
+      { path: 'toString', kind: 'removed', before: 1 },
+    ]);
+    expect(diff({ a: 0 }, { a: 0, valueOf: 2 }, { hashValues: true })).toStrictEqual([
+      { path: 'valueOf', kind: 'added', after: valueHash(2) },
+    ]);
+  });
+});
