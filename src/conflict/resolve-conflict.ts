@@ -80,7 +80,9 @@ export async function resolveConflict<L>(
     record === undefined
       ? undefined
       : withLegacyIdentifier(
-          runMapping('toFhir', () => mapping.toFhir(record.row, resource), details),
+          // Onto the last-synced content, so fields the legacy system does not hold read as
+          // unchanged on its side rather than as copies of Medplum's changes.
+          runMapping('toFhir', () => mapping.toFhir(record.row, link?.base ?? resource), details),
           mapping,
           legacyId,
           details,
@@ -105,8 +107,6 @@ export async function resolveConflict<L>(
   if ('manual' in resolution) {
     throw new ReviewRequiredError(report, resolution.manual, wantsTask(resolution), details);
   }
-  const desired =
-    'merged' in resolution ? resolution.merged : resolution.winner === 'legacy' ? legacy : resource;
   if ('merged' in resolution && resolution.merged.resourceType !== resourceType) {
     throw new RejectedError(
       `the resolver merged a ${resolution.merged.resourceType} for a ${resourceType} conflict`,
@@ -114,6 +114,7 @@ export async function resolveConflict<L>(
       details,
     );
   }
+  const desired = desiredOf(mapping, resolution, record, resource);
   try {
     const written = await writeBoth(ctx, mapping, entry, link, desired, { resource, record }, own);
     return { ...written, report };
@@ -131,6 +132,39 @@ export async function resolveConflict<L>(
 }
 
 /**
+ * What each side must hold after a resolution: `delete` when the winner has no copy; otherwise
+ * a function per side that must change (the winner keeps its copy as it is). A winner's copy
+ * reaches the other side the way every mirror does (its mapped fields over the other's copy).
+ */
+type Desired<L> =
+  | 'delete'
+  | {
+      readonly legacy: ((existing: LegacyRecord<L> | undefined) => L) | undefined;
+      readonly medplum: ((existing: WithId<Resource> | undefined) => Resource) | undefined;
+    };
+
+function desiredOf<L>(
+  mapping: ResourceMapping<L>,
+  resolution: Exclude<Resolution, { readonly manual: string }>,
+  record: LegacyRecord<L> | undefined,
+  resource: WithId<Resource> | undefined,
+): Desired<L> {
+  if ('merged' in resolution) {
+    const { id: _id, meta: _meta, ...merged } = resolution.merged;
+    return {
+      legacy: (existing) => mapping.toLegacy(merged, existing?.row),
+      medplum: (existing) => (existing === undefined ? merged : { ...merged, id: existing.id }),
+    };
+  }
+  if (resolution.winner === 'legacy') {
+    if (record === undefined) return 'delete';
+    return { legacy: undefined, medplum: (existing) => mapping.toFhir(record.row, existing) };
+  }
+  if (resource === undefined) return 'delete';
+  return { legacy: (existing) => mapping.toLegacy(resource, existing?.row), medplum: undefined };
+}
+
+/**
  * Writes the resolved content (or its absence) to the authority, then to the target.
  */
 async function writeBoth<L>(
@@ -138,32 +172,34 @@ async function writeBoth<L>(
   mapping: ResourceMapping<L>,
   entry: Pick<OutboxEntry, 'resourceType' | 'legacyId' | 'target'>,
   link: Link | undefined,
-  desired: Resource | undefined,
+  desired: Desired<L>,
   seen: { readonly resource: WithId<Resource> | undefined; readonly record: LegacyRecord<L> | undefined },
   own: OwnWrites | undefined,
 ): Promise<{ resource: WithId<Resource> | undefined; record: LegacyRecord<L> | undefined }> {
   const { resourceType, legacyId, target } = entry;
   const toLegacy = async (): Promise<LegacyRecord<L> | undefined> => {
     const details: ErrorDetails = { resourceType, legacyId, side: 'legacy', medplumId: link?.medplumId };
-    if (desired === undefined) {
+    if (desired === 'delete') {
       if (seen.record !== undefined) {
         const expectedVersion = seen.record.version;
         await legacyCall(() => ctx.legacy.delete(resourceType, legacyId, { expectedVersion }), details);
       }
       return undefined;
     }
+    const wanted = desired.legacy;
+    if (wanted === undefined) return seen.record;
     const written = await applyToLegacy(ctx.legacy, {
       mapping,
       legacyId,
       link,
-      desired: (existing) => mapping.toLegacy(desired, existing?.row),
+      desired: wanted,
       guard: guardFor(seen.record !== undefined, seen.record?.version),
       own: target === 'legacy' ? own : undefined,
     });
     return written.record;
   };
   const toMedplum = async (): Promise<WithId<Resource> | undefined> => {
-    if (desired === undefined) {
+    if (desired === 'delete') {
       if (seen.resource !== undefined) {
         await ctx.medplum.delete(resourceType, seen.resource.id, {
           resourceType,
@@ -174,7 +210,8 @@ async function writeBoth<L>(
       }
       return undefined;
     }
-    const { id: _id, meta: _meta, ...content } = desired;
+    const wanted = desired.medplum;
+    if (wanted === undefined) return seen.resource;
     const written = await applyToMedplum(ctx.medplum, {
       mapping,
       legacyId,
@@ -182,7 +219,7 @@ async function writeBoth<L>(
         seen.resource === undefined
           ? undefined
           : { ...linkFor(link, resourceType, legacyId), medplumId: seen.resource.id },
-      desired: (existing) => (existing === undefined ? content : { ...content, id: existing.id }),
+      desired: wanted,
       guard: guardFor(seen.resource !== undefined, seen.resource?.meta?.versionId),
       guarded: ctx.guarded,
       own: target === 'medplum' ? own : undefined,
