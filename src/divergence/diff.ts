@@ -206,12 +206,15 @@ function valueAt(root: unknown, path: readonly Segment[]): unknown {
 }
 
 /** A copy whose objects have no prototype, for microdiff's `key in object` tests. */
-function bare(value: unknown): unknown {
-  if (typeof value !== 'object' || value === null) return value;
-  if (Array.isArray(value)) return value.map(bare);
-  const out = Object.create(null) as Record<string, unknown>;
-  for (const [key, field] of Object.entries(value)) out[key] = bare(field);
-  return out;
+function bare<T extends Record<string, unknown> | unknown[]>(value: T): T {
+  const copy = (field: unknown): unknown => {
+    if (typeof field !== 'object' || field === null) return field;
+    if (Array.isArray(field)) return field.map(copy);
+    const out = Object.create(null) as Record<string, unknown>;
+    for (const [key, inner] of Object.entries(field)) out[key] = copy(inner);
+    return out;
+  };
+  return copy(value) as T;
 }
 
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;

@@ -184,28 +184,6 @@ export function normaliseCompiled(resource: unknown, compiled: CompiledNormalise
   return cleanObject(resource as Record<string, unknown>, compiled.rules, compiled.precision, true);
 }
 
-/**
- * Normalises a value found at a path, with the rules of that path. Internal: the three-way
- * merge walks raw and normalised values in step with it.
- *
- * @param value - The value at the path.
- * @param rules - The rules of the path (`undefined` when none).
- * @param compiled - The compiled options (for the precision).
- * @returns The normalised value, or `undefined` when nothing is left.
- * @example
- * ```ts
- * normaliseAt(patient.name, rules.children.get('name'), compiled);
- * ```
- */
-export function normaliseAt(
-  value: unknown,
-  rules: PathRules | undefined,
-  compiled: CompiledNormalise,
-): unknown {
-  if (rules?.ignored === true) return undefined;
-  return clean(value, rules, compiled.precision);
-}
-
 function clean(
   value: unknown,
   rules: PathRules | undefined,
