@@ -187,6 +187,15 @@ export class MemoryStore implements SyncStore {
     });
   }
 
+  /** {@inheritDoc SyncStore.hasPending} */
+  hasPending(resourceType: string, legacyId: string): Promise<boolean> {
+    return Promise.resolve(
+      (['legacy', 'medplum'] as const).some((target) =>
+        this.#outbox.has(keyOf({ target, resourceType, legacyId })),
+      ),
+    );
+  }
+
   /** {@inheritDoc SyncStore.listOutbox} */
   listOutbox(options: { readonly limit?: number | undefined } = {}): Promise<OutboxEntry[]> {
     const entries = [...this.#outbox.values()].sort((a, b) => Number(a.id) - Number(b.id));

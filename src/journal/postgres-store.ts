@@ -245,6 +245,15 @@ export class PostgresStore implements SyncStore {
     );
   }
 
+  /** {@inheritDoc SyncStore.hasPending} */
+  async hasPending(resourceType: string, legacyId: string): Promise<boolean> {
+    const { rows } = await this.#sql.query(
+      `SELECT 1 FROM ${this.#tables.outbox} WHERE resource_type = $1 AND legacy_id = $2 LIMIT 1`,
+      [resourceType, legacyId],
+    );
+    return rows.length > 0;
+  }
+
   /** {@inheritDoc SyncStore.listOutbox} */
   listOutbox(options: { readonly limit?: number | undefined } = {}): Promise<OutboxEntry[]> {
     return outbox.listOutbox(this.#sql, this.#tables, options.limit);

@@ -117,6 +117,8 @@ export interface SyncStore {
   retryLater(lease: Lease, error: OutboxError, delayMs: number): Promise<LeaseOutcome>;
   /** Moves a leased entry to the dead-letter queue with its reason. */
   deadLetter(lease: Lease, error: OutboxError): Promise<LeaseOutcome>;
+  /** Whether a record has an outbox entry (pending or leased) for either side. */
+  hasPending(resourceType: string, legacyId: string): Promise<boolean>;
   /** Outbox entries, oldest first. */
   listOutbox(options?: { readonly limit?: number | undefined }): Promise<OutboxEntry[]>;
   /** Counts of pending and leased entries and open dead letters. */

@@ -1,3 +1,4 @@
+import type { NormaliseOptions } from '../divergence/normalise.ts';
 import type { Resource } from '@medplum/fhirtypes';
 
 /**
@@ -76,4 +77,12 @@ export interface ResourceMapping<L, R extends Resource = Resource> {
    * `InvalidInputError` naming `resource.identifier` (or `row`).
    */
   newLegacyId?(resource: R): string | Promise<string>;
+  /**
+   * How the two copies of this type are compared for divergence, shadow reads and conflict
+   * reports: paths to ignore (`'extension'`, `'name.period'`), arrays whose order does not
+   * matter (`'identifier'`, `'telecom'`), date-time precision. `meta`, `id` and generated
+   * `text` are always ignored.
+   * @default {}
+   */
+  readonly compare?: NormaliseOptions | undefined;
 }

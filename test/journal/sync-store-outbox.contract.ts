@@ -306,6 +306,16 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
       expect(kept?.resolvedAt).toBeDefined();
     });
 
+    it('reads one letter by id whatever its status, and undefined for an unknown id', async () => {
+      await fixture.store.deadLetter(await leased('p-1'), REJECTED);
+      const [letter] = await fixture.store.listDeadLetters();
+      expect(await fixture.store.getDeadLetter(letter!.id)).toEqual(letter);
+      await fixture.store.discardDeadLetter(letter!.id, 'done by hand');
+      expect(await fixture.store.getDeadLetter(letter!.id)).toMatchObject({ status: 'discarded' });
+      expect(await fixture.store.getDeadLetter('999999')).toBeUndefined();
+      expect(await fixture.store.getDeadLetter('not-an-id')).toBeUndefined();
+    });
+
     it('answers undefined and false for letters that do not exist', async () => {
       expect(await fixture.store.retryDeadLetter('999999')).toBeUndefined();
       expect(await fixture.store.discardDeadLetter('999999', 'note')).toBe(false);
@@ -332,6 +342,18 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
   });
 
   describe('listing and counts', () => {
+    it('says whether a record has an entry, held, due or leased, until it completes', async () => {
+      expect(await fixture.store.hasPending('Patient', 'p-1')).toBe(false);
+      const ticket = await fixture.store.intend(intentOf('p-1'), HOUR);
+      expect(await fixture.store.hasPending('Patient', 'p-1')).toBe(true);
+      await fixture.store.commit(ticket);
+      const [lease] = await fixture.store.claim('worker-1', 1, HOUR);
+      expect(await fixture.store.hasPending('Patient', 'p-1')).toBe(true);
+      expect(await fixture.store.hasPending('Patient', 'p-2')).toBe(false);
+      await fixture.store.complete(lease!, undefined);
+      expect(await fixture.store.hasPending('Patient', 'p-1')).toBe(false);
+    });
+
     it('lists entries oldest first, limited', async () => {
       const ids = Array.from({ length: 12 }, (_, i) => `p-${i + 1}`);
       for (const id of ids) await fixture.store.intend(intentOf(id), HOUR);
