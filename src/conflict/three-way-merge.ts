@@ -3,9 +3,7 @@ import { formatPath } from '../divergence/diff.ts';
 import {
   compileNormaliseOptions,
   normaliseCompiled,
-  type CompiledNormalise,
   type NormaliseOptions,
-  type PathRules,
 } from '../divergence/normalise.ts';
 import { ConfigurationError, InvalidInputError } from '../errors.ts';
 
@@ -92,7 +90,6 @@ type Json = Record<string, unknown>;
 
 interface MergeState {
   readonly policy: MergeCollisionPolicy;
-  readonly compiled: CompiledNormalise;
   readonly collisions: DecidedCollision[];
   manual: boolean;
 }
@@ -146,7 +143,7 @@ export function mergeThreeWay<T extends Resource>(
   checkResource('theirs', theirs, ours);
   if (base !== undefined) checkResource('base', base, ours);
   const compiled = compileNormaliseOptions(options);
-  const state: MergeState = { policy: options.onCollision, compiled, collisions: [], manual: false };
+  const state: MergeState = { policy: options.onCollision, collisions: [], manual: false };
   const merged = mergeObject(
     [base, ours, theirs],
     [
@@ -154,7 +151,6 @@ export function mergeThreeWay<T extends Resource>(
       asObject(normaliseCompiled(ours, compiled)),
       asObject(normaliseCompiled(theirs, compiled)),
     ],
-    compiled.rules,
     [],
     state,
   );
@@ -170,13 +166,7 @@ type Triple = readonly [unknown, unknown, unknown];
 /** Their normal forms at the same path. */
 type NormalTriple = readonly [Json | undefined, Json | undefined, Json | undefined];
 
-function mergeObject(
-  raw: Triple,
-  normal: NormalTriple,
-  rules: PathRules | undefined,
-  path: readonly string[],
-  state: MergeState,
-): Json {
+function mergeObject(raw: Triple, normal: NormalTriple, path: readonly string[], state: MergeState): Json {
   const [rawBase, rawOurs, rawTheirs] = raw.map(asObject);
   const out: Json = {};
   const keys = new Set([
@@ -188,7 +178,6 @@ function mergeObject(
     const value = mergeField(
       [own(rawBase, key), own(rawOurs, key), own(rawTheirs, key)],
       [own(normal[0], key), own(normal[1], key), own(normal[2], key)],
-      rules?.children.get(key),
       [...path, key],
       state,
     );
@@ -199,13 +188,7 @@ function mergeObject(
   return out;
 }
 
-function mergeField(
-  raw: Triple,
-  normal: Triple,
-  rules: PathRules | undefined,
-  path: readonly string[],
-  state: MergeState,
-): unknown {
+function mergeField(raw: Triple, normal: Triple, path: readonly string[], state: MergeState): unknown {
   const [base, ours, theirs] = normal.map((value) =>
     value === undefined ? undefined : JSON.stringify(value),
   );
@@ -215,7 +198,7 @@ function mergeField(
   if (ours === base) return raw[2];
   const [normalBase, normalOurs, normalTheirs] = normal.map(asObject);
   if (normalOurs !== undefined && normalTheirs !== undefined) {
-    return mergeObject(raw, [normalBase, normalOurs, normalTheirs], rules, path, state);
+    return mergeObject(raw, [normalBase, normalOurs, normalTheirs], path, state);
   }
   return decide({ path: formatPath(path), base: raw[0], ours: raw[1], theirs: raw[2] }, state);
 }

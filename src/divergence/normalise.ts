@@ -51,8 +51,8 @@ export interface NormaliseOptions {
 }
 
 /**
- * Compiled options: one node per path segment. Internal; the merge and the diff walk it in step
- * with the value.
+ * Compiled options: one node per path segment. Internal; the diff walks it to find unordered
+ * arrays.
  */
 export interface PathRules {
   /** The value at this path is dropped. */
