@@ -1,5 +1,6 @@
 import type { MedplumClient } from '@medplum/core';
 import type { ConflictResolver } from './conflict/conflict-context.ts';
+import type { DivergenceOptions } from './divergence/divergence-checks.ts';
 import type { EventSink } from './divergence/event-sink.ts';
 import { valueHash, type ValueHashOptions } from './divergence/redact.ts';
 import type { DualWriteEvent } from './dual-write-event.ts';
@@ -97,6 +98,13 @@ export interface DualWriterOptions<C, L> {
    * @default undefined
    */
   readonly valueHash?: ValueHashOptions | undefined;
+  /**
+   * How divergence is looked for: the share of mirrors read back and compared, and shadow reads
+   * in the `shadow` and `live` stages (share of reads, and how long a read may wait for its
+   * shadow). Findings are `divergence` events.
+   * @default { verifySampleRate: 0.01, shadowReads: { sampleRate: 0.1, budgetMs: 25 } }
+   */
+  readonly divergence?: DivergenceOptions | undefined;
   /**
    * How the inline mirror and authority writes retry transient failures within one call.
    * @default { retries: 5, minTimeoutMs: 100, maxTimeoutMs: 5000, factor: 2, maxRateLimitWaitMs: 60000 }
@@ -220,6 +228,7 @@ export function validateDualWriterOptions(options: unknown): void {
         throw new ConfigurationError(`sinks[${i}].handle`, sink?.handle, 'must be a function');
     });
   }
+  validateDivergence(given.divergence);
   const hashing = given.valueHash as ValueHashOptions | null | undefined;
   if (hashing !== undefined) {
     if (typeof hashing !== 'object' || hashing === null)
@@ -263,4 +272,28 @@ export function validateDualWriterOptions(options: unknown): void {
         throw new ConfigurationError(`store.${method}`, store?.[method], 'must be a function (a SyncStore)');
     }
   }
+}
+
+function validateDivergence(value: unknown): void {
+  if (value === undefined) return;
+  if (typeof value !== 'object' || value === null)
+    throw new ConfigurationError('divergence', value, 'must be an object');
+  const given = value as Record<string, unknown>;
+  const rate = (field: string, v: unknown) => {
+    if (v !== undefined && (typeof v !== 'number' || !(v >= 0 && v <= 1)))
+      throw new ConfigurationError(field, v, 'must be a number from 0 to 1');
+  };
+  rate('divergence.verifySampleRate', given.verifySampleRate);
+  const shadow = given.shadowReads as Record<string, unknown> | null | undefined;
+  if (shadow === undefined) return;
+  if (typeof shadow !== 'object' || shadow === null)
+    throw new ConfigurationError('divergence.shadowReads', shadow, 'must be an object');
+  rate('divergence.shadowReads.sampleRate', shadow.sampleRate);
+  const budget = shadow.budgetMs;
+  if (budget !== undefined && (typeof budget !== 'number' || !Number.isFinite(budget) || budget < 0))
+    throw new ConfigurationError(
+      'divergence.shadowReads.budgetMs',
+      budget,
+      'must be a non-negative number of milliseconds',
+    );
 }

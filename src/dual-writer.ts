@@ -10,6 +10,8 @@ import { ReviewRequiredError, type ConflictReport } from './conflict/conflict-re
 import { operatorResolution as resolutionOf, resolveConflict } from './conflict/resolve-conflict.ts';
 import { authorityWins } from './conflict/resolvers.ts';
 import { reviewTaskOf } from './conflict/review-task.ts';
+import { compareCopies } from './divergence/compare-copies.ts';
+import { DivergenceChecks, type DivergenceCounts, type ShadowPair } from './divergence/divergence-checks.ts';
 import { EventPublisher } from './divergence/event-publisher.ts';
 import { callbackSink } from './divergence/event-sink.ts';
 import type { DualWriteEvent } from './dual-write-event.ts';
@@ -71,6 +73,7 @@ export class DualWriter<C, L> {
   readonly #retry: RetryPolicy;
   readonly #locks = new RecordLocks();
   readonly #events: EventPublisher;
+  readonly #checks: DivergenceChecks<L>;
   readonly #ctx: MirrorContext<L>;
   readonly #writes: WritePath<L>;
   readonly #drainer: Drainer;
@@ -94,12 +97,25 @@ export class DualWriter<C, L> {
       ...(options.onEvent === undefined ? [] : [callbackSink(options.onEvent)]),
     ];
     this.#events = new EventPublisher(this.#store, sinks, options.valueHash);
+    this.#checks = new DivergenceChecks(
+      {
+        legacy: this.#legacy,
+        medplum: this.#medplum,
+        store: this.#store,
+        mappings: this.#mappings,
+        publish: (event) => this.#events.publish(event),
+      },
+      options.divergence,
+    );
     const drainer = drainerPolicyOf(options.drainer);
     const leasePolicy: LeasePolicy = {
       maxAttempts: drainer.maxAttempts,
       leaseMs: drainer.leaseMs,
       backoff: drainer.backoff,
       onConflict: (report, review) => this.#recordConflict(report, review),
+      onApplied: (entry, outcome) => {
+        this.#checks.afterMirror(entry, outcome);
+      },
     };
     const ctx: MirrorContext<L> = {
       legacy: this.#legacy,
@@ -362,12 +378,28 @@ export class DualWriter<C, L> {
    * ```
    */
   async read(type: string, legacyId: string, ctx: C): Promise<L | undefined> {
-    const { mapping, route } = this.#route(type, ctx);
+    const { mapping, route, unit } = this.#route(type, ctx);
     requireId(legacyId, 'legacyId');
+    const pair = this.#pairer(mapping, unit, legacyId, route.authority);
     if (route.readFrom === 'legacy') {
-      return (await this.#legacyCall(() => this.#legacy.read(type, legacyId), type, legacyId))?.row;
+      const record = await this.#checks.shadowRead(
+        route.compareWith,
+        () => this.#legacyCall(() => this.#legacy.read(type, legacyId), type, legacyId),
+        async () => {
+          const resource = await this.#findMedplum(mapping, legacyId);
+          return (record) => pair(record, resource);
+        },
+      );
+      return record?.row;
     }
-    const resource = await this.#findMedplum(mapping, legacyId);
+    const resource = await this.#checks.shadowRead(
+      route.compareWith,
+      () => this.#findMedplum(mapping, legacyId),
+      async () => {
+        const record = await this.#legacy.read(type, legacyId);
+        return (resource) => pair(record, resource);
+      },
+    );
     if (resource === undefined) return undefined;
     const details = { resourceType: type, legacyId };
     return withId(
@@ -397,21 +429,44 @@ export class DualWriter<C, L> {
     ctx: C,
   ): Promise<WithId<ExtractResource<RT>> | undefined> {
     type R = ExtractResource<RT>;
-    const { mapping, route } = this.#route(resourceType, ctx, 'resourceType');
+    const { mapping, route, unit } = this.#route(resourceType, ctx, 'resourceType');
     requireId(id, 'id');
-    if (route.readFrom === 'medplum')
-      return (await this.#retrying(() => this.#medplum.read<R>(resourceType, id), 'medplum')).value;
-    const link = await this.#links.byMedplumId(resourceType, id);
-    if (link === undefined) return undefined;
-    const record = await this.#legacyCall(
-      () => this.#legacy.read(resourceType, link.legacyId),
-      resourceType,
-      link.legacyId,
-    );
-    if (record === undefined) return undefined;
-    const details = { resourceType, legacyId: link.legacyId };
-    const resource = runMapping('toFhir', () => mapping.toFhir(record.row), details);
-    return { ...withLegacyIdentifier(resource, mapping, link.legacyId, details), id } as WithId<R>;
+    const read = async () => {
+      const link = await this.#links.byMedplumId(resourceType, id);
+      if (link === undefined) return undefined;
+      const { legacyId } = link;
+      const record = await this.#legacyCall(
+        () => this.#legacy.read(resourceType, legacyId),
+        resourceType,
+        legacyId,
+      );
+      return { legacyId, record };
+    };
+    if (route.readFrom === 'medplum') {
+      return this.#checks.shadowRead(
+        route.compareWith,
+        async () => (await this.#retrying(() => this.#medplum.read<R>(resourceType, id), 'medplum')).value,
+        async () => {
+          const legacy = await read();
+          return (resource) =>
+            legacy === undefined
+              ? undefined
+              : this.#pairer(mapping, unit, legacy.legacyId, route.authority)(legacy.record, resource);
+        },
+      );
+    }
+    const legacy = await this.#checks.shadowRead(route.compareWith, read, async () => {
+      const resource = await this.#medplum.read(resourceType, id);
+      return (found) =>
+        found === undefined
+          ? undefined
+          : this.#pairer(mapping, unit, found.legacyId, route.authority)(found.record, resource);
+    });
+    if (legacy?.record === undefined) return undefined;
+    const details = { resourceType, legacyId: legacy.legacyId };
+    const { row } = legacy.record;
+    const resource = runMapping('toFhir', () => mapping.toFhir(row), details);
+    return { ...withLegacyIdentifier(resource, mapping, legacy.legacyId, details), id } as WithId<R>;
   }
 
   /**
@@ -452,8 +507,37 @@ export class DualWriter<C, L> {
    * await writer.stop();
    * ```
    */
-  stop(): Promise<void> {
-    return this.#drainer.stop();
+  async stop(): Promise<void> {
+    await this.#drainer.stop();
+    await this.#checks.settled();
+  }
+
+  /**
+   * Waits for the divergence checks running in the background (read-backs after mirrors, shadow
+   * reads that outlasted their budget), so their events have been published.
+   *
+   * @returns When none is running.
+   * @example
+   * ```ts
+   * await writer.read('Patient', 'p-1', ctx);
+   * await writer.settled();
+   * ```
+   */
+  settled(): Promise<void> {
+    return this.#checks.settled();
+  }
+
+  /**
+   * How many comparisons this writer made since it started, and how many found divergence.
+   *
+   * @returns The counts.
+   * @example
+   * ```ts
+   * const { shadowReads, divergent } = writer.divergenceCounts();
+   * ```
+   */
+  divergenceCounts(): DivergenceCounts {
+    return this.#checks.counts;
   }
 
   /**
@@ -923,6 +1007,17 @@ export class DualWriter<C, L> {
         error: result.error.name,
       });
     }
+  }
+
+  /** Pairs a record's two copies for a shadow read's comparison. */
+  #pairer(mapping: ResourceMapping<L>, unit: string, legacyId: string, authority: Side) {
+    return (record: LegacyRecord<L> | undefined, resource: WithId<Resource> | undefined): ShadowPair => ({
+      resourceType: mapping.resourceType,
+      legacyId,
+      medplumId: resource?.id,
+      unit,
+      differences: () => compareCopies(mapping, legacyId, record, resource, authority),
+    });
   }
 
   /** Publishes an event the store records, without making the caller wait or fail. */

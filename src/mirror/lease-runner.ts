@@ -1,6 +1,6 @@
 import { DualWriteError, RejectedError, UnavailableError } from '../errors.ts';
 import { fullReportOf, ReviewRequiredError, type ConflictReport } from '../conflict/conflict-report.ts';
-import type { Lease, LeaseOutcome, OutboxError } from '../journal/outbox.ts';
+import type { Lease, LeaseOutcome, OutboxEntry, OutboxError } from '../journal/outbox.ts';
 import { LinkConflictError, type SyncStore } from '../journal/sync-store.ts';
 import { delayFor, type Backoff } from './backoff.ts';
 import type { MirrorContext, MirrorOutcome } from './mirror-entry.ts';
@@ -35,6 +35,8 @@ export interface LeasePolicy {
    * Told of each conflict once its outcome is recorded: resolved (the link saved with the entry's
    * completion) or, with `review`, left to an operator (the entry dead-lettered).
    */
+  /** Told of each completed mirror (for sampled read-back checks); must not throw. */
+  readonly onApplied?: ((entry: OutboxEntry, outcome: MirrorOutcome) => void) | undefined;
   readonly onConflict?: ((report: ConflictReport, review?: ReviewRequiredError) => Promise<void>) | undefined;
 }
 
@@ -73,7 +75,10 @@ export async function runLease<L>(
   }
   try {
     const recorded = await ctx.store.complete(lease, outcome.link);
-    if (recorded === 'done' && outcome.conflict !== undefined) await policy.onConflict?.(outcome.conflict);
+    if (recorded === 'done') {
+      if (outcome.conflict !== undefined) await policy.onConflict?.(outcome.conflict);
+      policy.onApplied?.(lease.entry, outcome);
+    }
     return {
       status: recorded === 'done' ? (outcome.action === 'unchanged' ? 'unchanged' : 'applied') : recorded,
       outcome,

@@ -1,0 +1,224 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import type { DualWriteEvent } from '../dual-write-event.ts';
+import type { Side } from '../errors.ts';
+import type { SyncStore } from '../journal/sync-store.ts';
+import type { ResourceMapping } from '../mapping/resource-mapping.ts';
+import type { MirrorOutcome } from '../mirror/mirror-entry.ts';
+import type { LegacyAdapter } from '../sides/legacy-adapter.ts';
+import type { MedplumSide } from '../sides/medplum-side.ts';
+import { compareCopies } from './compare-copies.ts';
+import type { RevealedDiffEntry } from './diff.ts';
+
+/**
+ * How often copies are compared, and how long a read may wait for its shadow.
+ *
+ * @example
+ * ```ts
+ * const options: DivergenceOptions = { verifySampleRate: 0.05, shadowReads: { sampleRate: 1, budgetMs: 20 } };
+ * ```
+ */
+export interface DivergenceOptions {
+  /**
+   * Share of applied mirrors whose target is read back and compared with the source (0 to 1).
+   * @default 0.01
+   */
+  readonly verifySampleRate?: number | undefined;
+  /** Shadow reads in the `shadow` and `live` stages. */
+  readonly shadowReads?:
+    | {
+        /**
+         * Share of reads that also read the other side and compare (0 to 1).
+         * @default 0.1
+         */
+        readonly sampleRate?: number | undefined;
+        /**
+         * Most milliseconds a read waits for its shadow after its own answer; a slower shadow
+         * finishes in the background. 0 never waits.
+         * @default 25
+         */
+        readonly budgetMs?: number | undefined;
+      }
+    | undefined;
+}
+
+/**
+ * Counts of comparisons made by a writer since it started.
+ *
+ * @example
+ * ```ts
+ * const { shadowReads, divergent } = writer.divergenceCounts();
+ * ```
+ */
+export interface DivergenceCounts {
+  /** Mirrors read back and compared. */
+  readonly verified: number;
+  /** Reads that also read the other side and compared. */
+  readonly shadowReads: number;
+  /** Comparisons skipped because a newer write of the record was still being mirrored. */
+  readonly skippedPending: number;
+  /** Comparisons that found the copies different (each one a `divergence` event). */
+  readonly divergent: number;
+}
+
+/** What the checks need of the writer. */
+export interface DivergenceDeps<L> {
+  readonly legacy: LegacyAdapter<L>;
+  readonly medplum: MedplumSide;
+  readonly store: SyncStore;
+  readonly mappings: ReadonlyMap<string, ResourceMapping<L>>;
+  readonly publish: (event: DualWriteEvent) => Promise<void>;
+  /** A number in [0, 1) per sampling decision. */
+  readonly random?: (() => number) | undefined;
+}
+
+/** A record's two copies as a shadow read found them, for the comparison. */
+export interface ShadowPair {
+  readonly resourceType: string;
+  readonly legacyId: string;
+  readonly medplumId: string | undefined;
+  readonly unit: string;
+  /** Computes the differences (only when the pair is compared). */
+  readonly differences: () => RevealedDiffEntry[];
+}
+
+/**
+ * Finds divergence — copies that differ when they should agree — off the caller's path:
+ * a sampled read-back after mirrors, and sampled shadow reads. Each finding is a `divergence`
+ * event (recorded in the store). A record with a write still in the outbox is skipped: its
+ * copies differ only until that mirror lands, which is lag, not divergence.
+ *
+ * @example
+ * ```ts
+ * const checks = new DivergenceChecks(deps, { verifySampleRate: 1 });
+ * checks.afterMirror(entry, outcome);
+ * await checks.settled();
+ * ```
+ */
+export class DivergenceChecks<L> {
+  readonly #deps: DivergenceDeps<L>;
+  readonly #verifyRate: number;
+  readonly #shadowRate: number;
+  readonly #budgetMs: number;
+  readonly #random: () => number;
+  readonly #inflight = new Set<Promise<void>>();
+  #counts = { verified: 0, shadowReads: 0, skippedPending: 0, divergent: 0 };
+
+  /**
+   * @param deps - The sides, store, mappings and where events go.
+   * @param options - Sampling and budget.
+   */
+  constructor(deps: DivergenceDeps<L>, options: DivergenceOptions = {}) {
+    this.#deps = deps;
+    this.#verifyRate = options.verifySampleRate ?? 0.01;
+    this.#shadowRate = options.shadowReads?.sampleRate ?? 0.1;
+    this.#budgetMs = options.shadowReads?.budgetMs ?? 25;
+    this.#random = deps.random ?? Math.random;
+  }
+
+  /** The counts so far. */
+  get counts(): DivergenceCounts {
+    return { ...this.#counts };
+  }
+
+  /**
+   * After an applied mirror, maybe (sampled) reads the target back and compares it with the
+   * source the mirror wrote from, in the background.
+   *
+   * @param entry - The record and the side written.
+   * @param outcome - What the mirror did.
+   */
+  afterMirror(
+    entry: {
+      readonly resourceType: string;
+      readonly legacyId: string;
+      readonly unit: string;
+      readonly target: Side;
+    },
+    outcome: MirrorOutcome,
+  ): void {
+    if (outcome.action !== 'created' && outcome.action !== 'updated') return;
+    if (!this.#sampled(this.#verifyRate)) return;
+    const mapping = this.#deps.mappings.get(entry.resourceType);
+    if (mapping === undefined) return;
+    const { resourceType, legacyId, unit, target } = entry;
+    void this.#track(async () => {
+      const medplumId = outcome.resource?.id;
+      let differences: RevealedDiffEntry[];
+      if (target === 'medplum') {
+        const back =
+          medplumId === undefined ? undefined : await this.#deps.medplum.read(resourceType, medplumId);
+        differences = compareCopies(mapping, legacyId, outcome.record as never, back, 'legacy');
+      } else {
+        const back = await this.#deps.legacy.read(resourceType, legacyId);
+        differences = compareCopies(mapping, legacyId, back, outcome.resource, 'medplum');
+      }
+      this.#counts.verified++;
+      await this.#report({ resourceType, legacyId, medplumId, unit, source: 'verify' }, differences);
+    });
+  }
+
+  /**
+   * Serves a read and, when the stage compares and the read is sampled, reads the other side at
+   * the same time and compares the two. The caller waits for the comparison at most the budget
+   * after its own answer; a failure of the other side never fails the read.
+   *
+   * @param compareWith - The stage's comparison side, if any.
+   * @param primary - The read the caller asked for.
+   * @param shadow - Reads the other side and pairs the copies, given the primary's answer.
+   * @returns The primary's answer.
+   */
+  async shadowRead<T>(
+    compareWith: Side | undefined,
+    primary: () => Promise<T>,
+    shadow: () => Promise<(value: T) => ShadowPair | undefined>,
+  ): Promise<T> {
+    if (compareWith === undefined || !this.#sampled(this.#shadowRate)) return primary();
+    const other = shadow();
+    // Observed here so a failure of the other side is never an unhandled rejection; the check
+    // below then simply finds nothing to compare.
+    other.catch(() => undefined);
+    const value = await primary();
+    const check = this.#track(async () => {
+      const pair = (await other)(value);
+      if (pair === undefined) return;
+      this.#counts.shadowReads++;
+      const { differences, ...record } = pair;
+      await this.#report({ ...record, source: 'shadow-read' }, differences());
+    });
+    if (this.#budgetMs > 0) await Promise.race([check, delay(this.#budgetMs, undefined, { ref: false })]);
+    return value;
+  }
+
+  /**
+   * Waits for every comparison started so far.
+   *
+   * @returns When they have all finished.
+   */
+  async settled(): Promise<void> {
+    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
+  }
+
+  async #report(
+    record: Omit<Extract<DualWriteEvent, { type: 'divergence' }>, 'type' | 'differences'>,
+    differences: RevealedDiffEntry[],
+  ): Promise<void> {
+    if (differences.length === 0) return;
+    if (await this.#deps.store.hasPending(record.resourceType, record.legacyId)) {
+      this.#counts.skippedPending++;
+      return;
+    }
+    this.#counts.divergent++;
+    await this.#deps.publish({ type: 'divergence', ...record, differences });
+  }
+
+  #track(fn: () => Promise<void>): Promise<void> {
+    const run = fn().catch(() => undefined);
+    this.#inflight.add(run);
+    void run.finally(() => this.#inflight.delete(run));
+    return run;
+  }
+
+  #sampled(rate: number): boolean {
+    return rate >= 1 || (rate > 0 && this.#random() < rate);
+  }
+}
