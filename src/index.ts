@@ -75,6 +75,8 @@ export type { EventSink, EventLogger, SinkOptions } from './divergence/event-sin
 export { auditEventSink, auditEventOf, AUDIT_EVENT_SYSTEM } from './divergence/audit-event-sink.ts';
 export type { AuditEventSinkOptions } from './divergence/audit-event-sink.ts';
 export { redactEvent } from './divergence/event-redaction.ts';
+export { compareCopies } from './divergence/compare-copies.ts';
+export type { DivergenceOptions, DivergenceCounts } from './divergence/divergence-checks.ts';
 export type { EventRedaction } from './divergence/event-redaction.ts';
 
 export type { ConflictContext, ConflictResolver, Resolution } from './conflict/conflict-context.ts';

@@ -103,7 +103,7 @@ export async function resolveConflict<L>(
     detectedAt: new Date().toISOString(),
   };
   const resolution = decided ?? (await ask(ctx.resolver, conflict, details));
-  const report = reportOf(conflict, target, resolution, found);
+  const report = reportOf(conflict, target, resolution, found, mapping);
   if ('manual' in resolution) {
     throw new ReviewRequiredError(report, resolution.manual, wantsTask(resolution), details);
   }
@@ -321,9 +321,10 @@ function reportOf(
   target: Side,
   resolution: Resolution,
   found: ConflictError | undefined,
+  mapping: ResourceMapping<unknown>,
 ): ConflictReport {
   const changes = (copy: Resource | undefined): readonly RevealedDiffEntry[] | undefined =>
-    conflict.base === undefined ? undefined : diff(conflict.base, copy ?? {}, { revealValues: true });
+    conflict.base === undefined ? undefined : diff(conflict.base, copy ?? {}, { ...mapping.compare, revealValues: true });
   return {
     resourceType: conflict.resourceType,
     legacyId: conflict.legacyId,

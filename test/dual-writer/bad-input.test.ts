@@ -173,4 +173,26 @@ describe('bad options', () => {
     expect(() => new DualWriter({ ...base(), retry: { retries: -2 } })).toThrow(/retry\.retries/);
     expect(() => new DualWriter({ ...base(), linkCacheSize: 0 })).toThrow(ConfigurationError);
   });
+
+  it('names the conflict, sink, hashing and divergence option at fault', () => {
+    expect(() => new DualWriter({ ...base(), resolver: 'authority' as never })).toThrow(
+      /^resolver: must be a function/,
+    );
+    expect(() => new DualWriter({ ...base(), baseSnapshot: 'none' as never })).toThrow(
+      /baseSnapshot: must be 'full' or 'hash-only'/,
+    );
+    expect(() => new DualWriter({ ...base(), sinks: [{}] as never })).toThrow(
+      /sinks\[0\]\.handle: must be a function/,
+    );
+    expect(() => new DualWriter({ ...base(), valueHash: { key: '' } })).toThrow(/valueHash\.key/);
+    expect(() => new DualWriter({ ...base(), divergence: { verifySampleRate: -1 } })).toThrow(
+      /divergence\.verifySampleRate: must be a number from 0 to 1 \(got -1\)/,
+    );
+    expect(() => new DualWriter({ ...base(), divergence: { shadowReads: { sampleRate: 2 } } })).toThrow(
+      /divergence\.shadowReads\.sampleRate/,
+    );
+    expect(
+      () => new DualWriter({ ...base(), divergence: { shadowReads: { budgetMs: Number.NaN } } }),
+    ).toThrow(/divergence\.shadowReads\.budgetMs/);
+  });
 });
