@@ -8,6 +8,8 @@
  * - `sync-create-*`: `writer.create` in sync mode vs `adapter.create` + `createResource`.
  * - `drain-*`: `writer.drain()` of pending creates vs direct `createResource` calls at the same
  *   concurrency, against the in-process HTTP FHIR test server.
+ * - `shadow-read-*`: `writer.read` in `shadow` with every read shadowed vs shadow reads off, with
+ *   Medplum slower than the budget; `shadow-read-added-*` is the added latency against the budget.
  *
  * Needs PostgreSQL at `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`); every
  * table and schema it creates lives under a per-run prefix and is dropped at the end.
@@ -20,6 +22,7 @@ import type { Measurement } from './bench-row.ts';
 import { CpuMeter } from './cpu-meter.ts';
 import { measureDrain } from './drain-throughput.ts';
 import { jsonLines, table } from './report.ts';
+import { measureShadowRead } from './shadow-read.ts';
 import { measureSyncCreate } from './sync-create.ts';
 
 const MEASUREMENTS = {
@@ -27,6 +30,8 @@ const MEASUREMENTS = {
   drain: (db: BenchDatabase) =>
     measureDrain(db, { entries: 600, concurrency: 8, trials: 3, warmupEntries: 100 }),
   sync: (db: BenchDatabase) => measureSyncCreate(db, { samples: 500, warmup: 50, profileCalls: 100 }),
+  shadow: (db: BenchDatabase) =>
+    measureShadowRead(db, { records: 200, samples: 300, warmup: 50, budgetMs: 20, medplumMs: 60 }),
 } as const;
 type MeasurementName = keyof typeof MEASUREMENTS;
 

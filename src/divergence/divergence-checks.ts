@@ -32,8 +32,8 @@ export interface DivergenceOptions {
          */
         readonly sampleRate?: number | undefined;
         /**
-         * Most milliseconds a read waits for its shadow after its own answer; a slower shadow
-         * finishes in the background. 0 never waits.
+         * Most milliseconds a read waits for its shadow, counted from the start of the read (both
+         * sides are read at once); a slower shadow finishes in the background. 0 never waits.
          * @default 25
          */
         readonly budgetMs?: number | undefined;
@@ -159,8 +159,9 @@ export class DivergenceChecks<L> {
 
   /**
    * Serves a read and, when the stage compares and the read is sampled, reads the other side at
-   * the same time and compares the two. The caller waits for the comparison at most the budget
-   * after its own answer; a failure of the other side never fails the read.
+   * the same time and compares the two. The read returns when its own answer is in and either
+   * the comparison is done or the budget (from the start of the read) has run out; a failure of
+   * the other side never fails the read.
    *
    * @param compareWith - The stage's comparison side, if any.
    * @param primary - The read the caller asked for.
@@ -173,6 +174,9 @@ export class DivergenceChecks<L> {
     shadow: () => Promise<(value: T) => ShadowPair | undefined>,
   ): Promise<T> {
     if (compareWith === undefined || !this.#sampled(this.#shadowRate)) return primary();
+    // The budget runs from the start of the read, while both sides are read at once: a read
+    // then takes at most its own time or the budget, whichever is longer.
+    const budget = this.#budgetMs > 0 ? delay(this.#budgetMs, undefined, { ref: false }) : undefined;
     const other = shadow();
     // Observed here so a failure of the other side is never an unhandled rejection; the check
     // below then simply finds nothing to compare.
@@ -185,7 +189,7 @@ export class DivergenceChecks<L> {
       const { differences, ...record } = pair;
       await this.#report({ ...record, source: 'shadow-read' }, differences());
     });
-    if (this.#budgetMs > 0) await Promise.race([check, delay(this.#budgetMs, undefined, { ref: false })]);
+    if (budget !== undefined) await Promise.race([check, budget]);
     return value;
   }
 
