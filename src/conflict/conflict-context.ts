@@ -36,7 +36,11 @@ export interface ConflictContext {
   readonly legacy: Resource | undefined;
   /** Medplum's copy now. */
   readonly medplum: Resource | undefined;
-  /** The write being mirrored: the authority's copy (the same object as `legacy` or `medplum`). */
+  /**
+   * The change being mirrored: the copy of the side it was made on (the same object as `legacy`
+   * or `medplum`). That is the authority for writes through the writer, and either side for
+   * changes a feed picked up.
+   */
   readonly incoming: Resource | undefined;
   /** When each side's copy last changed (ISO 8601), where the side records it. */
   readonly updatedAt: { readonly legacy: string | undefined; readonly medplum: string | undefined };

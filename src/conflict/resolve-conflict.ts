@@ -14,7 +14,7 @@ import type { Link } from '../journal/link.ts';
 import type { OutboxEntry } from '../journal/outbox.ts';
 import { runMapping, withLegacyIdentifier } from '../mapping/mapped-record.ts';
 import type { ResourceMapping } from '../mapping/resource-mapping.ts';
-import type { Stage } from '../plan/stage.ts';
+import { routeOf, type Stage } from '../plan/stage.ts';
 import type { LegacyAdapter, LegacyRecord } from '../sides/legacy-adapter.ts';
 import { classifyLegacyError } from '../sides/legacy-failure.ts';
 import type { MedplumSide } from '../sides/medplum-side.ts';
@@ -45,9 +45,9 @@ export interface ResolvedCopies<L> {
 /**
  * Resolves a conflict found while mirroring `entry`: reads both sides' current copies, asks the
  * resolver (or takes an operator's `decided` resolution), and writes the outcome to both sides
- * through the same idempotent writes as every mirror — the authority first, then the target —
- * each guarded by the version the resolver saw, so a third change meanwhile is not overwritten
- * unseen (the entry is retried and the resolver asked again).
+ * through the same idempotent writes as every mirror — the side the change came from first,
+ * then the target — each guarded by the version the resolver saw, so a third change meanwhile
+ * is not overwritten unseen (the entry is retried and the resolver asked again).
  *
  * @param ctx - The sides and the resolver.
  * @param mapping - The record's mapping.
@@ -69,7 +69,10 @@ export async function resolveConflict<L>(
   decided?: Resolution,
 ): Promise<ResolvedCopies<L>> {
   const { resourceType, legacyId, unit, target } = entry;
-  const authority: Side = target === 'medplum' ? 'legacy' : 'medplum';
+  const stage = ctx.stageOf(unit, resourceType);
+  // The stage's authority, which is not always the side the change came from: a change feed
+  // mirrors edits made directly in either system.
+  const authority: Side = routeOf(stage).authority;
   const details: ErrorDetails = { resourceType, legacyId, side: target, medplumId: link?.medplumId };
   const resource =
     link === undefined
@@ -92,12 +95,12 @@ export async function resolveConflict<L>(
     legacyId,
     medplumId: resource?.id ?? link?.medplumId,
     unit,
-    stage: ctx.stageOf(unit, resourceType),
+    stage,
     authority,
     base: link?.base,
     legacy,
     medplum: resource,
-    incoming: authority === 'legacy' ? legacy : resource,
+    incoming: target === 'medplum' ? legacy : resource,
     updatedAt: { legacy: record?.updatedAt, medplum: resource?.meta?.lastUpdated },
     syncedAt: link?.syncedAt,
     detectedAt: new Date().toISOString(),
@@ -165,7 +168,7 @@ function desiredOf<L>(
 }
 
 /**
- * Writes the resolved content (or its absence) to the authority, then to the target.
+ * Writes the resolved content (or its absence) to the side the change came from, then to the target.
  */
 async function writeBoth<L>(
   ctx: ResolveContext<L>,
@@ -324,7 +327,9 @@ function reportOf(
   mapping: ResourceMapping<unknown>,
 ): ConflictReport {
   const changes = (copy: Resource | undefined): readonly RevealedDiffEntry[] | undefined =>
-    conflict.base === undefined ? undefined : diff(conflict.base, copy ?? {}, { ...mapping.compare, revealValues: true });
+    conflict.base === undefined
+      ? undefined
+      : diff(conflict.base, copy ?? {}, { ...mapping.compare, revealValues: true });
   return {
     resourceType: conflict.resourceType,
     legacyId: conflict.legacyId,
