@@ -205,11 +205,16 @@ export class MemoryStore implements SyncStore {
   }
 
   /** {@inheritDoc SyncStore.outboxCounts} */
-  outboxCounts(): Promise<OutboxCounts> {
+  outboxCounts(options: { readonly unit?: string | undefined } = {}): Promise<OutboxCounts> {
     const now = Date.now();
-    const leased = [...this.#outbox.values()].filter((entry) => this.#leased(entry, now)).length;
-    const dead = [...this.#letters.values()].filter((letter) => letter.status === 'open').length;
-    return Promise.resolve({ pending: this.#outbox.size - leased, leased, dead });
+    const mine = (entry: { readonly unit: string }) =>
+      options.unit === undefined || entry.unit === options.unit;
+    const entries = [...this.#outbox.values()].filter(mine);
+    const leased = entries.filter((entry) => this.#leased(entry, now)).length;
+    const dead = [...this.#letters.values()].filter(
+      (letter) => letter.status === 'open' && mine(letter),
+    ).length;
+    return Promise.resolve({ pending: entries.length - leased, leased, dead });
   }
 
   /** {@inheritDoc SyncStore.listDeadLetters} */
@@ -269,6 +274,23 @@ export class MemoryStore implements SyncStore {
       .filter((event) => options.type === undefined || event.type === options.type)
       .reverse();
     return Promise.resolve(events.slice(0, options.limit ?? events.length));
+  }
+
+  /** {@inheritDoc SyncStore.countEvents} */
+  countEvents(options: {
+    readonly type: string;
+    readonly unit?: string | undefined;
+    readonly since?: string | undefined;
+  }): Promise<number> {
+    const since = options.since === undefined ? undefined : Date.parse(options.since);
+    return Promise.resolve(
+      this.#events.filter(
+        (event) =>
+          event.type === options.type &&
+          (options.unit === undefined || event.unit === options.unit) &&
+          (since === undefined || Date.parse(event.at) >= since),
+      ).length,
+    );
   }
 
   /** {@inheritDoc SyncStore.getCursor} */

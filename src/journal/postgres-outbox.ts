@@ -372,12 +372,18 @@ export async function listOutbox(
  * const { pending, leased, dead } = await outboxCounts(sql, tables);
  * ```
  */
-export async function outboxCounts(q: SqlQueryable, tables: JournalTables): Promise<OutboxCounts> {
+export async function outboxCounts(
+  q: SqlQueryable,
+  tables: JournalTables,
+  unit?: string,
+): Promise<OutboxCounts> {
   const { rows } = await q.query<{ pending: number; leased: number; dead: number }>(
     `SELECT count(*) FILTER (WHERE ${UNLEASED})::integer AS pending,
        count(*) FILTER (WHERE NOT ${UNLEASED})::integer AS leased,
-       (SELECT count(*) FROM ${tables.deadLetters} WHERE status = 'open')::integer AS dead
-     FROM ${tables.outbox}`,
+       (SELECT count(*) FROM ${tables.deadLetters}
+         WHERE status = 'open' AND ($1::text IS NULL OR unit = $1))::integer AS dead
+     FROM ${tables.outbox} WHERE $1::text IS NULL OR unit = $1`,
+    [unit ?? null],
   );
   return rows[0] ?? { pending: 0, leased: 0, dead: 0 };
 }

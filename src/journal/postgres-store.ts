@@ -260,8 +260,8 @@ export class PostgresStore implements SyncStore {
   }
 
   /** {@inheritDoc SyncStore.outboxCounts} */
-  outboxCounts(): Promise<OutboxCounts> {
-    return outbox.outboxCounts(this.#sql, this.#tables);
+  outboxCounts(options: { readonly unit?: string | undefined } = {}): Promise<OutboxCounts> {
+    return outbox.outboxCounts(this.#sql, this.#tables, options.unit);
   }
 
   /** {@inheritDoc SyncStore.listDeadLetters} */
@@ -325,6 +325,20 @@ export class PostgresStore implements SyncStore {
       data: parseJson(row.data) as RecordedEvent['data'],
       at: row.at,
     }));
+  }
+
+  /** {@inheritDoc SyncStore.countEvents} */
+  async countEvents(options: {
+    readonly type: string;
+    readonly unit?: string | undefined;
+    readonly since?: string | undefined;
+  }): Promise<number> {
+    const { rows } = await this.#sql.query<{ n: number }>(
+      `SELECT count(*)::integer AS n FROM ${this.#tables.events}
+       WHERE type = $1 AND ($2::text IS NULL OR unit = $2) AND ($3::timestamptz IS NULL OR at >= $3::timestamptz)`,
+      [options.type, options.unit ?? null, options.since ?? null],
+    );
+    return rows[0]?.n ?? 0;
   }
 
   /** {@inheritDoc SyncStore.getCursor} */

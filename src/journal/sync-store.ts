@@ -121,8 +121,8 @@ export interface SyncStore {
   hasPending(resourceType: string, legacyId: string): Promise<boolean>;
   /** Outbox entries, oldest first. */
   listOutbox(options?: { readonly limit?: number | undefined }): Promise<OutboxEntry[]>;
-  /** Counts of pending and leased entries and open dead letters. */
-  outboxCounts(): Promise<OutboxCounts>;
+  /** Counts of pending and leased entries and open dead letters, of one unit when given. */
+  outboxCounts(options?: { readonly unit?: string | undefined }): Promise<OutboxCounts>;
 
   /** Dead letters, oldest first; open ones unless `status` says otherwise. */
   listDeadLetters(options?: {
@@ -144,6 +144,12 @@ export interface SyncStore {
     readonly limit?: number | undefined;
   }): Promise<RecordedEvent[]>;
 
+  /** How many events of a type were recorded, of one unit and since an instant when given. */
+  countEvents(options: {
+    readonly type: string;
+    readonly unit?: string | undefined;
+    readonly since?: string | undefined;
+  }): Promise<number>;
   /** A feed's stored cursor. */
   getCursor(name: string): Promise<string | undefined>;
   /** Stores a feed's cursor. */

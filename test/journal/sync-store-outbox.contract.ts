@@ -372,5 +372,14 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
       await fixture.store.intend(intentOf('p-4'), HOUR);
       expect(await fixture.store.outboxCounts()).toEqual({ pending: 2, leased: 1, dead: 1 });
     });
+
+    it('counts one unit’s entries and open dead letters', async () => {
+      await fixture.store.deadLetter(await leased('p-1'), REJECTED);
+      await fixture.store.intend(intentOf('p-2', { unit: 'south' }), HOUR);
+      await fixture.store.intend(intentOf('p-3', { unit: 'south' }), HOUR);
+      expect(await fixture.store.outboxCounts({ unit: 'south' })).toEqual({ pending: 2, leased: 0, dead: 0 });
+      expect(await fixture.store.outboxCounts({ unit: 'north' })).toEqual({ pending: 0, leased: 0, dead: 1 });
+      expect(await fixture.store.outboxCounts({ unit: 'east' })).toEqual({ pending: 0, leased: 0, dead: 0 });
+    });
   });
 }

@@ -109,6 +109,19 @@ export function describeSyncStoreContract(name: string, open: OpenSyncStore): vo
         expect(events[1]!.data).toBeUndefined();
       });
 
+      it('counts events of a type, of a unit, since an instant', async () => {
+        await fixture.store.appendEvent({ type: 'conflict', unit: 'north' });
+        await fixture.store.appendEvent({ type: 'conflict', unit: 'south' });
+        await fixture.store.appendEvent({ type: 'divergence', unit: 'north' });
+        expect(await fixture.store.countEvents({ type: 'conflict' })).toBe(2);
+        expect(await fixture.store.countEvents({ type: 'conflict', unit: 'north' })).toBe(1);
+        const past = new Date(Date.now() - 60_000).toISOString();
+        const future = new Date(Date.now() + 60_000).toISOString();
+        expect(await fixture.store.countEvents({ type: 'conflict', since: past })).toBe(2);
+        expect(await fixture.store.countEvents({ type: 'conflict', since: future })).toBe(0);
+        expect(await fixture.store.countEvents({ type: 'resolved' })).toBe(0);
+      });
+
       it('filters events by type and limits them', async () => {
         for (const type of ['a', 'b', 'a', 'a']) await fixture.store.appendEvent({ type, data: { type } });
         expect(await fixture.store.listEvents({ type: 'b' })).toHaveLength(1);
