@@ -62,6 +62,18 @@ export class MemoryStore implements SyncStore {
     return Promise.resolve();
   }
 
+  /** {@inheritDoc SyncStore.listLinks} */
+  listLinks(
+    resourceType: string,
+    options: { readonly after?: string | undefined; readonly limit: number },
+  ): Promise<Link[]> {
+    const { after, limit } = options;
+    const links = [...this.#byLegacy.values()]
+      .filter((link) => link.resourceType === resourceType && (after === undefined || link.legacyId > after))
+      .sort((a, b) => (a.legacyId < b.legacyId ? -1 : a.legacyId > b.legacyId ? 1 : 0));
+    return Promise.resolve(links.slice(0, limit).map((link) => ({ ...link })));
+  }
+
   /** {@inheritDoc SyncStore.intend} */
   intend(intent: OutboxIntent, holdMs: number): Promise<OutboxTicket> {
     const now = Date.now();

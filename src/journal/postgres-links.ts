@@ -92,6 +92,36 @@ export async function getLinkByMedplumId(
 }
 
 /**
+ * Links of one resource type after a legacy id, in the column's collation order. Paging by
+ * the key (not by offset) keeps each page an index range scan on `(resource_type, legacy_id)`
+ * however many links there are, and a link saved meanwhile cannot shift a later page.
+ *
+ * @param q - Where to run.
+ * @param tables - The store's tables.
+ * @param resourceType - The resource type.
+ * @param options - `after`: the last legacy id of the previous page; `limit`: the page size.
+ * @returns Up to `limit` links.
+ * @example
+ * ```ts
+ * const page = await listLinks(sql, tables, 'Patient', { after: 'p-100', limit: 100 });
+ * ```
+ */
+export async function listLinks(
+  q: SqlQueryable,
+  tables: JournalTables,
+  resourceType: string,
+  options: { readonly after?: string | undefined; readonly limit: number },
+): Promise<Link[]> {
+  const { rows } = await q.query<LinkRow>(
+    `SELECT ${LINK_COLUMNS} FROM ${tables.links}
+      WHERE resource_type = $1 AND ($2::text IS NULL OR legacy_id > $2::text)
+      ORDER BY legacy_id LIMIT $3`,
+    [resourceType, options.after ?? null, options.limit],
+  );
+  return rows.map(toLink);
+}
+
+/**
  * Inserts or replaces the link of `(link.resourceType, link.legacyId)`.
  *
  * @param q - Where to run; a transaction when the write must be atomic with others.

@@ -158,6 +158,14 @@ export class PostgresStore implements SyncStore {
     return links.deleteLink(this.#sql, this.#tables, resourceType, legacyId);
   }
 
+  /** {@inheritDoc SyncStore.listLinks} */
+  listLinks(
+    resourceType: string,
+    options: { readonly after?: string | undefined; readonly limit: number },
+  ): Promise<Link[]> {
+    return links.listLinks(this.#sql, this.#tables, resourceType, options);
+  }
+
   /** {@inheritDoc SyncStore.intend} */
   intend(intent: OutboxIntent, holdMs: number): Promise<OutboxTicket> {
     return outbox.intend(this.#sql, this.#tables, intent, holdMs);

@@ -86,6 +86,15 @@ export interface SyncStore {
   saveLink(link: Link): Promise<void>;
   /** Removes the link of a legacy record; a no-op when there is none. */
   deleteLink(resourceType: string, legacyId: string): Promise<void>;
+  /**
+   * Links of one resource type in the store's legacy-id order, strictly after `after`, at most
+   * `limit` (keyset paging: pass the last legacy id of a page to get the next). Change feeds
+   * walk them to find Medplum resources deleted behind the writer's back.
+   */
+  listLinks(
+    resourceType: string,
+    options: { readonly after?: string | undefined; readonly limit: number },
+  ): Promise<Link[]>;
 
   /** Records a write's intent before the authority write; holds the entry for `holdMs`. */
   intend(intent: OutboxIntent, holdMs: number): Promise<OutboxTicket>;

@@ -83,6 +83,27 @@ export function describeSyncStoreContract(name: string, open: OpenSyncStore): vo
         expect(await fixture.store.getLink('Patient', 'p-1')).toBeUndefined();
         expect(await fixture.store.getLinkByMedplumId('Patient', 'm-1')).toBeUndefined();
       });
+
+      it('lists the links of one type page by page, each once, strictly after the last id seen', async () => {
+        for (const id of ['p-3', 'p-1', 'p-5', 'p-2', 'p-4'])
+          await fixture.store.saveLink(linkOf(id, `m-${id}`));
+        await fixture.store.saveLink(linkOf('e-1', 'm-e-1', { resourceType: 'Encounter' }));
+        const seen: string[] = [];
+        let after: string | undefined;
+        for (;;) {
+          const page = await fixture.store.listLinks('Patient', { after, limit: 2 });
+          expect(page.length).toBeLessThanOrEqual(2);
+          if (page.length === 0) break;
+          seen.push(...page.map((link) => link.legacyId));
+          after = page.at(-1)?.legacyId;
+        }
+        expect(seen.toSorted()).toEqual(['p-1', 'p-2', 'p-3', 'p-4', 'p-5']);
+        expect(new Set(seen).size).toBe(5);
+        expect(await fixture.store.listLinks('Encounter', { limit: 10 })).toEqual([
+          linkOf('e-1', 'm-e-1', { resourceType: 'Encounter' }),
+        ]);
+        expect(await fixture.store.listLinks('Observation', { limit: 10 })).toEqual([]);
+      });
     });
 
     describeOutboxContract(fixture);
