@@ -10,6 +10,7 @@ import type { ResourceMapping } from './mapping/resource-mapping.ts';
 import type { RetryOptions } from './mirror/retry-policy.ts';
 import type { DrainerOptions } from './mirror/drainer.ts';
 import type { CutoverPlan } from './plan/cutover-plan.ts';
+import { validateReadinessOptions, type ReadinessOptions } from './plan/readiness.ts';
 import type { LegacyAdapter } from './sides/legacy-adapter.ts';
 
 /**
@@ -105,6 +106,12 @@ export interface DualWriterOptions<C, L> {
    * @default { verifySampleRate: 0.01, shadowReads: { sampleRate: 0.1, budgetMs: 25 } }
    */
   readonly divergence?: DivergenceOptions | undefined;
+  /**
+   * The window and gates of `writer.readiness(unit)`, which the plan checks before moving a unit
+   * forward.
+   * @default { windowMs: 3600000, gates: { maxMirrorLagP95Ms: 60000, maxConflicts: 10, maxDivergence: 0, maxDeadLetters: 0, maxPending: 1000 } }
+   */
+  readonly readiness?: ReadinessOptions | undefined;
   /**
    * How the inline mirror and authority writes retry transient failures within one call.
    * @default { retries: 5, minTimeoutMs: 100, maxTimeoutMs: 5000, factor: 2, maxRateLimitWaitMs: 60000 }
@@ -229,6 +236,7 @@ export function validateDualWriterOptions(options: unknown): void {
     });
   }
   validateDivergence(given.divergence);
+  validateReadinessOptions(given.readiness, 'readiness');
   const hashing = given.valueHash as ValueHashOptions | null | undefined;
   if (hashing !== undefined) {
     if (typeof hashing !== 'object' || hashing === null)

@@ -33,6 +33,14 @@ import { retryPolicyOf, withRetries, type RetryPolicy } from './mirror/retry-pol
 import { WritePath, type AuthorityWrite, type Routed, type WritePlan } from './mirror/write-path.ts';
 import type { WriteGuard } from './mirror/write-guard.ts';
 import type { CutoverPlan } from './plan/cutover-plan.ts';
+import { MirrorLag } from './plan/mirror-lag.ts';
+import {
+  DEFAULT_GATES,
+  failingGates,
+  type GateLimits,
+  type ReadinessGates,
+  type Readiness,
+} from './plan/readiness.ts';
 import type { LegacyAdapter, LegacyRecord } from './sides/legacy-adapter.ts';
 import { classifyLegacyError } from './sides/legacy-failure.ts';
 import { MedplumSide } from './sides/medplum-side.ts';
@@ -74,6 +82,8 @@ export class DualWriter<C, L> {
   readonly #locks = new RecordLocks();
   readonly #events: EventPublisher;
   readonly #checks: DivergenceChecks<L>;
+  readonly #lag: MirrorLag;
+  readonly #readiness: { readonly windowMs: number; readonly gates: GateLimits };
   readonly #ctx: MirrorContext<L>;
   readonly #writes: WritePath<L>;
   readonly #drainer: Drainer;
@@ -92,6 +102,12 @@ export class DualWriter<C, L> {
     this.#store = options.store ?? new MemoryStore();
     this.#links = new LinkCache(this.#store, options.linkCacheSize ?? 10_000);
     this.#retry = retryPolicyOf(options.retry);
+    this.#readiness = {
+      windowMs: options.readiness?.windowMs ?? 3_600_000,
+      gates: gatesOf(options.readiness?.gates),
+    };
+    this.#lag = new MirrorLag(this.#readiness.windowMs);
+    this.#plan.useReadiness((unit) => this.readiness(unit));
     const sinks = [
       ...(options.sinks ?? []),
       ...(options.onEvent === undefined ? [] : [callbackSink(options.onEvent)]),
@@ -114,6 +130,7 @@ export class DualWriter<C, L> {
       backoff: drainer.backoff,
       onConflict: (report, review) => this.#recordConflict(report, review),
       onApplied: (entry, outcome) => {
+        this.#lag.record(entry.unit, Date.parse(entry.createdAt));
         this.#checks.afterMirror(entry, outcome);
       },
     };
@@ -510,6 +527,51 @@ export class DualWriter<C, L> {
   async stop(): Promise<void> {
     await this.#drainer.stop();
     await this.#checks.settled();
+  }
+
+  /**
+   * A unit's figures over the readiness window — mirror lag (p50, p95; in this process),
+   * conflicts, divergence, open dead letters, pending mirrors — and the verdict against the
+   * gates. The plan asks it before moving the unit forward.
+   *
+   * @param unit - The unit.
+   * @param options - A window other than the configured one.
+   * @returns The figures, the gates and the verdict.
+   * @example
+   * ```ts
+   * const readiness = await writer.readiness('north');
+   * console.log(readiness.verdict, readiness.figures, readiness.failing);
+   * ```
+   */
+  async readiness(
+    unit: string,
+    options: { readonly windowMs?: number | undefined } = {},
+  ): Promise<Readiness> {
+    requireId(unit, 'unit');
+    const windowMs = options.windowMs ?? this.#readiness.windowMs;
+    const now = Date.now();
+    const since = new Date(now - windowMs).toISOString();
+    const [conflicts, divergence, counts] = await Promise.all([
+      this.#store.countEvents({ type: 'conflict', unit, since }),
+      this.#store.countEvents({ type: 'divergence', unit, since }),
+      this.#store.outboxCounts({ unit }),
+    ]);
+    const figures: Readiness['figures'] = {
+      mirrorLagMs: this.#lag.percentiles(unit, now, windowMs),
+      conflicts,
+      divergence,
+      deadLetters: counts.dead,
+      pending: counts.pending + counts.leased,
+    };
+    const failing = failingGates(figures, this.#readiness.gates);
+    return {
+      unit,
+      window: { from: since, to: new Date(now).toISOString() },
+      figures,
+      gates: this.#readiness.gates,
+      verdict: failing.length === 0 ? 'ready' : 'not-ready',
+      failing,
+    };
   }
 
   /**
@@ -1055,6 +1117,12 @@ export class DualWriter<C, L> {
         .catch(() => undefined);
     }
   }
+}
+
+function gatesOf(given: ReadinessGates | undefined): GateLimits {
+  const gates: Record<string, number> = { ...DEFAULT_GATES };
+  for (const [name, value] of Object.entries(given ?? {})) if (typeof value === 'number') gates[name] = value;
+  return gates as GateLimits;
 }
 
 function requireObject(value: unknown, field: string): void {

@@ -11,8 +11,16 @@ export type { DualWriterOptions, WriteCallOptions } from './dual-writer-options.
 export type { WriteResult, SideOutcome, SideAction } from './write-result.ts';
 export type { DualWriteEvent, FieldChange } from './dual-write-event.ts';
 
-export { CutoverPlan } from './plan/cutover-plan.ts';
-export type { CutoverPlanOptions, UnitStages } from './plan/cutover-plan.ts';
+export { CutoverPlan, StageChangeRefusedError } from './plan/cutover-plan.ts';
+export type {
+  CutoverPlanOptions,
+  UnitStages,
+  StageChange,
+  StageChangeOptions,
+  StoredPlan,
+} from './plan/cutover-plan.ts';
+export { DEFAULT_GATES } from './plan/readiness.ts';
+export type { Readiness, ReadinessGates, ReadinessOptions, GateLimits } from './plan/readiness.ts';
 export { STAGES, routeOf, isStage } from './plan/stage.ts';
 export type { Stage, StageRoute } from './plan/stage.ts';
 

@@ -105,7 +105,7 @@ async function runScenario(revealValues: boolean) {
     .catch(() => undefined);
 
   // Divergence by a shadow read.
-  f.plan.set('north', 'shadow');
+  await f.plan.set('north', 'shadow', { force: true });
   await f.writer.read('Patient', 'p-1', north);
   await f.writer.settled();
   await Promise.all(auditing);

@@ -63,8 +63,8 @@ describe('routing by stage', () => {
   it('routes each unit by its own stage in one writer', async () => {
     fixture = await startWriterFixture({ stage: 'legacy-only' });
     const { writer, plan, legacy, direct } = fixture;
-    plan.set('north', 'dual-write');
-    plan.set('south', 'live');
+    await plan.set('north', 'dual-write');
+    await plan.set('south', 'live', { force: true });
     const n = await writer.create(
       'Patient',
       { id: 'n-1', first_name: 'N', last_name: 'North' },

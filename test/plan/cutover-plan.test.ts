@@ -1,5 +1,14 @@
-import { describe, expect, it } from 'vitest';
-import { ConfigurationError, CutoverPlan, InvalidInputError, routeOf, STAGES } from '../../src/index.ts';
+import { describe, expect, it, vi } from 'vitest';
+import {
+  ConfigurationError,
+  CutoverPlan,
+  DEFAULT_GATES,
+  InvalidInputError,
+  MemoryStore,
+  routeOf,
+  StageChangeRefusedError,
+  STAGES,
+} from '../../src/index.ts';
 
 interface Ctx {
   clinic: string;
@@ -24,17 +33,111 @@ describe('CutoverPlan', () => {
     expect(plan.stageOf('east', 'Patient')).toBe('legacy-only');
   });
 
-  it('changes a stage at run time', () => {
-    const plan = new CutoverPlan<Ctx>({ default: 'dual-write', unitOf });
-    plan.set('north', 'live');
+  it('changes a stage at run time, one stage forward at a time', async () => {
+    const plan = new CutoverPlan<Ctx>({ default: 'shadow', unitOf });
+    const change = await plan.set('north', 'live', { reason: 'gates green', by: 'ops:maria' });
+    expect(change).toMatchObject({
+      unit: 'north',
+      from: 'shadow',
+      to: 'live',
+      forced: false,
+      by: 'ops:maria',
+    });
     expect(plan.routeOf('north', 'Patient')).toMatchObject({
       stage: 'live',
       authority: 'medplum',
       mirrorTo: 'legacy',
     });
-    plan.set('north', 'shadow', { resourceType: 'Patient' });
+    await plan.set('north', 'shadow', { resourceType: 'Patient' });
     expect(plan.stageOf('north', 'Patient')).toBe('shadow');
     expect(plan.stageOf('north', 'Encounter')).toBe('live');
+  });
+
+  it('refuses to move forward more than one stage at once unless forced; stepping back is always allowed', async () => {
+    const plan = new CutoverPlan<Ctx>({ default: 'dual-write', unitOf });
+    await expect(plan.set('north', 'live')).rejects.toMatchObject({
+      name: 'StageChangeRefusedError',
+      from: 'dual-write',
+      to: 'live',
+      message: expect.stringMatching(/next is shadow/) as string,
+    });
+    expect(plan.stageOf('north', 'Patient')).toBe('dual-write');
+    expect(await plan.set('north', 'live', { force: true })).toMatchObject({ forced: true });
+    expect(await plan.set('north', 'legacy-only')).toMatchObject({
+      from: 'live',
+      to: 'legacy-only',
+      forced: false,
+    });
+    expect(plan.stageOf('north', 'Patient')).toBe('legacy-only');
+  });
+
+  it('refuses a forward move while the unit fails its readiness gates, unless forced', async () => {
+    const plan = new CutoverPlan<Ctx>({ default: 'dual-write', unitOf });
+    const failing = [{ gate: 'maxConflicts' as const, value: 12, limit: 10 }];
+    plan.useReadiness((unit) =>
+      Promise.resolve({
+        unit,
+        window: { from: '', to: '' },
+        figures: {
+          mirrorLagMs: { p50: 1, p95: 2, samples: 3 },
+          conflicts: 12,
+          divergence: 0,
+          deadLetters: 0,
+          pending: 0,
+        },
+        gates: DEFAULT_GATES,
+        verdict: unit === 'north' ? ('not-ready' as const) : ('ready' as const),
+        failing: unit === 'north' ? failing : [],
+      }),
+    );
+    const refused = await plan.set('north', 'shadow').catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(StageChangeRefusedError);
+    expect((refused as StageChangeRefusedError).readiness?.failing).toEqual(failing);
+    expect(await plan.set('south', 'shadow')).toMatchObject({ to: 'shadow' });
+    expect(await plan.set('north', 'shadow', { force: true })).toMatchObject({ forced: true });
+    // Back is always allowed, ready or not.
+    expect(await plan.set('north', 'dual-write')).toMatchObject({ to: 'dual-write' });
+  });
+
+  it('is shared through a store: another instance picks a change up on refresh, and changes are recorded', async () => {
+    const store = new MemoryStore();
+    const a = new CutoverPlan<Ctx>({ default: 'legacy-only', units: { north: 'dual-write' }, unitOf });
+    const b = new CutoverPlan<Ctx>({ default: 'legacy-only', unitOf });
+    await a.attach(store, { refreshMs: 60_000 });
+    await b.attach(store, { refreshMs: 60_000 });
+    try {
+      // The first attached plan was stored; the second took it over.
+      expect(b.stageOf('north', 'Patient')).toBe('dual-write');
+      await a.set('north', 'shadow', { reason: 'clean for two weeks', by: 'ops:maria' });
+      expect(b.stageOf('north', 'Patient')).toBe('dual-write');
+      await b.refresh();
+      expect(b.stageOf('north', 'Patient')).toBe('shadow');
+      await b.set('north', 'dual-write', { reason: 'divergence', by: 'ops:li' });
+      await a.refresh();
+      expect(a.stageOf('north', 'Patient')).toBe('dual-write');
+      expect(await a.history({ unit: 'north' })).toMatchObject([
+        { from: 'shadow', to: 'dual-write', reason: 'divergence', by: 'ops:li' },
+        { from: 'dual-write', to: 'shadow', reason: 'clean for two weeks', by: 'ops:maria' },
+      ]);
+    } finally {
+      a.detach();
+      b.detach();
+    }
+  });
+
+  it('picks up a stored change by itself within its refresh interval', async () => {
+    const store = new MemoryStore();
+    const a = new CutoverPlan<Ctx>({ default: 'dual-write', unitOf });
+    const b = new CutoverPlan<Ctx>({ default: 'dual-write', unitOf });
+    await a.attach(store, { refreshMs: 20 });
+    await b.attach(store, { refreshMs: 20 });
+    try {
+      await a.set('north', 'shadow');
+      await vi.waitFor(() => expect(b.stageOf('north', 'Patient')).toBe('shadow'), { timeout: 2_000 });
+    } finally {
+      a.detach();
+      b.detach();
+    }
   });
 
   it('routes each stage as the stage table says', () => {
@@ -69,10 +172,9 @@ describe('CutoverPlan', () => {
     expect(() => plan.unitOf({ clinic: 'x' })).toThrow(InvalidInputError);
   });
 
-  it('rejects setting an unknown stage, naming the argument', () => {
+  it('rejects setting an unknown stage or an empty unit, naming the argument', async () => {
     const plan = new CutoverPlan<Ctx>({ default: 'live', unitOf });
-    expect(() => plan.set('north', 'done' as never)).toThrow(
-      expect.objectContaining({ field: 'stage' }) as Error,
-    );
+    await expect(plan.set('north', 'done' as never)).rejects.toMatchObject({ field: 'stage' });
+    await expect(plan.set('', 'live')).rejects.toMatchObject({ field: 'unit' });
   });
 });

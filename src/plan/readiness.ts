@@ -1,0 +1,179 @@
+import { ConfigurationError } from '../errors.ts';
+
+/**
+ * The limits a unit must be within to move forward a stage. A limit left out is not checked.
+ *
+ * @example
+ * ```ts
+ * const gates: ReadinessGates = { maxMirrorLagP95Ms: 5_000, maxConflicts: 0, maxDivergence: 0, maxDeadLetters: 0 };
+ * ```
+ */
+export interface ReadinessGates {
+  /**
+   * Most mirror lag at the 95th percentile over the window (from the write to its mirror).
+   * @default 60000
+   */
+  readonly maxMirrorLagP95Ms?: number | undefined;
+  /**
+   * Most conflicts over the window.
+   * @default 10
+   */
+  readonly maxConflicts?: number | undefined;
+  /**
+   * Most divergence findings (read-backs and shadow reads) over the window.
+   * @default 0
+   */
+  readonly maxDivergence?: number | undefined;
+  /**
+   * Most open dead letters of the unit (whatever their age).
+   * @default 0
+   */
+  readonly maxDeadLetters?: number | undefined;
+  /**
+   * Most outbox entries of the unit waiting to be mirrored.
+   * @default 1000
+   */
+  readonly maxPending?: number | undefined;
+}
+
+/**
+ * The gates with every limit set.
+ *
+ * @example
+ * ```ts
+ * const limits: GateLimits = { ...DEFAULT_GATES, maxConflicts: 0 };
+ * ```
+ */
+export type GateLimits = { readonly [K in keyof ReadinessGates]-?: number };
+
+/**
+ * How readiness is measured.
+ *
+ * @example
+ * ```ts
+ * const options: ReadinessOptions = { windowMs: 24 * 3_600_000, gates: { maxConflicts: 0 } };
+ * ```
+ */
+export interface ReadinessOptions {
+  /**
+   * The sliding window the figures cover.
+   * @default 3600000 (one hour)
+   */
+  readonly windowMs?: number | undefined;
+  /** The limits (merged over the defaults). */
+  readonly gates?: ReadinessGates | undefined;
+}
+
+/**
+ * A unit's figures over the window, and whether it is within its gates.
+ *
+ * @example
+ * ```ts
+ * const readiness = await writer.readiness('north');
+ * if (readiness.verdict === 'ready') await plan.set('north', 'shadow', { by: 'ops' });
+ * else console.log(readiness.failing);
+ * ```
+ */
+export interface Readiness {
+  readonly unit: string;
+  /** The window's start and end (ISO 8601). */
+  readonly window: { readonly from: string; readonly to: string };
+  readonly figures: {
+    /** Mirror lag in this process over the window: write to applied mirror. */
+    readonly mirrorLagMs: {
+      readonly p50: number | undefined;
+      readonly p95: number | undefined;
+      readonly samples: number;
+    };
+    readonly conflicts: number;
+    readonly divergence: number;
+    readonly deadLetters: number;
+    readonly pending: number;
+  };
+  readonly gates: GateLimits;
+  readonly verdict: 'ready' | 'not-ready';
+  /** The gates the unit is outside of. */
+  readonly failing: readonly {
+    readonly gate: keyof ReadinessGates;
+    readonly value: number;
+    readonly limit: number;
+  }[];
+}
+
+/**
+ * The gates' defaults.
+ *
+ * @example
+ * ```ts
+ * const gates: GateLimits = { ...DEFAULT_GATES, ...options.gates };
+ * ```
+ */
+export const DEFAULT_GATES: GateLimits = {
+  maxMirrorLagP95Ms: 60_000,
+  maxConflicts: 10,
+  maxDivergence: 0,
+  maxDeadLetters: 0,
+  maxPending: 1000,
+};
+
+/**
+ * Checks readiness options, naming the field at fault.
+ *
+ * @param options - The options given.
+ * @param field - The option's name.
+ * @example
+ * ```ts
+ * validateReadinessOptions(options.readiness, 'readiness');
+ * ```
+ */
+export function validateReadinessOptions(options: unknown, field: string): void {
+  if (options === undefined) return;
+  if (typeof options !== 'object' || options === null)
+    throw new ConfigurationError(field, options, 'must be an object');
+  const given = options as Record<string, unknown>;
+  const nonNegative = (name: string, value: unknown) => {
+    if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value) || value < 0))
+      throw new ConfigurationError(name, value, 'must be a non-negative number');
+  };
+  nonNegative(`${field}.windowMs`, given.windowMs);
+  const gates = given.gates as Record<string, unknown> | null | undefined;
+  if (gates === undefined) return;
+  if (typeof gates !== 'object' || gates === null)
+    throw new ConfigurationError(`${field}.gates`, gates, 'must be an object');
+  for (const [name, value] of Object.entries(gates)) {
+    if (!(name in DEFAULT_GATES))
+      throw new ConfigurationError(
+        `${field}.gates.${name}`,
+        value,
+        `is not a gate (gates: ${Object.keys(DEFAULT_GATES).join(', ')})`,
+      );
+    nonNegative(`${field}.gates.${name}`, value);
+  }
+}
+
+/**
+ * The verdict on a unit's figures.
+ *
+ * @param figures - The figures.
+ * @param gates - The limits.
+ * @returns The failing gates (none: ready).
+ * @example
+ * ```ts
+ * const failing = failingGates(figures, { ...DEFAULT_GATES, ...options.gates });
+ * ```
+ */
+export function failingGates(figures: Readiness['figures'], gates: GateLimits): Readiness['failing'] {
+  const checks: [keyof ReadinessGates, number | undefined, number][] = [
+    ['maxMirrorLagP95Ms', figures.mirrorLagMs.p95, gates.maxMirrorLagP95Ms],
+    ['maxConflicts', figures.conflicts, gates.maxConflicts],
+    ['maxDivergence', figures.divergence, gates.maxDivergence],
+    ['maxDeadLetters', figures.deadLetters, gates.maxDeadLetters],
+    ['maxPending', figures.pending, gates.maxPending],
+  ];
+  return checks
+    .filter(
+      (check): check is [keyof ReadinessGates, number, number] =>
+        check[1] !== undefined && check[1] > check[2],
+    )
+    .map(([gate, value, limit]) => ({ gate, value, limit }));
+}
