@@ -1,8 +1,9 @@
-import { InvalidInputError, RejectedError } from '../errors.ts';
+import { ConfigurationError, InvalidInputError, RejectedError } from '../errors.ts';
 import {
   LegacyNotFoundError,
   LegacyVersionConflictError,
   type LegacyAdapter,
+  type LegacyChange,
   type LegacyChangePage,
   type LegacyRecord,
   type LegacyWriteOptions,
@@ -10,8 +11,15 @@ import {
 import type { SqlClient, SqlQueryable } from '../sql/sql-client.ts';
 import { decodeChangeCursor, encodeChangeCursor } from './change-cursor.ts';
 import { validateAdapterOptions, type PostgresTableAdapterOptions } from './postgres-table-options.ts';
+import {
+  installTombstones,
+  mergedChangesSql,
+  validateTombstoneOptions,
+  type TombstoneSettings,
+} from './postgres-table-tombstones.ts';
 
 export type { PostgresTableAdapterOptions, PostgresTableOptions } from './postgres-table-options.ts';
+export type { PostgresTombstoneOptions } from './postgres-table-tombstones.ts';
 import {
   decodeRow,
   discoverTableSchema,
@@ -74,6 +82,7 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
   #sql: SqlQueryable;
   readonly #options: PostgresTableAdapterOptions;
   readonly #settings: ReadonlyMap<string, TableSettings>;
+  readonly #tombstones: TombstoneSettings | undefined;
   /** Lookups in flight on this adapter's own connection (never shared with transaction views). */
   readonly #schemas = new Map<string, Promise<TableSchema>>();
   /**
@@ -89,6 +98,7 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
    */
   constructor(options: PostgresTableAdapterOptions) {
     this.#settings = validateAdapterOptions(options);
+    this.#tombstones = validateTombstoneOptions(options.tombstones);
     this.#options = options;
     this.#client = options.sql;
     this.#sql = options.sql;
@@ -282,12 +292,38 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
   }
 
   /**
+   * Creates the tombstone table, its trigger function and an AFTER DELETE trigger on every
+   * configured table (idempotent; safe to run at every start). Deletes made by anyone, the
+   * legacy application included, then appear in {@link PostgresTableAdapter.changesSince}.
+   *
+   * @returns When installed.
+   * @throws {@link ConfigurationError} naming `tombstones` when the option is not set.
+   * @example
+   * ```ts
+   * const legacy = new PostgresTableAdapter({ sql, tables: { Patient: { table: 'patients' } }, tombstones: true });
+   * await legacy.installTombstones();
+   * ```
+   */
+  async installTombstones(): Promise<void> {
+    if (this.#tombstones === undefined)
+      throw new ConfigurationError('tombstones', undefined, 'must be set to install tombstones');
+    const schemas = await Promise.all([...this.#settings.keys()].map((type) => this.#schema(type)));
+    await installTombstones(this.#client, this.#tombstones, schemas);
+  }
+
+  /**
    * Pages through rows in (updated-at, id) order, after the cursor. Each row appears once, at
    * its latest write: a row updated since an earlier page appears again, later.
    *
-   * Limits of a feed read from the table itself: deletes are not visible (a later version adds
-   * tombstones), rows whose updated-at is NULL are skipped, and a transaction that commits
-   * after a later-stamped one can be missed by a reader that already passed its timestamp.
+   * With the `tombstones` option, deletes are merged in as `delete` changes at their tombstone's
+   * time, ordered with the rows by (time, id); without it, deletes are not visible.
+   *
+   * Limits of a feed read from timestamps: rows whose updated-at is NULL are skipped; a
+   * transaction that commits after a later-stamped one (a long transaction, or one stamped in
+   * the same microsecond with a smaller id) can be missed by a reader that already passed its
+   * timestamp; and a record re-created with the very timestamp of its own tombstone shows only
+   * one of the two. Legacy writers must set updated-at with `clock_timestamp()` (not `now()`,
+   * fixed per transaction) and keep transactions short.
    *
    * @param resourceType - The resource type whose table to read.
    * @param cursor - A cursor from an earlier page, or `undefined` to start from the beginning.
@@ -317,6 +353,8 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
       });
     }
     const after = cursor === undefined ? undefined : decodeChangeCursor(cursor, resourceType);
+    if (this.#tombstones !== undefined)
+      return this.#mergedChanges(schema, this.#tombstones, after, limit, cursor);
     const order = `${schema.updatedAt.sqlName}, ${schema.id.sqlName}`;
     const params: unknown[] = after === undefined ? [limit] : [limit, after.updatedAt, after.id];
     const from =
@@ -345,6 +383,45 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
         last?.updatedAt === undefined
           ? cursor
           : encodeChangeCursor({ updatedAt: last.updatedAt, id: last.id }),
+    };
+  }
+
+  async #mergedChanges(
+    schema: TableSchema,
+    tombstones: TombstoneSettings,
+    after: { readonly updatedAt: string; readonly id: string } | undefined,
+    limit: number,
+    cursor: string | undefined,
+  ): Promise<LegacyChangePage<PostgresTableRow>> {
+    const { resourceType } = schema.settings;
+    const params =
+      after === undefined ? [limit, resourceType] : [limit, resourceType, after.updatedAt, after.id];
+    let rows: Record<string, unknown>[];
+    try {
+      rows = (await this.#sql.query(mergedChangesSql(schema, tombstones, after !== undefined), params)).rows;
+    } catch (err) {
+      if (after !== undefined && sqlState(err)?.startsWith('22')) {
+        throw new InvalidInputError('cursor', 'does not belong to this table', {
+          side: 'legacy',
+          resourceType,
+          cause: err,
+        });
+      }
+      throw err;
+    }
+    const changes = rows.map((raw): LegacyChange<PostgresTableRow> => {
+      const id = String(raw.dw_id);
+      return raw.dw_deleted === true
+        ? { resourceType, id, kind: 'delete' }
+        : { resourceType, id, kind: 'upsert', record: toRecord(schema, raw) };
+    });
+    const last = rows.at(-1);
+    return {
+      changes,
+      cursor:
+        last === undefined
+          ? cursor
+          : encodeChangeCursor({ updatedAt: String(last.dw_at), id: String(last.dw_id) }),
     };
   }
 

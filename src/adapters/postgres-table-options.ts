@@ -1,6 +1,7 @@
 import { ConfigurationError } from '../errors.ts';
 import type { SqlClient } from '../sql/sql-client.ts';
 import type { TableSettings } from './postgres-table-schema.ts';
+import type { PostgresTombstoneOptions } from './postgres-table-tombstones.ts';
 
 /**
  * Where one FHIR resource type lives in the legacy database.
@@ -73,6 +74,13 @@ export interface PostgresTableAdapterOptions {
   readonly sql: SqlClient;
   /** One table per FHIR resource type, keyed by resource type. */
   readonly tables: Readonly<Record<string, PostgresTableOptions>>;
+  /**
+   * Record deletes as tombstones so the change feed reports them (see
+   * {@link PostgresTombstoneOptions}; `true` for the defaults). Create the table and triggers
+   * with `installTombstones()` or your own migration.
+   * @default undefined: deletes do not appear in `changesSince`
+   */
+  readonly tombstones?: true | PostgresTombstoneOptions | undefined;
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;

@@ -1,8 +1,23 @@
 import type { MedplumClient, MedplumRequestOptions, WithId } from '@medplum/core';
-import type { Resource, ResourceType } from '@medplum/fhirtypes';
+import type { Bundle, Resource, ResourceType } from '@medplum/fhirtypes';
 import { RejectedError, type ErrorDetails } from '../errors.ts';
 import { withHttpExchange, type HttpExchange } from './http-capture.ts';
 import { classifyMedplumError } from './medplum-failure.ts';
+
+/**
+ * One page of a search, as {@link MedplumSide.searchPage} returns it.
+ *
+ * @example
+ * ```ts
+ * const page: SearchPage<Patient> = { resources: [], next: undefined };
+ * ```
+ */
+export interface SearchPage<R extends Resource> {
+  /** The matches on this page, in the server's order. */
+  readonly resources: readonly WithId<R>[];
+  /** The absolute URL of the next page, when there is one. */
+  readonly next: string | undefined;
+}
 
 /**
  * The library's view of Medplum: each method makes one HTTP request through the user's
@@ -133,6 +148,36 @@ export class MedplumSide {
     } catch (err) {
       if (!isGone(err)) throw err;
     }
+  }
+
+  /**
+   * Reads one page of a search: the first page from `query`, a later one from the `next` link
+   * of the page before (an absolute URL the server built, followed as is).
+   *
+   * @param resourceType - The resource type searched.
+   * @param query - The search parameters, or the previous page's `next` URL.
+   * @returns The page's resources (in the server's order) and the next page's URL, if any.
+   * @example
+   * ```ts
+   * let page = await side.searchPage('Patient', new URLSearchParams({ _sort: '_lastUpdated', _count: '100' }));
+   * while (page.next !== undefined) page = await side.searchPage('Patient', new URL(page.next));
+   * ```
+   */
+  async searchPage<R extends Resource>(
+    resourceType: string,
+    query: URLSearchParams | URL,
+  ): Promise<SearchPage<R>> {
+    const url =
+      query instanceof URL ? query : this.#client.fhirSearchUrl(resourceType as ResourceType, query);
+    const bundle = await this.#call({ resourceType }, (options) =>
+      this.#client.get<Bundle<WithId<R>>>(url, options),
+    );
+    return {
+      resources: (bundle.entry ?? []).flatMap((entry) =>
+        entry.resource === undefined ? [] : [entry.resource],
+      ),
+      next: bundle.link?.find((link) => link.relation === 'next')?.url,
+    };
   }
 
   async #call<T>(
