@@ -1,0 +1,111 @@
+import { ConfigurationError, type Side } from '../errors.ts';
+
+/**
+ * Options of {@link ChangeFeeds}. Every field is optional; each is checked at construction.
+ *
+ * @example
+ * ```ts
+ * const options: ChangeFeedsOptions = { pollIntervalMs: 2000, pageSize: 200, sides: ['medplum'] };
+ * ```
+ */
+export interface ChangeFeedsOptions {
+  /**
+   * Time between the end of one pass and the start of the next, once `start()` was called.
+   * @default 5000
+   */
+  readonly pollIntervalMs?: number | undefined;
+  /**
+   * Changes read per page (a legacy `changesSince` limit, a Medplum `_count`, links checked per
+   * existence search). 1 to 1000.
+   * @default 100
+   */
+  readonly pageSize?: number | undefined;
+  /**
+   * Pages read per feed and pass at most, so one busy feed cannot starve the others; the rest
+   * is read next pass, from the stored cursor.
+   * @default 50
+   */
+  readonly maxPagesPerPoll?: number | undefined;
+  /**
+   * How far before its stored cursor the Medplum feed starts each pass (`_lastUpdated=ge…`):
+   * resources stamped in the same millisecond as the last one seen, or committed by the
+   * server slightly out of timestamp order, are read again instead of missed. Re-reads are
+   * echoes and cost one link look-up each.
+   * @default 2000
+   */
+  readonly overlapMs?: number | undefined;
+  /**
+   * How often the links are walked to find Medplum resources deleted directly in Medplum
+   * (its `_lastUpdated` search never shows deletes). Each check costs one `_id` search per
+   * `pageSize` links. 0 checks on every pass.
+   * @default 300000 (5 minutes)
+   */
+  readonly existenceCheckIntervalMs?: number | undefined;
+  /**
+   * Which systems' direct writes to pick up: `legacy` reads the adapter's `changesSince`;
+   * `medplum` polls `_lastUpdated` and runs the existence check.
+   * @default ['legacy', 'medplum']
+   */
+  readonly sides?: readonly Side[] | undefined;
+  /**
+   * The secret of the Medplum `Subscription` (its `subscription-secret` extension) whose
+   * rest-hook calls {@link ChangeFeeds.handleRestHook}: notifications without a matching
+   * `X-Signature` are refused. Without it, every notification is checked against Medplum
+   * before anything is queued, so a forged one can do no harm, only cost a read.
+   * @default undefined
+   */
+  readonly restHookSecret?: string | undefined;
+}
+
+/** The options with defaults applied. @internal */
+export type ChangeFeedsSettings = Required<{
+  [K in keyof Omit<ChangeFeedsOptions, 'restHookSecret'>]: NonNullable<ChangeFeedsOptions[K]>;
+}> & { readonly restHookSecret: string | undefined };
+
+/**
+ * Checks {@link ChangeFeedsOptions} and applies the defaults.
+ *
+ * @param options - What the caller gave (of unknown shape: JavaScript callers get no compiler).
+ * @returns The settings.
+ * @throws {@link ConfigurationError} naming the field and the bad value.
+ * @internal
+ * @example
+ * ```ts
+ * changeFeedsSettings({ pageSize: 0 }); // ConfigurationError: pageSize: must be an integer from 1 to 1000 (got 0)
+ * ```
+ */
+export function changeFeedsSettings(options: unknown): ChangeFeedsSettings {
+  if (options === undefined) options = {};
+  if (typeof options !== 'object' || options === null)
+    throw new ConfigurationError('options', options, 'must be an object');
+  const given = options as Record<string, unknown>;
+  const integer = (field: string, fallback: number, min: number, max: number): number => {
+    const value = given[field] ?? fallback;
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+      throw new ConfigurationError(field, value, `must be an integer from ${min} to ${max}`);
+    }
+    return value;
+  };
+  const day = 86_400_000;
+  const sides = given.sides ?? ['legacy', 'medplum'];
+  if (
+    !Array.isArray(sides) ||
+    sides.length === 0 ||
+    sides.some((side) => side !== 'legacy' && side !== 'medplum')
+  ) {
+    throw new ConfigurationError('sides', sides, "must be a non-empty array of 'legacy' and 'medplum'");
+  }
+  const secret = given.restHookSecret;
+  if (secret !== undefined && (typeof secret !== 'string' || secret === '')) {
+    throw new ConfigurationError('restHookSecret', typeof secret, 'must be a non-empty string');
+  }
+  return {
+    pollIntervalMs: integer('pollIntervalMs', 5000, 1, day),
+    pageSize: integer('pageSize', 100, 1, 1000),
+    maxPagesPerPoll: integer('maxPagesPerPoll', 50, 1, 100_000),
+    overlapMs: integer('overlapMs', 2000, 0, day),
+    existenceCheckIntervalMs: integer('existenceCheckIntervalMs', 300_000, 0, 30 * day),
+    sides: [...new Set(sides as Side[])],
+    restHookSecret: secret,
+  };
+}

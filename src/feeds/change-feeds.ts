@@ -1,0 +1,207 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  changeFeedsSettings,
+  type ChangeFeedsOptions,
+  type ChangeFeedsSettings,
+} from './change-feeds-options.ts';
+import {
+  handleDeleteNotification,
+  type RestHookRequest,
+  type RestHookResult,
+} from './delete-notification.ts';
+import { checkExistence } from './existence-check.ts';
+import { addCounts, newTally, type FeedCounts, type FeedReport, type FeedTally } from './feed-report.ts';
+import type { ChangeFeedsDeps } from './inbound-change.ts';
+import { pollLegacyFeed } from './legacy-feed.ts';
+import { pollMedplumFeed } from './medplum-feed.ts';
+
+const ZERO: FeedCounts = newTally();
+
+/**
+ * Inbound change feeds: picks up writes made directly in either system (legacy screens, the
+ * Medplum app) and mirrors them through the same path as the writer's own writes. A feed
+ * never writes the other system: it journals an outbox entry per change (towards the other
+ * side, due at once) and wakes the drainer, which applies it with the same mirror code,
+ * last-sync guard and conflict resolver as any write. Changes the library made itself
+ * (echoes), and records of units whose stage mirrors nothing, are counted and skipped.
+ *
+ * Per mapped resource type, each pass runs:
+ * - the **legacy feed**: the adapter's `changesSince` from its stored cursor;
+ * - the **Medplum feed**: a `_lastUpdated` search from its stored cursor, less `overlapMs`;
+ * - every `existenceCheckIntervalMs`, the **existence check**: linked Medplum resources that
+ *   are gone become deletes towards the legacy system.
+ * Deletes can also arrive promptly through {@link ChangeFeeds.handleRestHook}.
+ *
+ * Cursors are stored only after a page's entries are durable, so a crash or a failure
+ * re-reads, never skips: a change journaled twice coalesces with its pending entry, or its
+ * mirror finds the target equal (`unchanged`). A feed that fails (Medplum down) is counted in
+ * the pass's report and resumes from its cursor next pass; the others run regardless.
+ *
+ * @typeParam L - The legacy row shape.
+ * @example
+ * ```ts
+ * const feeds = new ChangeFeeds(deps, { pollIntervalMs: 2000 });
+ * const report = await feeds.pollOnce(); // { seen, queued, echoes, … }
+ * feeds.start();
+ * // …
+ * await feeds.stop();
+ * ```
+ */
+export class ChangeFeeds<L> {
+  readonly #deps: ChangeFeedsDeps<L>;
+  readonly #settings: ChangeFeedsSettings;
+  #counts: FeedCounts = addCounts(ZERO, ZERO);
+  /** The last pass queued; passes never overlap (two would journal every change twice). */
+  #tail: Promise<unknown> = Promise.resolve();
+  #loop: Promise<void> | undefined;
+  #stopping: AbortController | undefined;
+  #lastExistenceCheck = Number.NEGATIVE_INFINITY;
+
+  /**
+   * @param deps - The two sides, store, mappings, routing, `unitOf` and the drainer's wake-up;
+   *   see {@link ChangeFeedsDeps}.
+   * @param options - Intervals, page size, overlap and sides; see {@link ChangeFeedsOptions}.
+   * @throws {@link ConfigurationError} naming the option at fault.
+   */
+  constructor(deps: ChangeFeedsDeps<L>, options: ChangeFeedsOptions = {}) {
+    this.#settings = changeFeedsSettings(options);
+    this.#deps = deps;
+  }
+
+  /**
+   * Counts summed over every pass and notification since construction.
+   *
+   * @returns The running totals.
+   * @example
+   * ```ts
+   * console.log(feeds.counts.echoes, feeds.counts.errors);
+   * ```
+   */
+  get counts(): FeedCounts {
+    return { ...this.#counts };
+  }
+
+  /**
+   * Runs one pass of every feed: each legacy and Medplum feed of each mapped resource type,
+   * and the existence check when it is due. Waits for a pass already running, then runs its
+   * own. Never throws for a failing feed: the failure is in the report.
+   *
+   * @returns What the pass did.
+   * @example
+   * ```ts
+   * const report = await feeds.pollOnce();
+   * if (report.errors > 0) console.warn(report.failures);
+   * ```
+   */
+  pollOnce(): Promise<FeedReport> {
+    const pass = this.#tail.then(() => this.#runPass());
+    this.#tail = pass.catch(() => undefined);
+    return pass;
+  }
+
+  /**
+   * Polls in the background: one pass, then `pollIntervalMs` of rest, until {@link stop}.
+   * Calling it again while running does nothing.
+   *
+   * @example
+   * ```ts
+   * feeds.start();
+   * ```
+   */
+  start(): void {
+    if (this.#loop !== undefined) return;
+    const stopping = new AbortController();
+    this.#stopping = stopping;
+    this.#loop = (async () => {
+      while (!stopping.signal.aborted) {
+        await this.pollOnce();
+        await sleep(this.#settings.pollIntervalMs, undefined, { signal: stopping.signal }).catch(
+          () => undefined,
+        );
+      }
+    })();
+  }
+
+  /**
+   * Stops background polling and waits for the running pass to finish (its cursors are then
+   * stored, so a restart resumes exactly there).
+   *
+   * @returns When no pass is running.
+   * @example
+   * ```ts
+   * await feeds.stop();
+   * ```
+   */
+  async stop(): Promise<void> {
+    this.#stopping?.abort();
+    await this.#loop;
+    this.#loop = undefined;
+    this.#stopping = undefined;
+    await this.#tail;
+  }
+
+  /**
+   * Handles a Medplum rest-hook notification: a delete of a linked resource (Medplum posts `{}`
+   * with `X-Medplum-Deleted-Resource: <Type>/<id>`) is journaled towards the legacy system
+   * once Medplum confirms the resource is gone. Subscribe with criteria `<Type>` and the
+   * extension `https://medplum.com/fhir/StructureDefinition/subscription-supported-interaction`
+   * = `delete`; add `subscription-secret` and set `restHookSecret` to check signatures.
+   *
+   * @param request - The request's headers and raw body.
+   * @returns What was done; answer Medplum 2xx unless it throws (then 5xx, so it retries).
+   * @throws What the store or Medplum threw.
+   * @example
+   * ```ts
+   * const { status } = await feeds.handleRestHook({ headers: req.headers, body: rawBody });
+   * ```
+   */
+  async handleRestHook(request: RestHookRequest): Promise<RestHookResult> {
+    const tally = newTally();
+    try {
+      return await handleDeleteNotification(this.#deps, request, this.#settings.restHookSecret, tally);
+    } finally {
+      this.#counts = addCounts(this.#counts, tally);
+    }
+  }
+
+  async #runPass(): Promise<FeedReport> {
+    const tally = newTally();
+    const { sides, existenceCheckIntervalMs } = this.#settings;
+    const types = [...this.#deps.mappings.keys()];
+    const checkExistenceNow = Date.now() - this.#lastExistenceCheck >= existenceCheckIntervalMs;
+    let existenceChecked = true;
+    for (const type of types) {
+      if (sides.includes('legacy'))
+        await this.#guard(`legacy:${type}`, tally, () =>
+          pollLegacyFeed(this.#deps, type, this.#settings, tally),
+        );
+      if (sides.includes('medplum')) {
+        await this.#guard(`medplum:${type}`, tally, () =>
+          pollMedplumFeed(this.#deps, type, this.#settings, tally),
+        );
+        if (checkExistenceNow) {
+          existenceChecked &&= await this.#guard(`existence:${type}`, tally, () =>
+            checkExistence(this.#deps, type, this.#settings, tally),
+          );
+        }
+      }
+    }
+    // A check that failed runs again next pass rather than after a whole interval.
+    if (checkExistenceNow && existenceChecked) this.#lastExistenceCheck = Date.now();
+    this.#counts = addCounts(this.#counts, tally);
+    return { ...tally, failures: [...tally.failures] };
+  }
+
+  /** Runs one feed; a failure is counted and reported, never thrown. */
+  async #guard(feed: string, tally: FeedTally, run: () => Promise<void>): Promise<boolean> {
+    try {
+      await run();
+      return true;
+    } catch (err) {
+      tally.errors += 1;
+      const error = err instanceof Error ? err : new Error(String(err));
+      tally.failures.push({ feed, name: error.name, message: error.message });
+      return false;
+    }
+  }
+}

@@ -1,0 +1,175 @@
+import type { WithId } from '@medplum/core';
+import type { Resource } from '@medplum/fhirtypes';
+import type { Side } from '../errors.ts';
+import type { Link } from '../journal/link.ts';
+import type { SyncStore } from '../journal/sync-store.ts';
+import type { ResourceMapping } from '../mapping/resource-mapping.ts';
+import type { Stage, StageRoute } from '../plan/stage.ts';
+import type { LegacyAdapter, LegacyRecord } from '../sides/legacy-adapter.ts';
+import type { MedplumSide } from '../sides/medplum-side.ts';
+import { isEcho } from './echo.ts';
+import type { FeedTally } from './feed-report.ts';
+
+/**
+ * A record as {@link ChangeFeedsDeps.unitOf} sees it: the legacy row or the Medplum resource
+ * it was read as (for a delete, the other side's copy, or the last-synced snapshot).
+ *
+ * @example
+ * ```ts
+ * const unitOf = (record: FeedRecord<PatientRow>) => record.row?.clinic ?? record.resource?.meta?.account?.display;
+ * ```
+ */
+export interface FeedRecord<L> {
+  /** The FHIR resource type. */
+  readonly resourceType: string;
+  /** The record's legacy id. */
+  readonly legacyId: string;
+  /** The legacy row, when the feed has one. */
+  readonly row?: L | undefined;
+  /** The Medplum resource, when the feed has one. */
+  readonly resource?: Resource | undefined;
+}
+
+/**
+ * What {@link ChangeFeeds} needs of the writer. `DualWriter` passes its own: the same sides,
+ * store and mappings its drainer mirrors with, its plan's routing, and the drainer's wake-up.
+ *
+ * @example
+ * ```ts
+ * const deps: ChangeFeedsDeps<PatientRow> = {
+ *   legacy, medplum: new MedplumSide(client), store, mappings: new Map([['Patient', patientMapping]]),
+ *   routeOf: (unit, type) => plan.routeOf(unit, type),
+ *   unitOf: (record) => record.row?.clinic,
+ *   notify: () => undefined,
+ * };
+ * ```
+ */
+export interface ChangeFeedsDeps<L> {
+  /** The legacy system. */
+  readonly legacy: LegacyAdapter<L>;
+  /** Medplum, through the library's side (typed errors, no client retries). */
+  readonly medplum: MedplumSide;
+  /** Links, outbox and cursors. */
+  readonly store: SyncStore;
+  /** One mapping per resource type; the feeds read these types only. */
+  readonly mappings: ReadonlyMap<string, ResourceMapping<L>>;
+  /** The stage and routing of a unit and resource type now. */
+  readonly routeOf: (unit: string, resourceType: string) => StageRoute & { readonly stage: Stage };
+  /** The unit of a record; `undefined` when it cannot tell (the change is counted and skipped). */
+  readonly unitOf: (record: FeedRecord<L>) => string | undefined | Promise<string | undefined>;
+  /** Wakes the drainer after entries were queued. */
+  readonly notify: () => void;
+}
+
+/**
+ * One change read from one system.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const change: InboundChange<PatientRow> = { source: 'medplum', resourceType: 'Patient', legacyId: '42', kind: 'upsert', resource };
+ * ```
+ */
+export interface InboundChange<L> {
+  /** The system the change was made in. */
+  readonly source: Side;
+  readonly resourceType: string;
+  readonly legacyId: string;
+  readonly kind: 'upsert' | 'delete';
+  /** The legacy record, for a legacy upsert. */
+  readonly record?: LegacyRecord<L> | undefined;
+  /** The Medplum resource, for a Medplum upsert. */
+  readonly resource?: WithId<Resource> | undefined;
+}
+
+/**
+ * Journals one inbound change as an outbox entry towards the other side, unless it needs no
+ * mirror: (1) its unit, (2) its stage must mirror something, (3) it must not be an echo, then
+ * (4) `before` may prepare the source (the Medplum feed stamps a legacy identifier there) and
+ * (5) the entry is written, due at once. The drainer applies it with `mirrorEntry`, the same
+ * code as every mirror, so a feed never writes the other system itself.
+ *
+ * @param deps - The sides, store, mappings and routing.
+ * @param change - The change.
+ * @param tally - Where the outcome is counted.
+ * @param before - Runs just before journaling; `false` defers the change (it will be read again).
+ * @returns When the change is journaled or counted as skipped.
+ * @throws What the store, a side or `unitOf` threw: the feed stops and keeps its cursor.
+ * @internal
+ * @example
+ * ```ts
+ * await journalInbound(deps, { source: 'legacy', resourceType: 'Patient', legacyId: '42', kind: 'upsert', record }, tally);
+ * ```
+ */
+export async function journalInbound<L>(
+  deps: ChangeFeedsDeps<L>,
+  change: InboundChange<L>,
+  tally: FeedTally,
+  before?: () => Promise<boolean>,
+): Promise<void> {
+  const { resourceType, legacyId, source } = change;
+  const mapping = deps.mappings.get(resourceType);
+  if (mapping === undefined) return;
+  tally.seen += 1;
+  const link = await deps.store.getLink(resourceType, legacyId);
+  const copy = change.kind === 'upsert' ? change : await otherCopy(deps, change, link);
+  if (copy === undefined) {
+    // A delete whose other side holds nothing: already mirrored (the link went with it) or
+    // never mirrored. Either way there is nothing to apply.
+    tally.echoes += 1;
+    return;
+  }
+  const unit = await deps.unitOf({ resourceType, legacyId, row: copy.record?.row, resource: copy.resource });
+  if (unit === undefined || unit === '') {
+    tally.skippedWithoutUnit += 1;
+    return;
+  }
+  if (deps.routeOf(unit, resourceType).mirrorTo === undefined) {
+    tally.skippedByStage += 1;
+    return;
+  }
+  if (change.kind === 'upsert') {
+    const echo =
+      change.resource !== undefined
+        ? isEcho({ side: 'medplum', resource: change.resource }, link, mapping, legacyId)
+        : change.record !== undefined &&
+          isEcho({ side: 'legacy', record: change.record }, link, mapping, legacyId);
+    if (echo) {
+      tally.echoes += 1;
+      return;
+    }
+  }
+  if (before !== undefined && !(await before())) return;
+  const target: Side = source === 'legacy' ? 'medplum' : 'legacy';
+  // Due at once (no hold): the change has landed already. An entry pending for the record
+  // coalesces with this one; the mirror reads the source afresh either way.
+  const ticket = await deps.store.intend({ resourceType, legacyId, target, unit, kind: change.kind }, 0);
+  await deps.store.commit(ticket);
+  tally.queued += 1;
+}
+
+/**
+ * For a delete: the other side's copy (where the unit can be read, and whose absence makes
+ * the delete an echo). The link finds it; without one, the Medplum copy is looked up by
+ * identifier. A copy that exists but cannot be read as such falls back to the link's base.
+ */
+async function otherCopy<L>(
+  deps: ChangeFeedsDeps<L>,
+  change: InboundChange<L>,
+  link: Link | undefined,
+): Promise<{ record?: LegacyRecord<L> | undefined; resource?: Resource | undefined } | undefined> {
+  const { resourceType, legacyId } = change;
+  if (change.source === 'legacy') {
+    const mapping = deps.mappings.get(resourceType);
+    const resource =
+      link !== undefined
+        ? await deps.medplum.read(resourceType, link.medplumId)
+        : mapping === undefined
+          ? undefined
+          : await deps.medplum.findByIdentifier(resourceType, mapping.identifierSystem, legacyId);
+    return resource === undefined ? undefined : { resource };
+  }
+  if (link === undefined) return undefined;
+  const record = await deps.legacy.read(resourceType, legacyId);
+  return record === undefined ? undefined : { record, resource: link.base };
+}
