@@ -30,7 +30,7 @@ export function feedsOver<A extends LegacyAdapter<PatientRow>>(
       legacy: fixture.legacy,
       medplum: new MedplumSide(fixture.medplum),
       store: fixture.store,
-      mappings: new Map([['Patient', mapping as ResourceMapping<PatientRow>]]),
+      mappings: new Map<string, ResourceMapping<PatientRow>>([['Patient', mapping]]),
       routeOf: (unit, type) => fixture.plan.routeOf(unit, type),
       unitOf: (_record: FeedRecord<PatientRow>) => 'north',
       notify: () => undefined,

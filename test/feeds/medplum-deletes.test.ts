@@ -17,7 +17,11 @@ describe('Medplum deletes reach the legacy system', () => {
   async function linked(count: number): Promise<string[]> {
     const ids: string[] = [];
     for (let i = 1; i <= count; i += 1) {
-      const created = await fx.writer.create('Patient', { id: `p-${i}`, first_name: 'A', last_name: `F${i}` }, north);
+      const created = await fx.writer.create(
+        'Patient',
+        { id: `p-${i}`, first_name: 'A', last_name: `F${i}` },
+        north,
+      );
       ids.push(created.medplumId ?? '');
     }
     return ids;

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { validateTombstoneOptions } from '../../src/adapters/postgres-table-tombstones.ts';
+import { changeFeedsSettings } from '../../src/feeds/change-feeds-options.ts';
+import { ConfigurationError } from '../../src/index.ts';
+
+describe('change feed options', () => {
+  it('applies the documented defaults', () => {
+    expect(changeFeedsSettings({})).toEqual({
+      pollIntervalMs: 5000,
+      pageSize: 100,
+      maxPagesPerPoll: 50,
+      overlapMs: 2000,
+      existenceCheckIntervalMs: 300_000,
+      sides: ['legacy', 'medplum'],
+      restHookSecret: undefined,
+    });
+  });
+
+  it.each([
+    [{ pageSize: 0 }, 'pageSize'],
+    [{ pageSize: 1001 }, 'pageSize'],
+    [{ pollIntervalMs: 1.5 }, 'pollIntervalMs'],
+    [{ overlapMs: -1 }, 'overlapMs'],
+    [{ existenceCheckIntervalMs: '5m' }, 'existenceCheckIntervalMs'],
+    [{ maxPagesPerPoll: 0 }, 'maxPagesPerPoll'],
+    [{ sides: [] }, 'sides'],
+    [{ sides: ['fhir'] }, 'sides'],
+    [{ restHookSecret: '' }, 'restHookSecret'],
+  ])('rejects %o naming %s', (options, field) => {
+    const error = (() => {
+      try {
+        changeFeedsSettings(options);
+      } catch (err) {
+        return err;
+      }
+      return undefined;
+    })();
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect(error).toMatchObject({ field });
+  });
+
+  it('names tombstone options at fault', () => {
+    expect(() => validateTombstoneOptions({ table: 'x; drop' })).toThrow(/tombstones\.table/);
+    expect(() => validateTombstoneOptions('yes')).toThrow(/tombstones/);
+    expect(validateTombstoneOptions(true)?.sqlTable).toBe('"public"."dualwrite_tombstones"');
+    expect(validateTombstoneOptions(undefined)).toBeUndefined();
+  });
+});
