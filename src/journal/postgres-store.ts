@@ -1,5 +1,6 @@
 import { sqlClientFromPglite } from '../sql/pglite-client.ts';
 import type { SqlClient, SqlQueryable } from '../sql/sql-client.ts';
+import type { WriteStatement } from '../sql/write-statement.ts';
 import type { Link } from './link.ts';
 import { migrate } from './migrations/migrate.ts';
 import type {
@@ -195,6 +196,27 @@ export class PostgresStore implements SyncStore {
    */
   intendWithin(tx: SqlQueryable, intent: OutboxIntent): Promise<OutboxTicket> {
     return outbox.intend(tx, this.#tables, intent, 0);
+  }
+
+  /**
+   * Runs a legacy write of the same database and records its intent in one statement: both
+   * land or neither does, in one round trip (see `WriteStatement`). Internal: the
+   * transactional outbox's fast path.
+   *
+   * @param statement - The adapter's write.
+   * @param intent - The write's intent; `legacyId` `undefined` takes it from the written row.
+   * @returns The write's rows, and the ticket when an entry was recorded (the write returned
+   *   a row, or succeeds without one).
+   * @example
+   * ```ts
+   * const traced = legacy.writingThrough(async (statement) => (await store.intendAlong(statement, intent)).rows);
+   * ```
+   */
+  intendAlong(
+    statement: WriteStatement,
+    intent: Omit<OutboxIntent, 'legacyId'> & { readonly legacyId: string | undefined },
+  ): Promise<{ readonly rows: Record<string, unknown>[]; readonly ticket: OutboxTicket | undefined }> {
+    return outbox.intendAlong(this.#sql, this.#tables, statement, intent);
   }
 
   /** {@inheritDoc SyncStore.commit} */
