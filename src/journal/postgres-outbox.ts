@@ -1,5 +1,6 @@
 import type { SqlClient, SqlQueryable } from '../sql/sql-client.ts';
 import type { WriteStatement } from '../sql/write-statement.ts';
+import type { Link } from './link.ts';
 import type {
   Lease,
   LeaseOutcome,
@@ -11,10 +12,12 @@ import type {
 } from './outbox.ts';
 import {
   ENTRY_COLUMNS,
+  iso,
   isRowId,
   jsonParam,
   millis,
   toEntry,
+  toLink,
   type EntryRow,
   type JournalTables,
 } from './postgres-tables.ts';
@@ -34,6 +37,28 @@ import {
 /** A lease as the SQL layer returns it: the entry row with its token. */
 function toLease(row: EntryRow, owner: string): Lease {
   return { entry: toEntry(row), token: row.lease_token ?? '', owner };
+}
+
+/** The link columns a claim adds to each entry row (all NULL when the record has no link). */
+interface ClaimedLinkRow {
+  readonly link_medplum_id: string | null;
+  readonly link_legacy_version: string | null;
+  readonly link_medplum_version: string | null;
+  readonly link_content_hash: string | null;
+  readonly link_synced_at: string | null;
+}
+
+function claimedLink(row: EntryRow & ClaimedLinkRow): Link | null {
+  if (row.link_medplum_id === null) return null;
+  return toLink({
+    resource_type: row.resource_type,
+    legacy_id: row.legacy_id,
+    medplum_id: row.link_medplum_id,
+    legacy_version: row.link_legacy_version,
+    medplum_version: row.link_medplum_version,
+    content_hash: row.link_content_hash ?? '',
+    synced_at: row.link_synced_at ?? '',
+  });
 }
 
 /** The lease columns set when granting one (`$owner` and `$leaseMs` are placeholders). */
@@ -239,7 +264,7 @@ export async function claim(
   limit: number,
   leaseMs: number,
 ): Promise<Lease[]> {
-  const { rows } = await q.query<EntryRow>(
+  const { rows } = await q.query<EntryRow & ClaimedLinkRow>(
     `WITH candidates AS MATERIALIZED (
        SELECT id FROM ${tables.outbox}
        WHERE next_attempt_at <= clock_timestamp()
@@ -255,10 +280,16 @@ export async function claim(
      )
      -- RETURNING has no order; sort here, on full-precision times. Qualified, because bare
      -- names in ORDER BY would mean the select list's text columns of the same names.
-     SELECT ${ENTRY_COLUMNS} FROM claimed ORDER BY claimed.next_attempt_at, claimed.id`,
+     -- Each record's link comes along: a mirror would otherwise look it up in a round trip of
+     -- its own, and nothing else changes it while the lease holds the record.
+     SELECT ${ENTRY_COLUMNS}, l.medplum_id AS link_medplum_id, l.legacy_version AS link_legacy_version,
+       l.medplum_version AS link_medplum_version, l.content_hash AS link_content_hash,
+       ${iso('l.synced_at')} AS link_synced_at
+     FROM claimed LEFT JOIN ${tables.links} l USING (resource_type, legacy_id)
+     ORDER BY claimed.next_attempt_at, claimed.id`,
     [limit, owner, leaseMs],
   );
-  return rows.map((row) => toLease(row, owner));
+  return rows.map((row) => ({ ...toLease(row, owner), link: claimedLink(row) }));
 }
 
 /**

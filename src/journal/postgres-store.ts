@@ -13,6 +13,7 @@ import type {
   OutboxIntent,
   OutboxTicket,
 } from './outbox.ts';
+import { completeLease } from './postgres-completion.ts';
 import * as letters from './postgres-dead-letters.ts';
 import * as links from './postgres-links.ts';
 import * as outbox from './postgres-outbox.ts';
@@ -234,15 +235,7 @@ export class PostgresStore implements SyncStore {
 
   /** {@inheritDoc SyncStore.complete} */
   complete(lease: Lease, link: Link | null | undefined): Promise<LeaseOutcome> {
-    const tables = this.#tables;
-    return links.retryingLinkRaces(() =>
-      outbox.finish(this.#sql, tables, lease, async (tx) => {
-        const { resourceType, legacyId } = lease.entry;
-        if (link === null) await links.deleteLink(tx, tables, resourceType, legacyId);
-        else if (link !== undefined) await links.saveLink(tx, tables, link);
-        await outbox.deleteEntry(tx, tables, lease.entry.id);
-      }),
-    );
+    return links.retryingLinkRaces(() => completeLease(this.#sql, this.#tables, lease, link));
   }
 
   /** {@inheritDoc SyncStore.markApplying} */
