@@ -59,8 +59,8 @@ export interface TransactionalOutbox<L> {
  *
  * When both sides support it, the write and its entry are one statement (the write as a CTE,
  * see `WriteStatement`): one round trip instead of BEGIN, write, entry, COMMIT. Measured with
- * `npm run bench` on PostgreSQL: an async create went from 2.0–2.5× a direct insert to about
- * 1.1×. Otherwise they share a transaction.
+ * `npm run bench` on PostgreSQL: an async create went from 1.9–2.3× a direct insert to
+ * 1.40–1.50×. Otherwise they share a transaction.
  *
  * @param store - The writer's store.
  * @param legacy - The writer's legacy adapter.

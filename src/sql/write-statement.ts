@@ -5,7 +5,7 @@ import type { SqlResult } from './sql-client.ts';
  * `RETURNING` list), handed by an adapter to whoever runs it. A transactional outbox runs it
  * as a CTE of a larger statement that also records the write's outbox entry: one round trip
  * instead of four (BEGIN, the write, the entry, COMMIT), measured in `npm run bench` as an
- * async create going from 2.0–2.5× a direct insert to about 1.1×. Internal: the contract
+ * async create going from 1.9–2.3× a direct insert to 1.40–1.50×. Internal: the contract
  * between `PostgresTableAdapter` and `PostgresStore`.
  *
  * @example
