@@ -8,7 +8,8 @@ import {
   type LegacyRecord,
   type LegacyWriteOptions,
 } from '../sides/legacy-adapter.ts';
-import type { SqlClient, SqlQueryable } from '../sql/sql-client.ts';
+import type { SqlClient, SqlQueryable, SqlResult } from '../sql/sql-client.ts';
+import type { WriteStatement, WriteStatementRunner } from '../sql/write-statement.ts';
 import { decodeChangeCursor, encodeChangeCursor } from './change-cursor.ts';
 import { validateAdapterOptions, type PostgresTableAdapterOptions } from './postgres-table-options.ts';
 import {
@@ -80,6 +81,8 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
   readonly #client: SqlClient;
   /** Where queries go: the client, or one transaction of it (see {@link PostgresTableAdapter.within}). */
   #sql: SqlQueryable;
+  /** Runs the writes when set (see {@link PostgresTableAdapter.writingThrough}). */
+  #runWrite: WriteStatementRunner | undefined;
   readonly #options: PostgresTableAdapterOptions;
   readonly #settings: ReadonlyMap<string, TableSettings>;
   readonly #tombstones: TombstoneSettings | undefined;
@@ -135,6 +138,26 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
   within(tx: SqlQueryable): PostgresTableAdapter {
     const view = new PostgresTableAdapter(this.#options);
     view.#sql = tx;
+    view.#resolved = this.#resolved;
+    return view;
+  }
+
+  /**
+   * This adapter with each write (`create`, `update`, `delete`) handed to `run` as one SQL
+   * statement instead of being run on {@link PostgresTableAdapter.sql}; reads and everything
+   * else run as usual. A transactional outbox runs the statement with the write's outbox entry
+   * added to it. Internal.
+   *
+   * @param run - Runs a write statement and answers with its `RETURNING` rows.
+   * @returns An adapter whose writes go through `run`.
+   * @example
+   * ```ts
+   * const traced = legacy.writingThrough((statement) => legacy.sql.query(statement.text, statement.params));
+   * ```
+   */
+  writingThrough(run: WriteStatementRunner): PostgresTableAdapter {
+    const view = new PostgresTableAdapter(this.#options);
+    view.#runWrite = run;
     view.#resolved = this.#resolved;
     return view;
   }
@@ -207,7 +230,7 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
     const text = `INSERT INTO ${schema.sqlTable} (${names.join(', ')})${override} VALUES (${values.join(', ')})${onTakenId} RETURNING ${schema.selectList}`;
     let inserted: Record<string, unknown> | undefined;
     try {
-      inserted = await this.#maybeOne(text, params);
+      inserted = (await this.#write(schema, text, params, false)).rows[0];
     } catch (err) {
       throw rejection(err, resourceType, givenId);
     }
@@ -250,7 +273,7 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
       const text = `UPDATE ${schema.sqlTable} SET ${sets.join(', ')} WHERE ${idMatches(schema)}${guard} RETURNING ${schema.selectList}`;
       let updated: Record<string, unknown> | undefined;
       try {
-        updated = await this.#maybeOne(text, params);
+        updated = (await this.#write(schema, text, params, false)).rows[0];
       } catch (err) {
         if (!(await this.#rejectsId(schema, err, id))) throw rejection(err, resourceType, id);
       }
@@ -270,11 +293,9 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
       const guard = expected === undefined ? '' : ` AND ${schema.version.sqlName} = $2::pg_catalog.int8`;
       const params = expected === undefined ? [id] : [id, expected];
       try {
-        const result = await this.#sql.query(
-          `DELETE FROM ${schema.sqlTable} WHERE ${idMatches(schema)}${guard}`,
-          params,
-        );
-        if (expected === undefined || (result.rowCount ?? 0) > 0) return;
+        const text = `DELETE FROM ${schema.sqlTable} WHERE ${idMatches(schema)}${guard} RETURNING ${schema.id.selectSql}`;
+        const { rows } = await this.#write(schema, text, params, expected === undefined);
+        if (expected === undefined || rows.length > 0) return;
       } catch (err) {
         if (await this.#rejectsId(schema, err, id)) return;
         // A foreign key from another table refuses the delete for good.
@@ -484,6 +505,18 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
     } catch (castError) {
       return sqlState(castError)?.startsWith('22') === true;
     }
+  }
+
+  /** Runs a write statement on the database, or through the runner a view was given. */
+  #write(
+    schema: TableSchema,
+    text: string,
+    params: readonly unknown[],
+    succeedsWithoutRow: boolean,
+  ): Promise<SqlResult<Record<string, unknown>>> {
+    if (this.#runWrite === undefined) return this.#sql.query(text, params);
+    const statement: WriteStatement = { text, params, idColumn: schema.id.sqlName, succeedsWithoutRow };
+    return this.#runWrite(statement);
   }
 
   async #one(text: string, params: readonly unknown[]): Promise<Record<string, unknown>> {

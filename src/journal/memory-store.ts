@@ -137,7 +137,12 @@ export class MemoryStore implements SyncStore {
         (a, b) => Date.parse(a.nextAttemptAt) - Date.parse(b.nextAttemptAt) || Number(a.id) - Number(b.id),
       )
       .slice(0, limit);
-    return Promise.resolve(due.map((entry) => this.#lease(entry, owner, leaseMs, now)));
+    return Promise.resolve(
+      due.map((entry) => ({
+        ...this.#lease(entry, owner, leaseMs, now),
+        link: this.#byLegacy.get(`${entry.resourceType}/${entry.legacyId}`) ?? null,
+      })),
+    );
   }
 
   /** {@inheritDoc SyncStore.complete} */

@@ -1,4 +1,5 @@
 import type { Side } from '../errors.ts';
+import type { Link } from './link.ts';
 
 /*
  * Glossary of the journal (see also DESIGN.md):
@@ -164,6 +165,11 @@ export interface Lease {
   readonly token: string;
   /** The worker that holds it. */
   readonly owner: string;
+  /**
+   * The record's link as read with the claim (`null`: it had none), when the store reads it
+   * there: a mirror then needs no look-up of its own. Absent when the store does not.
+   */
+  readonly link?: Link | null | undefined;
 }
 
 /**

@@ -17,8 +17,15 @@ import { LinkConflictError } from './sync-store.ts';
  *   run's check sees the winner and throws a LinkConflictError that names it.
  */
 
-/** The constraint the initial migration names; its violation is a link conflict. */
-const MEDPLUM_KEY = 'links_medplum_id_key';
+/**
+ * The constraint the initial migration names; its violation is a link conflict.
+ *
+ * @example
+ * ```ts
+ * if (isViolationOf(err, MEDPLUM_KEY)) throw new LinkRace(err);
+ * ```
+ */
+export const MEDPLUM_KEY = 'links_medplum_id_key';
 
 /**
  * A link write lost a race for its Medplum id to a concurrent writer. Internal: callers retry
@@ -217,7 +224,18 @@ export async function retryingLinkRaces<T>(write: () => Promise<T>): Promise<T> 
   }
 }
 
-function isViolationOf(err: unknown, constraint: string): boolean {
+/**
+ * Whether a driver error is a unique violation of the named constraint.
+ *
+ * @param err - The error.
+ * @param constraint - The constraint's name.
+ * @returns Whether it is.
+ * @example
+ * ```ts
+ * if (isViolationOf(err, MEDPLUM_KEY)) throw new LinkRace(err);
+ * ```
+ */
+export function isViolationOf(err: unknown, constraint: string): boolean {
   if (typeof err !== 'object' || err === null) return false;
   const { code, constraint: name } = err as { code?: unknown; constraint?: unknown };
   return code === '23505' && name === constraint;

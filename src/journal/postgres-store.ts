@@ -1,5 +1,6 @@
 import { sqlClientFromPglite } from '../sql/pglite-client.ts';
 import type { SqlClient, SqlQueryable } from '../sql/sql-client.ts';
+import type { WriteStatement } from '../sql/write-statement.ts';
 import type { Link } from './link.ts';
 import { migrate } from './migrations/migrate.ts';
 import type {
@@ -12,6 +13,7 @@ import type {
   OutboxIntent,
   OutboxTicket,
 } from './outbox.ts';
+import { completeLease } from './postgres-completion.ts';
 import * as letters from './postgres-dead-letters.ts';
 import * as links from './postgres-links.ts';
 import * as outbox from './postgres-outbox.ts';
@@ -205,6 +207,27 @@ export class PostgresStore implements SyncStore {
     return outbox.intend(tx, this.#tables, intent, 0);
   }
 
+  /**
+   * Runs a legacy write of the same database and records its intent in one statement: both
+   * land or neither does, in one round trip (see `WriteStatement`). Internal: the
+   * transactional outbox's fast path.
+   *
+   * @param statement - The adapter's write.
+   * @param intent - The write's intent; `legacyId` `undefined` takes it from the written row.
+   * @returns The write's rows, and the ticket when an entry was recorded (the write returned
+   *   a row, or succeeds without one).
+   * @example
+   * ```ts
+   * const traced = legacy.writingThrough(async (statement) => (await store.intendAlong(statement, intent)).rows);
+   * ```
+   */
+  intendAlong(
+    statement: WriteStatement,
+    intent: Omit<OutboxIntent, 'legacyId'> & { readonly legacyId: string | undefined },
+  ): Promise<{ readonly rows: Record<string, unknown>[]; readonly ticket: OutboxTicket | undefined }> {
+    return outbox.intendAlong(this.#sql, this.#tables, statement, intent);
+  }
+
   /** {@inheritDoc SyncStore.commit} */
   commit(
     ticket: OutboxTicket,
@@ -220,15 +243,7 @@ export class PostgresStore implements SyncStore {
 
   /** {@inheritDoc SyncStore.complete} */
   complete(lease: Lease, link: Link | null | undefined): Promise<LeaseOutcome> {
-    const tables = this.#tables;
-    return links.retryingLinkRaces(() =>
-      outbox.finish(this.#sql, tables, lease, async (tx) => {
-        const { resourceType, legacyId } = lease.entry;
-        if (link === null) await links.deleteLink(tx, tables, resourceType, legacyId);
-        else if (link !== undefined) await links.saveLink(tx, tables, link);
-        await outbox.deleteEntry(tx, tables, lease.entry.id);
-      }),
-    );
+    return links.retryingLinkRaces(() => completeLease(this.#sql, this.#tables, lease, link));
   }
 
   /** {@inheritDoc SyncStore.markApplying} */

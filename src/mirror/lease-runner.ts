@@ -57,7 +57,7 @@ export async function runLease<L>(
   lease: Lease,
   policy: LeasePolicy,
   attempt: () => Promise<MirrorOutcome> = () =>
-    mirrorEntry(ctx, lease.entry, undefined, markFor(ctx.store, lease)),
+    mirrorEntry(ctx, lease.entry, undefined, markFor(ctx.store, lease), lease.link),
 ): Promise<LeaseResult> {
   let outcome: MirrorOutcome;
   // Keep the lease while the mirror runs, however slow the other side is: an expired lease

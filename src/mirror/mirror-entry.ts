@@ -69,6 +69,9 @@ export interface MirrorOutcome {
  * @param ctx - The two sides, mappings and store.
  * @param entry - The entry to apply.
  * @param known - The authority's copy, when the caller holds it.
+ * @param mark - Records a content hash before it is written (see `SyncStore.markApplying`).
+ * @param linked - The record's link when the caller read it already (with the claim; `null`:
+ *   none), saving a look-up; read from the store when `undefined`.
  * @returns What happened on the target and the link to store.
  * @throws The typed error of the failing step; the caller decides between retry and dead letter.
  */
@@ -77,12 +80,13 @@ export async function mirrorEntry<L>(
   entry: OutboxEntry,
   known?: KnownAuthority<L>,
   mark?: (hash: string) => Promise<void>,
+  linked?: Link | null,
 ): Promise<MirrorOutcome> {
   const { resourceType, legacyId } = entry;
   const details: ErrorDetails = { resourceType, legacyId, side: entry.target };
   const mapping = ctx.mappings.get(resourceType);
   if (mapping === undefined) throw new MappingError(undefined, `no mapping for ${resourceType}`, details);
-  const link = await ctx.store.getLink(resourceType, legacyId);
+  const link = linked === undefined ? await ctx.store.getLink(resourceType, legacyId) : (linked ?? undefined);
   const own: OwnWrites = { hashes: entry.applyingHashes, mark: mark ?? (() => Promise.resolve()) };
   const apply = (guard: WriteGuard): Promise<MirrorOutcome> =>
     entry.target === 'medplum'

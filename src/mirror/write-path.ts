@@ -2,8 +2,12 @@ import type { WithId } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
 import { DualWriteError, MirrorError, type Side } from '../errors.ts';
 import type { DualWriteEvent } from '../dual-write-event.ts';
-import type { OutboxIntent, OutboxKind, OutboxTicket } from '../journal/outbox.ts';
-import { transactionalOutboxOf, type TransactionalOutbox } from '../journal/transactional-outbox.ts';
+import type { OutboxKind, OutboxTicket } from '../journal/outbox.ts';
+import {
+  transactionalOutboxOf,
+  type PendingIntent,
+  type TransactionalOutbox,
+} from '../journal/transactional-outbox.ts';
 import type { ResourceMapping } from '../mapping/resource-mapping.ts';
 import type { Stage, StageRoute } from '../plan/stage.ts';
 import type { LegacyAdapter, LegacyRecord } from '../sides/legacy-adapter.ts';
@@ -97,7 +101,7 @@ export class WritePath<L> {
   async run(routed: Routed<L>, legacyId: string | undefined, plan: WritePlan<L>): Promise<WriteResult<L>> {
     const { route, mapping, unit } = routed;
     const target = route.mirrorTo;
-    const intentFor = (id: string, side: Side): OutboxIntent => ({
+    const intentFor = <I extends string | undefined>(id: I, side: Side): PendingIntent & { legacyId: I } => ({
       resourceType: mapping.resourceType,
       legacyId: id,
       target: side,
@@ -110,11 +114,9 @@ export class WritePath<L> {
     let authority: AuthorityWrite<L>;
     let ticket: OutboxTicket | undefined;
     if (transactional !== undefined && target !== undefined) {
-      ({ authority, ticket } = await this.#retrying(routed, legacyId, () =>
-        transactional.run(async (legacy, intend) => {
-          const written = await plan.authority(legacy);
-          return { authority: written, ticket: await intend(intentFor(legacyId ?? idOf(written), target)) };
-        }),
+      const intent = intentFor(legacyId, target);
+      ({ value: authority, ticket } = await this.#retrying(routed, legacyId, () =>
+        transactional.run(intent, (legacy) => plan.authority(legacy), idOf),
       ));
     } else {
       const early =

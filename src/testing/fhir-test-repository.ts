@@ -8,6 +8,7 @@ import {
   generateId,
   gone,
   isCreated,
+  matchesSearchRequest,
   notFound,
   OperationOutcomeError,
   preconditionFailed,
@@ -23,6 +24,7 @@ import type {
   UpdateResourceOptions,
 } from '@medplum/fhir-router';
 import type { Bundle, BundleEntry, BundleLink, OperationOutcome, Resource } from '@medplum/fhirtypes';
+import { IdentifierIndex } from './identifier-index.ts';
 
 /**
  * Options of the {@link FhirTestRepository} constructor.
@@ -65,6 +67,7 @@ export class FhirTestRepository extends MemoryRepository {
   // place on every read, so versions and deletions are recorded here, oldest first.
   readonly #history = new Map<string, HistoryRecord[]>();
   readonly #deleted = new Set<string>();
+  readonly #identifiers = new IdentifierIndex();
 
   /**
    * @param options - The base URL the repository is served under.
@@ -88,6 +91,7 @@ export class FhirTestRepository extends MemoryRepository {
     super.clear();
     this.#history.clear();
     this.#deleted.clear();
+    this.#identifiers.clear();
   }
 
   /**
@@ -208,6 +212,7 @@ export class FhirTestRepository extends MemoryRepository {
     }
     await super.deleteResource(resourceType, id, options);
     this.#deleted.add(key);
+    this.#identifiers.remove(resourceType, id);
     this.#history
       .get(key)
       ?.push({ kind: 'deletion', versionId: generateId(), lastUpdated: new Date().toISOString() });
@@ -225,6 +230,7 @@ export class FhirTestRepository extends MemoryRepository {
   override async expungeResources(resourceType: string, ids: string[]): Promise<void> {
     await super.expungeResources(resourceType, ids);
     for (const id of ids) {
+      this.#identifiers.remove(resourceType, id);
       this.#history.delete(`${resourceType}/${id}`);
       this.#deleted.delete(`${resourceType}/${id}`);
     }
@@ -300,7 +306,7 @@ export class FhirTestRepository extends MemoryRepository {
     const count = Math.min(searchRequest.count ?? DEFAULT_SEARCH_COUNT, DEFAULT_MAX_SEARCH_COUNT);
     const offset = searchRequest.offset ?? 0;
     const paged = { ...searchRequest, count, offset };
-    const bundle = await super.search(paged);
+    const bundle = (await this.#searchByIdentifier(paged)) ?? (await super.search(paged));
     const total = bundle.total ?? 0;
     const links: BundleLink[] = [{ relation: 'self', url: this.#searchUrl(paged) }];
     links.push({ relation: 'first', url: this.#searchUrl({ ...paged, offset: 0 }) });
@@ -326,7 +332,29 @@ export class FhirTestRepository extends MemoryRepository {
     return result;
   }
 
+  /** A search the identifier index answers, shaped as the scan's result; `undefined` to scan. */
+  async #searchByIdentifier<T extends Resource>(
+    searchRequest: SearchRequest<T>,
+  ): Promise<Bundle<WithId<T>> | undefined> {
+    const ids = this.#identifiers.candidates(searchRequest);
+    if (ids === undefined) return undefined;
+    const matches: WithId<T>[] = [];
+    for (const id of ids) {
+      const resource = await super.readResource<WithId<T>>(searchRequest.resourceType, id);
+      if (matchesSearchRequest(resource, searchRequest)) matches.push(resource);
+    }
+    const offset = searchRequest.offset ?? 0;
+    const page = matches.slice(
+      offset,
+      searchRequest.count === undefined ? undefined : offset + searchRequest.count,
+    );
+    const bundle: Bundle<WithId<T>> = { resourceType: 'Bundle', type: 'searchset', total: matches.length };
+    if (page.length > 0) bundle.entry = page.map((resource) => ({ search: { mode: 'match' }, resource }));
+    return bundle;
+  }
+
   #record(resource: WithId<Resource>): void {
+    this.#identifiers.put(resource);
     const key = `${resource.resourceType}/${resource.id}`;
     const records = this.#history.get(key) ?? [];
     records.push({ kind: 'version', resource: structuredClone(resource) });

@@ -142,6 +142,17 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
       expect(await fixture.store.claim('worker-2', 10, HOUR)).toEqual([]);
     });
 
+    it("hands each claimed lease its record's link, or null when it has none", async () => {
+      await fixture.store.saveLink(linkOf('p-1', 'm-1'));
+      await queue('p-1');
+      await queue('p-2');
+      const leases = await fixture.store.claim('worker-1', 10, HOUR);
+      expect(leases.map((lease) => [lease.entry.legacyId, lease.link])).toEqual([
+        ['p-1', linkOf('p-1', 'm-1')],
+        ['p-2', null],
+      ]);
+    });
+
     it('re-leases an entry whose lease expired, with a new token', async () => {
       const first = await leased('p-1', 40);
       await sleep(120);
