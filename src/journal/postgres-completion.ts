@@ -63,6 +63,7 @@ export async function completeLease(
       link.medplumVersion ?? null,
       link.contentHash,
       link.syncedAt,
+      link.base === undefined ? null : JSON.stringify(link.base),
     );
     owner = '(SELECT legacy_id FROM holder)';
     linkStatements = `, holder AS MATERIALIZED (
@@ -70,15 +71,16 @@ export async function completeLease(
        LIMIT 1
      ), linked AS (
        INSERT INTO ${tables.links}
-         (resource_type, legacy_id, medplum_id, legacy_version, medplum_version, content_hash, synced_at)
-       SELECT $4, $5, $6, $7, $8, $9, $10::timestamptz
+         (resource_type, legacy_id, medplum_id, legacy_version, medplum_version, content_hash, synced_at, base)
+       SELECT $4, $5, $6, $7, $8, $9, $10::timestamptz, $11::jsonb
        WHERE ${done} AND NOT EXISTS (SELECT 1 FROM holder)
        ON CONFLICT (resource_type, legacy_id) DO UPDATE SET
          medplum_id = excluded.medplum_id,
          legacy_version = excluded.legacy_version,
          medplum_version = excluded.medplum_version,
          content_hash = excluded.content_hash,
-         synced_at = excluded.synced_at
+         synced_at = excluded.synced_at,
+         base = excluded.base
        RETURNING 1
      )`;
   }

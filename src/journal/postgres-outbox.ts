@@ -46,6 +46,7 @@ interface ClaimedLinkRow {
   readonly link_medplum_version: string | null;
   readonly link_content_hash: string | null;
   readonly link_synced_at: string | null;
+  readonly link_base: unknown;
 }
 
 function claimedLink(row: EntryRow & ClaimedLinkRow): Link | null {
@@ -58,6 +59,7 @@ function claimedLink(row: EntryRow & ClaimedLinkRow): Link | null {
     medplum_version: row.link_medplum_version,
     content_hash: row.link_content_hash ?? '',
     synced_at: row.link_synced_at ?? '',
+    base: row.link_base,
   });
 }
 
@@ -284,8 +286,13 @@ export async function claim(
      -- its own, and nothing else changes it while the lease holds the record.
      SELECT ${ENTRY_COLUMNS}, l.medplum_id AS link_medplum_id, l.legacy_version AS link_legacy_version,
        l.medplum_version AS link_medplum_version, l.content_hash AS link_content_hash,
-       ${iso('l.synced_at')} AS link_synced_at
-     FROM claimed LEFT JOIN ${tables.links} l USING (resource_type, legacy_id)
+       ${iso('l.synced_at')} AS link_synced_at, l.snapshot AS link_base
+     FROM claimed LEFT JOIN (
+       -- Renamed: the outbox has a \`base\` column of its own (the caller's resource).
+       SELECT resource_type, legacy_id, medplum_id, legacy_version, medplum_version, content_hash, synced_at,
+         base AS snapshot
+       FROM ${tables.links}
+     ) l USING (resource_type, legacy_id)
      ORDER BY claimed.next_attempt_at, claimed.id`,
     [limit, owner, leaseMs],
   );

@@ -142,13 +142,14 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
       expect(await fixture.store.claim('worker-2', 10, HOUR)).toEqual([]);
     });
 
-    it("hands each claimed lease its record's link, or null when it has none", async () => {
-      await fixture.store.saveLink(linkOf('p-1', 'm-1'));
+    it("hands each claimed lease its record's link (base snapshot included), or null when it has none", async () => {
+      const base = { resourceType: 'Patient' as const, gender: 'female' as const };
+      await fixture.store.saveLink(linkOf('p-1', 'm-1', { base }));
       await queue('p-1');
       await queue('p-2');
       const leases = await fixture.store.claim('worker-1', 10, HOUR);
       expect(leases.map((lease) => [lease.entry.legacyId, lease.link])).toEqual([
-        ['p-1', linkOf('p-1', 'm-1')],
+        ['p-1', linkOf('p-1', 'm-1', { base })],
         ['p-2', null],
       ]);
     });
@@ -183,10 +184,11 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
   });
 
   describe('completion', () => {
-    it('saves the link and removes the entry together', async () => {
+    it('saves the link (base snapshot included) and removes the entry together', async () => {
       const lease = await leased('p-1');
-      expect(await fixture.store.complete(lease, linkOf('p-1', 'm-1'))).toBe('done');
-      expect(await fixture.store.getLink('Patient', 'p-1')).toEqual(linkOf('p-1', 'm-1'));
+      const link = linkOf('p-1', 'm-1', { base: { resourceType: 'Patient', gender: 'male' } });
+      expect(await fixture.store.complete(lease, link)).toBe('done');
+      expect(await fixture.store.getLink('Patient', 'p-1')).toEqual(link);
       expect(await fixture.store.listOutbox()).toEqual([]);
     });
 
