@@ -4,6 +4,8 @@ import type { DivergenceOptions } from './divergence/divergence-checks.ts';
 import type { EventSink } from './divergence/event-sink.ts';
 import { valueHash, type ValueHashOptions } from './divergence/redact.ts';
 import type { DualWriteEvent } from './dual-write-event.ts';
+import type { ChangeFeedsOptions } from './feeds/change-feeds-options.ts';
+import type { FeedRecord } from './feeds/inbound-change.ts';
 import { ConfigurationError } from './errors.ts';
 import type { SyncStore } from './journal/sync-store.ts';
 import type { ResourceMapping } from './mapping/resource-mapping.ts';
@@ -113,6 +115,14 @@ export interface DualWriterOptions<C, L> {
    */
   readonly readiness?: ReadinessOptions | undefined;
   /**
+   * Change feeds for writes made directly in either system (legacy `changesSince`, Medplum
+   * `_lastUpdated` polling, deletes by an existence check and rest-hook notifications). `unitOf`
+   * tells a record's unit from what the feed has of it (the row, the resource, or both).
+   * `writer.start()` runs them; `writer.pollFeeds()` runs one pass.
+   * @default undefined (no feeds)
+   */
+  readonly feeds?: FeedOptions<L> | undefined;
+  /**
    * How the inline mirror and authority writes retry transient failures within one call.
    * @default { retries: 5, minTimeoutMs: 100, maxTimeoutMs: 5000, factor: 2, maxRateLimitWaitMs: 60000 }
    */
@@ -133,6 +143,23 @@ export interface DualWriterOptions<C, L> {
    * @default undefined
    */
   readonly onEvent?: ((event: DualWriteEvent) => void) | undefined;
+}
+
+/**
+ * The writer's change feeds: how often and how much to read, and how to tell a record's unit.
+ *
+ * @typeParam L - The legacy row type.
+ * @example
+ * ```ts
+ * const feeds: FeedOptions<PatientRow> = {
+ *   unitOf: (record) => record.row?.clinic ?? record.resource?.managingOrganization?.display,
+ *   pollIntervalMs: 2000,
+ * };
+ * ```
+ */
+export interface FeedOptions<L> extends ChangeFeedsOptions {
+  /** The unit of a record; `undefined` when it cannot tell (the change is counted and skipped). */
+  readonly unitOf: (record: FeedRecord<L>) => string | undefined | Promise<string | undefined>;
 }
 
 /**
@@ -237,6 +264,13 @@ export function validateDualWriterOptions(options: unknown): void {
   }
   validateDivergence(given.divergence);
   validateReadinessOptions(given.readiness, 'readiness');
+  const feeds = given.feeds as Record<string, unknown> | null | undefined;
+  if (feeds !== undefined) {
+    if (typeof feeds !== 'object' || feeds === null)
+      throw new ConfigurationError('feeds', feeds, 'must be an object');
+    if (typeof feeds.unitOf !== 'function')
+      throw new ConfigurationError('feeds.unitOf', feeds.unitOf, 'must be a function (record) => unit');
+  }
   const hashing = given.valueHash as ValueHashOptions | null | undefined;
   if (hashing !== undefined) {
     if (typeof hashing !== 'object' || hashing === null)

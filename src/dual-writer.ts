@@ -13,9 +13,12 @@ import { reviewTaskOf } from './conflict/review-task.ts';
 import { compareCopies } from './divergence/compare-copies.ts';
 import { DivergenceChecks, type DivergenceCounts, type ShadowPair } from './divergence/divergence-checks.ts';
 import { EventPublisher } from './divergence/event-publisher.ts';
+import { ChangeFeeds } from './feeds/change-feeds.ts';
+import type { RestHookRequest, RestHookResult } from './feeds/delete-notification.ts';
+import type { FeedCounts, FeedReport } from './feeds/feed-report.ts';
 import { callbackSink } from './divergence/event-sink.ts';
 import type { DualWriteEvent } from './dual-write-event.ts';
-import { InvalidInputError, MappingError, type Side } from './errors.ts';
+import { ConfigurationError, InvalidInputError, MappingError, type Side } from './errors.ts';
 import { LinkCache } from './journal/link-cache.ts';
 import type { Link } from './journal/link.ts';
 import { MemoryStore } from './journal/memory-store.ts';
@@ -82,6 +85,7 @@ export class DualWriter<C, L> {
   readonly #locks = new RecordLocks();
   readonly #events: EventPublisher;
   readonly #checks: DivergenceChecks<L>;
+  readonly #feeds: ChangeFeeds<L> | undefined;
   readonly #lag: MirrorLag;
   readonly #readiness: { readonly windowMs: number; readonly gates: GateLimits };
   readonly #ctx: MirrorContext<L>;
@@ -108,6 +112,22 @@ export class DualWriter<C, L> {
     };
     this.#lag = new MirrorLag(this.#readiness.windowMs);
     this.#plan.useReadiness((unit) => this.readiness(unit));
+    const feeds = options.feeds;
+    this.#feeds =
+      feeds === undefined
+        ? undefined
+        : new ChangeFeeds<L>(
+            {
+              legacy: this.#legacy,
+              medplum: this.#medplum,
+              store: this.#store,
+              mappings: this.#mappings,
+              routeOf: (unit, resourceType) => this.#plan.routeOf(unit, resourceType),
+              unitOf: feeds.unitOf,
+              notify: () => this.#drainer.notify(),
+            },
+            feeds,
+          );
     const sinks = [
       ...(options.sinks ?? []),
       ...(options.onEvent === undefined ? [] : [callbackSink(options.onEvent)]),
@@ -513,6 +533,62 @@ export class DualWriter<C, L> {
    */
   start(): void {
     this.#drainer.start();
+    this.#feeds?.start();
+  }
+
+  /**
+   * Runs one pass of the change feeds (option `feeds`): changes made directly in either system
+   * since the stored cursors are journaled and the drainer mirrors them; echoes of the writer's
+   * own mirrors are skipped. `start()` runs passes every `feeds.pollIntervalMs`.
+   *
+   * @returns What the pass saw, queued and skipped.
+   * @throws {@link ConfigurationError} when the writer has no `feeds` option.
+   * @example
+   * ```ts
+   * const report = await writer.pollFeeds();
+   * console.log(report.queued, report.echoes);
+   * ```
+   */
+  pollFeeds(): Promise<FeedReport> {
+    return this.#requireFeeds().pollOnce();
+  }
+
+  /**
+   * The change feeds' running totals (seen, queued, echoes, skipped, errors).
+   *
+   * @returns The counts; zeros without feeds.
+   * @example
+   * ```ts
+   * const { echoes, queued } = writer.feedCounts();
+   * ```
+   */
+  feedCounts(): FeedCounts {
+    return this.#feeds?.counts ?? EMPTY_FEED_COUNTS;
+  }
+
+  /**
+   * Handles a Medplum rest-hook delete notification (see the README): the deleted resource's
+   * record is journaled for deletion in the legacy system once Medplum confirms it is gone.
+   *
+   * @param request - The request's headers and raw body.
+   * @returns What was done; answer Medplum 2xx unless this throws.
+   * @throws {@link ConfigurationError} when the writer has no `feeds` option.
+   * @example
+   * ```ts
+   * app.post('/medplum/deletes', async (req, res) => {
+   *   const { status } = await writer.handleRestHook({ headers: req.headers, body: req.rawBody });
+   *   res.status(status).end();
+   * });
+   * ```
+   */
+  handleRestHook(request: RestHookRequest): Promise<RestHookResult> {
+    return this.#requireFeeds().handleRestHook(request);
+  }
+
+  #requireFeeds(): ChangeFeeds<L> {
+    if (this.#feeds === undefined)
+      throw new ConfigurationError('feeds', undefined, 'must be set (with unitOf) to use change feeds');
+    return this.#feeds;
   }
 
   /**
@@ -525,6 +601,7 @@ export class DualWriter<C, L> {
    * ```
    */
   async stop(): Promise<void> {
+    await this.#feeds?.stop();
     await this.#drainer.stop();
     await this.#checks.settled();
   }
@@ -1118,6 +1195,16 @@ export class DualWriter<C, L> {
     }
   }
 }
+
+const EMPTY_FEED_COUNTS: FeedCounts = {
+  seen: 0,
+  queued: 0,
+  echoes: 0,
+  skippedByStage: 0,
+  skippedWithoutUnit: 0,
+  skippedWithoutLegacyId: 0,
+  errors: 0,
+};
 
 function gatesOf(given: ReadinessGates | undefined): GateLimits {
   const gates: Record<string, number> = { ...DEFAULT_GATES };

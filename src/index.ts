@@ -7,7 +7,7 @@
  */
 
 export { DualWriter } from './dual-writer.ts';
-export type { DualWriterOptions, WriteCallOptions } from './dual-writer-options.ts';
+export type { DualWriterOptions, WriteCallOptions, FeedOptions } from './dual-writer-options.ts';
 export type { WriteResult, SideOutcome, SideAction } from './write-result.ts';
 export type { DualWriteEvent, FieldChange } from './dual-write-event.ts';
 
@@ -87,6 +87,12 @@ export { compareCopies } from './divergence/compare-copies.ts';
 export type { DivergenceOptions, DivergenceCounts } from './divergence/divergence-checks.ts';
 export type { EventRedaction } from './divergence/event-redaction.ts';
 
+export { ChangeFeeds } from './feeds/change-feeds.ts';
+export type { ChangeFeedsOptions } from './feeds/change-feeds-options.ts';
+export type { ChangeFeedsDeps, FeedRecord } from './feeds/inbound-change.ts';
+export type { FeedCounts, FeedReport, FeedFailure } from './feeds/feed-report.ts';
+export type { RestHookRequest, RestHookResult } from './feeds/delete-notification.ts';
+
 export type { ConflictContext, ConflictResolver, Resolution } from './conflict/conflict-context.ts';
 export type { ConflictReport } from './conflict/conflict-report.ts';
 export { ReviewRequiredError } from './conflict/conflict-report.ts';
@@ -116,6 +122,7 @@ export type {
   PostgresTableOptions,
   PostgresTableRow,
 } from './adapters/postgres-table-adapter.ts';
+export type { PostgresTombstoneOptions } from './adapters/postgres-table-tombstones.ts';
 export { sqlClientFromPg } from './sql/pg-client.ts';
 export type { PgPool } from './sql/pg-client.ts';
 export { sqlClientFromPglite } from './sql/pglite-client.ts';

@@ -12,7 +12,11 @@ import type {
 } from './outbox.ts';
 import { LinkConflictError, type RecordedEvent, type StoredEvent, type SyncStore } from './sync-store.ts';
 
-type MutableEntry = { -readonly [K in keyof OutboxEntry]: OutboxEntry[K] } & { token: string | undefined };
+type MutableEntry = { -readonly [K in keyof OutboxEntry]: OutboxEntry[K] } & {
+  token: string | undefined;
+  /** Intents holding the entry until they commit. */
+  holders: number;
+};
 type MutableLetter = { -readonly [K in keyof DeadLetter]: DeadLetter[K] };
 
 /**
@@ -79,14 +83,24 @@ export class MemoryStore implements SyncStore {
     const now = Date.now();
     const key = keyOf(intent);
     const holdUntil = holdMs > 0 ? new Date(now + holdMs).toISOString() : undefined;
+    const held = holdMs > 0;
     const existing = this.#outbox.get(key);
     if (existing !== undefined) {
+      // As PostgresStore: holds add up, and an intent without one never releases another's.
+      const current =
+        existing.holdUntil !== undefined && Date.parse(existing.holdUntil) > now
+          ? existing.holdUntil
+          : undefined;
       existing.seq += 1;
       existing.unit = intent.unit;
       existing.kind = intent.kind;
       existing.base = intent.base;
-      existing.holdUntil = holdUntil;
-      return Promise.resolve({ id: existing.id, seq: existing.seq });
+      existing.holders = (current === undefined ? 0 : existing.holders) + (held ? 1 : 0);
+      existing.holdUntil =
+        current === undefined || (holdUntil !== undefined && Date.parse(holdUntil) > Date.parse(current))
+          ? holdUntil
+          : current;
+      return Promise.resolve({ id: existing.id, seq: existing.seq, held, intent });
     }
     const entry: MutableEntry = {
       id: this.#nextId(),
@@ -100,6 +114,7 @@ export class MemoryStore implements SyncStore {
       attempts: 0,
       nextAttemptAt: new Date(now).toISOString(),
       holdUntil,
+      holders: held ? 1 : 0,
       lastError: undefined,
       leaseOwner: undefined,
       leaseExpiresAt: undefined,
@@ -108,7 +123,7 @@ export class MemoryStore implements SyncStore {
       token: undefined,
     };
     this.#outbox.set(key, entry);
-    return Promise.resolve({ id: entry.id, seq: entry.seq });
+    return Promise.resolve({ id: entry.id, seq: entry.seq, held, intent });
   }
 
   /** {@inheritDoc SyncStore.commit} */
@@ -117,10 +132,22 @@ export class MemoryStore implements SyncStore {
     lease?: { readonly owner: string; readonly leaseMs: number },
   ): Promise<Lease | undefined> {
     const entry = this.#entryById(ticket.id);
-    if (entry?.seq !== ticket.seq) return Promise.resolve(undefined);
-    entry.holdUntil = undefined;
-    if (lease === undefined || this.#leased(entry, Date.now())) return Promise.resolve(undefined);
-    return Promise.resolve(this.#lease(entry, lease.owner, lease.leaseMs, Date.now()));
+    if (entry === undefined) {
+      // Applied and completed while the write still ran (its hold expired): queue it again.
+      if (ticket.intent === undefined) return Promise.resolve(undefined);
+      return this.intend(ticket.intent, 0).then(() => undefined);
+    }
+    const now = Date.now();
+    const held = ticket.held === true;
+    const others = entry.holders - (held ? 1 : 0);
+    const stillHeld = others > 0 && entry.holdUntil !== undefined && Date.parse(entry.holdUntil) > now;
+    entry.seq += 1;
+    if (held) {
+      entry.holders = Math.max(entry.holders - 1, 0);
+      if (entry.holders === 0) entry.holdUntil = undefined;
+    }
+    if (lease === undefined || stillHeld || this.#leased(entry, now)) return Promise.resolve(undefined);
+    return Promise.resolve(this.#lease(entry, lease.owner, lease.leaseMs, now));
   }
 
   /** {@inheritDoc SyncStore.claim} */
@@ -217,7 +244,9 @@ export class MemoryStore implements SyncStore {
   listOutbox(options: { readonly limit?: number | undefined } = {}): Promise<OutboxEntry[]> {
     const entries = [...this.#outbox.values()].sort((a, b) => Number(a.id) - Number(b.id));
     return Promise.resolve(
-      entries.slice(0, options.limit ?? entries.length).map(({ token: _token, ...entry }) => ({ ...entry })),
+      entries
+        .slice(0, options.limit ?? entries.length)
+        .map(({ token: _token, holders: _holders, ...entry }) => ({ ...entry })),
     );
   }
 
@@ -369,7 +398,7 @@ export class MemoryStore implements SyncStore {
     entry.token = this.#nextId();
     entry.leaseOwner = owner;
     entry.leaseExpiresAt = new Date(now + leaseMs).toISOString();
-    const { token: _token, ...snapshot } = entry;
+    const { token: _token, holders: _holders, ...snapshot } = entry;
     return { entry: { ...snapshot }, token: entry.token, owner };
   }
 

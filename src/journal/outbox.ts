@@ -85,6 +85,10 @@ export interface OutboxTicket {
   readonly id: string;
   /** The entry's sequence number after this intent. */
   readonly seq: number;
+  /** Whether this intent holds the entry until it is committed. */
+  readonly held?: boolean | undefined;
+  /** The intent, so a commit can queue the record again if its entry is gone. */
+  readonly intent?: OutboxIntent | undefined;
 }
 
 /**

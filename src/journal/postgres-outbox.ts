@@ -94,12 +94,11 @@ export async function intend(
   holdMs: number,
 ): Promise<OutboxTicket> {
   const { rows } = await q.query<{ id: string; seq: number }>(
-    `INSERT INTO ${tables.outbox} AS o (resource_type, legacy_id, target, unit, kind, base, hold_until)
+    `INSERT INTO ${tables.outbox} AS o (resource_type, legacy_id, target, unit, kind, base, hold_until, holders)
      VALUES ($1, $2, $3, $4, $5, $6::text::jsonb,
-             CASE WHEN $7::float8 > 0 THEN clock_timestamp() + ${millis('$7')} END)
-     ON CONFLICT (target, resource_type, legacy_id) DO UPDATE SET
-       seq = o.seq + 1, unit = excluded.unit, kind = excluded.kind, base = excluded.base,
-       hold_until = excluded.hold_until
+             CASE WHEN $7::float8 > 0 THEN clock_timestamp() + ${millis('$7')} END,
+             CASE WHEN $7::float8 > 0 THEN 1 ELSE 0 END)
+     ON CONFLICT (target, resource_type, legacy_id) DO UPDATE SET ${COALESCE_INTENT}
      RETURNING id::text AS id, seq`,
     [
       intent.resourceType,
@@ -113,8 +112,20 @@ export async function intend(
   );
   const row = rows[0];
   if (row === undefined) throw new Error('INSERT … ON CONFLICT DO UPDATE returned no row');
-  return { id: row.id, seq: row.seq };
+  return { id: row.id, seq: row.seq, held: holdMs > 0, intent };
 }
+
+/**
+ * How an intent merges into a record's pending entry: `seq` moves on (a lease in flight then
+ * ends `requeued` and the newest state is mirrored), the newest unit, kind and base win, and
+ * holds add up — an intent without a hold (a change feed's, a retried dead letter's, a
+ * transactional write's) never releases another writer's, and a hold that expired (its holder
+ * crashed) counts no more.
+ */
+const COALESCE_INTENT = `seq = o.seq + 1, unit = excluded.unit, kind = excluded.kind, base = excluded.base,
+       holders = CASE WHEN o.hold_until > clock_timestamp() THEN o.holders ELSE 0 END + excluded.holders,
+       hold_until = CASE WHEN o.hold_until > clock_timestamp() THEN GREATEST(o.hold_until, excluded.hold_until)
+                         ELSE excluded.hold_until END`;
 
 /** The columns the combined statement of {@link intendAlong} adds to the written row. */
 const ENTRY_ID = '__dualwrite_entry_id';
@@ -167,9 +178,7 @@ export async function intendAlong(
   const entry = `INSERT INTO ${tables.outbox} AS o (resource_type, legacy_id, target, unit, kind, base)
        SELECT $${n + 1}, ${id}, $${n + 2}, $${n + 3}, $${n + 4}, $${n + 5}::text::jsonb
        ${withoutRow ? '' : 'FROM written'}
-       ON CONFLICT (target, resource_type, legacy_id) DO UPDATE SET
-         seq = o.seq + 1, unit = excluded.unit, kind = excluded.kind, base = excluded.base,
-         hold_until = excluded.hold_until
+       ON CONFLICT (target, resource_type, legacy_id) DO UPDATE SET ${COALESCE_INTENT}
        RETURNING id::text AS id, seq`;
   const select = withoutRow
     ? `SELECT written.*, entry.id AS ${ENTRY_ID}, entry.seq AS ${ENTRY_SEQ},
@@ -183,7 +192,8 @@ export async function intendAlong(
   );
   const first = rows[0];
   const entryId = first?.[ENTRY_ID];
-  const ticket = typeof entryId === 'string' ? { id: entryId, seq: Number(first?.[ENTRY_SEQ]) } : undefined;
+  const ticket =
+    typeof entryId === 'string' ? { id: entryId, seq: Number(first?.[ENTRY_SEQ]), held: false } : undefined;
   const written = first?.[WRITTEN] === 0 ? [] : rows;
   return {
     rows: written.map(({ [ENTRY_ID]: _id, [ENTRY_SEQ]: _seq, [WRITTEN]: _n, ...row }) => row),
@@ -192,8 +202,11 @@ export async function intendAlong(
 }
 
 /**
- * Ends an intent's hold when no later intent took over (`seq` unchanged) and, with `lease`,
- * leases the entry to that worker in the same statement unless someone holds it.
+ * Records that an intent's authority write is done: moves `seq` on (so a mirror in flight ends
+ * `requeued` and the next one reads what this write left), releases the intent's hold (the
+ * entry is claimable once no holder is left), and with `lease` leases the entry to that worker
+ * in the same statement when nobody else holds or leases it. If the entry is gone — applied and
+ * completed while this write still ran, after its hold expired — the record is queued again.
  *
  * @param q - Where to run.
  * @param tables - The store's tables.
@@ -212,20 +225,19 @@ export async function commit(
   lease?: { readonly owner: string; readonly leaseMs: number },
 ): Promise<Lease | undefined> {
   if (!isRowId(ticket.id)) return undefined;
-  if (lease === undefined) {
-    await q.query(`UPDATE ${tables.outbox} SET hold_until = NULL WHERE id = $1::bigint AND seq = $2`, [
-      ticket.id,
-      ticket.seq,
-    ]);
-    return undefined;
-  }
+  const held = ticket.held === true;
   // The CTE locks the row and decides from its pre-update state whether it is free; the
   // UPDATE's RETURNING could only show the new state, which looks leased either way.
   const { rows } = await q.query<EntryRow & { granted: boolean }>(
     `WITH target AS MATERIALIZED (
-       SELECT id, ${UNLEASED} AS free FROM ${tables.outbox} WHERE id = $1::bigint AND seq = $2 FOR UPDATE
+       SELECT id, ${UNLEASED} AND $3::text IS NOT NULL
+                AND NOT (o.holders - CASE WHEN $2 THEN 1 ELSE 0 END > 0 AND o.hold_until > clock_timestamp())
+                AS free
+       FROM ${tables.outbox} o WHERE id = $1::bigint FOR UPDATE
      ), updated AS (
-       UPDATE ${tables.outbox} o SET hold_until = NULL,
+       UPDATE ${tables.outbox} o SET seq = o.seq + 1,
+         holders = CASE WHEN $2 THEN GREATEST(o.holders - 1, 0) ELSE o.holders END,
+         hold_until = CASE WHEN $2 AND o.holders <= 1 THEN NULL ELSE o.hold_until END,
          lease_owner = CASE WHEN t.free THEN $3 ELSE o.lease_owner END,
          lease_token = CASE WHEN t.free THEN nextval('${tables.leaseTokens}') ELSE o.lease_token END,
          lease_expires_at = CASE WHEN t.free THEN clock_timestamp() + ${millis('$4')} ELSE o.lease_expires_at END
@@ -233,10 +245,16 @@ export async function commit(
        RETURNING o.*, t.free AS granted
      )
      SELECT ${ENTRY_COLUMNS}, granted FROM updated`,
-    [ticket.id, ticket.seq, lease.owner, lease.leaseMs],
+    [ticket.id, held, lease?.owner ?? null, lease?.leaseMs ?? 0],
   );
   const row = rows[0];
-  return row?.granted === true ? toLease(row, lease.owner) : undefined;
+  if (row === undefined) {
+    // The entry is gone: it was applied and completed while this write was still running (its
+    // hold expired first). Queue the record again so its mirror reads what this write left.
+    if (ticket.intent !== undefined) await intend(q, tables, ticket.intent, 0);
+    return undefined;
+  }
+  return row.granted && lease !== undefined ? toLease(row, lease.owner) : undefined;
 }
 
 /**

@@ -62,7 +62,7 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
         intentOf('p-1', { unit: 'south', kind: 'delete', base: null }),
         HOUR,
       );
-      expect(second).toEqual({ id: first.id, seq: 2 });
+      expect(second).toMatchObject({ id: first.id, seq: 2 });
       const entries = await fixture.store.listOutbox();
       expect(entries).toHaveLength(1);
       expect(entries[0]).toMatchObject({ seq: 2, unit: 'south', kind: 'delete', base: null });
@@ -98,12 +98,48 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
       expect(await fixture.store.claim('worker-1', 10, HOUR)).toEqual([]);
     });
 
+    it('keeps an entry held by two writers until both committed, in either order', async () => {
+      const first = await fixture.store.intend(intentOf('p-1'), HOUR);
+      const second = await fixture.store.intend(intentOf('p-1'), HOUR);
+      expect(await fixture.store.commit(second, { owner: 'writer-2', leaseMs: HOUR })).toBeUndefined();
+      expect(await fixture.store.claim('worker-1', 10, HOUR)).toEqual([]);
+      const lease = await fixture.store.commit(first, { owner: 'writer-1', leaseMs: HOUR });
+      expect(lease).toMatchObject({ owner: 'writer-1' });
+      expect(await fixture.store.complete(lease!, undefined)).toBe('done');
+    });
+
+    it('never lets an intent without a hold (a change feed’s) release a writer’s hold', async () => {
+      const writer = await fixture.store.intend(intentOf('p-1'), HOUR);
+      const feed = await fixture.store.intend(intentOf('p-1'), 0);
+      await fixture.store.commit(feed);
+      expect(await fixture.store.claim('worker-1', 10, HOUR)).toEqual([]);
+      await fixture.store.commit(writer);
+      expect(await fixture.store.claim('worker-1', 10, HOUR)).toHaveLength(1);
+    });
+
+    it('moves seq on at commit, so a mirror in flight for the record is requeued', async () => {
+      const lease = await leased('p-1');
+      const ticket = await fixture.store.intend(intentOf('p-1'), HOUR);
+      await fixture.store.commit(ticket);
+      expect(await fixture.store.complete(lease, undefined)).toBe('requeued');
+    });
+
+    it('queues the record again when a commit finds its entry already completed (the hold had expired)', async () => {
+      const ticket = await fixture.store.intend(intentOf('p-1'), 40);
+      await sleep(120);
+      const [lease] = await fixture.store.claim('worker-1', 10, HOUR);
+      expect(await fixture.store.complete(lease!, undefined)).toBe('done');
+      expect(await fixture.store.commit(ticket)).toBeUndefined();
+      expect(await fixture.store.claim('worker-1', 10, HOUR)).toMatchObject([{ entry: { legacyId: 'p-1' } }]);
+    });
+
     it('leases the entry to the committing writer when asked, so no other worker claims it', async () => {
       const ticket = await fixture.store.intend(intentOf('p-1'), HOUR);
       const lease = await fixture.store.commit(ticket, { owner: 'writer-1', leaseMs: HOUR });
       expect(lease).toMatchObject({
         owner: 'writer-1',
-        entry: { id: ticket.id, seq: 1, leaseOwner: 'writer-1' },
+        // The commit moved seq on: a mirror already in flight for the record re-reads.
+        entry: { id: ticket.id, seq: 2, leaseOwner: 'writer-1' },
       });
       expect(lease?.entry.holdUntil).toBeUndefined();
       expect(await fixture.store.claim('worker-2', 10, HOUR)).toEqual([]);
@@ -227,7 +263,8 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
       expect(await fixture.store.complete(lease, linkOf('p-1', 'm-1'))).toBe('requeued');
       expect(await fixture.store.getLink('Patient', 'p-1')).toBeUndefined();
       const [again] = await fixture.store.claim('worker-2', 10, HOUR);
-      expect(again?.entry).toMatchObject({ id: lease.entry.id, seq: 2, base: { v: 2 } });
+      expect(again?.entry).toMatchObject({ id: lease.entry.id, base: { v: 2 } });
+      expect(again?.entry.seq).toBeGreaterThan(lease.entry.seq);
     });
   });
 
@@ -257,7 +294,7 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
       await fixture.store.intend(intentOf('p-1'), 0);
       expect(await fixture.store.retryLater(lease, UNAVAILABLE, 0)).toBe('requeued');
       expect((await fixture.store.listOutbox())[0]).toMatchObject({
-        seq: 2,
+        seq: lease.entry.seq + 1,
         attempts: 1,
         leaseOwner: undefined,
       });

@@ -2,6 +2,7 @@ import type { SqlClient } from '../../sql/sql-client.ts';
 import { initial } from './0001-initial.ts';
 import { applyingHash } from './0002-applying-hash.ts';
 import { linkBase } from './0003-link-base.ts';
+import { holdCount } from './0004-hold-count.ts';
 
 /**
  * One numbered step of the journal's schema. Migrations are TypeScript modules, not `.sql`
@@ -29,7 +30,7 @@ export interface Migration {
  * const latest = JOURNAL_MIGRATIONS.at(-1)?.version;
  * ```
  */
-export const JOURNAL_MIGRATIONS: readonly Migration[] = [initial, applyingHash, linkBase];
+export const JOURNAL_MIGRATIONS: readonly Migration[] = [initial, applyingHash, linkBase, holdCount];
 
 /*
  * Concurrent openers (every service instance starting at once) are serialised by a transaction

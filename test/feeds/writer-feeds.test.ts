@@ -1,0 +1,73 @@
+import type { Patient } from '@medplum/fhirtypes';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { MemoryLegacyAdapter } from '../../src/testing/index.ts';
+import type { PatientRow } from '../harness/patient-fixture.ts';
+import { medplumCopies, north, startWriterFixture, type WriterFixture } from '../harness/writer-fixture.ts';
+
+let fixture: WriterFixture<MemoryLegacyAdapter<PatientRow>> | undefined;
+afterEach(async () => {
+  await fixture?.writer.stop();
+  await fixture?.close();
+  fixture = undefined;
+});
+
+describe('DualWriter with feeds', () => {
+  it('picks up direct edits on both sides through writer.pollFeeds, and conflicts go to its resolver', async () => {
+    fixture = await startWriterFixture({
+      stage: 'dual-write',
+      writer: { feeds: { unitOf: () => 'north' } },
+    });
+    const { writer, direct, legacy, events } = fixture;
+    await writer.create('Patient', { id: 'p-1', first_name: 'Ada', last_name: 'Lovelace' }, north);
+    await writer.create('Patient', { id: 'p-2', first_name: 'Grace', last_name: 'Hopper' }, north);
+    await writer.pollFeeds(); // first pass: the writer's own mirrors, all echoes
+    await writer.drain({ timeoutMs: 5_000 });
+
+    const [copy] = await medplumCopies(direct, 'p-1');
+    await direct.updateResource<Patient>({ ...copy!, name: [{ given: ['Ada'], family: 'King' }] });
+    const row = await legacy.read('Patient', 'p-2');
+    await legacy.update(
+      'Patient',
+      'p-2',
+      { ...row!.row, first_name: 'Amazing Grace' },
+      { expectedVersion: row!.version },
+    );
+
+    const report = await writer.pollFeeds();
+    expect(report).toMatchObject({ queued: 2, errors: 0 });
+    await writer.drain({ timeoutMs: 5_000 });
+    expect((await legacy.read('Patient', 'p-1'))?.row.last_name).toBe('King');
+    expect((await medplumCopies(direct, 'p-2'))[0]?.name?.[0]?.given).toEqual(['Amazing Grace']);
+    expect(events.filter((event) => event.type === 'conflict')).toEqual([]);
+
+    // Both edited since the last sync: the feed's mirror finds a conflict; authorityWins keeps
+    // the legacy copy (the authority in dual-write).
+    const [again] = await medplumCopies(direct, 'p-1');
+    await direct.updateResource<Patient>({ ...again!, name: [{ given: ['Ada'], family: 'FromMedplum' }] });
+    const current = await legacy.read('Patient', 'p-1');
+    await legacy.update(
+      'Patient',
+      'p-1',
+      { ...current!.row, last_name: 'FromLegacy' },
+      { expectedVersion: current!.version },
+    );
+    await writer.pollFeeds();
+    await writer.drain({ timeoutMs: 5_000 });
+    expect((await legacy.read('Patient', 'p-1'))?.row.last_name).toBe('FromLegacy');
+    expect((await medplumCopies(direct, 'p-1'))[0]?.name?.[0]?.family).toBe('FromLegacy');
+    expect(events.filter((event) => event.type === 'conflict')).toMatchObject([
+      { legacyId: 'p-1', resolvedBy: 'authority-wins', resolution: 'legacy', authority: 'legacy' },
+    ]);
+    const quiet = await writer.pollFeeds();
+    expect(quiet.queued).toBe(0);
+    expect(writer.feedCounts().echoes).toBeGreaterThan(0);
+  });
+
+  it('without the feeds option, feed calls fail with a typed error naming it', async () => {
+    fixture = await startWriterFixture();
+    expect(() => fixture!.writer.pollFeeds()).toThrow(
+      expect.objectContaining({ name: 'ConfigurationError', field: 'feeds' }) as Error,
+    );
+    expect(fixture.writer.feedCounts()).toMatchObject({ seen: 0, queued: 0 });
+  });
+});
