@@ -164,6 +164,8 @@ export class Drainer {
     this.#stopping = true;
     this.#wakeAll();
     await this.#running;
+    // Stopped means no background loop, not unusable: a later drain() must still work.
+    this.#stopping = false;
   }
 
   /** Stops claiming new entries until {@link Drainer.resume}; entries in flight finish. */

@@ -75,6 +75,21 @@ describe('asynchronous mirroring', () => {
     for (let i = 0; i < 10; i++) expect(await medplumCopies(direct, `b-${i}`)).toHaveLength(1);
   });
 
+  it('drains after the background drainer was stopped, and can start again', async () => {
+    fixture = await startWriterFixture({ writer: { mirror: 'async', drainer: fastDrainer } });
+    const { writer, direct } = fixture;
+    writer.start();
+    await writer.stop();
+    await writer.create('Patient', { id: 's-1', first_name: 'S', last_name: 'One' }, north);
+    expect(await writer.drain({ timeoutMs: 5000 })).toMatchObject({ applied: 1, timedOut: false });
+    writer.start();
+    await writer.create('Patient', { id: 's-2', first_name: 'S', last_name: 'Two' }, north);
+    await writer.drain({ timeoutMs: 5000 });
+    await writer.stop();
+    expect(await medplumCopies(direct, 's-1')).toHaveLength(1);
+    expect(await medplumCopies(direct, 's-2')).toHaveLength(1);
+  });
+
   it('rejects a drain time limit that is not a number of milliseconds, naming it', async () => {
     fixture = await startWriterFixture({ writer: { mirror: 'async', drainer: fastDrainer } });
     await expect(fixture.writer.drain({ timeoutMs: -1 })).rejects.toMatchObject({
