@@ -1,7 +1,11 @@
 import { InvalidInputError } from '../errors.ts';
 
 /**
- * The position of a table-backed change feed: the (updated-at, id) of the last row returned.
+ * The position of a table-backed change feed: the updated-at of the last row returned, and the
+ * changes (id and version) already returned at exactly that instant. A change stamped with the
+ * same instant but not yet returned — a coarse clock (PGlite's ticks in milliseconds) gives two
+ * writes one stamp, and the second may have the lower id, or be the same row written again — is
+ * still found; a plain `(updated_at, id) >` cursor skipped it.
  * Encoded as base64url JSON so callers store it as an opaque string.
  *
  * @internal
@@ -15,6 +19,8 @@ export interface ChangeCursor {
   readonly updatedAt: string;
   /** The last row's id. */
   readonly id: string;
+  /** Every change key (`id@version`) returned at exactly `updatedAt` (the last one's included). */
+  readonly seen: readonly string[];
 }
 
 /**
@@ -26,7 +32,9 @@ export interface ChangeCursor {
  * ```
  */
 export function encodeChangeCursor(cursor: ChangeCursor): string {
-  return Buffer.from(JSON.stringify({ u: cursor.updatedAt, i: cursor.id }), 'utf8').toString('base64url');
+  return Buffer.from(JSON.stringify({ u: cursor.updatedAt, i: cursor.id, s: cursor.seen }), 'utf8').toString(
+    'base64url',
+  );
 }
 
 /**
@@ -46,13 +54,44 @@ export function decodeChangeCursor(cursor: string, resourceType: string): Change
   } catch {
     parsed = undefined;
   }
-  const { u, i } =
-    typeof parsed === 'object' && parsed !== null ? (parsed as { u?: unknown; i?: unknown }) : {};
-  if (typeof u !== 'string' || typeof i !== 'string') {
+  const { u, i, s } =
+    typeof parsed === 'object' && parsed !== null
+      ? (parsed as { u?: unknown; i?: unknown; s?: unknown })
+      : {};
+  const seen = s === undefined ? [] : s;
+  if (
+    typeof u !== 'string' ||
+    typeof i !== 'string' ||
+    !Array.isArray(seen) ||
+    !seen.every((id): id is string => typeof id === 'string')
+  ) {
     throw new InvalidInputError('cursor', 'is not a cursor this adapter returned', {
       side: 'legacy',
       resourceType,
     });
   }
-  return { updatedAt: u, id: i };
+  return { updatedAt: u, id: i, seen };
+}
+
+/**
+ * The cursor after a page: its last row's instant, with the ids returned at that instant (on
+ * this page, and on earlier pages when the instant is the previous cursor's).
+ *
+ * @param previous - The cursor the page started after, if any.
+ * @param page - The page's changes in order: instant, id and change key.
+ * @returns The next cursor, or `undefined` for an empty page.
+ * @example
+ * ```ts
+ * const next = nextChangeCursor(after, rows.map((row) => ({ at: row.updatedAt, id: row.id, key: `${row.id}@${row.version}` })));
+ * ```
+ */
+export function nextChangeCursor(
+  previous: ChangeCursor | undefined,
+  page: readonly { readonly at: string; readonly id: string; readonly key: string }[],
+): ChangeCursor | undefined {
+  const last = page.at(-1);
+  if (last === undefined) return undefined;
+  const here = page.filter((row) => row.at === last.at).map((row) => row.key);
+  const earlier = previous?.updatedAt === last.at ? previous.seen : [];
+  return { updatedAt: last.at, id: last.id, seen: [...new Set([...earlier, ...here])] };
 }

@@ -10,9 +10,17 @@ import {
 } from '../sides/legacy-adapter.ts';
 import type { SqlClient, SqlQueryable, SqlResult } from '../sql/sql-client.ts';
 import type { WriteStatement, WriteStatementRunner } from '../sql/write-statement.ts';
-import { decodeChangeCursor, encodeChangeCursor } from './change-cursor.ts';
+import {
+  decodeChangeCursor,
+  encodeChangeCursor,
+  nextChangeCursor,
+  type ChangeCursor,
+} from './change-cursor.ts';
 import { validateAdapterOptions, type PostgresTableAdapterOptions } from './postgres-table-options.ts';
 import {
+  afterCursor,
+  changeKey,
+  changeKeySql,
   installTombstones,
   mergedChangesSql,
   validateTombstoneOptions,
@@ -377,11 +385,16 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
     if (this.#tombstones !== undefined)
       return this.#mergedChanges(schema, this.#tombstones, after, limit, cursor);
     const order = `${schema.updatedAt.sqlName}, ${schema.id.sqlName}`;
-    const params: unknown[] = after === undefined ? [limit] : [limit, after.updatedAt, after.id];
+    const params: unknown[] = after === undefined ? [limit] : [limit, after.updatedAt, after.seen];
     const from =
       after === undefined
         ? `${schema.updatedAt.sqlName} IS NOT NULL`
-        : `(${order}) > ($2::pg_catalog.timestamptz, $3::${schema.id.sqlType})`;
+        : afterCursor(
+            schema.updatedAt.sqlName,
+            changeKeySql(schema.id.sqlName, schema.version.sqlName, false),
+            '$2',
+            '$3',
+          );
     const text = `SELECT ${schema.selectList} FROM ${schema.sqlTable} WHERE ${from} ORDER BY ${order} LIMIT $1`;
     let rows: Record<string, unknown>[];
     try {
@@ -397,26 +410,30 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
       throw err;
     }
     const records = rows.map((raw) => toRecord(schema, raw));
-    const last = records.at(-1);
+    const next = nextChangeCursor(
+      after,
+      records.flatMap((record) =>
+        record.updatedAt === undefined
+          ? []
+          : [{ at: record.updatedAt, id: record.id, key: changeKey(record.id, record.version, false) }],
+      ),
+    );
     return {
       changes: records.map((record) => ({ resourceType, id: record.id, kind: 'upsert', record })),
-      cursor:
-        last?.updatedAt === undefined
-          ? cursor
-          : encodeChangeCursor({ updatedAt: last.updatedAt, id: last.id }),
+      cursor: next === undefined ? cursor : encodeChangeCursor(next),
     };
   }
 
   async #mergedChanges(
     schema: TableSchema,
     tombstones: TombstoneSettings,
-    after: { readonly updatedAt: string; readonly id: string } | undefined,
+    after: ChangeCursor | undefined,
     limit: number,
     cursor: string | undefined,
   ): Promise<LegacyChangePage<PostgresTableRow>> {
     const { resourceType } = schema.settings;
     const params =
-      after === undefined ? [limit, resourceType] : [limit, resourceType, after.updatedAt, after.id];
+      after === undefined ? [limit, resourceType] : [limit, resourceType, after.updatedAt, after.seen];
     let rows: Record<string, unknown>[];
     try {
       rows = (await this.#sql.query(mergedChangesSql(schema, tombstones, after !== undefined), params)).rows;
@@ -436,14 +453,11 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
         ? { resourceType, id, kind: 'delete' }
         : { resourceType, id, kind: 'upsert', record: toRecord(schema, raw) };
     });
-    const last = rows.at(-1);
-    return {
-      changes,
-      cursor:
-        last === undefined
-          ? cursor
-          : encodeChangeCursor({ updatedAt: String(last.dw_at), id: String(last.dw_id) }),
-    };
+    const next = nextChangeCursor(
+      after,
+      rows.map((raw) => ({ at: String(raw.dw_at), id: String(raw.dw_id), key: String(raw.dw_change) })),
+    );
+    return { changes, cursor: next === undefined ? cursor : encodeChangeCursor(next) };
   }
 
   #schema(resourceType: string): Promise<TableSchema> {

@@ -201,23 +201,74 @@ export function mergedChangesSql(schema: TableSchema, settings: TombstoneSetting
   const at = schema.updatedAt.sqlName;
   const id = schema.id.sqlName;
   const idType = schema.id.sqlType;
-  const rowsFrom = after
-    ? `(t.${at}, t.${id}) > ($3::pg_catalog.timestamptz, $4::${idType})`
-    : `t.${at} IS NOT NULL`;
-  const deadFrom = after
-    ? `(d.deleted_at, d.legacy_id::${idType}) > ($3::pg_catalog.timestamptz, $4::${idType})`
-    : 'TRUE';
+  const rowKey = changeKeySql(`t.${id}`, `t.${schema.version.sqlName}`, false);
+  const deadKey = changeKeySql('d.legacy_id', 'd.version', true);
+  const rowsFrom = after ? afterCursor(`t.${at}`, rowKey, '$3', '$4') : `t.${at} IS NOT NULL`;
+  const deadFrom = after ? afterCursor('d.deleted_at', deadKey, '$3', '$4') : 'TRUE';
   return `WITH changes AS (
-      SELECT t.${at} AS dw_at, t.${id} AS dw_key, false AS dw_deleted FROM ${schema.sqlTable} t WHERE ${rowsFrom}
+      SELECT t.${at} AS dw_at, t.${id} AS dw_key, false AS dw_deleted, ${rowKey} AS dw_change
+        FROM ${schema.sqlTable} t WHERE ${rowsFrom}
       UNION ALL
-      SELECT d.deleted_at, d.legacy_id::${idType}, true FROM ${settings.sqlTable} d
+      SELECT d.deleted_at, d.legacy_id::${idType}, true, ${deadKey} FROM ${settings.sqlTable} d
        WHERE d.resource_type = $2 AND ${deadFrom}
       ORDER BY 1, 2 LIMIT $1)
-    SELECT ${schema.selectList}, c.dw_deleted,
+    SELECT ${schema.selectList}, c.dw_deleted, c.dw_change,
            pg_catalog.to_char(c.dw_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') || 'Z' AS dw_at,
            c.dw_key::text AS dw_id
       FROM changes c LEFT JOIN ${schema.sqlTable} ON NOT c.dw_deleted AND ${schema.sqlTable}.${id} = c.dw_key
      ORDER BY c.dw_at, c.dw_key`;
+}
+
+/**
+ * The predicate "after the cursor": stamped later than its instant, or at that instant and not
+ * yet returned — a change is its record's id with its version, so a second write of a record
+ * within one clock tick is a new change.
+ *
+ * @param at - The updated-at (or deleted-at) expression.
+ * @param change - The change's key expression ({@link changeKeySql}).
+ * @param instant - The placeholder of the cursor's instant.
+ * @param seen - The placeholder of the change keys returned at that instant (a text array).
+ * @returns The SQL predicate.
+ * @example
+ * ```ts
+ * const where = afterCursor('t.updated_at', changeKeySql('t.id', 't.version', false), '$2', '$3');
+ * ```
+ */
+export function afterCursor(at: string, change: string, instant: string, seen: string): string {
+  return `(${at} > ${instant}::pg_catalog.timestamptz
+    OR (${at} = ${instant}::pg_catalog.timestamptz AND ${change} <> ALL(${seen}::text[])))`;
+}
+
+/**
+ * The key of one change as text: id and version, marked for a delete.
+ *
+ * @param id - The id expression.
+ * @param version - The version expression.
+ * @param deleted - Whether it is a tombstone.
+ * @returns The SQL expression.
+ * @example
+ * ```ts
+ * changeKeySql('t.id', 't.version', false); // t.id::text || '@' || …
+ * ```
+ */
+export function changeKeySql(id: string, version: string, deleted: boolean): string {
+  return `(${id}::text || '@${deleted ? 'deleted@' : ''}' || coalesce(${version}::text, ''))`;
+}
+
+/**
+ * The key of one change, as {@link changeKeySql} computes it in SQL.
+ *
+ * @param id - The record's id.
+ * @param version - Its version.
+ * @param deleted - Whether it is a tombstone.
+ * @returns The key.
+ * @example
+ * ```ts
+ * changeKey('42', '3', false); // '42@3'
+ * ```
+ */
+export function changeKey(id: string, version: string | undefined, deleted: boolean): string {
+  return `${id}@${deleted ? 'deleted@' : ''}${version ?? ''}`;
 }
 
 function literal(value: string): string {
