@@ -1,151 +1,119 @@
 /**
- * `npm run demo`: two clinics of one organisation in different stages of their move to
- * Medplum, a few hundred patients created and updated through one DualWriter while Medplum
- * misbehaves, and a count of what reached each side.
+ * `npm run demo`: a phased migration of three clinics from their legacy database to Medplum.
  *
- * Embedded by default: the legacy clinic database is PGlite (PostgreSQL in process) and
- * Medplum is the library's HTTP FHIR test server, with injected failures. Real systems:
+ * North starts in `legacy-only`, east in `dual-write`, south in `shadow`. Over three rounds
+ * (think weeks), staff register and correct patients through the service (a `DualWriter`),
+ * while other staff write straight into each system: SQL in the legacy application's screens,
+ * and the Medplum app with its own client. The writer's change feeds carry those direct writes
+ * across; a few records are edited in both systems between two syncs, and the configured
+ * resolver (a three-way merge) decides. Medplum has an outage in round 2: south, live by then,
+ * is rolled back to `shadow` while it lasts. Between rounds the migration team checks each
+ * unit's readiness and moves it one stage forward when it passes its gates (the plan refuses
+ * otherwise). At the end: each unit's story, and an auditor's record-by-record comparison.
+ *
+ * Embedded by default: the legacy database is PGlite (PostgreSQL in process) and Medplum is the
+ * library's HTTP FHIR test server, with injected failures. Real systems:
  *   DATABASE_URL=postgres://…                                 a PostgreSQL server
  *   MEDPLUM_BASE_URL, MEDPLUM_CLIENT_ID, MEDPLUM_CLIENT_SECRET  a Medplum project's client
+ * (with a real Medplum there is no injected outage; south's rollback is then a drill).
  */
 import { randomUUID } from 'node:crypto';
-import type { MedplumClient } from '@medplum/core';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Patient } from '@medplum/fhirtypes';
 import {
   CutoverPlan,
   DualWriter,
   PostgresStore,
   PostgresTableAdapter,
-  createMedplumClient,
-  sqlClientFromPg,
-  sqlClientFromPglite,
-  type DualWriteEvent,
+  byResourceType,
+  callbackSink,
+  threeWayMerge,
   type PostgresTableRow,
-  type SqlClient,
-  type WriteResult,
+  type Stage,
 } from '../src/index.ts';
-import { startFhirTestServer, type FhirTestServer } from '../src/testing/index.ts';
 import { CLINIC_TABLE_SQL, clinicPatientMapping } from './clinic-mapping.ts';
+import { ClinicRecords, personAt, shiftDate, type Ctx } from './migration/clinic-records.ts';
+import { LegacyScreens, MedplumApp } from './migration/direct-staff.ts';
+import { Operations } from './migration/operations.ts';
+import { auditCopies, printAudit, printUnit } from './migration/report.ts';
+import { ServiceDesk, type Shape } from './migration/service-desk.ts';
+import { eachLimited, openLegacyDatabase, openMedplum } from './migration/systems.ts';
+import { ActivityLog } from './migration/unit-activity.ts';
 
-interface Ctx {
-  clinic: 'north' | 'south';
-}
+const UNITS = ['north', 'east', 'south'] as const;
+const STARTING_STAGES: Record<string, Stage> = { north: 'legacy-only', east: 'dual-write', south: 'shadow' };
+/** South's front desk already uses a FHIR front end; north and east still speak legacy rows. */
+const SHAPES: Record<string, Shape> = { north: 'legacy', east: 'legacy', south: 'fhir' };
+/** Patients each clinic's legacy database holds before the demo starts. */
+const HISTORY_PER_UNIT = 30;
+/** Each unit, each round. */
+const ROUND = {
+  registrations: 12,
+  amendments: 8,
+  legacyInserts: 2,
+  legacyUpdates: 3,
+  legacyDeletes: 1,
+  medplumEdits: 3,
+  medplumRegistrations: 2, // in `live` units only
+  conflicts: 2, // in units that mirror
+  lookUps: 10, // in `shadow` and `live` units
+};
+const CONCURRENCY = 6;
+const OUTAGE_MS = 1500;
 
-const PATIENTS_PER_CLINIC = 150;
-const CONCURRENCY = 8;
 const runId = randomUUID().slice(0, 8);
-const table = `demo_patients_${runId}`;
-
-const FIRST = ['Ada', 'Grace', 'Katherine', 'Mary', 'Dorothy', 'Hedy', 'Radia', 'Frances', 'Barbara', 'Joan'];
-const LAST = [
-  'Lovelace',
-  'Hopper',
-  'Johnson',
-  'Jackson',
-  'Vaughan',
-  'Lamarr',
-  'Perlman',
-  'Allen',
-  'Liskov',
-  'Clarke',
-];
-
-async function openLegacy(): Promise<{ sql: SqlClient; where: string; close: () => Promise<void> }> {
-  const url = process.env.DATABASE_URL;
-  if (url !== undefined && url !== '') {
-    const { default: pg } = await import('pg');
-    const pool = new pg.Pool({ connectionString: url, max: CONCURRENCY });
-    return {
-      sql: sqlClientFromPg(pool),
-      where: `PostgreSQL (DATABASE_URL), table ${table}`,
-      close: () => pool.end(),
-    };
-  }
-  const { PGlite } = await import('@electric-sql/pglite');
-  const db = new PGlite();
-  return { sql: sqlClientFromPglite(db), where: 'PGlite (embedded PostgreSQL)', close: () => db.close() };
-}
-
-async function openMedplum(): Promise<{
-  medplum: MedplumClient;
-  server: FhirTestServer | undefined;
-  where: string;
-}> {
-  const baseUrl = process.env.MEDPLUM_BASE_URL;
-  if (baseUrl !== undefined && baseUrl !== '') {
-    const medplum = createMedplumClient({ baseUrl });
-    await medplum.startClientLogin(
-      process.env.MEDPLUM_CLIENT_ID ?? '',
-      process.env.MEDPLUM_CLIENT_SECRET ?? '',
-    );
-    return { medplum, server: undefined, where: `Medplum at ${baseUrl}` };
-  }
-  const server = await startFhirTestServer({ seed: 7 });
-  // The failures a real deployment sees: overload, Medplum's transient serialisation 409s,
-  // dropped connections and a rate limit (and, further down, a short outage mid-run).
-  server.faults
-    .failShare(0.08, 503)
-    .serializationFailureShare(0.04)
-    .dropShare(0.02)
-    .failNext(3, 429, { rateLimitResetSeconds: 1 })
-    .htmlBadGatewayNext(2);
-  return {
-    medplum: createMedplumClient({ baseUrl: server.baseUrl }),
-    server,
-    where: 'in-process FHIR server (fhir-router) with injected faults',
-  };
-}
-
-/** Runs `task` over `items` with at most `limit` in flight. */
-async function eachLimited<T>(
-  items: readonly T[],
-  limit: number,
-  task: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await task(item);
-    }
-  };
-  await Promise.all(Array.from({ length: limit }, worker));
-}
+const legacySchema = `demo_clinic_${runId}`;
+const journalSchema = `dualwrite_demo_${runId}`;
+const table = `${legacySchema}.patients`;
 
 async function main(): Promise<void> {
   const started = Date.now();
-  const legacyDb = await openLegacy();
-  const { medplum, server, where } = await openMedplum();
-  await legacyDb.sql.query(CLINIC_TABLE_SQL(table));
+  const db = await openLegacyDatabase(CONCURRENCY + 2);
+  const { medplum, app, server, where } = await openMedplum();
   const identifierSystem = `https://clinic.example.org/demo/${runId}/patient-id`;
 
-  const legacy = new PostgresTableAdapter({ sql: legacyDb.sql, tables: { Patient: { table } } });
+  // The legacy clinic database as the demo finds it: a patients table with history.
+  await db.sql.query(`create schema ${legacySchema}`);
+  await db.sql.query(CLINIC_TABLE_SQL(table));
+  const log = new ActivityLog();
+  const screens = new LegacyScreens(db.sql, table, log);
+  for (let n = 0; n < HISTORY_PER_UNIT * UNITS.length; n += 1) {
+    const person = personAt(n);
+    await db.sql.query(
+      `insert into ${table} (clinic, first_name, last_name, birth_date, notes) values ($1, $2, $3, $4, 'history')`,
+      [UNITS[n % UNITS.length], person.first, person.last, person.birthDate],
+    );
+  }
+
+  // Deletes made in the legacy screens reach the change feed through tombstones (a trigger).
+  const legacy = new PostgresTableAdapter({
+    sql: db.sql,
+    tables: { Patient: { table: 'patients', schema: legacySchema } },
+    tombstones: { schema: legacySchema },
+  });
+  await legacy.installTombstones();
   const mapping = {
     ...clinicPatientMapping(identifierSystem),
-    // South is live: Medplum is written first, so new patients draw their legacy id from the
-    // legacy table's own sequence before anything is written.
+    // Records that start in Medplum (a live unit's writes, the Medplum app's registrations) draw
+    // their legacy id from the legacy table's own sequence.
     newLegacyId: async (): Promise<string> => {
-      const { rows } = await legacyDb.sql.query<{ id: string }>(
+      const { rows } = await db.sql.query<{ id: string }>(
         `select nextval(pg_get_serial_sequence('${table}', 'id'))::text as id`,
       );
       return rows[0]?.id ?? '';
     },
   };
+
+  // The journal and the plan live in the legacy database, in their own schema: each legacy
+  // write and its outbox entry commit in one transaction, and every service instance shares
+  // the plan and its history.
+  const store = await PostgresStore.open({ sql: db.sql, schema: journalSchema });
   const plan = new CutoverPlan<Ctx>({
     default: 'legacy-only',
-    units: { north: 'dual-write', south: 'live' },
+    units: STARTING_STAGES,
     unitOf: (ctx) => ctx.clinic,
   });
-  const retries = new Map<string, number>();
-  const onEvent = (event: DualWriteEvent): void => {
-    if (event.type === 'retry') {
-      const key = `${event.side} ${event.status ?? 'no response'}`;
-      retries.set(key, (retries.get(key) ?? 0) + 1);
-    }
-  };
-  // The journal lives in the legacy database itself, in its own schema: each legacy write and
-  // its outbox entry commit in one transaction.
-  const store = await PostgresStore.open({ sql: legacyDb.sql, schema: `dualwrite_demo_${runId}` });
+  await plan.attach(store, { refreshMs: 1000 });
   const writer = new DualWriter<Ctx, PostgresTableRow>({
     legacy,
     medplum,
@@ -153,159 +121,281 @@ async function main(): Promise<void> {
     plan,
     store,
     // A short inline budget: when Medplum is slow or down, calls return and the drainer finishes.
-    syncBudgetMs: 2000,
-    retry: { retries: 8, minTimeoutMs: 20, maxTimeoutMs: 400, maxRateLimitWaitMs: 1000 },
+    syncBudgetMs: 300,
+    retry: { retries: 6, minTimeoutMs: 20, maxTimeoutMs: 300, maxRateLimitWaitMs: 1000 },
     drainer: { concurrency: 4, pollIntervalMs: 50, backoff: { minMs: 50, maxMs: 1000 } },
-    onEvent,
+    // Disjoint edits both survive; a field both systems changed goes to the unit's authority.
+    resolver: byResourceType({ Patient: threeWayMerge({ onCollision: 'authority' }) }),
+    divergence: { verifySampleRate: 0.2, shadowReads: { sampleRate: 1, budgetMs: 50 } },
+    // A careful team: no unit moves while it has a mirror waiting or an unexplained difference.
+    readiness: {
+      windowMs: 10 * 60_000,
+      gates: {
+        maxMirrorLagP95Ms: 5000,
+        maxConflicts: 5,
+        maxDivergence: 0,
+        maxDeadLetters: 0,
+        maxPending: 0,
+      },
+    },
+    feeds: {
+      unitOf: ({ row, resource }) => {
+        if (typeof row?.clinic === 'string') return row.clinic;
+        const patient = resource as Patient | undefined;
+        // With a real Medplum project, Patients of earlier runs (or of anyone else) are in the
+        // feed too: only those written since this run started can be this run's.
+        const at = Date.parse(patient?.meta?.lastUpdated ?? '');
+        return at >= started - 60_000 ? patient?.managingOrganization?.display : undefined;
+      },
+      pollIntervalMs: 150,
+      existenceCheckIntervalMs: 60_000,
+    },
+    sinks: [callbackSink(log.record)],
   });
-  writer.start();
+  const records = new ClinicRecords(db.sql, table);
+  const desk = new ServiceDesk(writer, log, SHAPES);
+  const medplumApp = new MedplumApp(
+    app,
+    identifierSystem,
+    `https://clinic.example.org/demo/${runId}/mrn`,
+    log,
+  );
+  const ops = new Operations(writer, plan, db.sql, table, log);
+  const stageOf = (unit: string): Stage => plan.stageOf(unit, 'Patient');
+  let appRegistrations = 0;
+  const afterSettling: (() => Promise<void>)[] = [];
+  let outageRefused = 0;
 
-  console.log(`legacy:  ${legacyDb.where}`);
+  console.log(`legacy:  ${db.where}`);
   console.log(`medplum: ${where}`);
-  console.log(`stages:  north = dual-write (legacy first), south = live (Medplum first)\n`);
+  console.log(
+    `units:   ${UNITS.map((unit) => `${unit} ${stageOf(unit)}`).join(', ')}; ${String(HISTORY_PER_UNIT)} patients each in the legacy database`,
+  );
+  // The feeds' first pass picks up the history of units that already mirror (east and south):
+  // their backfill. North's is skipped until it starts mirroring.
+  writer.start();
+  await ops.settle();
+  console.log(
+    `backfill: the change feeds' first pass mirrored ${String(writer.feedCounts().queued)} records of east and south; ` +
+      `${String(writer.feedCounts().skippedByStage)} of north skipped (legacy-only)`,
+  );
 
-  const results: { ctx: Ctx; result: WriteResult<PostgresTableRow> }[] = [];
-  const failures: { clinic: string; error: string }[] = [];
-  const record = async (ctx: Ctx, write: () => Promise<WriteResult<PostgresTableRow>>): Promise<void> => {
-    try {
-      results.push({ ctx, result: await write() });
-    } catch (err) {
-      failures.push({
-        clinic: ctx.clinic,
-        error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
-      });
+  /** One round: everyone works at once, then conflicts, then the systems settle and are read. */
+  const round = async (n: number, incident?: () => Promise<void>): Promise<void> => {
+    console.log(
+      `\nround ${String(n)} (at ${((Date.now() - started) / 1000).toFixed(1)} s): ${UNITS.map((unit) => `${unit} ${stageOf(unit)}`).join(', ')}`,
+    );
+    await records.startRound();
+    const perUnit = UNITS.map((unit) => workOf(unit, n));
+    const tasks: (() => Promise<void>)[] = [];
+    // Units' work interleaved, so every unit is busy throughout the round.
+    for (let i = 0; perUnit.some((list) => i < list.length); i += 1) {
+      for (const list of perUnit) {
+        const task = list[i];
+        if (task !== undefined) tasks.push(task);
+      }
     }
+    if (incident !== undefined) tasks.splice(Math.floor(tasks.length * 0.4), 0, incident);
+    await eachLimited(tasks, CONCURRENCY, (task) => task());
+    await editOnBothSides(n);
+    const left = await ops.settle();
+    for (const check of afterSettling.splice(0)) await check();
+    for (const unit of UNITS) {
+      if (stageOf(unit) !== 'shadow' && stageOf(unit) !== 'live') continue;
+      await eachLimited(records.pick(unit, ROUND.lookUps), CONCURRENCY, (id) => desk.lookUp(unit, id));
+    }
+    await writer.settled();
+    console.log(`  settled: ${String(left.pending)} mirrors pending, ${String(left.dead)} dead letters`);
   };
 
-  // 1. Staff in both clinics register patients: north through legacy-shaped calls (its
-  //    screens still speak the legacy schema), south through FHIR-shaped calls.
-  const registrations = Array.from({ length: PATIENTS_PER_CLINIC * 2 }, (_, i) => i);
-  await eachLimited(registrations, CONCURRENCY, async (i) => {
-    if (i === PATIENTS_PER_CLINIC) server?.faults.outage(300);
-    const clinic = i % 2 === 0 ? 'north' : 'south';
-    const first = FIRST[i % FIRST.length] ?? 'Ada';
-    const last = `${LAST[(i * 7) % LAST.length] ?? 'Lovelace'}-${i}`;
-    const birthDate = `19${String(40 + (i % 60)).padStart(2, '0')}-0${1 + (i % 9)}-1${i % 10}`;
-    if (clinic === 'north') {
-      await record({ clinic }, () =>
-        writer.create(
-          'Patient',
-          {
-            clinic,
-            first_name: first,
-            last_name: last,
-            birth_date: birthDate,
-            notes: 'registered at the desk',
-          },
-          { clinic },
-        ),
-      );
-    } else {
-      const patient: Patient = {
-        resourceType: 'Patient',
-        name: [{ given: [first], family: last }],
-        birthDate,
-        managingOrganization: { display: clinic },
-      };
-      await record({ clinic }, () => writer.createResource(patient, { clinic }));
+  /** A unit's work in one round, through the service and directly in each system. */
+  const workOf = (unit: string, n: number): (() => Promise<void>)[] => {
+    const stage = stageOf(unit);
+    const mirrors = stage !== 'legacy-only';
+    const service: (() => Promise<void>)[] = [
+      ...Array.from({ length: ROUND.registrations }, () => () => desk.register(unit)),
+      ...records.pick(unit, ROUND.amendments).map((id) => () => desk.amend(unit, id, n)),
+    ];
+    const direct: (() => Promise<void>)[] = [
+      ...Array.from({ length: ROUND.legacyInserts }, (_, i) => async () => {
+        await screens.insert(unit, personAt(1000 + n * 100 + i * 10 + UNITS.indexOf(unit as 'north')));
+      }),
+      ...records.pick(unit, ROUND.legacyUpdates).map((id) => async () => {
+        await screens.update(unit, id, 'first_name', `Corrected${String(n)}`);
+      }),
+      ...records.pick(unit, ROUND.legacyDeletes).map((id) => () => screens.delete(unit, id)),
+      ...(mirrors ? records.pick(unit, ROUND.medplumEdits) : []).map(
+        (id) => () =>
+          medplumApp.edit(unit, id, (patient) => ({
+            ...patient,
+            birthDate: shiftDate(patient.birthDate ?? '1970-01-01', 2),
+          })),
+      ),
+      ...Array.from({ length: stage === 'live' ? ROUND.medplumRegistrations : 0 }, () => async () => {
+        const k = appRegistrations++;
+        await medplumApp.register(unit, personAt(5000 + k), `MRN-${String(k)}`);
+      }),
+    ];
+    // Service and direct work alternate.
+    const work: (() => Promise<void>)[] = [];
+    for (let i = 0; i < Math.max(service.length, direct.length); i += 1) {
+      const a = service[i];
+      const b = direct[i];
+      if (a !== undefined) work.push(a);
+      if (b !== undefined) work.push(b);
     }
-  });
+    return work;
+  };
 
-  // 2. Every other patient gets a corrected surname, in the shape each clinic uses.
-  const created = results.filter(({ result }) => result.operation === 'create');
-  await eachLimited(
-    created.filter((_, i) => i % 2 === 0),
-    CONCURRENCY,
-    async ({ ctx, result }) => {
-      if (ctx.clinic === 'north' && result.row !== undefined) {
-        const row = result.row;
-        await record(ctx, () =>
-          writer.update(
-            'Patient',
-            result.legacyId,
-            { ...row, last_name: `${String(row.last_name)}-corrected` },
-            ctx,
-          ),
-        );
-      } else if (result.resource !== undefined) {
-        const patient = result.resource as Patient;
-        const family = `${patient.name?.[0]?.family ?? ''}-corrected`;
-        await record(ctx, () =>
-          writer.updateResource({ ...patient, name: [{ ...patient.name?.[0], family }] }, ctx),
-        );
+  /**
+   * Records edited in both systems between two syncs. The drainer is held for the moment it
+   * takes to make both edits, so that neither is mirrored before the other lands; in
+   * production that happens by itself whenever two people edit a record within one feed
+   * interval. Record `a` gets different fields changed (a merge keeps both), record `b` the
+   * same field (the unit's authority decides).
+   */
+  const editOnBothSides = async (n: number): Promise<void> => {
+    const sameField: { unit: string; id: string; expected: string }[] = [];
+    writer.pause();
+    try {
+      for (const unit of UNITS) {
+        if (stageOf(unit) === 'legacy-only') continue;
+        const { bothSides } = log.of(unit);
+        for (const [k, id] of records.pick(unit, ROUND.conflicts).entries()) {
+          // Only records with a copy on both sides can change on both sides.
+          if ((await writer.linkOf('Patient', id)) === undefined) continue;
+          const surname = (await screens.valueOf(id, 'last_name')).split('~')[0] ?? '';
+          const inMedplum = `${surname}~app${String(n)}`;
+          if (k % 2 === 0) {
+            const born = await screens.valueOf(id, 'birth_date');
+            await screens.update(unit, id, 'birth_date', shiftDate(born, 1));
+            bothSides.differentFields += 1;
+          } else {
+            const inLegacy = `${surname}~screens${String(n)}`;
+            await screens.update(unit, id, 'last_name', inLegacy);
+            bothSides.sameField += 1;
+            const authority = plan.routeOf(unit, 'Patient').authority;
+            sameField.push({ unit, id, expected: authority === 'legacy' ? inLegacy : inMedplum });
+          }
+          await medplumApp.edit(unit, id, (patient) => ({
+            ...patient,
+            name: [{ ...patient.name?.[0], family: inMedplum }],
+          }));
+        }
       }
-    },
-  );
+      await writer.pollFeeds();
+    } finally {
+      writer.resume();
+    }
+    // Where both changed the surname, the resolver (onCollision: 'authority') keeps the
+    // authority's; checked once everything has settled.
+    afterSettling.push(async () => {
+      for (const { unit, id, expected } of sameField) {
+        if ((await screens.valueOf(id, 'last_name')) === expected) log.of(unit).bothSides.authorityKept += 1;
+      }
+    });
+  };
 
-  // 3. Whatever the drainer still holds (mirrors that outlived their call's budget) is applied
-  //    with the faults still on; then what reached each side is compared record by record, with
-  //    the faults off: this is the auditor reading, not the workload.
-  const pendingAtEnd = await writer.outbox();
-  const drained = await writer.drain({ timeoutMs: 30_000 });
+  /** Round 2's incident: Medplum goes down; south, live since round 1, is rolled back. */
+  const outage = async (): Promise<void> => {
+    if (server === undefined) {
+      console.log('  (a real Medplum: no outage is injected; south is rolled back as a drill)');
+      if (stageOf('south') === 'live') await ops.rollBack('south', 'rollback drill');
+      return;
+    }
+    const before = server.faults.stats.injected.outage;
+    server.faults.outage(OUTAGE_MS);
+    console.log(`  Medplum outage begins (${String(OUTAGE_MS)} ms)`);
+    if (stageOf('south') === 'live')
+      await ops.rollBack('south', 'Medplum outage: legacy takes authority back');
+    await sleep(OUTAGE_MS / 3);
+    // East was due to move this week; the gates keep it back while mirrors wait.
+    await ops.promote('east', 'planned for this week');
+    await sleep(OUTAGE_MS);
+    outageRefused = server.faults.stats.injected.outage - before;
+    console.log(`  Medplum outage over: ${String(outageRefused)} requests refused during it`);
+  };
+
+  await round(1);
+  console.log('  migration team:');
+  if (await ops.promote('north', 'legacy screens retired for registration')) await ops.backfill('north');
+  await ops.promote('east', 'dual-write clean');
+  await ops.promote('south', 'shadow reads clean');
+
+  await round(2, outage);
+  console.log('  migration team:');
+  await ops.promote('north', 'dual-write clean');
+  if (stageOf('east') === 'shadow') await ops.promote('east', 'outage over, mirrors caught up');
+  console.log(`  south: stays in ${stageOf('south')} after its rollback`);
+
+  await round(3);
+  console.log('  migration team:');
+  await ops.promote('north', 'shadow reads clean');
+  await ops.promote('south', 'second attempt after the outage');
+
   await writer.stop();
   const injected = server === undefined ? undefined : { ...server.faults.stats.injected };
+  // What reached each side, read by an auditor with the faults off.
   server?.faults.clear();
-  const { rows } = await legacyDb.sql.query<{
-    id: number;
-    clinic: string;
-    last_name: string;
-    birth_date: string | null;
-  }>(`select id, clinic, last_name, birth_date::text as birth_date from ${table}`);
-  const copies = await medplum.searchResources(
-    'Patient',
-    { identifier: `${identifierSystem}|`, _count: '1000' },
-    { cache: 'no-cache' },
-  );
-  const byLegacyId = new Map<string, Patient>();
-  for (const copy of copies) {
-    const id = copy.identifier?.find((identifier) => identifier.system === identifierSystem)?.value;
-    if (id !== undefined) byLegacyId.set(id, copy);
-  }
-
-  console.log('clinic  stage       writes  failed  legacy rows  Medplum copies  agree');
-  for (const clinic of ['north', 'south'] as const) {
-    const own = rows.filter((row) => row.clinic === clinic);
-    const agree = own.filter((row) => {
-      const copy = byLegacyId.get(String(row.id));
-      return copy?.name?.[0]?.family === row.last_name && (copy.birthDate ?? null) === row.birth_date;
-    }).length;
-    const mirrored = own.filter((row) => byLegacyId.has(String(row.id))).length;
-    console.log(
-      [
-        clinic.padEnd(7),
-        plan.stageOf(clinic, 'Patient').padEnd(11),
-        String(results.filter((r) => r.ctx.clinic === clinic).length).padStart(6),
-        String(failures.filter((f) => f.clinic === clinic).length).padStart(7),
-        String(own.length).padStart(12),
-        String(mirrored).padStart(15),
-        `${agree}/${own.length}`.padStart(6),
-      ].join(' '),
+  for (const unit of UNITS) {
+    await printUnit(
+      unit,
+      STARTING_STAGES[unit] ?? '',
+      SHAPES[unit] ?? '',
+      plan,
+      writer,
+      log,
+      ops.backfilled.get(unit) ?? 0,
     );
   }
-  console.log(
-    `\nretries by side and status: ${[...retries].map(([k, n]) => `${k} ×${n}`).join(', ') || 'none'}`,
-  );
+  const audits = await auditCopies(db.sql, table, medplum, identifierSystem, UNITS);
+  printAudit(audits, stageOf);
+
+  const outbox = await writer.outbox();
+  const feeds = writer.feedCounts();
+  const checks = writer.divergenceCounts();
+  const list = (entries: Iterable<[string, number]>): string =>
+    [...entries].map(([key, n]) => `${key} ×${String(n)}`).join(', ') || 'none';
+  console.log('');
   if (injected !== undefined) {
     console.log(
-      `faults injected by the FHIR server: ${Object.entries(injected)
-        .map(([k, n]) => `${k} ×${n}`)
-        .join(', ')}`,
+      `Medplum outage: ${String(OUTAGE_MS)} ms in round 2, ${String(outageRefused)} requests refused`,
     );
+    console.log(`faults injected by the FHIR server: ${list(Object.entries(injected))}`);
   }
+  console.log(`writer retries by side and status: ${list(log.retries)}`);
   console.log(
-    `outbox: ${pendingAtEnd.pending} mirrors pending when the calls finished, ${drained.applied} applied by the final drain; ` +
-      `${drained.remaining.pending} pending and ${drained.remaining.dead} dead letters left`,
+    `change feeds: ${String(feeds.seen)} changes seen, ${String(feeds.queued)} queued, ${String(feeds.echoes)} echoes, ` +
+      `${String(feeds.skippedByStage)} skipped by stage, ${String(feeds.errors)} failed passes`,
   );
-  for (const failure of failures.slice(0, 5)) console.log(`failed: ${failure.clinic}: ${failure.error}`);
-  console.log(`\n${results.length} writes in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  console.log(
+    `comparisons: ${String(checks.shadowReads)} shadow reads, ${String(checks.verified)} read-backs, ` +
+      `${String(checks.skippedPending)} skipped (mirror pending), ${String(checks.divergent)} divergent`,
+  );
+  console.log(`stage changes refused: ${String(ops.refusals.length)}`);
+  console.log(
+    `outbox: ${String(outbox.pending + outbox.leased)} pending, ${String(outbox.dead)} dead letters`,
+  );
+  const failures = [...desk.failures, ...medplumApp.failures];
+  for (const failure of failures.slice(0, 5)) console.log(`failed: ${failure}`);
+  const wrong = audits.filter(
+    (audit) =>
+      audit.copies !== audit.rows || audit.agree !== audit.rows || audit.duplicates > 0 || audit.orphans > 0,
+  );
+  console.log(
+    `\n${wrong.length === 0 && failures.length === 0 && outbox.pending + outbox.leased + outbox.dead === 0 ? 'every record exists once on each side and the copies agree' : 'SOMETHING IS WRONG: see above'} ` +
+      `(${((Date.now() - started) / 1000).toFixed(1)} s)`,
+  );
 
+  plan.detach();
   await server?.close();
-  if (process.env.DATABASE_URL) {
-    await legacyDb.sql.query(`drop table ${table}`);
-    await legacyDb.sql.query(`drop schema dualwrite_demo_${runId} cascade`);
+  if (db.shared) {
+    await db.sql.query(`drop schema ${legacySchema} cascade`);
+    await db.sql.query(`drop schema ${journalSchema} cascade`);
   }
-  await legacyDb.close();
-  if (failures.length > 0 || drained.remaining.pending > 0 || drained.remaining.dead > 0)
+  await store.close();
+  await db.close();
+  if (wrong.length > 0 || failures.length > 0 || outbox.pending + outbox.leased + outbox.dead > 0)
     process.exitCode = 1;
 }
 

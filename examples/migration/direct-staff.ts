@@ -1,0 +1,182 @@
+/**
+ * Staff who write straight into one system, behind the service's back: the legacy
+ * application's own screens (plain SQL on its table) and the Medplum app (its own
+ * `MedplumClient`). Only the writer's change feeds carry these writes to the other system.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { MedplumClient } from '@medplum/core';
+import type { Patient } from '@medplum/fhirtypes';
+import type { SqlClient } from '../../src/index.ts';
+import type { Person } from './clinic-records.ts';
+import type { ActivityLog } from './unit-activity.ts';
+
+/** The legacy application's screens: SQL on the patients table, as that application writes it. */
+export class LegacyScreens {
+  readonly #sql: SqlClient;
+  readonly #table: string;
+  readonly #log: ActivityLog;
+
+  /**
+   * @param sql - The legacy database.
+   * @param table - The schema-qualified patients table.
+   * @param log - Where writes are counted.
+   */
+  constructor(sql: SqlClient, table: string, log: ActivityLog) {
+    this.#sql = sql;
+    this.#table = table;
+    this.#log = log;
+  }
+
+  /**
+   * Registers a patient (the table's sequence assigns the id; version and timestamp default).
+   *
+   * @param unit - The unit.
+   * @param person - Who.
+   * @returns The new legacy id.
+   */
+  async insert(unit: string, person: Person): Promise<string> {
+    const { rows } = await this.#sql.query<{ id: string }>(
+      `insert into ${this.#table} (clinic, first_name, last_name, birth_date, notes)
+       values ($1, $2, $3, $4, 'typed in the legacy screens') returning id::text as id`,
+      [unit, person.first, person.last, person.birthDate],
+    );
+    this.#log.of(unit).legacy.inserts += 1;
+    return rows[0]?.id ?? '';
+  }
+
+  /**
+   * Changes one column, maintaining `version` and `updated_at` as the legacy application does
+   * (the adapter's conflict detection and change feed read them).
+   *
+   * @param unit - The unit.
+   * @param legacyId - The record.
+   * @param column - `last_name`, `first_name` or `birth_date`.
+   * @param value - The new value.
+   */
+  async update(
+    unit: string,
+    legacyId: string,
+    column: 'last_name' | 'first_name' | 'birth_date',
+    value: string,
+  ): Promise<void> {
+    await this.#sql.query(
+      `update ${this.#table} set ${column} = $1, version = version + 1, updated_at = clock_timestamp()
+       where id = $2`,
+      [value, Number(legacyId)],
+    );
+    this.#log.of(unit).legacy.updates += 1;
+  }
+
+  /**
+   * Reads one column.
+   *
+   * @param legacyId - The record.
+   * @param column - The column.
+   * @returns Its value as text.
+   */
+  async valueOf(legacyId: string, column: 'last_name' | 'birth_date'): Promise<string> {
+    const { rows } = await this.#sql.query<{ value: string }>(
+      `select ${column}::text as value from ${this.#table} where id = $1`,
+      [Number(legacyId)],
+    );
+    return rows[0]?.value ?? '';
+  }
+
+  /**
+   * Deletes a record (a duplicate registration). The tombstone trigger records it for the feed.
+   *
+   * @param unit - The unit.
+   * @param legacyId - The record.
+   */
+  async delete(unit: string, legacyId: string): Promise<void> {
+    await this.#sql.query(`delete from ${this.#table} where id = $1`, [Number(legacyId)]);
+    this.#log.of(unit).legacy.deletes += 1;
+  }
+}
+
+/**
+ * The Medplum app: finds patients by the legacy id they carry and saves edits with its own
+ * client. A save that fails (Medplum down, overloaded, a dropped connection) is tried again by
+ * the person at the screen, for a few seconds.
+ */
+export class MedplumApp {
+  readonly #client: MedplumClient;
+  readonly #identifierSystem: string;
+  readonly #mrnSystem: string;
+  readonly #log: ActivityLog;
+  /** Saves that failed for good. */
+  readonly failures: string[] = [];
+
+  /**
+   * @param client - The app's own client.
+   * @param identifierSystem - Where Medplum copies carry their legacy id.
+   * @param mrnSystem - The app's own identifier for patients it registers.
+   * @param log - Where writes are counted.
+   */
+  constructor(client: MedplumClient, identifierSystem: string, mrnSystem: string, log: ActivityLog) {
+    this.#client = client;
+    this.#identifierSystem = identifierSystem;
+    this.#mrnSystem = mrnSystem;
+    this.#log = log;
+  }
+
+  /**
+   * Edits a patient.
+   *
+   * @param unit - The unit.
+   * @param legacyId - The record, as the legacy id its Medplum copy carries.
+   * @param edit - The change.
+   */
+  async edit(unit: string, legacyId: string, edit: (patient: Patient) => Patient): Promise<void> {
+    const saved = await this.#persevere(unit, async () => {
+      const patient = await this.#client.searchOne(
+        'Patient',
+        { identifier: `${this.#identifierSystem}|${legacyId}` },
+        { cache: 'no-cache' },
+      );
+      if (patient === undefined) throw new Error(`no Medplum copy of ${legacyId}`);
+      await this.#client.updateResource(edit(patient));
+    });
+    if (saved) this.#log.of(unit).medplum.updates += 1;
+  }
+
+  /**
+   * Registers a patient in Medplum only: no legacy id (the change feed allocates one and stamps
+   * it). Saved conditionally on the app's own MRN, so pressing save twice registers one patient.
+   *
+   * @param unit - The unit.
+   * @param person - Who.
+   * @param mrn - The app's number for them.
+   */
+  async register(unit: string, person: Person, mrn: string): Promise<void> {
+    const saved = await this.#persevere(unit, async () => {
+      await this.#client.createResourceIfNoneExist<Patient>(
+        {
+          resourceType: 'Patient',
+          identifier: [{ system: this.#mrnSystem, value: mrn }],
+          name: [{ given: [person.first], family: person.last }],
+          birthDate: person.birthDate,
+          managingOrganization: { display: unit },
+        },
+        `identifier=${this.#mrnSystem}|${mrn}`,
+      );
+    });
+    if (saved) this.#log.of(unit).medplum.creates += 1;
+  }
+
+  async #persevere(unit: string, save: () => Promise<void>): Promise<boolean> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await save();
+        return true;
+      } catch (err) {
+        if (attempt < 40) {
+          await sleep(100);
+          continue;
+        }
+        this.failures.push(`${unit}: ${err instanceof Error ? err.message : String(err)}`);
+        return false;
+      }
+    }
+  }
+}

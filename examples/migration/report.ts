@@ -1,0 +1,169 @@
+/**
+ * What the demo prints at the end: per unit, its stage history, the writes made through the
+ * service and directly in each system, mirrors, conflicts, divergence and its readiness; then
+ * an auditor's comparison of the two systems, record by record.
+ */
+import type { MedplumClient } from '@medplum/core';
+import type { Patient } from '@medplum/fhirtypes';
+import type { CutoverPlan, DualWriter, PostgresTableRow, SqlClient } from '../../src/index.ts';
+import type { Ctx } from './clinic-records.ts';
+import { describeFailing, describeReadiness } from './operations.ts';
+import { total, type ActivityLog } from './unit-activity.ts';
+
+/** How one unit's two copies compare. */
+export interface UnitAudit {
+  readonly unit: string;
+  /** Rows in the legacy table. */
+  readonly rows: number;
+  /** Rows with exactly one Medplum copy. */
+  readonly copies: number;
+  /** Legacy ids with more than one Medplum copy. */
+  readonly duplicates: number;
+  /** Medplum copies whose legacy row does not exist (deleted in legacy, still in Medplum). */
+  readonly orphans: number;
+  /** Rows whose one copy has the same given name, surname and birth date. */
+  readonly agree: number;
+}
+
+/**
+ * Compares the systems record by record, as an auditor would: reads the whole legacy table
+ * and every Medplum Patient carrying the run's legacy identifier.
+ *
+ * @param sql - The legacy database.
+ * @param table - The patients table.
+ * @param medplum - A Medplum client.
+ * @param identifierSystem - Where copies carry their legacy id.
+ * @param units - The units to report on.
+ * @returns One audit per unit.
+ */
+export async function auditCopies(
+  sql: SqlClient,
+  table: string,
+  medplum: MedplumClient,
+  identifierSystem: string,
+  units: readonly string[],
+): Promise<UnitAudit[]> {
+  const { rows } = await sql.query<{
+    id: string;
+    clinic: string;
+    first_name: string;
+    last_name: string;
+    birth_date: string | null;
+  }>(`select id::text as id, clinic, first_name, last_name, birth_date::text as birth_date from ${table}`);
+  const copies = await medplum.searchResources(
+    'Patient',
+    { identifier: `${identifierSystem}|`, _count: '1000' },
+    { cache: 'no-cache' },
+  );
+  const byLegacyId = new Map<string, Patient[]>();
+  for (const copy of copies) {
+    const id = copy.identifier?.find((identifier) => identifier.system === identifierSystem)?.value;
+    if (id !== undefined) byLegacyId.set(id, [...(byLegacyId.get(id) ?? []), copy]);
+  }
+  const legacyIds = new Set(rows.map((row) => row.id));
+  return units.map((unit) => {
+    const own = rows.filter((row) => row.clinic === unit);
+    const single = own.filter((row) => byLegacyId.get(row.id)?.length === 1);
+    return {
+      unit,
+      rows: own.length,
+      copies: single.length,
+      duplicates: own.filter((row) => (byLegacyId.get(row.id)?.length ?? 0) > 1).length,
+      orphans: [...byLegacyId]
+        .filter(([id]) => !legacyIds.has(id))
+        .filter(([, found]) => found.some((copy) => copy.managingOrganization?.display === unit)).length,
+      agree: single.filter((row) => {
+        const [copy] = byLegacyId.get(row.id) ?? [];
+        const [name] = copy?.name ?? [];
+        return (
+          name?.family === row.last_name &&
+          name.given?.[0] === row.first_name &&
+          (copy?.birthDate ?? null) === row.birth_date
+        );
+      }).length,
+    };
+  });
+}
+
+/**
+ * Prints one unit's story.
+ *
+ * @param unit - The unit.
+ * @param started - The stage it started in.
+ * @param shape - How its service calls write.
+ * @param plan - The plan (its recorded history).
+ * @param writer - The writer (readiness).
+ * @param log - The unit's counts.
+ * @param backfilled - Records backfilled when it started mirroring.
+ */
+export async function printUnit(
+  unit: string,
+  started: string,
+  shape: string,
+  plan: CutoverPlan<Ctx>,
+  writer: DualWriter<Ctx, PostgresTableRow>,
+  log: ActivityLog,
+  backfilled: number,
+): Promise<void> {
+  const history = (await plan.history({ unit })).reverse();
+  const activity = log.of(unit);
+  const { service, legacy, medplum, mirrors, conflicts, divergence } = activity;
+  const readiness = await writer.readiness(unit);
+  const list = (counts: ReadonlyMap<string, number>): string =>
+    [...counts].map(([key, n]) => `${key} ×${String(n)}`).join(', ');
+
+  console.log(`\n${unit} (service writes ${shape})`);
+  console.log(`  stages      started in ${started}`);
+  for (const change of history) {
+    const kind = change.forced ? 'forced' : change.from === change.to ? 'unchanged' : 'moved';
+    console.log(
+      `              ${change.from} → ${change.to} (${kind}, by ${change.by ?? '?'}: ${change.reason ?? 'no reason'})`,
+    );
+  }
+  console.log(
+    `  service     ${String(service.creates)} creates, ${String(service.updates)} updates, ${String(service.reads)} reads, ${String(service.failed)} failed; ${String(backfilled)} backfilled`,
+  );
+  console.log(
+    `  direct      legacy screens: ${String(legacy.inserts)} inserts, ${String(legacy.updates)} updates, ${String(legacy.deletes)} deletes; ` +
+      `Medplum app: ${String(medplum.creates)} creates, ${String(medplum.updates)} updates`,
+  );
+  console.log(
+    `  mirrors     ${String(mirrors.inline + mirrors.drained)} applied (${String(mirrors.inline)} inline, ${String(mirrors.drained)} by the drainer)`,
+  );
+  const { bothSides } = activity;
+  console.log(
+    `  both sides  ${String(bothSides.differentFields + bothSides.sameField)} records edited in both systems between syncs ` +
+      `(different fields: ${String(bothSides.differentFields)}; the same field: ${String(bothSides.sameField)}, the authority's value kept in ${String(bothSides.authorityKept)})`,
+  );
+  console.log(
+    `  conflicts   ${String(total(conflicts))} on ${String(activity.conflicted.size)} records${conflicts.size > 0 ? `: ${list(conflicts)}` : ''}; ${String(activity.resolved)} resolved`,
+  );
+  console.log(
+    `  divergence  ${String(total(divergence))} found${divergence.size > 0 ? ` (${list(divergence)})` : ''}; dead letters ${String(activity.deadLetters)}`,
+  );
+  console.log(`  readiness   ${describeReadiness(readiness)}`);
+  console.log(`              failing gates: ${describeFailing(readiness)}`);
+}
+
+/**
+ * Prints the auditor's comparison.
+ *
+ * @param audits - One per unit.
+ * @param stageOf - Each unit's stage now.
+ */
+export function printAudit(audits: readonly UnitAudit[], stageOf: (unit: string) => string): void {
+  console.log('\nunit    stage         legacy rows  Medplum copies  duplicates  orphans  agree');
+  for (const audit of audits) {
+    console.log(
+      [
+        audit.unit.padEnd(7),
+        stageOf(audit.unit).padEnd(13),
+        String(audit.rows).padStart(11),
+        String(audit.copies).padStart(15),
+        String(audit.duplicates).padStart(11),
+        String(audit.orphans).padStart(8),
+        `${String(audit.agree)}/${String(audit.rows)}`.padStart(7),
+      ].join(' '),
+    );
+  }
+}
