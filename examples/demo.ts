@@ -44,6 +44,7 @@ const UNITS = ['north', 'east', 'south'] as const;
 const STARTING_STAGES: Record<string, Stage> = { north: 'legacy-only', east: 'dual-write', south: 'shadow' };
 /** South's front desk already uses a FHIR front end; north and east still speak legacy rows. */
 const SHAPES: Record<string, Shape> = { north: 'legacy', east: 'legacy', south: 'fhir' };
+const SHAPE_NAMES: Record<Shape, string> = { legacy: 'legacy rows', fhir: 'FHIR resources' };
 /** Patients each clinic's legacy database holds before the demo starts. */
 const HISTORY_PER_UNIT = 30;
 /** Each unit, each round. */
@@ -341,7 +342,7 @@ async function main(): Promise<void> {
     await printUnit(
       unit,
       STARTING_STAGES[unit] ?? '',
-      SHAPES[unit] ?? '',
+      SHAPE_NAMES[SHAPES[unit] ?? 'legacy'],
       plan,
       writer,
       log,

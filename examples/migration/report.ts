@@ -5,7 +5,13 @@
  */
 import type { MedplumClient } from '@medplum/core';
 import type { Patient } from '@medplum/fhirtypes';
-import type { CutoverPlan, DualWriter, PostgresTableRow, SqlClient } from '../../src/index.ts';
+import {
+  STAGES,
+  type CutoverPlan,
+  type DualWriter,
+  type PostgresTableRow,
+  type SqlClient,
+} from '../../src/index.ts';
 import type { Ctx } from './clinic-records.ts';
 import { describeFailing, describeReadiness } from './operations.ts';
 import { total, type ActivityLog } from './unit-activity.ts';
@@ -115,7 +121,8 @@ export async function printUnit(
   console.log(`\n${unit} (service writes ${shape})`);
   console.log(`  stages      started in ${started}`);
   for (const change of history) {
-    const kind = change.forced ? 'forced' : change.from === change.to ? 'unchanged' : 'moved';
+    const back = STAGES.indexOf(change.to) < STAGES.indexOf(change.from);
+    const kind = change.forced ? 'forced' : back ? 'rolled back' : 'moved forward';
     console.log(
       `              ${change.from} → ${change.to} (${kind}, by ${change.by ?? '?'}: ${change.reason ?? 'no reason'})`,
     );
@@ -131,6 +138,11 @@ export async function printUnit(
     `  mirrors     ${String(mirrors.inline + mirrors.drained)} applied (${String(mirrors.inline)} inline, ${String(mirrors.drained)} by the drainer)`,
   );
   const { bothSides } = activity;
+  // Conflict events can outnumber the records they are about: when a record's two outbox
+  // entries (one per direction, from the two feeds) are claimed in one batch, both mirrors run
+  // at once with the link as claimed, and both report the conflict: the outbox's claim keeps
+  // one entry from two workers, not one record's two directions. Both decide alike, so the
+  // copies still agree, but readiness counts both events against `maxConflicts`.
   console.log(
     `  both sides  ${String(bothSides.differentFields + bothSides.sameField)} records edited in both systems between syncs ` +
       `(different fields: ${String(bothSides.differentFields)}; the same field: ${String(bothSides.sameField)}, the authority's value kept in ${String(bothSides.authorityKept)})`,
