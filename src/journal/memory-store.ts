@@ -146,23 +146,33 @@ export class MemoryStore implements SyncStore {
       entry.holders = Math.max(entry.holders - 1, 0);
       if (entry.holders === 0) entry.holdUntil = undefined;
     }
-    if (lease === undefined || stillHeld || this.#leased(entry, now)) return Promise.resolve(undefined);
+    if (lease === undefined || stillHeld || this.#leased(entry, now) || this.#otherLeased(entry, now))
+      return Promise.resolve(undefined);
     return Promise.resolve(this.#lease(entry, lease.owner, lease.leaseMs, now));
   }
 
   /** {@inheritDoc SyncStore.claim} */
   claim(owner: string, limit: number, leaseMs: number): Promise<Lease[]> {
     const now = Date.now();
+    const records = new Set<string>();
     const due = [...this.#outbox.values()]
       .filter(
         (entry) =>
           Date.parse(entry.nextAttemptAt) <= now &&
           (entry.holdUntil === undefined || Date.parse(entry.holdUntil) <= now) &&
-          !this.#leased(entry, now),
+          !this.#leased(entry, now) &&
+          !this.#otherLeased(entry, now),
       )
       .sort(
         (a, b) => Date.parse(a.nextAttemptAt) - Date.parse(b.nextAttemptAt) || Number(a.id) - Number(b.id),
       )
+      // One entry per record: its two directions must not run at once.
+      .filter((entry) => {
+        const record = `${entry.resourceType}/${entry.legacyId}`;
+        if (records.has(record)) return false;
+        records.add(record);
+        return true;
+      })
       .slice(0, limit);
     return Promise.resolve(
       due.map((entry) => ({
@@ -359,6 +369,14 @@ export class MemoryStore implements SyncStore {
   savePlan(plan: unknown): Promise<void> {
     this.#plan = structuredClone(plan);
     return Promise.resolve();
+  }
+
+  /** Whether the record's entry towards the other side is leased now. */
+  #otherLeased(entry: MutableEntry, now: number): boolean {
+    const other = this.#outbox.get(
+      keyOf({ ...entry, target: entry.target === 'medplum' ? 'legacy' : 'medplum' }),
+    );
+    return other !== undefined && this.#leased(other, now);
   }
 
   #saveLink(link: Link): void {

@@ -70,6 +70,24 @@ function grant(tables: JournalTables, owner: string, leaseMs: string): string {
     lease_expires_at = clock_timestamp() + ${millis(leaseMs)}`;
 }
 
+/**
+ * Whether another entry of the same record (its other direction) is leased now: one mirror of a
+ * record in flight at a time, whichever side it goes to.
+ */
+function otherLeased(tables: JournalTables, alias: string): string {
+  return `EXISTS (SELECT 1 FROM ${tables.outbox} other
+    WHERE other.resource_type = ${alias}.resource_type AND other.legacy_id = ${alias}.legacy_id
+      AND other.id <> ${alias}.id AND other.lease_expires_at > clock_timestamp())`;
+}
+
+/**
+ * A transaction-scoped advisory lock per record, taken while claiming: two claimers racing for a
+ * record's two directions cannot both see the other unleased (neither lease is committed yet).
+ */
+function recordLockKey(tables: JournalTables, alias: string): string {
+  return `pg_catalog.hashtextextended('${tables.outbox}:' || ${alias}.resource_type || '/' || ${alias}.legacy_id, 0)`;
+}
+
 const RELEASE = 'lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL';
 const UNLEASED = '(lease_expires_at IS NULL OR lease_expires_at <= clock_timestamp())';
 
@@ -232,6 +250,7 @@ export async function commit(
     `WITH target AS MATERIALIZED (
        SELECT id, ${UNLEASED} AND $3::text IS NOT NULL
                 AND NOT (o.holders - CASE WHEN $2 THEN 1 ELSE 0 END > 0 AND o.hold_until > clock_timestamp())
+                AND NOT ${otherLeased(tables, 'o')}
                 AS free
        FROM ${tables.outbox} o WHERE id = $1::bigint FOR UPDATE
      ), updated AS (
@@ -285,14 +304,26 @@ export async function claim(
   leaseMs: number,
 ): Promise<Lease[]> {
   const { rows } = await q.query<EntryRow & ClaimedLinkRow>(
-    `WITH candidates AS MATERIALIZED (
-       SELECT id FROM ${tables.outbox}
+    `WITH locked AS MATERIALIZED (
+       SELECT id, resource_type, legacy_id, next_attempt_at FROM ${tables.outbox} o
        WHERE next_attempt_at <= clock_timestamp()
          AND (hold_until IS NULL OR hold_until <= clock_timestamp())
          AND ${UNLEASED}
+         AND NOT ${otherLeased(tables, 'o')}
+         AND pg_try_advisory_xact_lock(${recordLockKey(tables, 'o')})
+       ORDER BY next_attempt_at, id
+       LIMIT $1 * 2
+       FOR UPDATE SKIP LOCKED
+     ), candidates AS MATERIALIZED (
+       -- One entry per record: its two directions (a write mirrored one way, a change feed's the
+       -- other) must not run at once, or both would see the same link and act on it twice.
+       SELECT id FROM (
+         SELECT id, next_attempt_at,
+           row_number() OVER (PARTITION BY resource_type, legacy_id ORDER BY next_attempt_at, id) AS n
+         FROM locked
+       ) ranked WHERE n = 1
        ORDER BY next_attempt_at, id
        LIMIT $1
-       FOR UPDATE SKIP LOCKED
      ), claimed AS (
        UPDATE ${tables.outbox} o SET ${grant(tables, '$2', '$3')}
        FROM candidates c WHERE o.id = c.id

@@ -103,7 +103,8 @@ async function settle<L>(
     details,
   );
   const target = row ?? withId(mapping, desireFrom(write, existing, details), legacyId, details);
-  await write.own?.mark(rowHash(target));
+  // As for Medplum: only a linked record's next attempt needs to recognise this write.
+  if (link !== undefined) await write.own?.mark(rowHash(target));
   if (existing !== undefined) {
     const record = await call(
       () => legacy.update(mapping.resourceType, legacyId, target, { expectedVersion: existing.version }),

