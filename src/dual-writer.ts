@@ -45,7 +45,7 @@ import {
   type Readiness,
 } from './plan/readiness.ts';
 import type { LegacyAdapter, LegacyRecord } from './sides/legacy-adapter.ts';
-import { classifyLegacyError } from './sides/legacy-failure.ts';
+import { callLegacy } from './sides/legacy-failure.ts';
 import { MedplumSide } from './sides/medplum-side.ts';
 import type { WriteResult } from './write-result.ts';
 
@@ -1112,12 +1112,8 @@ export class DualWriter<C, L> {
     });
   }
 
-  async #legacyCall<T>(fn: () => Promise<T>, resourceType: string, legacyId: string | undefined): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw classifyLegacyError(err, { resourceType, legacyId });
-    }
+  #legacyCall<T>(fn: () => Promise<T>, resourceType: string, legacyId: string | undefined): Promise<T> {
+    return callLegacy(fn, { resourceType, legacyId });
   }
 
   #emitDrained(entry: OutboxEntry, result: LeaseResult): void {

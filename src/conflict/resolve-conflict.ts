@@ -3,7 +3,6 @@ import type { Resource } from '@medplum/fhirtypes';
 import { diff, type RevealedDiffEntry } from '../divergence/diff.ts';
 import {
   ConflictError,
-  DualWriteError,
   InvalidInputError,
   RejectedError,
   UnavailableError,
@@ -16,7 +15,7 @@ import { runMapping, withLegacyIdentifier } from '../mapping/mapped-record.ts';
 import type { ResourceMapping } from '../mapping/resource-mapping.ts';
 import { routeOf, type Stage } from '../plan/stage.ts';
 import type { LegacyAdapter, LegacyRecord } from '../sides/legacy-adapter.ts';
-import { classifyLegacyError } from '../sides/legacy-failure.ts';
+import { callLegacy } from '../sides/legacy-failure.ts';
 import type { MedplumSide } from '../sides/medplum-side.ts';
 import { applyToLegacy } from '../mirror/apply-to-legacy.ts';
 import { applyToMedplum } from '../mirror/apply-to-medplum.ts';
@@ -78,7 +77,10 @@ export async function resolveConflict<L>(
     link === undefined
       ? await ctx.medplum.findByIdentifier(resourceType, mapping.identifierSystem, legacyId)
       : await ctx.medplum.read(resourceType, link.medplumId);
-  const record = await legacyCall(() => ctx.legacy.read(resourceType, legacyId), details);
+  const record = await callLegacy(() => ctx.legacy.read(resourceType, legacyId), {
+    ...details,
+    side: 'legacy',
+  });
   const legacy =
     record === undefined
       ? undefined
@@ -185,7 +187,7 @@ async function writeBoth<L>(
     if (desired === 'delete') {
       if (seen.record !== undefined) {
         const expectedVersion = seen.record.version;
-        await legacyCall(() => ctx.legacy.delete(resourceType, legacyId, { expectedVersion }), details);
+        await callLegacy(() => ctx.legacy.delete(resourceType, legacyId, { expectedVersion }), details);
       }
       return undefined;
     }
@@ -348,12 +350,4 @@ function reportOf(
     expectedVersion: found?.expectedVersion,
     actualVersion: found?.actualVersion,
   };
-}
-
-async function legacyCall<T>(fn: () => Promise<T>, details: ErrorDetails): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw err instanceof DualWriteError ? err : classifyLegacyError(err, { ...details, side: 'legacy' });
-  }
 }

@@ -3,7 +3,7 @@ import { MappingError, UnavailableError, type ErrorDetails } from '../errors.ts'
 import type { Link } from '../journal/link.ts';
 import { runMapping } from '../mapping/mapped-record.ts';
 import type { ResourceMapping } from '../mapping/resource-mapping.ts';
-import { classifyLegacyError } from '../sides/legacy-failure.ts';
+import { callLegacy, classifyLegacyError } from '../sides/legacy-failure.ts';
 import {
   LegacyVersionConflictError,
   type LegacyAdapter,
@@ -57,7 +57,7 @@ export async function applyToLegacy<L>(
     return settle(
       legacy,
       write,
-      await call(() => legacy.read(mapping.resourceType, legacyId), details),
+      await callLegacy(() => legacy.read(mapping.resourceType, legacyId), details),
       details,
     );
   }
@@ -70,7 +70,7 @@ export async function applyToLegacy<L>(
     if (!(err instanceof LegacyVersionConflictError && err.expectedVersion === undefined))
       throw classifyLegacyError(err, details);
   }
-  const existing = await call(() => legacy.read(mapping.resourceType, legacyId), details);
+  const existing = await callLegacy(() => legacy.read(mapping.resourceType, legacyId), details);
   return settle(legacy, write, existing, details);
 }
 
@@ -106,7 +106,7 @@ async function settle<L>(
   // As for Medplum: only a linked record's next attempt needs to recognise this write.
   if (link !== undefined) await write.own?.mark(rowHash(target));
   if (existing !== undefined) {
-    const record = await call(
+    const record = await callLegacy(
       () => legacy.update(mapping.resourceType, legacyId, target, { expectedVersion: existing.version }),
       details,
     );
@@ -186,12 +186,4 @@ export function withId<L>(mapping: ResourceMapping<L>, row: L, legacyId: string,
   }
   const withLegacyId = mapping.withLegacyId.bind(mapping);
   return runMapping('withLegacyId', () => withLegacyId(row, legacyId), details);
-}
-
-async function call<T>(fn: () => Promise<T>, details: ErrorDetails): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw classifyLegacyError(err, details);
-  }
 }

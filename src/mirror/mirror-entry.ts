@@ -4,14 +4,14 @@ import { contentHash } from '../divergence/normalise.ts';
 import type { ConflictResolver } from '../conflict/conflict-context.ts';
 import type { ConflictReport } from '../conflict/conflict-report.ts';
 import { resolveConflict, type ResolveContext, type ResolvedCopies } from '../conflict/resolve-conflict.ts';
-import { ConflictError, DualWriteError, MappingError, type ErrorDetails } from '../errors.ts';
+import { ConflictError, MappingError, type ErrorDetails } from '../errors.ts';
 import type { Stage } from '../plan/stage.ts';
 import type { Link } from '../journal/link.ts';
 import type { OutboxEntry } from '../journal/outbox.ts';
 import type { SyncStore } from '../journal/sync-store.ts';
 import type { ResourceMapping } from '../mapping/resource-mapping.ts';
 import type { LegacyAdapter, LegacyRecord } from '../sides/legacy-adapter.ts';
-import { classifyLegacyError } from '../sides/legacy-failure.ts';
+import { callLegacy } from '../sides/legacy-failure.ts';
 import type { MedplumSide } from '../sides/medplum-side.ts';
 import { applyToLegacy } from './apply-to-legacy.ts';
 import { applyToMedplum } from './apply-to-medplum.ts';
@@ -176,7 +176,7 @@ async function toMedplum<L>(
   const { resourceType, legacyId } = entry;
   const record =
     known === undefined
-      ? await legacyCall(() => ctx.legacy.read(resourceType, legacyId), details)
+      ? await callLegacy(() => ctx.legacy.read(resourceType, legacyId), details)
       : known.record;
   if (record === undefined) {
     if (entry.kind === 'upsert') return nothing();
@@ -226,7 +226,7 @@ async function toLegacy<L>(
         : await ctx.medplum.read(resourceType, link.medplumId);
   if (resource === undefined) {
     if (entry.kind === 'upsert') return nothing();
-    await legacyCall(() => ctx.legacy.delete(resourceType, legacyId), details);
+    await callLegacy(() => ctx.legacy.delete(resourceType, legacyId), details);
     return { ...nothing(), action: 'deleted', link: null };
   }
   const base = entry.base as L | undefined;
@@ -295,12 +295,4 @@ function nothing(): MirrorOutcome {
     resource: undefined,
     record: undefined,
   };
-}
-
-async function legacyCall<T>(fn: () => Promise<T>, details: ErrorDetails): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw err instanceof DualWriteError ? err : classifyLegacyError(err, details);
-  }
 }

@@ -59,3 +59,24 @@ export function classifyLegacyError(error: unknown, details: ErrorDetails): Dual
   }
   return new RejectedError(`legacy ${details.resourceType ?? ''} request failed: ${message}`, [], base);
 }
+
+/**
+ * Runs one call to the legacy adapter, turning whatever it throws into the library's typed
+ * error ({@link classifyLegacyError}). Every legacy call of the library goes through it.
+ *
+ * @param fn - The call.
+ * @param details - The record concerned.
+ * @returns What the call returned.
+ * @throws The typed error.
+ * @example
+ * ```ts
+ * const record = await callLegacy(() => legacy.read('Patient', 'p-1'), { resourceType: 'Patient', legacyId: 'p-1' });
+ * ```
+ */
+export async function callLegacy<T>(fn: () => Promise<T>, details: ErrorDetails): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw classifyLegacyError(err, details);
+  }
+}
