@@ -15,7 +15,7 @@ import { DivergenceChecks, type DivergenceCounts, type ShadowPair } from './dive
 import { EventPublisher } from './divergence/event-publisher.ts';
 import { ChangeFeeds } from './feeds/change-feeds.ts';
 import type { RestHookRequest, RestHookResult } from './feeds/delete-notification.ts';
-import type { FeedCounts, FeedReport } from './feeds/feed-report.ts';
+import { NO_FEED_COUNTS, type FeedCounts, type FeedReport } from './feeds/feed-report.ts';
 import { callbackSink } from './divergence/event-sink.ts';
 import type { DualWriteEvent } from './dual-write-event.ts';
 import { ConfigurationError, InvalidInputError, MappingError, type Side } from './errors.ts';
@@ -563,7 +563,7 @@ export class DualWriter<C, L> {
    * ```
    */
   feedCounts(): FeedCounts {
-    return this.#feeds?.counts ?? EMPTY_FEED_COUNTS;
+    return this.#feeds?.counts ?? NO_FEED_COUNTS;
   }
 
   /**
@@ -1191,16 +1191,6 @@ export class DualWriter<C, L> {
     }
   }
 }
-
-const EMPTY_FEED_COUNTS: FeedCounts = {
-  seen: 0,
-  queued: 0,
-  echoes: 0,
-  skippedByStage: 0,
-  skippedWithoutUnit: 0,
-  skippedWithoutLegacyId: 0,
-  errors: 0,
-};
 
 function gatesOf(given: ReadinessGates | undefined): GateLimits {
   const gates: Record<string, number> = { ...DEFAULT_GATES };

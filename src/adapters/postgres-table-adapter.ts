@@ -396,19 +396,7 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
             '$3',
           );
     const text = `SELECT ${schema.selectList} FROM ${schema.sqlTable} WHERE ${from} ORDER BY ${order} LIMIT $1`;
-    let rows: Record<string, unknown>[];
-    try {
-      rows = (await this.#sql.query(text, params)).rows;
-    } catch (err) {
-      if (after !== undefined && sqlState(err)?.startsWith('22')) {
-        throw new InvalidInputError('cursor', 'does not belong to this table', {
-          side: 'legacy',
-          resourceType,
-          cause: err,
-        });
-      }
-      throw err;
-    }
+    const rows = await this.#changeRows(text, params, after, resourceType);
     const records = rows.map((raw) => toRecord(schema, raw));
     const next = nextChangeCursor(
       after,
@@ -424,19 +412,15 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
     };
   }
 
-  async #mergedChanges(
-    schema: TableSchema,
-    tombstones: TombstoneSettings,
+  /** Runs a change query; a cursor whose values do not fit the table is the caller's error. */
+  async #changeRows(
+    text: string,
+    params: unknown[],
     after: ChangeCursor | undefined,
-    limit: number,
-    cursor: string | undefined,
-  ): Promise<LegacyChangePage<PostgresTableRow>> {
-    const { resourceType } = schema.settings;
-    const params =
-      after === undefined ? [limit, resourceType] : [limit, resourceType, after.updatedAt, after.seen];
-    let rows: Record<string, unknown>[];
+    resourceType: string,
+  ): Promise<Record<string, unknown>[]> {
     try {
-      rows = (await this.#sql.query(mergedChangesSql(schema, tombstones, after !== undefined), params)).rows;
+      return (await this.#sql.query(text, params)).rows;
     } catch (err) {
       if (after !== undefined && sqlState(err)?.startsWith('22')) {
         throw new InvalidInputError('cursor', 'does not belong to this table', {
@@ -447,6 +431,20 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
       }
       throw err;
     }
+  }
+
+  async #mergedChanges(
+    schema: TableSchema,
+    tombstones: TombstoneSettings,
+    after: ChangeCursor | undefined,
+    limit: number,
+    cursor: string | undefined,
+  ): Promise<LegacyChangePage<PostgresTableRow>> {
+    const { resourceType } = schema.settings;
+    const params =
+      after === undefined ? [limit, resourceType] : [limit, resourceType, after.updatedAt, after.seen];
+    const text = mergedChangesSql(schema, tombstones, after !== undefined);
+    const rows = await this.#changeRows(text, params, after, resourceType);
     const changes = rows.map((raw): LegacyChange<PostgresTableRow> => {
       const id = String(raw.dw_id);
       return raw.dw_deleted === true

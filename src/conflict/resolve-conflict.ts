@@ -220,10 +220,8 @@ async function writeBoth<L>(
     const written = await applyToMedplum(ctx.medplum, {
       mapping,
       legacyId,
-      link:
-        seen.resource === undefined
-          ? undefined
-          : { ...linkFor(link, resourceType, legacyId), medplumId: seen.resource.id },
+      // Without a copy, or a link, the write finds the record by its identifier as any mirror does.
+      link: seen.resource === undefined ? undefined : link,
       desired: wanted,
       guard: guardFor(seen.resource !== undefined, seen.resource?.meta?.versionId),
       guarded: ctx.guarded,
@@ -242,21 +240,6 @@ async function writeBoth<L>(
 /** A copy the resolver saw must still be at the version it saw; an absent one is (re)created. */
 function guardFor(exists: boolean, version: string | undefined): WriteGuard {
   return exists ? { kind: 'update', version } : { kind: 'overwrite' };
-}
-
-/** The link to write through: the stored one, or a placeholder when the record had none. */
-function linkFor(link: Link | undefined, resourceType: string, legacyId: string): Link {
-  return (
-    link ?? {
-      resourceType,
-      legacyId,
-      medplumId: '',
-      legacyVersion: undefined,
-      medplumVersion: undefined,
-      contentHash: '',
-      syncedAt: '',
-    }
-  );
 }
 
 async function ask(

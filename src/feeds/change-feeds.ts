@@ -10,12 +10,17 @@ import {
   type RestHookResult,
 } from './delete-notification.ts';
 import { checkExistence } from './existence-check.ts';
-import { addCounts, newTally, type FeedCounts, type FeedReport, type FeedTally } from './feed-report.ts';
+import {
+  addCounts,
+  newTally,
+  NO_FEED_COUNTS,
+  type FeedCounts,
+  type FeedReport,
+  type FeedTally,
+} from './feed-report.ts';
 import type { ChangeFeedsDeps } from './inbound-change.ts';
 import { pollLegacyFeed } from './legacy-feed.ts';
 import { pollMedplumFeed } from './medplum-feed.ts';
-
-const ZERO: FeedCounts = newTally();
 
 /**
  * Inbound change feeds: picks up writes made directly in either system (legacy screens, the
@@ -50,7 +55,7 @@ const ZERO: FeedCounts = newTally();
 export class ChangeFeeds<L> {
   readonly #deps: ChangeFeedsDeps<L>;
   readonly #settings: ChangeFeedsSettings;
-  #counts: FeedCounts = addCounts(ZERO, ZERO);
+  #counts: FeedCounts = NO_FEED_COUNTS;
   /** The last pass queued; passes never overlap (two would journal every change twice). */
   #tail: Promise<unknown> = Promise.resolve();
   #loop: Promise<void> | undefined;

@@ -59,6 +59,24 @@ export interface FeedReport extends FeedCounts {
   readonly failures: readonly FeedFailure[];
 }
 
+/**
+ * All counts zero: no feed has run.
+ *
+ * @example
+ * ```ts
+ * const counts = feeds?.counts ?? NO_FEED_COUNTS;
+ * ```
+ */
+export const NO_FEED_COUNTS: FeedCounts = Object.freeze({
+  seen: 0,
+  queued: 0,
+  echoes: 0,
+  skippedByStage: 0,
+  skippedWithoutUnit: 0,
+  skippedWithoutLegacyId: 0,
+  errors: 0,
+});
+
 /** Mutable counts of one pass. @internal */
 export type FeedTally = { -readonly [K in keyof FeedCounts]: FeedCounts[K] } & { failures: FeedFailure[] };
 
@@ -74,16 +92,7 @@ export type FeedTally = { -readonly [K in keyof FeedCounts]: FeedCounts[K] } & {
  * ```
  */
 export function newTally(): FeedTally {
-  return {
-    seen: 0,
-    queued: 0,
-    echoes: 0,
-    skippedByStage: 0,
-    skippedWithoutUnit: 0,
-    skippedWithoutLegacyId: 0,
-    errors: 0,
-    failures: [],
-  };
+  return { ...NO_FEED_COUNTS, failures: [] };
 }
 
 /**

@@ -1,7 +1,15 @@
 import type { SqlQueryable } from '../sql/sql-client.ts';
 import type { Link } from './link.ts';
 import type { Lease, LeaseOutcome } from './outbox.ts';
-import { isViolationOf, LinkRace, MEDPLUM_KEY } from './postgres-links.ts';
+import {
+  isViolationOf,
+  LINK_UPSERT,
+  LINK_WRITE_COLUMNS,
+  LinkRace,
+  linkWritePlaceholders,
+  linkWriteValues,
+  MEDPLUM_KEY,
+} from './postgres-links.ts';
 import { isRowId, type JournalTables } from './postgres-tables.ts';
 import { LinkConflictError } from './sync-store.ts';
 
@@ -57,30 +65,16 @@ export async function completeLease(
        DELETE FROM ${tables.links} WHERE resource_type = $4 AND legacy_id = $5 AND ${done} RETURNING 1
      )`;
   } else if (link !== undefined) {
-    params.push(
-      link.medplumId,
-      link.legacyVersion ?? null,
-      link.medplumVersion ?? null,
-      link.contentHash,
-      link.syncedAt,
-      link.base === undefined ? null : JSON.stringify(link.base),
-    );
+    params.push(...linkWriteValues(link));
     owner = '(SELECT legacy_id FROM holder)';
     linkStatements = `, holder AS MATERIALIZED (
        SELECT legacy_id FROM ${tables.links} WHERE resource_type = $4 AND medplum_id = $6 AND legacy_id <> $5
        LIMIT 1
      ), linked AS (
-       INSERT INTO ${tables.links}
-         (resource_type, legacy_id, medplum_id, legacy_version, medplum_version, content_hash, synced_at, base)
-       SELECT $4, $5, $6, $7, $8, $9, $10::timestamptz, $11::jsonb
+       INSERT INTO ${tables.links} (resource_type, legacy_id, ${LINK_WRITE_COLUMNS})
+       SELECT $4, $5, ${linkWritePlaceholders(6)}
        WHERE ${done} AND NOT EXISTS (SELECT 1 FROM holder)
-       ON CONFLICT (resource_type, legacy_id) DO UPDATE SET
-         medplum_id = excluded.medplum_id,
-         legacy_version = excluded.legacy_version,
-         medplum_version = excluded.medplum_version,
-         content_hash = excluded.content_hash,
-         synced_at = excluded.synced_at,
-         base = excluded.base
+       ${LINK_UPSERT}
        RETURNING 1
      )`;
   }

@@ -46,6 +46,52 @@ export class LinkRace extends Error {
   }
 }
 
+/** The link columns a write sets, besides its key (resource type, legacy id). */
+export const LINK_WRITE_COLUMNS =
+  'medplum_id, legacy_version, medplum_version, content_hash, synced_at, base';
+
+/** How a link write replaces the record's previous link (and so frees its old Medplum id). */
+export const LINK_UPSERT = `ON CONFLICT (resource_type, legacy_id) DO UPDATE SET
+  medplum_id = excluded.medplum_id, legacy_version = excluded.legacy_version,
+  medplum_version = excluded.medplum_version, content_hash = excluded.content_hash,
+  synced_at = excluded.synced_at, base = excluded.base`;
+
+/**
+ * The placeholders of {@link LINK_WRITE_COLUMNS}, numbered from `first`.
+ *
+ * @param first - The first parameter's number.
+ * @returns The placeholder list.
+ * @example
+ * ```ts
+ * `VALUES ($1, $2, ${linkWritePlaceholders(3)})`;
+ * ```
+ */
+export function linkWritePlaceholders(first: number): string {
+  const n = (i: number) => `$${String(first + i)}`;
+  return `${n(0)}, ${n(1)}, ${n(2)}, ${n(3)}, ${n(4)}::timestamptz, ${n(5)}::jsonb`;
+}
+
+/**
+ * The values of {@link LINK_WRITE_COLUMNS} for a link.
+ *
+ * @param link - The link.
+ * @returns The parameters, in column order.
+ * @example
+ * ```ts
+ * await q.query(sql, [link.resourceType, link.legacyId, ...linkWriteValues(link)]);
+ * ```
+ */
+export function linkWriteValues(link: Link): unknown[] {
+  return [
+    link.medplumId,
+    link.legacyVersion ?? null,
+    link.medplumVersion ?? null,
+    link.contentHash,
+    link.syncedAt,
+    link.base === undefined ? null : JSON.stringify(link.base),
+  ];
+}
+
 /**
  * Reads the link of a legacy record.
  *
@@ -149,26 +195,9 @@ export async function saveLink(q: SqlQueryable, tables: JournalTables, link: Lin
   }
   try {
     await q.query(
-      `INSERT INTO ${tables.links}
-         (resource_type, legacy_id, medplum_id, legacy_version, medplum_version, content_hash, synced_at, base)
-       VALUES ($1, $2, $3, $4, $5, $6, $7::timestamptz, $8::jsonb)
-       ON CONFLICT (resource_type, legacy_id) DO UPDATE SET
-         medplum_id = excluded.medplum_id,
-         legacy_version = excluded.legacy_version,
-         medplum_version = excluded.medplum_version,
-         content_hash = excluded.content_hash,
-         synced_at = excluded.synced_at,
-         base = excluded.base`,
-      [
-        link.resourceType,
-        link.legacyId,
-        link.medplumId,
-        link.legacyVersion ?? null,
-        link.medplumVersion ?? null,
-        link.contentHash,
-        link.syncedAt,
-        link.base === undefined ? null : JSON.stringify(link.base),
-      ],
+      `INSERT INTO ${tables.links} (resource_type, legacy_id, ${LINK_WRITE_COLUMNS})
+       VALUES ($1, $2, ${linkWritePlaceholders(3)}) ${LINK_UPSERT}`,
+      [link.resourceType, link.legacyId, ...linkWriteValues(link)],
     );
   } catch (err) {
     if (isViolationOf(err, MEDPLUM_KEY)) throw new LinkRace(err);
