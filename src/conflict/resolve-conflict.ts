@@ -126,7 +126,7 @@ export async function resolveConflict<L>(
   } catch (err) {
     if (!(err instanceof ConflictError)) throw err;
     throw new UnavailableError(
-      `${resourceType}/${legacyId} changed again while its conflict was resolved; will retry`,
+      `${resourceType}/${legacyId} changed again while its conflict was being resolved; nothing was overwritten, try again`,
       {
         ...details,
         status: err.status,

@@ -1,5 +1,5 @@
 import type { Resource } from '@medplum/fhirtypes';
-import { ConfigurationError, type Side } from '../errors.ts';
+import { ConfigurationError } from '../errors.ts';
 import { mergeThreeWay, type MergeCollision } from './three-way-merge.ts';
 import type { ConflictResolver, Resolution } from './conflict-context.ts';
 
@@ -65,7 +65,8 @@ export const lastWriterWins: ConflictResolver = (ctx) => {
 /**
  * Who decides a field both sides changed differently in a {@link threeWayMerge}:
  * `'authority'` (the authority's value), `'manual'` (the whole record waits for an operator), or
- * a function returning the value to keep (`undefined` removes the field).
+ * a function returning the value to keep (`undefined` removes the field; for the whole record —
+ * no base to merge against, or a side deleted it — `undefined` leaves the record to review).
  *
  * @example
  * ```ts
@@ -117,9 +118,11 @@ export function threeWayMerge(options: ThreeWayMergeOptions = {}): ConflictResol
       const why = ctx.base === undefined ? 'no base snapshot to merge against' : 'deleted on one side';
       if (policy === 'authority') return { winner: ctx.authority, by };
       if (policy === 'manual') return { manual: why, by };
+      // The whole record is the collision: the function's value is the record, and no value
+      // (it could not decide, or would delete the record) leaves it to a person.
       const kept = policy({ path: '', base: ctx.base, ours, theirs });
       return kept === undefined
-        ? { winner: ctx.authority === 'legacy' ? 'medplum' : 'legacy', by }
+        ? { manual: `${why}; the collision policy kept no record`, by }
         : merged(kept, by);
     }
     const result = mergeThreeWay(ctx.base, ours, theirs, {
@@ -184,9 +187,4 @@ function timeOf(iso: string | undefined): number | undefined {
   if (iso === undefined) return undefined;
   const time = Date.parse(iso);
   return Number.isNaN(time) ? undefined : time;
-}
-
-/** The side that is not `side`. */
-export function otherSide(side: Side): Side {
-  return side === 'legacy' ? 'medplum' : 'legacy';
 }

@@ -74,11 +74,12 @@ export async function runLease<L>(
     clearInterval(heartbeat);
   }
   try {
+    // A resolved conflict's writes have happened, whatever the completion says (a newer write
+    // requeues the entry, a lost lease fences it): it is recorded either way, so no
+    // disagreement goes unseen.
+    if (outcome.conflict !== undefined) await policy.onConflict?.(outcome.conflict);
     const recorded = await ctx.store.complete(lease, outcome.link);
-    if (recorded === 'done') {
-      if (outcome.conflict !== undefined) await policy.onConflict?.(outcome.conflict);
-      policy.onApplied?.(lease.entry, outcome);
-    }
+    if (recorded === 'done') policy.onApplied?.(lease.entry, outcome);
     return {
       status: recorded === 'done' ? (outcome.action === 'unchanged' ? 'unchanged' : 'applied') : recorded,
       outcome,
