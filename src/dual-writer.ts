@@ -626,6 +626,11 @@ export class DualWriter<C, L> {
   ): Promise<Readiness> {
     requireId(unit, 'unit');
     const windowMs = options.windowMs ?? this.#readiness.windowMs;
+    if (typeof windowMs !== 'number' || !Number.isFinite(windowMs) || windowMs <= 0)
+      throw new InvalidInputError(
+        'windowMs',
+        `must be a positive number of milliseconds, got ${String(windowMs)}`,
+      );
     const now = Date.now();
     const since = new Date(now - windowMs).toISOString();
     const [conflicts, divergence, counts] = await Promise.all([
@@ -839,6 +844,12 @@ export class DualWriter<C, L> {
         'id',
         `dead letter ${id} is a ${letter.resourceType}, which has no mapping`,
       );
+    if ('merged' in decided && decided.merged.resourceType !== letter.resourceType) {
+      throw new InvalidInputError(
+        'resolution.merged.resourceType',
+        `must be ${letter.resourceType}, the dead letter's type (got ${decided.merged.resourceType})`,
+      );
+    }
     const { resourceType, legacyId, unit } = letter;
     return this.#locks.run(`${resourceType}/${legacyId}`, async () => {
       const link = await this.#store.getLink(resourceType, legacyId);

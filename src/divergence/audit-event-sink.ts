@@ -1,6 +1,7 @@
 import type { MedplumClient } from '@medplum/core';
 import type { AuditEvent, AuditEventEntity } from '@medplum/fhirtypes';
 import type { DualWriteEvent, FieldChange } from '../dual-write-event.ts';
+import { ConfigurationError } from '../errors.ts';
 import type { EventSink, SinkOptions } from './event-sink.ts';
 
 /**
@@ -50,6 +51,10 @@ export interface AuditEventSinkOptions extends SinkOptions {
  * ```
  */
 export function auditEventSink(medplum: MedplumClient, options: AuditEventSinkOptions = {}): EventSink {
+  if (typeof (medplum as Partial<MedplumClient> | null | undefined)?.createResource !== 'function')
+    throw new ConfigurationError('medplum', medplum, 'must be a MedplumClient');
+  if (options.types !== undefined && !Array.isArray(options.types))
+    throw new ConfigurationError('types', options.types, 'must be an array of event types');
   const types = new Set(options.types ?? ['conflict', 'resolved', 'divergence', 'dead-letter']);
   return {
     revealValues: options.revealValues === true,

@@ -1,3 +1,4 @@
+import { ConfigurationError } from '../errors.ts';
 import type { DualWriteEvent } from '../dual-write-event.ts';
 
 /**
@@ -54,6 +55,7 @@ export function callbackSink(
   fn: (event: DualWriteEvent) => void | Promise<void>,
   options: SinkOptions = {},
 ): EventSink {
+  if (typeof fn !== 'function') throw new ConfigurationError('fn', fn, 'must be a function (event) => void');
   return { revealValues: options.revealValues === true, handle: fn };
 }
 
@@ -99,6 +101,11 @@ const LEVELS: Readonly<Record<DualWriteEvent['type'], keyof EventLogger>> = {
  * ```
  */
 export function loggerSink(logger: EventLogger, options: SinkOptions = {}): EventSink {
+  for (const level of ['debug', 'info', 'warn'] as const) {
+    const method = (logger as Partial<EventLogger> | null | undefined)?.[level];
+    if (typeof method !== 'function')
+      throw new ConfigurationError(`logger.${level}`, method, 'must be a function (object, message) => void');
+  }
   return {
     revealValues: options.revealValues === true,
     handle: (event) => {

@@ -195,6 +195,7 @@ export class CutoverPlan<C> {
       throw new InvalidInputError('unit', 'must be a non-empty string');
     if (!isStage(stage))
       throw new InvalidInputError('stage', `${stageProblem} (got ${JSON.stringify(stage)})`);
+    validateChangeOptions(options);
     const { resourceType, force = false } = options;
     const from = resourceType === undefined ? this.#unitStage(unit) : this.stageOf(unit, resourceType);
     const step = STAGES.indexOf(stage) - STAGES.indexOf(from);
@@ -256,6 +257,11 @@ export class CutoverPlan<C> {
    * ```
    */
   async attach(store: SyncStore, options: { readonly refreshMs?: number | undefined } = {}): Promise<void> {
+    const given = store as unknown as Record<string, unknown> | null | undefined;
+    for (const method of ['loadPlan', 'savePlan', 'appendEvent', 'listEvents']) {
+      if (typeof given?.[method] !== 'function')
+        throw new ConfigurationError(`store.${method}`, given?.[method], 'must be a function (a SyncStore)');
+    }
     const refreshMs = options.refreshMs ?? 1000;
     if (typeof refreshMs !== 'number' || !Number.isFinite(refreshMs) || refreshMs <= 0)
       throw new ConfigurationError('refreshMs', refreshMs, 'must be a positive number of milliseconds');
@@ -468,6 +474,22 @@ export class StageChangeRefusedError extends DualWriteError {
     this.to = to;
     this.readiness = readiness;
   }
+}
+
+function validateChangeOptions(options: unknown): void {
+  if (typeof options !== 'object' || options === null)
+    throw new InvalidInputError('options', 'must be an object such as { reason, by }');
+  const given = options as Record<string, unknown>;
+  for (const field of ['resourceType', 'reason', 'by']) {
+    const value = given[field];
+    if (value !== undefined && (typeof value !== 'string' || value.trim() === ''))
+      throw new InvalidInputError(
+        field,
+        `must be a non-empty string, got ${typeof value === 'string' ? 'an empty string' : typeof value}`,
+      );
+  }
+  if (given.force !== undefined && typeof given.force !== 'boolean')
+    throw new InvalidInputError('force', `must be true or false, got ${typeof given.force}`);
 }
 
 const stageProblem = 'must be one of legacy-only, dual-write, shadow, live, rampdown, medplum-only';

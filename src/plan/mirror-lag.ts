@@ -16,7 +16,7 @@ export class MirrorLag {
 
   /**
    * @param windowMs - How far back samples count.
-   * @param max - Most samples kept per unit.
+   * @param max - Samples kept per unit (the oldest are dropped once there are twice as many).
    */
   constructor(windowMs: number, max = 10_000) {
     this.#windowMs = windowMs;
@@ -37,7 +37,8 @@ export class MirrorLag {
       this.#samples.set(unit, list);
     }
     list.push({ at: now, ms: Math.max(0, now - writtenAt) });
-    if (list.length > this.#max) list.splice(0, list.length - this.#max);
+    // Trimmed in halves, not one by one: shifting the array on every mirror is O(n) each.
+    if (list.length >= this.#max * 2) list.splice(0, list.length - this.#max);
   }
 
   /**

@@ -285,6 +285,14 @@ describe('each built-in resolver, on one patient edited on both sides between sy
     await expect(f.writer.resolveDeadLetter(letter!.id, { winner: 'both' } as never)).rejects.toMatchObject({
       name: 'InvalidInputError',
     });
+    await expect(
+      f.writer.resolveDeadLetter(letter!.id, {
+        merged: { resourceType: 'Observation', status: 'final', code: {} },
+      }),
+    ).rejects.toMatchObject({ name: 'InvalidInputError', field: 'resolution.merged.resourceType' });
+    await expect(f.writer.resolveDeadLetter(letter!.id, { winner: 'legacy' }, '')).rejects.toMatchObject({
+      field: 'note',
+    });
     expect(await f.writer.resolveDeadLetter('999999', { winner: 'legacy' })).toBe(false);
     expect(await f.writer.deadLetters()).toHaveLength(1);
   });

@@ -123,6 +123,16 @@ function leaked(text: string): string[] {
   return Object.values(MARKERS).filter((marker) => text.includes(marker));
 }
 
+describe('sinks', () => {
+  it('reject what is not a logger, a function or a MedplumClient, naming it', () => {
+    expect(() => loggerSink({ info: () => undefined } as never)).toThrow(
+      expect.objectContaining({ name: 'ConfigurationError', field: 'logger.debug' }) as Error,
+    );
+    expect(() => callbackSink('log' as never)).toThrow(expect.objectContaining({ field: 'fn' }) as Error);
+    expect(() => auditEventSink({} as never)).toThrow(expect.objectContaining({ field: 'medplum' }) as Error);
+  });
+});
+
 describe('PHI in logs, events and AuditEvents', () => {
   it('by default none of the seeded values appears anywhere, while the findings do', async () => {
     const { logger, events, stored, allAudits, audits } = await runScenario(false);

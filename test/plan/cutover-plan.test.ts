@@ -176,5 +176,27 @@ describe('CutoverPlan', () => {
     const plan = new CutoverPlan<Ctx>({ default: 'live', unitOf });
     await expect(plan.set('north', 'done' as never)).rejects.toMatchObject({ field: 'stage' });
     await expect(plan.set('', 'live')).rejects.toMatchObject({ field: 'unit' });
+    await expect(plan.set('north', 'live', { reason: 42 } as never)).rejects.toMatchObject({
+      field: 'reason',
+    });
+    await expect(plan.set('north', 'live', { by: '' })).rejects.toMatchObject({ field: 'by' });
+    await expect(plan.set('north', 'live', { force: 'yes' } as never)).rejects.toMatchObject({
+      field: 'force',
+    });
+    await expect(plan.set('north', 'live', { resourceType: '' })).rejects.toMatchObject({
+      field: 'resourceType',
+    });
+    expect(plan.stageOf('north', 'Patient')).toBe('live');
+  });
+
+  it('refuses to attach to something that is not a store, naming it', async () => {
+    const plan = new CutoverPlan<Ctx>({ default: 'live', unitOf });
+    await expect(plan.attach({} as never)).rejects.toMatchObject({
+      name: 'ConfigurationError',
+      field: 'store.loadPlan',
+    });
+    await expect(plan.attach(new MemoryStore(), { refreshMs: 0 })).rejects.toMatchObject({
+      field: 'refreshMs',
+    });
   });
 });

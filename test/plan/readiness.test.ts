@@ -27,6 +27,10 @@ describe('readiness', () => {
       figures: { conflicts: 0, divergence: 0, deadLetters: 0, pending: 0, mirrorLagMs: { samples: 5 } },
     });
     expect(readiness.figures.mirrorLagMs.p95).toBeGreaterThanOrEqual(0);
+    await expect(fixture.writer.readiness('north', { windowMs: -1 })).rejects.toMatchObject({
+      field: 'windowMs',
+    });
+    await expect(fixture.writer.readiness('')).rejects.toMatchObject({ field: 'unit' });
     expect((await fixture.writer.readiness('south')).figures.mirrorLagMs).toEqual({
       p50: undefined,
       p95: undefined,
