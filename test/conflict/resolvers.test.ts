@@ -14,6 +14,7 @@ import {
   type ConflictContext,
   type ConflictResolver,
   type DualWriteEvent,
+  type MemoryStore,
 } from '../../src/index.ts';
 import type { MemoryLegacyAdapter } from '../../src/testing/index.ts';
 import type { PatientRow } from '../harness/patient-fixture.ts';
@@ -245,6 +246,35 @@ describe('each built-in resolver, on one patient edited on both sides between sy
     expect(eventsOf(f.events, 'resolved')).toMatchObject([
       { resolvedBy: 'keep-medplum-but-names', resolution: 'merged' },
     ]);
+  });
+
+  it('records a conflict whose entry a newer write requeued while it was being resolved', async () => {
+    const journal: { store?: MemoryStore } = {};
+    let bumped = false;
+    const resolver: ConflictResolver = async (ctx) => {
+      if (!bumped && journal.store !== undefined) {
+        bumped = true;
+        // A newer write of the record arrives meanwhile: the lease will complete as requeued.
+        await journal.store.intend(
+          { resourceType: 'Patient', legacyId: 'p-1', target: 'medplum', unit: 'north', kind: 'upsert' },
+          0,
+        );
+      }
+      return authorityWins(ctx);
+    };
+    fixture = await startWriterFixture({ stage: 'dual-write', writer: { mirror: 'async', resolver } });
+    const f = fixture;
+    journal.store = f.store;
+    await f.writer.create('Patient', ada, north);
+    await f.writer.drain({ timeoutMs: 5_000 });
+    const [copy] = await medplumCopies(f.direct, 'p-1');
+    await f.direct.updateResource<Patient>({ ...copy!, birthDate: '1815-12-10' });
+    await f.writer.update('Patient', 'p-1', { ...ada, last_name: 'King' }, north);
+    await f.writer.drain({ timeoutMs: 5_000 });
+    expect(bumped).toBe(true);
+    expect(eventsOf(f.events, 'conflict')).toMatchObject([{ legacyId: 'p-1', resolvedBy: 'authority-wins' }]);
+    expect(await f.store.listEvents({ type: 'conflict' })).toHaveLength(1);
+    expect((await bothSides(f)).patient.name?.[0]?.family).toBe('King');
   });
 
   it('a resolver that throws or returns nonsense dead-letters the entry and writes nothing more', async () => {
