@@ -75,9 +75,12 @@ function grant(tables: JournalTables, owner: string, leaseMs: string): string {
  * record in flight at a time, whichever side it goes to.
  */
 function otherLeased(tables: JournalTables, alias: string): string {
+  // Named by the other target, so the lookup is one probe of the (target, resource_type,
+  // legacy_id) unique index rather than a scan per candidate.
   return `EXISTS (SELECT 1 FROM ${tables.outbox} other
-    WHERE other.resource_type = ${alias}.resource_type AND other.legacy_id = ${alias}.legacy_id
-      AND other.id <> ${alias}.id AND other.lease_expires_at > clock_timestamp())`;
+    WHERE other.target = CASE ${alias}.target WHEN 'medplum' THEN 'legacy' ELSE 'medplum' END
+      AND other.resource_type = ${alias}.resource_type AND other.legacy_id = ${alias}.legacy_id
+      AND other.lease_expires_at > clock_timestamp())`;
 }
 
 /**

@@ -271,7 +271,9 @@ export class PostgresStore implements SyncStore {
   /** {@inheritDoc SyncStore.hasPending} */
   async hasPending(resourceType: string, legacyId: string): Promise<boolean> {
     const { rows } = await this.#sql.query(
-      `SELECT 1 FROM ${this.#tables.outbox} WHERE resource_type = $1 AND legacy_id = $2 LIMIT 1`,
+      // Both targets named, so the (target, resource_type, legacy_id) unique index answers it.
+      `SELECT 1 FROM ${this.#tables.outbox}
+       WHERE target IN ('legacy', 'medplum') AND resource_type = $1 AND legacy_id = $2 LIMIT 1`,
       [resourceType, legacyId],
     );
     return rows.length > 0;

@@ -42,6 +42,7 @@ describe('PostgresStore on PGlite', () => {
       { version: 2, name: 'applying-hash' },
       { version: 3, name: 'link-base' },
       { version: 4, name: 'hold-count' },
+      { version: 5, name: 'event-counts' },
     ]);
     await store.saveLink(linkOf('p-1', 'm-1'));
     expect(await store.getLink('Patient', 'p-1')).toEqual(linkOf('p-1', 'm-1'));
@@ -164,7 +165,7 @@ describe('PostgresStore on PostgreSQL with concurrent instances', () => {
   it('migrates safely when several instances open the same new schema at once', async () => {
     const { schema, stores } = await openAll();
     const { rows } = await pools[0]!.query(`SELECT version FROM "${schema}".migrations`);
-    expect(rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
+    expect(rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }]);
     await stores[0]!.saveLink(linkOf('p-1', 'm-1'));
     expect(await stores[3]!.getLink('Patient', 'p-1')).toEqual(linkOf('p-1', 'm-1'));
   });

@@ -3,6 +3,7 @@ import { initial } from './0001-initial.ts';
 import { applyingHash } from './0002-applying-hash.ts';
 import { linkBase } from './0003-link-base.ts';
 import { holdCount } from './0004-hold-count.ts';
+import { eventCounts } from './0005-event-counts.ts';
 
 /**
  * One numbered step of the journal's schema. Migrations are TypeScript modules, not `.sql`
@@ -30,7 +31,13 @@ export interface Migration {
  * const latest = JOURNAL_MIGRATIONS.at(-1)?.version;
  * ```
  */
-export const JOURNAL_MIGRATIONS: readonly Migration[] = [initial, applyingHash, linkBase, holdCount];
+export const JOURNAL_MIGRATIONS: readonly Migration[] = [
+  initial,
+  applyingHash,
+  linkBase,
+  holdCount,
+  eventCounts,
+];
 
 /*
  * Concurrent openers (every service instance starting at once) are serialised by a transaction
