@@ -313,18 +313,23 @@ export async function claim(
          AND (hold_until IS NULL OR hold_until <= clock_timestamp())
          AND ${UNLEASED}
          AND NOT ${otherLeased(tables, 'o')}
-         AND pg_try_advisory_xact_lock(${recordLockKey(tables, 'o')})
        ORDER BY next_attempt_at, id
        LIMIT $1 * 2
        FOR UPDATE SKIP LOCKED
-     ), candidates AS MATERIALIZED (
+     ), firsts AS MATERIALIZED (
        -- One entry per record: its two directions (a write mirrored one way, a change feed's the
        -- other) must not run at once, or both would see the same link and act on it twice.
-       SELECT id FROM (
-         SELECT id, next_attempt_at,
+       SELECT id, resource_type, legacy_id, next_attempt_at FROM (
+         SELECT id, resource_type, legacy_id, next_attempt_at,
            row_number() OVER (PARTITION BY resource_type, legacy_id ORDER BY next_attempt_at, id) AS n
          FROM locked
        ) ranked WHERE n = 1
+     ), candidates AS MATERIALIZED (
+       -- The record lock is tried here, on the few rows this claim already holds, not in the
+       -- scan above: there the planner may test every row of the outbox before sorting, and a
+       -- claim would lock every record, leaving concurrent claimers nothing.
+       SELECT id FROM firsts o
+       WHERE pg_try_advisory_xact_lock(${recordLockKey(tables, 'o')})
        ORDER BY next_attempt_at, id
        LIMIT $1
      ), claimed AS (
