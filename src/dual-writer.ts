@@ -29,8 +29,16 @@ import type { ResourceMapping } from './mapping/resource-mapping.ts';
 import { applyToLegacy, withId } from './mirror/apply-to-legacy.ts';
 import { applyToMedplum } from './mirror/apply-to-medplum.ts';
 import { Drainer, drainerPolicyOf, type DrainReport } from './mirror/drainer.ts';
-import { runLease, type LeasePolicy, type LeaseResult } from './mirror/lease-runner.ts';
-import { replacing, resolveContextOf, resolved, type MirrorContext } from './mirror/mirror-entry.ts';
+import { markFor, runLease, type LeasePolicy, type LeaseResult } from './mirror/lease-runner.ts';
+import { readForBatch } from './mirror/batch-reads.ts';
+import {
+  mirrorEntry,
+  replacing,
+  resolveContextOf,
+  resolved,
+  type MirrorContext,
+  type MirrorInputs,
+} from './mirror/mirror-entry.ts';
 import { RecordLocks } from './mirror/record-locks.ts';
 import { retryPolicyOf, withRetries, type RetryPolicy } from './mirror/retry-policy.ts';
 import { WritePath, type AuthorityWrite, type Routed, type WritePlan } from './mirror/write-path.ts';
@@ -90,7 +98,7 @@ export class DualWriter<C, L> {
   readonly #readiness: { readonly windowMs: number; readonly gates: GateLimits };
   readonly #ctx: MirrorContext<L>;
   readonly #writes: WritePath<L>;
-  readonly #drainer: Drainer;
+  readonly #drainer: Drainer<MirrorInputs<L>>;
 
   /**
    * @param options - The two systems, mappings, plan, store and policies.
@@ -174,14 +182,17 @@ export class DualWriter<C, L> {
       emit: (event) => this.#emit(event),
       notifyDrainer: () => this.#drainer.notify(),
     });
-    this.#drainer = new Drainer(
+    this.#drainer = new Drainer<MirrorInputs<L>>(
       this.#store,
-      async (lease) => {
-        const result = await runLease(ctx, lease, leasePolicy);
+      async (lease, read) => {
+        const result = await runLease(ctx, lease, leasePolicy, () =>
+          mirrorEntry(ctx, lease.entry, { ...read, mark: markFor(ctx.store, lease), linked: lease.link }),
+        );
         this.#emitDrained(lease.entry, result);
         return result;
       },
       drainer,
+      (leases) => readForBatch(ctx, leases),
     );
   }
 

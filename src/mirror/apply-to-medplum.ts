@@ -26,6 +26,11 @@ export interface MedplumWrite<R extends Resource> {
   readonly guarded?: boolean | undefined;
   /** For mirrors: how to recognise an earlier attempt's write, and record this one's. */
   readonly own?: OwnWrites | undefined;
+  /**
+   * What a search by the legacy identifier found, when the caller searched already (under the
+   * same guard); used instead of searching again when there is no link.
+   */
+  readonly found?: { readonly resource: WithId<R> | undefined } | undefined;
 }
 
 /**
@@ -69,12 +74,11 @@ export async function applyToMedplum<R extends Resource>(
     // record now, so a search finds any orphan and a plain create is then safe. On a real
     // Medplum that is far cheaper under concurrency than a conditional create (DESIGN.md: 150–185
     // plain creates/s against 11/s conditional at 8 concurrent requests, with 31% transient 409s).
-    return settle(
-      medplum,
-      write,
-      await medplum.findByIdentifier<R>(mapping.resourceType, mapping.identifierSystem, legacyId),
-      details,
-    );
+    const existing =
+      write.found !== undefined
+        ? write.found.resource
+        : await medplum.findByIdentifier<R>(mapping.resourceType, mapping.identifierSystem, legacyId);
+    return settle(medplum, write, existing, details);
   }
   // Nothing guards the record (a caller's own create): let the server dedupe. The conditional
   // create's search finds an orphan or a concurrent writer's copy within the same request.

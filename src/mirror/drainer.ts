@@ -121,11 +121,13 @@ export interface DrainReport {
  * concurrency, either in the background (`start`/`stop`) or until the outbox is empty
  * (`drain`). Many drainers, in many processes, can share one store.
  */
-export class Drainer {
+export class Drainer<P = undefined> {
   readonly #store: SyncStore;
-  readonly #run: (lease: Lease) => Promise<LeaseResult>;
+  readonly #run: (lease: Lease, prepared: P | undefined) => Promise<LeaseResult>;
+  readonly #prepare: ((leases: readonly Lease[]) => Promise<readonly P[]>) | undefined;
   readonly #policy: DrainerPolicy;
-  readonly #queue: { readonly lease: Lease; readonly claimedAt: number }[] = [];
+  readonly #queue: { readonly lease: Lease; readonly prepared: P | undefined; readonly claimedAt: number }[] =
+    [];
   #claiming: Promise<number> | undefined;
   #inFlight = 0;
   #running: Promise<void> | undefined;
@@ -136,13 +138,21 @@ export class Drainer {
 
   /**
    * @param store - The store holding the outbox.
-   * @param run - Applies one lease and records its result.
+   * @param run - Applies one lease, with what `prepare` read for it, and records its result.
    * @param policy - Concurrency, leases and polling.
+   * @param prepare - Reads for a claimed batch at once, before its leases run (one value per
+   *   lease, same order); when it throws, the leases run without.
    */
-  constructor(store: SyncStore, run: (lease: Lease) => Promise<LeaseResult>, policy: DrainerPolicy) {
+  constructor(
+    store: SyncStore,
+    run: (lease: Lease, prepared: P | undefined) => Promise<LeaseResult>,
+    policy: DrainerPolicy,
+    prepare?: (leases: readonly Lease[]) => Promise<readonly P[]>,
+  ) {
     this.#store = store;
     this.#run = run;
     this.#policy = policy;
+    this.#prepare = prepare;
   }
 
   /** Whether the background loop runs. */
@@ -217,8 +227,8 @@ export class Drainer {
   async #worker(deadline: number | undefined): Promise<void> {
     for (;;) {
       if (this.#stopping || (deadline !== undefined && Date.now() >= deadline)) return;
-      const lease = this.#paused ? undefined : await this.#next();
-      if (lease === undefined) {
+      const next = this.#paused ? undefined : await this.#next();
+      if (next === undefined) {
         if (
           deadline !== undefined &&
           this.#inFlight === 0 &&
@@ -230,7 +240,7 @@ export class Drainer {
       }
       this.#inFlight += 1;
       try {
-        const result = await this.#run(lease);
+        const result = await this.#run(next.lease, next.prepared);
         if (result.status === 'applied' || result.status === 'unchanged') this.#counts.applied += 1;
         else if (result.status === 'retrying') this.#counts.retried += 1;
         else if (result.status === 'dead-letter') this.#counts.deadLettered += 1;
@@ -243,13 +253,13 @@ export class Drainer {
     }
   }
 
-  async #next(): Promise<Lease | undefined> {
+  async #next(): Promise<{ readonly lease: Lease; readonly prepared: P | undefined } | undefined> {
     for (;;) {
       const queued = this.#queue.shift();
       if (queued === undefined) break;
       // A lease that waited in the queue for half its life is left to expire rather than run:
       // running it late could overlap another worker that claims it after expiry.
-      if (Date.now() - queued.claimedAt < this.#policy.leaseMs / 2) return queued.lease;
+      if (Date.now() - queued.claimedAt < this.#policy.leaseMs / 2) return queued;
     }
     // One claim query at a time per drainer; the other workers wait for its batch. It claims no
     // more than the workers that are free now, so leases start at once instead of ageing in a
@@ -257,16 +267,20 @@ export class Drainer {
     const free = Math.max(1, this.#policy.concurrency - this.#inFlight - this.#queue.length);
     this.#claiming ??= this.#store
       .claim(this.#policy.workerId, Math.min(this.#policy.batchSize, free), this.#policy.leaseMs)
-      .then((leases) => {
+      .then(async (leases) => {
         const claimedAt = Date.now();
-        this.#queue.push(...leases.map((lease) => ({ lease, claimedAt })));
+        const prepared =
+          this.#prepare === undefined || leases.length === 0
+            ? []
+            : await this.#prepare(leases).catch(() => []);
+        this.#queue.push(...leases.map((lease, i) => ({ lease, prepared: prepared[i], claimedAt })));
         return leases.length;
       })
       .finally(() => {
         this.#claiming = undefined;
       });
     await this.#claiming;
-    return this.#queue.shift()?.lease;
+    return this.#queue.shift();
   }
 
   #sleep(): Promise<void> {

@@ -4,7 +4,6 @@ import type { Lease, LeaseOutcome, OutboxEntry, OutboxError } from '../journal/o
 import { LinkConflictError, type SyncStore } from '../journal/sync-store.ts';
 import { delayFor, type Backoff } from './backoff.ts';
 import type { MirrorContext, MirrorOutcome } from './mirror-entry.ts';
-import { mirrorEntry } from './mirror-entry.ts';
 
 /**
  * How one lease ended.
@@ -48,16 +47,15 @@ export interface LeasePolicy {
  * @param ctx - The sides, mappings and store.
  * @param lease - The lease to run.
  * @param policy - Attempts and backoff.
- * @param attempt - Apply the entry (defaults to one {@link mirrorEntry}); the inline path
- *   passes a function that retries within its budget.
+ * @param attempt - Applies the entry: one {@link mirrorEntry} for the drainer; the inline path
+ *   passes one that retries within its budget.
  * @returns How the lease ended.
  */
 export async function runLease<L>(
   ctx: MirrorContext<L>,
   lease: Lease,
   policy: LeasePolicy,
-  attempt: () => Promise<MirrorOutcome> = () =>
-    mirrorEntry(ctx, lease.entry, undefined, markFor(ctx.store, lease), lease.link),
+  attempt: () => Promise<MirrorOutcome>,
 ): Promise<LeaseResult> {
   let outcome: MirrorOutcome;
   // Keep the lease while the mirror runs, however slow the other side is: an expired lease

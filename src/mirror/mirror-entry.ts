@@ -41,6 +41,27 @@ export type KnownAuthority<L> =
   | { readonly side: 'medplum'; readonly resource: WithId<Resource> | undefined };
 
 /**
+ * What a caller of {@link mirrorEntry} may already hold, saving the mirror a read each, and how
+ * it records its writes.
+ */
+export interface MirrorInputs<L> {
+  /** The authority's copy, when the caller holds it. */
+  readonly known?: KnownAuthority<L> | undefined;
+  /** Records a content hash before it is written (see `SyncStore.markApplying`). */
+  readonly mark?: ((hash: string) => Promise<void>) | undefined;
+  /**
+   * The record's link when the caller read it already (with the claim; `null`: none); read
+   * from the store when `undefined`.
+   */
+  readonly linked?: Link | null | undefined;
+  /**
+   * For an unlinked record mirrored to Medplum: what a search by its legacy identifier found,
+   * made after the lease was taken (a batch's one search); searched for when `undefined`.
+   */
+  readonly found?: { readonly resource: WithId<Resource> | undefined } | undefined;
+}
+
+/**
  * The outcome of applying one outbox entry: what the target side did, and what the link must
  * become (saved with the entry's completion, atomically).
  */
@@ -68,20 +89,16 @@ export interface MirrorOutcome {
  *
  * @param ctx - The two sides, mappings and store.
  * @param entry - The entry to apply.
- * @param known - The authority's copy, when the caller holds it.
- * @param mark - Records a content hash before it is written (see `SyncStore.markApplying`).
- * @param linked - The record's link when the caller read it already (with the claim; `null`:
- *   none), saving a look-up; read from the store when `undefined`.
+ * @param inputs - What the caller already holds or does for the mirror.
  * @returns What happened on the target and the link to store.
  * @throws The typed error of the failing step; the caller decides between retry and dead letter.
  */
 export async function mirrorEntry<L>(
   ctx: MirrorContext<L>,
   entry: OutboxEntry,
-  known?: KnownAuthority<L>,
-  mark?: (hash: string) => Promise<void>,
-  linked?: Link | null,
+  inputs: MirrorInputs<L> = {},
 ): Promise<MirrorOutcome> {
+  const { known, mark, linked, found } = inputs;
   const { resourceType, legacyId } = entry;
   const details: ErrorDetails = { resourceType, legacyId, side: entry.target };
   const mapping = ctx.mappings.get(resourceType);
@@ -99,6 +116,7 @@ export async function mirrorEntry<L>(
           guard,
           own,
           details,
+          found,
         )
       : toLegacy(
           ctx,
@@ -172,6 +190,7 @@ async function toMedplum<L>(
   guard: WriteGuard,
   own: OwnWrites,
   details: ErrorDetails,
+  found: MirrorInputs<L>['found'],
 ): Promise<MirrorOutcome> {
   const { resourceType, legacyId } = entry;
   const record =
@@ -182,7 +201,10 @@ async function toMedplum<L>(
     if (entry.kind === 'upsert') return nothing();
     const medplumId =
       link?.medplumId ??
-      (await ctx.medplum.findByIdentifier(resourceType, mapping.identifierSystem, legacyId))?.id;
+      (found !== undefined
+        ? found.resource
+        : await ctx.medplum.findByIdentifier(resourceType, mapping.identifierSystem, legacyId)
+      )?.id;
     if (medplumId !== undefined) await ctx.medplum.delete(resourceType, medplumId, { ...details, medplumId });
     return { ...nothing(), action: medplumId === undefined ? 'unchanged' : 'deleted', link: null };
   }
@@ -196,6 +218,7 @@ async function toMedplum<L>(
     guard,
     guarded: ctx.store.leasesAcrossProcesses,
     own,
+    found,
   });
   return {
     action: written.action,

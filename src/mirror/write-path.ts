@@ -202,8 +202,7 @@ export class WritePath<L> {
             mirrorEntry(
               this.#ctx,
               { ...lease.entry, applyingHashes: marked },
-              n === 1 ? known : undefined,
-              markAndRemember,
+              { known: n === 1 ? known : undefined, mark: markAndRemember },
             ),
           this.#settings.retry,
           (error, n, delayMs) => this.#emitRetry(error, n, delayMs, routed, legacyId),

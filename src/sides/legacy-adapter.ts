@@ -98,7 +98,7 @@ export interface LegacyChangePage<L> {
  *   a missing record throws {@link LegacyNotFoundError}.
  * - `delete` removes a record, guarded by `expectedVersion` when given; deleting a missing
  *   record is not an error (deletes are idempotent).
- * - `read` returns the record or `undefined`.
+ * - `read` returns the record or `undefined`; the optional `readMany` reads several at once.
  * - `changesSince` pages through changes after a cursor (used by change feeds).
  *
  * Errors other than the two typed ones are treated as transient and retried when their
@@ -122,6 +122,16 @@ export interface LegacyAdapter<L> {
   delete(resourceType: string, id: string, options?: LegacyWriteOptions): Promise<void>;
   /** Reads a record, or `undefined` when it does not exist. */
   read(resourceType: string, id: string): Promise<LegacyRecord<L> | undefined>;
+  /**
+   * Optional: reads several records of one type at once, for a batch of mirrors. The answer
+   * maps each id asked for (exactly as given) to its record, or to `undefined` when it does
+   * not exist; an id missing from the answer is read on its own with `read`. Without it, every
+   * record is read with `read`.
+   */
+  readMany?(
+    resourceType: string,
+    ids: readonly string[],
+  ): Promise<ReadonlyMap<string, LegacyRecord<L> | undefined>>;
   /**
    * Optional: reserves a new legacy id without writing anything (e.g. the next value of the
    * table's sequence), or `undefined` when it cannot. With it, a create without an id is

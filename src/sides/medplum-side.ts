@@ -82,6 +82,60 @@ export class MedplumSide {
   }
 
   /**
+   * Finds the resources carrying any of several identifiers of one system, in one search
+   * (`identifier=system|a,system|b,…`): a batch of mirrors looks its unlinked records up at
+   * once instead of one request each. Values are matched to resources ignoring case (a superset
+   * of any server's rule), so a resource can only be missing from a value's list if the server
+   * did not return it; a value whose list holds more than one resource is a duplicate (or a
+   * case collision) the caller must look up on its own.
+   *
+   * @param resourceType - The resource type.
+   * @param system - The identifier system.
+   * @param values - The identifier values (legacy ids); those a search value would have to
+   *   escape (`,`, `|`, `$`, `\`) are left out of the answer.
+   * @returns Each value searched for and the resources found for it; `undefined` when the
+   *   server returned a full page (the answer might be incomplete).
+   */
+  async findManyByIdentifier<R extends Resource>(
+    resourceType: string,
+    system: string,
+    values: readonly string[],
+  ): Promise<ReadonlyMap<string, readonly WithId<R>[]> | undefined> {
+    const searched = [...new Set(values)].filter((value) => value !== '' && !/[,|$\\]/.test(value));
+    const found = new Map<string, WithId<R>[]>(searched.map((value) => [value, []]));
+    if (searched.length === 0) return found;
+    const count = searched.length * 2 + 1;
+    const resources = await this.#call({ resourceType }, (options) =>
+      this.#client.searchResources(
+        resourceType as ResourceType,
+        new URLSearchParams({
+          identifier: searched.map((value) => `${system}|${value}`).join(','),
+          _count: String(count),
+        }),
+        options,
+      ),
+    );
+    if (resources.length >= count) return undefined;
+    const byValue = new Map<string, string[]>();
+    for (const value of searched) {
+      const lower = value.toLowerCase();
+      byValue.set(lower, [...(byValue.get(lower) ?? []), value]);
+    }
+    for (const resource of resources as readonly WithId<Resource>[] as readonly WithId<R>[]) {
+      const identifiers =
+        (resource as { identifier?: { system?: string; value?: string }[] }).identifier ?? [];
+      const matched = new Set<string>();
+      for (const identifier of identifiers) {
+        if (identifier.system?.toLowerCase() !== system.toLowerCase() || identifier.value === undefined)
+          continue;
+        for (const value of byValue.get(identifier.value.toLowerCase()) ?? []) matched.add(value);
+      }
+      for (const value of matched) found.get(value)?.push(resource);
+    }
+    return found;
+  }
+
+  /**
    * Creates a resource. With `identifier`, conditionally: `If-None-Exist` on it makes the
    * server return the existing copy instead of creating a second one when another process
    * created it first (for writes nothing else guards). Without, a plain POST (for mirrors an

@@ -1,4 +1,4 @@
-import type { Filter, SearchRequest } from '@medplum/core';
+import type { SearchRequest } from '@medplum/core';
 import { Operator } from '@medplum/core';
 import type { Identifier, Resource } from '@medplum/fhirtypes';
 
@@ -72,21 +72,21 @@ export class IdentifierIndex {
 
   /**
    * The ids of the resources a search may match, in the repository's order, when the search
-   * is one `identifier=system|value` filter and nothing else the index cannot answer (sorting,
-   * includes, several values); `undefined` otherwise (scan).
+   * is one `identifier` filter of `system|value` alternatives (comma-separated) and nothing
+   * else the index cannot answer (sorting, includes, escapes); `undefined` otherwise (scan).
    *
    * @param search - The parsed search.
    * @returns The candidate ids, or `undefined`.
    */
   candidates(search: SearchRequest): string[] | undefined {
-    const filter = onlyIdentifierFilter(search);
-    if (filter === undefined) return undefined;
-    const bar = filter.value.indexOf('|');
-    const system = filter.value.slice(0, bar);
-    const value = filter.value.slice(bar + 1);
-    const ids = [...(this.#ids.get(key(search.resourceType, system, value)) ?? [])];
+    const pairs = identifierPairs(search);
+    if (pairs === undefined) return undefined;
+    const ids = new Set<string>();
+    for (const { system, value } of pairs) {
+      for (const id of this.#ids.get(key(search.resourceType, system, value)) ?? []) ids.add(id);
+    }
     const position = (id: string): number => this.#entries.get(`${search.resourceType}/${id}`)?.position ?? 0;
-    return ids.sort((a, b) => position(a) - position(b));
+    return [...ids].sort((a, b) => position(a) - position(b));
   }
 
   #unlink(id: string, keys: readonly string[]): void {
@@ -102,15 +102,25 @@ function key(resourceType: string, system: string, value: string): string {
   return `${resourceType}|${system}|${value}`.toLowerCase();
 }
 
-function onlyIdentifierFilter(search: SearchRequest): Filter | undefined {
+/**
+ * The `system|value` alternatives of a search that is one `identifier` filter and nothing the
+ * index cannot answer (sorting, includes, escapes, a value without a system); `undefined`
+ * otherwise.
+ */
+function identifierPairs(
+  search: SearchRequest,
+): readonly { readonly system: string; readonly value: string }[] | undefined {
   const [filter, ...others] = search.filters ?? [];
   if (filter === undefined || others.length > 0) return undefined;
   if (search.sortRules?.length || search.include?.length || search.revInclude?.length) return undefined;
   if (filter.code !== 'identifier' || filter.operator !== Operator.EQUALS) return undefined;
-  const { value } = filter;
-  const bar = value.indexOf('|');
-  // One system|value pair, nothing escaped, no alternatives.
-  if (bar <= 0 || bar === value.length - 1 || /[,\\]/.test(value) || value.slice(bar + 1).includes('|'))
-    return undefined;
-  return filter;
+  if (filter.value.includes('\\')) return undefined;
+  const pairs: { system: string; value: string }[] = [];
+  for (const alternative of filter.value.split(',')) {
+    const bar = alternative.indexOf('|');
+    if (bar <= 0 || bar === alternative.length - 1 || alternative.slice(bar + 1).includes('|'))
+      return undefined;
+    pairs.push({ system: alternative.slice(0, bar), value: alternative.slice(bar + 1) });
+  }
+  return pairs;
 }

@@ -173,6 +173,22 @@ export class MemoryLegacyAdapter<L extends object> implements LegacyAdapter<L> {
     });
   }
 
+  /** {@inheritDoc LegacyAdapter.readMany} */
+  readMany(
+    resourceType: string,
+    ids: readonly string[],
+  ): Promise<ReadonlyMap<string, LegacyRecord<L> | undefined>> {
+    return this.#call('read', () => {
+      const table = this.#table(resourceType);
+      return new Map(
+        ids.map((id) => {
+          const stored = table.get(id);
+          return [id, stored === undefined ? undefined : toRecord(id, stored)];
+        }),
+      );
+    });
+  }
+
   /**
    * Pages through every write in the order it happened, deletes included. Unlike a table
    * feed, each write is its own change: a record updated twice appears twice, each time with

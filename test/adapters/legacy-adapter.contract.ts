@@ -116,6 +116,18 @@ export function describeLegacyAdapterContract(
         const created = await adapter.create(type, { name: 'Ada', note: 'x' });
         expect(await adapter.read(type, created.id)).toEqual(created);
       });
+
+      it('reads several at once as read reads each, keyed by the ids asked for', async () => {
+        if (adapter.readMany === undefined) return;
+        const ada = await adapter.create(type, { name: 'Ada', note: 'x' });
+        const grace = await adapter.create(type, { name: 'Grace', note: 'y' });
+        await adapter.update(type, grace.id, { name: 'Grace H.', note: 'y' });
+        const ids = [ada.id, 'missing', grace.id, ada.id];
+        const many = await adapter.readMany(type, ids);
+        expect([...many.keys()].sort()).toEqual([ada.id, grace.id, 'missing'].sort());
+        for (const id of ids) expect(many.get(id)).toEqual(await adapter.read(type, id));
+        expect((await adapter.readMany(type, [])).size).toBe(0);
+      });
     });
 
     describe('update', () => {

@@ -163,6 +163,18 @@ describe('integer ids', () => {
     await expect(legacy.delete('Patient', 'abc')).resolves.toBeUndefined();
   });
 
+  it('read in a batch by the ids as given, or not at all when one cannot be an integer', async () => {
+    const legacy = adapter({ table: await table(`id serial PRIMARY KEY, name text, ${MANAGED}`) });
+    const created = await legacy.create('Patient', { name: 'Ada' });
+    // '01' names record 1 for read, so it does for readMany, under the id asked for.
+    const many = await legacy.readMany('Patient', ['01', '2']);
+    expect(many.get('01')).toEqual(created);
+    expect(many.has('2')).toBe(true);
+    expect(many.get('2')).toBeUndefined();
+    // An id the column cannot hold fails the statement: nothing is answered, each is read alone.
+    expect((await legacy.readMany('Patient', ['1', 'abc'])).size).toBe(0);
+  });
+
   it('page by numeric id when timestamps tie', async () => {
     const name = await table(`id integer PRIMARY KEY, ${MANAGED}`);
     const legacy = adapter({ table: name });

@@ -50,6 +50,36 @@ describe('searching the test repository by identifier', () => {
     expect(await both(repo, '2')).toEqual({ indexed: [], scanned: [] });
   });
 
+  it('answers a list of alternatives as the scan does, and scans what it cannot answer', async () => {
+    const repo = new FhirTestRepository({ baseUrl: 'http://127.0.0.1:9/' });
+    const patient = (system: string, value: string): Patient => ({
+      resourceType: 'Patient',
+      identifier: [{ system, value }],
+    });
+    const one = await repo.createResource(patient(SYSTEM, '1'));
+    const two = await repo.createResource(patient(SYSTEM, 'Two'));
+    await repo.createResource(patient(SYSTEM, '3'));
+    await repo.createResource(patient('urn:other', '1'));
+    const ids = async (query: string): Promise<string[]> =>
+      ((await repo.search(parseSearchRequest<Patient>(query))).entry ?? [])
+        .map((e) => e.resource?.id ?? '')
+        .sort();
+    for (const list of [
+      `${SYSTEM}|1,${SYSTEM}|Two,${SYSTEM}|4`,
+      `${SYSTEM}|1,urn:other|9`,
+      `${SYSTEM}|two`,
+    ]) {
+      expect(await ids(`Patient?identifier=${list}`)).toEqual(
+        await ids(`Patient?identifier=${list}&_sort=_id`),
+      );
+    }
+    expect(await ids(`Patient?identifier=${SYSTEM}|1,${SYSTEM}|Two`)).toEqual([one.id, two.id].sort());
+    // A value without a system is not the index's to answer; the scan answers it.
+    expect(await ids(`Patient?identifier=${SYSTEM}|1,Two`)).toEqual(
+      await ids(`Patient?identifier=${SYSTEM}|1,Two&_sort=_id`),
+    );
+  });
+
   it('pages an identifier search like any other', async () => {
     const repo = new FhirTestRepository({ baseUrl: 'http://127.0.0.1:9/' });
     for (let i = 0; i < 3; i++)

@@ -1,0 +1,153 @@
+import type { Patient } from '@medplum/fhirtypes';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { CLINIC_TABLE_SQL, clinicPatientMapping } from '../../examples/clinic-mapping.ts';
+import {
+  CutoverPlan,
+  DualWriter,
+  PostgresStore,
+  PostgresTableAdapter,
+  createMedplumClient,
+  sqlClientFromPg,
+  type PostgresTableRow,
+} from '../../src/index.ts';
+import { MedplumSide } from '../../src/sides/medplum-side.ts';
+import { startFhirTestServer, type FhirTestServer } from '../../src/testing/index.ts';
+
+const SYSTEM = 'https://clinic.example.org/patient-id';
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+interface Ctx {
+  clinic: string;
+}
+const north: Ctx = { clinic: 'north' };
+
+let pool: pg.Pool;
+const run = `dw_batch_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+let fixtures = 0;
+
+beforeAll(async () => {
+  pool = new pg.Pool({ connectionString: DATABASE_URL, max: 6 });
+  await pool.query('select 1');
+});
+
+afterAll(async () => {
+  for (let i = 1; i <= fixtures; i++) {
+    await pool.query(`DROP SCHEMA IF EXISTS "${run}_${i}" CASCADE`);
+    await pool.query(`DROP TABLE IF EXISTS ${run}_${i}_patients`);
+  }
+  await pool.end();
+});
+
+describe('a drained batch reads its records at once', () => {
+  let server: FhirTestServer;
+  let writer: DualWriter<Ctx, PostgresTableRow>;
+  let store: PostgresStore;
+
+  beforeEach(async () => {
+    fixtures += 1;
+    const table = `${run}_${fixtures}_patients`;
+    await pool.query(CLINIC_TABLE_SQL(table));
+    server = await startFhirTestServer();
+    const sql = sqlClientFromPg(pool);
+    store = await PostgresStore.open({ sql, schema: `${run}_${fixtures}` });
+    writer = new DualWriter<Ctx, PostgresTableRow>({
+      legacy: new PostgresTableAdapter({ sql, tables: { Patient: { table } } }),
+      medplum: createMedplumClient({ baseUrl: server.baseUrl }),
+      mappings: [clinicPatientMapping(SYSTEM)],
+      plan: new CutoverPlan<Ctx>({ default: 'dual-write', unitOf: (ctx) => ctx.clinic }),
+      store,
+      mirror: 'async',
+      drainer: { concurrency: 4, batchSize: 4, pollIntervalMs: 10, backoff: { minMs: 5, maxMs: 20 } },
+      retry: { retries: 0 },
+    });
+  });
+
+  afterEach(async () => {
+    await writer.stop();
+    await store.close();
+    await server.close();
+  });
+
+  async function createRows(n: number): Promise<string[]> {
+    const ids: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const row = { clinic: 'north', first_name: `F${i}`, last_name: `L${i}` };
+      ids.push((await writer.create('Patient', row, north)).legacyId);
+    }
+    return ids;
+  }
+
+  async function copies(legacyId: string): Promise<Patient[]> {
+    const client = createMedplumClient({ baseUrl: server.baseUrl });
+    return client.searchResources('Patient', { identifier: `${SYSTEM}|${legacyId}` }, { cache: 'no-cache' });
+  }
+
+  it('searches once per batch, adopts an orphan, and leaves a duplicate to its own search', async () => {
+    const ids = await createRows(12);
+    const direct = createMedplumClient({ baseUrl: server.baseUrl });
+    // An orphan: a copy created before a crash lost its link. A duplicate: two copies.
+    const orphan = await direct.createResource<Patient>({
+      resourceType: 'Patient',
+      identifier: [{ system: SYSTEM, value: ids[3]! }],
+      name: [{ family: 'stale' }],
+    });
+    for (let i = 0; i < 2; i++)
+      await direct.createResource<Patient>({
+        resourceType: 'Patient',
+        identifier: [{ system: SYSTEM, value: ids[7]! }],
+      });
+    const before = server.faults.stats.byMethod.GET ?? 0;
+
+    const report = await writer.drain({ timeoutMs: 10_000 });
+
+    expect(report).toMatchObject({ applied: 11, deadLettered: 1 });
+    const searches = (server.faults.stats.byMethod.GET ?? 0) - before;
+    // One search per entry would be 12, and 13 with the duplicate's own. The first claim takes a
+    // batch of 4 (every worker is free then), which alone saves 3; later claims take what the
+    // workers freed meanwhile.
+    expect(searches).toBeLessThanOrEqual(10);
+    for (const id of ids.filter((_, i) => i !== 7)) expect(await copies(id)).toHaveLength(1);
+    const [adopted] = await copies(ids[3]!);
+    expect(adopted?.id).toBe(orphan.id);
+    expect(adopted?.name?.[0]?.family).toBe('L3');
+    const [dead] = await writer.deadLetters();
+    expect(dead).toMatchObject({ legacyId: ids[7], reason: { name: 'RejectedError' } });
+    expect(dead?.reason.message).toMatch(/2 resources with the identifier/);
+  });
+
+  it('falls back to a search per entry when the batch search fails, and applies every entry once', async () => {
+    const ids = await createRows(8);
+    server.faults.failNext(2, 503, { methods: ['GET'] });
+    const report = await writer.drain({ timeoutMs: 10_000 });
+    expect(report).toMatchObject({ applied: 8, deadLettered: 0 });
+    for (const id of ids) expect(await copies(id)).toHaveLength(1);
+  });
+});
+
+describe('MedplumSide.findManyByIdentifier', () => {
+  it('groups what one search finds by value, ignoring case, and leaves out values it cannot search', async () => {
+    const server = await startFhirTestServer();
+    try {
+      const client = createMedplumClient({ baseUrl: server.baseUrl });
+      const side = new MedplumSide(client);
+      const make = (value: string): Promise<Patient> =>
+        client.createResource<Patient>({ resourceType: 'Patient', identifier: [{ system: SYSTEM, value }] });
+      const a = await make('a-1');
+      const b1 = await make('b-1');
+      const b2 = await make('b-1');
+      const found = await side.findManyByIdentifier<Patient>('Patient', SYSTEM, ['a-1', 'b-1', 'c-1', 'x,y']);
+      expect(found?.get('a-1')?.map((p) => p.id)).toEqual([a.id]);
+      expect(
+        found
+          ?.get('b-1')
+          ?.map((p) => p.id)
+          .sort(),
+      ).toEqual([b1.id, b2.id].sort());
+      expect(found?.get('c-1')).toEqual([]);
+      expect(found?.has('x,y')).toBe(false);
+      expect(await side.findManyByIdentifier('Patient', SYSTEM, [])).toEqual(new Map());
+    } finally {
+      await server.close();
+    }
+  });
+});
