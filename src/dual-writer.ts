@@ -184,9 +184,14 @@ export class DualWriter<C, L> {
     });
     this.#drainer = new Drainer<MirrorInputs<L>>(
       this.#store,
-      async (lease, read) => {
-        const result = await runLease(ctx, lease, leasePolicy, () =>
-          mirrorEntry(ctx, lease.entry, { ...read, mark: markFor(ctx.store, lease), linked: lease.link }),
+      async (lease, read, attempted) => {
+        const result = await runLease(
+          ctx,
+          lease,
+          leasePolicy,
+          () =>
+            mirrorEntry(ctx, lease.entry, { ...read, mark: markFor(ctx.store, lease), linked: lease.link }),
+          attempted,
         );
         this.#emitDrained(lease.entry, result);
         return result;

@@ -21,12 +21,14 @@ export interface DrainerOptions {
    */
   readonly workerId?: string | undefined;
   /**
-   * Entries applied at once by this worker.
+   * Mirrors this worker runs at once (its requests in flight to the other side). Results are
+   * recorded in the background, so up to as many leases again may be finishing in the store.
    * @default 4
    */
   readonly concurrency?: number | undefined;
   /**
-   * Most entries claimed per query (never more than the workers free at that moment).
+   * Most entries claimed per query. The drainer claims ahead, so that the next batch is ready
+   * when workers free up: up to twice `concurrency` leases, running or waiting, at a time.
    * @default 16
    */
   readonly batchSize?: number | undefined;
@@ -117,19 +119,44 @@ export interface DrainReport {
 }
 
 /**
+ * Runs one lease: applies it, calling `attempted` once its writes to the other side are done
+ * (success or not), and records the result in the store.
+ */
+export type LeaseRun<P> = (
+  lease: Lease,
+  prepared: P | undefined,
+  attempted: () => void,
+) => Promise<LeaseResult>;
+
+interface Queued<P> {
+  readonly lease: Lease;
+  readonly prepared: P | undefined;
+  readonly claimedAt: number;
+}
+
+/**
  * Applies pending outbox entries: claims leases in batches and runs them with bounded
  * concurrency, either in the background (`start`/`stop`) or until the outbox is empty
  * (`drain`). Many drainers, in many processes, can share one store.
+ *
+ * The work is a pipeline, so that a worker waits on the other side and on nothing else: the
+ * next batch is claimed (and its records read) while the current one is being applied, and a
+ * worker hands each result to the store in the background and takes its next lease at once.
+ * `concurrency` bounds the mirrors in flight; as many results again may be being recorded, and
+ * as many leases again may wait to start. A lease stays held until its result is recorded.
  */
 export class Drainer<P = undefined> {
   readonly #store: SyncStore;
-  readonly #run: (lease: Lease, prepared: P | undefined) => Promise<LeaseResult>;
+  readonly #run: LeaseRun<P>;
   readonly #prepare: ((leases: readonly Lease[]) => Promise<readonly P[]>) | undefined;
   readonly #policy: DrainerPolicy;
-  readonly #queue: { readonly lease: Lease; readonly prepared: P | undefined; readonly claimedAt: number }[] =
-    [];
+  readonly #queue: Queued<P>[] = [];
   #claiming: Promise<number> | undefined;
+  /** Leases taken from the queue and not yet recorded. */
   #inFlight = 0;
+  /** Of those, the ones whose mirror is still running. */
+  #mirroring = 0;
+  readonly #recording = new Set<Promise<void>>();
   #running: Promise<void> | undefined;
   #stopping = false;
   #paused = false;
@@ -145,7 +172,7 @@ export class Drainer<P = undefined> {
    */
   constructor(
     store: SyncStore,
-    run: (lease: Lease, prepared: P | undefined) => Promise<LeaseResult>,
+    run: LeaseRun<P>,
     policy: DrainerPolicy,
     prepare?: (leases: readonly Lease[]) => Promise<readonly P[]>,
   ) {
@@ -169,7 +196,7 @@ export class Drainer<P = undefined> {
     });
   }
 
-  /** Stops the background loop after the entries in flight finish. */
+  /** Stops the background loop after the leases already claimed are applied and recorded. */
   async stop(): Promise<void> {
     this.#stopping = true;
     this.#wakeAll();
@@ -178,7 +205,7 @@ export class Drainer<P = undefined> {
     this.#stopping = false;
   }
 
-  /** Stops claiming new entries until {@link Drainer.resume}; entries in flight finish. */
+  /** Stops claiming new entries until {@link Drainer.resume}; leases already claimed finish. */
   pause(): void {
     this.#paused = true;
   }
@@ -219,16 +246,30 @@ export class Drainer<P = undefined> {
     };
   }
 
-  /** Runs `concurrency` workers until stopped, or (with a deadline) until the outbox is empty. */
+  /**
+   * Runs `concurrency` workers until stopped, or (with a deadline) until the outbox is empty;
+   * then waits for the results still being recorded.
+   */
   async #work(deadline: number | undefined): Promise<void> {
-    await Promise.all(Array.from({ length: this.#policy.concurrency }, () => this.#worker(deadline)));
+    try {
+      await Promise.all(Array.from({ length: this.#policy.concurrency }, () => this.#worker(deadline)));
+    } finally {
+      while (this.#recording.size > 0) await Promise.all(this.#recording);
+    }
   }
 
   async #worker(deadline: number | undefined): Promise<void> {
     for (;;) {
-      if (this.#stopping || (deadline !== undefined && Date.now() >= deadline)) return;
-      const next = this.#paused ? undefined : await this.#next();
+      // Stopping, pausing or past the deadline: claim nothing more, but run what was claimed.
+      const claiming = !this.#stopping && !this.#paused && (deadline === undefined || Date.now() < deadline);
+      const next = claiming ? await this.#next() : this.#fresh();
       if (next === undefined) {
+        if (this.#claiming !== undefined) {
+          // A claim made ahead is still out: whatever it leases must run, not wait for expiry.
+          await this.#claiming.catch(() => undefined);
+          continue;
+        }
+        if (this.#stopping || (deadline !== undefined && Date.now() >= deadline)) return;
         if (
           deadline !== undefined &&
           this.#inFlight === 0 &&
@@ -238,35 +279,78 @@ export class Drainer<P = undefined> {
         await this.#sleep();
         continue;
       }
-      this.#inFlight += 1;
-      try {
-        const result = await this.#run(next.lease, next.prepared);
-        if (result.status === 'applied' || result.status === 'unchanged') this.#counts.applied += 1;
-        else if (result.status === 'retrying') this.#counts.retried += 1;
-        else if (result.status === 'dead-letter') this.#counts.deadLettered += 1;
-      } finally {
-        this.#inFlight -= 1;
-        // The last entry in flight may have been the outbox's last: let idle workers look now
-        // rather than after their poll interval (a drain ends that much sooner).
-        if (this.#inFlight === 0) this.#wakeAll();
-      }
+      await this.#start(next);
+      // Results being recorded hold their leases; never let more pile up than the mirrors.
+      while (this.#recording.size > this.#policy.concurrency) await Promise.race(this.#recording);
     }
   }
 
-  async #next(): Promise<{ readonly lease: Lease; readonly prepared: P | undefined } | undefined> {
+  /** Runs a lease; resolves when its mirror is done, while its result may still be recorded. */
+  #start(next: Queued<P>): Promise<void> {
+    this.#inFlight += 1;
+    this.#mirroring += 1;
+    let attempted!: () => void;
+    const mirrored = new Promise<void>((resolve) => {
+      let done = false;
+      attempted = () => {
+        if (done) return;
+        done = true;
+        this.#mirroring -= 1;
+        resolve();
+      };
+    });
+    const recorded: Promise<void> = this.#run(next.lease, next.prepared, attempted)
+      .then((result) => {
+        if (result.status === 'applied' || result.status === 'unchanged') this.#counts.applied += 1;
+        else if (result.status === 'retrying') this.#counts.retried += 1;
+        else if (result.status === 'dead-letter') this.#counts.deadLettered += 1;
+      })
+      .finally(() => {
+        attempted();
+        this.#inFlight -= 1;
+        this.#recording.delete(recorded);
+        // The last entry in flight may have been the outbox's last: let idle workers look now
+        // rather than after their poll interval (a drain ends that much sooner).
+        if (this.#inFlight === 0) this.#wakeAll();
+      });
+    this.#recording.add(recorded);
+    // A failure to record surfaces where it did before: in the worker that ran the lease.
+    return Promise.race([mirrored, recorded]);
+  }
+
+  /** The next queued lease young enough to run. */
+  #fresh(): Queued<P> | undefined {
     for (;;) {
       const queued = this.#queue.shift();
-      if (queued === undefined) break;
+      if (queued === undefined) return undefined;
       // A lease that waited in the queue for half its life is left to expire rather than run:
       // running it late could overlap another worker that claims it after expiry.
       if (Date.now() - queued.claimedAt < this.#policy.leaseMs / 2) return queued;
     }
-    // One claim query at a time per drainer; the other workers wait for its batch. It claims no
-    // more than the workers that are free now, so leases start at once instead of ageing in a
-    // queue (and a stop or pause leaves no claimed entry idle).
-    const free = Math.max(1, this.#policy.concurrency - this.#inFlight - this.#queue.length);
+  }
+
+  async #next(): Promise<Queued<P> | undefined> {
+    let next = this.#fresh();
+    if (next === undefined) {
+      await this.#claim();
+      next = this.#fresh();
+    }
+    // Claim ahead: the next batch is claimed and read while the leases queued now run.
+    if (next !== undefined && this.#queue.length <= this.#policy.concurrency / 2)
+      this.#claim().catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * One claim query at a time per drainer. It claims enough to keep every worker busy through
+   * the next claim (the workers free, plus as many again waiting), never more than `batchSize`,
+   * so leases start within a mirror's time rather than ageing in a queue.
+   */
+  #claim(): Promise<number> {
+    const wanted = 2 * this.#policy.concurrency - this.#mirroring - this.#queue.length;
+    if (this.#claiming === undefined && wanted < 1) return Promise.resolve(0);
     this.#claiming ??= this.#store
-      .claim(this.#policy.workerId, Math.min(this.#policy.batchSize, free), this.#policy.leaseMs)
+      .claim(this.#policy.workerId, Math.min(this.#policy.batchSize, wanted), this.#policy.leaseMs)
       .then(async (leases) => {
         const claimedAt = Date.now();
         const prepared =
@@ -279,8 +363,7 @@ export class Drainer<P = undefined> {
       .finally(() => {
         this.#claiming = undefined;
       });
-    await this.#claiming;
-    return this.#queue.shift();
+    return this.#claiming;
   }
 
   #sleep(): Promise<void> {

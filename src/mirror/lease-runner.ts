@@ -49,6 +49,8 @@ export interface LeasePolicy {
  * @param policy - Attempts and backoff.
  * @param attempt - Applies the entry: one {@link mirrorEntry} for the drainer; the inline path
  *   passes one that retries within its budget.
+ * @param attempted - Told when the attempt is over, before its result is recorded (the
+ *   drainer's worker then moves on).
  * @returns How the lease ended.
  */
 export async function runLease<L>(
@@ -56,6 +58,7 @@ export async function runLease<L>(
   lease: Lease,
   policy: LeasePolicy,
   attempt: () => Promise<MirrorOutcome>,
+  attempted?: () => void,
 ): Promise<LeaseResult> {
   let outcome: MirrorOutcome;
   // Keep the lease while the mirror runs, however slow the other side is: an expired lease
@@ -67,10 +70,12 @@ export async function runLease<L>(
   try {
     outcome = await attempt();
   } catch (err) {
+    attempted?.();
     return await fail(ctx.store, lease, policy, toTyped(err, lease));
   } finally {
     clearInterval(heartbeat);
   }
+  attempted?.();
   try {
     // A resolved conflict's writes have happened, whatever the completion says (a newer write
     // requeues the entry, a lost lease fences it): it is recorded either way, so no

@@ -75,6 +75,24 @@ describe('asynchronous mirroring', () => {
     for (let i = 0; i < 10; i++) expect(await medplumCopies(direct, `b-${i}`)).toHaveLength(1);
   });
 
+  it('a stop in the middle of a stream leaves no entry leased: what was claimed ahead is applied first', async () => {
+    fixture = await startWriterFixture({
+      writer: { mirror: 'async', drainer: { ...fastDrainer, concurrency: 2, batchSize: 8 } },
+    });
+    const { writer, server } = fixture;
+    // Slow mirrors, so that the drainer has claimed ahead when it is told to stop.
+    server.faults.latency(20, { methods: ['POST'] });
+    for (let i = 0; i < 12; i++)
+      await writer.create('Patient', { id: `m-${i}`, first_name: 'M', last_name: `N${i}` }, north);
+    writer.start();
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    await writer.stop();
+    const outbox = await writer.outbox();
+    expect(outbox.leased).toBe(0);
+    expect(outbox.pending).toBeGreaterThan(0);
+    expect(await writer.drain({ timeoutMs: 5000 })).toMatchObject({ timedOut: false });
+  });
+
   it('drains after the background drainer was stopped, and can start again', async () => {
     fixture = await startWriterFixture({ writer: { mirror: 'async', drainer: fastDrainer } });
     const { writer, direct } = fixture;
