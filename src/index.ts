@@ -124,7 +124,7 @@ export type {
 } from './adapters/postgres-table-adapter.ts';
 export type { PostgresTombstoneOptions } from './adapters/postgres-table-tombstones.ts';
 export { sqlClientFromPg } from './sql/pg-client.ts';
-export type { PgPool } from './sql/pg-client.ts';
+export type { PgClientOptions, PgPool } from './sql/pg-client.ts';
 export { sqlClientFromPglite } from './sql/pglite-client.ts';
 export type { PgliteDatabase } from './sql/pglite-client.ts';
 export type { SqlClient, SqlQueryable, SqlResult } from './sql/sql-client.ts';

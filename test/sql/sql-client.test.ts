@@ -74,6 +74,55 @@ for (const [name, client] of [
   });
 }
 
+describe('sqlClientFromPg prepared statements', () => {
+  const table = `"${schema}".prepared`;
+
+  async function preparedNames(sql: SqlClient, text: string): Promise<string[]> {
+    return sql.transaction(async (tx) => {
+      await tx.query(text, [1]);
+      const { rows } = await tx.query<{ name: string }>(
+        `SELECT name FROM pg_catalog.pg_prepared_statements WHERE statement = $1`,
+        [text],
+      );
+      return rows.map((row) => row.name);
+    });
+  }
+
+  it('prepares a parameterised statement once per connection, under a name its text decides', async () => {
+    const text = `SELECT $1::int + 41 AS n`;
+    const names = await preparedNames(sqlClientFromPg(pool), text);
+    expect(names).toHaveLength(1);
+    expect(names[0]).toMatch(/^dw_[0-9a-f]{24}$/);
+    // Another client object over the same pool names the same text the same way.
+    expect(await preparedNames(sqlClientFromPg(pool), text)).toEqual(names);
+    expect((await sqlClientFromPg(pool).query<{ n: number }>(text, [1])).rows).toEqual([{ n: 42 }]);
+  });
+
+  it('prepares nothing when told not to', async () => {
+    const fresh = new pg.Pool({ connectionString: DATABASE_URL, max: 1 });
+    try {
+      const names = await preparedNames(
+        sqlClientFromPg(fresh, { preparedStatements: false }),
+        'SELECT $1::int',
+      );
+      expect(names).toEqual([]);
+    } finally {
+      await fresh.end();
+    }
+  });
+
+  it('runs a statement unprepared once the table changed its result type under the prepared plan', async () => {
+    const sql = sqlClientFromPg(pool);
+    await sql.query(`CREATE TABLE ${table} (id int PRIMARY KEY, v int)`);
+    await sql.query(`INSERT INTO ${table} VALUES (1, 7)`);
+    const text = `SELECT * FROM ${table} WHERE id = $1`;
+    // Prepare it on both of the pool's connections.
+    await Promise.all([sql.query(text, [1]), sql.query(text, [1])]);
+    await sql.query(`ALTER TABLE ${table} ALTER COLUMN v TYPE text`);
+    for (let i = 0; i < 3; i++) expect((await sql.query(text, [1])).rows).toEqual([{ id: 1, v: '7' }]);
+  });
+});
+
 describe('sqlClientFromPg connections', () => {
   it('returns the client to the pool after a commit and after a rollback', async () => {
     const sql = sqlClientFromPg(pool);
