@@ -13,6 +13,8 @@ export interface DrainOptions {
   readonly trials: number;
   /** Entries of the untimed warm-up trial of each kind. */
   readonly warmupEntries: number;
+  /** Latency the server adds to each request in the `drain-throughput-remote` trials. */
+  readonly remoteLatencyMs: number;
 }
 
 /**
@@ -51,6 +53,14 @@ export async function measureDrain(db: BenchDatabase, options: DrainOptions): Pr
       else ours.push(await drainTrial(db, ids(options.entries), c));
     }
   }
+  // The same comparison with a Medplum across a network: every request waits the latency.
+  const remote = { ours: [] as DrainTrial[], direct: [] as DrainTrial[] };
+  for (let t = 0; t < 2; t++) {
+    const latency = options.remoteLatencyMs;
+    if (t % 2 === 0) remote.direct.push(await directTrial(ids(options.entries), c, 'plain', latency));
+    remote.ours.push(await drainTrial(db, ids(options.entries), c, latency));
+    if (t % 2 === 1) remote.direct.push(await directTrial(ids(options.entries), c, 'plain', latency));
+  }
   const conditional = await directTrial(ids(options.entries), c, 'conditional');
   const searchThenCreate = await directTrial(ids(options.entries), c, 'search-then-create');
 
@@ -68,6 +78,15 @@ export async function measureDrain(db: BenchDatabase, options: DrainOptions): Pr
       target: { op: '>=', ratio: 0.9 },
       note: `writer.drain(), C=${c}, ${options.entries} entries × ${options.trials}, vs createResource at C=${c}`,
     }),
+    compared(
+      'drain-throughput-remote',
+      'entries/s',
+      rate(sumTrials(remote.ours)),
+      rate(sumTrials(remote.direct)),
+      {
+        note: `the same with ${options.remoteLatencyMs} ms added to every request (a Medplum across a network), × 2`,
+      },
+    ),
     compared('drain-http-requests-per-entry', 'req', perEntry(o.httpRequests), perEntry(d.httpRequests, d)),
     compared('drain-http-ms-per-request', 'ms', o.httpMs / o.httpRequests, d.httpMs / d.httpRequests, {
       note: 'mean wait for a response',

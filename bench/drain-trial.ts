@@ -53,12 +53,14 @@ interface Ctx {
  * @param db - The run's database.
  * @param ids - The legacy ids of the records.
  * @param concurrency - The drainer's concurrency.
+ * @param latencyMs - Delay the server adds to every request (a Medplum across a network).
  * @returns The trial; it fails unless every entry was applied and linked.
  */
 export async function drainTrial(
   db: BenchDatabase,
   ids: readonly number[],
   concurrency: number,
+  latencyMs = 0,
 ): Promise<DrainTrial> {
   const server = await startFhirTestServer();
   const http = new FetchMeter();
@@ -87,6 +89,7 @@ export async function drainTrial(
     await eachLimited(ids, concurrency, (id) => writer.create('Patient', patientRow(id), ctx));
     meter.reset();
     http.reset();
+    server.faults.latency(latencyMs);
 
     const cpu = CpuMeter.start();
     const started = performance.now();
@@ -130,14 +133,17 @@ export async function drainTrial(
  * @param concurrency - Requests in flight.
  * @param write - `plain` (`createResource`: the baseline), `conditional`
  *   (`createResourceIfNoneExist` on the identifier) or `search-then-create`.
+ * @param latencyMs - Delay the server adds to every request (a Medplum across a network).
  * @returns The trial.
  */
 export async function directTrial(
   ids: readonly number[],
   concurrency: number,
   write: DirectWrite,
+  latencyMs = 0,
 ): Promise<DrainTrial> {
   const server = await startFhirTestServer();
+  server.faults.latency(latencyMs);
   const http = new FetchMeter();
   try {
     const medplum = createMedplumClient({ baseUrl: server.baseUrl, fetch: http.fetch });

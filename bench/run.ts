@@ -28,7 +28,7 @@ import { measureSyncCreate } from './sync-create.ts';
 const MEASUREMENTS = {
   async: (db: BenchDatabase) => measureAsyncCreate(db, { samples: 1000, warmup: 100, profileCalls: 200 }),
   drain: (db: BenchDatabase) =>
-    measureDrain(db, { entries: 600, concurrency: 8, trials: 3, warmupEntries: 100 }),
+    measureDrain(db, { entries: 600, concurrency: 8, trials: 3, warmupEntries: 100, remoteLatencyMs: 20 }),
   sync: (db: BenchDatabase) => measureSyncCreate(db, { samples: 500, warmup: 50, profileCalls: 100 }),
   shadow: (db: BenchDatabase) =>
     measureShadowRead(db, { records: 200, samples: 300, warmup: 50, budgetMs: 20, medplumMs: 60 }),
