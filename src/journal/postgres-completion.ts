@@ -110,3 +110,121 @@ export async function completeLease(
   }
   return row.outcome;
 }
+
+/**
+ * The columns of {@link completeLeases}' input, one array parameter each, zipped by `ROWS FROM`
+ * (multi-argument `unnest` cannot be schema-qualified): entry id, lease token, seq, link mode,
+ * resource type, legacy id, and the link's columns.
+ */
+const COMPLETION_ARRAYS = [
+  'bigint',
+  'text',
+  'integer',
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'timestamptz',
+  'jsonb',
+]
+  .map((type, i) => `pg_catalog.unnest($${String(i + 1)}::${type}[])`)
+  .join(', ');
+
+/** One lease to finish in {@link completeLeases}, and what becomes of its record's link. */
+export interface Completion {
+  readonly lease: Lease;
+  readonly link: Link | null | undefined;
+}
+
+/**
+ * Finishes several leases in one statement, each exactly as {@link completeLease} would: the
+ * same verdicts from the same row locks (taken in id order, so two such statements cannot
+ * deadlock on each other's entries), the same link writes and the same holder check. Atomic:
+ * when any part fails (a unique violation when two of the links name one Medplum id, or one
+ * record twice), nothing is written and the caller finishes each lease on its own.
+ *
+ * @param q - Where to run.
+ * @param tables - The store's tables.
+ * @param completions - The leases and their links; leases of distinct records.
+ * @returns Per completion, in order: its outcome, or the {@link LinkConflictError} it ran into.
+ * @example
+ * ```ts
+ * const outcomes = await completeLeases(sql, tables, [{ lease, link }, { lease: other, link: null }]);
+ * ```
+ */
+export async function completeLeases(
+  q: SqlQueryable,
+  tables: JournalTables,
+  completions: readonly Completion[],
+): Promise<(LeaseOutcome | LinkConflictError)[]> {
+  const rowIds = completions.filter(({ lease }) => isRowId(lease.entry.id));
+  if (rowIds.length === 0) return completions.map(() => 'fenced');
+  const column = <T>(value: (c: Completion) => T): T[] => rowIds.map(value);
+  const links = column(({ link }) => (link ? linkWriteValues(link) : undefined));
+  const linkColumn = (i: number): unknown[] => links.map((values) => values?.[i] ?? null);
+  const { rows } = await q.query<{ n: number; outcome: LeaseOutcome; owner: string | null }>(
+    `WITH input AS MATERIALIZED (
+       SELECT * FROM ROWS FROM (${COMPLETION_ARRAYS})
+         WITH ORDINALITY AS i(id, token, seq, mode, resource_type, legacy_id, medplum_id, legacy_version,
+           medplum_version, content_hash, synced_at, base, n)
+     ), entry AS MATERIALIZED (
+       SELECT o.id, o.seq, o.lease_token::text AS token FROM ${tables.outbox} o
+       WHERE o.id IN (SELECT id FROM input) ORDER BY o.id FOR UPDATE
+     ), verdict AS MATERIALIZED (
+       SELECT i.*, CASE WHEN e.token IS DISTINCT FROM i.token THEN 'fenced'
+                        WHEN e.seq <> i.seq THEN 'requeued' ELSE 'done' END AS outcome
+       FROM input i LEFT JOIN entry e ON e.id = i.id
+     ), holder AS MATERIALIZED (
+       SELECT v.id, (SELECT l.legacy_id FROM ${tables.links} l
+                     WHERE l.resource_type = v.resource_type AND l.medplum_id = v.medplum_id
+                       AND l.legacy_id <> v.legacy_id LIMIT 1) AS owner
+       FROM verdict v WHERE v.mode = 'save' AND v.outcome = 'done'
+     ), unlinked AS (
+       DELETE FROM ${tables.links} l USING verdict v
+       WHERE v.mode = 'delete' AND v.outcome = 'done'
+         AND l.resource_type = v.resource_type AND l.legacy_id = v.legacy_id
+       RETURNING 1
+     ), linked AS (
+       INSERT INTO ${tables.links} (resource_type, legacy_id, ${LINK_WRITE_COLUMNS})
+       SELECT v.resource_type, v.legacy_id, v.medplum_id, v.legacy_version, v.medplum_version, v.content_hash,
+         v.synced_at, v.base
+       FROM verdict v JOIN holder h ON h.id = v.id WHERE h.owner IS NULL
+       ORDER BY v.resource_type, v.legacy_id
+       ${LINK_UPSERT}
+       RETURNING 1
+     ), released AS (
+       UPDATE ${tables.outbox} o SET lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL
+       FROM verdict v WHERE o.id = v.id AND v.outcome = 'requeued'
+       RETURNING 1
+     ), removed AS (
+       DELETE FROM ${tables.outbox} o USING verdict v
+       WHERE o.id = v.id AND v.outcome = 'done'
+         AND NOT EXISTS (SELECT 1 FROM holder h WHERE h.id = v.id AND h.owner IS NOT NULL)
+       RETURNING 1
+     )
+     SELECT v.n::integer AS n, v.outcome, h.owner FROM verdict v LEFT JOIN holder h ON h.id = v.id`,
+    [
+      column(({ lease }) => lease.entry.id),
+      column(({ lease }) => lease.token),
+      column(({ lease }) => lease.entry.seq),
+      column(({ link }) => (link === undefined ? 'keep' : link === null ? 'delete' : 'save')),
+      column(({ lease }) => lease.entry.resourceType),
+      column(({ lease }) => lease.entry.legacyId),
+      ...[0, 1, 2, 3, 4, 5].map(linkColumn),
+    ],
+  );
+  const byRow = new Map(rows.map((row) => [rowIds[row.n - 1], row]));
+  return completions.map((completion) => {
+    if (!isRowId(completion.lease.entry.id)) return 'fenced';
+    const row = byRow.get(completion);
+    if (row === undefined) throw new Error('the completion statement returned no row for a lease');
+    const { link, lease } = completion;
+    if (row.outcome === 'done' && row.owner !== null && link) {
+      return new LinkConflictError(lease.entry.resourceType, link.medplumId, row.owner, lease.entry.legacyId);
+    }
+    return row.outcome;
+  });
+}

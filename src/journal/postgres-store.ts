@@ -13,7 +13,8 @@ import type {
   OutboxIntent,
   OutboxTicket,
 } from './outbox.ts';
-import { completeLease } from './postgres-completion.ts';
+import { CompletionQueue } from './completion-queue.ts';
+import { completeLease, completeLeases } from './postgres-completion.ts';
 import * as letters from './postgres-dead-letters.ts';
 import * as links from './postgres-links.ts';
 import * as outbox from './postgres-outbox.ts';
@@ -57,6 +58,7 @@ export class PostgresStore implements SyncStore {
   readonly #sql: SqlClient;
   readonly #tables: JournalTables;
   readonly #close: (() => Promise<void>) | undefined;
+  readonly #completions: CompletionQueue;
   #closed = false;
 
   private constructor(
@@ -69,6 +71,10 @@ export class PostgresStore implements SyncStore {
     this.#tables = journalTables(schema);
     this.leasesAcrossProcesses = shared;
     this.#close = close;
+    this.#completions = new CompletionQueue({
+      one: (lease, link) => links.retryingLinkRaces(() => completeLease(sql, this.#tables, lease, link)),
+      many: (batch) => completeLeases(sql, this.#tables, batch),
+    });
   }
 
   /**
@@ -243,7 +249,7 @@ export class PostgresStore implements SyncStore {
 
   /** {@inheritDoc SyncStore.complete} */
   complete(lease: Lease, link: Link | null | undefined): Promise<LeaseOutcome> {
-    return links.retryingLinkRaces(() => completeLease(this.#sql, this.#tables, lease, link));
+    return this.#completions.complete(lease, link);
   }
 
   /** {@inheritDoc SyncStore.markApplying} */

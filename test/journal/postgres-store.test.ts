@@ -75,6 +75,30 @@ describe('PostgresStore on PGlite', () => {
     expect((await north.getLinkByMedplumId('Patient', 'm-1'))?.legacyId).toBe('p-1');
   });
 
+  it('finishes the completions asked for while one runs in one statement', async () => {
+    const statements: string[] = [];
+    const counting: SqlClient = {
+      query: (text, params) => {
+        statements.push(text.trimStart().slice(0, 12));
+        return sql.query(text, params);
+      },
+      transaction: (fn) => sql.transaction(fn),
+    };
+    const store = await PostgresStore.open({ sql: counting, schema: 'grouped' });
+    const ids = Array.from({ length: 9 }, (_, i) => `p-${i}`);
+    for (const id of ids) await store.commit(await store.intend(intentOf(id), HOUR));
+    const leases = await store.claim('worker-1', 9, HOUR);
+    statements.length = 0;
+    const outcomes = await Promise.all(
+      leases.map((lease) => store.complete(lease, linkOf(lease.entry.legacyId, `m-${lease.entry.legacyId}`))),
+    );
+    expect(outcomes).toEqual(ids.map(() => 'done'));
+    // The first alone, the eight asked for meanwhile together.
+    expect(statements).toEqual(['WITH entry A', 'WITH input A']);
+    for (const id of ids) expect(await store.getLink('Patient', id)).toEqual(linkOf(id, `m-${id}`));
+    expect(await store.listOutbox()).toEqual([]);
+  });
+
   it('says its leases do not reach other processes, since a PGlite database is one process’s', async () => {
     expect((await PostgresStore.open({ sql, schema: 'local' })).leasesAcrossProcesses).toBe(false);
   });

@@ -277,6 +277,63 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
       expect(await fixture.store.claim('worker-2', 10, HOUR)).toEqual([]);
     });
 
+    it('finishes leases completed at once each as it would alone (a PostgreSQL store batches them)', async () => {
+      const { store } = fixture;
+      for (const id of ['p-2', 'p-3']) await store.saveLink(linkOf(id, `m-${id}`));
+      await store.saveLink(linkOf('p-9', 'm-5'));
+      const leases = new Map<string, Lease>();
+      for (const id of ['p-0', 'p-1', 'p-2', 'p-3', 'p-4', 'p-5', 'p-6']) leases.set(id, await leased(id));
+      await store.commit(await store.intend(intentOf('p-4'), HOUR));
+      const lease = (id: string): Lease => leases.get(id)!;
+      // All asked for in one tick: the first goes alone, the other six wait and go together.
+      const outcomes = await Promise.allSettled([
+        store.complete(lease('p-0'), undefined),
+        store.complete(lease('p-1'), linkOf('p-1', 'm-1')),
+        store.complete(lease('p-2'), null),
+        store.complete(lease('p-3'), undefined),
+        store.complete(lease('p-4'), linkOf('p-4', 'm-4')),
+        store.complete(lease('p-5'), linkOf('p-5', 'm-5')),
+        store.complete({ ...lease('p-6'), token: 'not-the-token' }, linkOf('p-6', 'm-6')),
+      ]);
+      expect(outcomes.map((o) => (o.status === 'fulfilled' ? o.value : (o.reason as Error).name))).toEqual([
+        'done',
+        'done',
+        'done',
+        'done',
+        'requeued',
+        'LinkConflictError',
+        'fenced',
+      ]);
+      expect(await store.getLink('Patient', 'p-1')).toEqual(linkOf('p-1', 'm-1'));
+      expect(await store.getLink('Patient', 'p-2')).toBeUndefined();
+      expect(await store.getLink('Patient', 'p-3')).toEqual(linkOf('p-3', 'm-p-3'));
+      for (const id of ['p-4', 'p-5', 'p-6']) expect(await store.getLink('Patient', id)).toBeUndefined();
+      const left = await store.listOutbox();
+      expect(left.map((entry) => entry.legacyId).sort()).toEqual(['p-4', 'p-5', 'p-6']);
+      expect(left.find((entry) => entry.legacyId === 'p-4')?.leaseOwner).toBeUndefined();
+      expect(left.find((entry) => entry.legacyId === 'p-5')?.leaseOwner).toBe('worker-1');
+      expect(left.find((entry) => entry.legacyId === 'p-6')?.leaseOwner).toBe('worker-1');
+    });
+
+    it('finishes leases completed at once even when two of them claim one Medplum id', async () => {
+      const { store } = fixture;
+      const leases = [await leased('p-0'), await leased('p-1'), await leased('p-2'), await leased('p-3')];
+      const outcomes = await Promise.allSettled([
+        store.complete(leases[0]!, linkOf('p-0', 'm-0')),
+        store.complete(leases[1]!, linkOf('p-1', 'm-same')),
+        store.complete(leases[2]!, linkOf('p-2', 'm-same')),
+        store.complete(leases[3]!, linkOf('p-3', 'm-3')),
+      ]);
+      const names = outcomes.map((o) => (o.status === 'fulfilled' ? o.value : (o.reason as Error).name));
+      expect([names[0], names[3]]).toEqual(['done', 'done']);
+      expect([names[1], names[2]].sort()).toEqual(['LinkConflictError', 'done']);
+      expect((await store.getLinkByMedplumId('Patient', 'm-same'))?.legacyId).toBe(
+        names[1] === 'done' ? 'p-1' : 'p-2',
+      );
+      expect(await store.getLink('Patient', 'p-3')).toEqual(linkOf('p-3', 'm-3'));
+      expect(await store.listOutbox()).toHaveLength(1);
+    });
+
     it('requeues an entry written again during its lease, claimable with the new seq', async () => {
       const lease = await leased('p-1');
       await fixture.store.commit(await fixture.store.intend(intentOf('p-1', { base: { v: 2 } }), HOUR));
