@@ -20,6 +20,8 @@ import type { Stage } from './plan/stage.ts';
  *   `resolveDeadLetter`).
  * - `divergence`: the two copies differ when they should agree (a sampled read-back after a
  *   mirror, or a shadow read).
+ * - `journal-error`: the background drainer could not reach the store (the journal's
+ *   database); it backs off and goes on, and nothing is lost meanwhile.
  *
  * Field values never appear: paths, ids, statuses and value hashes only, unless a sink is
  * created with `revealValues`. `conflict`, `resolved`, `divergence` and `dead-letter` events are
@@ -105,6 +107,13 @@ export type DualWriteEvent =
       readonly source: 'verify' | 'shadow-read';
       /** The authority's copy compared with the other side's, as JSON paths (values hashed). */
       readonly differences: readonly FieldChange[];
+    }
+  | {
+      readonly type: 'journal-error';
+      /** The failure's name and code (`Error (ECONNREFUSED)`, `error (57P01)`); no message. */
+      readonly error: string;
+      /** How long the background drainer waits before it tries the store again. */
+      readonly retryInMs: number;
     };
 
 /**

@@ -197,7 +197,12 @@ export class DualWriter<C, L> {
         return result;
       },
       drainer,
-      (leases) => readForBatch(ctx, leases),
+      {
+        prepare: (leases) => readForBatch(ctx, leases),
+        onError: (error, retryInMs) => {
+          this.#emit({ type: 'journal-error', error: describeError(error), retryInMs });
+        },
+      },
     );
   }
 
@@ -1223,6 +1228,14 @@ function gatesOf(given: ReadinessGates | undefined): GateLimits {
   const gates: Record<string, number> = { ...DEFAULT_GATES };
   for (const [name, value] of Object.entries(given ?? {})) if (typeof value === 'number') gates[name] = value;
   return gates as GateLimits;
+}
+
+/** A failure as events may show it: its name and code, never its message (which may quote values). */
+function describeError(error: unknown): string {
+  if (typeof error !== 'object' || error === null) return typeof error;
+  const { name, code } = error as { name?: unknown; code?: unknown };
+  const named = typeof name === 'string' ? name : 'Error';
+  return typeof code === 'string' || typeof code === 'number' ? `${named} (${String(code)})` : named;
 }
 
 function requireObject(value: unknown, field: string): void {

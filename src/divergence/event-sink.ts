@@ -80,6 +80,7 @@ const LEVELS: Readonly<Record<DualWriteEvent['type'], keyof EventLogger>> = {
   divergence: 'warn',
   'dead-letter': 'warn',
   'mirror-failed': 'warn',
+  'journal-error': 'warn',
   resolved: 'info',
   retry: 'info',
   mirrored: 'debug',
@@ -88,7 +89,7 @@ const LEVELS: Readonly<Record<DualWriteEvent['type'], keyof EventLogger>> = {
 
 /**
  * A sink that logs each event as one structured line (`{ event: 'conflict', … }`) at a level by
- * type: `conflict`, `divergence`, `dead-letter` and `mirror-failed` warn; `resolved` and `retry`
+ * type: `conflict`, `divergence`, `dead-letter`, `mirror-failed` and `journal-error` warn; `resolved` and `retry`
  * info; `mirrored` and `drained` debug.
  *
  * @param logger - A pino-style logger.

@@ -128,6 +128,23 @@ export type LeaseRun<P> = (
   attempted: () => void,
 ) => Promise<LeaseResult>;
 
+/**
+ * What a {@link Drainer} tells its owner, and asks of it, besides running leases.
+ */
+export interface DrainerHooks<P> {
+  /**
+   * Reads for a claimed batch at once, before its leases run (one value per lease, same
+   * order); when it throws, the leases run without.
+   */
+  readonly prepare?: ((leases: readonly Lease[]) => Promise<readonly P[]>) | undefined;
+  /**
+   * Told of each failure of the store in the background loop (a claim, or recording a result),
+   * which then backs off and goes on; a lease whose result could not be recorded returns when
+   * it expires. A `drain()` throws such failures to its caller instead.
+   */
+  readonly onError?: ((error: unknown, retryInMs: number) => void) | undefined;
+}
+
 interface Queued<P> {
   readonly lease: Lease;
   readonly prepared: P | undefined;
@@ -148,7 +165,7 @@ interface Queued<P> {
 export class Drainer<P = undefined> {
   readonly #store: SyncStore;
   readonly #run: LeaseRun<P>;
-  readonly #prepare: ((leases: readonly Lease[]) => Promise<readonly P[]>) | undefined;
+  readonly #hooks: DrainerHooks<P>;
   readonly #policy: DrainerPolicy;
   readonly #queue: Queued<P>[] = [];
   #claiming: Promise<number> | undefined;
@@ -162,24 +179,23 @@ export class Drainer<P = undefined> {
   #paused = false;
   readonly #sleepers = new Set<() => void>();
   #counts = { applied: 0, retried: 0, deadLettered: 0 };
+  /** Store failures in a row, in the background loop: its backoff. */
+  #storeFailures = 0;
+  readonly #reported = new WeakSet<object>();
+  /** The first store failure of a drain, thrown to its caller once its workers stop. */
+  #drainFailure: { readonly error: unknown } | undefined;
 
   /**
    * @param store - The store holding the outbox.
-   * @param run - Applies one lease, with what `prepare` read for it, and records its result.
+   * @param run - Applies one lease, with what `hooks.prepare` read for it, and records its result.
    * @param policy - Concurrency, leases and polling.
-   * @param prepare - Reads for a claimed batch at once, before its leases run (one value per
-   *   lease, same order); when it throws, the leases run without.
+   * @param hooks - Batch reads, and where store failures are reported.
    */
-  constructor(
-    store: SyncStore,
-    run: LeaseRun<P>,
-    policy: DrainerPolicy,
-    prepare?: (leases: readonly Lease[]) => Promise<readonly P[]>,
-  ) {
+  constructor(store: SyncStore, run: LeaseRun<P>, policy: DrainerPolicy, hooks: DrainerHooks<P> = {}) {
     this.#store = store;
     this.#run = run;
     this.#policy = policy;
-    this.#prepare = prepare;
+    this.#hooks = hooks;
   }
 
   /** Whether the background loop runs. */
@@ -251,42 +267,91 @@ export class Drainer<P = undefined> {
    * then waits for the results still being recorded.
    */
   async #work(deadline: number | undefined): Promise<void> {
-    try {
-      await Promise.all(Array.from({ length: this.#policy.concurrency }, () => this.#worker(deadline)));
-    } finally {
-      while (this.#recording.size > 0) await Promise.all(this.#recording);
+    this.#drainFailure = undefined;
+    await Promise.all(Array.from({ length: this.#policy.concurrency }, () => this.#worker(deadline)));
+    while (this.#recording.size > 0) await Promise.all(this.#recording);
+    this.#throwDrainFailure();
+  }
+
+  #throwDrainFailure(): void {
+    const failure = this.#drainFailure;
+    this.#drainFailure = undefined;
+    if (failure !== undefined) throw failure.error;
+  }
+
+  /**
+   * A store failure: a drain stops and throws it; the background loop reports it and backs off
+   * (the poll interval, doubled per failure in a row, up to 64 times).
+   *
+   * @returns Whether the worker should go on.
+   */
+  async #failed(error: unknown, background: boolean): Promise<boolean> {
+    if (!background) {
+      this.#drainFailure ??= { error };
+      return false;
     }
+    // Workers waiting on one claim all see its failure: it is one failure, reported once.
+    const seen = typeof error === 'object' && error !== null && this.#reported.has(error);
+    if (!seen) {
+      this.#storeFailures += 1;
+      if (typeof error === 'object' && error !== null) this.#reported.add(error);
+    }
+    const delayMs = this.#policy.pollIntervalMs * 2 ** Math.min(Math.max(this.#storeFailures, 1) - 1, 6);
+    try {
+      if (!seen) this.#hooks.onError?.(error, delayMs);
+    } catch {
+      // A reporting hook must not stop the drainer.
+    }
+    await this.#sleep(delayMs);
+    return true;
   }
 
   async #worker(deadline: number | undefined): Promise<void> {
+    const background = deadline === undefined;
     for (;;) {
-      // Stopping, pausing or past the deadline: claim nothing more, but run what was claimed.
-      const claiming = !this.#stopping && !this.#paused && (deadline === undefined || Date.now() < deadline);
-      const next = claiming ? await this.#next() : this.#fresh();
+      // Stopping, pausing, past the deadline or failed: claim nothing more, but run what was
+      // claimed.
+      const claiming =
+        !this.#stopping &&
+        !this.#paused &&
+        this.#drainFailure === undefined &&
+        (deadline === undefined || Date.now() < deadline);
+      let next: Queued<P> | undefined;
+      try {
+        next = claiming ? await this.#next() : this.#fresh();
+      } catch (err) {
+        if (await this.#failed(err, background)) continue;
+        next = this.#fresh();
+      }
       if (next === undefined) {
+        if (this.#drainFailure !== undefined) return;
         if (this.#claiming !== undefined) {
           // A claim made ahead is still out: whatever it leases must run, not wait for expiry.
           await this.#claiming.catch(() => undefined);
           continue;
         }
         if (this.#stopping || (deadline !== undefined && Date.now() >= deadline)) return;
-        if (
-          deadline !== undefined &&
-          this.#inFlight === 0 &&
-          (await this.#store.outboxCounts()).pending === 0
-        )
-          return;
+        if (deadline !== undefined && this.#inFlight === 0) {
+          let pending: number;
+          try {
+            pending = (await this.#store.outboxCounts()).pending;
+          } catch (err) {
+            await this.#failed(err, background);
+            return;
+          }
+          if (pending === 0) return;
+        }
         await this.#sleep();
         continue;
       }
-      await this.#start(next);
+      await this.#start(next, background);
       // Results being recorded hold their leases; never let more pile up than the mirrors.
       while (this.#recording.size > this.#policy.concurrency) await Promise.race(this.#recording);
     }
   }
 
   /** Runs a lease; resolves when its mirror is done, while its result may still be recorded. */
-  #start(next: Queued<P>): Promise<void> {
+  #start(next: Queued<P>, background: boolean): Promise<void> {
     this.#inFlight += 1;
     this.#mirroring += 1;
     let attempted!: () => void;
@@ -300,11 +365,18 @@ export class Drainer<P = undefined> {
       };
     });
     const recorded: Promise<void> = this.#run(next.lease, next.prepared, attempted)
-      .then((result) => {
-        if (result.status === 'applied' || result.status === 'unchanged') this.#counts.applied += 1;
-        else if (result.status === 'retrying') this.#counts.retried += 1;
-        else if (result.status === 'dead-letter') this.#counts.deadLettered += 1;
-      })
+      .then(
+        (result) => {
+          if (result.status === 'applied' || result.status === 'unchanged') this.#counts.applied += 1;
+          else if (result.status === 'retrying') this.#counts.retried += 1;
+          else if (result.status === 'dead-letter') this.#counts.deadLettered += 1;
+        },
+        // The result is not recorded: the lease stands until it expires, and the entry is
+        // applied again then (idempotently).
+        async (err: unknown) => {
+          await this.#failed(err, background);
+        },
+      )
       .finally(() => {
         attempted();
         this.#inFlight -= 1;
@@ -314,7 +386,6 @@ export class Drainer<P = undefined> {
         if (this.#inFlight === 0) this.#wakeAll();
       });
     this.#recording.add(recorded);
-    // A failure to record surfaces where it did before: in the worker that ran the lease.
     return Promise.race([mirrored, recorded]);
   }
 
@@ -353,11 +424,12 @@ export class Drainer<P = undefined> {
     this.#claiming ??= this.#store
       .claim(this.#policy.workerId, Math.min(this.#policy.batchSize, wanted), this.#policy.leaseMs)
       .then(async (leases) => {
+        this.#storeFailures = 0;
         const claimedAt = Date.now();
         const prepared =
-          this.#prepare === undefined || leases.length === 0
+          this.#hooks.prepare === undefined || leases.length === 0
             ? []
-            : await this.#prepare(leases).catch(() => []);
+            : await this.#hooks.prepare(leases).catch(() => []);
         this.#queue.push(...leases.map((lease, i) => ({ lease, prepared: prepared[i], claimedAt })));
         return leases.length;
       })
@@ -367,14 +439,14 @@ export class Drainer<P = undefined> {
     return this.#claiming;
   }
 
-  #sleep(): Promise<void> {
+  #sleep(ms = this.#policy.pollIntervalMs): Promise<void> {
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
         this.#sleepers.delete(done);
         resolve();
       };
-      const timer = setTimeout(done, this.#policy.pollIntervalMs);
+      const timer = setTimeout(done, ms);
       this.#sleepers.add(done);
     });
   }

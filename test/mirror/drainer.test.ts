@@ -97,3 +97,67 @@ describe('the drainer pipeline', () => {
     expect(new Set(seen).size).toBe(10);
   });
 });
+
+/** A store that fails its next claims and completions, as one whose database restarts would. */
+class FlakyStore extends MemoryStore {
+  failClaims = 0;
+  failCompletions = 0;
+  override async claim(owner: string, limit: number, leaseMs: number): Promise<Lease[]> {
+    if (this.failClaims > 0) {
+      this.failClaims -= 1;
+      throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
+    }
+    return super.claim(owner, limit, leaseMs);
+  }
+  override async complete(lease: Lease, link: Parameters<MemoryStore['complete']>[1]) {
+    if (this.failCompletions > 0) {
+      this.failCompletions -= 1;
+      throw new Error('Connection terminated unexpectedly');
+    }
+    return super.complete(lease, link);
+  }
+}
+
+describe('the background drainer when the store fails', () => {
+  it('reports each failure, backs off, and goes on once the store is back: nothing lost', async () => {
+    const store = new FlakyStore();
+    await queue(store, 6);
+    store.failClaims = 3;
+    store.failCompletions = 2;
+    const errors: unknown[] = [];
+    const seen: string[] = [];
+    const drainer = new Drainer(
+      store,
+      slowRun(store, 1, seen),
+      drainerPolicyOf({ concurrency: 2, pollIntervalMs: 5, leaseMs: 100 }),
+      { onError: (err) => errors.push(err) },
+    );
+    drainer.start();
+    for (
+      let i = 0;
+      i < 500 && (await store.outboxCounts()).pending + (await store.outboxCounts()).leased > 0;
+      i++
+    )
+      await sleep(10);
+    await drainer.stop();
+    expect(await store.outboxCounts()).toEqual({ pending: 0, leased: 0, dead: 0 });
+    // Two leases whose completion failed expired and ran again.
+    expect(new Set(seen).size).toBe(6);
+    expect(errors.map((err) => (err as Error).message).sort()).toEqual([
+      'Connection terminated unexpectedly',
+      'Connection terminated unexpectedly',
+      'connect ECONNREFUSED 127.0.0.1:5432',
+      'connect ECONNREFUSED 127.0.0.1:5432',
+      'connect ECONNREFUSED 127.0.0.1:5432',
+    ]);
+  });
+
+  it('a drain, which has a caller, throws the store failure to it', async () => {
+    const store = new FlakyStore();
+    await queue(store, 2);
+    store.failClaims = 1;
+    const drainer = new Drainer(store, slowRun(store, 1, []), drainerPolicyOf({ pollIntervalMs: 5 }));
+    await expect(drainer.drain(5000)).rejects.toThrow('ECONNREFUSED');
+    expect(await drainer.drain(5000)).toMatchObject({ applied: 2, timedOut: false });
+  });
+});
