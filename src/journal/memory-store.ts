@@ -148,7 +148,10 @@ export class MemoryStore implements SyncStore {
     }
     if (lease === undefined || stillHeld || this.#leased(entry, now) || this.#otherLeased(entry, now))
       return Promise.resolve(undefined);
-    return Promise.resolve(this.#lease(entry, lease.owner, lease.leaseMs, now));
+    return Promise.resolve({
+      ...this.#lease(entry, lease.owner, lease.leaseMs, now),
+      link: this.#linkOf(entry),
+    });
   }
 
   /** {@inheritDoc SyncStore.claim} */
@@ -177,7 +180,7 @@ export class MemoryStore implements SyncStore {
     return Promise.resolve(
       due.map((entry) => ({
         ...this.#lease(entry, owner, leaseMs, now),
-        link: this.#byLegacy.get(`${entry.resourceType}/${entry.legacyId}`) ?? null,
+        link: this.#linkOf(entry),
       })),
     );
   }
@@ -377,6 +380,12 @@ export class MemoryStore implements SyncStore {
       keyOf({ ...entry, target: entry.target === 'medplum' ? 'legacy' : 'medplum' }),
     );
     return other !== undefined && this.#leased(other, now);
+  }
+
+  /** A copy of an entry's record's link, `null` when it has none. */
+  #linkOf(entry: { readonly resourceType: string; readonly legacyId: string }): Link | null {
+    const link = this.#byLegacy.get(`${entry.resourceType}/${entry.legacyId}`);
+    return link === undefined ? null : { ...link };
   }
 
   #saveLink(link: Link): void {

@@ -170,8 +170,9 @@ export interface Lease {
   /** The worker that holds it. */
   readonly owner: string;
   /**
-   * The record's link as read with the claim (`null`: it had none), when the store reads it
-   * there: a mirror then needs no look-up of its own. Absent when the store does not.
+   * The record's link as read with the claim, or with the commit that leased the entry (`null`:
+   * it had none), when the store reads it there: a mirror then needs no look-up of its own.
+   * Absent when the store does not.
    */
   readonly link?: Link | null | undefined;
 }

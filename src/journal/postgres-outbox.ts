@@ -49,6 +49,24 @@ interface ClaimedLinkRow {
   readonly link_base: unknown;
 }
 
+/** The link columns {@link linkJoin} adds to an entry row, as {@link ClaimedLinkRow} names them. */
+const LINK_COLUMNS = `l.medplum_id AS link_medplum_id, l.legacy_version AS link_legacy_version,
+  l.medplum_version AS link_medplum_version, l.content_hash AS link_content_hash,
+  ${iso('l.synced_at')} AS link_synced_at, l.snapshot AS link_base`;
+
+/**
+ * Joins each leased entry to its record's link, so the mirror need not look it up in a round
+ * trip of its own (nothing else changes a link while a lease holds the record).
+ */
+function linkJoin(tables: JournalTables): string {
+  // Renamed: the outbox has a `base` column of its own (the caller's resource).
+  return `LEFT JOIN (
+    SELECT resource_type, legacy_id, medplum_id, legacy_version, medplum_version, content_hash, synced_at,
+      base AS snapshot
+    FROM ${tables.links}
+  ) l USING (resource_type, legacy_id)`;
+}
+
 function claimedLink(row: EntryRow & ClaimedLinkRow): Link | null {
   if (row.link_medplum_id === null) return null;
   return toLink({
@@ -249,7 +267,7 @@ export async function commit(
   const held = ticket.held === true;
   // The CTE locks the row and decides from its pre-update state whether it is free; the
   // UPDATE's RETURNING could only show the new state, which looks leased either way.
-  const { rows } = await q.query<EntryRow & { granted: boolean }>(
+  const { rows } = await q.query<EntryRow & ClaimedLinkRow & { granted: boolean }>(
     `WITH target AS MATERIALIZED (
        SELECT id, ${UNLEASED} AND $3::text IS NOT NULL
                 AND NOT (o.holders - CASE WHEN $2 THEN 1 ELSE 0 END > 0 AND o.hold_until > clock_timestamp())
@@ -266,7 +284,7 @@ export async function commit(
        FROM target t WHERE o.id = t.id
        RETURNING o.*, t.free AS granted
      )
-     SELECT ${ENTRY_COLUMNS}, granted FROM updated`,
+     SELECT ${ENTRY_COLUMNS}, granted, ${LINK_COLUMNS} FROM updated ${linkJoin(tables)}`,
     [ticket.id, held, lease?.owner ?? null, lease?.leaseMs ?? 0],
   );
   const row = rows[0];
@@ -276,7 +294,9 @@ export async function commit(
     if (ticket.intent !== undefined) await intend(q, tables, ticket.intent, 0);
     return undefined;
   }
-  return row.granted && lease !== undefined ? toLease(row, lease.owner) : undefined;
+  return row.granted && lease !== undefined
+    ? { ...toLease(row, lease.owner), link: claimedLink(row) }
+    : undefined;
 }
 
 /**
@@ -341,15 +361,8 @@ export async function claim(
      -- names in ORDER BY would mean the select list's text columns of the same names.
      -- Each record's link comes along: a mirror would otherwise look it up in a round trip of
      -- its own, and nothing else changes it while the lease holds the record.
-     SELECT ${ENTRY_COLUMNS}, l.medplum_id AS link_medplum_id, l.legacy_version AS link_legacy_version,
-       l.medplum_version AS link_medplum_version, l.content_hash AS link_content_hash,
-       ${iso('l.synced_at')} AS link_synced_at, l.snapshot AS link_base
-     FROM claimed LEFT JOIN (
-       -- Renamed: the outbox has a \`base\` column of its own (the caller's resource).
-       SELECT resource_type, legacy_id, medplum_id, legacy_version, medplum_version, content_hash, synced_at,
-         base AS snapshot
-       FROM ${tables.links}
-     ) l USING (resource_type, legacy_id)
+     SELECT ${ENTRY_COLUMNS}, ${LINK_COLUMNS}
+     FROM claimed ${linkJoin(tables)}
      ORDER BY claimed.next_attempt_at, claimed.id`,
     [limit, owner, leaseMs],
   );

@@ -202,7 +202,12 @@ export class WritePath<L> {
             mirrorEntry(
               this.#ctx,
               { ...lease.entry, applyingHashes: marked },
-              { known: n === 1 ? known : undefined, mark: markAndRemember },
+              // The link came with the lease; a retry reads it afresh.
+              {
+                known: n === 1 ? known : undefined,
+                linked: n === 1 ? lease.link : undefined,
+                mark: markAndRemember,
+              },
             ),
           this.#settings.retry,
           (error, n, delayMs) => this.#emitRetry(error, n, delayMs, routed, legacyId),

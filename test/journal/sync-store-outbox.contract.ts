@@ -146,6 +146,22 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
       expect(await fixture.store.complete(lease!, undefined)).toBe('done');
     });
 
+    it("hands the committing writer's lease its record's link (base snapshot included), or null", async () => {
+      const { store } = fixture;
+      const link = linkOf('p-1', 'm-1', { base: { resourceType: 'Patient', gender: 'female' } });
+      await store.saveLink(link);
+      const linked = await store.commit(await store.intend(intentOf('p-1'), HOUR), {
+        owner: 'writer-1',
+        leaseMs: HOUR,
+      });
+      const unlinked = await store.commit(await store.intend(intentOf('p-2'), HOUR), {
+        owner: 'writer-1',
+        leaseMs: HOUR,
+      });
+      expect(linked?.link).toEqual(link);
+      expect(unlinked?.link).toBeNull();
+    });
+
     it('grants no lease on commit while another worker holds the entry', async () => {
       const lease = await leased('p-1');
       const ticket = await fixture.store.intend(intentOf('p-1'), HOUR);
