@@ -1,6 +1,7 @@
 import type { BenchDatabase } from './bench-database.ts';
 import { compared, type BenchRow, type Measurement } from './bench-row.ts';
-import { directTrial, drainTrial, sumTrials, type DrainTrial } from './drain-trial.ts';
+import { directTrial, drainTrial, sumTrials, type DrainTrial, type ServerSource } from './drain-trial.ts';
+import { FhirServerProcess } from './fhir-server-process.ts';
 import { describeKinds } from './kind-tally.ts';
 
 /** Sizes of the drain comparison. */
@@ -61,6 +62,21 @@ export async function measureDrain(db: BenchDatabase, options: DrainOptions): Pr
     remote.ours.push(await drainTrial(db, ids(options.entries), c, latency));
     if (t % 2 === 1) remote.direct.push(await directTrial(ids(options.entries), c, 'plain', latency));
   }
+  // The same comparison with the server in a process of its own, as Medplum always is.
+  const apart = { ours: [] as DrainTrial[], direct: [] as DrainTrial[] };
+  const child = await FhirServerProcess.start();
+  try {
+    const servers: ServerSource = (latency) => child.server(latency);
+    await directTrial(ids(options.warmupEntries), c, 'plain', 0, servers);
+    await drainTrial(db, ids(options.warmupEntries), c, 0, servers);
+    for (let t = 0; t < options.trials; t++) {
+      if (t % 2 === 0) apart.direct.push(await directTrial(ids(options.entries), c, 'plain', 0, servers));
+      apart.ours.push(await drainTrial(db, ids(options.entries), c, 0, servers));
+      if (t % 2 === 1) apart.direct.push(await directTrial(ids(options.entries), c, 'plain', 0, servers));
+    }
+  } finally {
+    await child.stop();
+  }
   const conditional = await directTrial(ids(options.entries), c, 'conditional');
   const searchThenCreate = await directTrial(ids(options.entries), c, 'search-then-create');
 
@@ -85,6 +101,15 @@ export async function measureDrain(db: BenchDatabase, options: DrainOptions): Pr
       rate(sumTrials(remote.direct)),
       {
         note: `the same with ${options.remoteLatencyMs} ms added to every request (a Medplum across a network), × 2`,
+      },
+    ),
+    compared(
+      'drain-throughput-server-apart',
+      'entries/s',
+      rate(sumTrials(apart.ours)),
+      rate(sumTrials(apart.direct)),
+      {
+        note: `the same with the FHIR server in a process of its own, × ${String(options.trials)}`,
       },
     ),
     compared('drain-http-requests-per-entry', 'req', perEntry(o.httpRequests), perEntry(d.httpRequests, d)),

@@ -39,6 +39,30 @@ export interface DrainTrial {
   readonly cpu: CpuReading;
 }
 
+/** A fresh FHIR test server with a latency (changeable while it runs), and how to close it. */
+export interface SourcedServer {
+  readonly baseUrl: string;
+  setLatency(ms: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Where trials get their servers: in this process (the default) or another. */
+export type ServerSource = (latencyMs: number) => Promise<SourcedServer>;
+
+/** A server in this process, sharing its event loop with the code under test. */
+export const inProcess: ServerSource = async (latencyMs) => {
+  const server = await startFhirTestServer();
+  server.faults.latency(latencyMs);
+  return {
+    baseUrl: server.baseUrl,
+    setLatency: (ms) => {
+      server.faults.latency(ms);
+      return Promise.resolve();
+    },
+    close: () => server.close(),
+  };
+};
+
 /** How a direct trial creates each record. */
 export type DirectWrite = 'plain' | 'conditional' | 'search-then-create';
 
@@ -54,6 +78,7 @@ interface Ctx {
  * @param ids - The legacy ids of the records.
  * @param concurrency - The drainer's concurrency.
  * @param latencyMs - Delay the server adds to every request (a Medplum across a network).
+ * @param servers - Where the server runs.
  * @returns The trial; it fails unless every entry was applied and linked.
  */
 export async function drainTrial(
@@ -61,8 +86,9 @@ export async function drainTrial(
   ids: readonly number[],
   concurrency: number,
   latencyMs = 0,
+  servers: ServerSource = inProcess,
 ): Promise<DrainTrial> {
-  const server = await startFhirTestServer();
+  const server = await servers(0);
   const http = new FetchMeter();
   const label = `drain_${ids[0]!}`;
   const applicationName = `${db.prefix}_${label}`;
@@ -89,7 +115,7 @@ export async function drainTrial(
     await eachLimited(ids, concurrency, (id) => writer.create('Patient', patientRow(id), ctx));
     meter.reset();
     http.reset();
-    server.faults.latency(latencyMs);
+    await server.setLatency(latencyMs);
 
     const cpu = CpuMeter.start();
     const started = performance.now();
@@ -134,6 +160,7 @@ export async function drainTrial(
  * @param write - `plain` (`createResource`: the baseline), `conditional`
  *   (`createResourceIfNoneExist` on the identifier) or `search-then-create`.
  * @param latencyMs - Delay the server adds to every request (a Medplum across a network).
+ * @param servers - Where the server runs.
  * @returns The trial.
  */
 export async function directTrial(
@@ -141,9 +168,9 @@ export async function directTrial(
   concurrency: number,
   write: DirectWrite,
   latencyMs = 0,
+  servers: ServerSource = inProcess,
 ): Promise<DrainTrial> {
-  const server = await startFhirTestServer();
-  server.faults.latency(latencyMs);
+  const server = await servers(latencyMs);
   const http = new FetchMeter();
   try {
     const medplum = createMedplumClient({ baseUrl: server.baseUrl, fetch: http.fetch });
