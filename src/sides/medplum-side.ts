@@ -82,57 +82,90 @@ export class MedplumSide {
   }
 
   /**
-   * Finds the resources carrying any of several identifiers of one system, in one search
-   * (`identifier=system|a,system|b,…`): a batch of mirrors looks its unlinked records up at
-   * once instead of one request each. Values are matched to resources ignoring case (a superset
-   * of any server's rule), so a resource can only be missing from a value's list if the server
-   * did not return it; a value whose list holds more than one resource is a duplicate (or a
-   * case collision) the caller must look up on its own.
+   * Finds the resources carrying any of several identifiers of one system, in one search per
+   * {@link MedplumSide.SEARCH_VALUES} values (`identifier=system|a,system|b,…`): a batch of
+   * mirrors looks its unlinked records up at once instead of one request each.
+   *
+   * Only unambiguous answers are given. Values are matched to the resources found ignoring case
+   * (a superset of any server's rule), and a value is left out of the answer when it could be
+   * confused with another: when two values searched for differ only by case, or when a resource
+   * found matches more than one of them. A value left out is for the caller to search on its
+   * own; so is one whose list holds more than one resource (a duplicate to report).
    *
    * @param resourceType - The resource type.
    * @param system - The identifier system.
    * @param values - The identifier values (legacy ids); those a search value would have to
    *   escape (`,`, `|`, `$`, `\`) are left out of the answer.
-   * @returns Each value searched for and the resources found for it; `undefined` when the
-   *   server returned a full page (the answer might be incomplete).
+   * @returns The values answered, each with the resources that carry it.
    */
   async findManyByIdentifier<R extends Resource>(
     resourceType: string,
     system: string,
     values: readonly string[],
-  ): Promise<ReadonlyMap<string, readonly WithId<R>[]> | undefined> {
-    const searched = [...new Set(values)].filter((value) => value !== '' && !/[,|$\\]/.test(value));
-    const found = new Map<string, WithId<R>[]>(searched.map((value) => [value, []]));
-    if (searched.length === 0) return found;
-    const count = searched.length * 2 + 1;
+  ): Promise<ReadonlyMap<string, readonly WithId<R>[]>> {
+    const byLower = new Map<string, string[]>();
+    for (const value of new Set(values)) {
+      if (value === '' || /[,|$\\]/.test(value)) continue;
+      const lower = value.toLowerCase();
+      byLower.set(lower, [...(byLower.get(lower) ?? []), value]);
+    }
+    // Values that differ only by case are left out: a resource found could be either's.
+    const searched = [...byLower.values()].flatMap((same) => (same.length === 1 ? same : []));
+    const found = new Map<string, WithId<R>[]>();
+    const chunks: string[][] = [];
+    for (let i = 0; i < searched.length; i += MedplumSide.SEARCH_VALUES)
+      chunks.push(searched.slice(i, i + MedplumSide.SEARCH_VALUES));
+    const pages = await Promise.all(
+      chunks.map((chunk) => this.#searchIdentifiers<R>(resourceType, system, chunk)),
+    );
+    const confused = new Set<string>();
+    pages.forEach((resources, n) => {
+      const chunk = chunks[n] ?? [];
+      // An incomplete page answers nothing: a value it lacks might be on the next one.
+      if (resources === undefined) return;
+      for (const value of chunk) found.set(value, []);
+      const lowerSystem = system.toLowerCase();
+      for (const resource of resources) {
+        const identifiers =
+          (resource as { identifier?: { system?: string; value?: string }[] }).identifier ?? [];
+        const matched = new Set<string>();
+        for (const identifier of identifiers) {
+          if (identifier.system?.toLowerCase() !== lowerSystem || identifier.value === undefined) continue;
+          for (const value of byLower.get(identifier.value.toLowerCase()) ?? []) matched.add(value);
+        }
+        for (const value of matched) {
+          found.get(value)?.push(resource);
+          if (matched.size > 1) confused.add(value);
+        }
+      }
+    });
+    for (const value of confused) found.delete(value);
+    return found;
+  }
+
+  /** Values per identifier search: pages stay far below any server's `_count` limit. */
+  static readonly SEARCH_VALUES = 50;
+
+  /** One search for a chunk of values; `undefined` when the page was full (maybe incomplete). */
+  async #searchIdentifiers<R extends Resource>(
+    resourceType: string,
+    system: string,
+    values: readonly string[],
+  ): Promise<readonly WithId<R>[] | undefined> {
+    const count = values.length * 2 + 1;
     const resources = await this.#call({ resourceType }, (options) =>
       this.#client.searchResources(
         resourceType as ResourceType,
         new URLSearchParams({
-          identifier: searched.map((value) => `${system}|${value}`).join(','),
+          identifier: values.map((value) => `${system}|${value}`).join(','),
           _count: String(count),
         }),
         options,
       ),
     );
-    if (resources.length >= count) return undefined;
-    const byValue = new Map<string, string[]>();
-    for (const value of searched) {
-      const lower = value.toLowerCase();
-      byValue.set(lower, [...(byValue.get(lower) ?? []), value]);
-    }
-    for (const resource of resources as readonly WithId<Resource>[] as readonly WithId<R>[]) {
-      const identifiers =
-        (resource as { identifier?: { system?: string; value?: string }[] }).identifier ?? [];
-      const matched = new Set<string>();
-      for (const identifier of identifiers) {
-        if (identifier.system?.toLowerCase() !== system.toLowerCase() || identifier.value === undefined)
-          continue;
-        for (const value of byValue.get(identifier.value.toLowerCase()) ?? []) matched.add(value);
-      }
-      for (const value of matched) found.get(value)?.push(resource);
-    }
-    return found;
+    return resources.length >= count
+      ? undefined
+      : (resources as readonly WithId<Resource>[] as readonly WithId<R>[]);
   }
 
   /**

@@ -135,17 +135,39 @@ describe('MedplumSide.findManyByIdentifier', () => {
       const a = await make('a-1');
       const b1 = await make('b-1');
       const b2 = await make('b-1');
-      const found = await side.findManyByIdentifier<Patient>('Patient', SYSTEM, ['a-1', 'b-1', 'c-1', 'x,y']);
-      expect(found?.get('a-1')?.map((p) => p.id)).toEqual([a.id]);
-      expect(
-        found
-          ?.get('b-1')
-          ?.map((p) => p.id)
-          .sort(),
-      ).toEqual([b1.id, b2.id].sort());
-      expect(found?.get('c-1')).toEqual([]);
-      expect(found?.has('x,y')).toBe(false);
+      // One resource carrying two of the values searched for: it could be either record's.
+      await client.createResource<Patient>({
+        resourceType: 'Patient',
+        identifier: [
+          { system: SYSTEM, value: 'd-1' },
+          { system: SYSTEM, value: 'e-1' },
+        ],
+      });
+      await make('ABC');
+      const found = await side.findManyByIdentifier<Patient>('Patient', SYSTEM, [
+        'a-1',
+        'b-1',
+        'c-1',
+        'x,y',
+        'd-1',
+        'e-1',
+        'abc',
+        'ABC',
+      ]);
+      expect(found.get('a-1')?.map((p) => p.id)).toEqual([a.id]);
+      expect((found.get('b-1') ?? []).map((p) => p.id).sort()).toEqual([b1.id, b2.id].sort());
+      expect(found.get('c-1')).toEqual([]);
+      // Left out, for their own searches: a value that needs escaping, values one resource
+      // matches together, and values that differ only by case.
+      expect([...found.keys()].sort()).toEqual(['a-1', 'b-1', 'c-1']);
       expect(await side.findManyByIdentifier('Patient', SYSTEM, [])).toEqual(new Map());
+      // More values than one search takes: several searches, one answer.
+      const many = Array.from({ length: MedplumSide.SEARCH_VALUES + 5 }, (_, i) => `n-${String(i)}`);
+      const before = server.faults.stats.byMethod.GET ?? 0;
+      const all = await side.findManyByIdentifier<Patient>('Patient', SYSTEM, [...many, 'a-1']);
+      expect((server.faults.stats.byMethod.GET ?? 0) - before).toBe(2);
+      expect(all.get('a-1')?.map((p) => p.id)).toEqual([a.id]);
+      expect(all.size).toBe(many.length + 1);
     } finally {
       await server.close();
     }
