@@ -141,15 +141,19 @@ export interface Completion {
 
 /**
  * Finishes several leases in one statement, each exactly as {@link completeLease} would: the
- * same verdicts from the same row locks (taken in id order, so two such statements cannot
- * deadlock on each other's entries), the same link writes and the same holder check. Atomic:
- * when any part fails (a unique violation when two of the links name one Medplum id, or one
- * record twice), nothing is written and the caller finishes each lease on its own.
+ * same verdicts from the same row locks, the same link writes and the same holder check. It
+ * never waits for a lock on an entry (`SKIP LOCKED`): an entry locked by another transaction
+ * (an application's, recording an intent with its own write) is answered `skipped` and left
+ * alone, for the caller to finish on its own. Waiting there could deadlock with a transaction
+ * that locks several entries in another order, and would hold up every completion behind it.
+ * Atomic: when any part fails (a unique violation when two of the links name one Medplum id,
+ * or one record twice), nothing is written and the caller finishes each lease on its own.
  *
  * @param q - Where to run.
  * @param tables - The store's tables.
  * @param completions - The leases and their links; leases of distinct records.
- * @returns Per completion, in order: its outcome, or the {@link LinkConflictError} it ran into.
+ * @returns Per completion, in order: its outcome, `skipped`, or the {@link LinkConflictError}
+ *   it ran into.
  * @example
  * ```ts
  * const outcomes = await completeLeases(sql, tables, [{ lease, link }, { lease: other, link: null }]);
@@ -159,22 +163,24 @@ export async function completeLeases(
   q: SqlQueryable,
   tables: JournalTables,
   completions: readonly Completion[],
-): Promise<(LeaseOutcome | LinkConflictError)[]> {
+): Promise<(LeaseOutcome | 'skipped' | LinkConflictError)[]> {
   const rowIds = completions.filter(({ lease }) => isRowId(lease.entry.id));
   if (rowIds.length === 0) return completions.map(() => 'fenced');
   const column = <T>(value: (c: Completion) => T): T[] => rowIds.map(value);
   const links = column(({ link }) => (link ? linkWriteValues(link) : undefined));
   const linkColumn = (i: number): unknown[] => links.map((values) => values?.[i] ?? null);
-  const { rows } = await q.query<{ n: number; outcome: LeaseOutcome; owner: string | null }>(
+  const { rows } = await q.query<{ n: number; outcome: LeaseOutcome | 'skipped'; owner: string | null }>(
     `WITH input AS MATERIALIZED (
        SELECT * FROM ROWS FROM (${COMPLETION_ARRAYS})
          WITH ORDINALITY AS i(id, token, seq, mode, resource_type, legacy_id, medplum_id, legacy_version,
            medplum_version, content_hash, synced_at, base, n)
      ), entry AS MATERIALIZED (
        SELECT o.id, o.seq, o.lease_token::text AS token FROM ${tables.outbox} o
-       WHERE o.id IN (SELECT id FROM input) ORDER BY o.id FOR UPDATE
+       WHERE o.id IN (SELECT id FROM input) ORDER BY o.id FOR UPDATE SKIP LOCKED
      ), verdict AS MATERIALIZED (
-       SELECT i.*, CASE WHEN e.token IS DISTINCT FROM i.token THEN 'fenced'
+       SELECT i.*, CASE WHEN e.id IS NULL AND EXISTS (SELECT 1 FROM ${tables.outbox} x WHERE x.id = i.id)
+                          THEN 'skipped'
+                        WHEN e.token IS DISTINCT FROM i.token THEN 'fenced'
                         WHEN e.seq <> i.seq THEN 'requeued' ELSE 'done' END AS outcome
        FROM input i LEFT JOIN entry e ON e.id = i.id
      ), holder AS MATERIALIZED (

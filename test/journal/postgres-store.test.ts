@@ -10,7 +10,7 @@ import { PostgresStore, type PostgresStoreOptions } from '../../src/journal/post
 import { LinkConflictError } from '../../src/journal/sync-store.ts';
 import { sqlClientFromPg } from '../../src/sql/pg-client.ts';
 import { sqlClientFromPglite } from '../../src/sql/pglite-client.ts';
-import type { SqlClient } from '../../src/sql/sql-client.ts';
+import type { SqlClient, SqlQueryable } from '../../src/sql/sql-client.ts';
 import { intentOf, linkOf } from './sync-store.fixture.ts';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -93,8 +93,8 @@ describe('PostgresStore on PGlite', () => {
       leases.map((lease) => store.complete(lease, linkOf(lease.entry.legacyId, `m-${lease.entry.legacyId}`))),
     );
     expect(outcomes).toEqual(ids.map(() => 'done'));
-    // The first alone, the eight asked for meanwhile together.
-    expect(statements).toEqual(['WITH entry A', 'WITH input A']);
+    // The first at once, the eight asked for meanwhile together.
+    expect(statements).toEqual(['WITH input A', 'WITH input A']);
     for (const id of ids) expect(await store.getLink('Patient', id)).toEqual(linkOf(id, `m-${id}`));
     expect(await store.listOutbox()).toEqual([]);
   });
@@ -218,6 +218,43 @@ describe('PostgresStore on PostgreSQL with concurrent instances', () => {
     expect(new Set(entryIds).size).toBe(entryIds.length);
     expect(entryIds).toHaveLength(200);
     expect(new Set(leases.map((lease) => lease.owner)).size).toBeGreaterThan(1);
+  });
+
+  it('never deadlocks completions with an application transaction recording intents in another order', async () => {
+    const { stores } = await openAll();
+    const store = stores[0]!;
+    for (const id of ['a', 'b', 'c']) await store.commit(await store.intend(intentOf(id), HOUR));
+    const leased = new Map(
+      (await store.claim('worker-1', 3, HOUR)).map((lease) => [lease.entry.legacyId, lease]),
+    );
+    const lease = (id: string): Lease => leased.get(id)!;
+    const app = await pools[1]!.connect();
+    try {
+      // The application's transaction records an intent for b with its own write, then for a.
+      await app.query('BEGIN');
+      const appStore = stores[1]!;
+      const tx: SqlQueryable = {
+        query: async (text: string, params?: readonly unknown[]) => {
+          const result = await app.query(text, params === undefined ? undefined : [...params]);
+          return { rows: result.rows as never[], rowCount: result.rowCount };
+        },
+      };
+      await appStore.intendWithin(tx, intentOf('b'));
+      // c goes first; a and b, asked for meanwhile, go together in one statement.
+      const completions = Promise.all([
+        store.complete(lease('c'), undefined),
+        store.complete(lease('a'), undefined),
+        store.complete(lease('b'), undefined),
+      ]);
+      // Give the completions time to reach the server and lock what they can.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await appStore.intendWithin(tx, intentOf('a'));
+      await app.query('COMMIT');
+      // b waited for the application's commit, which moved its seq on: it is mirrored again.
+      expect(await completions).toEqual(['done', 'done', 'requeued']);
+    } finally {
+      app.release();
+    }
   });
 
   it('coalesces concurrent intents of one record into one entry', async () => {
