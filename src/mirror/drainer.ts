@@ -148,7 +148,10 @@ export interface DrainerHooks<P> {
 interface Queued<P> {
   readonly lease: Lease;
   readonly prepared: P | undefined;
-  readonly claimedAt: number;
+  /** When `prepared` was read. */
+  readonly readAt: number;
+  /** When the lease was granted or last renewed. */
+  renewedAt: number;
 }
 
 /**
@@ -249,7 +252,9 @@ export class Drainer<P = undefined> {
     const deadline = Date.now() + timeoutMs;
     if (this.#running === undefined) await this.#work(deadline);
     else {
-      while (Date.now() < deadline && (await this.#store.outboxCounts()).pending + this.#inFlight > 0)
+      // Leases queued or being claimed count as leased, not pending: they are this drainer's work.
+      const busy = (): number => this.#inFlight + this.#queue.length + (this.#claiming === undefined ? 0 : 1);
+      while (Date.now() < deadline && (await this.#store.outboxCounts()).pending + busy() > 0)
         await sleep(this.#policy.pollIntervalMs);
     }
     const remaining = await this.#store.outboxCounts();
@@ -268,9 +273,49 @@ export class Drainer<P = undefined> {
    */
   async #work(deadline: number | undefined): Promise<void> {
     this.#drainFailure = undefined;
-    await Promise.all(Array.from({ length: this.#policy.concurrency }, () => this.#worker(deadline)));
-    while (this.#recording.size > 0) await Promise.all(this.#recording);
+    const renewing = setInterval(() => void this.#renewQueued(), this.#policy.leaseMs / 3);
+    renewing.unref();
+    try {
+      await Promise.all(Array.from({ length: this.#policy.concurrency }, () => this.#worker(deadline)));
+      while (this.#recording.size > 0) await Promise.all(this.#recording);
+    } finally {
+      clearInterval(renewing);
+    }
     this.#throwDrainFailure();
+  }
+
+  /**
+   * Renews the leases waiting in the queue for a third of their life (a slow Medplum makes the
+   * queue slow), so that none expires unseen; one the store no longer grants is dropped.
+   */
+  async #renewQueued(): Promise<void> {
+    const now = Date.now();
+    const old = this.#queue.filter((queued) => now - queued.renewedAt >= this.#policy.leaseMs / 3);
+    await Promise.all(
+      old.map(async (queued) => {
+        let renewed: boolean;
+        try {
+          renewed = await this.#store.renew(queued.lease, this.#policy.leaseMs);
+        } catch {
+          return; // The store is away: the lease may expire; the claim after it applies the entry.
+        }
+        if (renewed) queued.renewedAt = now;
+        else {
+          const at = this.#queue.indexOf(queued);
+          if (at >= 0) this.#queue.splice(at, 1);
+        }
+      }),
+    );
+  }
+
+  /** Whether workers may claim now. */
+  #mayClaim(deadline: number | undefined): boolean {
+    return (
+      !this.#stopping &&
+      !this.#paused &&
+      this.#drainFailure === undefined &&
+      (deadline === undefined || Date.now() < deadline)
+    );
   }
 
   #throwDrainFailure(): void {
@@ -311,25 +356,20 @@ export class Drainer<P = undefined> {
     for (;;) {
       // Stopping, pausing, past the deadline or failed: claim nothing more, but run what was
       // claimed.
-      const claiming =
-        !this.#stopping &&
-        !this.#paused &&
-        this.#drainFailure === undefined &&
-        (deadline === undefined || Date.now() < deadline);
       let next: Queued<P> | undefined;
       try {
-        next = claiming ? await this.#next() : this.#fresh();
+        next = this.#mayClaim(deadline) ? await this.#next(deadline) : this.#fresh();
       } catch (err) {
         if (await this.#failed(err, background)) continue;
         next = this.#fresh();
       }
       if (next === undefined) {
-        if (this.#drainFailure !== undefined) return;
         if (this.#claiming !== undefined) {
           // A claim made ahead is still out: whatever it leases must run, not wait for expiry.
           await this.#claiming.catch(() => undefined);
           continue;
         }
+        if (this.#drainFailure !== undefined) return;
         if (this.#stopping || (deadline !== undefined && Date.now() >= deadline)) return;
         if (deadline !== undefined && this.#inFlight === 0) {
           let pending: number;
@@ -394,20 +434,31 @@ export class Drainer<P = undefined> {
     for (;;) {
       const queued = this.#queue.shift();
       if (queued === undefined) return undefined;
-      // A lease that waited in the queue for half its life is left to expire rather than run:
+      const now = Date.now();
+      // A lease whose renewal failed for half its life is left to expire rather than run:
       // running it late could overlap another worker that claims it after expiry.
-      if (Date.now() - queued.claimedAt < this.#policy.leaseMs / 2) return queued;
+      if (now - queued.renewedAt >= this.#policy.leaseMs / 2) continue;
+      // What the batch read is used only while fresh; older, the mirror reads for itself.
+      if (queued.prepared !== undefined && now - queued.readAt > this.#preparedFreshMs)
+        return { ...queued, prepared: undefined };
+      return queued;
     }
   }
 
-  async #next(): Promise<Queued<P> | undefined> {
+  /** How long a batch's reads stay usable: a tenth of a lease, at most 2 s. */
+  get #preparedFreshMs(): number {
+    return Math.min(2000, this.#policy.leaseMs / 10);
+  }
+
+  async #next(deadline: number | undefined): Promise<Queued<P> | undefined> {
     let next = this.#fresh();
     if (next === undefined) {
       await this.#claim();
       next = this.#fresh();
     }
-    // Claim ahead: the next batch is claimed and read while the leases queued now run.
-    if (next !== undefined && this.#queue.length <= this.#policy.concurrency)
+    // Claim ahead: the next batch is claimed and read while the leases queued now run (unless
+    // a stop, a pause, a failure or the deadline came while this worker waited).
+    if (next !== undefined && this.#queue.length <= this.#policy.concurrency && this.#mayClaim(deadline))
       this.#claim().catch(() => undefined);
     return next;
   }
@@ -426,17 +477,35 @@ export class Drainer<P = undefined> {
       .then(async (leases) => {
         this.#storeFailures = 0;
         const claimedAt = Date.now();
-        const prepared =
-          this.#hooks.prepare === undefined || leases.length === 0
-            ? []
-            : await this.#hooks.prepare(leases).catch(() => []);
-        this.#queue.push(...leases.map((lease, i) => ({ lease, prepared: prepared[i], claimedAt })));
+        const prepared = await this.#prepareFor(leases);
+        const readAt = Date.now();
+        this.#queue.push(
+          ...leases.map((lease, i) => ({ lease, prepared: prepared[i], readAt, renewedAt: claimedAt })),
+        );
         return leases.length;
       })
       .finally(() => {
         this.#claiming = undefined;
       });
     return this.#claiming;
+  }
+
+  /**
+   * The batch's reads, or none when they fail or take longer than a tenth of a lease (a slow
+   * Medplum): the leases then run at once and each mirror reads for itself.
+   */
+  async #prepareFor(leases: readonly Lease[]): Promise<readonly (P | undefined)[]> {
+    const { prepare } = this.#hooks;
+    if (prepare === undefined || leases.length === 0) return [];
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<readonly P[]>((resolve) => {
+      timer = setTimeout(() => resolve([]), this.#policy.leaseMs / 10);
+    });
+    try {
+      return await Promise.race([prepare(leases).catch(() => []), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   #sleep(ms = this.#policy.pollIntervalMs): Promise<void> {

@@ -161,3 +161,77 @@ describe('the background drainer when the store fails', () => {
     expect(await drainer.drain(5000)).toMatchObject({ applied: 2, timedOut: false });
   });
 });
+
+/** A store that counts how often each entry is leased. */
+class CountingClaims extends MemoryStore {
+  readonly leasedTimes = new Map<string, number>();
+  override async claim(owner: string, limit: number, leaseMs: number): Promise<Lease[]> {
+    const leases = await super.claim(owner, limit, leaseMs);
+    for (const lease of leases)
+      this.leasedTimes.set(lease.entry.legacyId, (this.leasedTimes.get(lease.entry.legacyId) ?? 0) + 1);
+    return leases;
+  }
+}
+
+describe('leases claimed ahead', () => {
+  it('are renewed while they wait behind slow mirrors, so each entry is leased once', async () => {
+    const store = new CountingClaims();
+    await queue(store, 8);
+    const seen: string[] = [];
+    // Mirrors of 60 ms, leases of 150 ms: a lease waiting behind two mirrors outlives half its life.
+    const drainer = new Drainer(
+      store,
+      slowRun(store, 60, seen),
+      drainerPolicyOf({ concurrency: 1, batchSize: 4, pollIntervalMs: 5, leaseMs: 150 }),
+    );
+    expect(await drainer.drain(10_000)).toMatchObject({ applied: 8, timedOut: false });
+    expect(seen).toHaveLength(8);
+    expect([...store.leasedTimes.values()]).toEqual(Array.from({ length: 8 }, () => 1));
+  });
+
+  it('count as this drainer’s work: a drain while the loop runs waits for them', async () => {
+    const store = new MemoryStore();
+    await queue(store, 4);
+    const seen: string[] = [];
+    const drainer = new Drainer(
+      store,
+      slowRun(store, 1, seen),
+      drainerPolicyOf({ concurrency: 2, pollIntervalMs: 5 }),
+      // A slow batch read: the leases wait in the claim while the drain starts.
+      { prepare: async (leases) => (await sleep(300), leases.map(() => undefined)) },
+    );
+    drainer.start();
+    await sleep(20);
+    const report = await drainer.drain(5000);
+    await drainer.stop();
+    expect(report).toMatchObject({ applied: 4, timedOut: false });
+    expect(seen).toHaveLength(4);
+  });
+
+  it('are run, not left leased, when a drain fails', async () => {
+    const store = new FlakyStore();
+    await queue(store, 12);
+    const seen: string[] = [];
+    let completions = 0;
+    const run: LeaseRun<undefined> = async (lease, _prepared, attempted) => {
+      seen.push(lease.entry.legacyId);
+      await sleep(5);
+      attempted();
+      // The fourth completion fails: the drain stops claiming and throws.
+      completions += 1;
+      if (completions === 4) store.failCompletions = 1;
+      await store.complete(lease, undefined);
+      return { status: 'applied', outcome: undefined, error: undefined };
+    };
+    const drainer = new Drainer(
+      store,
+      run,
+      drainerPolicyOf({ concurrency: 2, batchSize: 8, pollIntervalMs: 5 }),
+    );
+    await expect(drainer.drain(5000)).rejects.toThrow('Connection terminated');
+    await sleep(50);
+    const outbox = await store.outboxCounts();
+    // Only the lease whose completion failed is still leased (until it expires).
+    expect(outbox.leased).toBe(1);
+  });
+});
