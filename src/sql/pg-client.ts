@@ -62,10 +62,11 @@ export interface PgClientOptions {
   /**
    * Prepare each parameterised statement once per connection and run it by name after that
    * (up to 256 distinct statements; more run unprepared). Planning the journal's combined
-   * write-and-intent statement costs about as much as running it, so this takes the async
-   * write path's median from 1.7x to about 1.1x a bare insert (README, benchmarks). Turn it off
-   * behind a pooler that cannot keep prepared statements (PgBouncer in transaction mode before
-   * 1.21).
+   * write-and-intent statement cost about as much as running it: unprepared, an async create
+   * took 1.5x the adapter's INSERT at the median; prepared (both), 1.2x (`npm run bench`).
+   * Needs a `pg` Pool or Client (named statements). Turn it off behind a pooler that cannot
+   * keep prepared statements (PgBouncer in transaction mode before 1.21); should the server
+   * report a prepared statement missing, the client stops preparing by itself.
    * @default true
    */
   readonly preparedStatements?: boolean | undefined;
@@ -153,13 +154,17 @@ export function sqlClientFromPg(pool: PgPool, options: PgClientOptions = {}): Sq
  * The names parameterised statements are prepared under: derived from the text, so one text
  * always has one name on every connection, and bounded, so a stream of distinct texts cannot
  * fill the connections' statement caches. A text whose prepared plan the server refuses (its
- * result type changed under it, after an ALTER TABLE) runs unprepared from then on.
+ * result type changed under it, after an ALTER TABLE) runs unprepared from then on; so does
+ * every text once the server has lost a statement the connection had prepared (a pooler
+ * between them hands out other sessions, or something ran `DISCARD ALL`).
  */
 class StatementNames {
   static readonly LIMIT = 256;
   readonly #names = new Map<string, string | undefined>();
+  #off = false;
 
   nameOf(text: string): string | undefined {
+    if (this.#off) return undefined;
     const known = this.#names.get(text);
     if (known !== undefined || this.#names.has(text)) return known;
     if (this.#names.size >= StatementNames.LIMIT) return undefined;
@@ -171,6 +176,11 @@ class StatementNames {
   /** Runs `text` unprepared from now on. */
   refuse(text: string): void {
     this.#names.set(text, undefined);
+  }
+
+  /** Runs every text unprepared from now on. */
+  refuseAll(): void {
+    this.#off = true;
   }
 }
 
@@ -212,10 +222,12 @@ async function run<R>(
       result = await target.query({ name, text, values });
     } catch (err) {
       // 0A000 "cached plan must not change result type": the table changed under the prepared
-      // statement. Outside a transaction, run it unprepared now (inside one, the transaction is
-      // aborted already: the error stands, and the next attempt runs unprepared).
-      if (!isStalePlan(err)) throw err;
-      prepared?.refuse(text);
+      // statement. 26000 "prepared statement does not exist": the session is not the one it
+      // was prepared in. Outside a transaction, run it unprepared now (inside one, the
+      // transaction is aborted already: the error stands, and the next attempt runs unprepared).
+      if (isStalePlan(err)) prepared?.refuse(text);
+      else if (sqlStateOf(err) === '26000') prepared?.refuseAll();
+      else throw err;
       if (!canRetry) throw err;
       result = await target.query(text, values);
     }
@@ -223,11 +235,12 @@ async function run<R>(
   return { rows: result.rows as R[], rowCount: result.rowCount };
 }
 
+function sqlStateOf(err: unknown): unknown {
+  return typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+}
+
 function isStalePlan(err: unknown): boolean {
   return (
-    typeof err === 'object' &&
-    err !== null &&
-    (err as { code?: unknown }).code === '0A000' &&
-    String((err as { message?: unknown }).message).includes('cached plan')
+    sqlStateOf(err) === '0A000' && String((err as { message?: unknown }).message).includes('cached plan')
   );
 }

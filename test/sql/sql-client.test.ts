@@ -123,6 +123,27 @@ describe('sqlClientFromPg prepared statements', () => {
   });
 });
 
+describe('sqlClientFromPg when the session loses its prepared statements', () => {
+  it('runs the statement unprepared, and prepares nothing more (a pooler or DISCARD ALL)', async () => {
+    const one = new pg.Pool({ connectionString: DATABASE_URL, max: 1 });
+    try {
+      const sql = sqlClientFromPg(one);
+      const text = 'SELECT $1::int * 2 AS n';
+      expect((await sql.query<{ n: number }>(text, [2])).rows).toEqual([{ n: 4 }]);
+      // The server forgets; the driver still believes the statement prepared on this session.
+      await sql.query('DEALLOCATE ALL');
+      expect((await sql.query<{ n: number }>(text, [3])).rows).toEqual([{ n: 6 }]);
+      expect((await sql.query<{ n: number }>('SELECT $1::int + 1 AS n', [3])).rows).toEqual([{ n: 4 }]);
+      const { rows } = await sql.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM pg_catalog.pg_prepared_statements',
+      );
+      expect(rows).toEqual([{ n: 0 }]);
+    } finally {
+      await one.end();
+    }
+  });
+});
+
 describe('sqlClientFromPg connections', () => {
   it('returns the client to the pool after a commit and after a rollback', async () => {
     const sql = sqlClientFromPg(pool);
