@@ -273,7 +273,7 @@ export class Drainer<P = undefined> {
    */
   async #work(deadline: number | undefined): Promise<void> {
     this.#drainFailure = undefined;
-    const renewing = setInterval(() => void this.#renewQueued(), this.#policy.leaseMs / 3);
+    const renewing = setInterval(() => void this.#renewQueued(), this.#policy.leaseMs / 8);
     renewing.unref();
     try {
       await Promise.all(Array.from({ length: this.#policy.concurrency }, () => this.#worker(deadline)));
@@ -285,12 +285,14 @@ export class Drainer<P = undefined> {
   }
 
   /**
-   * Renews the leases waiting in the queue for a third of their life (a slow Medplum makes the
-   * queue slow), so that none expires unseen; one the store no longer grants is dropped.
+   * Renews the leases that have waited in the queue for a quarter of their life (a slow Medplum
+   * makes the queue slow). Checked every eighth of a lease, so a lease is renewed before it is
+   * three eighths old, well before {@link Drainer.#fresh} gives up on it at half; one the store
+   * no longer grants is dropped.
    */
   async #renewQueued(): Promise<void> {
     const now = Date.now();
-    const old = this.#queue.filter((queued) => now - queued.renewedAt >= this.#policy.leaseMs / 3);
+    const old = this.#queue.filter((queued) => now - queued.renewedAt >= this.#policy.leaseMs / 4);
     await Promise.all(
       old.map(async (queued) => {
         let renewed: boolean;

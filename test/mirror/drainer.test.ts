@@ -178,11 +178,11 @@ describe('leases claimed ahead', () => {
     const store = new CountingClaims();
     await queue(store, 8);
     const seen: string[] = [];
-    // Mirrors of 60 ms, leases of 150 ms: a lease waiting behind two mirrors outlives half its life.
+    // Mirrors of 150 ms, leases of 400 ms: a lease waiting behind two mirrors outlives half its life.
     const drainer = new Drainer(
       store,
-      slowRun(store, 60, seen),
-      drainerPolicyOf({ concurrency: 1, batchSize: 4, pollIntervalMs: 5, leaseMs: 150 }),
+      slowRun(store, 150, seen),
+      drainerPolicyOf({ concurrency: 1, batchSize: 4, pollIntervalMs: 5, leaseMs: 400 }),
     );
     expect(await drainer.drain(10_000)).toMatchObject({ applied: 8, timedOut: false });
     expect(seen).toHaveLength(8);
