@@ -77,13 +77,14 @@ describe('the drainer pipeline', () => {
     const seen: string[] = [];
     const drainer = new Drainer(
       store,
-      slowRun(store, 10, seen),
+      slowRun(store, 30, seen),
       drainerPolicyOf({ concurrency: 2, batchSize: 2, pollIntervalMs: 5 }),
     );
     drainer.start();
-    await sleep(5);
+    while (seen.length === 0) await sleep(1);
     drainer.pause();
-    await sleep(200);
+    // Long enough for everything claimed before the pause to finish (at most 3 batches of 2).
+    await sleep(300);
     const claimsWhilePaused = store.claims;
     const outbox = await store.outboxCounts();
     expect(outbox.leased).toBe(0);
