@@ -52,6 +52,44 @@ export async function completeLease(
   lease: Lease,
   link: Link | null | undefined,
 ): Promise<LeaseOutcome> {
+  const outcome = await completion(q, tables, lease, link, false);
+  if (outcome === 'skipped') throw new Error('a completion that waits for its lock cannot be skipped');
+  return outcome;
+}
+
+/**
+ * {@link completeLease} without waiting: when another transaction holds the entry's row lock
+ * (an application's, recording an intent with its own write), nothing is done and the answer
+ * is `skipped`, for the caller to finish the lease with {@link completeLease} elsewhere.
+ *
+ * @param q - Where to run.
+ * @param tables - The store's tables.
+ * @param lease - The worker's lease.
+ * @param link - What becomes of the record's link.
+ * @returns What happened, or `skipped`.
+ * @throws {@link LinkConflictError} when another legacy id holds the link's Medplum id.
+ * @throws {@link LinkRace} when a concurrent write took the Medplum id meanwhile.
+ * @example
+ * ```ts
+ * if ((await tryCompleteLease(sql, tables, lease, link)) === 'skipped') await completeLease(sql, tables, lease, link);
+ * ```
+ */
+export function tryCompleteLease(
+  q: SqlQueryable,
+  tables: JournalTables,
+  lease: Lease,
+  link: Link | null | undefined,
+): Promise<LeaseOutcome | 'skipped'> {
+  return completion(q, tables, lease, link, true);
+}
+
+async function completion(
+  q: SqlQueryable,
+  tables: JournalTables,
+  lease: Lease,
+  link: Link | null | undefined,
+  skipLocked: boolean,
+): Promise<LeaseOutcome | 'skipped'> {
   if (!isRowId(lease.entry.id)) return 'fenced';
   const { resourceType, legacyId } = lease.entry;
   const params: unknown[] = [lease.entry.id, lease.token, lease.entry.seq];
@@ -79,13 +117,15 @@ export async function completeLease(
      )`;
   }
   const free = link === undefined || link === null ? '' : ' AND NOT EXISTS (SELECT 1 FROM holder)';
-  let rows: { outcome: LeaseOutcome; owner: string | null }[];
+  let rows: { outcome: LeaseOutcome | 'skipped'; owner: string | null }[];
   try {
-    ({ rows } = await q.query<{ outcome: LeaseOutcome; owner: string | null }>(
+    ({ rows } = await q.query<{ outcome: LeaseOutcome | 'skipped'; owner: string | null }>(
       `WITH entry AS MATERIALIZED (
-         SELECT seq, lease_token::text AS token FROM ${tables.outbox} WHERE id = $1::bigint FOR UPDATE
+         SELECT seq, lease_token::text AS token FROM ${tables.outbox} WHERE id = $1::bigint
+         FOR UPDATE${skipLocked ? ' SKIP LOCKED' : ''}
        ), verdict AS MATERIALIZED (
-         SELECT CASE WHEN e.token IS DISTINCT FROM $2::text THEN 'fenced'
+         SELECT CASE ${skipLocked ? `WHEN e.seq IS NULL AND EXISTS (SELECT 1 FROM ${tables.outbox} x WHERE x.id = $1::bigint) THEN 'skipped'` : ''}
+                     WHEN e.token IS DISTINCT FROM $2::text THEN 'fenced'
                      WHEN e.seq <> $3::integer THEN 'requeued' ELSE 'done' END AS outcome
          FROM (SELECT 1) AS one LEFT JOIN entry e ON true
        )${linkStatements}, released AS (

@@ -102,11 +102,25 @@ function otherLeased(tables: JournalTables, alias: string): string {
 }
 
 /**
- * A transaction-scoped advisory lock per record, taken while claiming: two claimers racing for a
- * record's two directions cannot both see the other unleased (neither lease is committed yet).
+ * A transaction-scoped advisory lock per record, taken by a claim or a commit before it leases
+ * an entry: two transactions racing for a record's two directions cannot both see the other
+ * unleased (neither lease is committed yet).
  */
 function recordLockKey(tables: JournalTables, alias: string): string {
   return `pg_catalog.hashtextextended('${tables.outbox}:' || ${alias}.resource_type || '/' || ${alias}.legacy_id, 0)`;
+}
+
+/**
+ * Whether the entry `alias` may be leased as far as its record's other direction goes: the
+ * record's advisory lock is taken, then the other direction is checked with a fresh snapshot
+ * (migration 6). The statement's own snapshot predates the lock; a lease another transaction
+ * committed in between, releasing the lock, would pass unseen and both directions would run.
+ * CASE fixes the order: the check runs only once the lock is held.
+ */
+function recordFree(tables: JournalTables, alias: string): string {
+  return `CASE WHEN pg_try_advisory_xact_lock(${recordLockKey(tables, alias)})
+    THEN NOT ${tables.schema}.other_direction_leased(${alias}.resource_type, ${alias}.legacy_id, ${alias}.target)
+    ELSE false END`;
 }
 
 const RELEASE = 'lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL';
@@ -269,10 +283,10 @@ export async function commit(
   // UPDATE's RETURNING could only show the new state, which looks leased either way.
   const { rows } = await q.query<EntryRow & ClaimedLinkRow & { granted: boolean }>(
     `WITH target AS MATERIALIZED (
-       SELECT id, ${UNLEASED} AND $3::text IS NOT NULL
+       SELECT id, CASE WHEN ${UNLEASED} AND $3::text IS NOT NULL
                 AND NOT (o.holders - CASE WHEN $2 THEN 1 ELSE 0 END > 0 AND o.hold_until > clock_timestamp())
                 AND NOT ${otherLeased(tables, 'o')}
-                AS free
+                THEN ${recordFree(tables, 'o')} ELSE false END AS free
        FROM ${tables.outbox} o WHERE id = $1::bigint FOR UPDATE
      ), updated AS (
        UPDATE ${tables.outbox} o SET seq = o.seq + 1,
@@ -328,7 +342,7 @@ export async function claim(
 ): Promise<Lease[]> {
   const { rows } = await q.query<EntryRow & ClaimedLinkRow>(
     `WITH locked AS MATERIALIZED (
-       SELECT id, resource_type, legacy_id, next_attempt_at FROM ${tables.outbox} o
+       SELECT id, resource_type, legacy_id, target, next_attempt_at FROM ${tables.outbox} o
        WHERE next_attempt_at <= clock_timestamp()
          AND (hold_until IS NULL OR hold_until <= clock_timestamp())
          AND ${UNLEASED}
@@ -339,8 +353,8 @@ export async function claim(
      ), firsts AS MATERIALIZED (
        -- One entry per record: its two directions (a write mirrored one way, a change feed's the
        -- other) must not run at once, or both would see the same link and act on it twice.
-       SELECT id, resource_type, legacy_id, next_attempt_at FROM (
-         SELECT id, resource_type, legacy_id, next_attempt_at,
+       SELECT id, resource_type, legacy_id, target, next_attempt_at FROM (
+         SELECT id, resource_type, legacy_id, target, next_attempt_at,
            row_number() OVER (PARTITION BY resource_type, legacy_id ORDER BY next_attempt_at, id) AS n
          FROM locked
        ) ranked WHERE n = 1
@@ -349,7 +363,7 @@ export async function claim(
        -- scan above: there the planner may test every row of the outbox before sorting, and a
        -- claim would lock every record, leaving concurrent claimers nothing.
        SELECT id FROM firsts o
-       WHERE pg_try_advisory_xact_lock(${recordLockKey(tables, 'o')})
+       WHERE ${recordFree(tables, 'o')}
        ORDER BY next_attempt_at, id
        LIMIT $1
      ), claimed AS (

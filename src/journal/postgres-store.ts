@@ -14,7 +14,7 @@ import type {
   OutboxTicket,
 } from './outbox.ts';
 import { CompletionQueue } from './completion-queue.ts';
-import { completeLease, completeLeases } from './postgres-completion.ts';
+import { completeLease, completeLeases, tryCompleteLease } from './postgres-completion.ts';
 import * as letters from './postgres-dead-letters.ts';
 import * as links from './postgres-links.ts';
 import * as outbox from './postgres-outbox.ts';
@@ -74,6 +74,7 @@ export class PostgresStore implements SyncStore {
     this.#completions = new CompletionQueue({
       one: (lease, link) => links.retryingLinkRaces(() => completeLease(sql, this.#tables, lease, link)),
       many: (batch) => completeLeases(sql, this.#tables, batch),
+      single: (lease, link) => tryCompleteLease(sql, this.#tables, lease, link),
     });
   }
 

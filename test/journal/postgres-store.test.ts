@@ -43,6 +43,7 @@ describe('PostgresStore on PGlite', () => {
       { version: 3, name: 'link-base' },
       { version: 4, name: 'hold-count' },
       { version: 5, name: 'event-counts' },
+      { version: 6, name: 'other-direction' },
     ]);
     await store.saveLink(linkOf('p-1', 'm-1'));
     expect(await store.getLink('Patient', 'p-1')).toEqual(linkOf('p-1', 'm-1'));
@@ -93,8 +94,8 @@ describe('PostgresStore on PGlite', () => {
       leases.map((lease) => store.complete(lease, linkOf(lease.entry.legacyId, `m-${lease.entry.legacyId}`))),
     );
     expect(outcomes).toEqual(ids.map(() => 'done'));
-    // The first at once, the eight asked for meanwhile together.
-    expect(statements).toEqual(['WITH input A', 'WITH input A']);
+    // The first at once, alone; the eight asked for meanwhile together.
+    expect(statements).toEqual(['WITH entry A', 'WITH input A']);
     for (const id of ids) expect(await store.getLink('Patient', id)).toEqual(linkOf(id, `m-${id}`));
     expect(await store.listOutbox()).toEqual([]);
   });
@@ -189,7 +190,14 @@ describe('PostgresStore on PostgreSQL with concurrent instances', () => {
   it('migrates safely when several instances open the same new schema at once', async () => {
     const { schema, stores } = await openAll();
     const { rows } = await pools[0]!.query(`SELECT version FROM "${schema}".migrations`);
-    expect(rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }]);
+    expect(rows).toEqual([
+      { version: 1 },
+      { version: 2 },
+      { version: 3 },
+      { version: 4 },
+      { version: 5 },
+      { version: 6 },
+    ]);
     await stores[0]!.saveLink(linkOf('p-1', 'm-1'));
     expect(await stores[3]!.getLink('Patient', 'p-1')).toEqual(linkOf('p-1', 'm-1'));
   });
@@ -255,6 +263,52 @@ describe('PostgresStore on PostgreSQL with concurrent instances', () => {
     } finally {
       app.release();
     }
+  });
+
+  it('lets no completion wait behind an entry an application transaction holds', async () => {
+    const { stores } = await openAll();
+    const store = stores[0]!;
+    for (const id of ['x', 'y']) await store.commit(await store.intend(intentOf(id), HOUR));
+    const leased = new Map(
+      (await store.claim('worker-1', 2, HOUR)).map((lease) => [lease.entry.legacyId, lease]),
+    );
+    const app = await pools[1]!.connect();
+    try {
+      await app.query('BEGIN');
+      const tx: SqlQueryable = {
+        query: async (text: string, params?: readonly unknown[]) => {
+          const result = await app.query(text, params === undefined ? undefined : [...params]);
+          return { rows: result.rows as never[], rowCount: result.rowCount };
+        },
+      };
+      await stores[1]!.intendWithin(tx, intentOf('x'));
+      const x = store.complete(leased.get('x')!, undefined);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      // x waits for the application's lock, outside the queue: y goes through meanwhile.
+      expect(await store.complete(leased.get('y')!, undefined)).toBe('done');
+      await app.query('COMMIT');
+      expect(await x).toBe('requeued');
+    } finally {
+      app.release();
+    }
+  });
+
+  it("sees another direction's lease committed during the statement, which the statement's snapshot misses", async () => {
+    const { schema, stores } = await openAll();
+    const store = stores[0]!;
+    await store.commit(await store.intend(intentOf('p-1', { target: 'legacy' }), HOUR));
+    const outbox = `"${schema}".outbox`;
+    // One statement: its snapshot is taken, then it sleeps while another session leases the
+    // record's legacy entry and commits; then it asks both ways.
+    const asking = pools[0]!.query<{ snapshot: boolean; fresh: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM ${outbox} WHERE target = 'legacy' AND lease_expires_at > clock_timestamp()) AS snapshot,
+              "${schema}".other_direction_leased('Patient', 'p-1', 'medplum') AS fresh
+       FROM (SELECT pg_catalog.pg_sleep(0.4)) AS slept`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await stores[1]!.claim('worker-2', 1, HOUR)).toHaveLength(1);
+    const { rows } = await asking;
+    expect(rows).toEqual([{ snapshot: false, fresh: true }]);
   });
 
   it('coalesces concurrent intents of one record into one entry', async () => {

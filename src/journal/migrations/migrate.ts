@@ -4,6 +4,7 @@ import { applyingHash } from './0002-applying-hash.ts';
 import { linkBase } from './0003-link-base.ts';
 import { holdCount } from './0004-hold-count.ts';
 import { eventCounts } from './0005-event-counts.ts';
+import { otherDirection } from './0006-other-direction.ts';
 
 /**
  * One numbered step of the journal's schema. Migrations are TypeScript modules, not `.sql`
@@ -37,6 +38,7 @@ export const JOURNAL_MIGRATIONS: readonly Migration[] = [
   linkBase,
   holdCount,
   eventCounts,
+  otherDirection,
 ];
 
 /*
