@@ -1,24 +1,12 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLINIC_TABLE_SQL, clinicPatientMapping } from '../../examples/clinic-mapping.ts';
-import {
-  CutoverPlan,
-  DualWriter,
-  PostgresStore,
-  PostgresTableAdapter,
-  createMedplumClient,
-  sqlClientFromPg,
-  type DualWriteEvent,
-  type PostgresTableRow,
-} from '../../src/index.ts';
+import { createMedplumClient, sqlClientFromPg, type DualWriteEvent } from '../../src/index.ts';
 import { startFhirTestServer, type FhirTestServer } from '../../src/testing/index.ts';
+import { openClinicWriter } from '../harness/clinic-writer.ts';
 
 const SYSTEM = 'https://clinic.example.org/patient-id';
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const run = `dw_outage_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
-interface Ctx {
-  clinic: string;
-}
 
 let admin: pg.Pool;
 let pool: pg.Pool;
@@ -43,19 +31,17 @@ afterAll(async () => {
 describe('the background drainer while the journal database drops its connections', () => {
   it('goes on after each drop, reporting it without a message, and mirrors every record once', async () => {
     const table = `${run}_patients`;
-    await admin.query(CLINIC_TABLE_SQL(table));
-    const sql = sqlClientFromPg(pool);
-    const store = await PostgresStore.open({ sql, schema: run });
     const events: DualWriteEvent[] = [];
-    const writer = new DualWriter<Ctx, PostgresTableRow>({
-      legacy: new PostgresTableAdapter({ sql, tables: { Patient: { table } } }),
-      medplum: createMedplumClient({ baseUrl: server.baseUrl }),
-      mappings: [clinicPatientMapping(SYSTEM)],
-      plan: new CutoverPlan<Ctx>({ default: 'dual-write', unitOf: (ctx) => ctx.clinic }),
-      store,
-      mirror: 'async',
-      drainer: { concurrency: 4, pollIntervalMs: 10, leaseMs: 500, backoff: { minMs: 5, maxMs: 50 } },
-      onEvent: (event) => events.push(event),
+    const { writer, store } = await openClinicWriter({
+      sql: sqlClientFromPg(pool),
+      table,
+      schema: run,
+      baseUrl: server.baseUrl,
+      system: SYSTEM,
+      writer: {
+        drainer: { concurrency: 4, pollIntervalMs: 10, leaseMs: 500, backoff: { minMs: 5, maxMs: 50 } },
+        onEvent: (event) => events.push(event),
+      },
     });
     const ids: string[] = [];
     for (let i = 0; i < 60; i++) {

@@ -164,6 +164,16 @@ describe('PostgresStore.openEmbedded', () => {
   });
 });
 
+/** A checked-out client as a queryable: the application's own transaction. */
+function queryableOf(client: pg.PoolClient): SqlQueryable {
+  return {
+    query: async (text: string, params?: readonly unknown[]) => {
+      const result = await client.query(text, params === undefined ? undefined : [...params]);
+      return { rows: result.rows as never[], rowCount: result.rowCount };
+    },
+  };
+}
+
 describe('PostgresStore on PostgreSQL with concurrent instances', () => {
   // Separate pools stand for separate service instances: no connection is shared.
   const run = `dw_pgstore_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
@@ -241,12 +251,7 @@ describe('PostgresStore on PostgreSQL with concurrent instances', () => {
       // The application's transaction records an intent for b with its own write, then for a.
       await app.query('BEGIN');
       const appStore = stores[1]!;
-      const tx: SqlQueryable = {
-        query: async (text: string, params?: readonly unknown[]) => {
-          const result = await app.query(text, params === undefined ? undefined : [...params]);
-          return { rows: result.rows as never[], rowCount: result.rowCount };
-        },
-      };
+      const tx = queryableOf(app);
       await appStore.intendWithin(tx, intentOf('b'));
       // c goes first; a and b, asked for meanwhile, go together in one statement.
       const completions = Promise.all([
@@ -275,12 +280,7 @@ describe('PostgresStore on PostgreSQL with concurrent instances', () => {
     const app = await pools[1]!.connect();
     try {
       await app.query('BEGIN');
-      const tx: SqlQueryable = {
-        query: async (text: string, params?: readonly unknown[]) => {
-          const result = await app.query(text, params === undefined ? undefined : [...params]);
-          return { rows: result.rows as never[], rowCount: result.rowCount };
-        },
-      };
+      const tx = queryableOf(app);
       await stores[1]!.intendWithin(tx, intentOf('x'));
       const x = store.complete(leased.get('x')!, undefined);
       await new Promise((resolve) => setTimeout(resolve, 50));

@@ -1,25 +1,20 @@
 import type { Patient } from '@medplum/fhirtypes';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { CLINIC_TABLE_SQL, clinicPatientMapping } from '../../examples/clinic-mapping.ts';
 import {
-  CutoverPlan,
-  DualWriter,
-  PostgresStore,
-  PostgresTableAdapter,
   createMedplumClient,
   sqlClientFromPg,
+  type DualWriter,
+  type PostgresStore,
   type PostgresTableRow,
 } from '../../src/index.ts';
 import { MedplumSide } from '../../src/sides/medplum-side.ts';
 import { startFhirTestServer, type FhirTestServer } from '../../src/testing/index.ts';
+import { openClinicWriter, type ClinicCtx } from '../harness/clinic-writer.ts';
 
 const SYSTEM = 'https://clinic.example.org/patient-id';
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-interface Ctx {
-  clinic: string;
-}
-const north: Ctx = { clinic: 'north' };
+const north: ClinicCtx = { clinic: 'north' };
 
 let pool: pg.Pool;
 const run = `dw_batch_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
@@ -40,26 +35,23 @@ afterAll(async () => {
 
 describe('a drained batch reads its records at once', () => {
   let server: FhirTestServer;
-  let writer: DualWriter<Ctx, PostgresTableRow>;
+  let writer: DualWriter<ClinicCtx, PostgresTableRow>;
   let store: PostgresStore;
 
   beforeEach(async () => {
     fixtures += 1;
-    const table = `${run}_${fixtures}_patients`;
-    await pool.query(CLINIC_TABLE_SQL(table));
     server = await startFhirTestServer();
-    const sql = sqlClientFromPg(pool);
-    store = await PostgresStore.open({ sql, schema: `${run}_${fixtures}` });
-    writer = new DualWriter<Ctx, PostgresTableRow>({
-      legacy: new PostgresTableAdapter({ sql, tables: { Patient: { table } } }),
-      medplum: createMedplumClient({ baseUrl: server.baseUrl }),
-      mappings: [clinicPatientMapping(SYSTEM)],
-      plan: new CutoverPlan<Ctx>({ default: 'dual-write', unitOf: (ctx) => ctx.clinic }),
-      store,
-      mirror: 'async',
-      drainer: { concurrency: 4, batchSize: 4, pollIntervalMs: 10, backoff: { minMs: 5, maxMs: 20 } },
-      retry: { retries: 0 },
-    });
+    ({ writer, store } = await openClinicWriter({
+      sql: sqlClientFromPg(pool),
+      table: `${run}_${fixtures}_patients`,
+      schema: `${run}_${fixtures}`,
+      baseUrl: server.baseUrl,
+      system: SYSTEM,
+      writer: {
+        drainer: { concurrency: 4, batchSize: 4, pollIntervalMs: 10, backoff: { minMs: 5, maxMs: 20 } },
+        retry: { retries: 0 },
+      },
+    }));
   });
 
   afterEach(async () => {
