@@ -1,6 +1,6 @@
 import type { RevealedDiffEntry } from '../divergence/diff.ts';
 import { DualWriteError, type ErrorDetails, type Side } from '../errors.ts';
-import type { Stage } from '../plan/stage.ts';
+import type { ConflictContext } from './conflict-context.ts';
 
 /**
  * What is recorded of a conflict: who changed which fields since the last sync, and how it was
@@ -9,19 +9,15 @@ import type { Stage } from '../plan/stage.ts';
  *
  * @example
  * ```ts
- * writer.onEvent((event) => {
- *   if (event.type === 'conflict') console.log(event.report.changes.legacy?.map((c) => c.path));
- * });
+ * const onEvent = (event: DualWriteEvent): void => {
+ *   if (event.type === 'conflict') console.log(event.changes.legacy?.map((c) => c.path));
+ * };
  * ```
  */
-export interface ConflictReport {
-  readonly resourceType: string;
-  readonly legacyId: string;
-  readonly medplumId: string | undefined;
-  readonly unit: string;
-  readonly stage: Stage;
-  /** The source of truth in that stage. */
-  readonly authority: Side;
+export interface ConflictReport extends Pick<
+  ConflictContext,
+  'resourceType' | 'legacyId' | 'medplumId' | 'unit' | 'stage' | 'authority'
+> {
   /** The side the mirror that found the conflict was writing to. */
   readonly target: Side;
   /** The resolver's name (`authority-wins`, `three-way-merge`, … or `custom`). */

@@ -15,6 +15,7 @@ import type {
   ResponseFaultOptions,
   StatusFaultOptions,
 } from './fault-options.ts';
+import { mulberry32 } from './seeded-random.ts';
 
 export type {
   FaultDecision,
@@ -445,17 +446,5 @@ function emptyStats(): MutableStats {
     byMethod: {},
     injected: { status: 0, outage: 0, drop: 0, 'serialization-failure': 0, 'html-bad-gateway': 0 },
     delayed: 0,
-  };
-}
-
-// mulberry32: tiny, fast and good enough to spread faults; not for anything cryptographic.
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
   };
 }

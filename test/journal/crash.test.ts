@@ -23,13 +23,13 @@ import { authorityWins, contentHash, manualReview, type ConflictResolver } from 
 import { withLegacyIdentifier } from '../../src/mapping/mapped-record.ts';
 import { startFhirTestServer, type FhirTestServer } from '../../src/testing/index.ts';
 import { medplumCopies, north, startWriterFixture } from '../harness/writer-fixture.ts';
+import { mulberry32 } from '../../src/testing/seeded-random.ts';
 import { openBackend, type CrashBackend } from './crash/crash-backend.ts';
 import {
   CLINIC_TABLE_SQL,
   crashMapping,
   crashPlan,
   isPoisoned,
-  mulberry32,
   rowOf,
   type CrashPlanOptions,
 } from './crash/crash-plan.ts';

@@ -10,6 +10,7 @@
 import type { Patient } from '@medplum/fhirtypes';
 import { clinicPatientMapping } from '../../../examples/clinic-mapping.ts';
 import type { PostgresTableRow, ResourceMapping } from '../../../src/index.ts';
+import { mulberry32 } from '../../../src/testing/seeded-random.ts';
 
 /** One planned write: the record's id and the version its row carries after the write. */
 export interface PlannedWrite {
@@ -132,20 +133,3 @@ export function crashMapping(identifierSystem: string): ResourceMapping<Postgres
 
 /** The table of the legacy system, as in the demo clinic. */
 export { CLINIC_TABLE_SQL } from '../../../examples/clinic-mapping.ts';
-
-/**
- * A small seeded generator (mulberry32), so a seed reproduces a plan and kill schedule.
- *
- * @param seed - The seed.
- * @returns A function returning numbers in [0, 1).
- */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}

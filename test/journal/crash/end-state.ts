@@ -3,11 +3,12 @@
  * the journal (outbox, dead letters, links) and every Medplum copy carrying the run's
  * identifier system.
  */
-import type { Bundle, Patient } from '@medplum/fhirtypes';
+import type { Patient } from '@medplum/fhirtypes';
 import { createMedplumClient, type Link, type SqlClient } from '../../../src/index.ts';
 import type { DeadLetter, OutboxCounts, OutboxEntry } from '../../../src/journal/outbox.ts';
 import type { RecordedEvent } from '../../../src/journal/sync-store.ts';
 import type { FhirTestServer } from '../../../src/testing/index.ts';
+import { copiesByLegacyId } from '../workers/medplum-copies.ts';
 import type { OpenBackend } from './crash-backend.ts';
 
 /** The legacy row's mapped and legacy-only columns. */
@@ -53,11 +54,7 @@ export async function readEndState(
     const link = await store.getLink('Patient', String(id));
     if (link !== undefined) links.set(String(id), link);
   }
-  const copies = new Map<string, Patient[]>();
-  for (const copy of await medplumCopies(server, system)) {
-    const legacyId = copy.identifier?.find((identifier) => identifier.system === system)?.value ?? '';
-    copies.set(legacyId, [...(copies.get(legacyId) ?? []), copy]);
-  }
+  const copies = await copiesByLegacyId(createMedplumClient({ baseUrl: server.baseUrl }), system);
   return {
     rows,
     counts: await store.outboxCounts(),
@@ -75,20 +72,4 @@ async function legacyRows(sql: SqlClient, table: string): Promise<Map<number, Le
     `select id, clinic, first_name, last_name, birth_date::text as birth_date, notes from ${table} order by id`,
   );
   return new Map(rows.map((row) => [row.id, row]));
-}
-
-/** Every Medplum Patient carrying the identifier system, following `link.next` pages. */
-async function medplumCopies(server: FhirTestServer, system: string): Promise<Patient[]> {
-  const medplum = createMedplumClient({ baseUrl: server.baseUrl });
-  const found: Patient[] = [];
-  let url: string | undefined = `${medplum.fhirUrl('Patient').toString()}?${new URLSearchParams({
-    identifier: `${system}|`,
-    _count: '1000',
-  }).toString()}`;
-  while (url !== undefined) {
-    const page: Bundle<Patient> = await medplum.get(url, { cache: 'no-cache' });
-    for (const entry of page.entry ?? []) if (entry.resource) found.push(entry.resource);
-    url = page.link?.find((link) => link.relation === 'next')?.url;
-  }
-  return found;
 }
