@@ -275,6 +275,9 @@ export function validateDualWriterOptions(options: unknown): void {
   if (hashing !== undefined) {
     if (typeof hashing !== 'object' || hashing === null)
       throw new ConfigurationError('valueHash', hashing, 'must be an object such as { key }');
+    for (const name of Object.keys(hashing))
+      if (name !== 'key')
+        throw new ConfigurationError(`valueHash.${name}`, undefined, 'is not an option (options: key)');
     try {
       valueHash('', hashing);
     } catch {

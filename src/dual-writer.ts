@@ -119,7 +119,6 @@ export class DualWriter<C, L> {
       gates: gatesOf(options.readiness?.gates),
     };
     this.#lag = new MirrorLag(this.#readiness.windowMs);
-    this.#plan.useReadiness((unit) => this.readiness(unit));
     const feeds = options.feeds;
     this.#feeds =
       feeds === undefined
@@ -204,6 +203,8 @@ export class DualWriter<C, L> {
         },
       },
     );
+    // Last: a constructor that threw above must leave the caller's plan untouched.
+    this.#plan.useReadiness((unit) => this.readiness(unit));
   }
 
   /**

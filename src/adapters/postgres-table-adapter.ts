@@ -338,6 +338,8 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
     resourceType: string,
     ids: readonly string[],
   ): Promise<ReadonlyMap<string, LegacyRecord<PostgresTableRow> | undefined>> {
+    if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'string' && id !== ''))
+      throw new InvalidInputError('ids', 'must be an array of non-empty strings');
     const schema = await this.#schema(resourceType);
     const requested = [...new Set(ids)];
     let rows: readonly Record<string, unknown>[];

@@ -30,7 +30,7 @@ export interface EventRedaction {
  * ```
  */
 export function redactEvent(event: DualWriteEvent, redaction: EventRedaction): DualWriteEvent {
-  if (redaction.revealValues) return event;
+  if ((redaction as { revealValues?: unknown } | undefined)?.revealValues === true) return event;
   const hide = (changes: readonly FieldChange[] | undefined): readonly FieldChange[] | undefined =>
     changes?.map((change) => hideValues(change, redaction.hash));
   switch (event.type) {

@@ -44,6 +44,8 @@ const HEX_DIGITS = 16;
  * ```
  */
 export function valueHash(value: unknown, options?: ValueHashOptions): string {
+  if (options !== undefined && (typeof options !== 'object' || (options as unknown) === null))
+    throw new ConfigurationError('options', typeof options, 'must be an object such as { key }');
   const json = canonicalJson(value);
   const key = options?.key;
   if (key === undefined) {

@@ -135,7 +135,9 @@ export function validateReadinessOptions(options: unknown, field: string): void 
     if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value) || value < 0))
       throw new ConfigurationError(name, value, 'must be a non-negative number');
   };
-  nonNegative(`${field}.windowMs`, given.windowMs);
+  const { windowMs } = given;
+  if (windowMs !== undefined && (typeof windowMs !== 'number' || !Number.isFinite(windowMs) || windowMs <= 0))
+    throw new ConfigurationError(`${field}.windowMs`, windowMs, 'must be a positive number of milliseconds');
   const gates = given.gates as Record<string, unknown> | null | undefined;
   if (gates === undefined) return;
   if (typeof gates !== 'object' || gates === null)

@@ -1,3 +1,4 @@
+import { InvalidInputError } from '../errors.ts';
 import { createHash } from 'node:crypto';
 import type { SqlClient, SqlQueryable, SqlResult } from './sql-client.ts';
 
@@ -123,6 +124,17 @@ export interface PgPool extends PgQueryable {
  * ```
  */
 export function sqlClientFromPg(pool: PgPool, options: PgClientOptions = {}): SqlClient {
+  const given = pool as Partial<PgPool> | null | undefined;
+  if (typeof given?.query !== 'function' || typeof given.connect !== 'function')
+    throw new InvalidInputError('pool', 'must be a pg Pool (with query and connect)');
+  if (typeof options !== 'object' || (options as unknown) === null)
+    throw new InvalidInputError('options', 'must be an object');
+  for (const key of Object.keys(options))
+    if (key !== 'preparedStatements')
+      throw new InvalidInputError(`options.${key}`, 'is not an option (options: preparedStatements)');
+  const { preparedStatements } = options;
+  if (preparedStatements !== undefined && typeof preparedStatements !== 'boolean')
+    throw new InvalidInputError('options.preparedStatements', 'must be true or false');
   const prepared = options.preparedStatements === false ? undefined : new StatementNames();
   return {
     query: <R>(text: string, params?: readonly unknown[]) => run<R>(pool, prepared, text, params, true),

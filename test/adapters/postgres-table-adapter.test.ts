@@ -173,6 +173,11 @@ describe('integer ids', () => {
     expect(many.get('2')).toBeUndefined();
     // An id the column cannot hold fails the statement: nothing is answered, each is read alone.
     expect((await legacy.readMany('Patient', ['1', 'abc'])).size).toBe(0);
+    for (const ids of ['abc', null, ['1', ''], [1]])
+      await expect(legacy.readMany('Patient', ids as never)).rejects.toMatchObject({
+        name: 'InvalidInputError',
+        field: 'ids',
+      });
   });
 
   it('page by numeric id when timestamps tie', async () => {

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { redactEvent } from '../../src/divergence/event-redaction.ts';
 import { valueHash } from '../../src/divergence/redact.ts';
 import { ConfigurationError } from '../../src/errors.ts';
 
@@ -36,5 +37,29 @@ describe('valueHash', () => {
         expect(valueHash(reversed)).toBe(valueHash(object));
       }),
     );
+  });
+});
+
+describe('redactEvent', () => {
+  const event = {
+    type: 'divergence',
+    resourceType: 'Patient',
+    legacyId: 'p-1',
+    medplumId: 'm-1',
+    unit: 'north',
+    source: 'verify',
+    differences: [{ path: 'birthDate', kind: 'changed', before: '1980-05-06', after: '1980-06-05' }],
+  } as const;
+
+  it('reveals values only for revealValues: true, not for a truthy look-alike', () => {
+    for (const revealValues of ['no', 'false', 1, {}]) {
+      const shown = JSON.stringify(redactEvent(event, { revealValues } as never));
+      expect(shown).not.toContain('1980');
+    }
+    expect(JSON.stringify(redactEvent(event as never, { revealValues: true }))).toContain('1980-05-06');
+  });
+
+  it('rejects hashing options that are not an object', () => {
+    expect(() => valueHash('x', 'secret' as never)).toThrow(ConfigurationError);
   });
 });

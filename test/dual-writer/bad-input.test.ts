@@ -194,5 +194,27 @@ describe('bad options', () => {
     expect(
       () => new DualWriter({ ...base(), divergence: { shadowReads: { budgetMs: Number.NaN } } }),
     ).toThrow(/divergence\.shadowReads\.budgetMs/);
+    expect(() => new DualWriter({ ...base(), valueHash: { secret: 'k' } as never })).toThrow(
+      /valueHash\.secret: is not an option/,
+    );
+    expect(() => new DualWriter({ ...base(), readiness: { windowMs: 0 } })).toThrow(
+      /readiness\.windowMs: must be a positive number/,
+    );
+  });
+
+  it('a writer whose options are refused leaves the plan as it was', async () => {
+    const plan = new CutoverPlan<{ unit: string }>({ default: 'legacy-only', unitOf: (c) => c.unit });
+    plan.useReadiness(
+      () =>
+        Promise.resolve({
+          verdict: 'not-ready',
+          failing: [{ gate: 'maxConflicts', value: 9, limit: 0 }],
+        }) as never,
+    );
+    expect(() => new DualWriter({ ...base(), plan, drainer: { concurrency: 0 } })).toThrow(
+      /drainer\.concurrency/,
+    );
+    // The refused writer did not register its readiness in place of the plan's.
+    await expect(plan.set('north', 'dual-write')).rejects.toMatchObject({ name: 'StageChangeRefusedError' });
   });
 });

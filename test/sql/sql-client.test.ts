@@ -144,6 +144,20 @@ describe('sqlClientFromPg when the session loses its prepared statements', () =>
   });
 });
 
+describe('sqlClientFromPg bad input', () => {
+  it('names what is wrong with the pool or the options', () => {
+    expect(() => sqlClientFromPg(undefined as never)).toThrow(/^pool: must be a pg Pool/);
+    expect(() => sqlClientFromPg('postgres://localhost' as never)).toThrow(/^pool:/);
+    expect(() => sqlClientFromPg(pool, null as never)).toThrow(/^options: must be an object/);
+    expect(() => sqlClientFromPg(pool, { preparedStatements: 'yes' as never })).toThrow(
+      /^options\.preparedStatements: must be true or false/,
+    );
+    expect(() => sqlClientFromPg(pool, { prepared: false } as never)).toThrow(
+      /^options\.prepared: is not an option/,
+    );
+  });
+});
+
 describe('sqlClientFromPg connections', () => {
   it('returns the client to the pool after a commit and after a rollback', async () => {
     const sql = sqlClientFromPg(pool);
