@@ -63,6 +63,40 @@ describe('DualWriter with feeds', () => {
     expect(writer.feedCounts().echoes).toBeGreaterThan(0);
   });
 
+  for (const { stage, feedSide, authority } of [
+    { stage: 'dual-write', feedSide: 'medplum', authority: 'legacy' },
+    { stage: 'live', feedSide: 'legacy', authority: 'medplum' },
+  ] as const) {
+    it(`in ${stage}, a conflict the ${feedSide} feed finds goes to the ${authority}, the stage's authority`, async () => {
+      fixture = await startWriterFixture({
+        stage,
+        writer: { feeds: { unitOf: () => 'north', sides: [feedSide] } },
+      });
+      const { writer, direct, legacy, events } = fixture;
+      await writer.create('Patient', { id: 'p-1', first_name: 'Ada', last_name: 'Lovelace' }, north);
+      await writer.pollFeeds();
+      await writer.drain({ timeoutMs: 5_000 });
+      // Both sides edited between syncs; only the non-authority's feed reports it.
+      const [copy] = await medplumCopies(direct, 'p-1');
+      await direct.updateResource<Patient>({ ...copy!, name: [{ given: ['Ada'], family: 'FromMedplum' }] });
+      const current = await legacy.read('Patient', 'p-1');
+      await legacy.update(
+        'Patient',
+        'p-1',
+        { ...current!.row, last_name: 'FromLegacy' },
+        { expectedVersion: current!.version },
+      );
+      await writer.pollFeeds();
+      await writer.drain({ timeoutMs: 5_000 });
+      const winner = authority === 'legacy' ? 'FromLegacy' : 'FromMedplum';
+      expect((await legacy.read('Patient', 'p-1'))?.row.last_name).toBe(winner);
+      expect((await medplumCopies(direct, 'p-1'))[0]?.name?.[0]?.family).toBe(winner);
+      expect(events.filter((event) => event.type === 'conflict')).toMatchObject([
+        { legacyId: 'p-1', resolvedBy: 'authority-wins', resolution: authority, authority },
+      ]);
+    });
+  }
+
   it('without the feeds option, feed calls fail with a typed error naming it', async () => {
     fixture = await startWriterFixture();
     expect(() => fixture!.writer.pollFeeds()).toThrow(
