@@ -97,6 +97,30 @@ describe('DualWriter with feeds', () => {
     });
   }
 
+  it('a direct legacy edit the mapping rejects is not taken for an echo: it is a dead letter naming the field', async () => {
+    fixture = await startWriterFixture({
+      stage: 'dual-write',
+      writer: { feeds: { unitOf: () => 'north', sides: ['legacy'] } },
+    });
+    const { writer, direct, legacy } = fixture;
+    await writer.create('Patient', { id: 'p-1', first_name: 'Ada', last_name: 'Lovelace' }, north);
+    await writer.pollFeeds();
+    await writer.drain({ timeoutMs: 5_000 });
+    const current = await legacy.read('Patient', 'p-1');
+    await legacy.update(
+      'Patient',
+      'p-1',
+      { ...current!.row, last_name: '' },
+      { expectedVersion: current!.version },
+    );
+    expect(await writer.pollFeeds()).toMatchObject({ queued: 1 });
+    await writer.drain({ timeoutMs: 5_000 });
+    const letters = await writer.deadLetters();
+    expect(letters).toMatchObject([{ legacyId: 'p-1', reason: { name: 'MappingError' } }]);
+    expect(letters[0]?.reason.message).toContain('last_name');
+    expect((await medplumCopies(direct, 'p-1'))[0]?.name?.[0]?.family).toBe('Lovelace');
+  });
+
   it('without the feeds option, feed calls fail with a typed error naming it', async () => {
     fixture = await startWriterFixture();
     expect(() => fixture!.writer.pollFeeds()).toThrow(
