@@ -101,8 +101,9 @@ export interface LegacyChangePage<L> {
  * - `read` returns the record or `undefined`; the optional `readMany` reads several at once.
  * - `changesSince` pages through changes after a cursor (used by change feeds).
  *
- * Errors other than the two typed ones are treated as transient and retried when their
- * `retryable` property is not `false`.
+ * Other errors are retried only when they say so (`retryable: true`), or are socket errors or
+ * transient SQLSTATEs; any other is permanent, since retrying a create the library cannot make
+ * idempotent could duplicate a row.
  *
  * @typeParam L - The legacy row shape.
  * @example
