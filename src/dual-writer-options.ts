@@ -14,6 +14,7 @@ import type { DrainerOptions } from './mirror/drainer.ts';
 import type { CutoverPlan } from './plan/cutover-plan.ts';
 import { validateReadinessOptions, type ReadinessOptions } from './plan/readiness.ts';
 import type { LegacyAdapter } from './sides/legacy-adapter.ts';
+import { changeFeedsSettings } from './feeds/change-feeds-options.ts';
 
 /**
  * Options of a {@link DualWriter}.
@@ -270,6 +271,7 @@ export function validateDualWriterOptions(options: unknown): void {
       throw new ConfigurationError('feeds', feeds, 'must be an object');
     if (typeof feeds.unitOf !== 'function')
       throw new ConfigurationError('feeds.unitOf', feeds.unitOf, 'must be a function (record) => unit');
+    changeFeedsSettings(feeds, 'feeds.');
   }
   const hashing = given.valueHash as ValueHashOptions | null | undefined;
   if (hashing !== undefined) {

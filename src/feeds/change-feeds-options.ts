@@ -66,6 +66,7 @@ export type ChangeFeedsSettings = Required<{
  * Checks {@link ChangeFeedsOptions} and applies the defaults.
  *
  * @param options - What the caller gave (of unknown shape: JavaScript callers get no compiler).
+ * @param prefix - Put before the field names in errors (`feeds.` for the writer's option).
  * @returns The settings.
  * @throws {@link ConfigurationError} naming the field and the bad value.
  * @internal
@@ -74,15 +75,19 @@ export type ChangeFeedsSettings = Required<{
  * changeFeedsSettings({ pageSize: 0 }); // ConfigurationError: pageSize: must be an integer from 1 to 1000 (got 0)
  * ```
  */
-export function changeFeedsSettings(options: unknown): ChangeFeedsSettings {
+export function changeFeedsSettings(options: unknown, prefix = ''): ChangeFeedsSettings {
   if (options === undefined) options = {};
   if (typeof options !== 'object' || options === null)
-    throw new ConfigurationError('options', options, 'must be an object');
+    throw new ConfigurationError(
+      prefix === '' ? 'options' : prefix.slice(0, -1),
+      options,
+      'must be an object',
+    );
   const given = options as Record<string, unknown>;
   const integer = (field: string, fallback: number, min: number, max: number): number => {
     const value = given[field] ?? fallback;
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-      throw new ConfigurationError(field, value, `must be an integer from ${min} to ${max}`);
+      throw new ConfigurationError(`${prefix}${field}`, value, `must be an integer from ${min} to ${max}`);
     }
     return value;
   };
@@ -93,11 +98,15 @@ export function changeFeedsSettings(options: unknown): ChangeFeedsSettings {
     sides.length === 0 ||
     sides.some((side) => side !== 'legacy' && side !== 'medplum')
   ) {
-    throw new ConfigurationError('sides', sides, "must be a non-empty array of 'legacy' and 'medplum'");
+    throw new ConfigurationError(
+      `${prefix}sides`,
+      sides,
+      "must be a non-empty array of 'legacy' and 'medplum'",
+    );
   }
   const secret = given.restHookSecret;
   if (secret !== undefined && (typeof secret !== 'string' || secret === '')) {
-    throw new ConfigurationError('restHookSecret', typeof secret, 'must be a non-empty string');
+    throw new ConfigurationError(`${prefix}restHookSecret`, typeof secret, 'must be a non-empty string');
   }
   return {
     pollIntervalMs: integer('pollIntervalMs', 5000, 1, day),

@@ -197,6 +197,9 @@ describe('bad options', () => {
     expect(() => new DualWriter({ ...base(), valueHash: { secret: 'k' } as never })).toThrow(
       /valueHash\.secret: is not an option/,
     );
+    expect(() => new DualWriter({ ...base(), feeds: { unitOf: () => 'north', pageSize: 0 } })).toThrow(
+      /^feeds\.pageSize: must be an integer/,
+    );
     expect(() => new DualWriter({ ...base(), readiness: { windowMs: 0 } })).toThrow(
       /readiness\.windowMs: must be a positive number/,
     );
