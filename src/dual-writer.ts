@@ -181,15 +181,22 @@ export class DualWriter<C, L> {
       emit: (event) => this.#emit(event),
       notifyDrainer: () => this.#drainer.notify(),
     });
+    // The drainer's mirrors run many at once: their writes to Medplum go in bundles.
+    const drainCtx: MirrorContext<L> =
+      drainer.bundle > 1 ? { ...ctx, medplum: new MedplumSide(options.medplum, drainer.bundle) } : ctx;
     this.#drainer = new Drainer<MirrorInputs<L>>(
       this.#store,
       async (lease, read, attempted) => {
         const result = await runLease(
-          ctx,
+          drainCtx,
           lease,
           leasePolicy,
           () =>
-            mirrorEntry(ctx, lease.entry, { ...read, mark: markFor(ctx.store, lease), linked: lease.link }),
+            mirrorEntry(drainCtx, lease.entry, {
+              ...read,
+              mark: markFor(ctx.store, lease),
+              linked: lease.link,
+            }),
           attempted,
         );
         this.#emitDrained(lease.entry, result);
@@ -197,7 +204,7 @@ export class DualWriter<C, L> {
       },
       drainer,
       {
-        prepare: (leases) => readForBatch(ctx, leases),
+        prepare: (leases) => readForBatch(drainCtx, leases),
         onError: (error, retryInMs) => {
           this.#emit({ type: 'journal-error', error: describeError(error), retryInMs });
         },

@@ -52,6 +52,15 @@ export interface DrainerOptions {
   readonly maxAttempts?: number | undefined;
   /** Backoff between attempts of one entry, persisted with it. */
   readonly backoff?: BackoffOptions | undefined;
+  /**
+   * Most writes to Medplum sent together in one FHIR `batch` Bundle. The mirrors running at
+   * once reach their writes together; those asked for in one turn of the event loop go as one
+   * request, each keeping its own outcome (status, conflict, rejection). 1 sends each write as
+   * a request of its own. A server processes a batch's entries one after another, so with
+   * bundling `concurrency` is the mirrors in flight, not the requests.
+   * @default 16
+   */
+  readonly bundle?: number | undefined;
 }
 
 /** {@link DrainerOptions} with defaults applied. */
@@ -63,6 +72,7 @@ export interface DrainerPolicy {
   readonly leaseMs: number;
   readonly maxAttempts: number;
   readonly backoff: Backoff;
+  readonly bundle: number;
 }
 
 /**
@@ -81,11 +91,12 @@ export function drainerPolicyOf(options: DrainerOptions = {}): DrainerPolicy {
     leaseMs: options.leaseMs ?? 30_000,
     maxAttempts: options.maxAttempts ?? 30,
     backoff: backoffOf(options.backoff),
+    bundle: options.bundle ?? 16,
   };
   if (typeof policy.workerId !== 'string' || policy.workerId === '') {
     throw new ConfigurationError('drainer.workerId', policy.workerId, 'must be a non-empty string');
   }
-  for (const key of ['concurrency', 'batchSize', 'maxAttempts'] as const) {
+  for (const key of ['concurrency', 'batchSize', 'maxAttempts', 'bundle'] as const) {
     if (!Number.isInteger(policy[key]) || policy[key] < 1)
       throw new ConfigurationError(`drainer.${key}`, policy[key], 'must be a positive integer');
   }

@@ -1,8 +1,9 @@
 import type { MedplumClient, MedplumRequestOptions, WithId } from '@medplum/core';
 import type { Bundle, Resource, ResourceType } from '@medplum/fhirtypes';
-import { RejectedError, type ErrorDetails } from '../errors.ts';
-import { withHttpExchange, type HttpExchange } from './http-capture.ts';
+import { RejectedError, UnavailableError, type ErrorDetails } from '../errors.ts';
+import { withHttpExchange } from './http-capture.ts';
 import { classifyMedplumError } from './medplum-failure.ts';
+import { WriteBundler, type BundledOutcome, type BundledWrite } from './write-bundler.ts';
 
 /**
  * One page of a search, as {@link MedplumSide.searchPage} returns it.
@@ -25,10 +26,16 @@ export interface SearchPage<R extends Resource> {
  */
 export class MedplumSide {
   readonly #client: MedplumClient;
+  readonly #bundler: WriteBundler | undefined;
 
-  /** @param client - The user's client (built with {@link createMedplumClient} for real HTTP statuses). */
-  constructor(client: MedplumClient) {
+  /**
+   * @param client - The user's client (built with {@link createMedplumClient} for real HTTP statuses).
+   * @param bundle - Most writes (creates, updates, deletes) asked for in one turn of the event
+   *   loop that go together in one batch `Bundle`; 1 sends each as a request of its own.
+   */
+  constructor(client: MedplumClient, bundle = 1) {
     this.#client = client;
+    this.#bundler = bundle > 1 ? new WriteBundler(client, bundle) : undefined;
   }
 
   /**
@@ -184,20 +191,20 @@ export class MedplumSide {
     identifier: { readonly system: string; readonly value: string } | undefined,
     details: ErrorDetails,
   ): Promise<{ resource: WithId<R>; created: boolean }> {
+    const write = { method: 'POST', url: resource.resourceType, resource } as const;
     if (identifier === undefined) {
-      const created = await this.#call(details, (options) => this.#client.createResource(resource, options));
-      return { resource: created, created: true };
+      const { stored } = await this.#write(details, write, (options) =>
+        this.#client.createResource(resource, options),
+      );
+      return { resource: stored as WithId<R>, created: true };
     }
     const query = `identifier=${encodeURIComponent(`${identifier.system}|${identifier.value}`)}`;
-    let status: number | undefined;
-    const stored = await this.#call(
-      details,
-      (options) => this.#client.createResourceIfNoneExist(resource, query, options),
-      (exchange) => (status = exchange.status),
+    const { stored, status } = await this.#write(details, { ...write, ifNoneExist: query }, (options) =>
+      this.#client.createResourceIfNoneExist(resource, query, options),
     );
     // 201 Created; 200 OK means the search found a copy. Without a captured status (a client
     // built without the fetch wrapper) the two cannot be told apart: assume created.
-    return { resource: stored, created: status === undefined ? true : status === 201 };
+    return { resource: stored as WithId<R>, created: status === undefined ? true : status === 201 };
   }
 
   /**
@@ -208,16 +215,19 @@ export class MedplumSide {
    * @param details - The record concerned, for errors.
    * @returns The updated resource.
    */
-  update<R extends Resource>(
+  async update<R extends Resource>(
     resource: R,
     expectedVersion: string | undefined,
     details: ErrorDetails,
   ): Promise<WithId<R>> {
-    return this.#call(details, (options) => {
-      // Medplum ignores an unquoted If-Match value: it must be W/"<versionId>".
-      if (expectedVersion !== undefined) options.headers = { 'If-Match': `W/"${expectedVersion}"` };
+    // Medplum ignores an unquoted If-Match value: it must be W/"<versionId>".
+    const ifMatch = expectedVersion === undefined ? undefined : `W/"${expectedVersion}"`;
+    const write = { method: 'PUT', url: `${resource.resourceType}/${resource.id ?? ''}`, resource, ifMatch } as const;
+    const { stored } = await this.#write(details, write, (options) => {
+      if (ifMatch !== undefined) options.headers = { 'If-Match': ifMatch };
       return this.#client.updateResource(resource, options);
     });
+    return stored as WithId<R>;
   }
 
   /**
@@ -229,7 +239,7 @@ export class MedplumSide {
    */
   async delete(resourceType: string, id: string, details: ErrorDetails): Promise<void> {
     try {
-      await this.#call(details, (options) =>
+      await this.#write(details, { method: 'DELETE', url: `${resourceType}/${id}` }, (options) =>
         this.#client.deleteResource(resourceType as ResourceType, id, options),
       );
     } catch (err) {
@@ -267,15 +277,40 @@ export class MedplumSide {
     };
   }
 
+  /**
+   * One write: alone, or in the current turn's bundle when bundling is on. A create or update
+   * answers the resource as stored; its absence is transient (the mirror reads again).
+   */
+  async #write(
+    details: ErrorDetails,
+    write: BundledWrite,
+    request: (options: MedplumRequestOptions) => Promise<unknown>,
+  ): Promise<{ stored: WithId<Resource> | undefined; status: number | undefined }> {
+    const alone = async (): Promise<BundledOutcome> => {
+      const result = await withHttpExchange(() => request({ maxRetries: 0, cache: 'no-cache' }));
+      return result.ok
+        ? { ok: true, status: result.exchange.status, resource: result.value as WithId<Resource> | undefined }
+        : { ok: false, error: result.error, exchange: result.exchange };
+    };
+    const outcome = this.#bundler === undefined ? await alone() : await this.#bundler.send(write, alone);
+    if (!outcome.ok) throw classifyMedplumError(outcome.error, outcome.exchange, { ...details, side: 'medplum' });
+    if (write.method !== 'DELETE' && outcome.resource?.id === undefined) {
+      throw new UnavailableError(`Medplum answered a ${write.method} of ${write.url} without the resource`, {
+        ...details,
+        side: 'medplum',
+        status: outcome.status,
+      });
+    }
+    return { stored: outcome.resource, status: outcome.status };
+  }
+
   async #call<T>(
     details: ErrorDetails,
     request: (options: MedplumRequestOptions) => Promise<T>,
-    onExchange?: (exchange: HttpExchange) => void,
   ): Promise<T> {
     // A fresh options object per call: MedplumClient mutates the one it is given. Its own
     // retries are off whatever the client was built with; reads bypass its cache.
     const result = await withHttpExchange(() => request({ maxRetries: 0, cache: 'no-cache' }));
-    onExchange?.(result.exchange);
     if (result.ok) return result.value;
     throw classifyMedplumError(result.error, result.exchange, { ...details, side: 'medplum' });
   }
