@@ -38,6 +38,8 @@ export type Backoff = { readonly [K in keyof BackoffOptions]-?: number };
  * @returns The backoff.
  */
 export function backoffOf(options: BackoffOptions = {}, field = 'drainer.backoff'): Backoff {
+  if (typeof options !== 'object' || (options as unknown) === null)
+    throw new ConfigurationError(field, options, 'must be an object such as { minMs: 500 }');
   const backoff = {
     minMs: options.minMs ?? 500,
     maxMs: options.maxMs ?? 300_000,

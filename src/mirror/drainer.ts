@@ -83,6 +83,8 @@ export interface DrainerPolicy {
  * @throws {@link ConfigurationError} naming the field.
  */
 export function drainerPolicyOf(options: DrainerOptions = {}): DrainerPolicy {
+  if (typeof options !== 'object' || (options as unknown) === null)
+    throw new ConfigurationError('drainer', options, 'must be an object such as { concurrency: 8 }');
   const policy = {
     workerId: options.workerId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
     concurrency: options.concurrency ?? 4,

@@ -222,7 +222,12 @@ export class MedplumSide {
   ): Promise<WithId<R>> {
     // Medplum ignores an unquoted If-Match value: it must be W/"<versionId>".
     const ifMatch = expectedVersion === undefined ? undefined : `W/"${expectedVersion}"`;
-    const write = { method: 'PUT', url: `${resource.resourceType}/${resource.id ?? ''}`, resource, ifMatch } as const;
+    const write = {
+      method: 'PUT',
+      url: `${resource.resourceType}/${resource.id ?? ''}`,
+      resource,
+      ifMatch,
+    } as const;
     const { stored } = await this.#write(details, write, (options) => {
       if (ifMatch !== undefined) options.headers = { 'If-Match': ifMatch };
       return this.#client.updateResource(resource, options);
@@ -293,7 +298,8 @@ export class MedplumSide {
         : { ok: false, error: result.error, exchange: result.exchange };
     };
     const outcome = this.#bundler === undefined ? await alone() : await this.#bundler.send(write, alone);
-    if (!outcome.ok) throw classifyMedplumError(outcome.error, outcome.exchange, { ...details, side: 'medplum' });
+    if (!outcome.ok)
+      throw classifyMedplumError(outcome.error, outcome.exchange, { ...details, side: 'medplum' });
     if (write.method !== 'DELETE' && outcome.resource?.id === undefined) {
       throw new UnavailableError(`Medplum answered a ${write.method} of ${write.url} without the resource`, {
         ...details,
@@ -304,10 +310,7 @@ export class MedplumSide {
     return { stored: outcome.resource, status: outcome.status };
   }
 
-  async #call<T>(
-    details: ErrorDetails,
-    request: (options: MedplumRequestOptions) => Promise<T>,
-  ): Promise<T> {
+  async #call<T>(details: ErrorDetails, request: (options: MedplumRequestOptions) => Promise<T>): Promise<T> {
     // A fresh options object per call: MedplumClient mutates the one it is given. Its own
     // retries are off whatever the client was built with; reads bypass its cache.
     const result = await withHttpExchange(() => request({ maxRetries: 0, cache: 'no-cache' }));

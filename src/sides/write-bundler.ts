@@ -19,7 +19,11 @@ export interface BundledWrite {
  * the exchange it came from, for the caller to classify as it would a request of its own.
  */
 export type BundledOutcome =
-  | { readonly ok: true; readonly status: number | undefined; readonly resource: WithId<Resource> | undefined }
+  | {
+      readonly ok: true;
+      readonly status: number | undefined;
+      readonly resource: WithId<Resource> | undefined;
+    }
   | { readonly ok: false; readonly error: unknown; readonly exchange: HttpExchange };
 
 interface Waiting {
@@ -145,7 +149,7 @@ function outcomeOf(
   if (status < 300) {
     return { ok: true, status, resource: entry.resource as WithId<Resource> | undefined };
   }
-  const outcome: OperationOutcome = (entry.response?.outcome as OperationOutcome | undefined) ?? {
+  const outcome: OperationOutcome = (entry.response?.outcome) ?? {
     resourceType: 'OperationOutcome',
     issue: [{ severity: 'error', code: 'processing', diagnostics: `batch entry answered ${status}` }],
   };

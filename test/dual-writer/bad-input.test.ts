@@ -205,6 +205,25 @@ describe('bad options', () => {
     );
   });
 
+  it('drainer options a hurried user might pass are refused, naming the field', () => {
+    const plan = new CutoverPlan<{ unit: string }>({ default: 'dual-write', unitOf: (c) => c.unit });
+    const refused: [unknown, RegExp][] = [
+      [{ bundle: 0 }, /drainer\.bundle.*positive integer/],
+      [{ bundle: 2.5 }, /drainer\.bundle/],
+      [{ bundle: '16' }, /drainer\.bundle/],
+      ['fast', /drainer.*must be an object/],
+      [null, /drainer.*must be an object/],
+      [{ backoff: 'x' }, /drainer\.backoff.*must be an object/],
+      [{ backoff: null }, /drainer\.backoff.*must be an object/],
+    ];
+    for (const [drainer, message] of refused) {
+      expect(() => new DualWriter({ ...base(), plan, drainer: drainer as never })).toThrow(
+        ConfigurationError,
+      );
+      expect(() => new DualWriter({ ...base(), plan, drainer: drainer as never })).toThrow(message);
+    }
+  });
+
   it('a writer whose options are refused leaves the plan as it was', async () => {
     const plan = new CutoverPlan<{ unit: string }>({ default: 'legacy-only', unitOf: (c) => c.unit });
     plan.useReadiness(

@@ -165,3 +165,91 @@ describe('MedplumSide.findManyByIdentifier', () => {
     }
   });
 });
+
+describe('a drain sends its writes to Medplum in bundles', () => {
+  async function drainTwelve(
+    bundle: number | undefined,
+    conflictOn?: number,
+  ): Promise<{ posts: number; applied: number; conflicts: string[]; families: (string | undefined)[] }> {
+    fixtures += 1;
+    const server = await startFhirTestServer();
+    const conflicts: string[] = [];
+    const { writer, store } = await openClinicWriter({
+      sql: sqlClientFromPg(pool),
+      table: `${run}_${fixtures}_patients`,
+      schema: `${run}_${fixtures}`,
+      baseUrl: server.baseUrl,
+      system: SYSTEM,
+      writer: {
+        drainer: {
+          concurrency: 6,
+          batchSize: 6,
+          pollIntervalMs: 10,
+          ...(bundle === undefined ? {} : { bundle }),
+        },
+        retry: { retries: 0 },
+        onEvent: (event) => {
+          if (event.type === 'conflict') conflicts.push(event.legacyId);
+        },
+      },
+    });
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 12; i++) {
+        const row = { clinic: 'north', first_name: `F${i}`, last_name: `L${i}` };
+        ids.push((await writer.create('Patient', row, north)).legacyId);
+      }
+      const before = server.faults.stats.byMethod.POST ?? 0;
+      let report = await writer.drain({ timeoutMs: 10_000 });
+      let applied = report.applied;
+      const posts = (server.faults.stats.byMethod.POST ?? 0) - before;
+      const direct = createMedplumClient({ baseUrl: server.baseUrl });
+      const find = async (id: string): Promise<Patient[]> =>
+        direct.searchResources('Patient', { identifier: `${SYSTEM}|${id}` }, { cache: 'no-cache' });
+      if (conflictOn !== undefined) {
+        // Someone edits one record in Medplum; then every record changes in the legacy system.
+        const [copy] = await find(ids[conflictOn]!);
+        await direct.updateResource({ ...copy!, birthDate: '1999-09-09' });
+        for (const [i, id] of ids.entries()) {
+          const row = { clinic: 'north', first_name: `F${i}`, last_name: `Changed${i}` };
+          await writer.update('Patient', id, row, north);
+        }
+        report = await writer.drain({ timeoutMs: 10_000 });
+        applied = report.applied;
+      }
+      const families: (string | undefined)[] = [];
+      for (const id of ids) {
+        const copies = await find(id);
+        expect(copies).toHaveLength(1);
+        families.push(copies[0]?.name?.[0]?.family);
+      }
+      expect(report.deadLettered).toBe(0);
+      return { posts, applied, conflicts, families };
+    } finally {
+      await writer.stop();
+      await store.close();
+      await server.close();
+    }
+  }
+
+  it('by default: the creates of mirrors running at once go together, each record created once', async () => {
+    const { posts, applied } = await drainTwelve(undefined);
+    expect(applied).toBe(12);
+    // Claims of up to six, their six mirrors reaching their creates together.
+    expect(posts).toBeLessThanOrEqual(6);
+  });
+
+  it('with bundle 1, one request per write', async () => {
+    const { posts, applied } = await drainTwelve(1);
+    expect(applied).toBe(12);
+    expect(posts).toBe(12);
+  });
+
+  it('a conflict in a bundle is its own entry: decided for the authority, the other writes applied', async () => {
+    const { applied, conflicts, families } = await drainTwelve(undefined, 5);
+    expect(applied).toBe(12);
+    expect(conflicts).toHaveLength(1);
+    // authorityWins: the legacy state is written over the Medplum edit, as for every other record.
+    expect(families).toEqual(Array.from({ length: 12 }, (_, i) => `Changed${i}`));
+  });
+});
