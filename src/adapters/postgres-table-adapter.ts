@@ -108,8 +108,16 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
    * @throws {@link ConfigurationError} naming the option at fault.
    */
   constructor(options: PostgresTableAdapterOptions) {
-    this.#settings = validateAdapterOptions(options);
-    this.#tombstones = validateTombstoneOptions(options.tombstones);
+    // A view (`within`, `writingThrough`: one per transactional write) takes its adapter's
+    // checked options instead of checking them again.
+    const from = viewing;
+    if (from !== undefined && from.#options === options) {
+      this.#settings = from.#settings;
+      this.#tombstones = from.#tombstones;
+    } else {
+      this.#settings = validateAdapterOptions(options);
+      this.#tombstones = validateTombstoneOptions(options.tombstones);
+    }
     this.#options = options;
     this.#client = options.sql;
     this.#sql = options.sql;
@@ -144,7 +152,7 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
    * ```
    */
   within(tx: SqlQueryable): PostgresTableAdapter {
-    const view = new PostgresTableAdapter(this.#options);
+    const view = this.#view();
     view.#sql = tx;
     view.#resolved = this.#resolved;
     return view;
@@ -164,7 +172,7 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
    * ```
    */
   writingThrough(run: WriteStatementRunner): PostgresTableAdapter {
-    const view = new PostgresTableAdapter(this.#options);
+    const view = this.#view();
     view.#runWrite = run;
     view.#resolved = this.#resolved;
     return view;
@@ -560,6 +568,20 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
     }
   }
 
+  /** A new adapter on the same options, sharing this one's checked settings. */
+  #view(): PostgresTableAdapter {
+    return PostgresTableAdapter.#viewOf(this);
+  }
+
+  static #viewOf(from: PostgresTableAdapter): PostgresTableAdapter {
+    viewing = from;
+    try {
+      return new PostgresTableAdapter(from.#options);
+    } finally {
+      viewing = undefined;
+    }
+  }
+
   /** Runs a write statement on the database, or through the runner a view was given. */
   #write(
     schema: TableSchema,
@@ -582,6 +604,9 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
     return (await this.#sql.query(text, params)).rows[0];
   }
 }
+
+/** The adapter a view is being made of, while its constructor runs (see `#view`). */
+let viewing: PostgresTableAdapter | undefined;
 
 /** The column `readMany` answers each row's requested id in (not a name a legacy table uses). */
 const REQUESTED_ID = '__dualwrite_requested_id';
