@@ -149,7 +149,7 @@ function outcomeOf(
   if (status < 300) {
     return { ok: true, status, resource: entry.resource as WithId<Resource> | undefined };
   }
-  const outcome: OperationOutcome = (entry.response?.outcome) ?? {
+  const outcome: OperationOutcome = entry.response?.outcome ?? {
     resourceType: 'OperationOutcome',
     issue: [{ severity: 'error', code: 'processing', diagnostics: `batch entry answered ${status}` }],
   };
