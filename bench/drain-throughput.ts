@@ -79,6 +79,9 @@ export async function measureDrain(db: BenchDatabase, options: DrainOptions): Pr
   }
   const conditional = await directTrial(ids(options.entries), c, 'conditional');
   const searchThenCreate = await directTrial(ids(options.entries), c, 'search-then-create');
+  const bundled = [];
+  for (let t = 0; t < options.trials; t++)
+    bundled.push(await directTrial(ids(options.entries), c, 'bundled'));
 
   const o = sumTrials(ours);
   const d = sumTrials(direct);
@@ -161,6 +164,9 @@ export async function measureDrain(db: BenchDatabase, options: DrainOptions): Pr
     }),
     compared('direct-search-then-create-throughput', 'creates/s', rate(searchThenCreate), rate(d), {
       note: `search by identifier, then createResource, at C=${c}`,
+    }),
+    compared('drain-vs-direct-bundles', 'entries/s', rate(o), rate(sumTrials(bundled)), {
+      note: `the drain against direct creates in batch Bundles of ${c} (as many writes in flight), × ${String(options.trials)}`,
     }),
   ];
   const cores = (t: DrainTrial, ms: number): string => (ms / t.cpu.wallMs).toFixed(2);

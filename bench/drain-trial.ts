@@ -64,7 +64,7 @@ export const inProcess: ServerSource = async (latencyMs) => {
 };
 
 /** How a direct trial creates each record. */
-export type DirectWrite = 'plain' | 'conditional' | 'search-then-create';
+export type DirectWrite = 'plain' | 'conditional' | 'search-then-create' | 'bundled';
 
 interface Ctx {
   readonly clinic: string;
@@ -158,7 +158,8 @@ export async function drainTrial(
  * @param ids - The legacy ids of the records.
  * @param concurrency - Requests in flight.
  * @param write - `plain` (`createResource`: the baseline), `conditional`
- *   (`createResourceIfNoneExist` on the identifier) or `search-then-create`.
+ *   (`createResourceIfNoneExist` on the identifier), `search-then-create`, or `bundled`
+ *   (`executeBatch` of `concurrency` creates at a time: as many writes in flight, one request).
  * @param latencyMs - Delay the server adds to every request (a Medplum across a network).
  * @param servers - Where the server runs.
  * @returns The trial.
@@ -177,7 +178,17 @@ export async function directTrial(
     const resources = ids.map((id) => patientResource(patientRow(id)));
     const cpu = CpuMeter.start();
     const started = performance.now();
-    await eachLimited(resources, concurrency, async (resource) => {
+    if (write === 'bundled') {
+      for (let i = 0; i < resources.length; i += concurrency) {
+        const entry = resources
+          .slice(i, i + concurrency)
+          .map((resource) => ({ resource, request: { method: 'POST' as const, url: 'Patient' } }));
+        const answer = await medplum.executeBatch({ resourceType: 'Bundle', type: 'batch', entry });
+        if (answer.entry?.some((e) => e.response?.status.startsWith('201') !== true) !== false)
+          throw new Error('a bundled create failed');
+      }
+    }
+    await eachLimited(write === 'bundled' ? [] : resources, concurrency, async (resource) => {
       const identifier = `${BENCH_SYSTEM}|${resource.identifier![0]!.value!}`;
       if (write === 'plain') await medplum.createResource(resource);
       else if (write === 'conditional') {
