@@ -56,8 +56,10 @@ export interface DrainerOptions {
    * Most writes to Medplum sent together in one FHIR `batch` Bundle. The mirrors running at
    * once reach their writes together; those asked for in one turn of the event loop go as one
    * request, each keeping its own outcome (status, conflict, rejection). 1 sends each write as
-   * a request of its own. A server processes a batch's entries one after another, so with
-   * bundling `concurrency` is the mirrors in flight, not the requests.
+   * a request of its own. A bundle holds at most `concurrency` writes, since no more mirrors
+   * run at once. A server processes a batch's entries one after another, so with bundling
+   * `concurrency` is the mirrors in flight, not the requests. A server that answers the batch
+   * with 404, 405 or 501 turns bundling off for the process.
    * @default 16
    */
   readonly bundle?: number | undefined;

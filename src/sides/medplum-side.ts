@@ -191,7 +191,8 @@ export class MedplumSide {
     identifier: { readonly system: string; readonly value: string } | undefined,
     details: ErrorDetails,
   ): Promise<{ resource: WithId<R>; created: boolean }> {
-    const write = { method: 'POST', url: resource.resourceType, resource } as const;
+    const { resourceType } = resource;
+    const write = { method: 'POST', resourceType, url: resourceType, resource } as const;
     if (identifier === undefined) {
       const { stored } = await this.#write(details, write, (options) =>
         this.#client.createResource(resource, options),
@@ -224,6 +225,7 @@ export class MedplumSide {
     const ifMatch = expectedVersion === undefined ? undefined : `W/"${expectedVersion}"`;
     const write = {
       method: 'PUT',
+      resourceType: resource.resourceType,
       url: `${resource.resourceType}/${resource.id ?? ''}`,
       resource,
       ifMatch,
@@ -244,8 +246,10 @@ export class MedplumSide {
    */
   async delete(resourceType: string, id: string, details: ErrorDetails): Promise<void> {
     try {
-      await this.#write(details, { method: 'DELETE', url: `${resourceType}/${id}` }, (options) =>
-        this.#client.deleteResource(resourceType as ResourceType, id, options),
+      await this.#write(
+        details,
+        { method: 'DELETE', resourceType, url: `${resourceType}/${id}` },
+        (options) => this.#client.deleteResource(resourceType as ResourceType, id, options),
       );
     } catch (err) {
       if (!isGone(err)) throw err;
@@ -298,8 +302,13 @@ export class MedplumSide {
         : { ok: false, error: result.error, exchange: result.exchange };
     };
     const outcome = this.#bundler === undefined ? await alone() : await this.#bundler.send(write, alone);
-    if (!outcome.ok)
+    if (!outcome.ok) {
+      if ('unavailable' in outcome) {
+        const { message, status, retryAfterMs, cause } = outcome.unavailable;
+        throw new UnavailableError(message, { ...details, side: 'medplum', status, cause }, retryAfterMs);
+      }
       throw classifyMedplumError(outcome.error, outcome.exchange, { ...details, side: 'medplum' });
+    }
     if (write.method !== 'DELETE' && outcome.resource?.id === undefined) {
       throw new UnavailableError(`Medplum answered a ${write.method} of ${write.url} without the resource`, {
         ...details,

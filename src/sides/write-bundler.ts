@@ -1,10 +1,14 @@
-import { OperationOutcomeError, type MedplumClient, type WithId } from '@medplum/core';
-import type { Bundle, BundleEntry, OperationOutcome, Resource } from '@medplum/fhirtypes';
+import { OperationOutcomeError, isOperationOutcome, type MedplumClient, type WithId } from '@medplum/core';
+import type { Bundle, BundleEntry, OperationOutcome, Resource, ResourceType } from '@medplum/fhirtypes';
+import { UnavailableError } from '../errors.ts';
 import { withHttpExchange, type HttpExchange } from './http-capture.ts';
+import { classifyMedplumError } from './medplum-failure.ts';
 
 /** One write to go in a batch `Bundle`: the entry's `request` and `resource`. */
 export interface BundledWrite {
   readonly method: 'POST' | 'PUT' | 'DELETE';
+  /** The resource type written. */
+  readonly resourceType: string;
   /** Relative to the FHIR base: `Patient` for a create, `Patient/<id>` otherwise. */
   readonly url: string;
   readonly resource?: Resource | undefined;
@@ -15,8 +19,12 @@ export interface BundledWrite {
 }
 
 /**
- * What became of one write: its own status and resource, or the error the client threw and
- * the exchange it came from, for the caller to classify as it would a request of its own.
+ * What became of one write:
+ * - `ok`: its status and the resource as stored;
+ * - `error` and `exchange`: its own failure (as a request of its own, or as its entry of a
+ *   batch), for the caller to classify as it would any request's;
+ * - `unavailable`: the batch carrying it failed as a whole, transiently or without a readable
+ *   answer. The write may have landed; the caller retries it (mirrors are idempotent).
  */
 export type BundledOutcome =
   | {
@@ -24,7 +32,8 @@ export type BundledOutcome =
       readonly status: number | undefined;
       readonly resource: WithId<Resource> | undefined;
     }
-  | { readonly ok: false; readonly error: unknown; readonly exchange: HttpExchange };
+  | { readonly ok: false; readonly error: unknown; readonly exchange: HttpExchange }
+  | { readonly ok: false; readonly unavailable: UnavailableError };
 
 interface Waiting {
   readonly write: BundledWrite;
@@ -34,20 +43,32 @@ interface Waiting {
 }
 
 /**
+ * Batch statuses that say the server takes no batches at this address (rather than anything
+ * about the writes): bundling is then turned off and each write goes alone.
+ */
+const BATCHES_UNSUPPORTED = new Set([404, 405, 501]);
+
+/**
  * Coalesces the writes asked for in one turn of the event loop into one FHIR `batch` Bundle:
  * one request instead of one each. A drainer running many mirrors at once reaches their writes
  * together, and each write in a bundle costs the server its own processing but not a request.
  *
  * Each write keeps its own outcome (the entry's status, resource or OperationOutcome), so a
- * caller sees what a request of its own would have answered. A write alone in its turn goes
- * alone. When the batch request itself fails, a transient failure (no answer, 408, 429, 5xx)
- * is every write's; any other (a server or proxy refusing batches) sends each write alone.
+ * caller sees what a request of its own would have answered; a batch's `RateLimit` headers
+ * reach its entries' rate-limit failures. A write alone in its turn goes alone. When the batch
+ * fails as a whole:
+ * - transiently (no answer, 408, 429, 5xx, a serialisation failure), or with a success status
+ *   whose body cannot be read: every write is unavailable, to be retried;
+ * - with 404, 405 or 501 (a server or proxy without batches at the FHIR base): each write goes
+ *   alone, and so does every write after it;
+ * - with another status (a refusal of the batch itself): each write goes alone.
  */
 export class WriteBundler {
   readonly #client: MedplumClient;
   readonly #maxEntries: number;
   #waiting: Waiting[] = [];
   #scheduled = false;
+  #unsupported = false;
 
   /**
    * @param client - The client to post batches with.
@@ -63,10 +84,11 @@ export class WriteBundler {
    *
    * @param write - The write.
    * @param alone - Sends it as a request of its own: when it is alone in its turn, or when the
-   *   server refuses the batch. Must not reject.
+   *   server refuses the batch.
    * @returns Its outcome; never rejects.
    */
   send(write: BundledWrite, alone: () => Promise<BundledOutcome>): Promise<BundledOutcome> {
+    if (this.#unsupported) return settled(alone);
     return new Promise<BundledOutcome>((resolve) => {
       this.#waiting.push({ write, alone, resolve });
       if (this.#waiting.length >= this.#maxEntries) this.#flush();
@@ -83,13 +105,13 @@ export class WriteBundler {
   #flush(): void {
     const batch = this.#waiting;
     this.#waiting = [];
-    if (batch.length === 0) return;
-    const only = batch[0];
-    if (batch.length === 1 && only !== undefined) {
-      void only.alone().then(only.resolve);
-      return;
+    if (batch.length === 1) sendAlone(batch);
+    else if (batch.length > 1) {
+      void this.#post(batch).catch((error: unknown) => {
+        // Whatever went wrong, no write is left waiting.
+        for (const waiting of batch) waiting.resolve({ ok: false, unavailable: batchFailed(batch, error) });
+      });
     }
-    void this.#post(batch);
   }
 
   async #post(batch: readonly Waiting[]): Promise<void> {
@@ -107,32 +129,77 @@ export class WriteBundler {
       })),
     };
     const result = await withHttpExchange(() =>
-      this.#client.executeBatch(bundle, { maxRetries: 0, cache: 'no-cache' }),
+      this.#client.executeBatch(bundle, {
+        maxRetries: 0,
+        cache: 'no-cache',
+        headers: { Prefer: 'return=representation' },
+      }),
     );
+    const status = result.exchange.status;
     if (!result.ok) {
-      const status = result.exchange.status;
-      const transient =
-        result.exchange.networkError ||
-        status === undefined ||
-        status === 408 ||
-        status === 429 ||
-        status >= 500;
-      if (transient) {
-        for (const waiting of batch)
-          waiting.resolve({ ok: false, error: result.error, exchange: result.exchange });
-      } else {
-        for (const waiting of batch) void waiting.alone().then(waiting.resolve);
+      const failure = classifyMedplumError(result.error, result.exchange, { side: 'medplum' });
+      if ((status !== undefined && status < 300) || failure instanceof UnavailableError) {
+        // Transient, or an answer that could not be read: the writes may have landed.
+        const unavailable = batchFailed(batch, failure);
+        for (const waiting of batch) waiting.resolve({ ok: false, unavailable });
+        return;
       }
+      if (status !== undefined && BATCHES_UNSUPPORTED.has(status)) this.#unsupported = true;
+      sendAlone(batch);
       return;
     }
-    const entries = result.value.entry ?? [];
+    const answer: unknown = result.value;
+    const entries = isBundle(answer) ? (answer.entry ?? []) : undefined;
+    if (entries === undefined) {
+      const unavailable = batchFailed(
+        batch,
+        new Error(`the batch was answered ${status ?? '?'} without a Bundle`),
+      );
+      for (const waiting of batch) waiting.resolve({ ok: false, unavailable });
+      return;
+    }
     batch.forEach((waiting, n) => {
-      waiting.resolve(outcomeOf(entries[n], entries.length, batch.length, result.exchange));
+      waiting.resolve(entryOutcome(waiting.write, entries[n], entries.length, batch.length, result.exchange));
     });
+    this.#invalidateCache(batch);
+  }
+
+  /** What the client's own `createResource`/`updateResource`/`deleteResource` would drop from its cache. */
+  #invalidateCache(batch: readonly Waiting[]): void {
+    for (const type of new Set(batch.map(({ write }) => write.resourceType)))
+      this.#client.invalidateSearches(type as ResourceType);
+    for (const { write } of batch)
+      if (write.method !== 'POST') this.#client.invalidateUrl(this.#client.fhirUrl(write.url));
   }
 }
 
-function outcomeOf(
+/** Sends each write of a batch as a request of its own. */
+function sendAlone(batch: readonly Waiting[]): void {
+  for (const waiting of batch) void settled(waiting.alone).then(waiting.resolve);
+}
+
+/** Runs `alone`; a rejection (which it should never give) becomes an unavailable outcome. */
+async function settled(alone: () => Promise<BundledOutcome>): Promise<BundledOutcome> {
+  try {
+    return await alone();
+  } catch (error) {
+    return { ok: false, unavailable: batchFailed([], error) };
+  }
+}
+
+function batchFailed(batch: readonly Waiting[], error: unknown): UnavailableError {
+  const status = error instanceof UnavailableError ? error.status : undefined;
+  const message = error instanceof Error ? error.message : String(error);
+  const what = batch.length === 0 ? 'the request' : `the batch of ${batch.length} writes carrying this one`;
+  return new UnavailableError(
+    `${what} failed: ${message}`,
+    { side: 'medplum', status, cause: error },
+    error instanceof UnavailableError ? error.retryAfterMs : undefined,
+  );
+}
+
+function entryOutcome(
+  write: BundledWrite,
   entry: BundleEntry | undefined,
   answered: number,
   asked: number,
@@ -140,24 +207,42 @@ function outcomeOf(
 ): BundledOutcome {
   const status = statusOf(entry?.response?.status);
   if (entry === undefined || status === undefined) {
-    // The write may have landed: a transient failure, so that the mirror looks again.
-    const error = new Error(
-      `the batch answered ${answered} entries for ${asked} writes, or an entry without a status`,
-    );
-    return { ok: false, error, exchange: { ...exchange, status: 502 } };
+    const problem =
+      answered === asked
+        ? 'an entry of the batch answer has no status'
+        : `the batch answer has ${answered} entries for ${asked} writes`;
+    return { ok: false, unavailable: batchFailed([], new Error(problem)) };
   }
   if (status < 300) {
-    return { ok: true, status, resource: entry.resource as WithId<Resource> | undefined };
+    const resource = entry.resource as WithId<Resource> | undefined;
+    if (resource !== undefined && resource.resourceType !== write.resourceType) {
+      const problem = `entry answered a ${resource.resourceType} for a write of a ${write.resourceType}`;
+      return { ok: false, unavailable: batchFailed([], new Error(problem)) };
+    }
+    return { ok: true, status, resource };
   }
-  const outcome: OperationOutcome = entry.response?.outcome ?? {
-    resourceType: 'OperationOutcome',
-    issue: [{ severity: 'error', code: 'processing', diagnostics: `batch entry answered ${status}` }],
-  };
+  const given: unknown = entry.response?.outcome;
+  const outcome: OperationOutcome =
+    isOperationOutcome(given) && Array.isArray(given.issue)
+      ? given
+      : {
+          resourceType: 'OperationOutcome',
+          issue: [{ severity: 'error', code: 'processing', diagnostics: `batch entry answered ${status}` }],
+        };
+  // The batch's headers stand for its entries' (a rate limit's reset, above all).
   return {
     ok: false,
     error: new OperationOutcomeError(outcome),
-    exchange: { status, headers: undefined, networkError: false },
+    exchange: { status, headers: exchange.headers, networkError: false },
   };
+}
+
+function isBundle(value: unknown): value is Bundle {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as { resourceType?: unknown }).resourceType === 'Bundle'
+  );
 }
 
 /** `201 Created` or `201` → 201. */

@@ -1,4 +1,4 @@
-import type { FetchLike } from '@medplum/core';
+import { MedplumClient, tooManyRequests, type FetchLike } from '@medplum/core';
 import type { Patient } from '@medplum/fhirtypes';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -32,14 +32,34 @@ afterEach(async () => {
   await server.close();
 });
 
-function side(bundle: number): MedplumSide {
+/**
+ * Answers a batch POST in place of the server: what a proxy or a misbehaving server might send.
+ * `forward` first lets the server process the batch (so its writes land).
+ */
+type BatchAnswer = (request: { forward: () => Promise<Response> }) => Promise<Response>;
+
+function recordingFetch(answerBatch?: BatchAnswer): FetchLike {
   const base = globalThis.fetch.bind(globalThis);
-  const recording: FetchLike = (url: string, options?: { method?: string }) => {
+  return (url: string, options?: { method?: string }) => {
     const path = new URL(url).pathname.replace(/^\/fhir\/R4\/?/, '');
-    sent.push({ method: options?.method ?? 'GET', path });
-    return base(url, options);
+    const method = options?.method ?? 'GET';
+    sent.push({ method, path });
+    const forward = (): Promise<Response> => base(url, options);
+    if (answerBatch !== undefined && method === 'POST' && path === '') return answerBatch({ forward });
+    return forward();
   };
-  return new MedplumSide(createMedplumClient({ baseUrl: server.baseUrl, fetch: recording }), bundle);
+}
+
+function side(bundle: number, answerBatch?: BatchAnswer): MedplumSide {
+  return new MedplumSide(
+    createMedplumClient({ baseUrl: server.baseUrl, fetch: recordingFetch(answerBatch) }),
+    bundle,
+  );
+}
+
+async function allPatients(): Promise<Patient[]> {
+  const direct = createMedplumClient({ baseUrl: server.baseUrl });
+  return direct.searchResources('Patient', { _count: '100' }, { cache: 'no-cache' });
 }
 
 function patient(value: string, family = value): Patient {
@@ -150,5 +170,122 @@ describe('writes bundled per turn of the event loop', () => {
     expect(results[1].status === 'rejected' && results[1].reason).toBeInstanceOf(RejectedError);
     expect(results[1]).toMatchObject({ reason: { status: 404 } });
     expect(await direct.searchResources('Patient', {}, { cache: 'no-cache' })).toHaveLength(1);
+  });
+});
+
+describe('a batch that fails as a whole', () => {
+  it('answered without a body: every write is unavailable, none left waiting', async () => {
+    const medplum = side(16, () => Promise.resolve(new Response(null, { status: 204 })));
+    const results = await Promise.allSettled(
+      ['a', 'b'].map((value) => medplum.create(patient(value), undefined, details)),
+    );
+    for (const result of results) {
+      expect(result.status === 'rejected' && result.reason).toBeInstanceOf(UnavailableError);
+    }
+    expect(sent).toHaveLength(1);
+  });
+
+  it('landed but its answer was cut off: every write is unavailable, none sent again', async () => {
+    const medplum = side(16, async ({ forward }) => {
+      await (await forward()).arrayBuffer(); // the server stored the batch
+      const body = new ReadableStream({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode('{"resourceType":"Bundle","ent'));
+          controller.error(new Error('connection reset'));
+        },
+      });
+      return new Response(body, { status: 200, headers: { 'Content-Type': 'application/fhir+json' } });
+    });
+    const results = await Promise.allSettled(
+      ['a', 'b'].map((value) => medplum.create(patient(value), undefined, details)),
+    );
+    for (const result of results) {
+      expect(result.status === 'rejected' && result.reason).toBeInstanceOf(UnavailableError);
+    }
+    // Sending each alone now would have stored a second copy of each.
+    expect(sent).toHaveLength(1);
+    expect(await allPatients()).toHaveLength(2);
+  });
+
+  it('with a serialisation failure: every write is unavailable, none sent alone at once', async () => {
+    const medplum = side(16);
+    server.faults.serializationFailureNext(1, { methods: ['POST'] });
+    const results = await Promise.allSettled(
+      ['a', 'b', 'c'].map((value) => medplum.create(patient(value), undefined, details)),
+    );
+    for (const result of results) {
+      expect(result.status === 'rejected' && result.reason).toBeInstanceOf(UnavailableError);
+      expect(result).toMatchObject({ reason: { status: 409 } });
+    }
+    expect(sent).toHaveLength(1);
+  });
+
+  it("with a client that does not capture statuses, a refused batch is no write's own answer", async () => {
+    const direct = createMedplumClient({ baseUrl: server.baseUrl });
+    const doomed = await Promise.all(['a', 'b'].map((value) => direct.createResource(patient(value))));
+    const plain = new MedplumClient({ baseUrl: server.baseUrl, fetch: recordingFetch(), maxRetries: 0 });
+    const medplum = new MedplumSide(plain, 16);
+    server.faults.failNext(1, 404, { methods: ['POST'], path: /^$/ });
+    await Promise.all(doomed.map((p) => medplum.delete('Patient', p.id, details)));
+    // Each delete went alone and really deleted (a 404 of the batch is not "already gone").
+    expect(await allPatients()).toHaveLength(0);
+    expect(sent.map((s) => `${s.method} ${s.path}`)).toEqual([
+      'POST ',
+      `DELETE Patient/${doomed[0]!.id}`,
+      `DELETE Patient/${doomed[1]!.id}`,
+    ]);
+  });
+
+  it('with 404 at the FHIR base: bundling is off from then on', async () => {
+    const medplum = side(16);
+    server.faults.failNext(1, 404, { methods: ['POST'], path: /^$/ });
+    await Promise.all(['a', 'b'].map((value) => medplum.create(patient(value), undefined, details)));
+    await Promise.all(['c', 'd'].map((value) => medplum.create(patient(value), undefined, details)));
+    expect(sent.map((s) => s.path)).toEqual(['', 'Patient', 'Patient', 'Patient', 'Patient']);
+  });
+});
+
+describe('a bundled write refused by its own entry', () => {
+  function answering(entry: object, headers: Record<string, string> = {}): BatchAnswer {
+    const bundle = { resourceType: 'Bundle', type: 'batch-response', entry: [entry, entry] };
+    return () =>
+      Promise.resolve(
+        new Response(JSON.stringify(bundle), {
+          status: 200,
+          headers: { 'Content-Type': 'application/fhir+json', ...headers },
+        }),
+      );
+  }
+
+  it('a rate limit inside a batch keeps the reset the batch answer announced', async () => {
+    const medplum = side(
+      16,
+      answering(
+        { response: { status: '429', outcome: tooManyRequests } },
+        { RateLimit: '"fhirInteractions";r=0;t=30' },
+      ),
+    );
+    const results = await Promise.allSettled(
+      ['a', 'b'].map((value) => medplum.create(patient(value), undefined, details)),
+    );
+    for (const result of results) {
+      expect(result.status === 'rejected' && result.reason).toBeInstanceOf(UnavailableError);
+      expect(result).toMatchObject({ reason: { status: 429, retryAfterMs: 30_000 } });
+    }
+  });
+
+  it('an entry answered for another resource type, or with a malformed outcome, is no answer', async () => {
+    for (const entry of [
+      { response: { status: '201' }, resource: { resourceType: 'Observation', id: 'x' } },
+      { response: { status: '503', outcome: { resourceType: 'OperationOutcome' } } },
+    ]) {
+      const medplum = side(16, answering(entry));
+      const results = await Promise.allSettled(
+        ['a', 'b'].map((value) => medplum.create(patient(value), undefined, details)),
+      );
+      for (const result of results) {
+        expect(result.status === 'rejected' && result.reason).toBeInstanceOf(UnavailableError);
+      }
+    }
   });
 });
