@@ -318,6 +318,32 @@ export class FaultInjector {
     return { delayMs };
   }
 
+  /**
+   * Decides the fault of one entry of a batch, as though it were a request of its own
+   * (`PUT Patient/1` in a batch is in a `{ methods: ['PUT'] }` scope). Only faults a server can
+   * answer within a batch apply: statuses, outages and serialisation failures (a connection
+   * dropped or an HTML gateway page is the whole request's). Entries are not counted as
+   * requests; their faults are counted in `injected`.
+   * @param method - The entry's `request.method`.
+   * @param path - The entry's `request.url`, without its query.
+   * @returns The fault to answer the entry with, if any.
+   * @example
+   * ```ts
+   * const fault = faults.decideEntry('PUT', 'Patient/1');
+   * ```
+   */
+  decideEntry(method: string, path: string): InjectedFault | undefined {
+    const fault =
+      this.#outageFault(method, path) ??
+      this.#ruleFault(
+        method,
+        path,
+        (rule) => rule.kind === 'status' || rule.kind === 'serialization-failure',
+      );
+    if (fault) this.#stats.injected[fault.kind]++;
+    return fault;
+  }
+
   #delayFor(method: string, path: string): number {
     if (!this.#latency || !inScope(this.#latency.scope, method, path)) {
       return 0;
@@ -336,8 +362,12 @@ export class FaultInjector {
     return { kind: 'outage', afterProcessing: false, response: statusResponse(outage.status, 1) };
   }
 
-  #ruleFault(method: string, path: string): InjectedFault | undefined {
-    const counted = this.#rules.find((r) => r.remaining > 0 && inScope(r.scope, method, path));
+  #ruleFault(
+    method: string,
+    path: string,
+    applies: (rule: Rule) => boolean = () => true,
+  ): InjectedFault | undefined {
+    const counted = this.#rules.find((r) => r.remaining > 0 && applies(r) && inScope(r.scope, method, path));
     if (counted) {
       counted.remaining--;
       this.#rules = this.#rules.filter((r) => r.ratio > 0 || r.remaining > 0);
@@ -345,7 +375,12 @@ export class FaultInjector {
     }
     for (const rule of this.#rules) {
       // Draw only for matching rules so a seed's sequence depends on matching traffic alone.
-      if (rule.ratio > 0 && inScope(rule.scope, method, path) && this.#random() < rule.ratio) {
+      if (
+        rule.ratio > 0 &&
+        applies(rule) &&
+        inScope(rule.scope, method, path) &&
+        this.#random() < rule.ratio
+      ) {
         return toFault(rule);
       }
     }

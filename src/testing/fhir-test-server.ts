@@ -14,7 +14,7 @@ import {
 } from '@medplum/core';
 import { FhirRouter } from '@medplum/fhir-router';
 import type { FhirRequest, HttpMethod } from '@medplum/fhir-router';
-import type { OperationOutcome, Resource } from '@medplum/fhirtypes';
+import type { Bundle, BundleEntry, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { indexFhirDefinitions } from './fhir-definitions.ts';
 import { FaultInjector } from './fault-injector.ts';
 import type { InjectedFault } from './fault-options.ts';
@@ -144,7 +144,7 @@ export async function startFhirTestServer(options: FhirTestServerOptions = {}): 
     if (requireAuth && !tokens.has(bearerToken(req) ?? '')) {
       return Promise.resolve(outcomeResponse(unauthorized));
     }
-    return handleFhir(req, url, body, router, repo, baseUrl);
+    return handleFhir(req, url, body, router, repo, baseUrl, faults);
   };
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -203,12 +203,16 @@ async function handleFhir(
   router: FhirRouter,
   repo: FhirTestRepository,
   baseUrl: string,
+  faults: FaultInjector,
 ): Promise<RoutedResponse> {
   let parsedBody: unknown;
   try {
     parsedBody = parseBody(req.headers['content-type'], body);
   } catch {
     return outcomeResponse(badRequest('Request body is not valid JSON'));
+  }
+  if (req.method === 'POST' && url.pathname === FHIR_PREFIX && isBatch(parsedBody)) {
+    return handleBatch(req, parsedBody, router, repo, baseUrl, faults);
   }
   const request: FhirRequest = {
     method: (req.method ?? 'GET') as HttpMethod,
@@ -221,6 +225,60 @@ async function handleFhir(
   };
   const [outcome, resource] = await router.handleRequest(request, repo);
   return fhirResponse(outcome, resource, baseUrl);
+}
+
+/**
+ * A batch, with the injector's faults applied to each entry as to a request of its own: an
+ * entry faulted before processing is not processed and answers the fault; one faulted after
+ * processing is processed, and answers the fault instead of its result.
+ */
+async function handleBatch(
+  req: IncomingMessage,
+  batch: Bundle,
+  router: FhirRouter,
+  repo: FhirTestRepository,
+  baseUrl: string,
+  faults: FaultInjector,
+): Promise<RoutedResponse> {
+  const entries = batch.entry ?? [];
+  const decided = entries.map((entry) => {
+    const method = entry.request?.method ?? 'GET';
+    return faults.decideEntry(method, (entry.request?.url ?? '').split('?')[0] ?? '');
+  });
+  const processed = entries.filter((_, n) => decided[n]?.afterProcessing !== false);
+  const request: FhirRequest = {
+    method: 'POST',
+    url: '',
+    pathname: '',
+    body: { ...batch, entry: processed },
+    params: {},
+    query: {},
+    headers: req.headers,
+  };
+  const [outcome, answer] = await router.handleRequest(request, repo);
+  if (!isBatchResponse(answer)) return fhirResponse(outcome, answer, baseUrl);
+  const answered = [...(answer.entry ?? [])];
+  const entry = entries.map((_, n): BundleEntry => {
+    const fault = decided[n];
+    const own = fault === undefined || fault.afterProcessing ? answered.shift() : undefined;
+    if (fault?.response === undefined) return own ?? {};
+    const faultOutcome = JSON.parse(fault.response.body) as OperationOutcome;
+    return { response: { status: String(fault.response.status), outcome: faultOutcome } };
+  });
+  return fhirResponse(outcome, { ...answer, entry }, baseUrl);
+}
+
+function isBatch(body: unknown): body is Bundle {
+  return (
+    typeof body === 'object' &&
+    body !== null &&
+    (body as { resourceType?: unknown }).resourceType === 'Bundle' &&
+    (body as { type?: unknown }).type === 'batch'
+  );
+}
+
+function isBatchResponse(resource: Resource | undefined): resource is Bundle {
+  return resource?.resourceType === 'Bundle' && resource.type === 'batch-response';
 }
 
 function fhirResponse(

@@ -412,6 +412,42 @@ describe('faults as a MedplumClient sees them', () => {
     expect(last().status).toBe(200);
   });
 
+  it("applies faults to a batch's entries as to requests of their own", async () => {
+    const { medplum, last } = connect(server);
+    const kept = await medplum.createResource(patient());
+    const landed = await medplum.createResource(patient());
+    const batch = (): Bundle => ({
+      resourceType: 'Bundle',
+      type: 'batch',
+      entry: [
+        { resource: patient('in-batch'), request: { method: 'POST', url: 'Patient' } },
+        { resource: { ...kept, gender: 'other' }, request: { method: 'PUT', url: `Patient/${kept.id}` } },
+        { resource: { ...landed, gender: 'other' }, request: { method: 'PUT', url: `Patient/${landed.id}` } },
+      ],
+    });
+    // The first PUT entry fails before processing, the second after it (applied, answer lost).
+    server.faults
+      .failNext(1, 503, { methods: ['PUT'] })
+      .serializationFailureNext(1, { methods: ['PUT'], path: `Patient/${landed.id}` })
+      .dropNext(1, { methods: ['PUT'], afterProcessing: true });
+    const before = server.faults.stats;
+    const answer = await medplum.executeBatch(batch());
+    expect(last().status).toBe(200);
+    // Entries are not requests; a dropped connection is the whole request's, so no entry takes it.
+    expect(server.faults.stats.requests - before.requests).toBe(1);
+    expect(server.faults.stats.injected.drop).toBe(before.injected.drop);
+    expect(answer.entry?.map((e) => e.response?.status)).toEqual(['201', '503', '409']);
+    expect(answer.entry?.[2]?.response?.outcome?.issue[0]?.details?.coding?.[0]?.code).toBe('40001');
+    expect((await medplum.readResource('Patient', kept.id, { cache: 'no-cache' })).gender).toBeUndefined();
+    // A serialisation failure is before processing too: the second PUT was not applied either.
+    expect((await medplum.readResource('Patient', landed.id, { cache: 'no-cache' })).gender).toBeUndefined();
+    server.faults.clear().failNext(1, 500, { methods: ['PUT'], afterProcessing: true });
+    const again = await medplum.executeBatch(batch());
+    expect(again.entry?.map((e) => e.response?.status)).toEqual(['201', '500', '200']);
+    // Processed, then answered with the fault: the write landed.
+    expect((await medplum.readResource('Patient', kept.id, { cache: 'no-cache' })).gender).toBe('other');
+  });
+
   it('limits a fault to the given methods', async () => {
     const { medplum, exchanges } = connect(server);
     server.faults.failNext(1, 503, { methods: WRITE_METHODS });
