@@ -15,6 +15,18 @@ import type { CutoverPlan } from './plan/cutover-plan.ts';
 import { validateReadinessOptions, type ReadinessOptions } from './plan/readiness.ts';
 import type { LegacyAdapter } from './sides/legacy-adapter.ts';
 import { changeFeedsSettings } from './feeds/change-feeds-options.ts';
+import {
+  aFunction,
+  anObject,
+  checkOptions,
+  checkValue,
+  oneOf,
+  optionsObject,
+  positiveMs,
+  refuseUnknownKeys,
+  resourceTypeName,
+  type Rule,
+} from './option-checks.ts';
 
 /**
  * Options of a {@link DualWriter}.
@@ -190,9 +202,8 @@ export interface WriteCallOptions {
  * @throws {@link ConfigurationError} naming the first invalid option.
  */
 export function validateDualWriterOptions(options: unknown): void {
-  if (typeof options !== 'object' || options === null)
-    throw new ConfigurationError('options', options, 'must be an options object');
-  const given = options as Record<string, unknown>;
+  checkValue(options, anObject, 'options', 'configuration');
+  const given = options;
   const legacy = given.legacy as Record<string, unknown> | null | undefined;
   for (const method of ['create', 'update', 'delete', 'read']) {
     if (typeof legacy?.[method] !== 'function') {
@@ -220,13 +231,7 @@ export function validateDualWriterOptions(options: unknown): void {
         throw new ConfigurationError(`mappings[${i}].${fn}`, mapping?.[fn], 'must be a function');
     }
     const resourceType = mapping?.resourceType;
-    if (typeof resourceType !== 'string' || !/^[A-Z][A-Za-z]+$/.test(resourceType)) {
-      throw new ConfigurationError(
-        `mappings[${i}].resourceType`,
-        resourceType,
-        'must be a FHIR resource type such as "Patient"',
-      );
-    }
+    checkValue(resourceType, resourceTypeName, `mappings[${i}].resourceType`, 'configuration');
     if (typeof mapping?.identifierSystem !== 'string' || mapping.identifierSystem === '') {
       throw new ConfigurationError(
         `mappings[${i}].identifierSystem`,
@@ -248,13 +253,8 @@ export function validateDualWriterOptions(options: unknown): void {
   if (given.resolver !== undefined && typeof given.resolver !== 'function') {
     throw new ConfigurationError('resolver', given.resolver, 'must be a function (ctx) => Resolution');
   }
-  if (
-    given.baseSnapshot !== undefined &&
-    given.baseSnapshot !== 'full' &&
-    given.baseSnapshot !== 'hash-only'
-  ) {
-    throw new ConfigurationError('baseSnapshot', given.baseSnapshot, "must be 'full' or 'hash-only'");
-  }
+  if (given.baseSnapshot !== undefined)
+    checkValue(given.baseSnapshot, oneOf('full', 'hash-only'), 'baseSnapshot', 'configuration');
   const sinks = given.sinks;
   if (sinks !== undefined) {
     if (!Array.isArray(sinks)) throw new ConfigurationError('sinks', sinks, 'must be an array of EventSink');
@@ -265,21 +265,15 @@ export function validateDualWriterOptions(options: unknown): void {
   }
   validateDivergence(given.divergence);
   validateReadinessOptions(given.readiness, 'readiness');
-  const feeds = given.feeds as Record<string, unknown> | null | undefined;
-  if (feeds !== undefined) {
-    if (typeof feeds !== 'object' || feeds === null)
-      throw new ConfigurationError('feeds', feeds, 'must be an object');
+  if (given.feeds !== undefined) {
+    const feeds = optionsObject(given.feeds, 'feeds', 'configuration', ['unitOf']);
     if (typeof feeds.unitOf !== 'function')
       throw new ConfigurationError('feeds.unitOf', feeds.unitOf, 'must be a function (record) => unit');
-    changeFeedsSettings(feeds, 'feeds.');
+    changeFeedsSettings(feeds, 'feeds.', ['unitOf']);
   }
-  const hashing = given.valueHash as ValueHashOptions | null | undefined;
-  if (hashing !== undefined) {
-    if (typeof hashing !== 'object' || hashing === null)
-      throw new ConfigurationError('valueHash', hashing, 'must be an object such as { key }');
-    for (const name of Object.keys(hashing))
-      if (name !== 'key')
-        throw new ConfigurationError(`valueHash.${name}`, undefined, 'is not an option (options: key)');
+  if (given.valueHash !== undefined) {
+    const hashing = optionsObject(given.valueHash, 'valueHash', 'configuration', ['key']);
+    refuseUnknownKeys(hashing, 'configuration', ['key'], 'valueHash.');
     try {
       valueHash('', hashing);
     } catch {
@@ -291,18 +285,11 @@ export function validateDualWriterOptions(options: unknown): void {
       );
     }
   }
-  if (given.mirror !== undefined && given.mirror !== 'sync' && given.mirror !== 'async') {
-    throw new ConfigurationError('mirror', given.mirror, "must be 'sync' or 'async'");
-  }
+  if (given.mirror !== undefined) checkValue(given.mirror, oneOf('sync', 'async'), 'mirror', 'configuration');
   for (const key of ['syncBudgetMs', 'intentHoldMs']) {
-    const value = given[key];
-    if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value) || value <= 0)) {
-      throw new ConfigurationError(key, value, 'must be a positive number of milliseconds');
-    }
+    if (given[key] !== undefined) checkValue(given[key], positiveMs, key, 'configuration');
   }
-  if (given.onEvent !== undefined && typeof given.onEvent !== 'function') {
-    throw new ConfigurationError('onEvent', given.onEvent, 'must be a function');
-  }
+  if (given.onEvent !== undefined) checkValue(given.onEvent, aFunction, 'onEvent', 'configuration');
   const store = given.store as Record<string, unknown> | null | undefined;
   if (store !== undefined) {
     for (const method of [
@@ -321,26 +308,30 @@ export function validateDualWriterOptions(options: unknown): void {
   }
 }
 
+const rate: Rule<number> = {
+  test: (v): v is number => typeof v === 'number' && v >= 0 && v <= 1,
+  problem: 'must be a number from 0 to 1',
+};
+
 function validateDivergence(value: unknown): void {
-  if (value === undefined) return;
-  if (typeof value !== 'object' || value === null)
-    throw new ConfigurationError('divergence', value, 'must be an object');
-  const given = value as Record<string, unknown>;
-  const rate = (field: string, v: unknown) => {
-    if (v !== undefined && (typeof v !== 'number' || !(v >= 0 && v <= 1)))
-      throw new ConfigurationError(field, v, 'must be a number from 0 to 1');
-  };
-  rate('divergence.verifySampleRate', given.verifySampleRate);
-  const shadow = given.shadowReads as Record<string, unknown> | null | undefined;
-  if (shadow === undefined) return;
-  if (typeof shadow !== 'object' || shadow === null)
-    throw new ConfigurationError('divergence.shadowReads', shadow, 'must be an object');
-  rate('divergence.shadowReads.sampleRate', shadow.sampleRate);
-  const budget = shadow.budgetMs;
-  if (budget !== undefined && (typeof budget !== 'number' || !Number.isFinite(budget) || budget < 0))
-    throw new ConfigurationError(
-      'divergence.shadowReads.budgetMs',
-      budget,
-      'must be a non-negative number of milliseconds',
-    );
+  const given = checkOptions(
+    value,
+    'divergence',
+    'configuration',
+    { verifySampleRate: rate, shadowReads: anObject },
+    'divergence.',
+  );
+  checkOptions(
+    given.shadowReads,
+    'divergence.shadowReads',
+    'configuration',
+    {
+      sampleRate: rate,
+      budgetMs: {
+        test: (v): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0,
+        problem: 'must be a non-negative number of milliseconds',
+      },
+    },
+    'divergence.shadowReads.',
+  );
 }

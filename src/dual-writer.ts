@@ -19,6 +19,18 @@ import { NO_FEED_COUNTS, type FeedCounts, type FeedReport } from './feeds/feed-r
 import { callbackSink } from './divergence/event-sink.ts';
 import type { DualWriteEvent } from './dual-write-event.ts';
 import { ConfigurationError, InvalidInputError, MappingError, type Side } from './errors.ts';
+import {
+  anObject,
+  checkOptions,
+  checkValue,
+  nonEmptyString,
+  kindOf,
+  nonNegativeMs,
+  oneOf,
+  positiveInteger,
+  positiveMs,
+  resourceTypeName,
+} from './option-checks.ts';
 import { LinkCache } from './journal/link-cache.ts';
 import type { Link } from './journal/link.ts';
 import { MemoryStore } from './journal/memory-store.ts';
@@ -120,21 +132,22 @@ export class DualWriter<C, L> {
     };
     this.#lag = new MirrorLag(this.#readiness.windowMs);
     const feeds = options.feeds;
-    this.#feeds =
-      feeds === undefined
-        ? undefined
-        : new ChangeFeeds<L>(
-            {
-              legacy: this.#legacy,
-              medplum: this.#medplum,
-              store: this.#store,
-              mappings: this.#mappings,
-              routeOf: (unit, resourceType) => this.#plan.routeOf(unit, resourceType),
-              unitOf: feeds.unitOf,
-              notify: () => this.#drainer.notify(),
-            },
-            feeds,
-          );
+    if (feeds === undefined) this.#feeds = undefined;
+    else {
+      const { unitOf, ...feedOptions } = feeds;
+      this.#feeds = new ChangeFeeds<L>(
+        {
+          legacy: this.#legacy,
+          medplum: this.#medplum,
+          store: this.#store,
+          mappings: this.#mappings,
+          routeOf: (unit, resourceType) => this.#plan.routeOf(unit, resourceType),
+          unitOf,
+          notify: () => this.#drainer.notify(),
+        },
+        feedOptions,
+      );
+    }
     const sinks = [
       ...(options.sinks ?? []),
       ...(options.onEvent === undefined ? [] : [callbackSink(options.onEvent)]),
@@ -344,10 +357,10 @@ export class DualWriter<C, L> {
     const { mapping } = routed;
     requireId(legacyId, 'legacyId');
     requireObject(row, 'row');
+    const guard = { kind: 'update', version: expectedVersionOf(options) } as const;
     const rowWithId = withId(mapping, row, legacyId, { resourceType: type, legacyId });
     if (this.#touchesMedplum(routed))
       runMapping('toFhir', () => mapping.toFhir(rowWithId), { resourceType: type, legacyId });
-    const guard = { kind: 'update', version: options.expectedVersion } as const;
     return this.#locked(routed, legacyId, 'existing', (link) =>
       this.#writes.run(routed, legacyId, this.#rowPlan('update', routed, legacyId, link, rowWithId, guard)),
     );
@@ -375,6 +388,7 @@ export class DualWriter<C, L> {
     requireObject(resource, 'resource');
     const routed = this.#route(resource.resourceType, ctx, 'resource.resourceType');
     const { mapping } = routed;
+    const guard = { kind: 'update', version: expectedVersionOf(options) } as const;
     const legacyId = await this.#legacyIdOfResource(mapping, resource);
     if (this.#touchesLegacy(routed)) {
       runMapping('toLegacy', () => mapping.toLegacy(resource), {
@@ -382,7 +396,6 @@ export class DualWriter<C, L> {
         legacyId,
       });
     }
-    const guard = { kind: 'update', version: options.expectedVersion } as const;
     return this.#locked(routed, legacyId, 'existing', (link) =>
       this.#writes.run(
         routed,
@@ -541,13 +554,16 @@ export class DualWriter<C, L> {
    * @param resourceType - The resource type.
    * @param legacyId - The legacy id.
    * @returns The link, or `undefined`.
+   * @throws {@link InvalidInputError} naming `resourceType` or `legacyId`.
    * @example
    * ```ts
    * const link = await writer.linkOf('Patient', 'p-1');
    * console.log(link?.medplumId, link?.medplumVersion);
    * ```
    */
-  linkOf(resourceType: string, legacyId: string): Promise<Link | undefined> {
+  async linkOf(resourceType: string, legacyId: string): Promise<Link | undefined> {
+    checkValue(resourceType, resourceTypeName, 'resourceType', 'input');
+    requireId(legacyId, 'legacyId');
     return this.#store.getLink(resourceType, legacyId);
   }
 
@@ -570,15 +586,15 @@ export class DualWriter<C, L> {
    * since the stored cursors are journaled and the drainer mirrors them; echoes of the writer's
    * own mirrors are skipped. `start()` runs passes every `feeds.pollIntervalMs`.
    *
-   * @returns What the pass saw, queued and skipped.
-   * @throws {@link ConfigurationError} when the writer has no `feeds` option.
+   * @returns What the pass saw, queued and skipped; rejects with a {@link ConfigurationError}
+   *   when the writer has no `feeds` option.
    * @example
    * ```ts
    * const report = await writer.pollFeeds();
    * console.log(report.queued, report.echoes);
    * ```
    */
-  pollFeeds(): Promise<FeedReport> {
+  async pollFeeds(): Promise<FeedReport> {
     return this.#requireFeeds().pollOnce();
   }
 
@@ -600,8 +616,9 @@ export class DualWriter<C, L> {
    * record is journaled for deletion in the legacy system once Medplum confirms it is gone.
    *
    * @param request - The request's headers and raw body.
-   * @returns What was done; answer Medplum 2xx unless this throws.
-   * @throws {@link ConfigurationError} when the writer has no `feeds` option.
+   * @returns What was done; answer Medplum 2xx unless this rejects. Rejects with a
+   *   {@link ConfigurationError} when the writer has no `feeds` option, an
+   *   {@link InvalidInputError} naming `request` when it is not `{ headers, body }`.
    * @example
    * ```ts
    * app.post('/medplum/deletes', async (req, res) => {
@@ -610,7 +627,7 @@ export class DualWriter<C, L> {
    * });
    * ```
    */
-  handleRestHook(request: RestHookRequest): Promise<RestHookResult> {
+  async handleRestHook(request: RestHookRequest): Promise<RestHookResult> {
     return this.#requireFeeds().handleRestHook(request);
   }
 
@@ -643,6 +660,7 @@ export class DualWriter<C, L> {
    * @param unit - The unit.
    * @param options - A window other than the configured one.
    * @returns The figures, the gates and the verdict.
+   * @throws {@link InvalidInputError} (a rejection) naming `unit`, `options` or the option at fault.
    * @example
    * ```ts
    * const readiness = await writer.readiness('north');
@@ -654,12 +672,8 @@ export class DualWriter<C, L> {
     options: { readonly windowMs?: number | undefined } = {},
   ): Promise<Readiness> {
     requireId(unit, 'unit');
-    const windowMs = options.windowMs ?? this.#readiness.windowMs;
-    if (typeof windowMs !== 'number' || !Number.isFinite(windowMs) || windowMs <= 0)
-      throw new InvalidInputError(
-        'windowMs',
-        `must be a positive number of milliseconds, got ${String(windowMs)}`,
-      );
+    const given = checkOptions(options, 'options', 'input', { windowMs: positiveMs });
+    const windowMs = (given.windowMs as number | undefined) ?? this.#readiness.windowMs;
     const now = Date.now();
     const since = new Date(now - windowMs).toISOString();
     const [conflicts, divergence, counts] = await Promise.all([
@@ -743,20 +757,16 @@ export class DualWriter<C, L> {
    *
    * @param options - `timeoutMs`, default 60000.
    * @returns What was applied, retried and dead-lettered, and what remains.
+   * @throws {@link InvalidInputError} (a rejection) naming `options` or the option at fault.
    * @example
    * ```ts
    * const report = await writer.drain({ timeoutMs: 30_000 });
    * if (report.timedOut) console.warn(`${report.remaining.pending} mirrors still pending`);
    * ```
    */
-  drain(options: { readonly timeoutMs?: number | undefined } = {}): Promise<DrainReport> {
-    const timeoutMs = options.timeoutMs ?? 60_000;
-    if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0) {
-      return Promise.reject(
-        new InvalidInputError('timeoutMs', 'must be a finite number of milliseconds >= 0'),
-      );
-    }
-    return this.#drainer.drain(timeoutMs);
+  async drain(options: { readonly timeoutMs?: number | undefined } = {}): Promise<DrainReport> {
+    const given = checkOptions(options, 'options', 'input', { timeoutMs: nonNegativeMs });
+    return this.#drainer.drain((given.timeoutMs as number | undefined) ?? 60_000);
   }
 
   /**
@@ -778,25 +788,20 @@ export class DualWriter<C, L> {
    *
    * @param options - `status` (`open`, `retried`, `discarded`, `all`) and `limit`.
    * @returns Dead letters, oldest first.
+   * @throws {@link InvalidInputError} (a rejection) naming `options` or the option at fault.
    * @example
    * ```ts
    * for (const letter of await writer.deadLetters()) console.log(letter.id, letter.reason.message);
    * ```
    */
-  deadLetters(options?: {
+  async deadLetters(options?: {
     readonly status?: DeadLetter['status'] | 'all';
     readonly limit?: number;
   }): Promise<DeadLetter[]> {
-    const status: unknown = options?.status;
-    if (status !== undefined && !['open', 'retried', 'discarded', 'all'].includes(status as string)) {
-      return Promise.reject(
-        new InvalidInputError('status', "must be 'open', 'retried', 'discarded' or 'all'"),
-      );
-    }
-    const limit: unknown = options?.limit;
-    if (limit !== undefined && (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1)) {
-      return Promise.reject(new InvalidInputError('limit', 'must be a positive integer'));
-    }
+    checkOptions(options, 'options', 'input', {
+      status: oneOf('open', 'retried', 'discarded', 'all'),
+      limit: positiveInteger,
+    });
     return this.#store.listDeadLetters(options);
   }
 
@@ -824,15 +829,16 @@ export class DualWriter<C, L> {
    * @param id - The dead letter's id.
    * @param note - Why (for the audit trail; no PHI).
    * @returns `true` when it was open.
+   * @throws {@link InvalidInputError} (a rejection) naming `id` or `note`.
    * @example
    * ```ts
    * await writer.discardDeadLetter('42', 'record merged by hand in both systems');
    * ```
    */
-  discardDeadLetter(id: string, note: string): Promise<boolean> {
+  async discardDeadLetter(id: string, note: string): Promise<boolean> {
     requireId(id, 'id');
-    if (typeof note !== 'string' || note.trim() === '')
-      throw new InvalidInputError('note', 'must say why the dead letter is discarded');
+    if (!nonEmptyString.test(note))
+      throw new InvalidInputError('note', `must say why the dead letter is discarded, got ${kindOf(note)}`);
     return this.#store.discardDeadLetter(id, note);
   }
 
@@ -863,8 +869,7 @@ export class DualWriter<C, L> {
   ): Promise<boolean> {
     requireId(id, 'id');
     const decided = resolutionOf(resolution);
-    if (typeof note !== 'string' || note.trim() === '')
-      throw new InvalidInputError('note', 'must be a non-empty string');
+    checkValue(note, nonEmptyString, 'note', 'input');
     const letter = await this.#store.getDeadLetter(id);
     if (letter?.status !== 'open') return false;
     const mapping = this.#mappings.get(letter.resourceType);
@@ -1247,19 +1252,15 @@ function describeError(error: unknown): string {
 }
 
 function requireObject(value: unknown, field: string): void {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new InvalidInputError(
-      field,
-      `must be an object, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`,
-    );
-  }
+  checkValue(value, anObject, field, 'input');
 }
 
 function requireId(value: unknown, field: string): asserts value is string {
-  if (typeof value !== 'string' || value.trim() === '') {
-    throw new InvalidInputError(
-      field,
-      `must be a non-empty string, got ${typeof value === 'string' ? 'an empty string' : typeof value}`,
-    );
-  }
+  checkValue(value, nonEmptyString, field, 'input');
+}
+
+/** The `expectedVersion` of an update's options, checked. */
+function expectedVersionOf(options: unknown): string | undefined {
+  const given = checkOptions(options, 'options', 'input', { expectedVersion: nonEmptyString });
+  return given.expectedVersion as string | undefined;
 }

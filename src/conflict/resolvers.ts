@@ -1,5 +1,14 @@
 import type { Resource } from '@medplum/fhirtypes';
 import { ConfigurationError } from '../errors.ts';
+import {
+  aFunction,
+  anObject,
+  checkOptions,
+  checkValue,
+  resourceTypeName,
+  trueOrFalse,
+  type Rule,
+} from '../option-checks.ts';
 import { mergeThreeWay, type MergeCollision } from './three-way-merge.ts';
 import type { ConflictResolver, Resolution } from './conflict-context.ts';
 
@@ -100,16 +109,15 @@ export interface ThreeWayMergeOptions {
  *
  * @param options - The collision policy.
  * @returns The resolver.
+ * @throws {@link ConfigurationError} naming `options`, an unknown option, or `onCollision`.
  * @example
  * ```ts
  * new DualWriter({ ...options, resolver: threeWayMerge({ onCollision: 'manual' }) });
  * ```
  */
 export function threeWayMerge(options: ThreeWayMergeOptions = {}): ConflictResolver {
-  const policy = options.onCollision ?? 'authority';
-  if (policy !== 'authority' && policy !== 'manual' && typeof policy !== 'function') {
-    throw new ConfigurationError('onCollision', policy, "must be 'authority', 'manual' or a function");
-  }
+  const given = checkOptions(options, 'options', 'configuration', { onCollision: collisionPolicy });
+  const policy = (given.onCollision as CollisionPolicy | undefined) ?? 'authority';
   const by = 'three-way-merge';
   return (ctx) => {
     const ours = ctx.authority === 'legacy' ? ctx.legacy : ctx.medplum;
@@ -146,13 +154,14 @@ export function threeWayMerge(options: ThreeWayMergeOptions = {}): ConflictResol
  *
  * @param options - Whether to create a `Task`.
  * @returns The resolver.
+ * @throws {@link ConfigurationError} naming `options`, an unknown option, or `task`.
  * @example
  * ```ts
  * new DualWriter({ ...options, resolver: manualReview({ task: true }) });
  * ```
  */
 export function manualReview(options: { readonly task?: boolean | undefined } = {}): ConflictResolver {
-  const task = options.task === true;
+  const task = checkOptions(options, 'options', 'configuration', { task: trueOrFalse }).task === true;
   return () => ({ manual: 'manual review', task, by: 'manual-review' });
 }
 
@@ -162,6 +171,8 @@ export function manualReview(options: { readonly task?: boolean | undefined } = 
  * @param resolvers - Resolvers by FHIR resource type.
  * @param fallback - The resolver for other types.
  * @returns The combined resolver.
+ * @throws {@link ConfigurationError} naming `resolvers`, a key that is not a resource type
+ *   name, a resolver that is not a function, or `fallback`.
  * @example
  * ```ts
  * const resolver = byResourceType({ Patient: threeWayMerge(), Observation: legacyWins }, authorityWins);
@@ -171,13 +182,25 @@ export function byResourceType(
   resolvers: Readonly<Partial<Record<Resource['resourceType'], ConflictResolver>>>,
   fallback: ConflictResolver = authorityWins,
 ): ConflictResolver {
+  checkValue(resolvers, anObject, 'resolvers', 'configuration');
+  // A copy: a later change to the caller's object must not change the routing unchecked.
+  const byType = new Map<string, ConflictResolver>();
   for (const [type, resolver] of Object.entries(resolvers)) {
+    checkValue(type, resourceTypeName, `resolvers.${type}`, 'configuration');
     if (typeof resolver !== 'function') {
       throw new ConfigurationError(`resolvers.${type}`, resolver, 'must be a resolver function');
     }
+    byType.set(type, resolver);
   }
-  return (ctx) => (resolvers[ctx.resourceType as Resource['resourceType']] ?? fallback)(ctx);
+  checkValue(fallback, aFunction, 'fallback', 'configuration');
+  return (ctx) => (byType.get(ctx.resourceType) ?? fallback)(ctx);
 }
+
+const collisionPolicy: Rule<CollisionPolicy> = {
+  test: (value): value is CollisionPolicy =>
+    value === 'authority' || value === 'manual' || typeof value === 'function',
+  problem: "must be 'authority', 'manual' or a function",
+};
 
 function merged(resource: unknown, by: string): Resolution {
   return { merged: resource as Resource, by };

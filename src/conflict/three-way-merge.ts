@@ -6,6 +6,7 @@ import {
   type NormaliseOptions,
 } from '../divergence/normalise.ts';
 import { ConfigurationError, InvalidInputError } from '../errors.ts';
+import { anObject, checkValue } from '../option-checks.ts';
 
 /**
  * A field both sides changed, differently, since the base: what an `onCollision` function is
@@ -118,7 +119,7 @@ interface MergeState {
  * @param theirs - The other side's copy.
  * @param options - The collision policy and the normalisation options.
  * @returns The merged resource (or `undefined` when a person must decide), and the collisions.
- * @throws {@link ConfigurationError} when `onCollision` is not a policy.
+ * @throws {@link ConfigurationError} when `options` is not an object or `onCollision` not a policy.
  * @throws {@link InvalidInputError} when the copies are not resources of one type.
  * @example
  * ```ts
@@ -135,6 +136,7 @@ export function mergeThreeWay<T extends Resource>(
   theirs: T,
   options: MergeThreeWayOptions,
 ): MergeResult<T> {
+  checkValue(options, anObject, 'options', 'configuration');
   const policy: unknown = options.onCollision;
   if (policy !== 'ours' && policy !== 'theirs' && policy !== 'manual' && typeof policy !== 'function') {
     throw new ConfigurationError('onCollision', policy, "must be 'ours', 'theirs', 'manual' or a function");

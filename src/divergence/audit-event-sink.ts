@@ -2,7 +2,8 @@ import type { MedplumClient } from '@medplum/core';
 import type { AuditEvent, AuditEventEntity } from '@medplum/fhirtypes';
 import type { DualWriteEvent, FieldChange } from '../dual-write-event.ts';
 import { ConfigurationError } from '../errors.ts';
-import type { EventSink, SinkOptions } from './event-sink.ts';
+import { EVENT_TYPES, revealValuesOf, SINK_OPTIONS, type EventSink, type SinkOptions } from './event-sink.ts';
+import { aFunction, checkValue, oneOf, type Rule } from '../option-checks.ts';
 
 /**
  * The code system of the AuditEvent types this library writes (`AuditEvent.type.code` is the
@@ -45,6 +46,8 @@ export interface AuditEventSinkOptions extends SinkOptions {
  * @param medplum - A client allowed to create AuditEvents (it may be the writer's).
  * @param options - Which events, and whether to reveal values.
  * @returns The sink.
+ * @throws {@link ConfigurationError} naming `medplum`, `options` or the option at fault (an
+ *   unknown option, an event type that does not exist).
  * @example
  * ```ts
  * new DualWriter({ ...options, sinks: [auditEventSink(medplum)] });
@@ -53,11 +56,17 @@ export interface AuditEventSinkOptions extends SinkOptions {
 export function auditEventSink(medplum: MedplumClient, options: AuditEventSinkOptions = {}): EventSink {
   if (typeof (medplum as Partial<MedplumClient> | null | undefined)?.createResource !== 'function')
     throw new ConfigurationError('medplum', medplum, 'must be a MedplumClient');
-  if (options.types !== undefined && !Array.isArray(options.types))
-    throw new ConfigurationError('types', options.types, 'must be an array of event types');
+  const revealValues = revealValuesOf(options, {
+    ...SINK_OPTIONS,
+    types: eventTypes,
+    onError: aFunction,
+  });
+  options.types?.forEach((type, i) => {
+    checkValue(type, anEventType, `types[${i}]`, 'configuration');
+  });
   const types = new Set(options.types ?? ['conflict', 'resolved', 'divergence', 'dead-letter']);
   return {
-    revealValues: options.revealValues === true,
+    revealValues,
     handle: async (event) => {
       if (!types.has(event.type)) return;
       try {
@@ -68,6 +77,13 @@ export function auditEventSink(medplum: MedplumClient, options: AuditEventSinkOp
     },
   };
 }
+
+const eventTypes: Rule<readonly unknown[]> = {
+  test: (value): value is readonly unknown[] => Array.isArray(value),
+  problem: 'must be an array of event types',
+};
+
+const anEventType = oneOf(...EVENT_TYPES);
 
 /**
  * The AuditEvent recording one writer event.

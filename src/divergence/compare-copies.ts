@@ -4,6 +4,9 @@ import { runMapping, withLegacyIdentifier } from '../mapping/mapped-record.ts';
 import type { ResourceMapping } from '../mapping/resource-mapping.ts';
 import type { LegacyRecord } from '../sides/legacy-adapter.ts';
 import { diff, type RevealedDiffEntry } from './diff.ts';
+import { checkValue, nonEmptyString, oneOf } from '../option-checks.ts';
+
+const aSide = oneOf('legacy', 'medplum');
 
 /**
  * Where the two copies of a record differ, in FHIR terms: the legacy row is mapped with
@@ -18,6 +21,7 @@ import { diff, type RevealedDiffEntry } from './diff.ts';
  * @param resource - The Medplum copy, if any.
  * @param authority - Which copy is the reference.
  * @returns The differences, with values (redact before logging); empty when they agree.
+ * @throws {@link InvalidInputError} naming `legacyId` or `authority`.
  * @example
  * ```ts
  * const differences = compareCopies(mapping, 'p-1', record, resource, 'legacy');
@@ -31,6 +35,8 @@ export function compareCopies<L>(
   resource: Resource | undefined,
   authority: Side,
 ): RevealedDiffEntry[] {
+  checkValue(legacyId, nonEmptyString, 'legacyId', 'input');
+  checkValue(authority, aSide, 'authority', 'input');
   if (record === undefined && resource === undefined) return [];
   const details = { resourceType: mapping.resourceType, legacyId };
   const legacy =

@@ -6,6 +6,7 @@ import {
   type PathRules,
 } from './normalise.ts';
 import { valueHash, type ValueHashOptions } from './redact.ts';
+import { anObject, checkValue, trueOrFalse, type Rule } from '../option-checks.ts';
 
 /**
  * What happened at a path, going from the first copy to the second.
@@ -156,8 +157,17 @@ export function diff(a: unknown, b: unknown, options?: DiffOptions): RevealedDif
 
 type Describer = ((value: unknown) => unknown) | undefined;
 
+const hashRule: Rule<boolean | ValueHashOptions> = {
+  test: (value): value is boolean | ValueHashOptions => typeof value === 'boolean' || anObject.test(value),
+  problem: 'must be true, false or the hash options ({ key })',
+};
+
 function valueDescriber(options: DiffOptions | undefined): Describer {
-  if (options?.revealValues === true) return (value) => value;
+  const reveal: unknown = options?.revealValues;
+  const hashes: unknown = options?.hashValues;
+  if (reveal !== undefined) checkValue(reveal, trueOrFalse, 'revealValues', 'configuration');
+  if (hashes !== undefined) checkValue(hashes, hashRule, 'hashValues', 'configuration');
+  if (reveal === true) return (value) => value;
   const hashing = options?.hashValues;
   if (hashing === undefined || hashing === false) return undefined;
   const hashOptions = hashing === true ? undefined : hashing;

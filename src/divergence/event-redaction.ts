@@ -1,5 +1,6 @@
 import type { DualWriteEvent, FieldChange } from '../dual-write-event.ts';
 import { valueHash, type ValueHashOptions } from './redact.ts';
+import { anObject, checkValue } from '../option-checks.ts';
 
 /**
  * How an event is shown to one sink: values replaced by hashes (the default), or revealed.
@@ -24,13 +25,16 @@ export interface EventRedaction {
  * @param event - The event as the writer made it.
  * @param redaction - The sink's redaction.
  * @returns The event to hand to the sink.
+ * @throws {@link InvalidInputError} naming `redaction` when it is not an object.
  * @example
  * ```ts
  * sink.handle(redactEvent(event, { revealValues: false }));
  * ```
  */
 export function redactEvent(event: DualWriteEvent, redaction: EventRedaction): DualWriteEvent {
-  if ((redaction as { revealValues?: unknown } | undefined)?.revealValues === true) return event;
+  checkValue(redaction, anObject, 'redaction', 'input');
+  const reveal: unknown = redaction.revealValues;
+  if (reveal === true) return event;
   const hide = (changes: readonly FieldChange[] | undefined): readonly FieldChange[] | undefined =>
     changes?.map((change) => hideValues(change, redaction.hash));
   switch (event.type) {

@@ -1,5 +1,6 @@
 import { ConfigurationError } from '../errors.ts';
 import type { DualWriteEvent } from '../dual-write-event.ts';
+import { checkOptions, trueOrFalse, type Shape } from '../option-checks.ts';
 
 /**
  * Where a writer's events go. A sink sees every event with field values replaced by hashes,
@@ -45,6 +46,7 @@ export interface SinkOptions {
  * @param fn - Receives each event.
  * @param options - Whether to reveal values.
  * @returns The sink.
+ * @throws {@link ConfigurationError} naming `fn`, `options` or the option at fault.
  * @example
  * ```ts
  * const seen: DualWriteEvent[] = [];
@@ -56,7 +58,7 @@ export function callbackSink(
   options: SinkOptions = {},
 ): EventSink {
   if (typeof fn !== 'function') throw new ConfigurationError('fn', fn, 'must be a function (event) => void');
-  return { revealValues: options.revealValues === true, handle: fn };
+  return { revealValues: revealValuesOf(options, SINK_OPTIONS), handle: fn };
 }
 
 /**
@@ -88,6 +90,36 @@ const LEVELS: Readonly<Record<DualWriteEvent['type'], keyof EventLogger>> = {
 };
 
 /**
+ * Every event type a writer emits. Internal: the built-in sinks check the types they are given
+ * against it.
+ *
+ * @example
+ * ```ts
+ * EVENT_TYPES.includes('conflict'); // true
+ * ```
+ */
+export const EVENT_TYPES = Object.keys(LEVELS) as readonly DualWriteEvent['type'][];
+
+/** The options every built-in sink takes. Internal. */
+export const SINK_OPTIONS: Shape = { revealValues: trueOrFalse };
+
+/**
+ * Checks a built-in sink's options against its shape.
+ *
+ * @param options - What the caller passed.
+ * @param shape - The sink's options ({@link SINK_OPTIONS} and its own).
+ * @returns Whether the sink reveals values.
+ * @throws {@link ConfigurationError} naming `options` or the option at fault.
+ * @example
+ * ```ts
+ * const reveal = revealValuesOf(options, SINK_OPTIONS);
+ * ```
+ */
+export function revealValuesOf(options: unknown, shape: Shape): boolean {
+  return checkOptions(options, 'options', 'configuration', shape).revealValues === true;
+}
+
+/**
  * A sink that logs each event as one structured line (`{ event: 'conflict', … }`) at a level by
  * type: `conflict`, `divergence`, `dead-letter`, `mirror-failed` and `journal-error` warn; `resolved` and `retry`
  * info; `mirrored` and `drained` debug.
@@ -95,6 +127,7 @@ const LEVELS: Readonly<Record<DualWriteEvent['type'], keyof EventLogger>> = {
  * @param logger - A pino-style logger.
  * @param options - Whether to reveal values.
  * @returns The sink.
+ * @throws {@link ConfigurationError} naming the logger method, `options` or the option at fault.
  * @example
  * ```ts
  * import pino from 'pino';
@@ -108,7 +141,7 @@ export function loggerSink(logger: EventLogger, options: SinkOptions = {}): Even
       throw new ConfigurationError(`logger.${level}`, method, 'must be a function (object, message) => void');
   }
   return {
-    revealValues: options.revealValues === true,
+    revealValues: revealValuesOf(options, SINK_OPTIONS),
     handle: (event) => {
       const { type, ...rest } = event;
       logger[LEVELS[type]]({ event: type, ...rest }, `dualwrite ${type}`);

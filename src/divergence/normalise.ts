@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ConfigurationError } from '../errors.ts';
+import { anObject, checkValue } from '../option-checks.ts';
 
 /**
  * How to compare two copies of a record beyond the defaults. Paths are dotted FHIR element
@@ -86,6 +87,7 @@ const compiledCache = new WeakMap<NormaliseOptions, CompiledNormalise>();
  *
  * @param options - The options, or `undefined` for the defaults.
  * @returns The compiled form.
+ * @throws {@link ConfigurationError} naming `options` or the option at fault.
  * @example
  * ```ts
  * const compiled = compileNormaliseOptions({ unordered: ['telecom'] });
@@ -95,6 +97,7 @@ export function compileNormaliseOptions(options: NormaliseOptions | undefined): 
   if (options === undefined) return AS_IS;
   const cached = compiledCache.get(options);
   if (cached !== undefined) return cached;
+  checkValue(options, anObject, 'options', 'configuration');
   const root: MutableRules = { ignored: false, unordered: false, children: new Map() };
   let any = false;
   for (const field of ['ignore', 'unordered'] as const) {

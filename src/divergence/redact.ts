@@ -1,5 +1,6 @@
 import { createHash, createHmac } from 'node:crypto';
 import { ConfigurationError } from '../errors.ts';
+import { anObject, refuse, refuseUnknownKeys } from '../option-checks.ts';
 
 /**
  * How {@link valueHash} hashes.
@@ -36,6 +37,7 @@ const HEX_DIGITS = 16;
  * @param value - Any JSON value (`undefined` hashes as `null`).
  * @param options - An optional HMAC key.
  * @returns `sha256:` or, with a key, `hmac-sha256:`, then 16 hex digits.
+ * @throws {@link ConfigurationError} naming `options`, an unknown option or `key`.
  * @example
  * ```ts
  * valueHash('1980-05-06'); // 'sha256:…' — guessable: enumerate dates
@@ -44,8 +46,17 @@ const HEX_DIGITS = 16;
  * ```
  */
 export function valueHash(value: unknown, options?: ValueHashOptions): string {
-  if (options !== undefined && (typeof options !== 'object' || (options as unknown) === null))
-    throw new ConfigurationError('options', typeof options, 'must be an object such as { key }');
+  if (options !== undefined) {
+    // Only the type is shown: a key passed in place of the options must not reach a log.
+    if (!anObject.test(options))
+      refuse(
+        'configuration',
+        'options',
+        (options as unknown) === null ? null : typeof options,
+        'must be an object such as { key }',
+      );
+    refuseUnknownKeys(options, 'configuration', ['key']);
+  }
   const json = canonicalJson(value);
   const key = options?.key;
   if (key === undefined) {

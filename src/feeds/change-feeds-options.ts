@@ -1,4 +1,16 @@
 import { ConfigurationError, type Side } from '../errors.ts';
+import { optionsObject, refuseUnknownKeys } from '../option-checks.ts';
+
+/** The keys of {@link ChangeFeedsOptions}; the compiler keeps the list complete. */
+const KNOWN = Object.keys({
+  pollIntervalMs: true,
+  pageSize: true,
+  maxPagesPerPoll: true,
+  overlapMs: true,
+  existenceCheckIntervalMs: true,
+  sides: true,
+  restHookSecret: true,
+} satisfies Record<keyof ChangeFeedsOptions, true>);
 
 /**
  * Options of {@link ChangeFeeds}. Every field is optional; each is checked at construction.
@@ -67,6 +79,7 @@ export type ChangeFeedsSettings = Required<{
  *
  * @param options - What the caller gave (of unknown shape: JavaScript callers get no compiler).
  * @param prefix - Put before the field names in errors (`feeds.` for the writer's option).
+ * @param alsoKnown - Keys the caller's options may hold besides these (the writer's `unitOf`).
  * @returns The settings.
  * @throws {@link ConfigurationError} naming the field and the bad value.
  * @internal
@@ -75,15 +88,19 @@ export type ChangeFeedsSettings = Required<{
  * changeFeedsSettings({ pageSize: 0 }); // ConfigurationError: pageSize: must be an integer from 1 to 1000 (got 0)
  * ```
  */
-export function changeFeedsSettings(options: unknown, prefix = ''): ChangeFeedsSettings {
-  if (options === undefined) options = {};
-  if (typeof options !== 'object' || options === null)
-    throw new ConfigurationError(
-      prefix === '' ? 'options' : prefix.slice(0, -1),
-      options,
-      'must be an object',
-    );
-  const given = options as Record<string, unknown>;
+export function changeFeedsSettings(
+  options: unknown,
+  prefix = '',
+  alsoKnown: readonly string[] = [],
+): ChangeFeedsSettings {
+  const known = [...alsoKnown, ...KNOWN];
+  const given = optionsObject(
+    options,
+    prefix === '' ? 'options' : prefix.slice(0, -1),
+    'configuration',
+    known,
+  );
+  refuseUnknownKeys(given, 'configuration', known, prefix);
   const integer = (field: string, fallback: number, min: number, max: number): number => {
     const value = given[field] ?? fallback;
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {

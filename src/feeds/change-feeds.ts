@@ -21,6 +21,7 @@ import {
 import type { ChangeFeedsDeps } from './inbound-change.ts';
 import { pollLegacyFeed } from './legacy-feed.ts';
 import { pollMedplumFeed } from './medplum-feed.ts';
+import { aFunction, anObject, checkValue, refuse } from '../option-checks.ts';
 
 /**
  * Inbound change feeds: picks up writes made directly in either system (legacy screens, the
@@ -66,9 +67,17 @@ export class ChangeFeeds<L> {
    * @param deps - The two sides, store, mappings, routing, `unitOf` and the drainer's wake-up;
    *   see {@link ChangeFeedsDeps}.
    * @param options - Intervals, page size, overlap and sides; see {@link ChangeFeedsOptions}.
-   * @throws {@link ConfigurationError} naming the option at fault.
+   * @throws {@link ConfigurationError} naming the option (or the dependency) at fault.
    */
   constructor(deps: ChangeFeedsDeps<L>, options: ChangeFeedsOptions = {}) {
+    checkValue(deps, anObject, 'deps', 'configuration');
+    for (const name of ['legacy', 'medplum', 'store'])
+      checkValue(deps[name], anObject, `deps.${name}`, 'configuration');
+    const mappings = deps.mappings as Partial<ReadonlyMap<string, unknown>> | null | undefined;
+    if (typeof mappings?.get !== 'function' || typeof mappings.keys !== 'function')
+      refuse('configuration', 'deps.mappings', mappings, 'must be a Map of resource type to mapping');
+    for (const name of ['routeOf', 'unitOf', 'notify'])
+      checkValue(deps[name], aFunction, `deps.${name}`, 'configuration');
     this.#settings = changeFeedsSettings(options);
     this.#deps = deps;
   }
@@ -154,13 +163,15 @@ export class ChangeFeeds<L> {
    *
    * @param request - The request's headers and raw body.
    * @returns What was done; answer Medplum 2xx unless it throws (then 5xx, so it retries).
-   * @throws What the store or Medplum threw.
+   * @throws What the store or Medplum threw; an {@link InvalidInputError} naming `request` (or
+   *   its field) when it is not `{ headers, body }` with a string body.
    * @example
    * ```ts
    * const { status } = await feeds.handleRestHook({ headers: req.headers, body: rawBody });
    * ```
    */
   async handleRestHook(request: RestHookRequest): Promise<RestHookResult> {
+    checkRestHookRequest(request);
     const tally = newTally();
     try {
       return await handleDeleteNotification(this.#deps, request, this.#settings.restHookSecret, tally);
@@ -209,4 +220,12 @@ export class ChangeFeeds<L> {
       return false;
     }
   }
+}
+
+/** A rest-hook request as the HTTP framework gave it: headers (an object or `Headers`) and the raw body. */
+function checkRestHookRequest(request: unknown): asserts request is RestHookRequest {
+  checkValue(request, anObject, 'request', 'input');
+  checkValue(request.headers, anObject, 'request.headers', 'input');
+  if (typeof request.body !== 'string')
+    refuse('input', 'request.body', request.body, 'must be the raw body text (a string), as signed');
 }

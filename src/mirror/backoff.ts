@@ -1,4 +1,5 @@
 import { ConfigurationError } from '../errors.ts';
+import { checkOptions, nonNegativeMs, nonNegativeNumber, type Shape } from '../option-checks.ts';
 
 /**
  * How long the drainer waits before it tries a failed entry again, persisted with the entry so
@@ -38,22 +39,19 @@ export type Backoff = { readonly [K in keyof BackoffOptions]-?: number };
  * @returns The backoff.
  */
 export function backoffOf(options: BackoffOptions = {}, field = 'drainer.backoff'): Backoff {
-  if (typeof options !== 'object' || (options as unknown) === null)
-    throw new ConfigurationError(field, options, 'must be an object such as { minMs: 500 }');
+  const given = checkOptions(options, field, 'configuration', BACKOFF_SHAPE, `${field}.`) as BackoffOptions;
   const backoff = {
-    minMs: options.minMs ?? 500,
-    maxMs: options.maxMs ?? 300_000,
-    factor: options.factor ?? 2,
+    minMs: given.minMs ?? 500,
+    maxMs: given.maxMs ?? 300_000,
+    factor: given.factor ?? 2,
   };
-  for (const [key, value] of Object.entries(backoff)) {
-    if (!Number.isFinite(value) || value < 0)
-      throw new ConfigurationError(`${field}.${key}`, value, 'must be a finite number >= 0');
-  }
   if (backoff.factor < 1) throw new ConfigurationError(`${field}.factor`, backoff.factor, 'must be >= 1');
   if (backoff.maxMs < backoff.minMs)
     throw new ConfigurationError(`${field}.maxMs`, backoff.maxMs, `must be >= minMs (${backoff.minMs})`);
   return backoff;
 }
+
+const BACKOFF_SHAPE: Shape = { minMs: nonNegativeMs, maxMs: nonNegativeMs, factor: nonNegativeNumber };
 
 /**
  * The delay before attempt `attempts + 1`: exponential with full jitter over the upper half, so

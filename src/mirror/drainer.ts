@@ -1,6 +1,13 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { ConfigurationError } from '../errors.ts';
+import {
+  anObject,
+  checkOptions,
+  nonEmptyString,
+  positiveInteger,
+  positiveMs,
+  type Shape,
+} from '../option-checks.ts';
 import type { Lease, OutboxCounts } from '../journal/outbox.ts';
 import type { SyncStore } from '../journal/sync-store.ts';
 import { backoffOf, type Backoff, type BackoffOptions } from './backoff.ts';
@@ -85,31 +92,36 @@ export interface DrainerPolicy {
  * @throws {@link ConfigurationError} naming the field.
  */
 export function drainerPolicyOf(options: DrainerOptions = {}): DrainerPolicy {
-  if (typeof options !== 'object' || (options as unknown) === null)
-    throw new ConfigurationError('drainer', options, 'must be an object such as { concurrency: 8 }');
-  const policy = {
-    workerId: options.workerId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
-    concurrency: options.concurrency ?? 4,
-    batchSize: options.batchSize ?? 16,
-    pollIntervalMs: options.pollIntervalMs ?? 200,
-    leaseMs: options.leaseMs ?? 30_000,
-    maxAttempts: options.maxAttempts ?? 30,
-    backoff: backoffOf(options.backoff),
-    bundle: options.bundle ?? 16,
+  const given = checkOptions(
+    options,
+    'drainer',
+    'configuration',
+    DRAINER_SHAPE,
+    'drainer.',
+  ) as DrainerOptions;
+  return {
+    workerId: given.workerId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`,
+    concurrency: given.concurrency ?? 4,
+    batchSize: given.batchSize ?? 16,
+    pollIntervalMs: given.pollIntervalMs ?? 200,
+    leaseMs: given.leaseMs ?? 30_000,
+    maxAttempts: given.maxAttempts ?? 30,
+    backoff: backoffOf(given.backoff),
+    bundle: given.bundle ?? 16,
   };
-  if (typeof policy.workerId !== 'string' || policy.workerId === '') {
-    throw new ConfigurationError('drainer.workerId', policy.workerId, 'must be a non-empty string');
-  }
-  for (const key of ['concurrency', 'batchSize', 'maxAttempts', 'bundle'] as const) {
-    if (!Number.isInteger(policy[key]) || policy[key] < 1)
-      throw new ConfigurationError(`drainer.${key}`, policy[key], 'must be a positive integer');
-  }
-  for (const key of ['pollIntervalMs', 'leaseMs'] as const) {
-    if (!Number.isFinite(policy[key]) || policy[key] <= 0)
-      throw new ConfigurationError(`drainer.${key}`, policy[key], 'must be a positive number');
-  }
-  return policy;
 }
+
+const DRAINER_SHAPE: Shape = {
+  workerId: nonEmptyString,
+  concurrency: positiveInteger,
+  batchSize: positiveInteger,
+  pollIntervalMs: positiveMs,
+  leaseMs: positiveMs,
+  maxAttempts: positiveInteger,
+  // Checked by backoffOf, key by key.
+  backoff: anObject,
+  bundle: positiveInteger,
+};
 
 /**
  * What a drain did.

@@ -1,5 +1,6 @@
 import pRetry, { AbortError } from 'p-retry';
 import { ConfigurationError, DualWriteError, UnavailableError } from '../errors.ts';
+import { checkOptions, nonNegativeMs, nonNegativeNumber, type Shape } from '../option-checks.ts';
 
 /**
  * How the library retries transient failures (network errors, 408, 429, 5xx, Medplum's
@@ -51,20 +52,14 @@ export type RetryPolicy = { readonly [K in keyof RetryOptions]-?: number };
  * @throws {@link ConfigurationError} naming the field when a value is not a valid number.
  */
 export function retryPolicyOf(options: RetryOptions = {}, field = 'retry'): RetryPolicy {
+  const given = checkOptions(options, field, 'configuration', RETRY_SHAPE, `${field}.`) as RetryOptions;
   const policy: RetryPolicy = {
-    retries: options.retries ?? 5,
-    minTimeoutMs: options.minTimeoutMs ?? 100,
-    maxTimeoutMs: options.maxTimeoutMs ?? 5000,
-    factor: options.factor ?? 2,
-    maxRateLimitWaitMs: options.maxRateLimitWaitMs ?? 60_000,
+    retries: given.retries ?? 5,
+    minTimeoutMs: given.minTimeoutMs ?? 100,
+    maxTimeoutMs: given.maxTimeoutMs ?? 5000,
+    factor: given.factor ?? 2,
+    maxRateLimitWaitMs: given.maxRateLimitWaitMs ?? 60_000,
   };
-  for (const [key, value] of Object.entries(policy)) {
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-      throw new ConfigurationError(`${field}.${key}`, value, 'must be a finite number >= 0');
-    }
-  }
-  if (!Number.isInteger(policy.retries))
-    throw new ConfigurationError(`${field}.retries`, policy.retries, 'must be an integer');
   if (policy.factor < 1) throw new ConfigurationError(`${field}.factor`, policy.factor, 'must be >= 1');
   if (policy.maxTimeoutMs < policy.minTimeoutMs) {
     throw new ConfigurationError(
@@ -75,6 +70,17 @@ export function retryPolicyOf(options: RetryOptions = {}, field = 'retry'): Retr
   }
   return policy;
 }
+
+const RETRY_SHAPE: Shape = {
+  retries: {
+    test: (value): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0,
+    problem: 'must be an integer >= 0',
+  },
+  minTimeoutMs: nonNegativeMs,
+  maxTimeoutMs: nonNegativeMs,
+  factor: nonNegativeNumber,
+  maxRateLimitWaitMs: nonNegativeMs,
+};
 
 /**
  * Runs `fn` until it succeeds, throws a non-retryable error, or the retries run out. Only

@@ -2,6 +2,19 @@ import { ConfigurationError, DualWriteError, InvalidInputError } from '../errors
 import type { SyncStore } from '../journal/sync-store.ts';
 import type { Readiness } from './readiness.ts';
 import { isStage, routeOf, STAGES, type Stage, type StageRoute } from './stage.ts';
+import {
+  aFunction,
+  anObject,
+  checkOptions,
+  checkValue,
+  nonEmptyString,
+  positiveInteger,
+  positiveMs,
+  refuseUnknownKeys,
+  resourceTypeName,
+  trueOrFalse,
+  type Rule,
+} from '../option-checks.ts';
 
 /**
  * A unit's stage, either one stage for all its resource types or a default with overrides
@@ -78,31 +91,48 @@ export class CutoverPlan<C> {
 
   /**
    * @param options - The default stage, stages per unit, and the unit function.
-   * @throws {@link ConfigurationError} naming the option when a stage name or `unitOf` is invalid.
+   * @throws {@link ConfigurationError} naming the option when a stage name, a resource type
+   *   name or `unitOf` is invalid, or an option is unknown.
    */
   constructor(options: CutoverPlanOptions<C>) {
-    if (typeof options !== 'object')
-      throw new ConfigurationError('plan', options, 'must be an options object');
-    if (!isStage(options.default))
-      throw new ConfigurationError('plan.default', options.default, stageProblem);
+    checkValue(options, anObject, 'plan', 'configuration');
+    refuseUnknownKeys(options, 'configuration', ['default', 'units', 'unitOf'], 'plan.');
+    checkValue(options.default, aStage, 'plan.default', 'configuration');
     if (typeof options.unitOf !== 'function')
       throw new ConfigurationError('plan.unitOf', options.unitOf, 'must be a function (ctx) => unit');
     this.#default = options.default;
     this.#unitOf = options.unitOf;
+    if (options.units !== undefined) checkValue(options.units, anObject, 'plan.units', 'configuration');
     for (const [unit, stages] of Object.entries(options.units ?? {})) {
+      const field = `plan.units.${unit}`;
       if (typeof stages === 'string') {
-        if (!isStage(stages)) throw new ConfigurationError(`plan.units.${unit}`, stages, stageProblem);
+        checkValue(stages, aStage, field, 'configuration');
         this.#apply(unit, stages, undefined);
         continue;
       }
-      if (stages.default !== undefined) {
-        if (!isStage(stages.default))
-          throw new ConfigurationError(`plan.units.${unit}.default`, stages.default, stageProblem);
-        this.#apply(unit, stages.default, undefined);
-      }
+      if (!anObject.test(stages))
+        throw new ConfigurationError(
+          field,
+          stages,
+          `${stageProblem}, or an object such as { default, resourceTypes }`,
+        );
+      const given = checkOptions(
+        stages,
+        field,
+        'configuration',
+        { default: aStage, resourceTypes: anObject },
+        `${field}.`,
+      );
+      if (given.resourceTypes === undefined)
+        throw new ConfigurationError(
+          `${field}.resourceTypes`,
+          undefined,
+          'must be an object of stages by resource type (or give the unit one stage)',
+        );
+      if (stages.default !== undefined) this.#apply(unit, stages.default, undefined);
       for (const [type, stage] of Object.entries(stages.resourceTypes)) {
-        if (!isStage(stage))
-          throw new ConfigurationError(`plan.units.${unit}.resourceTypes.${type}`, stage, stageProblem);
+        checkValue(type, resourceTypeName, `${field}.resourceTypes.${type}`, 'configuration');
+        checkValue(stage, aStage, `${field}.resourceTypes.${type}`, 'configuration');
         this.#apply(unit, stage, type);
       }
     }
@@ -182,7 +212,8 @@ export class CutoverPlan<C> {
    * @param stage - The new stage.
    * @param options - `resourceType` limits the change to one type; `reason` and `by` are recorded; `force` skips the checks.
    * @returns The change as recorded.
-   * @throws {@link InvalidInputError} naming `stage` or `unit` when invalid.
+   * @throws {@link InvalidInputError} naming `stage`, `unit` or the option when invalid, or an
+   *   unknown option (nothing is changed).
    * @throws {@link StageChangeRefusedError} when a forward move skips a stage or the unit is not ready.
    * @example
    * ```ts
@@ -195,8 +226,9 @@ export class CutoverPlan<C> {
       throw new InvalidInputError('unit', 'must be a non-empty string');
     if (!isStage(stage))
       throw new InvalidInputError('stage', `${stageProblem} (got ${JSON.stringify(stage)})`);
-    validateChangeOptions(options);
-    const { resourceType, force = false } = options;
+    const given = checkOptions(options, 'options', 'input', CHANGE_OPTIONS);
+    const resourceType = given.resourceType as string | undefined;
+    const force = given.force === true;
     const from = resourceType === undefined ? this.#unitStage(unit) : this.stageOf(unit, resourceType);
     const step = STAGES.indexOf(stage) - STAGES.indexOf(from);
     if (!force && step > 1) {
@@ -251,20 +283,24 @@ export class CutoverPlan<C> {
    * @param store - The store every service instance shares.
    * @param options - How often to re-read the stored plan.
    * @returns When the stored plan has been loaded (or this one saved, when none was stored).
+   * @throws {@link ConfigurationError} (a rejection) naming the store method or the option at fault.
    * @example
    * ```ts
    * await plan.attach(store, { refreshMs: 1000 });
    * ```
    */
   async attach(store: SyncStore, options: { readonly refreshMs?: number | undefined } = {}): Promise<void> {
-    const given = store as unknown as Record<string, unknown> | null | undefined;
+    const methods = store as unknown as Record<string, unknown> | null | undefined;
     for (const method of ['loadPlan', 'savePlan', 'appendEvent', 'listEvents']) {
-      if (typeof given?.[method] !== 'function')
-        throw new ConfigurationError(`store.${method}`, given?.[method], 'must be a function (a SyncStore)');
+      if (typeof methods?.[method] !== 'function')
+        throw new ConfigurationError(
+          `store.${method}`,
+          methods?.[method],
+          'must be a function (a SyncStore)',
+        );
     }
-    const refreshMs = options.refreshMs ?? 1000;
-    if (typeof refreshMs !== 'number' || !Number.isFinite(refreshMs) || refreshMs <= 0)
-      throw new ConfigurationError('refreshMs', refreshMs, 'must be a positive number of milliseconds');
+    const given = checkOptions(options, 'options', 'configuration', { refreshMs: positiveMs });
+    const refreshMs = (given.refreshMs as number | undefined) ?? 1000;
     this.detach();
     this.#store = store;
     const stored = await store.loadPlan();
@@ -310,29 +346,37 @@ export class CutoverPlan<C> {
    *
    * @param options - Only one unit's; at most `limit`.
    * @returns The changes.
+   * @throws {@link InvalidInputError} (a rejection) naming `options` or the option at fault.
    * @example
    * ```ts
    * for (const change of await plan.history({ unit: 'north' })) console.log(change.at, change.from, change.to, change.by, change.reason);
    * ```
    */
   async history(options: { readonly unit?: string; readonly limit?: number } = {}): Promise<StageChange[]> {
+    const given = checkOptions(options, 'options', 'input', { unit: nonEmptyString, limit: positiveInteger });
+    const unit = given.unit as string | undefined;
     if (this.#store === undefined) return [];
-    const events = await this.#store.listEvents({ type: 'stage-change', limit: options.limit ?? 1000 });
+    const events = await this.#store.listEvents({
+      type: 'stage-change',
+      limit: (given.limit as number | undefined) ?? 1000,
+    });
     return events
       .map((event) => event.data as unknown as StageChange)
-      .filter((change) => options.unit === undefined || change.unit === options.unit);
+      .filter((change) => unit === undefined || change.unit === unit);
   }
 
   /**
    * Lets forward moves be checked against a unit's readiness (a `DualWriter` registers itself).
    *
    * @param readiness - The unit's readiness now.
+   * @throws {@link ConfigurationError} naming `readiness` when it is not a function.
    * @example
    * ```ts
    * plan.useReadiness((unit) => writer.readiness(unit));
    * ```
    */
   useReadiness(readiness: ((unit: string) => Promise<Readiness>) | undefined): void {
+    if (readiness !== undefined) checkValue(readiness, aFunction, 'readiness', 'configuration');
     this.#readiness = readiness;
   }
 
@@ -476,20 +520,14 @@ export class StageChangeRefusedError extends DualWriteError {
   }
 }
 
-function validateChangeOptions(options: unknown): void {
-  if (typeof options !== 'object' || options === null)
-    throw new InvalidInputError('options', 'must be an object such as { reason, by }');
-  const given = options as Record<string, unknown>;
-  for (const field of ['resourceType', 'reason', 'by']) {
-    const value = given[field];
-    if (value !== undefined && (typeof value !== 'string' || value.trim() === ''))
-      throw new InvalidInputError(
-        field,
-        `must be a non-empty string, got ${typeof value === 'string' ? 'an empty string' : typeof value}`,
-      );
-  }
-  if (given.force !== undefined && typeof given.force !== 'boolean')
-    throw new InvalidInputError('force', `must be true or false, got ${typeof given.force}`);
-}
+/** The options of {@link CutoverPlan.set}; a key not listed is refused (a typo must not move the whole unit). */
+const CHANGE_OPTIONS = {
+  resourceType: resourceTypeName,
+  reason: nonEmptyString,
+  by: nonEmptyString,
+  force: trueOrFalse,
+} satisfies Record<keyof StageChangeOptions, Rule>;
 
 const stageProblem = 'must be one of legacy-only, dual-write, shadow, live, rampdown, medplum-only';
+
+const aStage: Rule<Stage> = { test: isStage, problem: stageProblem };

@@ -1,4 +1,5 @@
 import { ConfigurationError } from '../errors.ts';
+import { anObject, checkOptions, optionsObject, positiveMs } from '../option-checks.ts';
 
 /**
  * The limits a unit must be within to move forward a stage. A limit left out is not checked.
@@ -121,27 +122,25 @@ export const DEFAULT_GATES: GateLimits = {
  *
  * @param options - The options given.
  * @param field - The option's name.
+ * @throws {@link ConfigurationError} naming the option at fault, or an unknown option or gate.
  * @example
  * ```ts
  * validateReadinessOptions(options.readiness, 'readiness');
  * ```
  */
 export function validateReadinessOptions(options: unknown, field: string): void {
-  if (options === undefined) return;
-  if (typeof options !== 'object' || options === null)
-    throw new ConfigurationError(field, options, 'must be an object');
-  const given = options as Record<string, unknown>;
+  const given = checkOptions(
+    options,
+    field,
+    'configuration',
+    { windowMs: positiveMs, gates: anObject },
+    `${field}.`,
+  );
   const nonNegative = (name: string, value: unknown) => {
     if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value) || value < 0))
       throw new ConfigurationError(name, value, 'must be a non-negative number');
   };
-  const { windowMs } = given;
-  if (windowMs !== undefined && (typeof windowMs !== 'number' || !Number.isFinite(windowMs) || windowMs <= 0))
-    throw new ConfigurationError(`${field}.windowMs`, windowMs, 'must be a positive number of milliseconds');
-  const gates = given.gates as Record<string, unknown> | null | undefined;
-  if (gates === undefined) return;
-  if (typeof gates !== 'object' || gates === null)
-    throw new ConfigurationError(`${field}.gates`, gates, 'must be an object');
+  const gates = optionsObject(given.gates, `${field}.gates`, 'configuration');
   for (const [name, value] of Object.entries(gates)) {
     if (!(name in DEFAULT_GATES))
       throw new ConfigurationError(

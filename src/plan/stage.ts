@@ -1,4 +1,4 @@
-import type { Side } from '../errors.ts';
+import { InvalidInputError, type Side } from '../errors.ts';
 
 /**
  * Where a unit stands on the way from the legacy system to Medplum, in order.
@@ -54,12 +54,18 @@ const ROUTES: Readonly<Record<Stage, StageRoute>> = {
  *
  * @param stage - The stage.
  * @returns Its authority, mirror target and read side.
+ * @throws {@link InvalidInputError} naming `stage` when it is not a stage name.
  * @example
  * ```ts
  * routeOf('dual-write').mirrorTo; // 'medplum'
  * ```
  */
 export function routeOf(stage: Stage): StageRoute {
+  if (!isStage(stage))
+    throw new InvalidInputError(
+      'stage',
+      `must be one of ${STAGES.join(', ')} (got ${JSON.stringify(stage)})`,
+    );
   return ROUTES[stage];
 }
 

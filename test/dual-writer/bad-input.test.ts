@@ -205,7 +205,7 @@ describe('bad options', () => {
     );
   });
 
-  it('drainer options a hurried user might pass are refused, naming the field', () => {
+  it('drainer and retry options a hurried user might pass are refused, naming the field', () => {
     const plan = new CutoverPlan<{ unit: string }>({ default: 'dual-write', unitOf: (c) => c.unit });
     const refused: [unknown, RegExp][] = [
       [{ bundle: 0 }, /drainer\.bundle.*positive integer/],
@@ -215,7 +215,13 @@ describe('bad options', () => {
       [null, /drainer.*must be an object/],
       [{ backoff: 'x' }, /drainer\.backoff.*must be an object/],
       [{ backoff: null }, /drainer\.backoff.*must be an object/],
+      // Typos are refused, not ignored with the default taking their place.
+      [{ concurency: 8 }, /drainer\.concurency.*is not an option/],
+      [{ backoff: { min: 5 } }, /drainer\.backoff\.min.*is not an option/],
     ];
+    expect(() => new DualWriter({ ...base(), plan, retry: { retires: 3 } as never })).toThrow(
+      /retry\.retires.*is not an option/,
+    );
     for (const [drainer, message] of refused) {
       expect(() => new DualWriter({ ...base(), plan, drainer: drainer as never })).toThrow(
         ConfigurationError,

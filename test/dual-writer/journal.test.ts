@@ -253,7 +253,7 @@ describe('dead letters', () => {
     expect(await writer.deadLetters({ status: 'discarded' })).toMatchObject([
       { note: 'test record, removed from both systems' },
     ]);
-    expect(() => writer.discardDeadLetter(letter?.id ?? '', ' ')).toThrow(/note/);
+    await expect(writer.discardDeadLetter(letter?.id ?? '', ' ')).rejects.toThrow(/note/);
   });
 
   it('transient failures back off with the attempts and last error persisted, then succeed', async () => {

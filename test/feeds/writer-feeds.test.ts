@@ -123,9 +123,10 @@ describe('DualWriter with feeds', () => {
 
   it('without the feeds option, feed calls fail with a typed error naming it', async () => {
     fixture = await startWriterFixture();
-    expect(() => fixture!.writer.pollFeeds()).toThrow(
-      expect.objectContaining({ name: 'ConfigurationError', field: 'feeds' }) as Error,
-    );
+    await expect(fixture.writer.pollFeeds()).rejects.toMatchObject({
+      name: 'ConfigurationError',
+      field: 'feeds',
+    });
     expect(fixture.writer.feedCounts()).toMatchObject({ seen: 0, queued: 0 });
   });
 });

@@ -420,7 +420,7 @@ describe('faults as a MedplumClient sees them', () => {
       resourceType: 'Bundle',
       type: 'batch',
       entry: [
-        { resource: patient('in-batch'), request: { method: 'POST', url: 'Patient' } },
+        { resource: patient(), request: { method: 'POST', url: 'Patient' } },
         { resource: { ...kept, gender: 'other' }, request: { method: 'PUT', url: `Patient/${kept.id}` } },
         { resource: { ...landed, gender: 'other' }, request: { method: 'PUT', url: `Patient/${landed.id}` } },
       ],
