@@ -327,10 +327,18 @@ export class MemoryStore implements SyncStore {
 
   /** {@inheritDoc SyncStore.listEvents} */
   listEvents(
-    options: { readonly type?: string | undefined; readonly limit?: number | undefined } = {},
+    options: {
+      readonly type?: string | undefined;
+      readonly unit?: string | undefined;
+      readonly limit?: number | undefined;
+    } = {},
   ): Promise<RecordedEvent[]> {
     const events = this.#events
-      .filter((event) => options.type === undefined || event.type === options.type)
+      .filter(
+        (event) =>
+          (options.type === undefined || event.type === options.type) &&
+          (options.unit === undefined || event.unit === options.unit),
+      )
       .reverse();
     return Promise.resolve(events.slice(0, options.limit ?? events.length));
   }

@@ -338,15 +338,19 @@ export class PostgresStore implements SyncStore {
 
   /** {@inheritDoc SyncStore.listEvents} */
   async listEvents(
-    options: { readonly type?: string | undefined; readonly limit?: number | undefined } = {},
+    options: {
+      readonly type?: string | undefined;
+      readonly unit?: string | undefined;
+      readonly limit?: number | undefined;
+    } = {},
   ): Promise<RecordedEvent[]> {
     const { rows } = await this.#sql.query<EventRow>(
       `SELECT e.id::text AS id, e.type, e.resource_type, e.legacy_id, e.unit, e.data::text AS data,
          ${iso('e.at')} AS at
        FROM ${this.#tables.events} e
-       WHERE $1::text IS NULL OR e.type = $1
+       WHERE ($1::text IS NULL OR e.type = $1) AND ($3::text IS NULL OR e.unit = $3)
        ORDER BY e.id DESC LIMIT $2`,
-      [options.type ?? null, options.limit ?? null],
+      [options.type ?? null, options.limit ?? null, options.unit ?? null],
     );
     return rows.map((row) => ({
       id: row.id,

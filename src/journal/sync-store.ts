@@ -147,9 +147,10 @@ export interface SyncStore {
 
   /** Appends an event. */
   appendEvent(event: StoredEvent): Promise<void>;
-  /** Events, newest first. */
+  /** Events, newest first: of one type and of one unit when given. */
   listEvents(options?: {
     readonly type?: string | undefined;
+    readonly unit?: string | undefined;
     readonly limit?: number | undefined;
   }): Promise<RecordedEvent[]>;
 

@@ -358,11 +358,10 @@ export class CutoverPlan<C> {
     if (this.#store === undefined) return [];
     const events = await this.#store.listEvents({
       type: 'stage-change',
+      unit,
       limit: (given.limit as number | undefined) ?? 1000,
     });
-    return events
-      .map((event) => event.data as unknown as StageChange)
-      .filter((change) => unit === undefined || change.unit === unit);
+    return events.map((event) => event.data as unknown as StageChange);
   }
 
   /**

@@ -148,6 +148,13 @@ export function describeSyncStoreContract(name: string, open: OpenSyncStore): vo
         expect(await fixture.store.listEvents({ type: 'b' })).toHaveLength(1);
         expect(await fixture.store.listEvents({ type: 'a', limit: 2 })).toHaveLength(2);
         expect(await fixture.store.listEvents({ type: 'c' })).toEqual([]);
+        // The unit is filtered before the limit: the newest of that unit, not of all.
+        await fixture.store.appendEvent({ type: 'a', unit: 'north', data: { n: 1 } });
+        for (let i = 0; i < 3; i++) await fixture.store.appendEvent({ type: 'a', unit: 'south' });
+        expect(await fixture.store.listEvents({ type: 'a', unit: 'north', limit: 1 })).toMatchObject([
+          { unit: 'north', data: { n: 1 } },
+        ]);
+        expect(await fixture.store.listEvents({ unit: 'south' })).toHaveLength(3);
       });
     });
 

@@ -119,6 +119,11 @@ describe('CutoverPlan', () => {
         { from: 'shadow', to: 'dual-write', reason: 'divergence', by: 'ops:li' },
         { from: 'dual-write', to: 'shadow', reason: 'clean for two weeks', by: 'ops:maria' },
       ]);
+      // Another unit's newer changes do not crowd a unit's history out of its limit.
+      await a.set('south', 'dual-write', { reason: 'pilot', by: 'ops:li' });
+      expect(await a.history({ unit: 'north', limit: 1 })).toMatchObject([
+        { unit: 'north', to: 'dual-write' },
+      ]);
     } finally {
       a.detach();
       b.detach();
