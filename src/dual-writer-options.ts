@@ -24,6 +24,7 @@ import {
   optionsObject,
   positiveMs,
   refuseUnknownKeys,
+  positiveInteger,
   resourceTypeName,
   type Rule,
 } from './option-checks.ts';
@@ -243,13 +244,8 @@ export function validateDualWriterOptions(options: unknown): void {
       throw new ConfigurationError(`mappings[${i}].resourceType`, resourceType, 'is mapped twice');
     seen.add(resourceType);
   });
-  const cacheSize = given.linkCacheSize;
-  if (
-    cacheSize !== undefined &&
-    (typeof cacheSize !== 'number' || !Number.isInteger(cacheSize) || cacheSize < 1)
-  ) {
-    throw new ConfigurationError('linkCacheSize', cacheSize, 'must be a positive integer');
-  }
+  if (given.linkCacheSize !== undefined)
+    checkValue(given.linkCacheSize, positiveInteger, 'linkCacheSize', 'configuration');
   if (given.resolver !== undefined && typeof given.resolver !== 'function') {
     throw new ConfigurationError('resolver', given.resolver, 'must be a function (ctx) => Resolution');
   }
@@ -280,8 +276,9 @@ export function validateDualWriterOptions(options: unknown): void {
       // The key itself is never put in a message.
       throw new ConfigurationError(
         'valueHash.key',
-        typeof hashing.key,
+        hashing.key,
         'must be a non-empty string or Uint8Array',
+        true,
       );
     }
   }

@@ -14,6 +14,7 @@ import { compareCopies } from './divergence/compare-copies.ts';
 import { DivergenceChecks, type DivergenceCounts, type ShadowPair } from './divergence/divergence-checks.ts';
 import { EventPublisher } from './divergence/event-publisher.ts';
 import { ChangeFeeds } from './feeds/change-feeds.ts';
+import { feedOptionsOf } from './feeds/change-feeds-options.ts';
 import type { RestHookRequest, RestHookResult } from './feeds/delete-notification.ts';
 import { NO_FEED_COUNTS, type FeedCounts, type FeedReport } from './feeds/feed-report.ts';
 import { callbackSink } from './divergence/event-sink.ts';
@@ -134,7 +135,10 @@ export class DualWriter<C, L> {
     const feeds = options.feeds;
     if (feeds === undefined) this.#feeds = undefined;
     else {
-      const { unitOf, ...feedOptions } = feeds;
+      const { unitOf } = feeds;
+      // Read key by key, as the checks did: a spread would drop a getter's or a prototype's
+      // option (a rest-hook secret, and with it the signature check).
+      const feedOptions = feedOptionsOf(feeds as unknown as Readonly<Record<string, unknown>>);
       this.#feeds = new ChangeFeeds<L>(
         {
           legacy: this.#legacy,
@@ -921,7 +925,7 @@ export class DualWriter<C, L> {
     if (mapping === undefined) {
       throw new InvalidInputError(
         field,
-        `no mapping for ${JSON.stringify(type)}; mapped types: ${[...this.#mappings.keys()].join(', ')}`,
+        `has no mapping; mapped types: ${[...this.#mappings.keys()].join(', ')}`,
       );
     }
     const unit = this.#plan.unitOf(ctx);

@@ -107,9 +107,11 @@ export class ConfigurationError extends DualWriteError {
    * @param field - The option's path.
    * @param value - The value given (shown in the message only for primitives).
    * @param problem - What is wrong with it.
+   * @param secret - Show only the value's kind (`got a string`): for keys and secrets, and
+   *   for options whose name itself was wrong.
    */
-  constructor(field: string, value: unknown, problem: string) {
-    super(`${field}: ${problem} (got ${describeValue(value)})`);
+  constructor(field: string, value: unknown, problem: string, secret = false) {
+    super(`${field}: ${problem} (got ${secret ? describeKind(value) : describeValue(value)})`);
     this.field = field;
   }
 }
@@ -300,6 +302,12 @@ export class MirrorError extends DualWriteError {
 }
 
 /** Describes a value for an error message without echoing long or structured data. */
+function describeKind(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
 function describeValue(value: unknown): string {
   if (value === null || value === undefined) return String(value);
   if (typeof value === 'string')

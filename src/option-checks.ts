@@ -39,12 +39,11 @@ export interface Rule<T = unknown> {
   /** What is wrong with a value that fails, e.g. `must be true or false`. */
   readonly problem: string;
   /**
-   * Whether an {@link InvalidInputError} may show a refused string (`got "patient"`): only for
-   * names from a fixed vocabulary (resource types, stages, statuses), never for values that
-   * could be PHI. A {@link ConfigurationError} shows short strings regardless.
+   * Whether the value may be a secret (a key): a {@link ConfigurationError} then shows only its
+   * kind. An {@link InvalidInputError} never shows a refused value, whatever the rule.
    * @default false
    */
-  readonly showValue?: boolean | undefined;
+  readonly secret?: boolean | undefined;
 }
 
 /**
@@ -150,7 +149,6 @@ export const nonNegativeMs: Rule<number> = {
   problem: 'must be a finite number of milliseconds >= 0',
 };
 
-/** FHIR resource type names: an upper-case letter, then letters (`Patient`, `MedicationRequest`). */
 /**
  * A finite number of at least 0 (a factor, a count of anything but milliseconds).
  *
@@ -177,7 +175,6 @@ const RESOURCE_TYPE = /^[A-Z][A-Za-z]+$/;
 export const resourceTypeName: Rule<string> = {
   test: (value): value is string => typeof value === 'string' && RESOURCE_TYPE.test(value),
   problem: 'must be a FHIR resource type such as "Patient"',
-  showValue: true,
 };
 
 /**
@@ -196,39 +193,28 @@ export function oneOf<const T extends string>(...values: readonly T[]): Rule<T> 
   return {
     test: (value): value is T => (values as readonly unknown[]).includes(value),
     problem: `must be ${quoted.length === 0 ? String(last) : `${quoted.join(', ')} or ${String(last)}`}`,
-    showValue: true,
   };
 }
 
 /**
  * Throws the error a refused value makes: a {@link ConfigurationError} showing the value (when a
- * primitive), or an {@link InvalidInputError} showing only its kind (a string's content only
- * with `showValue`).
+ * primitive, and not a secret), or an {@link InvalidInputError} showing only its kind: a call's
+ * arguments can hold PHI, and a value that was refused can be anything.
  *
  * @param blame - Configuration or input.
  * @param field - The option's path or the argument's name.
  * @param value - The value refused.
  * @param problem - What is wrong with it.
- * @param showValue - Whether an {@link InvalidInputError} may show a refused string.
+ * @param secret - For configuration: the value may be a secret; show only its kind.
  * @throws Always.
  * @example
  * ```ts
- * refuse('input', 'limit', 0, 'must be a positive integer'); // InvalidInputError: limit: must be a positive integer, got 0
+ * refuse('input', 'limit', 0, 'must be a positive integer'); // InvalidInputError: limit: must be a positive integer, got a number
  * ```
  */
-export function refuse(
-  blame: Blame,
-  field: string,
-  value: unknown,
-  problem: string,
-  showValue = false,
-): never {
-  if (blame === 'configuration') throw new ConfigurationError(field, value, problem);
-  const shown =
-    showValue && typeof value === 'string' && value !== '' && value.length <= 40
-      ? JSON.stringify(value)
-      : kindOf(value);
-  throw new InvalidInputError(field, `${problem}, got ${shown}`);
+export function refuse(blame: Blame, field: string, value: unknown, problem: string, secret = false): never {
+  if (blame === 'configuration') throw new ConfigurationError(field, value, problem, secret);
+  throw new InvalidInputError(field, `${problem}, got ${kindOf(value)}`);
 }
 
 /**
@@ -250,7 +236,7 @@ export function checkValue<T>(
   field: string,
   blame: Blame,
 ): asserts value is T {
-  if (!rule.test(value)) refuse(blame, field, value, rule.problem, rule.showValue);
+  if (!rule.test(value)) refuse(blame, field, value, rule.problem, rule.secret);
 }
 
 /**
@@ -313,7 +299,8 @@ export function optionsObject(
   if (!anObject.test(value)) {
     const problem =
       example.length === 0 ? 'must be an object' : `must be an object such as { ${example.join(', ')} }`;
-    refuse(blame, field, value, problem);
+    // Only the kind: a string where options belong is often a key passed on its own.
+    refuse(blame, field, value, problem, true);
   }
   return value;
 }
@@ -349,7 +336,7 @@ export function refuseUnknownKeys(
       : `is not an option, nor ${others.join(', ')} (options: ${options})`;
   // The value is not shown: a mistyped secret must not reach a log.
   if (blame === 'configuration')
-    throw new ConfigurationError(`${prefix}${first}`, typeof given[first], problem);
+    throw new ConfigurationError(`${prefix}${first}`, given[first], problem, true);
   throw new InvalidInputError(`${prefix}${first}`, problem);
 }
 
@@ -371,6 +358,8 @@ export function kindOf(value: unknown): string {
     case 'string':
       return value.trim() === '' ? (value === '' ? 'an empty string' : 'a blank string') : 'a string';
     case 'number':
+      // A number can be a date of birth or a record number: only those that cannot are shown.
+      return Number.isFinite(value) ? 'a number' : String(value);
     case 'boolean':
       return String(value);
     case 'object':

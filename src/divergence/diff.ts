@@ -160,6 +160,8 @@ type Describer = ((value: unknown) => unknown) | undefined;
 const hashRule: Rule<boolean | ValueHashOptions> = {
   test: (value): value is boolean | ValueHashOptions => typeof value === 'boolean' || anObject.test(value),
   problem: 'must be true, false or the hash options ({ key })',
+  // A key passed where its options were expected must not reach a log.
+  secret: true,
 };
 
 function valueDescriber(options: DiffOptions | undefined): Describer {

@@ -123,7 +123,7 @@ export function changeFeedsSettings(
   }
   const secret = given.restHookSecret;
   if (secret !== undefined && (typeof secret !== 'string' || secret === '')) {
-    throw new ConfigurationError(`${prefix}restHookSecret`, typeof secret, 'must be a non-empty string');
+    throw new ConfigurationError(`${prefix}restHookSecret`, secret, 'must be a non-empty string', true);
   }
   return {
     pollIntervalMs: integer('pollIntervalMs', 5000, 1, day),
@@ -134,4 +134,22 @@ export function changeFeedsSettings(
     sides: [...new Set(sides as Side[])],
     restHookSecret: secret,
   };
+}
+
+/**
+ * The feed options of an object that holds other options too (the writer's `feeds`, with its
+ * `unitOf`): each known option read from it, getters and prototypes included, as the checks read
+ * them.
+ *
+ * @param options - The object.
+ * @returns Its feed options.
+ * @example
+ * ```ts
+ * const feedOptions = feedOptionsOf(writerOptions.feeds);
+ * ```
+ */
+export function feedOptionsOf(options: Readonly<Record<string, unknown>>): ChangeFeedsOptions {
+  const picked: Record<string, unknown> = {};
+  for (const key of KNOWN) if (options[key] !== undefined) picked[key] = options[key];
+  return picked;
 }

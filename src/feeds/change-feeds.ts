@@ -226,6 +226,6 @@ export class ChangeFeeds<L> {
 function checkRestHookRequest(request: unknown): asserts request is RestHookRequest {
   checkValue(request, anObject, 'request', 'input');
   checkValue(request.headers, anObject, 'request.headers', 'input');
-  if (typeof request.body !== 'string')
-    refuse('input', 'request.body', request.body, 'must be the raw body text (a string), as signed');
+  if (typeof request.body !== 'string' && !(request.body instanceof Uint8Array))
+    refuse('input', 'request.body', request.body, 'must be the raw body as signed (a string or a Buffer)');
 }

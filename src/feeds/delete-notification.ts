@@ -16,8 +16,11 @@ import { journalInbound, type ChangeFeedsDeps } from './inbound-change.ts';
 export interface RestHookRequest {
   /** The request headers (any case; Node's lower-cased object or a Fetch `Headers`). */
   readonly headers: Headers | Readonly<Record<string, string | readonly string[] | undefined>>;
-  /** The raw body text, as signed. A delete notification's body is `{}`. */
-  readonly body: string;
+  /**
+   * The raw body as signed: text, or the bytes as received (a `Buffer` from `express.raw()`).
+   * A delete notification's body is `{}`.
+   */
+  readonly body: string | Uint8Array;
 }
 
 /**

@@ -37,6 +37,7 @@ export type Backoff = { readonly [K in keyof BackoffOptions]-?: number };
  * @param options - The user's options.
  * @param field - The option path for messages.
  * @returns The backoff.
+ * @throws {@link ConfigurationError} naming the field: not an object, an unknown key, or a value out of range.
  */
 export function backoffOf(options: BackoffOptions = {}, field = 'drainer.backoff'): Backoff {
   const given = checkOptions(options, field, 'configuration', BACKOFF_SHAPE, `${field}.`) as BackoffOptions;

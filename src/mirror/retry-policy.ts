@@ -49,7 +49,7 @@ export type RetryPolicy = { readonly [K in keyof RetryOptions]-?: number };
  * @param options - The user's options.
  * @param field - The option path for error messages.
  * @returns The policy.
- * @throws {@link ConfigurationError} naming the field when a value is not a valid number.
+ * @throws {@link ConfigurationError} naming the field: not an object, an unknown key, or a value out of range.
  */
 export function retryPolicyOf(options: RetryOptions = {}, field = 'retry'): RetryPolicy {
   const given = checkOptions(options, field, 'configuration', RETRY_SHAPE, `${field}.`) as RetryOptions;

@@ -224,8 +224,7 @@ export class CutoverPlan<C> {
   async set(unit: string, stage: Stage, options: StageChangeOptions = {}): Promise<StageChange> {
     if (typeof unit !== 'string' || unit === '')
       throw new InvalidInputError('unit', 'must be a non-empty string');
-    if (!isStage(stage))
-      throw new InvalidInputError('stage', `${stageProblem} (got ${JSON.stringify(stage)})`);
+    if (!isStage(stage)) throw new InvalidInputError('stage', stageProblem);
     const given = checkOptions(options, 'options', 'input', CHANGE_OPTIONS);
     const resourceType = given.resourceType as string | undefined;
     const force = given.force === true;

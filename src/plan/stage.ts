@@ -61,11 +61,7 @@ const ROUTES: Readonly<Record<Stage, StageRoute>> = {
  * ```
  */
 export function routeOf(stage: Stage): StageRoute {
-  if (!isStage(stage))
-    throw new InvalidInputError(
-      'stage',
-      `must be one of ${STAGES.join(', ')} (got ${JSON.stringify(stage)})`,
-    );
+  if (!isStage(stage)) throw new InvalidInputError('stage', `must be one of ${STAGES.join(', ')}`);
   return ROUTES[stage];
 }
 

@@ -69,4 +69,40 @@ describe('Medplum deletes reach the legacy system', () => {
     expect(await feeds.handleRestHook({ headers, body })).toEqual({ status: 'ignored' });
     expect(await medplumCopies(fx.direct, 'p-2')).toHaveLength(1);
   });
+
+  it("keeps a secret given through a getter of the writer's feeds option, and takes the body as bytes", async () => {
+    // Settings as a class: the secret is a getter on its prototype, not an own key.
+    class FeedSettings {
+      readonly unitOf = (): string => 'north';
+      readonly existenceCheckIntervalMs = 3_600_000;
+      readonly #secret = 'hook-secret';
+      get restHookSecret(): string {
+        return this.#secret;
+      }
+    }
+    const withFeeds = await startWriterFixture({ stage: 'live', writer: { feeds: new FeedSettings() } });
+    try {
+      const created = await withFeeds.writer.create(
+        'Patient',
+        { id: 'p-1', first_name: 'A', last_name: 'B' },
+        north,
+      );
+      await withFeeds.direct.deleteResource('Patient', created.medplumId ?? '');
+      const body = Buffer.from('{}');
+      const headers = { 'x-medplum-deleted-resource': `Patient/${created.medplumId ?? ''}` };
+      const signature = createHmac('sha256', 'hook-secret').update(body).digest('hex');
+      expect(
+        await withFeeds.writer.handleRestHook({ headers: { ...headers, 'x-signature': 'bad' }, body }),
+      ).toEqual({
+        status: 'refused',
+      });
+      expect(
+        await withFeeds.writer.handleRestHook({ headers: { ...headers, 'x-signature': signature }, body }),
+      ).toEqual({
+        status: 'queued',
+      });
+    } finally {
+      await withFeeds.close();
+    }
+  });
 });
