@@ -194,6 +194,29 @@ export interface WriteCallOptions {
   readonly expectedVersion?: string | undefined;
 }
 
+/** Every option of {@link DualWriterOptions}. */
+const WRITER_OPTIONS = Object.keys({
+  legacy: true,
+  medplum: true,
+  mappings: true,
+  plan: true,
+  store: true,
+  mirror: true,
+  syncBudgetMs: true,
+  intentHoldMs: true,
+  resolver: true,
+  baseSnapshot: true,
+  sinks: true,
+  valueHash: true,
+  divergence: true,
+  readiness: true,
+  feeds: true,
+  retry: true,
+  drainer: true,
+  linkCacheSize: true,
+  onEvent: true,
+} satisfies Record<keyof DualWriterOptions<unknown, unknown>, true>);
+
 /**
  * Checks a writer's options at construction, so a misconfiguration fails at start-up with the
  * option's name rather than on the first write. Options arrive from JavaScript callers and
@@ -205,6 +228,8 @@ export interface WriteCallOptions {
 export function validateDualWriterOptions(options: unknown): void {
   checkValue(options, anObject, 'options', 'configuration');
   const given = options;
+  // A misspelt option (`mirrror: 'async'`) would otherwise leave its default in force unseen.
+  refuseUnknownKeys(given, 'configuration', WRITER_OPTIONS);
   const legacy = given.legacy as Record<string, unknown> | null | undefined;
   for (const method of ['create', 'update', 'delete', 'read']) {
     if (typeof legacy?.[method] !== 'function') {

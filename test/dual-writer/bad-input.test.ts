@@ -219,6 +219,10 @@ describe('bad options', () => {
       [{ concurency: 8 }, /drainer\.concurency.*is not an option/],
       [{ backoff: { min: 5 } }, /drainer\.backoff\.min.*is not an option/],
     ];
+    // At the top level too: a misspelt mode would leave mirrors synchronous unseen.
+    expect(() => new DualWriter({ ...base(), plan, mirrror: 'async' } as never)).toThrow(
+      /^mirrror: is not an option \(options: legacy, medplum, .*onEvent\) \(got a string\)$/,
+    );
     expect(() => new DualWriter({ ...base(), plan, retry: { retires: 3 } as never })).toThrow(
       /retry\.retires.*is not an option/,
     );
