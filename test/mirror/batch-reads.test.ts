@@ -5,6 +5,7 @@ import {
   createMedplumClient,
   sqlClientFromPg,
   type DualWriter,
+  type DualWriterOptions,
   type PostgresStore,
   type PostgresTableRow,
 } from '../../src/index.ts';
@@ -33,24 +34,31 @@ afterAll(async () => {
   await pool.end();
 });
 
+/** A clinic writer on a fresh table and journal schema, mirroring to `server`, retries off. */
+function openWriter(
+  server: FhirTestServer,
+  writer: Partial<DualWriterOptions<ClinicCtx, PostgresTableRow>>,
+): ReturnType<typeof openClinicWriter> {
+  fixtures += 1;
+  return openClinicWriter({
+    sql: sqlClientFromPg(pool),
+    table: `${run}_${fixtures}_patients`,
+    schema: `${run}_${fixtures}`,
+    baseUrl: server.baseUrl,
+    system: SYSTEM,
+    writer: { retry: { retries: 0 }, ...writer },
+  });
+}
+
 describe('a drained batch reads its records at once', () => {
   let server: FhirTestServer;
   let writer: DualWriter<ClinicCtx, PostgresTableRow>;
   let store: PostgresStore;
 
   beforeEach(async () => {
-    fixtures += 1;
     server = await startFhirTestServer();
-    ({ writer, store } = await openClinicWriter({
-      sql: sqlClientFromPg(pool),
-      table: `${run}_${fixtures}_patients`,
-      schema: `${run}_${fixtures}`,
-      baseUrl: server.baseUrl,
-      system: SYSTEM,
-      writer: {
-        drainer: { concurrency: 4, batchSize: 4, pollIntervalMs: 10, backoff: { minMs: 5, maxMs: 20 } },
-        retry: { retries: 0 },
-      },
+    ({ writer, store } = await openWriter(server, {
+      drainer: { concurrency: 4, batchSize: 4, pollIntervalMs: 10, backoff: { minMs: 5, maxMs: 20 } },
     }));
   });
 
@@ -171,26 +179,17 @@ describe('a drain sends its writes to Medplum in bundles', () => {
     bundle: number | undefined,
     conflictOn?: number,
   ): Promise<{ posts: number; applied: number; conflicts: string[]; families: (string | undefined)[] }> {
-    fixtures += 1;
     const server = await startFhirTestServer();
     const conflicts: string[] = [];
-    const { writer, store } = await openClinicWriter({
-      sql: sqlClientFromPg(pool),
-      table: `${run}_${fixtures}_patients`,
-      schema: `${run}_${fixtures}`,
-      baseUrl: server.baseUrl,
-      system: SYSTEM,
-      writer: {
-        drainer: {
-          concurrency: 6,
-          batchSize: 6,
-          pollIntervalMs: 10,
-          ...(bundle === undefined ? {} : { bundle }),
-        },
-        retry: { retries: 0 },
-        onEvent: (event) => {
-          if (event.type === 'conflict') conflicts.push(event.legacyId);
-        },
+    const { writer, store } = await openWriter(server, {
+      drainer: {
+        concurrency: 6,
+        batchSize: 6,
+        pollIntervalMs: 10,
+        ...(bundle === undefined ? {} : { bundle }),
+      },
+      onEvent: (event) => {
+        if (event.type === 'conflict') conflicts.push(event.legacyId);
       },
     });
     try {
