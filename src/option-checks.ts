@@ -97,7 +97,9 @@ export const aFunction: Rule<(...args: never[]) => unknown> = {
 };
 
 /**
- * An object that is not `null` and not an array (a row, a resource, an options object).
+ * An object holding its values as properties (a row, a resource, an options object; a class
+ * instance too): not `null`, and not an array or a collection whose entries are no properties
+ * (a `Map`, a `Set`), which would pass for an object with no options at all.
  *
  * @example
  * ```ts
@@ -106,7 +108,11 @@ export const aFunction: Rule<(...args: never[]) => unknown> = {
  */
 export const anObject: Rule<Record<string, unknown>> = {
   test: (value): value is Record<string, unknown> =>
-    typeof value === 'object' && value !== null && !Array.isArray(value),
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    !(value instanceof Map) &&
+    !(value instanceof Set),
   problem: 'must be an object',
 };
 

@@ -218,6 +218,8 @@ describe('bad options', () => {
       // Typos are refused, not ignored with the default taking their place.
       [{ concurency: 8 }, /drainer\.concurency.*is not an option/],
       [{ backoff: { min: 5 } }, /drainer\.backoff\.min.*is not an option/],
+      // A Map has no properties: it would pass for no options at all.
+      [new Map([['concurrency', 0]]), /drainer.*must be an object/],
     ];
     // At the top level too: a misspelt mode would leave mirrors synchronous unseen.
     expect(() => new DualWriter({ ...base(), plan, mirrror: 'async' } as never)).toThrow(
