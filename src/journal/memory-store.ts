@@ -187,9 +187,24 @@ export class MemoryStore implements SyncStore {
 
   /** {@inheritDoc SyncStore.complete} */
   complete(lease: Lease, link: Link | null | undefined): Promise<LeaseOutcome> {
-    return this.#finish(lease, (entry) => {
+    const relink = (entry: MutableEntry): void => {
       if (link === null) this.#deleteLink(entry.resourceType, entry.legacyId);
       else if (link !== undefined) this.#saveLink(link);
+    };
+    const current = this.#current(lease);
+    if (current !== undefined && current.seq !== lease.entry.seq) {
+      // Requeued: a newer write is owed, but this mirror's writes happened. Its link records
+      // what both sides held then, for the next attempt to compare the target with (without
+      // it, that attempt would take a newer write on the target for its own orphan). A link
+      // another record holds is left for that attempt to run into.
+      try {
+        relink(current);
+      } catch (err) {
+        if (!(err instanceof LinkConflictError)) throw err;
+      }
+    }
+    return this.#finish(lease, (entry) => {
+      relink(entry);
       this.#outbox.delete(keyOf(entry));
     });
   }

@@ -96,11 +96,14 @@ async function completion(
   // Every parameter must be used: $4 and $5 only when the link changes.
   if (link !== undefined) params.push(resourceType, legacyId);
   const done = `(SELECT outcome FROM verdict) = 'done'`;
+  // The link is written when the lease was still this worker's, done or requeued: a requeued
+  // mirror's writes happened, and the next attempt compares the target with what it wrote.
+  const held = `(SELECT outcome FROM verdict) IN ('done', 'requeued')`;
   let linkStatements = '';
   let owner = 'NULL::text';
   if (link === null) {
     linkStatements = `, unlinked AS (
-       DELETE FROM ${tables.links} WHERE resource_type = $4 AND legacy_id = $5 AND ${done} RETURNING 1
+       DELETE FROM ${tables.links} WHERE resource_type = $4 AND legacy_id = $5 AND ${held} RETURNING 1
      )`;
   } else if (link !== undefined) {
     params.push(...linkWriteValues(link));
@@ -111,7 +114,7 @@ async function completion(
      ), linked AS (
        INSERT INTO ${tables.links} (resource_type, legacy_id, ${LINK_WRITE_COLUMNS})
        SELECT $4, $5, ${linkWritePlaceholders(6)}
-       WHERE ${done} AND NOT EXISTS (SELECT 1 FROM holder)
+       WHERE ${held} AND NOT EXISTS (SELECT 1 FROM holder)
        ${LINK_UPSERT}
        RETURNING 1
      )`;
@@ -227,10 +230,10 @@ export async function completeLeases(
        SELECT v.id, (SELECT l.legacy_id FROM ${tables.links} l
                      WHERE l.resource_type = v.resource_type AND l.medplum_id = v.medplum_id
                        AND l.legacy_id <> v.legacy_id LIMIT 1) AS owner
-       FROM verdict v WHERE v.mode = 'save' AND v.outcome = 'done'
+       FROM verdict v WHERE v.mode = 'save' AND v.outcome IN ('done', 'requeued')
      ), unlinked AS (
        DELETE FROM ${tables.links} l USING verdict v
-       WHERE v.mode = 'delete' AND v.outcome = 'done'
+       WHERE v.mode = 'delete' AND v.outcome IN ('done', 'requeued')
          AND l.resource_type = v.resource_type AND l.legacy_id = v.legacy_id
        RETURNING 1
      ), linked AS (

@@ -5,7 +5,7 @@ import type { ConflictResolver } from '../conflict/conflict-context.ts';
 import type { ConflictReport } from '../conflict/conflict-report.ts';
 import { resolveConflict, type ResolveContext, type ResolvedCopies } from '../conflict/resolve-conflict.ts';
 import { ConflictError, MappingError, type ErrorDetails } from '../errors.ts';
-import type { Stage } from '../plan/stage.ts';
+import { routeOf, type Stage } from '../plan/stage.ts';
 import type { Link } from '../journal/link.ts';
 import type { OutboxEntry } from '../journal/outbox.ts';
 import type { SyncStore } from '../journal/sync-store.ts';
@@ -128,8 +128,11 @@ export async function mirrorEntry<L>(
           own,
           details,
         );
+  // A mirror towards the side that is the authority now was queued under another stage (the
+  // unit stepped back since): what that side holds is the truth, not a stale orphan.
+  const targetIsAuthority = routeOf(ctx.stageOf(entry.unit, resourceType)).authority === entry.target;
   try {
-    return await apply({ kind: 'last-sync' });
+    return await apply({ kind: 'last-sync', targetIsAuthority });
   } catch (err) {
     if (!(err instanceof ConflictError)) throw err;
     // Both sides changed since the last sync (or a mirror landed just before a crash, before

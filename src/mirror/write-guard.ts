@@ -10,13 +10,16 @@ import type { Link } from '../journal/link.ts';
  *   with optimistic concurrency).
  * - `last-sync`: the copy must be at the version recorded in the link, or absent when there is
  *   no link (a mirror: the target must not have changed since the two systems last agreed).
+ *   Without a link, a copy found is taken for an orphan of an earlier attempt and replaced,
+ *   unless `targetIsAuthority`: a mirror towards the side that is now the authority (queued
+ *   before the unit stepped back) must not replace what the authority wrote since.
  * - `overwrite`: whatever the copy is, replace it (a conflict resolved in the authority's
  *   favour); the write is still guarded by the version just read, against a concurrent change.
  */
 export type WriteGuard =
   | { readonly kind: 'create' }
   | { readonly kind: 'update'; readonly version?: string | undefined }
-  | { readonly kind: 'last-sync' }
+  | { readonly kind: 'last-sync'; readonly targetIsAuthority?: boolean | undefined }
   | { readonly kind: 'overwrite' };
 
 /**
@@ -69,7 +72,17 @@ export function checkGuard(
     case 'overwrite':
       return;
     case 'last-sync':
-      if (link === undefined) return;
+      if (link === undefined) {
+        if (guard.targetIsAuthority === true && found.exists && !sameAsLastSync) {
+          throw new ConflictError(
+            `${record} exists in ${where}, the authority now, with content the mirror did not write`,
+            undefined,
+            found.version,
+            details,
+          );
+        }
+        return;
+      }
       if (!found.exists)
         throw new ConflictError(
           `${record} was deleted in ${where} since the last sync`,
