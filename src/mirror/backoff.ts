@@ -1,5 +1,5 @@
 import { ConfigurationError } from '../errors.ts';
-import { checkOptions, nonNegativeMs, nonNegativeNumber, type Shape } from '../option-checks.ts';
+import { checkOptions, nonNegativeMs, nonNegativeNumber, type Rule } from '../option-checks.ts';
 
 /**
  * How long the drainer waits before it tries a failed entry again, persisted with the entry so
@@ -52,7 +52,12 @@ export function backoffOf(options: BackoffOptions = {}, field = 'drainer.backoff
   return backoff;
 }
 
-const BACKOFF_SHAPE: Shape = { minMs: nonNegativeMs, maxMs: nonNegativeMs, factor: nonNegativeNumber };
+/** Every option of {@link BackoffOptions} and its rule; the compiler keeps the two in step. */
+const BACKOFF_SHAPE = {
+  minMs: nonNegativeMs,
+  maxMs: nonNegativeMs,
+  factor: nonNegativeNumber,
+} satisfies Record<keyof BackoffOptions, Rule>;
 
 /**
  * The delay before attempt `attempts + 1`: exponential with full jitter over the upper half, so

@@ -6,7 +6,7 @@ import {
   nonEmptyString,
   positiveInteger,
   positiveMs,
-  type Shape,
+  type Rule,
 } from '../option-checks.ts';
 import type { Lease, OutboxCounts } from '../journal/outbox.ts';
 import type { SyncStore } from '../journal/sync-store.ts';
@@ -18,7 +18,7 @@ import type { LeaseResult } from './lease-runner.ts';
  *
  * @example
  * ```ts
- * const drainer: DrainerOptions = { concurrency: 8, leaseMs: 60_000, maxAttempts: 50 };
+ * const drainer: DrainerOptions = { concurrency: 8, leaseMs: 60_000, maxAttempts: 50, bundle: 8 };
  * ```
  */
 export interface DrainerOptions {
@@ -111,7 +111,8 @@ export function drainerPolicyOf(options: DrainerOptions = {}): DrainerPolicy {
   };
 }
 
-const DRAINER_SHAPE: Shape = {
+/** Every option of {@link DrainerOptions} and its rule; the compiler keeps the two in step. */
+const DRAINER_SHAPE = {
   workerId: nonEmptyString,
   concurrency: positiveInteger,
   batchSize: positiveInteger,
@@ -121,7 +122,7 @@ const DRAINER_SHAPE: Shape = {
   // Checked by backoffOf, key by key.
   backoff: anObject,
   bundle: positiveInteger,
-};
+} satisfies Record<keyof DrainerOptions, Rule>;
 
 /**
  * What a drain did.

@@ -1,6 +1,6 @@
 import pRetry, { AbortError } from 'p-retry';
 import { ConfigurationError, DualWriteError, UnavailableError } from '../errors.ts';
-import { checkOptions, nonNegativeMs, nonNegativeNumber, type Shape } from '../option-checks.ts';
+import { checkOptions, nonNegativeMs, nonNegativeNumber, type Rule } from '../option-checks.ts';
 
 /**
  * How the library retries transient failures (network errors, 408, 429, 5xx, Medplum's
@@ -71,7 +71,8 @@ export function retryPolicyOf(options: RetryOptions = {}, field = 'retry'): Retr
   return policy;
 }
 
-const RETRY_SHAPE: Shape = {
+/** Every option of {@link RetryOptions} and its rule; the compiler keeps the two in step. */
+const RETRY_SHAPE = {
   retries: {
     test: (value): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0,
     problem: 'must be an integer >= 0',
@@ -80,7 +81,7 @@ const RETRY_SHAPE: Shape = {
   maxTimeoutMs: nonNegativeMs,
   factor: nonNegativeNumber,
   maxRateLimitWaitMs: nonNegativeMs,
-};
+} satisfies Record<keyof RetryOptions, Rule>;
 
 /**
  * Runs `fn` until it succeeds, throws a non-retryable error, or the retries run out. Only
