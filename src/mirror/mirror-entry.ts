@@ -128,8 +128,9 @@ export async function mirrorEntry<L>(
           own,
           details,
         );
-  // A mirror towards the side that is the authority now was queued under another stage (the
-  // unit stepped back since): what that side holds is the truth, not a stale orphan.
+  // A mirror towards the side that is the authority now (queued before the unit stepped back,
+  // or a feed's change made directly in the other system): what that side holds is the truth,
+  // so a copy there the mirror cannot account for is a disagreement, not a stale orphan.
   const targetIsAuthority = routeOf(ctx.stageOf(entry.unit, resourceType)).authority === entry.target;
   try {
     return await apply({ kind: 'last-sync', targetIsAuthority });
