@@ -33,6 +33,8 @@ export type {
   LegacyWriteOptions,
   LegacyChange,
   LegacyChangePage,
+  LegacyScanOptions,
+  LegacyScanPage,
 } from './sides/legacy-adapter.ts';
 export { createMedplumClient, captureHttpStatus } from './sides/http-capture.ts';
 

@@ -6,6 +6,8 @@ import {
   type LegacyChange,
   type LegacyChangePage,
   type LegacyRecord,
+  type LegacyScanOptions,
+  type LegacyScanPage,
   type LegacyWriteOptions,
 } from '../sides/legacy-adapter.ts';
 import type { SqlClient, SqlQueryable, SqlResult } from '../sql/sql-client.ts';
@@ -367,6 +369,50 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
     );
     for (const { [REQUESTED_ID]: id, ...raw } of rows) found.set(String(id), toRecord(schema, raw));
     return found;
+  }
+
+  /**
+   * Pages through every row in primary-key order: `WHERE id > $after ORDER BY id LIMIT n`, on
+   * the key's index, so each page costs the same however deep the scan is and rows written
+   * meanwhile never shift it. Reads only: no version bump, no trigger. The cursor is the last
+   * id of the page, as text.
+   *
+   * @param resourceType - The resource type whose table to read.
+   * @param options - The cursor to start after and the page size.
+   * @returns Up to `limit` records and the cursor of the next page (`undefined` after the last).
+   * @throws {@link InvalidInputError} naming `limit`, or `after` when it is not an id of the table.
+   * @example
+   * ```ts
+   * let after: string | undefined;
+   * do {
+   *   const page = await legacy.scan('Patient', { after, limit: 500 });
+   *   after = page.next;
+   * } while (after !== undefined);
+   * ```
+   */
+  async scan(resourceType: string, options: LegacyScanOptions): Promise<LegacyScanPage<PostgresTableRow>> {
+    const schema = await this.#schema(resourceType);
+    const { after, limit } = options;
+    if (!Number.isSafeInteger(limit) || limit < 1)
+      throw new InvalidInputError('limit', 'must be a positive integer', { side: 'legacy', resourceType });
+    // One row more than asked tells whether another page follows, without a count.
+    const params: unknown[] = after === undefined ? [limit + 1] : [limit + 1, after];
+    const where = after === undefined ? '' : ` WHERE ${schema.id.sqlName} > $2::${schema.id.sqlType}`;
+    const text = `SELECT ${schema.selectList} FROM ${schema.sqlTable}${where} ORDER BY ${schema.id.sqlName} LIMIT $1`;
+    let rows: readonly Record<string, unknown>[];
+    try {
+      ({ rows } = await this.#sql.query(text, params));
+    } catch (err) {
+      if (after !== undefined && sqlState(err)?.startsWith('22'))
+        throw new InvalidInputError('after', 'is not an id of this table', {
+          side: 'legacy',
+          resourceType,
+          cause: err,
+        });
+      throw err;
+    }
+    const records = rows.slice(0, limit).map((raw) => toRecord(schema, raw));
+    return { records, next: rows.length > limit ? records.at(-1)?.id : undefined };
   }
 
   /**

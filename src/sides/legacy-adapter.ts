@@ -87,6 +87,36 @@ export interface LegacyChangePage<L> {
 }
 
 /**
+ * Where a scan of all records of one type starts, and how much it reads.
+ *
+ * @example
+ * ```ts
+ * const options: LegacyScanOptions = { after: undefined, limit: 500 };
+ * ```
+ */
+export interface LegacyScanOptions {
+  /** The `next` cursor of the previous page; `undefined` to start from the first record. */
+  readonly after?: string | undefined;
+  /** The most records to return (a positive integer). */
+  readonly limit: number;
+}
+
+/**
+ * One page of a keyset scan over every record of a type.
+ *
+ * @example
+ * ```ts
+ * const page: LegacyScanPage<{ id: string }> = { records: [], next: undefined };
+ * ```
+ */
+export interface LegacyScanPage<L> {
+  /** Records in the adapter's key order, strictly after the cursor asked for. */
+  readonly records: readonly LegacyRecord<L>[];
+  /** The cursor of the next page (opaque), or `undefined` when this page is the last. */
+  readonly next: string | undefined;
+}
+
+/**
  * The user's legacy system, one method per operation, keyed by FHIR resource type (the adapter
  * decides which table or endpoint holds each type).
  *
@@ -141,6 +171,15 @@ export interface LegacyAdapter<L> {
    * README's limits).
    */
   newId?(resourceType: string): Promise<string | undefined>;
+  /**
+   * Optional: pages through every record of a type in a stable key order (a keyset scan: each
+   * page starts strictly after the last key of the one before, so records written during the
+   * scan never shift it and none is read twice). Backfills and reconciliations read the legacy
+   * side with it; it must not change anything (no version bump, no trigger). Without it, they
+   * fall back to `changesSince` from the start, which sees each live record at its latest write
+   * and, on a table feed, reads the same keyset order by time instead of by key.
+   */
+  scan?(resourceType: string, options: LegacyScanOptions): Promise<LegacyScanPage<L>>;
   /** Pages through changes made after `cursor` (from the start when `undefined`). */
   changesSince(resourceType: string, cursor: string | undefined, limit: number): Promise<LegacyChangePage<L>>;
 }

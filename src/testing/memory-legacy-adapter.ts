@@ -6,6 +6,8 @@ import {
   type LegacyChange,
   type LegacyChangePage,
   type LegacyRecord,
+  type LegacyScanOptions,
+  type LegacyScanPage,
   type LegacyWriteOptions,
 } from '../sides/legacy-adapter.ts';
 
@@ -17,7 +19,7 @@ import {
  * const method: LegacyAdapterMethod = 'update';
  * ```
  */
-export type LegacyAdapterMethod = 'create' | 'update' | 'delete' | 'read' | 'changesSince';
+export type LegacyAdapterMethod = 'create' | 'update' | 'delete' | 'read' | 'changesSince' | 'scan';
 
 /**
  * Options of {@link MemoryLegacyAdapter}.
@@ -72,6 +74,7 @@ export class MemoryLegacyAdapter<L extends object> implements LegacyAdapter<L> {
     delete: 0,
     read: 0,
     changesSince: 0,
+    scan: 0,
   };
   #failures = 0;
   #failure: Error | undefined;
@@ -230,6 +233,40 @@ export class MemoryLegacyAdapter<L extends object> implements LegacyAdapter<L> {
     });
   }
 
+  /**
+   * Pages through the records of a type in ascending order of their ids (compared as
+   * strings, code unit by code unit). The cursor is the last id of the page.
+   *
+   * @param resourceType - The resource type whose records to read.
+   * @param options - The cursor to start after and the page size.
+   * @returns Up to `limit` records and the cursor of the next page (`undefined` after the last).
+   * @throws {@link InvalidInputError} naming `limit` when it is not a positive integer.
+   * @example
+   * ```ts
+   * let after: string | undefined;
+   * do {
+   *   const page = await legacy.scan('Patient', { after, limit: 100 });
+   *   after = page.next;
+   * } while (after !== undefined);
+   * ```
+   */
+  scan(resourceType: string, options: LegacyScanOptions): Promise<LegacyScanPage<L>> {
+    return this.#call('scan', () => {
+      const { after, limit } = options;
+      if (!Number.isSafeInteger(limit) || limit < 1) {
+        throw new InvalidInputError('limit', 'must be a positive integer', { side: 'legacy', resourceType });
+      }
+      const table = this.#table(resourceType);
+      const ids = [...table.keys()].filter((id) => after === undefined || id > after).sort(byCodeUnit);
+      const page = ids.slice(0, limit);
+      const records = page.flatMap((id) => {
+        const stored = table.get(id);
+        return stored === undefined ? [] : [toRecord(id, stored)];
+      });
+      return { records, next: ids.length > limit ? page.at(-1) : undefined };
+    });
+  }
+
   /** Counts the call, then fails it if a failure is pending, else runs it. */
   async #call<T>(method: LegacyAdapterMethod, run: () => T): Promise<T> {
     this.#calls[method] += 1;
@@ -309,4 +346,8 @@ function toRecord<L>(id: string, stored: StoredRecord<L>): LegacyRecord<L> {
     version: String(stored.version),
     updatedAt: stored.updatedAt,
   };
+}
+
+function byCodeUnit(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -299,5 +299,69 @@ export function describeLegacyAdapterContract(
         expect(error).toMatchObject({ field: 'cursor' });
       });
     });
+
+    describe('scan', () => {
+      async function scanAll(limit: number): Promise<{ ids: string[]; pages: number }> {
+        const scan = adapter.scan?.bind(adapter);
+        if (scan === undefined) throw new Error('the adapter has no scan');
+        const ids: string[] = [];
+        let after: string | undefined;
+        let pages = 0;
+        do {
+          const page = await scan(type, { after, limit });
+          expect(page.records.length).toBeLessThanOrEqual(limit);
+          ids.push(...page.records.map((record) => record.id));
+          after = page.next;
+          pages += 1;
+        } while (after !== undefined);
+        return { ids, pages };
+      }
+
+      it('reads every record once, in pages, without changing any', async () => {
+        const created = [];
+        for (let i = 0; i < 7; i += 1)
+          created.push(await adapter.create(type, { name: `n${i}`, note: null }));
+        for (const limit of [1, 3, 7, 50]) {
+          const { ids, pages } = await scanAll(limit);
+          expect([...ids].sort()).toEqual(created.map((record) => record.id).sort());
+          expect(new Set(ids).size).toBe(ids.length);
+          expect(pages).toBe(Math.max(1, Math.ceil(7 / limit)));
+        }
+        for (const record of created)
+          expect((await adapter.read(type, record.id))?.version).toBe(record.version);
+      });
+
+      it('keeps its place while records are written behind and ahead of it', async () => {
+        for (let i = 0; i < 4; i += 1) await adapter.create(type, { name: `n${i}`, note: null });
+        const first = await adapter.scan?.(type, { limit: 2 });
+        const seen = new Set(first?.records.map((record) => record.id));
+        const behind = first?.records[0];
+        if (behind === undefined) throw new Error('no first page');
+        await adapter.update(type, behind.id, { ...behind.row, name: 'changed' });
+        let after = first?.next;
+        while (after !== undefined) {
+          const page = await adapter.scan?.(type, { after, limit: 2 });
+          for (const record of page?.records ?? []) {
+            expect(seen.has(record.id)).toBe(false);
+            seen.add(record.id);
+          }
+          after = page?.next;
+        }
+        expect(seen.size).toBe(4);
+      });
+
+      it('answers an empty type with one empty, last page', async () => {
+        expect(await adapter.scan?.(type, { limit: 10 })).toEqual({ records: [], next: undefined });
+      });
+
+      it('rejects a limit that is not a positive integer', async () => {
+        for (const limit of [0, -1, 1.5]) {
+          await expect(adapter.scan?.(type, { limit })).rejects.toMatchObject({
+            name: 'InvalidInputError',
+            field: 'limit',
+          });
+        }
+      });
+    });
   });
 }
