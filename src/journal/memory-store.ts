@@ -94,7 +94,7 @@ export class MemoryStore implements SyncStore {
       existing.seq += 1;
       existing.unit = intent.unit;
       existing.kind = intent.kind;
-      existing.base = intent.base;
+      existing.base = mergedBase(existing.base, intent);
       existing.holders = (current === undefined ? 0 : existing.holders) + (held ? 1 : 0);
       existing.holdUntil =
         current === undefined || (holdUntil !== undefined && Date.parse(holdUntil) > Date.parse(current))
@@ -485,4 +485,9 @@ export class MemoryStore implements SyncStore {
 
 function keyOf(key: OutboxKey): string {
   return `${key.target}:${key.resourceType}/${key.legacyId}`;
+}
+
+/** A pending entry's base once a newer intent merges into it, as PostgresStore merges it. */
+function mergedBase(pending: unknown, intent: OutboxIntent): unknown {
+  return intent.kind === 'delete' || intent.base !== undefined ? intent.base : pending;
 }

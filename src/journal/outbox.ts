@@ -67,6 +67,11 @@ export interface OutboxIntent extends OutboxKey {
    * The caller's full copy of the record in the target's shape, when the call gave one (a FHIR
    * resource while the legacy system is the authority, a legacy row while Medplum is): fields
    * the mapping does not cover are taken from it. JSON-serialisable.
+   *
+   * Coalescing never loses it: a newer intent with a base replaces the pending one (the caller's
+   * full copy is the newest state of every field), one without (a row-shaped write, a change
+   * feed's) keeps it (it changes only fields the mapping covers, which the mirror reads from the
+   * authority anyway), and a delete drops it.
    */
   readonly base?: unknown;
 }

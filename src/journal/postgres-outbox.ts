@@ -128,7 +128,8 @@ const UNLEASED = '(lease_expires_at IS NULL OR lease_expires_at <= clock_timesta
 
 /**
  * Records a write's intent: inserts the record's entry (seq 1, due now) or bumps the existing
- * one's `seq`, taking the newest unit, kind and base; either way held for `holdMs`.
+ * one's `seq`, taking the newest unit and kind and merging the base (see {@link OutboxIntent.base});
+ * either way held for `holdMs`.
  *
  * @param q - Where to run.
  * @param tables - The store's tables.
@@ -170,12 +171,16 @@ export async function intend(
 
 /**
  * How an intent merges into a record's pending entry: `seq` moves on (a lease in flight then
- * ends `requeued` and the newest state is mirrored), the newest unit, kind and base win, and
- * holds add up — an intent without a hold (a change feed's, a retried dead letter's, a
+ * ends `requeued` and the newest state is mirrored), the newest unit and kind win, and holds
+ * add up — an intent without a hold (a change feed's, a retried dead letter's, a
  * transactional write's) never releases another writer's, and a hold that expired (its holder
  * crashed) counts no more.
+ *
+ * The base merges as `MemoryStore`'s does (see {@link OutboxIntent.base}): a newer base
+ * replaces the pending one, an intent without one keeps it, a delete drops it.
  */
-const COALESCE_INTENT = `seq = o.seq + 1, unit = excluded.unit, kind = excluded.kind, base = excluded.base,
+const COALESCE_INTENT = `seq = o.seq + 1, unit = excluded.unit, kind = excluded.kind,
+       base = CASE WHEN excluded.kind = 'delete' THEN excluded.base ELSE COALESCE(excluded.base, o.base) END,
        holders = CASE WHEN o.hold_until > clock_timestamp() THEN o.holders ELSE 0 END + excluded.holders,
        hold_until = CASE WHEN o.hold_until > clock_timestamp() THEN GREATEST(o.hold_until, excluded.hold_until)
                          ELSE excluded.hold_until END`;

@@ -68,6 +68,41 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
       expect(entries[0]).toMatchObject({ seq: 2, unit: 'south', kind: 'delete', base: null });
     });
 
+    it("keeps the pending base when a newer intent carries none: a row-shaped write or a feed's change never erases the fields a FHIR-shaped write added", async () => {
+      const { store } = fixture;
+      await store.intend(
+        intentOf('p-1', { base: { resourceType: 'Patient', telecom: [{ value: 'x' }] } }),
+        0,
+      );
+      await store.intend(intentOf('p-1'), 0);
+      await store.intend(intentOf('p-1', { unit: 'south' }), HOUR);
+      const [entry] = await store.listOutbox();
+      expect(entry).toMatchObject({
+        seq: 3,
+        unit: 'south',
+        base: { resourceType: 'Patient', telecom: [{ value: 'x' }] },
+      });
+    });
+
+    it('keeps the pending base through a lease requeued by a newer intent without one', async () => {
+      const { store } = fixture;
+      await store.commit(await store.intend(intentOf('p-1', { base: { v: 1 } }), HOUR));
+      const [lease] = await store.claim('worker-1', 1, HOUR);
+      await store.commit(await store.intend(intentOf('p-1'), HOUR));
+      expect(await store.complete(lease!, undefined)).toBe('requeued');
+      const [again] = await store.claim('worker-2', 1, HOUR);
+      expect(again?.entry.base).toEqual({ v: 1 });
+    });
+
+    it('takes a newer base over the pending one, and a delete drops it', async () => {
+      const { store } = fixture;
+      await store.intend(intentOf('p-1', { base: { v: 1 } }), 0);
+      await store.intend(intentOf('p-1', { base: { v: 2 } }), 0);
+      expect((await store.listOutbox())[0]?.base).toEqual({ v: 2 });
+      await store.intend(intentOf('p-1', { kind: 'delete' }), 0);
+      expect((await store.listOutbox())[0]?.base).toBeUndefined();
+    });
+
     it('keeps one entry per target: the same record towards the other side is another entry', async () => {
       const medplum = await fixture.store.intend(intentOf('p-1'), HOUR);
       const legacy = await fixture.store.intend(intentOf('p-1', { target: 'legacy' }), HOUR);
