@@ -37,7 +37,7 @@ export default defineConfig(
     },
   },
   {
-    files: ['test/**/*.ts', 'bench/**/*.ts'],
+    files: ['test/**/*.ts', 'test-medplum/**/*.ts', 'bench/**/*.ts'],
     rules: {
       // With `noUncheckedIndexedAccess`, a test that has just asserted a row exists reads `rows[0]!`.
       '@typescript-eslint/no-non-null-assertion': 'off',

@@ -65,7 +65,8 @@ export function checkGuard(
           `${record} changed in ${where} since it was read`,
           guard.version,
           found.version,
-          details,
+          // What the server answers a stale If-Match; the library checked before asking.
+          { ...details, status: 412 },
         );
       }
       return;
