@@ -19,11 +19,18 @@ import type { RestHookRequest, RestHookResult } from './feeds/delete-notificatio
 import { NO_FEED_COUNTS, type FeedCounts, type FeedReport } from './feeds/feed-report.ts';
 import { callbackSink } from './divergence/event-sink.ts';
 import type { DualWriteEvent } from './dual-write-event.ts';
-import { ConfigurationError, InvalidInputError, MappingError, type Side } from './errors.ts';
+import {
+  ConfigurationError,
+  DeadLetterNotFoundError,
+  InvalidInputError,
+  MappingError,
+  type Side,
+} from './errors.ts';
 import {
   anObject,
   checkOptions,
   checkValue,
+  fhirId,
   nonEmptyString,
   kindOf,
   nonNegativeMs,
@@ -254,6 +261,8 @@ export class DualWriter<C, L> {
     const { mapping } = routed;
     requireObject(row, 'row');
     let legacyId = runMapping('legacyId', () => mapping.legacyId(row), { resourceType: type });
+    // As update, delete and read refuse it: an empty id would be written, then fail every mirror.
+    if (legacyId !== undefined) requireId(legacyId, 'legacyId');
     const probe = this.#touchesMedplum(routed)
       ? // Map before writing anything: a row the mapping rejects must leave both sides untouched.
         runMapping('toFhir', () => mapping.toFhir(row), { resourceType: type, legacyId })
@@ -304,6 +313,7 @@ export class DualWriter<C, L> {
     const { mapping } = routed;
     const type = mapping.resourceType;
     let legacyId = legacyIdOf(resource, mapping.identifierSystem);
+    if (legacyId !== undefined) requireId(legacyId, 'resource.identifier');
     if (this.#touchesLegacy(routed))
       runMapping('toLegacy', () => mapping.toLegacy(resource), { resourceType: type, legacyId });
     legacyId ??= await this.#allocateLegacyId(routed, resource, 'resource');
@@ -392,6 +402,7 @@ export class DualWriter<C, L> {
     requireObject(resource, 'resource');
     const routed = this.#route(resource.resourceType, ctx, 'resource.resourceType');
     const { mapping } = routed;
+    if (resource.id !== undefined) checkValue(resource.id, fhirId, 'resource.id', 'input');
     const guard = { kind: 'update', version: expectedVersionOf(options) } as const;
     const legacyId = await this.#legacyIdOfResource(mapping, resource);
     if (this.#touchesLegacy(routed)) {
@@ -442,7 +453,7 @@ export class DualWriter<C, L> {
    */
   async deleteResource(resourceType: string, id: string, ctx: C): Promise<WriteResult<L>> {
     const routed = this.#route(resourceType, ctx, 'resourceType');
-    requireId(id, 'id');
+    checkValue(id, fhirId, 'id', 'input');
     const legacyId = await this.#legacyIdOfResource(routed.mapping, { resourceType, id } as Resource);
     return this.#locked(routed, legacyId, 'existing', (link) => this.#delete(routed, legacyId, link));
   }
@@ -513,7 +524,7 @@ export class DualWriter<C, L> {
   ): Promise<WithId<ExtractResource<RT>> | undefined> {
     type R = ExtractResource<RT>;
     const { mapping, route, unit } = this.#route(resourceType, ctx, 'resourceType');
-    requireId(id, 'id');
+    checkValue(id, fhirId, 'id', 'input');
     const read = async () => {
       const link = await this.#links.byMedplumId(resourceType, id);
       if (link === undefined) return undefined;
@@ -814,7 +825,8 @@ export class DualWriter<C, L> {
    * sides afresh. The letter is kept, marked `retried`.
    *
    * @param id - The dead letter's id.
-   * @returns `true` when it was open and is queued again.
+   * @returns `true` when it was open and is queued again, `false` when it was closed already.
+   * @throws {@link DeadLetterNotFoundError} (a rejection) when no dead letter has that id.
    * @example
    * ```ts
    * await writer.retryDeadLetter('42');
@@ -822,6 +834,7 @@ export class DualWriter<C, L> {
    */
   async retryDeadLetter(id: string): Promise<boolean> {
     requireId(id, 'id');
+    await this.#requireDeadLetter(id);
     const ticket = await this.#store.retryDeadLetter(id);
     this.#drainer.notify();
     return ticket !== undefined;
@@ -832,8 +845,9 @@ export class DualWriter<C, L> {
    *
    * @param id - The dead letter's id.
    * @param note - Why (for the audit trail; no PHI).
-   * @returns `true` when it was open.
-   * @throws {@link InvalidInputError} (a rejection) naming `id` or `note`.
+   * @returns `true` when it was open, `false` when it was closed already.
+   * @throws {@link InvalidInputError} (a rejection) naming `id` or `note`;
+   *   {@link DeadLetterNotFoundError} when no dead letter has that id.
    * @example
    * ```ts
    * await writer.discardDeadLetter('42', 'record merged by hand in both systems');
@@ -843,7 +857,15 @@ export class DualWriter<C, L> {
     requireId(id, 'id');
     if (!nonEmptyString.test(note))
       throw new InvalidInputError('note', `must say why the dead letter is discarded, got ${kindOf(note)}`);
+    await this.#requireDeadLetter(id);
     return this.#store.discardDeadLetter(id, note);
+  }
+
+  /** The dead letter of an operator call, whatever its status; one that does not exist is an error. */
+  async #requireDeadLetter(id: string): Promise<DeadLetter> {
+    const letter = await this.#store.getDeadLetter(id);
+    if (letter === undefined) throw new DeadLetterNotFoundError(id);
+    return letter;
   }
 
   /**
@@ -856,7 +878,8 @@ export class DualWriter<C, L> {
    * @param id - The dead letter's id.
    * @param resolution - `{ winner: 'legacy' | 'medplum' }` or `{ merged: resource }`.
    * @param note - For the audit trail (no PHI).
-   * @returns `false` when no open dead letter has that id.
+   * @returns `false` when the dead letter was closed already.
+   * @throws {@link DeadLetterNotFoundError} (a rejection) when no dead letter has that id.
    * @throws {@link InvalidInputError} for a resolution that decides nothing.
    * @example
    * ```ts
@@ -874,8 +897,8 @@ export class DualWriter<C, L> {
     requireId(id, 'id');
     const decided = resolutionOf(resolution);
     checkValue(note, nonEmptyString, 'note', 'input');
-    const letter = await this.#store.getDeadLetter(id);
-    if (letter?.status !== 'open') return false;
+    const letter = await this.#requireDeadLetter(id);
+    if (letter.status !== 'open') return false;
     const mapping = this.#mappings.get(letter.resourceType);
     if (mapping === undefined)
       throw new InvalidInputError(

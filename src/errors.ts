@@ -301,6 +301,34 @@ export class MirrorError extends DualWriteError {
   }
 }
 
+/**
+ * An operator call named a dead letter that does not exist (`retryDeadLetter`,
+ * `discardDeadLetter`, `resolveDeadLetter`). A letter that exists but was closed already is not
+ * this error: those calls answer `false`.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await writer.retryDeadLetter('999999');
+ * } catch (err) {
+ *   if (err instanceof DeadLetterNotFoundError) console.error(`no dead letter ${err.id}`);
+ * }
+ * ```
+ */
+export class DeadLetterNotFoundError extends DualWriteError {
+  override readonly name = 'DeadLetterNotFoundError' as const;
+  readonly retryable = false as const;
+  /** The id asked for. */
+  readonly id: string;
+  /**
+   * @param id - The dead letter's id asked for.
+   */
+  constructor(id: string) {
+    super(`dead letter ${id} does not exist`, { status: 404 });
+    this.id = id;
+  }
+}
+
 /** Describes a value for an error message without echoing long or structured data. */
 function describeKind(value: unknown): string {
   if (value === null || value === undefined) return String(value);

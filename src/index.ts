@@ -71,6 +71,7 @@ export {
   UnavailableError,
   ConflictError,
   MirrorError,
+  DeadLetterNotFoundError,
 } from './errors.ts';
 export type { Side, ErrorDetails } from './errors.ts';
 

@@ -183,6 +183,22 @@ export const resourceTypeName: Rule<string> = {
   problem: 'must be a FHIR resource type such as "Patient"',
 };
 
+const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
+
+/**
+ * A FHIR resource id (`[A-Za-z0-9\-.]{1,64}`): what may be put in a URL path as a Medplum id.
+ * Anything else (`../AuditEvent`, `a/b`) would name another path on the server.
+ *
+ * @example
+ * ```ts
+ * checkValue(id, fhirId, 'id', 'input');
+ * ```
+ */
+export const fhirId: Rule<string> = {
+  test: (value): value is string => typeof value === 'string' && FHIR_ID.test(value),
+  problem: 'must be a FHIR id: 1 to 64 letters, digits, "-" or "."',
+};
+
 /**
  * One of a fixed set of strings.
  *
@@ -319,6 +335,8 @@ export function optionsObject(
  * @param blame - Configuration or input.
  * @param known - The keys allowed.
  * @param prefix - Put before a key in errors (`valueHash.`).
+ * @param what - What the keys are, one and many: `['an option', 'options']` (the default), or
+ *   `['a column', 'columns']` for a row.
  * @throws {@link ConfigurationError} or {@link InvalidInputError} naming the unknown key.
  * @example
  * ```ts
@@ -331,15 +349,18 @@ export function refuseUnknownKeys(
   blame: Blame,
   known: readonly string[],
   prefix = '',
+  what: readonly [one: string, many: string] = ['an option', 'options'],
 ): void {
+  // Own keys only, `__proto__` and `constructor` included (a row parsed from JSON can hold them).
   const unknown = Object.keys(given).filter((key) => !known.includes(key));
   const [first, ...others] = unknown;
   if (first === undefined) return;
+  const [one, many] = what;
   const options = known.length === 0 ? 'none' : known.join(', ');
   const problem =
     others.length === 0
-      ? `is not an option (options: ${options})`
-      : `is not an option, nor ${others.join(', ')} (options: ${options})`;
+      ? `is not ${one} (${many}: ${options})`
+      : `is not ${one}, nor ${others.join(', ')} (${many}: ${options})`;
   // The value is not shown: a mistyped secret must not reach a log.
   if (blame === 'configuration')
     throw new ConfigurationError(`${prefix}${first}`, given[first], problem, true);

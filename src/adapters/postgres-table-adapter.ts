@@ -10,6 +10,7 @@ import {
   type LegacyScanPage,
   type LegacyWriteOptions,
 } from '../sides/legacy-adapter.ts';
+import { refuseUnknownKeys } from '../option-checks.ts';
 import type { SqlClient, SqlQueryable, SqlResult } from '../sql/sql-client.ts';
 import type { WriteStatement, WriteStatementRunner } from '../sql/write-statement.ts';
 import {
@@ -209,6 +210,7 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
   /** {@inheritDoc LegacyAdapter.create} */
   async create(resourceType: string, row: PostgresTableRow): Promise<LegacyRecord<PostgresTableRow>> {
     const schema = await this.#schema(resourceType);
+    refuseNonColumns(schema, row);
     const givenId = field(row, schema.id.name) ?? undefined;
     if (givenId !== undefined && scalarText(givenId) === undefined) {
       throw new InvalidInputError(`row.${schema.id.name}`, 'must be a string or a number', {
@@ -270,6 +272,7 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
     options: LegacyWriteOptions = {},
   ): Promise<LegacyRecord<PostgresTableRow>> {
     const schema = await this.#schema(resourceType);
+    refuseNonColumns(schema, row);
     const expected = options.expectedVersion;
     if (expected === undefined || VERSION.test(expected)) {
       const params: unknown[] = [id];
@@ -678,6 +681,21 @@ function toRecord(
 }
 
 /** A row's own value for a column; `null` counts as a value, `undefined` as absent. */
+/**
+ * Refuses a row holding a key that is no column of the table (a typo such as `famly_name`,
+ * `__proto__`): written, it would be dropped silently. Every column counts, the version, the
+ * timestamp and generated ones too, so a row as read can be written back.
+ */
+function refuseNonColumns(schema: TableSchema, row: PostgresTableRow): void {
+  refuseUnknownKeys(
+    row,
+    'input',
+    schema.all.map((column) => column.name),
+    'row.',
+    ['a column', 'columns'],
+  );
+}
+
 function field(row: PostgresTableRow, name: string): unknown {
   return Object.hasOwn(row, name) ? row[name] : undefined;
 }

@@ -66,11 +66,14 @@ export async function pollMedplumFeed<L>(
   if (stored !== undefined)
     query.set('_lastUpdated', `ge${new Date(cursor - settings.overlapMs).toISOString()}`);
   let page = await deps.medplum.searchPage(resourceType, query);
+  // The versions this pass's stamps created: a stamp moves a resource's lastUpdated past the
+  // page being read, so the pass meets it again on a later page, as its own write.
+  const stamped = new Set<string>();
   for (let pages = 1; ; pages += 1) {
     const queuedBefore = tally.queued;
     let newest: string | undefined;
     for (const resource of page.resources) {
-      await journalResource(deps, mapping, resource, tally);
+      if (!stamped.has(versionKey(resource))) await journalResource(deps, mapping, resource, tally, stamped);
       const at = resource.meta?.lastUpdated;
       if (
         at !== undefined &&
@@ -94,6 +97,7 @@ async function journalResource<L>(
   mapping: ResourceMapping<L>,
   resource: WithId<Resource>,
   tally: FeedTally,
+  stampedVersions: Set<string>,
 ): Promise<void> {
   const { resourceType } = resource;
   const carried = legacyIdOf(resource, mapping.identifierSystem);
@@ -121,15 +125,21 @@ async function journalResource<L>(
     ],
   } as WithId<Resource>;
   // The identifier is stamped only once the change is known to need a mirror (a unit in a
-  // stage that mirrors nothing keeps its resource as its users wrote it; the id allocated for
-  // it is dropped, a gap in a sequence at worst).
+  // stage that mirrors nothing, or a resource `unitOf` does not claim, keeps its resource as its
+  // users wrote it; the id allocated for it is dropped, a gap in a sequence at worst). So
+  // `unitOf` sees the resource as read: with the stamp, a filter "carries our identifier" would
+  // claim every resource of every other application.
   await journalInbound(
     deps,
-    { source: 'medplum', resourceType, legacyId, kind: 'upsert', resource: stamped },
+    { source: 'medplum', resourceType, legacyId, kind: 'upsert', resource },
     tally,
     async () => {
       try {
-        await deps.medplum.update(stamped, resource.meta?.versionId, { ...details, legacyId });
+        const updated = await deps.medplum.update(stamped, resource.meta?.versionId, {
+          ...details,
+          legacyId,
+        });
+        stampedVersions.add(versionKey(updated));
         return true;
       } catch (err) {
         // Changed since the page was read: the newer version comes in a later page or pass.
@@ -138,4 +148,9 @@ async function journalResource<L>(
       }
     },
   );
+}
+
+/** A resource's id and version, as one key. */
+function versionKey(resource: WithId<Resource>): string {
+  return `${resource.id}@${resource.meta?.versionId ?? ''}`;
 }

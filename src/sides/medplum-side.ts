@@ -1,6 +1,7 @@
 import type { MedplumClient, MedplumRequestOptions, WithId } from '@medplum/core';
 import type { Bundle, Resource, ResourceType } from '@medplum/fhirtypes';
 import { RejectedError, UnavailableError, type ErrorDetails } from '../errors.ts';
+import { checkValue, fhirId } from '../option-checks.ts';
 import { withHttpExchange } from './http-capture.ts';
 import { classifyMedplumError } from './medplum-failure.ts';
 import { WriteBundler, type BundledOutcome, type BundledWrite } from './write-bundler.ts';
@@ -46,9 +47,10 @@ export class MedplumSide {
    * @returns The resource or `undefined`.
    */
   async read<R extends Resource>(resourceType: string, id: string): Promise<WithId<R> | undefined> {
+    const segment = pathSegment(id);
     try {
       return (await this.#call({ resourceType, medplumId: id }, (options) =>
-        this.#client.readResource(resourceType as ResourceType, id, options),
+        this.#client.readResource(resourceType as ResourceType, segment, options),
       )) as WithId<R>;
     } catch (err) {
       if (isGone(err)) return undefined;
@@ -221,18 +223,19 @@ export class MedplumSide {
     expectedVersion: string | undefined,
     details: ErrorDetails,
   ): Promise<WithId<R>> {
+    const segment = pathSegment(resource.id);
     // Medplum ignores an unquoted If-Match value: it must be W/"<versionId>".
     const ifMatch = expectedVersion === undefined ? undefined : `W/"${expectedVersion}"`;
     const write = {
       method: 'PUT',
       resourceType: resource.resourceType,
-      url: `${resource.resourceType}/${resource.id ?? ''}`,
+      url: `${resource.resourceType}/${segment}`,
       resource,
       ifMatch,
     } as const;
     const { stored } = await this.#write(details, write, (options) => {
       if (ifMatch !== undefined) options.headers = { 'If-Match': ifMatch };
-      return this.#client.updateResource(resource, options);
+      return this.#client.updateResource({ ...resource, id: segment }, options);
     });
     return stored as WithId<R>;
   }
@@ -245,11 +248,12 @@ export class MedplumSide {
    * @param details - The record concerned, for errors.
    */
   async delete(resourceType: string, id: string, details: ErrorDetails): Promise<void> {
+    const segment = pathSegment(id);
     try {
       await this.#write(
         details,
-        { method: 'DELETE', resourceType, url: `${resourceType}/${id}` },
-        (options) => this.#client.deleteResource(resourceType as ResourceType, id, options),
+        { method: 'DELETE', resourceType, url: `${resourceType}/${segment}` },
+        (options) => this.#client.deleteResource(resourceType as ResourceType, segment, options),
       );
     } catch (err) {
       if (!isGone(err)) throw err;
@@ -326,6 +330,17 @@ export class MedplumSide {
     if (result.ok) return result.value;
     throw classifyMedplumError(result.error, result.exchange, { ...details, side: 'medplum' });
   }
+}
+
+/**
+ * A Medplum id as a URL path segment. `MedplumClient` joins ids into paths as they are, so an id
+ * that is not a FHIR id (`../AuditEvent`) would name another path on the server: it is refused,
+ * whoever supplied it (a caller, a stored link, a notification). A FHIR id needs no escaping;
+ * it is encoded anyway, so nothing unchecked can reach a path.
+ */
+function pathSegment(id: unknown): string {
+  checkValue(id, fhirId, 'id', 'input');
+  return encodeURIComponent(id);
 }
 
 function isGone(err: unknown): boolean {

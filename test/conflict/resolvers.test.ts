@@ -323,7 +323,9 @@ describe('each built-in resolver, on one patient edited on both sides between sy
     await expect(f.writer.resolveDeadLetter(letter!.id, { winner: 'legacy' }, '')).rejects.toMatchObject({
       field: 'note',
     });
-    expect(await f.writer.resolveDeadLetter('999999', { winner: 'legacy' })).toBe(false);
+    await expect(f.writer.resolveDeadLetter('999999', { winner: 'legacy' })).rejects.toMatchObject({
+      name: 'DeadLetterNotFoundError',
+    });
     expect(await f.writer.deadLetters()).toHaveLength(1);
   });
 });
