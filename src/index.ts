@@ -38,6 +38,17 @@ export type {
 } from './sides/legacy-adapter.ts';
 export { createMedplumClient, captureHttpStatus } from './sides/http-capture.ts';
 
+export type {
+  Job,
+  JobDirection,
+  JobFilter,
+  JobKind,
+  JobPageLease,
+  JobPageResult,
+  JobSpec,
+  JobState,
+  JobStore,
+} from './journal/job.ts';
 export { MemoryStore } from './journal/memory-store.ts';
 export { PostgresStore } from './journal/postgres-store.ts';
 export type { PostgresStoreOptions, EmbeddedPostgresStoreOptions } from './journal/postgres-store.ts';

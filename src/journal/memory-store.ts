@@ -1,3 +1,5 @@
+import type { Job, JobFilter, JobPageLease, JobPageResult, JobSpec, JobState } from './job.ts';
+import { MemoryJobs } from './memory-jobs.ts';
 import type { Link } from './link.ts';
 import type {
   DeadLetter,
@@ -38,7 +40,52 @@ export class MemoryStore implements SyncStore {
   readonly #events: RecordedEvent[] = [];
   readonly #cursors = new Map<string, string>();
   #plan: unknown = undefined;
+  readonly #jobs = new MemoryJobs();
   #ids = 0;
+
+  /** {@inheritDoc JobStore.createJob} */
+  createJob(spec: JobSpec): Promise<Job> {
+    return this.#jobs.createJob(spec);
+  }
+
+  /** {@inheritDoc JobStore.getJob} */
+  getJob(id: string): Promise<Job | undefined> {
+    return this.#jobs.getJob(id);
+  }
+
+  /** {@inheritDoc JobStore.listJobs} */
+  listJobs(filter?: JobFilter): Promise<Job[]> {
+    return this.#jobs.listJobs(filter);
+  }
+
+  /** {@inheritDoc JobStore.leaseJobPage} */
+  leaseJobPage(jobId: string, owner: string, leaseMs: number): Promise<JobPageLease | undefined> {
+    return this.#jobs.leaseJobPage(jobId, owner, leaseMs);
+  }
+
+  /** {@inheritDoc JobStore.endJobPage} */
+  endJobPage(lease: JobPageLease, next: string | undefined): Promise<'done' | 'fenced'> {
+    return this.#jobs.endJobPage(lease, next);
+  }
+
+  /** {@inheritDoc JobStore.renewJobPage} */
+  renewJobPage(lease: JobPageLease, leaseMs: number): Promise<'done' | 'fenced'> {
+    return this.#jobs.renewJobPage(lease, leaseMs);
+  }
+
+  /** {@inheritDoc JobStore.completeJobPage} */
+  completeJobPage(lease: JobPageLease, result: JobPageResult): Promise<'done' | 'fenced'> {
+    return this.#jobs.completeJobPage(lease, result);
+  }
+
+  /** {@inheritDoc JobStore.setJobState} */
+  setJobState(
+    id: string,
+    state: JobState,
+    options?: { readonly from?: readonly JobState[] | undefined; readonly reason?: string | undefined },
+  ): Promise<Job | undefined> {
+    return this.#jobs.setJobState(id, state, options);
+  }
 
   /** {@inheritDoc SyncStore.getLink} */
   getLink(resourceType: string, legacyId: string): Promise<Link | undefined> {

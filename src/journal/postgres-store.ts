@@ -1,3 +1,5 @@
+import type { Job, JobFilter, JobPageLease, JobPageResult, JobSpec, JobState } from './job.ts';
+import * as jobs from './postgres-jobs.ts';
 import { sqlClientFromPglite } from '../sql/pglite-client.ts';
 import type { SqlClient, SqlQueryable } from '../sql/sql-client.ts';
 import type { WriteStatement } from '../sql/write-statement.ts';
@@ -143,6 +145,50 @@ export class PostgresStore implements SyncStore {
     if (this.#closed) return;
     this.#closed = true;
     await this.#close?.();
+  }
+
+  /** {@inheritDoc JobStore.createJob} */
+  createJob(spec: JobSpec): Promise<Job> {
+    return jobs.createJob(this.#sql, this.#tables, spec);
+  }
+
+  /** {@inheritDoc JobStore.getJob} */
+  getJob(id: string): Promise<Job | undefined> {
+    return jobs.getJob(this.#sql, this.#tables, id);
+  }
+
+  /** {@inheritDoc JobStore.listJobs} */
+  listJobs(filter?: JobFilter): Promise<Job[]> {
+    return jobs.listJobs(this.#sql, this.#tables, filter ?? {});
+  }
+
+  /** {@inheritDoc JobStore.leaseJobPage} */
+  leaseJobPage(jobId: string, owner: string, leaseMs: number): Promise<JobPageLease | undefined> {
+    return jobs.leaseJobPage(this.#sql, this.#tables, jobId, owner, leaseMs);
+  }
+
+  /** {@inheritDoc JobStore.endJobPage} */
+  endJobPage(lease: JobPageLease, next: string | undefined): Promise<'done' | 'fenced'> {
+    return jobs.endJobPage(this.#sql, this.#tables, lease, next);
+  }
+
+  /** {@inheritDoc JobStore.renewJobPage} */
+  renewJobPage(lease: JobPageLease, leaseMs: number): Promise<'done' | 'fenced'> {
+    return jobs.renewJobPage(this.#sql, this.#tables, lease, leaseMs);
+  }
+
+  /** {@inheritDoc JobStore.completeJobPage} */
+  completeJobPage(lease: JobPageLease, result: JobPageResult): Promise<'done' | 'fenced'> {
+    return jobs.completeJobPage(this.#sql, this.#tables, lease, result);
+  }
+
+  /** {@inheritDoc JobStore.setJobState} */
+  setJobState(
+    id: string,
+    state: JobState,
+    options?: { readonly from?: readonly JobState[] | undefined; readonly reason?: string | undefined },
+  ): Promise<Job | undefined> {
+    return jobs.setJobState(this.#sql, this.#tables, id, state, options ?? {});
   }
 
   /** {@inheritDoc SyncStore.getLink} */

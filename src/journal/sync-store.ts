@@ -1,3 +1,4 @@
+import type { JobStore } from './job.ts';
 import type { Link } from './link.ts';
 import type {
   DeadLetter,
@@ -50,7 +51,7 @@ export interface RecordedEvent extends StoredEvent {
 
 /**
  * Durable state the writer keeps beside the two systems: links, the outbox, dead letters,
- * events, feed cursors and the stored cutover plan. `MemoryStore` keeps it in process (tests);
+ * events, feed cursors, the stored cutover plan and jobs (see {@link JobStore}). `MemoryStore` keeps it in process (tests);
  * `PostgresStore` in PostgreSQL, embedded (PGlite) or on a server shared by every instance.
  *
  * Contract, checked by one test suite run against every implementation:
@@ -71,7 +72,7 @@ export interface RecordedEvent extends StoredEvent {
  * const [lease] = await store.claim('worker-1', 10, 30_000);
  * ```
  */
-export interface SyncStore {
+export interface SyncStore extends JobStore {
   /**
    * Whether a lease from this store excludes workers in other processes too (a store that every
    * service instance shares). Only then may a mirror use a plain create after a search; other

@@ -44,6 +44,7 @@ describe('PostgresStore on PGlite', () => {
       { version: 4, name: 'hold-count' },
       { version: 5, name: 'event-counts' },
       { version: 6, name: 'other-direction' },
+      { version: 16, name: 'jobs' },
     ]);
     await store.saveLink(linkOf('p-1', 'm-1'));
     expect(await store.getLink('Patient', 'p-1')).toEqual(linkOf('p-1', 'm-1'));
@@ -58,6 +59,8 @@ describe('PostgresStore on PGlite', () => {
       'cursors',
       'dead_letters',
       'events',
+      'job_pages',
+      'jobs',
       'links',
       'migrations',
       'outbox',
@@ -207,6 +210,7 @@ describe('PostgresStore on PostgreSQL with concurrent instances', () => {
       { version: 4 },
       { version: 5 },
       { version: 6 },
+      { version: 16 },
     ]);
     await stores[0]!.saveLink(linkOf('p-1', 'm-1'));
     expect(await stores[3]!.getLink('Patient', 'p-1')).toEqual(linkOf('p-1', 'm-1'));

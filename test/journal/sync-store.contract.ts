@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LinkConflictError } from '../../src/journal/sync-store.ts';
+import { describeJobsContract } from './sync-store-jobs.contract.ts';
 import { describeOutboxContract } from './sync-store-outbox.contract.ts';
 import { linkOf, useStore, type OpenSyncStore } from './sync-store.fixture.ts';
 
@@ -107,6 +108,8 @@ export function describeSyncStoreContract(name: string, open: OpenSyncStore): vo
     });
 
     describeOutboxContract(fixture);
+
+    describeJobsContract(fixture);
 
     describe('events', () => {
       it('lists events newest first, with increasing ids and ISO times', async () => {

@@ -5,6 +5,7 @@ import { linkBase } from './0003-link-base.ts';
 import { holdCount } from './0004-hold-count.ts';
 import { eventCounts } from './0005-event-counts.ts';
 import { otherDirection } from './0006-other-direction.ts';
+import { jobs } from './0016-jobs.ts';
 
 /**
  * One numbered step of the journal's schema. Migrations are TypeScript modules, not `.sql`
@@ -39,6 +40,7 @@ export const JOURNAL_MIGRATIONS: readonly Migration[] = [
   holdCount,
   eventCounts,
   otherDirection,
+  jobs,
 ];
 
 /*

@@ -1,0 +1,141 @@
+import { describe, expect, it } from 'vitest';
+import type { JobPageLease, JobSpec } from '../../src/journal/job.ts';
+import type { SyncStore } from '../../src/journal/sync-store.ts';
+import { sleep } from './sync-store.fixture.ts';
+
+const HOUR = 3_600_000;
+const SPEC: JobSpec = { kind: 'backfill', resourceType: 'Patient', unit: 'north', direction: 'to-medplum' };
+
+/**
+ * The jobs part of the {@link SyncStore} contract (pages leased, ended, completed, taken over,
+ * fenced; states), run inside `describeSyncStoreContract`.
+ *
+ * @param fixture - Holds the current case's store.
+ * @example
+ * ```ts
+ * describeJobsContract(useStore(open));
+ * ```
+ */
+export function describeJobsContract(fixture: { readonly store: SyncStore }): void {
+  describe('jobs', () => {
+    async function lease(id: string, owner = 'w1', ms = HOUR): Promise<JobPageLease> {
+      const taken = await fixture.store.leaseJobPage(id, owner, ms);
+      if (taken === undefined) throw new Error('no page granted');
+      return taken;
+    }
+
+    it('creates a running job with its scope, and reads it back by id and in lists', async () => {
+      const job = await fixture.store.createJob({ ...SPEC, sampleSize: 3 });
+      expect(job).toMatchObject({
+        ...SPEC,
+        sampleSize: 3,
+        state: 'running',
+        cursor: undefined,
+        scanComplete: false,
+        pages: 0,
+        pagesDone: 0,
+        counts: {},
+        samples: {},
+        finishedAt: undefined,
+      });
+      expect(await fixture.store.getJob(job.id)).toEqual(job);
+      const other = await fixture.store.createJob({ ...SPEC, kind: 'reconcile', unit: undefined });
+      expect((await fixture.store.listJobs()).map((j) => j.id)).toEqual([other.id, job.id]);
+      expect((await fixture.store.listJobs({ kind: 'backfill', unit: 'north' })).map((j) => j.id)).toEqual([
+        job.id,
+      ]);
+      expect(await fixture.store.listJobs({ kind: 'reconcile', unit: 'north' })).toEqual([]);
+      expect(await fixture.store.getJob('999999')).toBeUndefined();
+    });
+
+    it('grants one page at a time until its end is known, then the next from there', async () => {
+      const job = await fixture.store.createJob(SPEC);
+      const first = await lease(job.id);
+      expect(first).toMatchObject({ page: 1, after: undefined, scanned: false });
+      expect(await fixture.store.leaseJobPage(job.id, 'w2', HOUR)).toBeUndefined();
+      expect(await fixture.store.endJobPage(first, 'k-100')).toBe('done');
+      const second = await lease(job.id, 'w2');
+      expect(second).toMatchObject({ page: 2, after: 'k-100', scanned: false, owner: 'w2' });
+      expect((await fixture.store.getJob(job.id))?.cursor).toBe('k-100');
+    });
+
+    it('adds each completed page’s counts and samples once, and is done after the last page', async () => {
+      const job = await fixture.store.createJob({ ...SPEC, sampleSize: 2 });
+      const first = await lease(job.id);
+      await fixture.store.endJobPage(first, 'k-2');
+      const second = await lease(job.id);
+      await fixture.store.endJobPage(second, undefined);
+      expect(
+        await fixture.store.completeJobPage(second, {
+          counts: { scanned: 1, created: 1 },
+          samples: { created: ['3'] },
+        }),
+      ).toBe('done');
+      expect(await fixture.store.completeJobPage(second, { counts: { scanned: 1 } })).toBe('fenced');
+      expect((await fixture.store.getJob(job.id))?.state).toBe('running');
+      await fixture.store.completeJobPage(first, {
+        counts: { scanned: 2, created: 2 },
+        samples: { created: ['1', '2'] },
+      });
+      const done = await fixture.store.getJob(job.id);
+      expect(done).toMatchObject({ state: 'done', scanComplete: true, pages: 2, pagesDone: 2 });
+      expect(done?.counts).toEqual({ scanned: 3, created: 3 });
+      expect(done?.samples).toEqual({ created: ['3', '1'] });
+      expect(done?.finishedAt).toEqual(expect.any(String));
+      expect(await fixture.store.leaseJobPage(job.id, 'w1', HOUR)).toBeUndefined();
+    });
+
+    it('hands a lapsed page to another worker with a new token, and fences the old holder', async () => {
+      const job = await fixture.store.createJob(SPEC);
+      const dying = await lease(job.id, 'w1', 30);
+      await fixture.store.endJobPage(dying, 'k-1');
+      await sleep(60);
+      const taken = await lease(job.id, 'w2');
+      expect(taken).toMatchObject({ page: 1, after: undefined, scanned: true, owner: 'w2' });
+      expect(taken.token).not.toBe(dying.token);
+      expect(await fixture.store.completeJobPage(dying, { counts: { scanned: 5 } })).toBe('fenced');
+      expect(await fixture.store.renewJobPage(dying, HOUR)).toBe('fenced');
+      expect(await fixture.store.completeJobPage(taken, { counts: { scanned: 1 } })).toBe('done');
+      expect((await fixture.store.getJob(job.id))?.counts).toEqual({ scanned: 1 });
+    });
+
+    it('gives a page whose reader died before its end was known to the next worker, at the same start', async () => {
+      const job = await fixture.store.createJob(SPEC);
+      const first = await lease(job.id);
+      await fixture.store.endJobPage(first, 'k-1');
+      await lease(job.id, 'w1', 30);
+      await sleep(60);
+      const again = await lease(job.id, 'w2');
+      expect(again).toMatchObject({ page: 2, after: 'k-1', scanned: false });
+    });
+
+    it('grants nothing for a paused or cancelled job, and changes state only from the states given', async () => {
+      const job = await fixture.store.createJob(SPEC);
+      expect((await fixture.store.setJobState(job.id, 'paused', { from: ['running'] }))?.state).toBe(
+        'paused',
+      );
+      expect(await fixture.store.leaseJobPage(job.id, 'w1', HOUR)).toBeUndefined();
+      expect(await fixture.store.setJobState(job.id, 'paused', { from: ['running'] })).toBeUndefined();
+      expect((await fixture.store.setJobState(job.id, 'running', { from: ['paused'] }))?.state).toBe(
+        'running',
+      );
+      expect(await fixture.store.leaseJobPage(job.id, 'w1', HOUR)).toBeDefined();
+      const cancelled = await fixture.store.setJobState(job.id, 'cancelled', { reason: 'by ops' });
+      expect(cancelled).toMatchObject({ state: 'cancelled', reason: 'by ops' });
+      expect(cancelled?.finishedAt).toEqual(expect.any(String));
+      expect(await fixture.store.setJobState(job.id, 'running')).toBeUndefined();
+      expect(await fixture.store.leaseJobPage(job.id, 'w1', HOUR)).toBeUndefined();
+    });
+
+    it('keeps two workers on one job from taking the same page', async () => {
+      const job = await fixture.store.createJob(SPEC);
+      const first = await lease(job.id, 'w1');
+      await fixture.store.endJobPage(first, 'k-1');
+      const [a, b] = await Promise.all([
+        fixture.store.leaseJobPage(job.id, 'w1', HOUR),
+        fixture.store.leaseJobPage(job.id, 'w2', HOUR),
+      ]);
+      expect([a, b].filter((taken) => taken !== undefined)).toHaveLength(1);
+    });
+  });
+}
