@@ -329,6 +329,39 @@ export class DeadLetterNotFoundError extends DualWriteError {
   }
 }
 
+/**
+ * An optional peer dependency that a part of the library needs is not installed. The message
+ * names the packages and the command that installs them.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await import('medplum-dualwrite/testing');
+ * } catch (err) {
+ *   if (err instanceof MissingPeerDependencyError) console.error(err.packages); // ['@medplum/fhir-router', …]
+ * }
+ * ```
+ */
+export class MissingPeerDependencyError extends DualWriteError {
+  override readonly name = 'MissingPeerDependencyError' as const;
+  /** Installing the packages, not retrying, is the fix. */
+  readonly retryable = false as const;
+  /** The packages to install, as `npm install` takes them. */
+  readonly packages: readonly string[];
+  /**
+   * @param part - The part of the library that needs them (`medplum-dualwrite/testing`).
+   * @param packages - The packages to install, with their version ranges.
+   * @param cause - The loader's error.
+   */
+  constructor(part: string, packages: readonly string[], cause?: unknown) {
+    super(
+      `${part} needs the optional peer dependencies ${packages.join(', ')}: install them with \`npm install --save-dev ${packages.join(' ')}\``,
+      { cause },
+    );
+    this.packages = packages;
+  }
+}
+
 /** Describes a value for an error message without echoing long or structured data. */
 function describeKind(value: unknown): string {
   if (value === null || value === undefined) return String(value);

@@ -83,6 +83,7 @@ export {
   ConflictError,
   MirrorError,
   DeadLetterNotFoundError,
+  MissingPeerDependencyError,
 } from './errors.ts';
 export type { Side, ErrorDetails } from './errors.ts';
 

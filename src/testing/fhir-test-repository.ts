@@ -16,7 +16,6 @@ import {
   validateResource,
 } from '@medplum/core';
 import type { SearchRequest, WithId } from '@medplum/core';
-import { MemoryRepository } from '@medplum/fhir-router';
 import type {
   CreateResourceOptions,
   DeleteResourceOptions,
@@ -24,7 +23,10 @@ import type {
   UpdateResourceOptions,
 } from '@medplum/fhir-router';
 import type { Bundle, BundleEntry, BundleLink, OperationOutcome, Resource } from '@medplum/fhirtypes';
+import { fhirRouter } from './fhir-peers.ts';
 import { IdentifierIndex } from './identifier-index.ts';
+
+const { MemoryRepository } = fhirRouter;
 
 /**
  * Options of the {@link FhirTestRepository} constructor.

@@ -12,14 +12,14 @@ import {
   notFound,
   unauthorized,
 } from '@medplum/core';
-import { FhirRouter } from '@medplum/fhir-router';
-import type { FhirRequest, HttpMethod } from '@medplum/fhir-router';
+import type { FhirRequest, FhirRouter, HttpMethod } from '@medplum/fhir-router';
 import type { Bundle, BundleEntry, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { indexFhirDefinitions } from './fhir-definitions.ts';
 import { FaultInjector } from './fault-injector.ts';
 import type { InjectedFault } from './fault-options.ts';
 import type { FaultResponse } from './fault-responses.ts';
 import { FhirTestRepository } from './fhir-test-repository.ts';
+import { fhirRouter } from './fhir-peers.ts';
 
 /**
  * Options of {@link startFhirTestServer}.
@@ -130,7 +130,7 @@ export async function startFhirTestServer(options: FhirTestServerOptions = {}): 
   });
   const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
   const repo = new FhirTestRepository({ baseUrl });
-  const router = new FhirRouter();
+  const router = new fhirRouter.FhirRouter();
   const tokens = new Set<string>();
   let requests = 0;
 
