@@ -114,6 +114,18 @@ export type DualWriteEvent =
       readonly error: string;
       /** How long the background drainer waits before it tries the store again. */
       readonly retryInMs: number;
+    }
+  | {
+      /**
+       * The stored cutover plan could not be re-read: this instance routes by the revision it
+       * holds, which other instances may have moved past. Readiness says `stale` until a re-read
+       * succeeds.
+       */
+      readonly type: 'plan-stale';
+      /** The failure's name and code; no message. */
+      readonly error: string;
+      /** The stored revision this instance routes by. */
+      readonly revision: number | undefined;
     };
 
 /**

@@ -236,6 +236,9 @@ export class DualWriter<C, L> {
     );
     // Last: a constructor that threw above must leave the caller's plan untouched.
     this.#plan.useReadiness((unit) => this.readiness(unit));
+    this.#plan.onRefreshError((error) => {
+      this.#emit({ type: 'plan-stale', error: describeError(error), revision: this.#plan.status().revision });
+    });
   }
 
   /**
@@ -704,12 +707,14 @@ export class DualWriter<C, L> {
       pending: counts.pending + counts.leased,
     };
     const failing = failingGates(figures, this.#readiness.gates);
+    const { revision, stale } = this.#plan.status();
     return {
       unit,
       window: { from: since, to: new Date(now).toISOString() },
       figures,
       gates: this.#readiness.gates,
-      verdict: failing.length === 0 ? 'ready' : 'not-ready',
+      plan: { revision, stale },
+      verdict: failing.length === 0 && !stale ? 'ready' : 'not-ready',
       failing,
     };
   }

@@ -17,8 +17,9 @@ export type {
   UnitStages,
   StageChange,
   StageChangeOptions,
-  StoredPlan,
+  PlanStatus,
 } from './plan/cutover-plan.ts';
+export type { StoredPlan, PlanSeed, PlanChange, PlanChangeOutcome } from './journal/stored-plan.ts';
 export { DEFAULT_GATES } from './plan/readiness.ts';
 export type { Readiness, ReadinessGates, ReadinessOptions, GateLimits } from './plan/readiness.ts';
 export { STAGES, routeOf, isStage } from './plan/stage.ts';

@@ -83,6 +83,7 @@ const LEVELS: Readonly<Record<DualWriteEvent['type'], keyof EventLogger>> = {
   'dead-letter': 'warn',
   'mirror-failed': 'warn',
   'journal-error': 'warn',
+  'plan-stale': 'warn',
   resolved: 'info',
   retry: 'info',
   mirrored: 'debug',
@@ -121,7 +122,7 @@ export function revealValuesOf(options: unknown, shape: Shape): boolean {
 
 /**
  * A sink that logs each event as one structured line (`{ event: 'conflict', … }`) at a level by
- * type: `conflict`, `divergence`, `dead-letter`, `mirror-failed` and `journal-error` warn; `resolved` and `retry`
+ * type: `conflict`, `divergence`, `dead-letter`, `mirror-failed`, `journal-error` and `plan-stale` warn; `resolved` and `retry`
  * info; `mirrored` and `drained` debug.
  *
  * @param logger - A pino-style logger.

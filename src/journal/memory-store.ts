@@ -12,6 +12,15 @@ import type {
   OutboxKey,
   OutboxTicket,
 } from './outbox.ts';
+import {
+  planOfRows,
+  planRows,
+  storedStageOf,
+  type PlanChange,
+  type PlanChangeOutcome,
+  type PlanSeed,
+  type StoredPlan,
+} from './stored-plan.ts';
 import { LinkConflictError, type RecordedEvent, type StoredEvent, type SyncStore } from './sync-store.ts';
 
 type MutableEntry = { -readonly [K in keyof OutboxEntry]: OutboxEntry[K] } & {
@@ -39,7 +48,7 @@ export class MemoryStore implements SyncStore {
   readonly #letters = new Map<string, MutableLetter>();
   readonly #events: RecordedEvent[] = [];
   readonly #cursors = new Map<string, string>();
-  #plan: unknown = undefined;
+  #plan: StoredPlan | undefined = undefined;
   readonly #jobs = new MemoryJobs();
   #ids = 0;
 
@@ -434,14 +443,42 @@ export class MemoryStore implements SyncStore {
   }
 
   /** {@inheritDoc SyncStore.loadPlan} */
-  loadPlan(): Promise<unknown> {
+  loadPlan(): Promise<StoredPlan | undefined> {
     return Promise.resolve(this.#plan === undefined ? undefined : structuredClone(this.#plan));
   }
 
-  /** {@inheritDoc SyncStore.savePlan} */
-  savePlan(plan: unknown): Promise<void> {
-    this.#plan = structuredClone(plan);
-    return Promise.resolve();
+  /** {@inheritDoc SyncStore.planRevision} */
+  planRevision(): Promise<number | undefined> {
+    return Promise.resolve(this.#plan?.revision);
+  }
+
+  /** {@inheritDoc SyncStore.seedPlan} */
+  seedPlan(seed: PlanSeed): Promise<StoredPlan> {
+    const stored = this.#plan ?? { revision: 0, default: seed.default, units: {} };
+    const rows = planRows(stored);
+    const held = new Set(rows.map((row) => `${row.unit}\u0000${row.resourceType}`));
+    const added = planRows(seed).filter((row) => !held.has(`${row.unit}\u0000${row.resourceType}`));
+    if (this.#plan === undefined || added.length > 0)
+      this.#plan = planOfRows(stored.revision + 1, stored.default, [...rows, ...added]);
+    return this.loadPlan() as Promise<StoredPlan>;
+  }
+
+  /** {@inheritDoc SyncStore.changePlan} */
+  changePlan(change: PlanChange, event: StoredEvent): Promise<PlanChangeOutcome> {
+    const before = this.#plan;
+    if (before === undefined) return Promise.reject(new Error('the plan is not stored yet: seed it first'));
+    if (storedStageOf(before, change.unit, change.resourceType) !== change.from)
+      return Promise.resolve({ applied: false, plan: structuredClone(before) });
+    const resourceType = change.resourceType ?? '';
+    const rows = planRows(before).filter(
+      (row) => row.unit !== change.unit || row.resourceType !== resourceType,
+    );
+    this.#plan = planOfRows(before.revision + 1, before.default, [
+      ...rows,
+      { unit: change.unit, resourceType, stage: change.to },
+    ]);
+    void this.appendEvent(event);
+    return Promise.resolve({ applied: true, plan: structuredClone(this.#plan) });
   }
 
   /** Whether the record's entry towards the other side is leased now. */

@@ -20,6 +20,8 @@ import { completeLease, completeLeases, tryCompleteLease } from './postgres-comp
 import * as letters from './postgres-dead-letters.ts';
 import * as links from './postgres-links.ts';
 import * as outbox from './postgres-outbox.ts';
+import * as plans from './postgres-plan.ts';
+import type { PlanChange, PlanChangeOutcome, PlanSeed, StoredPlan } from './stored-plan.ts';
 import { openPglite } from './pglite-loader.ts';
 import {
   validateEmbeddedOptions,
@@ -442,20 +444,23 @@ export class PostgresStore implements SyncStore {
   }
 
   /** {@inheritDoc SyncStore.loadPlan} */
-  async loadPlan(): Promise<unknown> {
-    const { rows } = await this.#sql.query<{ plan: string | null }>(
-      `SELECT plan::text AS plan FROM ${this.#tables.plan} WHERE id = 1`,
-    );
-    return parseJson(rows[0]?.plan ?? null);
+  loadPlan(): Promise<StoredPlan | undefined> {
+    return plans.loadPlan(this.#sql, this.#tables);
   }
 
-  /** {@inheritDoc SyncStore.savePlan} */
-  async savePlan(plan: unknown): Promise<void> {
-    await this.#sql.query(
-      `INSERT INTO ${this.#tables.plan} (id, plan) VALUES (1, $1::text::jsonb)
-       ON CONFLICT (id) DO UPDATE SET plan = excluded.plan, updated_at = clock_timestamp()`,
-      [jsonParam(plan)],
-    );
+  /** {@inheritDoc SyncStore.planRevision} */
+  planRevision(): Promise<number | undefined> {
+    return plans.planRevision(this.#sql, this.#tables);
+  }
+
+  /** {@inheritDoc SyncStore.seedPlan} */
+  seedPlan(seed: PlanSeed): Promise<StoredPlan> {
+    return plans.seedPlan(this.#sql, this.#tables, seed);
+  }
+
+  /** {@inheritDoc SyncStore.changePlan} */
+  changePlan(change: PlanChange, event: StoredEvent): Promise<PlanChangeOutcome> {
+    return plans.changePlan(this.#sql, this.#tables, change, event);
   }
 }
 

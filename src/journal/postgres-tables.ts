@@ -40,8 +40,10 @@ export interface JournalTables {
   readonly events: string;
   /** Change-feed cursors. */
   readonly cursors: string;
-  /** The stored cutover plan (one row). */
+  /** The stored cutover plan's default and revision (one row). */
   readonly plan: string;
+  /** The stored cutover plan's stages, a row per unit and resource type. */
+  readonly planStages: string;
   /** The migrations applied. */
   readonly migrations: string;
   /** The sequence fencing tokens come from. */
@@ -89,6 +91,7 @@ export function journalTables(schema: string): JournalTables {
     events: `${q}.events`,
     cursors: `${q}.cursors`,
     plan: `${q}.plan`,
+    planStages: `${q}.plan_stages`,
     migrations: `${q}.migrations`,
     leaseTokens: `${q}.lease_tokens`,
   };

@@ -10,6 +10,7 @@ import type {
   OutboxIntent,
   OutboxTicket,
 } from './outbox.ts';
+import type { PlanChange, PlanChangeOutcome, PlanSeed, StoredPlan } from './stored-plan.ts';
 
 /**
  * An event kept in the store's event table (conflicts, divergence, dead letters…). Events
@@ -63,6 +64,8 @@ export interface RecordedEvent extends StoredEvent {
  *   expires makes its entry claimable again with a new token.
  * - `complete`, `retryLater` and `deadLetter` act only for the current token (else `fenced`)
  *   and only for the claimed `seq` (else the entry is requeued for the newer write).
+ * - The plan changes only by compare-and-set of one stage (`changePlan`), which bumps a
+ *   revision and records the change's event in the same step; `seedPlan` never overwrites.
  *
  * @example
  * ```ts
@@ -166,10 +169,21 @@ export interface SyncStore extends JobStore {
   /** Stores a feed's cursor. */
   setCursor(name: string, value: string): Promise<void>;
 
-  /** The stored cutover plan (JSON), if any. */
-  loadPlan(): Promise<unknown>;
-  /** Stores the cutover plan (JSON). */
-  savePlan(plan: unknown): Promise<void>;
+  /** The stored cutover plan, `undefined` until one was seeded. */
+  loadPlan(): Promise<StoredPlan | undefined>;
+  /** The stored plan's revision, `undefined` until one was seeded: what instances poll. */
+  planRevision(): Promise<number | undefined>;
+  /**
+   * Stores the default and every stage of `seed` the store does not hold yet (what is stored
+   * wins), atomically; the revision moves when anything was added. Returns the stored plan.
+   */
+  seedPlan(seed: PlanSeed): Promise<StoredPlan>;
+  /**
+   * Compare-and-set of one stage: atomically, when the stored stage of the change's unit (and
+   * resource type) is its `from`, stores `to`, bumps the revision and appends `event`; else
+   * changes nothing. Either way returns the stored plan afterwards. Rejects before a seed.
+   */
+  changePlan(change: PlanChange, event: StoredEvent): Promise<PlanChangeOutcome>;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { ConfigurationError, DualWriteError, InvalidInputError } from '../errors.ts';
 import type { SyncStore } from '../journal/sync-store.ts';
+import { storedStageOf, type PlanSeed, type StoredPlan } from '../journal/stored-plan.ts';
 import type { Readiness } from './readiness.ts';
 import { isStage, routeOf, STAGES, type Stage, type StageRoute } from './stage.ts';
 import {
@@ -81,12 +82,18 @@ export interface CutoverPlanOptions<C> {
  * ```
  */
 export class CutoverPlan<C> {
-  readonly #default: Stage;
+  #default: Stage;
   readonly #units = new Map<string, { default: Stage | undefined; types: Map<string, Stage> }>();
   readonly #unitOf: (ctx: C) => string;
-  #revision = 0;
+  #revision: number | undefined;
   #store: SyncStore | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
+  #refreshMs = DEFAULT_REFRESH_MS;
+  /** When the stored plan was last read successfully (epoch ms). */
+  #refreshedAt: number | undefined;
+  /** The last refresh's failure, until a refresh succeeds. */
+  #failure: { readonly since: number; readonly error: unknown } | undefined;
+  #onRefreshError: ((error: unknown) => void) | undefined;
   #readiness: ((unit: string) => Promise<Readiness>) | undefined;
 
   /**
@@ -228,7 +235,55 @@ export class CutoverPlan<C> {
     const given = checkOptions(options, 'options', 'input', CHANGE_OPTIONS);
     const resourceType = given.resourceType as string | undefined;
     const force = given.force === true;
-    const from = resourceType === undefined ? this.#unitStage(unit) : this.stageOf(unit, resourceType);
+    // A compare-and-set that finds another stage stored reloads the plan and decides again
+    // from there: the checks below must judge the move from the stage the store holds.
+    let stored: StoredPlan | undefined;
+    for (let attempt = 1; ; attempt++) {
+      const from =
+        stored !== undefined
+          ? storedStageOf(stored, unit, resourceType)
+          : resourceType === undefined
+            ? this.#unitStage(unit)
+            : this.stageOf(unit, resourceType);
+      await this.#check(unit, from, stage, force);
+      const change: StageChange = {
+        unit,
+        resourceType,
+        from,
+        to: stage,
+        reason: options.reason,
+        by: options.by,
+        forced: force && STAGES.indexOf(stage) > STAGES.indexOf(from),
+        at: new Date().toISOString(),
+      };
+      const store = this.#store;
+      if (store === undefined) {
+        this.#apply(unit, stage, resourceType);
+        return change;
+      }
+      const outcome = await store.changePlan(
+        { unit, resourceType, from, to: stage },
+        { type: 'stage-change', unit, resourceType, data: { ...change } },
+      );
+      // Only what the store holds is applied here: a failed change leaves this instance on the
+      // stored plan, never on a stage nobody stored. An answer older than the copy (another
+      // call's, or the refresh's, landed first) is not applied over it.
+      if (this.#store === store && outcome.plan.revision > (this.#revision ?? -1))
+        this.#replace(outcome.plan);
+      if (outcome.applied) return change;
+      stored = outcome.plan;
+      if (attempt >= MAX_CHANGE_ATTEMPTS)
+        throw new StageChangeRefusedError(
+          unit,
+          from,
+          stage,
+          `the stored plan changed under ${String(MAX_CHANGE_ATTEMPTS)} attempts in a row; try again`,
+          undefined,
+        );
+    }
+  }
+
+  async #check(unit: string, from: Stage, stage: Stage, force: boolean): Promise<void> {
     const step = STAGES.indexOf(stage) - STAGES.indexOf(from);
     if (!force && step > 1) {
       throw new StageChangeRefusedError(
@@ -249,39 +304,30 @@ export class CutoverPlan<C> {
           unit,
           from,
           stage,
-          `the unit fails its readiness gates: ${failing}`,
+          `the unit is not ready: ${failing === '' ? readiness.verdict : failing}`,
           readiness,
         );
       }
     }
-    this.#apply(unit, stage, resourceType);
-    this.#revision++;
-    const change: StageChange = {
-      unit,
-      resourceType,
-      from,
-      to: stage,
-      reason: options.reason,
-      by: options.by,
-      forced: force && step > 0,
-      at: new Date().toISOString(),
-    };
-    if (this.#store !== undefined) {
-      await this.#store.savePlan(this.toJSON());
-      await this.#store.appendEvent({ type: 'stage-change', unit, resourceType, data: { ...change } });
-    }
-    return change;
   }
 
   /**
-   * Stores the plan in a store and follows it: the stored plan (if any) replaces this one's
-   * stages, changes made through any instance's {@link CutoverPlan.set} are picked up within
-   * `refreshMs`, and this plan's changes are saved there. Call {@link CutoverPlan.detach} to stop
-   * following.
+   * Shares the plan through a store every service instance attaches to, and follows it.
+   *
+   * **The store wins.** On attach, the default and the stages this plan was configured with are
+   * stored only where the store holds none yet (the first instance seeds the plan; a unit added
+   * to the code later is added); from then on the stored plan is the plan, whatever an
+   * instance's code says, and it changes only through {@link CutoverPlan.set}.
+   *
+   * Each instance re-reads the stored revision every `refreshMs` and reloads the plan when the
+   * revision differs from its own, so a change made through any instance routes every other
+   * instance's calls within `refreshMs` plus one query. A failed re-read is reported to the
+   * listener given to {@link CutoverPlan.onRefreshError} and makes {@link CutoverPlan.status}
+   * say `stale` until a re-read succeeds.
    *
    * @param store - The store every service instance shares.
-   * @param options - How often to re-read the stored plan.
-   * @returns When the stored plan has been loaded (or this one saved, when none was stored).
+   * @param options - How often to re-read the stored revision.
+   * @returns When the stored plan has been loaded (seeded first, where the store held nothing).
    * @throws {@link ConfigurationError} (a rejection) naming the store method or the option at fault.
    * @example
    * ```ts
@@ -290,7 +336,7 @@ export class CutoverPlan<C> {
    */
   async attach(store: SyncStore, options: { readonly refreshMs?: number | undefined } = {}): Promise<void> {
     const methods = store as unknown as Record<string, unknown> | null | undefined;
-    for (const method of ['loadPlan', 'savePlan', 'appendEvent', 'listEvents']) {
+    for (const method of ['loadPlan', 'planRevision', 'seedPlan', 'changePlan', 'listEvents']) {
       if (typeof methods?.[method] !== 'function')
         throw new ConfigurationError(
           `store.${method}`,
@@ -299,31 +345,87 @@ export class CutoverPlan<C> {
         );
     }
     const given = checkOptions(options, 'options', 'configuration', { refreshMs: positiveMs });
-    const refreshMs = (given.refreshMs as number | undefined) ?? 1000;
     this.detach();
+    const stored = await store.seedPlan(this.#seed());
     this.#store = store;
-    const stored = await store.loadPlan();
-    if (stored === undefined || stored === null) await store.savePlan(this.toJSON());
-    else this.#load(stored, true);
+    this.#refreshMs = (given.refreshMs as number | undefined) ?? DEFAULT_REFRESH_MS;
+    this.#replace(stored);
+    this.#refreshedAt = Date.now();
+    this.#failure = undefined;
     this.#timer = setInterval(() => {
-      void this.refresh().catch(() => undefined);
-    }, refreshMs);
+      // Reported through onRefreshError and status(); the next tick tries again.
+      this.refresh().catch(() => undefined);
+    }, this.#refreshMs);
     this.#timer.unref();
   }
 
   /**
-   * Re-reads the stored plan now (what the refresh timer does).
+   * Re-reads the stored plan now (what the refresh timer does): reloads it when the stored
+   * revision differs from this instance's.
    *
-   * @returns When the stored plan is applied.
+   * @returns When the stored plan is applied; rejects with the store's error (also reported
+   *   to the {@link CutoverPlan.onRefreshError} listener).
    * @example
    * ```ts
    * await plan.refresh();
    * ```
    */
   async refresh(): Promise<void> {
-    if (this.#store === undefined) return;
-    const stored = await this.#store.loadPlan();
-    if (stored !== undefined && stored !== null) this.#load(stored, false);
+    const store = this.#store;
+    if (store === undefined) return;
+    try {
+      const revision = await store.planRevision();
+      if (revision !== this.#revision) {
+        const stored = await store.loadPlan();
+        if (stored !== undefined && this.#store === store) this.#replace(stored);
+      }
+      this.#refreshedAt = Date.now();
+      this.#failure = undefined;
+    } catch (err) {
+      this.#failure ??= { since: Date.now(), error: err };
+      this.#onRefreshError?.(err);
+      throw err;
+    }
+  }
+
+  /**
+   * Where this instance stands with the stored plan: the revision it routes by, when it last
+   * read the store, and whether its copy is `stale` — its last re-read failed, or none
+   * succeeded for three refresh intervals — so other instances may route by a newer plan.
+   *
+   * @returns The status; `attached: false` for a plan that follows no store (never stale).
+   * @example
+   * ```ts
+   * const { stale, revision } = plan.status();
+   * ```
+   */
+  status(): PlanStatus {
+    if (this.#store === undefined)
+      return { attached: false, revision: this.#revision, refreshedAt: undefined, stale: false };
+    const refreshedAt = this.#refreshedAt;
+    const late = refreshedAt === undefined || Date.now() - refreshedAt > 3 * this.#refreshMs;
+    return {
+      attached: true,
+      revision: this.#revision,
+      refreshedAt: refreshedAt === undefined ? undefined : new Date(refreshedAt).toISOString(),
+      stale: this.#failure !== undefined || late,
+    };
+  }
+
+  /**
+   * Calls `listener` with the error of every failed re-read of the stored plan (a `DualWriter`
+   * registers itself and publishes a `plan-stale` event).
+   *
+   * @param listener - Called with the store's error; `undefined` removes it.
+   * @throws {@link ConfigurationError} naming `listener` when it is not a function.
+   * @example
+   * ```ts
+   * plan.onRefreshError((error) => logger.warn({ error }, 'cutover plan is stale'));
+   * ```
+   */
+  onRefreshError(listener: ((error: unknown) => void) | undefined): void {
+    if (listener !== undefined) checkValue(listener, aFunction, 'listener', 'configuration');
+    this.#onRefreshError = listener;
   }
 
   /**
@@ -379,15 +481,20 @@ export class CutoverPlan<C> {
   }
 
   /**
-   * The plan as stored: default, stages per unit, and a revision that counts changes.
+   * The plan as this instance routes by it: default, stages per unit, and the stored revision
+   * it was loaded at (`0` when it follows no store).
    *
    * @returns The JSON document.
    * @example
    * ```ts
-   * await store.savePlan(plan.toJSON());
+   * console.log(JSON.stringify(plan.toJSON()));
    * ```
    */
   toJSON(): StoredPlan {
+    return { revision: this.#revision ?? 0, ...this.#seed() };
+  }
+
+  #seed(): PlanSeed {
     const units: Record<string, { default?: Stage; resourceTypes: Record<string, Stage> }> = {};
     for (const [unit, entry] of this.#units) {
       units[unit] = {
@@ -395,7 +502,7 @@ export class CutoverPlan<C> {
         resourceTypes: Object.fromEntries(entry.types),
       };
     }
-    return { revision: this.#revision, default: this.#default, units };
+    return { default: this.#default, units };
   }
 
   #unitStage(unit: string): Stage {
@@ -412,18 +519,38 @@ export class CutoverPlan<C> {
     else entry.types.set(resourceType, stage);
   }
 
-  #load(stored: unknown, always: boolean): void {
-    const plan = stored as Partial<StoredPlan>;
-    if (typeof plan.revision !== 'number' || (!always && plan.revision === this.#revision)) return;
+  /** Routes by a stored plan from now on (a newer or an older one: any difference reloads). */
+  #replace(stored: StoredPlan): void {
     this.#units.clear();
-    for (const [unit, stages] of Object.entries(plan.units ?? {})) {
+    for (const [unit, stages] of Object.entries(stored.units)) {
       if (isStage(stages.default)) this.#apply(unit, stages.default, undefined);
       for (const [type, stage] of Object.entries(stages.resourceTypes)) {
         if (isStage(stage)) this.#apply(unit, stage, type);
       }
     }
-    this.#revision = plan.revision;
+    this.#default = stored.default;
+    this.#revision = stored.revision;
   }
+}
+
+/**
+ * Where an instance stands with the stored plan ({@link CutoverPlan.status}).
+ *
+ * @example
+ * ```ts
+ * const status: PlanStatus = plan.status();
+ * if (status.stale) console.warn(`routing by plan revision ${String(status.revision)}, last read ${status.refreshedAt ?? 'never'}`);
+ * ```
+ */
+export interface PlanStatus {
+  /** Whether the plan follows a store. */
+  readonly attached: boolean;
+  /** The stored revision this instance routes by (`undefined` before the first load). */
+  readonly revision: number | undefined;
+  /** When the stored plan was last read successfully (ISO 8601). */
+  readonly refreshedAt: string | undefined;
+  /** Whether other instances may route by a newer plan than this one. */
+  readonly stale: boolean;
 }
 
 /**
@@ -469,23 +596,6 @@ export interface StageChange {
 }
 
 /**
- * The stored form of a plan.
- *
- * @example
- * ```ts
- * const stored: StoredPlan = { revision: 3, default: 'legacy-only', units: { north: { default: 'shadow', resourceTypes: {} } } };
- * ```
- */
-export interface StoredPlan {
-  /** Counts changes; an instance re-applies the stored plan when it differs from its own. */
-  readonly revision: number;
-  readonly default: Stage;
-  readonly units: Readonly<
-    Record<string, { readonly default?: Stage; readonly resourceTypes: Readonly<Record<string, Stage>> }>
-  >;
-}
-
-/**
  * A stage change the plan refused: a forward move that skips a stage, or one while the unit
  * fails its readiness gates. Not retryable as is: pass `force` or wait until the unit is ready.
  *
@@ -525,6 +635,12 @@ const CHANGE_OPTIONS = {
   by: nonEmptyString,
   force: trueOrFalse,
 } satisfies Record<keyof StageChangeOptions, Rule>;
+
+/** How often an attached plan re-reads the stored revision, by default. */
+const DEFAULT_REFRESH_MS = 1000;
+
+/** Compare-and-set attempts of one change before giving up (each lost to another change). */
+const MAX_CHANGE_ATTEMPTS = 10;
 
 const stageProblem = 'must be one of legacy-only, dual-write, shadow, live, rampdown, medplum-only';
 

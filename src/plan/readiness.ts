@@ -92,6 +92,11 @@ export interface Readiness {
     readonly pending: number;
   };
   readonly gates: GateLimits;
+  /**
+   * The stored plan as the instance that measured sees it: the revision it routes by, and
+   * whether its copy is stale (its re-reads of the store fail). A stale plan is never `ready`.
+   */
+  readonly plan: { readonly revision: number | undefined; readonly stale: boolean };
   readonly verdict: 'ready' | 'not-ready';
   /** The gates the unit is outside of. */
   readonly failing: readonly {

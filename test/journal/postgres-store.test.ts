@@ -6,6 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigurationError } from '../../src/errors.ts';
 import type { Lease } from '../../src/journal/outbox.ts';
+import { JOURNAL_MIGRATIONS } from '../../src/journal/migrations/migrate.ts';
 import { PostgresStore, type PostgresStoreOptions } from '../../src/journal/postgres-store.ts';
 import { LinkConflictError } from '../../src/journal/sync-store.ts';
 import { sqlClientFromPg } from '../../src/sql/pg-client.ts';
@@ -44,6 +45,7 @@ describe('PostgresStore on PGlite', () => {
       { version: 4, name: 'hold-count' },
       { version: 5, name: 'event-counts' },
       { version: 6, name: 'other-direction' },
+      { version: 10, name: 'plan-rows' },
       { version: 16, name: 'jobs' },
     ]);
     await store.saveLink(linkOf('p-1', 'm-1'));
@@ -65,6 +67,7 @@ describe('PostgresStore on PGlite', () => {
       'migrations',
       'outbox',
       'plan',
+      'plan_stages',
     ]);
   });
 
@@ -202,16 +205,8 @@ describe('PostgresStore on PostgreSQL with concurrent instances', () => {
 
   it('migrates safely when several instances open the same new schema at once', async () => {
     const { schema, stores } = await openAll();
-    const { rows } = await pools[0]!.query(`SELECT version FROM "${schema}".migrations`);
-    expect(rows).toEqual([
-      { version: 1 },
-      { version: 2 },
-      { version: 3 },
-      { version: 4 },
-      { version: 5 },
-      { version: 6 },
-      { version: 16 },
-    ]);
+    const { rows } = await pools[0]!.query(`SELECT version FROM "${schema}".migrations ORDER BY version`);
+    expect(rows).toEqual(JOURNAL_MIGRATIONS.map((migration) => ({ version: migration.version })));
     await stores[0]!.saveLink(linkOf('p-1', 'm-1'));
     expect(await stores[3]!.getLink('Patient', 'p-1')).toEqual(linkOf('p-1', 'm-1'));
   });

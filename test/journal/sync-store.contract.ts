@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { LinkConflictError } from '../../src/journal/sync-store.ts';
+import type { PlanSeed } from '../../src/journal/stored-plan.ts';
+import { LinkConflictError, type StoredEvent } from '../../src/journal/sync-store.ts';
 import { describeJobsContract } from './sync-store-jobs.contract.ts';
 import { describeOutboxContract } from './sync-store-outbox.contract.ts';
 import { linkOf, useStore, type OpenSyncStore } from './sync-store.fixture.ts';
@@ -173,12 +174,90 @@ export function describeSyncStoreContract(name: string, open: OpenSyncStore): vo
     });
 
     describe('plan', () => {
-      it('is undefined until saved, then round-trips as JSON, the last save winning', async () => {
+      const seed: PlanSeed = {
+        default: 'legacy-only',
+        units: { north: { default: 'dual-write', resourceTypes: { Observation: 'legacy-only' } } },
+      };
+      const event = (unit: string): StoredEvent => ({ type: 'stage-change', unit, data: { unit } });
+
+      it('is undefined until seeded; a seed stores its stages at revision 1', async () => {
         expect(await fixture.store.loadPlan()).toBeUndefined();
-        await fixture.store.savePlan({ default: 'legacy-only', units: { north: 'dual-write' } });
-        const plan = { default: 'dual-write', units: { north: 'live', south: ['a', 1, null, true] } };
-        await fixture.store.savePlan(plan);
-        expect(await fixture.store.loadPlan()).toEqual(plan);
+        expect(await fixture.store.planRevision()).toBeUndefined();
+        const stored = await fixture.store.seedPlan(seed);
+        expect(stored).toEqual({ revision: 1, ...seed });
+        expect(await fixture.store.loadPlan()).toEqual(stored);
+        expect(await fixture.store.planRevision()).toBe(1);
+      });
+
+      it('keeps what it holds over a later seed, adding only what it does not hold', async () => {
+        await fixture.store.seedPlan(seed);
+        const again = await fixture.store.seedPlan({
+          default: 'live',
+          units: { north: { default: 'shadow', resourceTypes: {} } },
+        });
+        expect(again.revision).toBe(1);
+        const stored = await fixture.store.seedPlan({
+          default: 'live',
+          units: {
+            north: { default: 'shadow', resourceTypes: {} },
+            south: { default: 'shadow', resourceTypes: {} },
+          },
+        });
+        expect(stored).toEqual({
+          revision: 2,
+          default: 'legacy-only',
+          units: { ...seed.units, south: { default: 'shadow', resourceTypes: {} } },
+        });
+      });
+
+      it('sets a stage only from the stored one, bumping the revision and recording the event with it', async () => {
+        await fixture.store.seedPlan(seed);
+        const moved = await fixture.store.changePlan(
+          { unit: 'north', resourceType: undefined, from: 'dual-write', to: 'shadow' },
+          event('north'),
+        );
+        expect(moved.applied).toBe(true);
+        expect(moved.plan.revision).toBe(2);
+        expect(moved.plan.units.north).toEqual({
+          default: 'shadow',
+          resourceTypes: { Observation: 'legacy-only' },
+        });
+        const stale = await fixture.store.changePlan(
+          { unit: 'north', resourceType: undefined, from: 'dual-write', to: 'legacy-only' },
+          event('north'),
+        );
+        expect(stale).toEqual({ applied: false, plan: moved.plan });
+        // A type's stage is compared with the type's own stage, a unit without rows with the default.
+        const typed = await fixture.store.changePlan(
+          { unit: 'north', resourceType: 'Observation', from: 'legacy-only', to: 'dual-write' },
+          event('north'),
+        );
+        const fresh = await fixture.store.changePlan(
+          { unit: 'east', resourceType: 'Patient', from: 'legacy-only', to: 'dual-write' },
+          event('east'),
+        );
+        expect([typed.applied, fresh.applied]).toEqual([true, true]);
+        expect(fresh.plan).toMatchObject({
+          revision: 4,
+          units: {
+            east: { resourceTypes: { Patient: 'dual-write' } },
+            north: { resourceTypes: { Observation: 'dual-write' } },
+          },
+        });
+        expect((await fixture.store.listEvents({ type: 'stage-change' })).map((e) => e.unit)).toEqual([
+          'east',
+          'north',
+          'north',
+        ]);
+      });
+
+      it('refuses a change before a seed', async () => {
+        await expect(
+          fixture.store.changePlan(
+            { unit: 'north', resourceType: undefined, from: 'legacy-only', to: 'dual-write' },
+            event('north'),
+          ),
+        ).rejects.toThrow(/seed/);
       });
     });
   });

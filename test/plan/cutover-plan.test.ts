@@ -86,6 +86,7 @@ describe('CutoverPlan', () => {
           pending: 0,
         },
         gates: DEFAULT_GATES,
+        plan: { revision: undefined, stale: false },
         verdict: unit === 'north' ? ('not-ready' as const) : ('ready' as const),
         failing: unit === 'north' ? failing : [],
       }),

@@ -5,6 +5,7 @@ import { linkBase } from './0003-link-base.ts';
 import { holdCount } from './0004-hold-count.ts';
 import { eventCounts } from './0005-event-counts.ts';
 import { otherDirection } from './0006-other-direction.ts';
+import { planStages } from './0010-plan-rows.ts';
 import { jobs } from './0016-jobs.ts';
 
 /**
@@ -40,6 +41,7 @@ export const JOURNAL_MIGRATIONS: readonly Migration[] = [
   holdCount,
   eventCounts,
   otherDirection,
+  planStages,
   jobs,
 ];
 
