@@ -44,7 +44,7 @@ describe('MemoryLegacyAdapter', () => {
     await legacy.create('Patient', { name: 'Ada' });
     await legacy.read('Patient', '1');
     await legacy.delete('Patient', '1');
-    expect(legacy.calls).toEqual({ create: 2, update: 0, delete: 1, read: 1, changesSince: 0 });
+    expect(legacy.calls).toEqual({ create: 2, update: 0, delete: 1, read: 1, changesSince: 0, scan: 0 });
     expect(before.create).toBe(0);
   });
 
