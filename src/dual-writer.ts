@@ -39,6 +39,9 @@ import {
   positiveMs,
   resourceTypeName,
 } from './option-checks.ts';
+import { backfill as runBackfill, type BackfillOptions } from './jobs/backfill.ts';
+import type { JobContext } from './jobs/job-context.ts';
+import type { Job } from './journal/job.ts';
 import { LinkCache } from './journal/link-cache.ts';
 import type { Link } from './journal/link.ts';
 import { MemoryStore } from './journal/memory-store.ts';
@@ -119,6 +122,7 @@ export class DualWriter<C, L> {
   readonly #ctx: MirrorContext<L>;
   readonly #writes: WritePath<L>;
   readonly #drainer: Drainer<MirrorInputs<L>>;
+  readonly #jobs: JobContext<L>;
 
   /**
    * @param options - The two systems, mappings, plan, store and policies.
@@ -140,6 +144,13 @@ export class DualWriter<C, L> {
     };
     this.#lag = new MirrorLag(this.#readiness.windowMs);
     const feeds = options.feeds;
+    this.#jobs = {
+      store: this.#store,
+      legacy: this.#legacy,
+      medplum: options.medplum,
+      mappings: [...this.#mappings.values()],
+      unitOf: feeds?.unitOf,
+    };
     if (feeds === undefined) this.#feeds = undefined;
     else {
       const { unitOf } = feeds;
@@ -787,6 +798,26 @@ export class DualWriter<C, L> {
   async drain(options: { readonly timeoutMs?: number | undefined } = {}): Promise<DrainReport> {
     const given = checkOptions(options, 'options', 'input', { timeoutMs: nonNegativeMs });
     return this.#drainer.drain((given.timeoutMs as number | undefined) ?? 60_000);
+  }
+
+  /**
+   * Backfills one resource type through this writer's journal, mirrors and Medplum client (see
+   * {@link backfill}): records are queued, and while the outbox holds `maxQueued` entries or
+   * more the backfill drains it itself (`drain()`), so it completes with or without `start()`.
+   * A record's unit comes from `feeds.unitOf`; without feeds, give `unit`.
+   *
+   * @param options - What to backfill and how this worker runs.
+   * @returns The job as stored when this worker stopped.
+   * @throws {@link InvalidInputError} (a rejection) naming the option at fault.
+   * @example
+   * ```ts
+   * const job = await writer.backfill({ resourceType: 'Patient', unit: 'north', direction: 'to-medplum' });
+   * await writer.drain();
+   * console.log(job.state, job.counts);
+   * ```
+   */
+  async backfill(options: BackfillOptions): Promise<Job> {
+    return runBackfill(this.#jobs, { drain: () => this.drain(), ...options });
   }
 
   /**

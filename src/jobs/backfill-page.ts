@@ -1,0 +1,379 @@
+import type { WithId } from '@medplum/core';
+import type { Resource } from '@medplum/fhirtypes';
+import { compareCopies } from '../divergence/compare-copies.ts';
+import type { Side } from '../errors.ts';
+import type { Link } from '../journal/link.ts';
+import type { JobPageResult } from '../journal/job.ts';
+import type { SyncStore } from '../journal/sync-store.ts';
+import { legacyIdOf } from '../mapping/mapped-record.ts';
+import type { ResourceMapping } from '../mapping/resource-mapping.ts';
+import type { LegacyAdapter, LegacyRecord } from '../sides/legacy-adapter.ts';
+import { callLegacy } from '../sides/legacy-failure.ts';
+import type { MedplumSide } from '../sides/medplum-side.ts';
+import { retryPolicyOf, withRetries } from '../mirror/retry-policy.ts';
+import type { JobContext, JobPacer } from './job-context.ts';
+import { PageTally } from './page-tally.ts';
+import { SEARCH_POINTS } from './record-pages.ts';
+
+/*
+ * A backfill page is classified from cheap facts first and queued, never written here: the
+ * mirror that applies a queued entry reads the authority's current copy when it runs, so a
+ * backfill beside live writes never carries a stale snapshot over a newer change (the lesson of
+ * DBLog's and Debezium's watermarks, kept by construction).
+ *
+ * - linked, and both sides at the versions the link last synced → `unchanged`, nothing queued;
+ * - linked, the source changed → `updated`, queued; the target changed too → `conflicts`,
+ *   queued (the mirror finds the target changed since the last sync: the resolver decides);
+ * - unlinked, no copy on the target → `created`, queued;
+ * - unlinked, an equal copy found by identifier → `linked`, queued (the mirror finds the
+ *   copy already holds the content: it links it without writing);
+ * - unlinked, a different copy → `conflicts`: a link marked never-synced is saved, so the
+ *   mirror sees a target that changed since the last sync and hands both to the resolver
+ *   instead of overwriting the copy as an orphan of its own;
+ * - unlinked, several copies → `duplicates`, queued: the mirror refuses to guess and
+ *   dead-letters the record for review.
+ */
+
+/**
+ * The version a never-synced link records for both sides: no real version is empty, so every
+ * copy differs from it and the first mirror of the record is a conflict for the resolver.
+ */
+export const NEVER_SYNCED = '';
+
+/** What a page classifier needs, resolved once per job. */
+export interface PageScope<L> {
+  readonly ctx: JobContext<L>;
+  readonly store: SyncStore;
+  readonly legacy: LegacyAdapter<L>;
+  readonly medplum: MedplumSide;
+  readonly mapping: ResourceMapping<L>;
+  readonly unit: string | undefined;
+  readonly pacer: JobPacer | undefined;
+  readonly signal: AbortSignal | undefined;
+}
+
+const RETRY = retryPolicyOf();
+
+/**
+ * Runs one Medplum request with the library's retries, after the pacer lets it go.
+ *
+ * @param scope - The job's scope (pacer, signal).
+ * @param points - The request's cost in quota points.
+ * @param call - The request.
+ * @returns Its answer.
+ */
+export async function paced<L, T>(scope: PageScope<L>, points: number, call: () => Promise<T>): Promise<T> {
+  const { value } = await withRetries(async () => {
+    await scope.pacer?.take(points, scope.signal);
+    return call();
+  }, RETRY);
+  return value;
+}
+
+/**
+ * The unit of a record in a job, or `undefined` when it is out of the job's scope.
+ *
+ * @param scope - The job's scope.
+ * @param record - What the job read.
+ * @returns The unit, or `undefined` to skip the record.
+ */
+export async function unitIn<L>(
+  scope: PageScope<L>,
+  record: {
+    readonly legacyId: string;
+    readonly row?: L | undefined;
+    readonly resource?: Resource | undefined;
+  },
+): Promise<string | undefined> {
+  const { unitOf } = scope.ctx;
+  const unit =
+    unitOf === undefined ? scope.unit : await unitOf({ resourceType: scope.mapping.resourceType, ...record });
+  if (unit === undefined || unit === '') return undefined;
+  return scope.unit === undefined || unit === scope.unit ? unit : undefined;
+}
+
+/**
+ * Queues one record's mirror towards `target`, due at once.
+ *
+ * @param scope - The job's scope.
+ * @param legacyId - The record.
+ * @param target - The side to mirror to.
+ * @param unit - The record's unit.
+ */
+export async function queue<L>(
+  scope: PageScope<L>,
+  legacyId: string,
+  target: Side,
+  unit: string,
+): Promise<void> {
+  const ticket = await scope.store.intend(
+    { resourceType: scope.mapping.resourceType, legacyId, target, unit, kind: 'upsert' },
+    0,
+  );
+  await scope.store.commit(ticket);
+}
+
+/**
+ * Medplum's current versions of linked resources, by id, read as cheap facts: one search of
+ * `_id=…&_elements=id,meta` per hundred ids.
+ *
+ * @param scope - The job's scope.
+ * @param ids - Medplum ids.
+ * @returns Each id found and its `meta.versionId`; an id missing from the map is gone.
+ */
+export async function medplumVersions<L>(
+  scope: PageScope<L>,
+  ids: readonly string[],
+): Promise<Map<string, string>> {
+  const versions = new Map<string, string>();
+  for (let i = 0; i < ids.length; i += 100) {
+    const chunk = ids.slice(i, i + 100);
+    const query = new URLSearchParams({
+      _id: chunk.join(','),
+      _elements: 'id,meta',
+      _count: String(chunk.length),
+    });
+    const page = await paced(scope, SEARCH_POINTS, () =>
+      scope.medplum.searchPage(scope.mapping.resourceType, query),
+    );
+    for (const resource of page.resources) versions.set(resource.id, resource.meta?.versionId ?? '');
+  }
+  return versions;
+}
+
+/**
+ * The Medplum copies of unlinked legacy ids, found by identifier in batched searches.
+ *
+ * @param scope - The job's scope.
+ * @param legacyIds - The ids.
+ * @returns Each id and the resources carrying it (empty: none).
+ */
+export async function copiesByIdentifier<L>(
+  scope: PageScope<L>,
+  legacyIds: readonly string[],
+): Promise<Map<string, readonly WithId<Resource>[]>> {
+  const { mapping } = scope;
+  const found = new Map<string, readonly WithId<Resource>[]>();
+  for (let i = 0; i < legacyIds.length; i += 100) {
+    const chunk = legacyIds.slice(i, i + 100);
+    const answered = await paced(scope, SEARCH_POINTS, () =>
+      scope.medplum.findManyByIdentifier(mapping.resourceType, mapping.identifierSystem, chunk),
+    );
+    for (const id of chunk) {
+      const copies = answered.get(id);
+      if (copies !== undefined) {
+        found.set(id, copies);
+        continue;
+      }
+      // Left out of the batched answer (ambiguous or unsearchable as part of a list): asked alone.
+      const query = new URLSearchParams({ identifier: `${mapping.identifierSystem}|${id}`, _count: '3' });
+      const page = await paced(scope, SEARCH_POINTS, () =>
+        scope.medplum.searchPage(mapping.resourceType, query),
+      );
+      found.set(
+        id,
+        page.resources.filter((resource) => legacyIdOf(resource, mapping.identifierSystem) === id),
+      );
+    }
+  }
+  return found;
+}
+
+/**
+ * Saves a link marked never-synced between a record and a differing copy found on the other
+ * side, so that its mirror is a conflict for the resolver (see {@link NEVER_SYNCED}). A link
+ * saved meanwhile by a mirror is kept.
+ *
+ * @param scope - The job's scope.
+ * @param legacyId - The record.
+ * @param medplumId - The Medplum copy.
+ */
+export async function linkNeverSynced<L>(
+  scope: PageScope<L>,
+  legacyId: string,
+  medplumId: string,
+): Promise<void> {
+  const { resourceType } = scope.mapping;
+  if ((await scope.store.getLink(resourceType, legacyId)) !== undefined) return;
+  const link: Link = {
+    resourceType,
+    legacyId,
+    medplumId,
+    legacyVersion: NEVER_SYNCED,
+    medplumVersion: NEVER_SYNCED,
+    contentHash: NEVER_SYNCED,
+    syncedAt: new Date().toISOString(),
+  };
+  await scope.store.saveLink(link);
+}
+
+/**
+ * Classifies and queues one page of legacy records (a backfill towards Medplum).
+ *
+ * @param scope - The job's scope.
+ * @param records - The page.
+ * @returns The page's counts and samples.
+ */
+export async function backfillLegacyPage<L>(
+  scope: PageScope<L>,
+  records: readonly LegacyRecord<L>[],
+): Promise<JobPageResult> {
+  const { store, mapping } = scope;
+  const tally = new PageTally();
+  const inScope: { record: LegacyRecord<L>; unit: string; link: Link | undefined }[] = [];
+  for (const record of records) {
+    tally.add('scanned', record.id);
+    const unit = await unitIn(scope, { legacyId: record.id, row: record.row });
+    if (unit === undefined) {
+      tally.add('skipped', record.id);
+      continue;
+    }
+    inScope.push({ record, unit, link: await store.getLink(mapping.resourceType, record.id) });
+  }
+  const settled = inScope.filter(
+    ({ record, link }) => link !== undefined && sameVersion(link.legacyVersion, record.version),
+  );
+  const versions = await medplumVersions(
+    scope,
+    settled.flatMap(({ link }) => (link === undefined ? [] : [link.medplumId])),
+  );
+  const unlinked = inScope.filter(({ link }) => link === undefined).map(({ record }) => record.id);
+  const copies = await copiesByIdentifier(scope, unlinked);
+  for (const { record, unit, link } of inScope) {
+    const id = record.id;
+    try {
+      if (link !== undefined) {
+        const legacyChanged = !sameVersion(link.legacyVersion, record.version);
+        const medplumVersion = legacyChanged ? undefined : versions.get(link.medplumId);
+        if (
+          !legacyChanged &&
+          medplumVersion !== undefined &&
+          sameVersion(link.medplumVersion, medplumVersion)
+        ) {
+          tally.add('unchanged', id);
+          continue;
+        }
+        await queue(scope, id, 'medplum', unit);
+        tally.add(legacyChanged ? 'updated' : 'conflicts', id);
+        continue;
+      }
+      const found = copies.get(id) ?? [];
+      const [copy] = found;
+      if (found.length > 1) {
+        tally.add('duplicates', id);
+      } else if (copy === undefined) {
+        tally.add('created', id);
+      } else if (compareCopies(mapping, id, record, copy, 'legacy').length === 0) {
+        tally.add('linked', id);
+      } else {
+        await linkNeverSynced(scope, id, copy.id);
+        tally.add('conflicts', id);
+      }
+      await queue(scope, id, 'medplum', unit);
+    } catch (err) {
+      tally.fail(id, err);
+    }
+  }
+  return tally.result();
+}
+
+/**
+ * Classifies and queues one page of Medplum resources (a backfill towards the legacy system).
+ * A resource without the mapping's legacy identifier is counted `withoutLegacyId` and left
+ * alone: the Medplum change feed allocates and stamps ids (`mapping.newLegacyId`).
+ *
+ * @param scope - The job's scope.
+ * @param resources - The page.
+ * @returns The page's counts and samples.
+ */
+export async function backfillMedplumPage<L>(
+  scope: PageScope<L>,
+  resources: readonly WithId<Resource>[],
+): Promise<JobPageResult> {
+  const { store, mapping } = scope;
+  const tally = new PageTally();
+  const inScope: { resource: WithId<Resource>; legacyId: string; unit: string; link: Link | undefined }[] =
+    [];
+  for (const resource of resources) {
+    const legacyId = legacyIdOf(resource, mapping.identifierSystem);
+    tally.add('scanned', legacyId ?? resource.id);
+    if (legacyId === undefined) {
+      tally.add('withoutLegacyId', resource.id);
+      continue;
+    }
+    const unit = await unitIn(scope, { legacyId, resource });
+    if (unit === undefined) {
+      tally.add('skipped', legacyId);
+      continue;
+    }
+    inScope.push({ resource, legacyId, unit, link: await store.getLink(mapping.resourceType, legacyId) });
+  }
+  const records = await readLegacy(
+    scope,
+    inScope.map(({ legacyId }) => legacyId),
+  );
+  for (const { resource, legacyId, unit, link } of inScope) {
+    try {
+      const record = records.get(legacyId);
+      if (link?.medplumId === resource.id) {
+        const medplumChanged = !sameVersion(link.medplumVersion, resource.meta?.versionId);
+        const legacyChanged = record === undefined || !sameVersion(link.legacyVersion, record.version);
+        if (!medplumChanged && !legacyChanged) {
+          tally.add('unchanged', legacyId);
+          continue;
+        }
+        await queue(scope, legacyId, 'legacy', unit);
+        tally.add(legacyChanged ? 'conflicts' : 'updated', legacyId);
+        continue;
+      }
+      if (link !== undefined) {
+        // Another Medplum resource is linked to this legacy id: a duplicate for review.
+        tally.add('duplicates', legacyId);
+        continue;
+      }
+      if (record === undefined) {
+        tally.add('created', legacyId);
+      } else if (compareCopies(mapping, legacyId, record, resource, 'medplum').length === 0) {
+        tally.add('linked', legacyId);
+      } else {
+        await linkNeverSynced(scope, legacyId, resource.id);
+        tally.add('conflicts', legacyId);
+      }
+      await queue(scope, legacyId, 'legacy', unit);
+    } catch (err) {
+      tally.fail(legacyId, err);
+    }
+  }
+  return tally.result();
+}
+
+/**
+ * Reads legacy records by id, in one call when the adapter has `readMany`.
+ *
+ * @param scope - The job's scope.
+ * @param ids - Legacy ids.
+ * @returns Each id and its record (`undefined`: none).
+ */
+export async function readLegacy<L>(
+  scope: PageScope<L>,
+  ids: readonly string[],
+): Promise<Map<string, LegacyRecord<L> | undefined>> {
+  const { legacy, mapping } = scope;
+  const details = { side: 'legacy' as const, resourceType: mapping.resourceType };
+  const readMany = legacy.readMany?.bind(legacy);
+  const found = new Map<string, LegacyRecord<L> | undefined>();
+  if (ids.length === 0) return found;
+  if (readMany !== undefined) {
+    const answered = await callLegacy(() => readMany(mapping.resourceType, ids), details);
+    for (const [id, record] of answered) found.set(id, record);
+  }
+  for (const id of ids) {
+    if (!found.has(id)) found.set(id, await callLegacy(() => legacy.read(mapping.resourceType, id), details));
+  }
+  return found;
+}
+
+/** Whether a link's version matches a copy's; unknown versions never match. */
+export function sameVersion(linked: string | undefined, current: string | undefined): boolean {
+  return linked !== undefined && linked !== NEVER_SYNCED && current !== undefined && linked === current;
+}

@@ -1,0 +1,192 @@
+import { InvalidInputError } from '../errors.ts';
+import type { Job, JobDirection } from '../journal/job.ts';
+import {
+  aFunction,
+  anObject,
+  checkOptions,
+  nonEmptyString,
+  oneOf,
+  positiveInteger,
+  positiveMs,
+  resourceTypeName,
+  type Rule,
+} from '../option-checks.ts';
+import type { LegacyRecord } from '../sides/legacy-adapter.ts';
+import { MedplumSide } from '../sides/medplum-side.ts';
+import { backfillLegacyPage, backfillMedplumPage, type PageScope } from './backfill-page.ts';
+import type { JobContext } from './job-context.ts';
+import { runJobPages, type JobWorkerOptions } from './job-worker.ts';
+import { legacyPages, medplumPages } from './record-pages.ts';
+
+/**
+ * What to backfill, and how this worker runs.
+ *
+ * @example
+ * ```ts
+ * const options: BackfillOptions = { resourceType: 'Patient', unit: 'north', direction: 'to-medplum', pageSize: 500 };
+ * ```
+ */
+export interface BackfillOptions extends JobWorkerOptions {
+  /** The resource type to backfill (one per job; run types in dependency order). */
+  readonly resourceType: string;
+  /**
+   * `to-medplum` reads the legacy system and makes Medplum match it (before a unit leaves
+   * `legacy-only`); `to-legacy` reads Medplum and makes the legacy system match (before a unit
+   * steps back out of `medplum-only`).
+   */
+  readonly direction: JobDirection;
+  /** Only this unit's records; every unit's when absent. */
+  readonly unit?: string | undefined;
+  /**
+   * Join this existing job instead of starting one: a second worker, or a run resumed after
+   * its process died (it goes on from the job's cursor).
+   */
+  readonly jobId?: string | undefined;
+  /**
+   * Most mirrors waiting in the outbox (every unit's) before this worker takes another page:
+   * the backfill waits for the drainer, so live writes queued meanwhile wait behind at most
+   * this many backfill entries. @default 1000
+   */
+  readonly maxQueued?: number | undefined;
+  /**
+   * Applies queued mirrors (the writer passes its `drain`); without it, the backfill waits
+   * for a drainer elsewhere when the outbox is full.
+   */
+  readonly drain?: (() => Promise<unknown>) | undefined;
+}
+
+const BACKFILL_SHAPE = {
+  resourceType: resourceTypeName,
+  direction: oneOf('to-medplum', 'to-legacy'),
+  unit: nonEmptyString,
+  jobId: nonEmptyString,
+  maxQueued: positiveInteger,
+  drain: aFunction,
+  workerId: nonEmptyString,
+  pageSize: positiveInteger,
+  leaseMs: positiveMs,
+  pollIntervalMs: positiveMs,
+  signal: anObject,
+  onProgress: aFunction,
+  total: positiveInteger,
+} satisfies Record<keyof BackfillOptions, Rule>;
+
+/**
+ * Backfills one resource type: reads the source side in keyset pages (the adapter's `scan`;
+ * Medplum in `_lastUpdated` order) and queues each record that needs it through the same
+ * idempotent mirror path as every write. Linked records whose two copies are at the versions
+ * last synced are skipped; a copy found by identifier is linked, never duplicated; a copy that
+ * differs is a conflict for the resolver; several copies are dead-lettered for review. The
+ * source is never written (no version bump, no trigger) and the scanned row is never carried
+ * into the write: the mirror reads the source's current state when it applies, so a live write
+ * made meanwhile wins by construction.
+ *
+ * The job is stored in the journal: kill the process at any point and run `backfill` again
+ * with its `jobId` to resume from its cursor (a page in progress is taken over once its lease
+ * lapses); several workers may run one job at once. Returns when this worker has nothing left
+ * to do: the job is `done` (every record queued or settled; the drainer applies the queue),
+ * paused, cancelled, failed, or `signal` aborted.
+ *
+ * @param ctx - The journal, both systems, the mappings and how to tell a record's unit.
+ * @param options - What to backfill and how this worker runs.
+ * @returns The job as stored when this worker stopped.
+ * @throws {@link InvalidInputError} naming the option at fault, or `jobId` when it names no backfill.
+ * @example
+ * ```ts
+ * const job = await backfill(ctx, { resourceType: 'Patient', unit: 'north', direction: 'to-medplum' });
+ * console.log(job.state, job.counts); // done { scanned: 1200, created: 1150, linked: 40, unchanged: 10 }
+ * ```
+ */
+export async function backfill<L>(ctx: JobContext<L>, options: BackfillOptions): Promise<Job> {
+  const given = checkOptions(options, 'options', 'input', BACKFILL_SHAPE) as unknown as BackfillOptions;
+  for (const key of ['resourceType', 'direction'] as const) {
+    if ((given[key] as string | undefined) === undefined) throw new InvalidInputError(key, 'is required');
+  }
+  const mapping = ctx.mappings.find((candidate) => candidate.resourceType === given.resourceType);
+  if (mapping === undefined) {
+    throw new InvalidInputError('resourceType', 'has no mapping', { resourceType: given.resourceType });
+  }
+  if (ctx.unitOf === undefined && given.unit === undefined && given.jobId === undefined) {
+    throw new InvalidInputError('unit', 'is required when the context has no unitOf');
+  }
+  const job = await jobFor(ctx, given, 'backfill');
+  if (ctx.unitOf === undefined && job.unit === undefined) {
+    throw new InvalidInputError('unit', 'is required when the context has no unitOf');
+  }
+  const scope: PageScope<L> = {
+    ctx,
+    store: ctx.store,
+    legacy: ctx.legacy,
+    medplum: new MedplumSide(ctx.medplum),
+    mapping,
+    unit: job.unit,
+    pacer: ctx.pacer,
+    signal: given.signal,
+  };
+  const maxQueued = given.maxQueued ?? 1000;
+  const beforePage = async (): Promise<void> => {
+    for (;;) {
+      const { pending, leased } = await ctx.store.outboxCounts();
+      if (pending + leased < maxQueued || given.signal?.aborted === true) return;
+      if (given.drain !== undefined) await given.drain();
+      else await new Promise((resolve) => setTimeout(resolve, given.pollIntervalMs ?? 200));
+    }
+  };
+  if (job.direction === 'to-medplum') {
+    return runJobPages<LegacyRecord<L>>(
+      ctx.store,
+      job.id,
+      {
+        read: legacyPages(ctx.legacy, mapping.resourceType),
+        process: (page) => backfillLegacyPage(scope, page),
+        beforePage,
+      },
+      given,
+    );
+  }
+  return runJobPages(
+    ctx.store,
+    job.id,
+    {
+      read: medplumPages(scope.medplum, mapping.resourceType, { pacer: ctx.pacer, signal: given.signal }),
+      process: (page) => backfillMedplumPage(scope, page),
+      beforePage,
+    },
+    given,
+  );
+}
+
+/**
+ * The job a run works on: the one named by `jobId` (checked to be of this kind), or a new one.
+ *
+ * @param ctx - The journal.
+ * @param given - The checked options.
+ * @param kind - Backfill or reconcile.
+ * @returns The job.
+ */
+export async function jobFor<L>(
+  ctx: JobContext<L>,
+  given: {
+    readonly resourceType: string;
+    readonly direction: JobDirection;
+    readonly unit?: string | undefined;
+    readonly jobId?: string | undefined;
+  },
+  kind: Job['kind'],
+): Promise<Job> {
+  if (given.jobId === undefined) {
+    return ctx.store.createJob({
+      kind,
+      resourceType: given.resourceType,
+      unit: given.unit,
+      direction: given.direction,
+    });
+  }
+  const job = await ctx.store.getJob(given.jobId);
+  if (job?.kind !== kind || job.resourceType !== given.resourceType) {
+    throw new InvalidInputError('jobId', `names no ${kind} job of this resource type`, {
+      resourceType: given.resourceType,
+    });
+  }
+  return job;
+}
