@@ -143,6 +143,19 @@ export type {
   PostgresTableRow,
 } from './adapters/postgres-table-adapter.ts';
 export type { PostgresTombstoneOptions } from './adapters/postgres-table-tombstones.ts';
+export { MysqlTableAdapter } from './adapters/mysql-table-adapter.ts';
+export type {
+  MysqlTableAdapterOptions,
+  MysqlTableOptions,
+  MysqlTableRow,
+  MysqlPool,
+  MysqlConnection,
+  MysqlQueryable,
+  MysqlQueryOptions,
+  MysqlTombstoneOptions,
+} from './adapters/mysql-table-adapter.ts';
+export { classifyMysqlError } from './sql/mysql-errors.ts';
+export type { MysqlErrorClass, MysqlErrorKind } from './sql/mysql-errors.ts';
 export { sqlClientFromPg } from './sql/pg-client.ts';
 export type { PgClientOptions, PgPool } from './sql/pg-client.ts';
 export { sqlClientFromPglite } from './sql/pglite-client.ts';

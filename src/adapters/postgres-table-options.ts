@@ -115,7 +115,20 @@ export function validateAdapterOptions(options: unknown): ReadonlyMap<string, Ta
   return new Map(Object.entries(tables).map(([type, table]) => [type, validateTable(type, table)]));
 }
 
-function validateTable(resourceType: string, table: unknown): TableSettings {
+/**
+ * Checks the options of one table (shared by the PostgreSQL and MySQL table adapters; for MySQL,
+ * `schema` is the database).
+ *
+ * @param resourceType - The resource type the table holds.
+ * @param table - Its options, of unknown shape.
+ * @returns Its settings.
+ * @throws {@link ConfigurationError} naming `tables.<type>.<option>`.
+ * @example
+ * ```ts
+ * validateTable('Patient', { table: 'patients', idColumn: 'patient_id' });
+ * ```
+ */
+export function validateTable(resourceType: string, table: unknown): TableSettings {
   const path = `tables.${resourceType}`;
   if (!isObject(table)) throw new ConfigurationError(path, table, 'must be an object');
   const identifier = (option: string, value: unknown): string => {
