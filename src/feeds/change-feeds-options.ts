@@ -7,6 +7,7 @@ const KNOWN = Object.keys({
   pageSize: true,
   maxPagesPerPoll: true,
   overlapMs: true,
+  legacyOverlapMs: true,
   existenceCheckIntervalMs: true,
   sides: true,
   restHookSecret: true,
@@ -46,6 +47,17 @@ export interface ChangeFeedsOptions {
    * @default 2000
    */
   readonly overlapMs?: number | undefined;
+  /**
+   * How long the legacy feed keeps re-reading changes behind its cursor. A legacy transaction
+   * that stamps a row, then commits after a later transaction's row was read, is behind the
+   * cursor when it becomes visible; each pass therefore also re-reads, from the cursor the feed
+   * stored `legacyOverlapMs` ago, up to where it stands now (a second read, within
+   * `maxPagesPerPoll`). A change read again costs a read of its record and a link look-up; it is
+   * skipped when the record has a mirror pending or the copies are in sync (an echo). Set it above the longest transaction that writes the
+   * legacy tables; 0 turns the re-read off.
+   * @default 60000
+   */
+  readonly legacyOverlapMs?: number | undefined;
   /**
    * How often the links are walked to find Medplum resources deleted directly in Medplum
    * (its `_lastUpdated` search never shows deletes). Each check costs one `_id` search per
@@ -130,6 +142,7 @@ export function changeFeedsSettings(
     pageSize: integer('pageSize', 100, 1, 1000),
     maxPagesPerPoll: integer('maxPagesPerPoll', 50, 1, 100_000),
     overlapMs: integer('overlapMs', 2000, 0, day),
+    legacyOverlapMs: integer('legacyOverlapMs', 60_000, 0, day),
     existenceCheckIntervalMs: integer('existenceCheckIntervalMs', 300_000, 0, 30 * day),
     sides: [...new Set(sides as Side[])],
     restHookSecret: secret,
