@@ -41,6 +41,7 @@ import {
 } from './option-checks.ts';
 import { backfill as runBackfill, type BackfillOptions } from './jobs/backfill.ts';
 import type { JobContext } from './jobs/job-context.ts';
+import { reconcile as runReconcile, type ReconcileOptions } from './jobs/reconcile.ts';
 import type { Job } from './journal/job.ts';
 import { LinkCache } from './journal/link-cache.ts';
 import type { Link } from './journal/link.ts';
@@ -818,6 +819,36 @@ export class DualWriter<C, L> {
    */
   async backfill(options: BackfillOptions): Promise<Job> {
     return runBackfill(this.#jobs, { drain: () => this.drain(), ...options });
+  }
+
+  /**
+   * Reconciles one resource type through this writer's journal and Medplum client (see
+   * {@link reconcile}); `direction` defaults to the unit's authority now (`to-medplum` while
+   * the legacy system is the authority). A record's unit comes from `feeds.unitOf`; without
+   * feeds, give `unit`.
+   *
+   * @param options - What to compare and repair; `direction` optional when `unit` is given.
+   * @returns The report: the job as stored when this worker stopped.
+   * @throws {@link InvalidInputError} (a rejection) naming the option at fault.
+   * @example
+   * ```ts
+   * const report = await writer.reconcile({ resourceType: 'Patient', unit: 'north', repair: 'queue' });
+   * console.log(report.counts.agree, report.counts.divergent, report.samples.divergent);
+   * ```
+   */
+  async reconcile(
+    options: Omit<ReconcileOptions, 'direction'> & { readonly direction?: ReconcileOptions['direction'] },
+  ): Promise<Job> {
+    const unit = (options as { unit?: unknown }).unit;
+    const type = (options as { resourceType?: unknown }).resourceType;
+    const direction =
+      options.direction ??
+      (typeof unit === 'string' && typeof type === 'string' && this.#mappings.has(type)
+        ? this.#plan.routeOf(unit, type).authority === 'legacy'
+          ? 'to-medplum'
+          : 'to-legacy'
+        : undefined);
+    return runReconcile(this.#jobs, { ...options, direction } as ReconcileOptions);
   }
 
   /**

@@ -54,6 +54,8 @@ export { backfill } from './jobs/backfill.ts';
 export type { BackfillOptions } from './jobs/backfill.ts';
 export type { JobContext, JobPacer, JobRecord } from './jobs/job-context.ts';
 export type { JobProgress, JobWorkerOptions } from './jobs/job-worker.ts';
+export { reconcile } from './jobs/reconcile.ts';
+export type { ReconcileOptions } from './jobs/reconcile.ts';
 export { MemoryStore } from './journal/memory-store.ts';
 export { PostgresStore } from './journal/postgres-store.ts';
 export type { PostgresStoreOptions, EmbeddedPostgresStoreOptions } from './journal/postgres-store.ts';

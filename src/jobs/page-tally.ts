@@ -27,7 +27,7 @@ export class PageTally {
    */
   add(name: string, id: string): void {
     this.#counts[name] = (this.#counts[name] ?? 0) + 1;
-    if (name === 'scanned') return;
+    if (name.startsWith('scanned')) return;
     const samples = (this.#samples[name] ??= []);
     if (samples.length < PAGE_SAMPLES) samples.push(id);
   }

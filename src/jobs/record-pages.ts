@@ -68,12 +68,14 @@ interface MedplumCursor {
 }
 
 /**
- * Medplum's resources of a type in pages ordered by (`_lastUpdated`, `_id`), each page
+ * Medplum's resources of a type in pages ordered by `_lastUpdated`, each page
  * searched from the cursor's instant (`_lastUpdated=ge…`), skipping the resources of that
  * instant already read: the offset never grows past the resources sharing one millisecond, so
  * paging stays cheap however deep the scan (an unbounded `_offset` is refused by the server past
  * 10,000 and costs more with every page). A resource updated during the scan moves to its end
- * and is read again.
+ * and is read again. Resources sharing one `lastUpdated` must come in the same order on every
+ * search (a server sorting ties by id, or by insertion); a second sort key is not used because
+ * servers differ in honouring one.
  *
  * @param medplum - The Medplum side.
  * @param resourceType - The type to read.
@@ -95,7 +97,7 @@ export function medplumPages(
 ): ReadPage<WithId<Resource>> {
   return async (after, limit) => {
     const cursor = after === undefined ? undefined : decodeMedplumCursor(after);
-    const query = new URLSearchParams({ _sort: '_lastUpdated,_id', _count: String(limit) });
+    const query = new URLSearchParams({ _sort: '_lastUpdated', _count: String(limit) });
     if (cursor !== undefined) {
       query.set('_lastUpdated', `ge${cursor.at}`);
       if (cursor.skip > 0) query.set('_offset', String(cursor.skip));

@@ -1,0 +1,191 @@
+import type { WithId } from '@medplum/core';
+import type { Resource } from '@medplum/fhirtypes';
+import { InvalidInputError } from '../errors.ts';
+import type { Job, JobDirection } from '../journal/job.ts';
+import {
+  aFunction,
+  anObject,
+  checkOptions,
+  nonEmptyString,
+  oneOf,
+  positiveInteger,
+  positiveMs,
+  resourceTypeName,
+  type Rule,
+} from '../option-checks.ts';
+import type { LegacyRecord } from '../sides/legacy-adapter.ts';
+import { MedplumSide } from '../sides/medplum-side.ts';
+import type { PageScope } from './backfill-page.ts';
+import { jobFor } from './backfill.ts';
+import type { JobContext } from './job-context.ts';
+import { runJobPages, type JobWorkerOptions } from './job-worker.ts';
+import { reconcileLegacyPage, reconcileMedplumPage, type RepairPolicy } from './reconcile-page.ts';
+import { legacyPages, medplumPages } from './record-pages.ts';
+
+/**
+ * What to reconcile, what to do about what is found, and how this worker runs.
+ *
+ * @example
+ * ```ts
+ * const options: ReconcileOptions = { resourceType: 'Patient', unit: 'north', direction: 'to-medplum', repair: 'queue' };
+ * ```
+ */
+export interface ReconcileOptions extends JobWorkerOptions {
+  /** The resource type to compare. */
+  readonly resourceType: string;
+  /**
+   * Which side is the reference: `to-medplum` takes the legacy system's copies for the truth
+   * (the unit's authority before `live`), `to-legacy` Medplum's.
+   */
+  readonly direction: JobDirection;
+  /** Only this unit's records; every unit's when absent. */
+  readonly unit?: string | undefined;
+  /** Join this existing reconciliation instead of starting one (a second worker, a resume). */
+  readonly jobId?: string | undefined;
+  /**
+   * `queue`: queue a mirror towards the other side for each record missing there or divergent,
+   * and put what needs a person (duplicates, a record missing from the reference, a link whose
+   * reference copy is gone) in the dead-letter queue. @default 'none' (report only)
+   */
+  readonly repair?: 'none' | 'queue' | undefined;
+  /**
+   * With `repair: 'queue'`, `remove-unlinked` deletes a second Medplum copy of a linked record
+   * instead of sending it to review. @default 'review'
+   */
+  readonly duplicates?: 'review' | 'remove-unlinked' | undefined;
+  /** Most sample ids kept per class in the report. @default 10 */
+  readonly sampleSize?: number | undefined;
+}
+
+const RECONCILE_SHAPE = {
+  resourceType: resourceTypeName,
+  direction: oneOf('to-medplum', 'to-legacy'),
+  unit: nonEmptyString,
+  jobId: nonEmptyString,
+  repair: oneOf('none', 'queue'),
+  duplicates: oneOf('review', 'remove-unlinked'),
+  sampleSize: positiveInteger,
+  workerId: nonEmptyString,
+  pageSize: positiveInteger,
+  leaseMs: positiveMs,
+  pollIntervalMs: positiveMs,
+  signal: anObject,
+  onProgress: aFunction,
+  total: positiveInteger,
+} satisfies Record<keyof ReconcileOptions, Rule>;
+
+/** The classes a reconciliation counts, in the order reports show them. */
+export const RECONCILE_CLASSES = [
+  'agree',
+  'missingInMedplum',
+  'missingInLegacy',
+  'duplicate',
+  'orphanLink',
+  'divergent',
+] as const;
+
+/** A reconciliation's cursor: which side it reads, and where on it. */
+interface Phase {
+  readonly side: 'legacy' | 'medplum';
+  readonly after: string | undefined;
+}
+
+/**
+ * Reconciles one resource type: compares every record of both sides and classifies it as
+ * `agree`, `missingInMedplum`, `missingInLegacy`, `duplicate`, `orphanLink` or `divergent`
+ * (counted per JSON path as `path:<path>`; values are never stored). It reads the legacy side
+ * in key order and then Medplum in `_lastUpdated` order, one page at a time with batched
+ * look-ups on the other side (flat memory whatever the size), and compares cheap facts first:
+ * a linked record at the versions its link last synced agrees without its content being read.
+ *
+ * The report is the job itself, stored in the journal: `counts` per class (plus `scanned`,
+ * `skipped`, `failed`), `samples` of ids per class. Like a backfill it is resumable, shared by
+ * workers and paced. With `repair: 'queue'` it queues mirrors through the one mirror path;
+ * after the drainer applies them, a second reconciliation reports everything agreeing.
+ *
+ * @param ctx - The journal, both systems, the mappings and how to tell a record's unit.
+ * @param options - What to compare, what to repair, and how this worker runs.
+ * @returns The job (the report) as stored when this worker stopped.
+ * @throws {@link InvalidInputError} naming the option at fault.
+ * @example
+ * ```ts
+ * const report = await reconcile(ctx, { resourceType: 'Patient', unit: 'north', direction: 'to-medplum', repair: 'queue' });
+ * console.log(report.counts); // { scanned: 2000, agree: 1990, divergent: 6, 'path:birthDate': 6, missingInMedplum: 4 }
+ * ```
+ */
+export async function reconcile<L>(ctx: JobContext<L>, options: ReconcileOptions): Promise<Job> {
+  const given = checkOptions(options, 'options', 'input', RECONCILE_SHAPE) as unknown as ReconcileOptions;
+  for (const key of ['resourceType', 'direction'] as const) {
+    if ((given[key] as string | undefined) === undefined) throw new InvalidInputError(key, 'is required');
+  }
+  const mapping = ctx.mappings.find((candidate) => candidate.resourceType === given.resourceType);
+  if (mapping === undefined) {
+    throw new InvalidInputError('resourceType', 'has no mapping', { resourceType: given.resourceType });
+  }
+  if (ctx.unitOf === undefined && given.unit === undefined && given.jobId === undefined) {
+    throw new InvalidInputError('unit', 'is required when the context has no unitOf');
+  }
+  const job =
+    given.jobId === undefined
+      ? await ctx.store.createJob({
+          kind: 'reconcile',
+          resourceType: given.resourceType,
+          unit: given.unit,
+          direction: given.direction,
+          sampleSize: given.sampleSize,
+        })
+      : await jobFor(ctx, given, 'reconcile');
+  const medplum = new MedplumSide(ctx.medplum);
+  const scope: PageScope<L> = {
+    ctx,
+    store: ctx.store,
+    legacy: ctx.legacy,
+    medplum,
+    mapping,
+    unit: job.unit,
+    pacer: ctx.pacer,
+    signal: given.signal,
+  };
+  const policy: RepairPolicy = {
+    repair: given.repair ?? 'none',
+    duplicates: given.duplicates ?? 'review',
+    reference: job.direction === 'to-medplum' ? 'legacy' : 'medplum',
+  };
+  const readLegacy = legacyPages(ctx.legacy, mapping.resourceType);
+  const readMedplum = medplumPages(medplum, mapping.resourceType, { pacer: ctx.pacer, signal: given.signal });
+  type Item = { readonly legacy: LegacyRecord<L> } | { readonly medplum: WithId<Resource> };
+  return runJobPages<Item>(
+    ctx.store,
+    job.id,
+    {
+      // The legacy pass's last page hands over to the Medplum pass: one cursor for both.
+      read: async (after, limit) => {
+        const phase: Phase =
+          after === undefined ? { side: 'legacy', after: undefined } : (JSON.parse(after) as Phase);
+        if (phase.side === 'legacy') {
+          const page = await readLegacy(phase.after, limit);
+          const next: Phase =
+            page.next === undefined
+              ? { side: 'medplum', after: undefined }
+              : { side: 'legacy', after: page.next };
+          return { items: page.items.map((record) => ({ legacy: record })), next: JSON.stringify(next) };
+        }
+        const page = await readMedplum(phase.after, limit);
+        return {
+          items: page.items.map((resource) => ({ medplum: resource })),
+          next:
+            page.next === undefined
+              ? undefined
+              : JSON.stringify({ side: 'medplum', after: page.next } satisfies Phase),
+        };
+      },
+      process: async (items) => {
+        const records = items.flatMap((item) => ('legacy' in item ? [item.legacy] : []));
+        const resources = items.flatMap((item) => ('medplum' in item ? [item.medplum] : []));
+        if (resources.length === 0) return reconcileLegacyPage(scope, records, policy);
+        return reconcileMedplumPage(scope, resources, policy);
+      },
+    },
+    given,
+  );
+}
