@@ -27,3 +27,16 @@ export type {
 export { indexFhirDefinitions } from './fhir-definitions.ts';
 export { MemoryLegacyAdapter } from './memory-legacy-adapter.ts';
 export type { MemoryLegacyAdapterOptions, LegacyAdapterMethod } from './memory-legacy-adapter.ts';
+export {
+  runLegacyAdapterContract,
+  checkLegacyAdapter,
+  formatContractReport,
+  legacyAdapterContractCases,
+} from './legacy-adapter-contract.ts';
+export type {
+  ContractRow,
+  LegacyAdapterFixture,
+  ContractRunner,
+  ContractCase,
+  ContractReport,
+} from './legacy-adapter-contract.ts';
