@@ -15,7 +15,14 @@ import {
  * so a failure reads the same in every runner.
  */
 
-/** A row as the contract writes it: an optional `id`, a `name` and a `note` (text or null). */
+/**
+ * A row as the contract writes it: an optional `id`, a `name` and a `note` (text or null).
+ *
+ * @example
+ * ```ts
+ * const row: ContractRow = { id: 'legacy-7', name: 'Ada', note: null };
+ * ```
+ */
 export type ContractRow = Record<string, unknown>;
 
 /**
