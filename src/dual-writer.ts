@@ -41,6 +41,7 @@ import {
 } from './option-checks.ts';
 import { backfill as runBackfill, type BackfillOptions } from './jobs/backfill.ts';
 import type { JobContext } from './jobs/job-context.ts';
+import { jobEvidence, mirroringSince } from './jobs/job-evidence.ts';
 import { reconcile as runReconcile, type ReconcileOptions } from './jobs/reconcile.ts';
 import type { Job } from './journal/job.ts';
 import { LinkCache } from './journal/link-cache.ts';
@@ -706,10 +707,17 @@ export class DualWriter<C, L> {
     const windowMs = (given.windowMs as number | undefined) ?? this.#readiness.windowMs;
     const now = Date.now();
     const since = new Date(now - windowMs).toISOString();
-    const [conflicts, divergence, counts] = await Promise.all([
+    const history = await this.#plan.history({ unit });
+    const types = [...this.#mappings.keys()].map((resourceType) => ({
+      resourceType,
+      stage: this.#plan.stageOf(unit, resourceType),
+      mirroringSince: mirroringSince(history, resourceType),
+    }));
+    const [conflicts, divergence, counts, jobs] = await Promise.all([
       this.#store.countEvents({ type: 'conflict', unit, since }),
       this.#store.countEvents({ type: 'divergence', unit, since }),
       this.#store.outboxCounts({ unit }),
+      jobEvidence(this.#store, unit, types, now),
     ]);
     const figures: Readiness['figures'] = {
       mirrorLagMs: this.#lag.percentiles(unit, now, windowMs),
@@ -717,6 +725,7 @@ export class DualWriter<C, L> {
       divergence,
       deadLetters: counts.dead,
       pending: counts.pending + counts.leased,
+      ...jobs,
     };
     const failing = failingGates(figures, this.#readiness.gates);
     const { revision, stale } = this.#plan.status();

@@ -35,6 +35,27 @@ export interface ReadinessGates {
    * @default 1000
    */
   readonly maxPending?: number | undefined;
+  /**
+   * Most mapped resource types the unit mirrors without a backfill completed since it entered
+   * a mirroring stage (`0`: every type backfilled; records from before the move are not
+   * stranded). Not checked by default.
+   * @default Infinity
+   */
+  readonly maxUnbackfilledTypes?: number | undefined;
+  /**
+   * Most disagreements in the latest completed reconciliation of each mapped type the unit
+   * mirrors (every class but `agree`); a type never reconciled counts as infinitely many. Set
+   * it (with `maxReconcileAgeMs`) to require a clean, recent reconcile before a unit in a
+   * mirroring stage moves on, e.g. to `live`. Not checked by default.
+   * @default Infinity
+   */
+  readonly maxReconcileDisagreements?: number | undefined;
+  /**
+   * Oldest the latest reconciliation of each mapped type may be; a type never reconciled is
+   * infinitely old. Not checked by default.
+   * @default Infinity
+   */
+  readonly maxReconcileAgeMs?: number | undefined;
 }
 
 /**
@@ -90,6 +111,12 @@ export interface Readiness {
     readonly divergence: number;
     readonly deadLetters: number;
     readonly pending: number;
+    /** Mapped types the unit mirrors with no backfill since it entered a mirroring stage. */
+    readonly unbackfilledTypes?: readonly string[] | undefined;
+    /** Disagreements in the latest reconciliations (`Infinity`: a type never reconciled). */
+    readonly reconcileDisagreements?: number | undefined;
+    /** Age of the oldest latest reconciliation (`Infinity`: a type never reconciled). */
+    readonly reconcileAgeMs?: number | undefined;
   };
   readonly gates: GateLimits;
   /**
@@ -120,6 +147,9 @@ export const DEFAULT_GATES: GateLimits = {
   maxDivergence: 0,
   maxDeadLetters: 0,
   maxPending: 1000,
+  maxUnbackfilledTypes: Number.POSITIVE_INFINITY,
+  maxReconcileDisagreements: Number.POSITIVE_INFINITY,
+  maxReconcileAgeMs: Number.POSITIVE_INFINITY,
 };
 
 /**
@@ -175,6 +205,9 @@ export function failingGates(figures: Readiness['figures'], gates: GateLimits): 
     ['maxDivergence', figures.divergence, gates.maxDivergence],
     ['maxDeadLetters', figures.deadLetters, gates.maxDeadLetters],
     ['maxPending', figures.pending, gates.maxPending],
+    ['maxUnbackfilledTypes', figures.unbackfilledTypes?.length, gates.maxUnbackfilledTypes],
+    ['maxReconcileDisagreements', figures.reconcileDisagreements, gates.maxReconcileDisagreements],
+    ['maxReconcileAgeMs', figures.reconcileAgeMs, gates.maxReconcileAgeMs],
   ];
   return checks
     .filter(
