@@ -37,7 +37,13 @@ export interface ErrorDetails {
   readonly status?: number | undefined;
   /** How many attempts were made before giving up (1 when not retried). */
   readonly attempts?: number | undefined;
-  /** The underlying error. */
+  /** A value-free code of the underlying failure: a database error's SQLSTATE or socket code. */
+  readonly code?: string | undefined;
+  /**
+   * The underlying error, without values: a driver's or server's error is kept as a copy
+   * holding its name, a message with quoted values taken out, and its codes (see the README,
+   * "What errors may contain").
+   */
   readonly cause?: unknown;
 }
 
@@ -71,6 +77,8 @@ export abstract class DualWriteError extends Error {
   readonly status: number | undefined;
   /** Attempts made before giving up. */
   readonly attempts: number;
+  /** A database error's SQLSTATE (`57P01`) or socket code (`ECONNRESET`), when that was the cause. */
+  readonly code: string | undefined;
 
   /**
    * @param message - What went wrong, without PHI.
@@ -84,6 +92,7 @@ export abstract class DualWriteError extends Error {
     this.medplumId = details.medplumId;
     this.status = details.status;
     this.attempts = details.attempts ?? 1;
+    this.code = details.code;
   }
 }
 
@@ -225,6 +234,29 @@ export class UnavailableError extends DualWriteError {
 }
 
 /**
+ * The journal's database refused a statement for good: not a lost connection or an overloaded
+ * server (those are an {@link UnavailableError}), but an error the same statement would meet
+ * again (a missing table, a refused permission, a constraint the library did not expect).
+ * `code` is the SQLSTATE.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof JournalError) console.error(`the journal refused a statement (${err.code})`);
+ * ```
+ */
+export class JournalError extends DualWriteError {
+  override readonly name = 'JournalError' as const;
+  readonly retryable = false as const;
+  /**
+   * @param message - What failed, without values.
+   * @param details - The code and the value-free cause.
+   */
+  constructor(message: string, details: ErrorDetails = {}) {
+    super(message, details);
+  }
+}
+
+/**
  * The target changed since the record was last synced (a stale `If-Match` answered 412, a
  * non-transient 409, or a legacy version that moved): both systems changed the record.
  *
@@ -259,10 +291,22 @@ export class ConflictError extends DualWriteError {
 }
 
 /**
+ * What a {@link MirrorError} says was written: a {@link WriteResult} without the record's
+ * content (`row` and `resource`), which an error must not carry.
+ *
+ * @example
+ * ```ts
+ * const { outboxId, legacyId, medplumId }: MirrorFailure = err.result;
+ * ```
+ */
+export type MirrorFailure = Omit<WriteResult, 'row' | 'resource'>;
+
+/**
  * The authority write succeeded but its mirror failed for good (a conflict, a 4xx, a mapping
  * error): the entry is in the dead-letter queue, where an operator can read the reason, retry
- * or discard it. `cause` is the mirror's typed error; `result` says what was written. The
- * authority's copy stands.
+ * or discard it. `cause` is the mirror's typed error; `result` says what was written (ids,
+ * versions, actions; not the content: read the record again for it). The authority's copy
+ * stands.
  *
  * @example
  * ```ts
@@ -277,13 +321,14 @@ export class MirrorError extends DualWriteError {
   override readonly name = 'MirrorError' as const;
   /** Whether mirroring again later may succeed (taken from the cause). */
   readonly retryable: boolean;
-  /** What the call did before the mirror failed. */
-  readonly result: WriteResult;
+  /** What the call did before the mirror failed, without the record's content. */
+  readonly result: MirrorFailure;
   /**
-   * @param result - What the call did before the mirror failed.
+   * @param result - What the call did before the mirror failed (its `row` and `resource` are
+   *   left out).
    * @param cause - The mirror's typed error.
    */
-  constructor(result: WriteResult, cause: DualWriteError) {
+  constructor(result: WriteResult | MirrorFailure, cause: DualWriteError) {
     super(
       `${result.resourceType}: written to ${result.authority}; mirror failed and was dead-lettered: ${cause.message}`,
       {
@@ -293,11 +338,13 @@ export class MirrorError extends DualWriteError {
         medplumId: result.medplumId,
         status: cause.status,
         attempts: cause.attempts,
+        code: cause.code,
         cause,
       },
     );
     this.retryable = cause.retryable;
-    this.result = result;
+    const { row: _row, resource: _resource, ...failure } = result as WriteResult;
+    this.result = failure;
   }
 }
 

@@ -91,8 +91,9 @@ export {
   MirrorError,
   DeadLetterNotFoundError,
   MissingPeerDependencyError,
+  JournalError,
 } from './errors.ts';
-export type { Side, ErrorDetails } from './errors.ts';
+export type { Side, ErrorDetails, MirrorFailure } from './errors.ts';
 
 export { normalise, contentHash } from './divergence/normalise.ts';
 export type { NormaliseOptions } from './divergence/normalise.ts';

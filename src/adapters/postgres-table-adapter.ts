@@ -1,4 +1,6 @@
 import { ConfigurationError, InvalidInputError, RejectedError } from '../errors.ts';
+import { valueFreeError } from '../error-values.ts';
+import { sqlStateOf } from '../sql/database-failure.ts';
 import {
   LegacyNotFoundError,
   LegacyVersionConflictError,
@@ -252,7 +254,7 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
     try {
       inserted = (await this.#write(schema, text, params, false)).rows[0];
     } catch (err) {
-      throw rejection(err, resourceType, givenId);
+      throw rejection(err, this.#options.revealValues === true, resourceType, givenId);
     }
     if (inserted !== undefined) return toRecord(schema, inserted);
     const existing = await this.#read(schema, scalarText(givenId) ?? '');
@@ -296,7 +298,8 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
       try {
         updated = (await this.#write(schema, text, params, false)).rows[0];
       } catch (err) {
-        if (!(await this.#rejectsId(schema, err, id))) throw rejection(err, resourceType, id);
+        if (!(await this.#rejectsId(schema, err, id)))
+          throw rejection(err, this.#options.revealValues === true, resourceType, id);
       }
       if (updated !== undefined) return toRecord(schema, updated);
       if (expected === undefined) throw new LegacyNotFoundError(resourceType, id);
@@ -320,7 +323,7 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
       } catch (err) {
         if (await this.#rejectsId(schema, err, id)) return;
         // A foreign key from another table refuses the delete for good.
-        throw rejection(err, resourceType, id);
+        throw rejection(err, this.#options.revealValues === true, resourceType, id);
       }
     }
     const current = await this.#read(schema, id);
@@ -364,7 +367,7 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
         [requested],
       ));
     } catch (err) {
-      if (sqlState(err)?.startsWith('22')) return new Map();
+      if (sqlStateOf(err)?.startsWith('22')) return new Map();
       throw err;
     }
     const found = new Map<string, LegacyRecord<PostgresTableRow> | undefined>(
@@ -406,7 +409,7 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
     try {
       ({ rows } = await this.#sql.query(text, params));
     } catch (err) {
-      if (after !== undefined && sqlState(err)?.startsWith('22'))
+      if (after !== undefined && sqlStateOf(err)?.startsWith('22'))
         throw new InvalidInputError('after', 'is not an id of this table', {
           side: 'legacy',
           resourceType,
@@ -520,7 +523,7 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
     try {
       return (await this.#sql.query(text, params)).rows;
     } catch (err) {
-      if (after !== undefined && sqlState(err)?.startsWith('22')) {
+      if (after !== undefined && sqlStateOf(err)?.startsWith('22')) {
         throw new InvalidInputError('cursor', 'does not belong to this table', {
           side: 'legacy',
           resourceType,
@@ -608,12 +611,12 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
    * value, so the id is checked on its own (only on this error path).
    */
   async #rejectsId(schema: TableSchema, err: unknown, id: string): Promise<boolean> {
-    if (!sqlState(err)?.startsWith('22')) return false;
+    if (!sqlStateOf(err)?.startsWith('22')) return false;
     try {
       await this.#sql.query(`SELECT $1::${schema.id.sqlType} AS id`, [id]);
       return false;
     } catch (castError) {
-      return sqlState(castError)?.startsWith('22') === true;
+      return sqlStateOf(castError)?.startsWith('22') === true;
     }
   }
 
@@ -707,19 +710,15 @@ function scalarText(value: unknown): string | undefined {
     : undefined;
 }
 
-function sqlState(err: unknown): string | undefined {
-  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
-  return typeof code === 'string' && code.length === 5 ? code : undefined;
-}
-
 /**
  * Turns a data (class 22) or integrity (class 23) error into a permanent {@link RejectedError};
- * anything else (connection loss, serialisation failure, deadlock) passes through as
- * transient. The message names the constraint and column but never the driver's text, which
- * can quote the row's values.
+ * anything else (connection loss, serialisation failure, deadlock) passes through, for the
+ * writer to classify (`database-failure.ts`). The message names the constraint and column but
+ * never the driver's text, which can quote the row's values; so does the `cause` unless the
+ * adapter reveals values.
  */
-function rejection(err: unknown, resourceType: string, legacyId: unknown): unknown {
-  const state = sqlState(err);
+function rejection(err: unknown, reveal: boolean, resourceType: string, legacyId: unknown): unknown {
+  const state = sqlStateOf(err);
   if (state === undefined || !(state.startsWith('22') || state.startsWith('23'))) return err;
   const { constraint, column } = err as { constraint?: unknown; column?: unknown };
   const where = [
@@ -729,6 +728,12 @@ function rejection(err: unknown, resourceType: string, legacyId: unknown): unkno
   return new RejectedError(
     `${resourceType}: the legacy table rejected the row (SQLSTATE ${state}${where.length > 0 ? `, ${where.join(', ')}` : ''})`,
     typeof column === 'string' ? [column] : [],
-    { side: 'legacy', resourceType, legacyId: scalarText(legacyId), cause: err },
+    {
+      side: 'legacy',
+      resourceType,
+      legacyId: scalarText(legacyId),
+      code: state,
+      cause: reveal ? err : valueFreeError(err),
+    },
   );
 }

@@ -81,6 +81,15 @@ export interface PostgresTableAdapterOptions {
    * @default undefined: deletes do not appear in `changesSince`
    */
   readonly tombstones?: true | PostgresTombstoneOptions | undefined;
+  /**
+   * Keep the driver's own error, values included, as the `cause` of a row the table rejects,
+   * and its message in the error's. Off, the `cause` is a copy without values: the driver's
+   * `detail` (`Failing row contains (…)`, `Key (ssn)=(…)`) dropped and quoted values taken out
+   * of its message, while `code`, `constraint` and `column` stay. Turn it on only where errors
+   * may hold PHI (a development database).
+   * @default false
+   */
+  readonly revealValues?: boolean | undefined;
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -108,6 +117,8 @@ export function validateAdapterOptions(options: unknown): ReadonlyMap<string, Ta
       'must be a SqlClient (see sqlClientFromPg and sqlClientFromPglite)',
     );
   }
+  if (options.revealValues !== undefined && typeof options.revealValues !== 'boolean')
+    throw new ConfigurationError('revealValues', options.revealValues, 'must be true or false');
   const tables = options.tables;
   if (!isObject(tables) || Object.keys(tables).length === 0) {
     throw new ConfigurationError('tables', tables, 'must map at least one resource type to a table');

@@ -1,4 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { DualWriteError } from '../errors.ts';
+import { valueFreeError } from '../error-values.ts';
+import { journalFailure } from '../journal/journal-failure.ts';
+import { databaseFailureKind } from '../sql/database-failure.ts';
 import {
   changeFeedsSettings,
   type ChangeFeedsOptions,
@@ -215,7 +219,11 @@ export class ChangeFeeds<L> {
       return true;
     } catch (err) {
       tally.errors += 1;
-      const error = err instanceof Error ? err : new Error(String(err));
+      // A report is read and logged by operators: it names the failure, never a value.
+      const error =
+        err instanceof DualWriteError || databaseFailureKind(err) === undefined
+          ? valueFreeError(err)
+          : journalFailure(err);
       tally.failures.push({ feed, name: error.name, message: error.message });
       return false;
     }

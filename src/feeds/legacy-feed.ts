@@ -1,3 +1,4 @@
+import { callLegacy } from '../sides/legacy-failure.ts';
 import type { ChangeFeedsSettings } from './change-feeds-options.ts';
 import type { FeedTally } from './feed-report.ts';
 import { journalInbound, type ChangeFeedsDeps } from './inbound-change.ts';
@@ -147,7 +148,9 @@ async function readChanges<L>(
 ): Promise<string | undefined> {
   let cursor = read.from;
   for (let pages = 0; pages < settings.maxPagesPerPoll; pages += 1) {
-    const page = await deps.legacy.changesSince(resourceType, cursor, settings.pageSize);
+    const page = await callLegacy(() => deps.legacy.changesSince(resourceType, cursor, settings.pageSize), {
+      resourceType,
+    });
     const queuedBefore = tally.queued;
     for (const change of page.changes) {
       const key = `${change.kind}:${change.id}@${change.record?.version ?? ''}`;
@@ -159,7 +162,10 @@ async function readChanges<L>(
       const record =
         change.kind === 'upsert' || read.again === true
           ? ((read.again === true ? undefined : change.record) ??
-            (await deps.legacy.read(resourceType, change.id)))
+            (await callLegacy(() => deps.legacy.read(resourceType, change.id), {
+              resourceType,
+              legacyId: change.id,
+            })))
           : undefined;
       // An upsert whose row is gone by now: its delete comes later in the feed (and a delete
       // read again whose row is back: its upsert does).

@@ -16,6 +16,7 @@ import type {
   OutboxTicket,
 } from './outbox.ts';
 import { CompletionQueue } from './completion-queue.ts';
+import { journalFailure, typedJournal } from './journal-failure.ts';
 import { completeLease, completeLeases, tryCompleteLease } from './postgres-completion.ts';
 import * as letters from './postgres-dead-letters.ts';
 import * as links from './postgres-links.ts';
@@ -96,9 +97,11 @@ export class PostgresStore implements SyncStore {
    */
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
     const { sql, schema } = validateStoreOptions(options);
-    await migrate(sql, schema);
     // A SqlClient does not say which driver it wraps; the server does.
-    const { rows } = await sql.query<{ version: string }>('SELECT version() AS version');
+    const { rows } = await typedJournal(async () => {
+      await migrate(sql, schema);
+      return sql.query<{ version: string }>('SELECT version() AS version');
+    });
     const embedded = rows[0]?.version.includes('PGlite') ?? false;
     return new PostgresStore(sql, schema, !embedded, undefined);
   }
@@ -128,7 +131,7 @@ export class PostgresStore implements SyncStore {
       return new PostgresStore(sql, schema, false, () => db.close());
     } catch (err) {
       await db.close();
-      throw err;
+      throw journalFailure(err);
     }
   }
 
@@ -151,37 +154,37 @@ export class PostgresStore implements SyncStore {
 
   /** {@inheritDoc JobStore.createJob} */
   createJob(spec: JobSpec): Promise<Job> {
-    return jobs.createJob(this.#sql, this.#tables, spec);
+    return typedJournal(() => jobs.createJob(this.#sql, this.#tables, spec));
   }
 
   /** {@inheritDoc JobStore.getJob} */
   getJob(id: string): Promise<Job | undefined> {
-    return jobs.getJob(this.#sql, this.#tables, id);
+    return typedJournal(() => jobs.getJob(this.#sql, this.#tables, id));
   }
 
   /** {@inheritDoc JobStore.listJobs} */
   listJobs(filter?: JobFilter): Promise<Job[]> {
-    return jobs.listJobs(this.#sql, this.#tables, filter ?? {});
+    return typedJournal(() => jobs.listJobs(this.#sql, this.#tables, filter ?? {}));
   }
 
   /** {@inheritDoc JobStore.leaseJobPage} */
   leaseJobPage(jobId: string, owner: string, leaseMs: number): Promise<JobPageLease | undefined> {
-    return jobs.leaseJobPage(this.#sql, this.#tables, jobId, owner, leaseMs);
+    return typedJournal(() => jobs.leaseJobPage(this.#sql, this.#tables, jobId, owner, leaseMs));
   }
 
   /** {@inheritDoc JobStore.endJobPage} */
   endJobPage(lease: JobPageLease, next: string | undefined): Promise<'done' | 'fenced'> {
-    return jobs.endJobPage(this.#sql, this.#tables, lease, next);
+    return typedJournal(() => jobs.endJobPage(this.#sql, this.#tables, lease, next));
   }
 
   /** {@inheritDoc JobStore.renewJobPage} */
   renewJobPage(lease: JobPageLease, leaseMs: number): Promise<'done' | 'fenced'> {
-    return jobs.renewJobPage(this.#sql, this.#tables, lease, leaseMs);
+    return typedJournal(() => jobs.renewJobPage(this.#sql, this.#tables, lease, leaseMs));
   }
 
   /** {@inheritDoc JobStore.completeJobPage} */
   completeJobPage(lease: JobPageLease, result: JobPageResult): Promise<'done' | 'fenced'> {
-    return jobs.completeJobPage(this.#sql, this.#tables, lease, result);
+    return typedJournal(() => jobs.completeJobPage(this.#sql, this.#tables, lease, result));
   }
 
   /** {@inheritDoc JobStore.setJobState} */
@@ -190,29 +193,29 @@ export class PostgresStore implements SyncStore {
     state: JobState,
     options?: { readonly from?: readonly JobState[] | undefined; readonly reason?: string | undefined },
   ): Promise<Job | undefined> {
-    return jobs.setJobState(this.#sql, this.#tables, id, state, options ?? {});
+    return typedJournal(() => jobs.setJobState(this.#sql, this.#tables, id, state, options ?? {}));
   }
 
   /** {@inheritDoc SyncStore.getLink} */
   getLink(resourceType: string, legacyId: string): Promise<Link | undefined> {
-    return links.getLink(this.#sql, this.#tables, resourceType, legacyId);
+    return typedJournal(() => links.getLink(this.#sql, this.#tables, resourceType, legacyId));
   }
 
   /** {@inheritDoc SyncStore.getLinkByMedplumId} */
   getLinkByMedplumId(resourceType: string, medplumId: string): Promise<Link | undefined> {
-    return links.getLinkByMedplumId(this.#sql, this.#tables, resourceType, medplumId);
+    return typedJournal(() => links.getLinkByMedplumId(this.#sql, this.#tables, resourceType, medplumId));
   }
 
   /** {@inheritDoc SyncStore.saveLink} */
   saveLink(link: Link): Promise<void> {
-    return links.retryingLinkRaces(() =>
-      this.#sql.transaction((tx) => links.saveLink(tx, this.#tables, link)),
+    return typedJournal(() =>
+      links.retryingLinkRaces(() => this.#sql.transaction((tx) => links.saveLink(tx, this.#tables, link))),
     );
   }
 
   /** {@inheritDoc SyncStore.deleteLink} */
   deleteLink(resourceType: string, legacyId: string): Promise<void> {
-    return links.deleteLink(this.#sql, this.#tables, resourceType, legacyId);
+    return typedJournal(() => links.deleteLink(this.#sql, this.#tables, resourceType, legacyId));
   }
 
   /** {@inheritDoc SyncStore.listLinks} */
@@ -220,12 +223,12 @@ export class PostgresStore implements SyncStore {
     resourceType: string,
     options: { readonly after?: string | undefined; readonly limit: number },
   ): Promise<Link[]> {
-    return links.listLinks(this.#sql, this.#tables, resourceType, options);
+    return typedJournal(() => links.listLinks(this.#sql, this.#tables, resourceType, options));
   }
 
   /** {@inheritDoc SyncStore.intend} */
   intend(intent: OutboxIntent, holdMs: number): Promise<OutboxTicket> {
-    return outbox.intend(this.#sql, this.#tables, intent, holdMs);
+    return typedJournal(() => outbox.intend(this.#sql, this.#tables, intent, holdMs));
   }
 
   /**
@@ -288,60 +291,64 @@ export class PostgresStore implements SyncStore {
     ticket: OutboxTicket,
     lease?: { readonly owner: string; readonly leaseMs: number },
   ): Promise<Lease | undefined> {
-    return outbox.commit(this.#sql, this.#tables, ticket, lease);
+    return typedJournal(() => outbox.commit(this.#sql, this.#tables, ticket, lease));
   }
 
   /** {@inheritDoc SyncStore.claim} */
   claim(owner: string, limit: number, leaseMs: number): Promise<Lease[]> {
-    return outbox.claim(this.#sql, this.#tables, owner, limit, leaseMs);
+    return typedJournal(() => outbox.claim(this.#sql, this.#tables, owner, limit, leaseMs));
   }
 
   /** {@inheritDoc SyncStore.complete} */
   complete(lease: Lease, link: Link | null | undefined): Promise<LeaseOutcome> {
-    return this.#completions.complete(lease, link);
+    return typedJournal(() => this.#completions.complete(lease, link));
   }
 
   /** {@inheritDoc SyncStore.markApplying} */
   markApplying(lease: Lease, hash: string): Promise<boolean> {
-    return outbox.markApplying(this.#sql, this.#tables, lease, hash);
+    return typedJournal(() => outbox.markApplying(this.#sql, this.#tables, lease, hash));
   }
 
   /** {@inheritDoc SyncStore.renew} */
   renew(lease: Lease, leaseMs: number): Promise<boolean> {
-    return outbox.renew(this.#sql, this.#tables, lease, leaseMs);
+    return typedJournal(() => outbox.renew(this.#sql, this.#tables, lease, leaseMs));
   }
 
   /** {@inheritDoc SyncStore.retryLater} */
   retryLater(lease: Lease, error: OutboxError, delayMs: number): Promise<LeaseOutcome> {
-    return outbox.retryLater(this.#sql, this.#tables, lease, error, delayMs);
+    return typedJournal(() => outbox.retryLater(this.#sql, this.#tables, lease, error, delayMs));
   }
 
   /** {@inheritDoc SyncStore.deadLetter} */
   deadLetter(lease: Lease, error: OutboxError): Promise<LeaseOutcome> {
-    return outbox.finish(this.#sql, this.#tables, lease, (tx) =>
-      letters.moveToDeadLetters(tx, this.#tables, lease.entry.id, error),
+    return typedJournal(() =>
+      outbox.finish(this.#sql, this.#tables, lease, (tx) =>
+        letters.moveToDeadLetters(tx, this.#tables, lease.entry.id, error),
+      ),
     );
   }
 
   /** {@inheritDoc SyncStore.hasPending} */
-  async hasPending(resourceType: string, legacyId: string): Promise<boolean> {
-    const { rows } = await this.#sql.query(
-      // Both targets named, so the (target, resource_type, legacy_id) unique index answers it.
-      `SELECT 1 FROM ${this.#tables.outbox}
-       WHERE target IN ('legacy', 'medplum') AND resource_type = $1 AND legacy_id = $2 LIMIT 1`,
-      [resourceType, legacyId],
-    );
-    return rows.length > 0;
+  hasPending(resourceType: string, legacyId: string): Promise<boolean> {
+    return typedJournal(async () => {
+      const { rows } = await this.#sql.query(
+        // Both targets named, so the (target, resource_type, legacy_id) unique index answers it.
+        `SELECT 1 FROM ${this.#tables.outbox}
+         WHERE target IN ('legacy', 'medplum') AND resource_type = $1 AND legacy_id = $2 LIMIT 1`,
+        [resourceType, legacyId],
+      );
+      return rows.length > 0;
+    });
   }
 
   /** {@inheritDoc SyncStore.listOutbox} */
   listOutbox(options: { readonly limit?: number | undefined } = {}): Promise<OutboxEntry[]> {
-    return outbox.listOutbox(this.#sql, this.#tables, options.limit);
+    return typedJournal(() => outbox.listOutbox(this.#sql, this.#tables, options.limit));
   }
 
   /** {@inheritDoc SyncStore.outboxCounts} */
   outboxCounts(options: { readonly unit?: string | undefined } = {}): Promise<OutboxCounts> {
-    return outbox.outboxCounts(this.#sql, this.#tables, options.unit);
+    return typedJournal(() => outbox.outboxCounts(this.#sql, this.#tables, options.unit));
   }
 
   /** {@inheritDoc SyncStore.listDeadLetters} */
@@ -351,116 +358,128 @@ export class PostgresStore implements SyncStore {
       readonly limit?: number | undefined;
     } = {},
   ): Promise<DeadLetter[]> {
-    return letters.listDeadLetters(this.#sql, this.#tables, options.status ?? 'open', options.limit);
+    return typedJournal(() =>
+      letters.listDeadLetters(this.#sql, this.#tables, options.status ?? 'open', options.limit),
+    );
   }
 
   /** {@inheritDoc SyncStore.getDeadLetter} */
   getDeadLetter(id: string): Promise<DeadLetter | undefined> {
-    return letters.getDeadLetter(this.#sql, this.#tables, id);
+    return typedJournal(() => letters.getDeadLetter(this.#sql, this.#tables, id));
   }
 
   /** {@inheritDoc SyncStore.retryDeadLetter} */
   retryDeadLetter(id: string): Promise<OutboxTicket | undefined> {
-    return letters.retryDeadLetter(this.#sql, this.#tables, id);
+    return typedJournal(() => letters.retryDeadLetter(this.#sql, this.#tables, id));
   }
 
   /** {@inheritDoc SyncStore.discardDeadLetter} */
   discardDeadLetter(id: string, note: string): Promise<boolean> {
-    return letters.discardDeadLetter(this.#sql, this.#tables, id, note);
+    return typedJournal(() => letters.discardDeadLetter(this.#sql, this.#tables, id, note));
   }
 
   /** {@inheritDoc SyncStore.appendEvent} */
-  async appendEvent(event: StoredEvent): Promise<void> {
-    await this.#sql.query(
-      `INSERT INTO ${this.#tables.events} (type, resource_type, legacy_id, unit, data)
-       VALUES ($1, $2, $3, $4, $5::text::jsonb)`,
-      [
-        event.type,
-        event.resourceType ?? null,
-        event.legacyId ?? null,
-        event.unit ?? null,
-        jsonParam(event.data),
-      ],
-    );
+  appendEvent(event: StoredEvent): Promise<void> {
+    return typedJournal(async () => {
+      await this.#sql.query(
+        `INSERT INTO ${this.#tables.events} (type, resource_type, legacy_id, unit, data)
+         VALUES ($1, $2, $3, $4, $5::text::jsonb)`,
+        [
+          event.type,
+          event.resourceType ?? null,
+          event.legacyId ?? null,
+          event.unit ?? null,
+          jsonParam(event.data),
+        ],
+      );
+    });
   }
 
   /** {@inheritDoc SyncStore.listEvents} */
-  async listEvents(
+  listEvents(
     options: {
       readonly type?: string | undefined;
       readonly unit?: string | undefined;
       readonly limit?: number | undefined;
     } = {},
   ): Promise<RecordedEvent[]> {
-    const { rows } = await this.#sql.query<EventRow>(
-      `SELECT e.id::text AS id, e.type, e.resource_type, e.legacy_id, e.unit, e.data::text AS data,
-         ${iso('e.at')} AS at
-       FROM ${this.#tables.events} e
-       WHERE ($1::text IS NULL OR e.type = $1) AND ($3::text IS NULL OR e.unit = $3)
-       ORDER BY e.id DESC LIMIT $2`,
-      [options.type ?? null, options.limit ?? null, options.unit ?? null],
-    );
-    return rows.map((row) => ({
-      id: row.id,
-      type: row.type,
-      resourceType: optional(row.resource_type),
-      legacyId: optional(row.legacy_id),
-      unit: optional(row.unit),
-      data: parseJson(row.data) as RecordedEvent['data'],
-      at: row.at,
-    }));
+    return typedJournal(async () => {
+      const { rows } = await this.#sql.query<EventRow>(
+        `SELECT e.id::text AS id, e.type, e.resource_type, e.legacy_id, e.unit, e.data::text AS data,
+           ${iso('e.at')} AS at
+         FROM ${this.#tables.events} e
+         WHERE ($1::text IS NULL OR e.type = $1) AND ($3::text IS NULL OR e.unit = $3)
+         ORDER BY e.id DESC LIMIT $2`,
+        [options.type ?? null, options.limit ?? null, options.unit ?? null],
+      );
+      return rows.map((row) => ({
+        id: row.id,
+        type: row.type,
+        resourceType: optional(row.resource_type),
+        legacyId: optional(row.legacy_id),
+        unit: optional(row.unit),
+        data: parseJson(row.data) as RecordedEvent['data'],
+        at: row.at,
+      }));
+    });
   }
 
   /** {@inheritDoc SyncStore.countEvents} */
-  async countEvents(options: {
+  countEvents(options: {
     readonly type: string;
     readonly unit?: string | undefined;
     readonly since?: string | undefined;
   }): Promise<number> {
-    const { rows } = await this.#sql.query<{ n: number }>(
-      `SELECT count(*)::integer AS n FROM ${this.#tables.events}
-       WHERE type = $1 AND ($2::text IS NULL OR unit = $2) AND ($3::timestamptz IS NULL OR at >= $3::timestamptz)`,
-      [options.type, options.unit ?? null, options.since ?? null],
-    );
-    return rows[0]?.n ?? 0;
+    return typedJournal(async () => {
+      const { rows } = await this.#sql.query<{ n: number }>(
+        `SELECT count(*)::integer AS n FROM ${this.#tables.events}
+         WHERE type = $1 AND ($2::text IS NULL OR unit = $2) AND ($3::timestamptz IS NULL OR at >= $3::timestamptz)`,
+        [options.type, options.unit ?? null, options.since ?? null],
+      );
+      return rows[0]?.n ?? 0;
+    });
   }
 
   /** {@inheritDoc SyncStore.getCursor} */
-  async getCursor(name: string): Promise<string | undefined> {
-    const { rows } = await this.#sql.query<{ value: string }>(
-      `SELECT value FROM ${this.#tables.cursors} WHERE name = $1`,
-      [name],
-    );
-    return rows[0]?.value;
+  getCursor(name: string): Promise<string | undefined> {
+    return typedJournal(async () => {
+      const { rows } = await this.#sql.query<{ value: string }>(
+        `SELECT value FROM ${this.#tables.cursors} WHERE name = $1`,
+        [name],
+      );
+      return rows[0]?.value;
+    });
   }
 
   /** {@inheritDoc SyncStore.setCursor} */
-  async setCursor(name: string, value: string): Promise<void> {
-    await this.#sql.query(
-      `INSERT INTO ${this.#tables.cursors} (name, value) VALUES ($1, $2)
-       ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = clock_timestamp()`,
-      [name, value],
-    );
+  setCursor(name: string, value: string): Promise<void> {
+    return typedJournal(async () => {
+      await this.#sql.query(
+        `INSERT INTO ${this.#tables.cursors} (name, value) VALUES ($1, $2)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = clock_timestamp()`,
+        [name, value],
+      );
+    });
   }
 
   /** {@inheritDoc SyncStore.loadPlan} */
   loadPlan(): Promise<StoredPlan | undefined> {
-    return plans.loadPlan(this.#sql, this.#tables);
+    return typedJournal(() => plans.loadPlan(this.#sql, this.#tables));
   }
 
   /** {@inheritDoc SyncStore.planRevision} */
   planRevision(): Promise<number | undefined> {
-    return plans.planRevision(this.#sql, this.#tables);
+    return typedJournal(() => plans.planRevision(this.#sql, this.#tables));
   }
 
   /** {@inheritDoc SyncStore.seedPlan} */
   seedPlan(seed: PlanSeed): Promise<StoredPlan> {
-    return plans.seedPlan(this.#sql, this.#tables, seed);
+    return typedJournal(() => plans.seedPlan(this.#sql, this.#tables, seed));
   }
 
   /** {@inheritDoc SyncStore.changePlan} */
   changePlan(change: PlanChange, event: StoredEvent): Promise<PlanChangeOutcome> {
-    return plans.changePlan(this.#sql, this.#tables, change, event);
+    return typedJournal(() => plans.changePlan(this.#sql, this.#tables, change, event));
   }
 }
 

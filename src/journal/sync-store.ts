@@ -1,3 +1,4 @@
+import { DualWriteError } from '../errors.ts';
 import type { JobStore } from './job.ts';
 import type { Link } from './link.ts';
 import type {
@@ -194,17 +195,17 @@ export interface SyncStore extends JobStore {
  * if (err instanceof LinkConflictError) console.error(err.medplumId, err.existingLegacyId);
  * ```
  */
-export class LinkConflictError extends Error {
+export class LinkConflictError extends DualWriteError {
   override readonly name = 'LinkConflictError' as const;
   readonly retryable = false as const;
   /** The resource type. */
-  readonly resourceType: string;
+  declare readonly resourceType: string;
   /** The Medplum id already linked. */
-  readonly medplumId: string;
+  declare readonly medplumId: string;
   /** The legacy id it is linked to. */
   readonly existingLegacyId: string;
   /** The legacy id that tried to claim it. */
-  readonly legacyId: string;
+  declare readonly legacyId: string;
   /**
    * @param resourceType - The resource type.
    * @param medplumId - The Medplum id already linked.
@@ -212,10 +213,14 @@ export class LinkConflictError extends Error {
    * @param legacyId - The legacy id that tried to claim it.
    */
   constructor(resourceType: string, medplumId: string, existingLegacyId: string, legacyId: string) {
-    super(`${resourceType}/${medplumId} is already linked to legacy id ${existingLegacyId}, not ${legacyId}`);
-    this.resourceType = resourceType;
-    this.medplumId = medplumId;
+    super(
+      `${resourceType}/${medplumId} is already linked to legacy id ${existingLegacyId}, not ${legacyId}`,
+      {
+        resourceType,
+        medplumId,
+        legacyId,
+      },
+    );
     this.existingLegacyId = existingLegacyId;
-    this.legacyId = legacyId;
   }
 }

@@ -1,3 +1,4 @@
+import { classifyLegacyError } from '../sides/legacy-failure.ts';
 import type { LegacyAdapter } from '../sides/legacy-adapter.ts';
 import type { SqlClient, SqlQueryable } from '../sql/sql-client.ts';
 import type { WriteStatement, WriteStatementRunner } from '../sql/write-statement.ts';
@@ -90,7 +91,7 @@ export function transactionalOutboxOf<L>(
   if (typeof journal.intendAlong === 'function' && typeof adapter.writingThrough === 'function') {
     const intendAlong = journal.intendAlong.bind(journal);
     const writingThrough = adapter.writingThrough.bind(adapter);
-    return {
+    return typedFailures({
       run: async (intent, write, idOf) => {
         let ticket: OutboxTicket | undefined;
         // Every write statement carries the entry; a second one would only bump its seq.
@@ -110,9 +111,9 @@ export function transactionalOutboxOf<L>(
         );
         return { value, ticket };
       },
-    };
+    });
   }
-  return {
+  return typedFailures({
     run: (intent, write, idOf) =>
       sql.transaction(async (tx) => {
         const value = await write(within(tx));
@@ -122,5 +123,23 @@ export function transactionalOutboxOf<L>(
         );
         return { value, ticket };
       }),
+  });
+}
+
+/**
+ * The outbox with what its database throws typed: the legacy write inside has typed its own
+ * errors already; a failure of the transaction itself (BEGIN, the entry, COMMIT: a lost
+ * connection, a terminated backend) is the legacy database's, classified as the legacy side's
+ * errors are (transient ones retried), without values.
+ */
+function typedFailures<L>(outbox: TransactionalOutbox<L>): TransactionalOutbox<L> {
+  return {
+    run: async (intent, write, idOf) => {
+      try {
+        return await outbox.run(intent, write, idOf);
+      } catch (err) {
+        throw classifyLegacyError(err, { resourceType: intent.resourceType, legacyId: intent.legacyId });
+      }
+    },
   };
 }

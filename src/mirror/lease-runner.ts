@@ -1,4 +1,6 @@
 import { DualWriteError, RejectedError, UnavailableError } from '../errors.ts';
+import { valueFreeError } from '../error-values.ts';
+import { databaseError, databaseFailureKind } from '../sql/database-failure.ts';
 import { fullReportOf, ReviewRequiredError, type ConflictReport } from '../conflict/conflict-report.ts';
 import type { Lease, LeaseOutcome, OutboxEntry, OutboxError } from '../journal/outbox.ts';
 import { LinkConflictError, type SyncStore } from '../journal/sync-store.ts';
@@ -130,15 +132,20 @@ export function reasonOf(error: DualWriteError): OutboxError {
 
 function toTyped(err: unknown, lease: Lease): DualWriteError {
   if (err instanceof DualWriteError) return err;
-  // An error the library did not classify (a bug, a mapping throwing oddly): permanent, so it
-  // is seen in the dead-letter queue rather than retried forever.
-  const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-  return new RejectedError(`mirror failed: ${message}`, [], {
+  const details = {
     resourceType: lease.entry.resourceType,
     legacyId: lease.entry.legacyId,
     side: lease.entry.target,
-    cause: err,
-  });
+  };
+  // A database error that reached here untyped (from a store of the caller's own, say) is
+  // classified like any other: a terminated backend or a failover is retried, not dead-lettered.
+  if (databaseFailureKind(err) !== undefined)
+    return databaseError(err, 'mirror', details, (message, typed) => new RejectedError(message, [], typed));
+  // An error the library did not classify (a bug, a mapping throwing oddly): permanent, so it
+  // is seen in the dead-letter queue rather than retried forever. Its message may quote
+  // values: only the value-free copy is kept.
+  const cause = valueFreeError(err);
+  return new RejectedError(`mirror failed: ${cause.name}: ${cause.message}`, [], { ...details, cause });
 }
 
 /**

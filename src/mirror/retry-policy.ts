@@ -139,6 +139,7 @@ export async function withRetries<T>(
           legacyId: err.legacyId,
           medplumId: err.medplumId,
           status: err.status,
+          code: err.code,
           cause: err.cause,
           attempts,
         },

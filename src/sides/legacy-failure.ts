@@ -5,35 +5,24 @@ import {
   UnavailableError,
   type ErrorDetails,
 } from '../errors.ts';
+import { valueFreeError, withoutValues } from '../error-values.ts';
+import { databaseCodeOf, isTransientDatabaseError } from '../sql/database-failure.ts';
 import { LegacyNotFoundError, LegacyVersionConflictError } from './legacy-adapter.ts';
-
-/** Node socket errors that mean "no answer", worth another attempt. */
-const TRANSIENT_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EAI_AGAIN',
-  'ENOTFOUND',
-]);
-
-/**
- * SQLSTATE classes and codes that are transient: connection exceptions (08), serialisation
- * failure (40001), deadlock (40P01), shutdowns (57P01–57P03), too many connections (53300).
- */
-function isTransientSqlState(code: string): boolean {
-  return code.startsWith('08') || ['40001', '40P01', '57P01', '57P02', '57P03', '53300'].includes(code);
-}
 
 /**
  * Turns whatever a legacy adapter threw into the library's typed error.
  *
  * - {@link LegacyVersionConflictError} → {@link ConflictError}
  * - {@link LegacyNotFoundError} → {@link RejectedError} with status 404
- * - an error with `retryable: true`, a socket error code, or a transient SQLSTATE →
+ * - an error with `retryable: true`, or a transient database failure (a lost connection, a
+ *   terminated backend, a failover, a deadlock: see `database-failure.ts`) →
  *   {@link UnavailableError} (retried)
  * - anything else → {@link RejectedError} (not retried: an unknown legacy error is assumed
  *   permanent, because retrying a non-idempotent legacy create could duplicate a row)
+ *
+ * The typed error carries no values: the adapter's message is kept with quoted values taken
+ * out, and its `cause` is a value-free copy of what the adapter threw (`code`, `constraint`
+ * and `column` kept; a driver's `detail`, which quotes the row, dropped).
  *
  * @param error - What the adapter threw.
  * @param details - The record concerned.
@@ -41,23 +30,21 @@ function isTransientSqlState(code: string): boolean {
  */
 export function classifyLegacyError(error: unknown, details: ErrorDetails): DualWriteError {
   if (error instanceof DualWriteError) return error;
-  const base = { ...details, side: 'legacy' as const, cause: error };
+  const base = { ...details, side: 'legacy' as const, cause: valueFreeError(error) };
   if (error instanceof LegacyVersionConflictError) {
     return new ConflictError(error.message, error.expectedVersion, error.actualVersion, base);
   }
   if (error instanceof LegacyNotFoundError) {
     return new RejectedError(error.message, [], { ...base, status: 404 });
   }
-  const record = typeof error === 'object' && error !== null ? (error as Record<string, unknown>) : {};
-  const code = typeof record.code === 'string' ? record.code : undefined;
-  const message = error instanceof Error ? error.message : String(error);
-  if (
-    record.retryable === true ||
-    (code !== undefined && (TRANSIENT_CODES.has(code) || isTransientSqlState(code)))
-  ) {
-    return new UnavailableError(`legacy ${details.resourceType ?? ''} request failed: ${message}`, base);
-  }
-  return new RejectedError(`legacy ${details.resourceType ?? ''} request failed: ${message}`, [], base);
+  const retryable =
+    typeof error === 'object' && error !== null && (error as { retryable?: unknown }).retryable === true;
+  const code = databaseCodeOf(error);
+  const typed = { ...base, code };
+  const what = `legacy ${details.resourceType ?? ''} request failed${code === undefined ? '' : ` (${code})`}`;
+  const message = `${what}: ${withoutValues(error instanceof Error ? error.message : typeof error)}`;
+  if (retryable || isTransientDatabaseError(error)) return new UnavailableError(message, typed);
+  return new RejectedError(message, [], typed);
 }
 
 /**

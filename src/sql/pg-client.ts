@@ -1,5 +1,6 @@
 import { InvalidInputError } from '../errors.ts';
 import { createHash } from 'node:crypto';
+import { databaseFailureKind, sqlStateOf } from './database-failure.ts';
 import type { SqlClient, SqlQueryable, SqlResult } from './sql-client.ts';
 
 /**
@@ -85,6 +86,10 @@ export interface PgClientOptions {
 export interface PgPoolClient extends PgQueryable {
   /** Returns the client to the pool; passing an error (or `true`) destroys it instead. */
   release(destroy?: Error | boolean): void;
+  /** Listens for the client's `error` event (its connection was lost). */
+  on?(event: 'error', listener: (err: Error) => void): unknown;
+  /** Stops listening. */
+  removeListener?(event: 'error', listener: (err: Error) => void): unknown;
 }
 
 /**
@@ -100,13 +105,34 @@ export interface PgPoolClient extends PgQueryable {
 export interface PgPool extends PgQueryable {
   /** Checks a client out of the pool. */
   connect(): Promise<PgPoolClient>;
+  /** Listens for the pool's `error` event (an idle connection was lost). */
+  on?(event: 'error', listener: (err: Error) => void): unknown;
+}
+
+/** Pools given an `error` listener already (one is enough, however many clients wrap a pool). */
+const listenedPools = new WeakSet<object>();
+
+/**
+ * Without a listener, an `error` event is thrown by Node and ends the process. `pg` emits one
+ * when a connection is lost: on the pool for an idle connection, on a client checked out for a
+ * transaction whatever it is doing (seen as "Connection terminated unexpectedly" crashing a
+ * drainer when its backend was terminated). The pool drops a broken idle connection by itself;
+ * a broken transaction's next statement fails and is reported there.
+ */
+function ignoreLostConnection(_err: Error): void {
+  // Nothing to do: the failure reaches the caller through the statement it breaks.
 }
 
 /**
  * Adapts a `pg` Pool to {@link SqlClient}. Plain queries go to the pool (any idle connection);
  * `transaction(fn)` checks out one client, wraps `fn` in BEGIN/COMMIT (ROLLBACK when `fn`
  * throws) and releases the client afterwards. A client whose ROLLBACK fails is destroyed
- * rather than returned, because its session state is unknown.
+ * rather than returned, because its session state is unknown; so is one whose connection was
+ * lost meanwhile.
+ *
+ * Nothing the database does can crash the process: the adapter listens for `error` on the pool
+ * (an idle connection lost: the pool drops it) and on each client it checks out (a connection
+ * lost mid-transaction: the next statement, or the commit, fails instead).
  *
  * The pool stays the caller's: this adapter never ends it.
  *
@@ -136,10 +162,19 @@ export function sqlClientFromPg(pool: PgPool, options: PgClientOptions = {}): Sq
   if (preparedStatements !== undefined && typeof preparedStatements !== 'boolean')
     throw new InvalidInputError('options.preparedStatements', 'must be true or false');
   const prepared = options.preparedStatements === false ? undefined : new StatementNames();
+  if (typeof pool.on === 'function' && !listenedPools.has(pool)) {
+    listenedPools.add(pool);
+    pool.on('error', ignoreLostConnection);
+  }
   return {
     query: <R>(text: string, params?: readonly unknown[]) => run<R>(pool, prepared, text, params, true),
     transaction: async <T>(fn: (tx: SqlQueryable) => Promise<T>): Promise<T> => {
       const client = await pool.connect();
+      let lost: Error | undefined;
+      const onError = (err: Error): void => {
+        lost ??= err;
+      };
+      client.on?.('error', onError);
       const scope = new TransactionScope(client, prepared);
       let destroy: Error | undefined;
       try {
@@ -153,10 +188,13 @@ export function sqlClientFromPg(pool: PgPool, options: PgClientOptions = {}): Sq
         } catch (rollbackError) {
           destroy = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
         }
-        throw err;
+        // A lost connection fails every later statement with "not queryable": the error that
+        // ended it says why (57P01: the backend was terminated).
+        throw lost !== undefined && databaseFailureKind(err) !== undefined ? lost : err;
       } finally {
         scope.end();
-        client.release(destroy);
+        client.removeListener?.('error', onError);
+        client.release(destroy ?? lost);
       }
     },
   };
@@ -245,10 +283,6 @@ async function run<R>(
     }
   }
   return { rows: result.rows as R[], rowCount: result.rowCount };
-}
-
-function sqlStateOf(err: unknown): unknown {
-  return typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
 }
 
 function isStalePlan(err: unknown): boolean {

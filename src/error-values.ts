@@ -1,0 +1,87 @@
+/**
+ * What the library's errors may contain: ids, resource types, JSON paths, codes and statuses,
+ * never field values. A driver's or server's message can quote the row (PostgreSQL's
+ * `invalid input syntax for type date: "1931x"`, its DETAIL `Key (ssn)=(…)` and `Failing row
+ * contains (…)`, MariaDB's `Incorrect date value: '1931' for column …`), so before such a
+ * message or error reaches an error the library throws, a dead letter's reason or a report, it
+ * goes through here. Internal.
+ */
+
+/** The fields of a driver error that name things (codes, constraints, columns), never values. */
+const NAMING_FIELDS = [
+  'code',
+  'sqlState',
+  'errno',
+  'severity',
+  'constraint',
+  'column',
+  'table',
+  'schema',
+  'dataType',
+  'routine',
+  'syscall',
+] as const;
+
+/**
+ * A message with the values it could quote taken out: only its first line is kept (PostgreSQL
+ * DETAIL, HINT and statement lines follow it), quoted text becomes `'…'` or `"…"` (identifiers
+ * too: telling them from values is not possible in general), and PostgreSQL's
+ * `(column)=(value)` and `Failing row contains (…)` lose their values.
+ *
+ * @param message - A driver's or server's message.
+ * @returns The message without values.
+ * @example
+ * ```ts
+ * withoutValues("Incorrect date value: '1931' for column `clinic`.`birth_date` at row 1");
+ * // "Incorrect date value: '…' for column `clinic`.`birth_date` at row 1"
+ * ```
+ */
+export function withoutValues(message: string): string {
+  let line = message.split(/\r?\n/, 1)[0] ?? '';
+  line = line.replace(/Failing row contains \(.*$/, 'Failing row contains (…)');
+  line = line.replace(/\)=\(.*$/, ')=(…)');
+  for (const quote of ["'", '"']) line = blankQuoted(line, quote);
+  return line;
+}
+
+/** Replaces everything from the first to the last `quote` of a line (or to its end). */
+function blankQuoted(line: string, quote: string): string {
+  const first = line.indexOf(quote);
+  if (first < 0) return line;
+  const last = line.lastIndexOf(quote);
+  // A value holding the quote character itself cannot be told from two values: blank it all.
+  return last > first
+    ? `${line.slice(0, first)}${quote}…${quote}${line.slice(last + 1)}`
+    : `${line.slice(0, first)}${quote}…`;
+}
+
+/**
+ * A copy of an error that carries no values, to keep as a typed error's `cause`: the same
+ * `name`, its message through {@link withoutValues}, the fields that name things (SQLSTATE
+ * `code`, `constraint`, `column`, `table`, …) and its stack frames; not `detail`, `hint`,
+ * `where`, `parameters`, nor any other property. A value that is not an `Error` becomes an
+ * `Error` saying only its kind.
+ *
+ * @param err - What a driver, a server or a callback threw.
+ * @returns An `Error` safe to log, print or send to an error reporter.
+ * @example
+ * ```ts
+ * throw new RejectedError('the legacy table rejected the row', [], { cause: valueFreeError(err) });
+ * ```
+ */
+export function valueFreeError(err: unknown): Error {
+  if (!(err instanceof Error)) {
+    return new Error(`a thrown ${err === null ? 'null' : typeof err}`);
+  }
+  const copy = new Error(withoutValues(err.message));
+  copy.name = typeof err.name === 'string' ? withoutValues(err.name) : 'Error';
+  const source = err as unknown as Record<string, unknown>;
+  const target = copy as unknown as Record<string, unknown>;
+  for (const field of NAMING_FIELDS) {
+    const value = source[field];
+    if (typeof value === 'string' || typeof value === 'number') target[field] = value;
+  }
+  const frames = (err.stack ?? '').split('\n').filter((line) => /^\s+at /.test(line));
+  copy.stack = [`${copy.name}: ${copy.message}`, ...frames].join('\n');
+  return copy;
+}

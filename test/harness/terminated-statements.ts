@@ -1,0 +1,88 @@
+/**
+ * Real PostgreSQL errors at chosen statements: a `SqlClient` wrapper that fails the next
+ * statement matching a pattern with the error PostgreSQL gives a statement whose backend is
+ * terminated (SQLSTATE 57P01, "terminating connection due to administrator command"). The
+ * error is a real one: a sacrificial connection runs `pg_sleep` and is terminated with
+ * `pg_terminate_backend`; the wrapper throws what `pg` rejected it with. Deterministic, unlike
+ * terminating the connections of a pool at some moment.
+ */
+import pg from 'pg';
+import type { SqlClient, SqlQueryable, SqlResult } from '../../src/index.ts';
+
+/** Fails chosen statements of the clients it wraps with a real 57P01. */
+export class TerminatedStatements {
+  readonly #url: string;
+  #armed: { pattern: RegExp; times: number }[] = [];
+  /** Statements failed so far. */
+  failed = 0;
+
+  /** @param url - The PostgreSQL server to take the errors from. */
+  constructor(url: string) {
+    this.#url = url;
+  }
+
+  /**
+   * Fails the next `times` statements whose text matches `pattern`.
+   *
+   * @param pattern - Matched against the statement's text.
+   * @param times - How many statements to fail.
+   */
+  failNext(pattern: RegExp, times = 1): void {
+    this.#armed.push({ pattern, times });
+  }
+
+  /**
+   * A client whose statements (top-level and inside transactions) go to `sql` unless armed.
+   *
+   * @param sql - The client to wrap.
+   * @returns The wrapped client.
+   */
+  wrap(sql: SqlClient): SqlClient {
+    const queryOn =
+      (target: SqlQueryable) =>
+      async <R>(text: string, params?: readonly unknown[]): Promise<SqlResult<R>> => {
+        const armed = this.#armed.find((a) => a.times > 0 && a.pattern.test(text));
+        if (armed !== undefined) {
+          armed.times -= 1;
+          this.failed += 1;
+          throw await this.#terminatedStatementError();
+        }
+        return target.query<R>(text, params);
+      };
+    return {
+      query: queryOn(sql),
+      transaction: (fn) => sql.transaction((tx) => fn({ query: queryOn(tx) })),
+    };
+  }
+
+  async #terminatedStatementError(): Promise<unknown> {
+    const victim = new pg.Client({ connectionString: this.#url });
+    // The sacrificed connection's own 'error' events are expected here.
+    victim.on('error', () => undefined);
+    await victim.connect();
+    const admin = new pg.Client({ connectionString: this.#url });
+    await admin.connect();
+    try {
+      const { rows } = await victim.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      const pid = rows[0]!.pid;
+      const running = victim.query('SELECT pg_sleep(30)').then(
+        () => new Error('pg_sleep was not terminated'),
+        (error: unknown) => error,
+      );
+      // Terminate once the sleep is running, so the error is the statement's.
+      for (;;) {
+        const { rows: states } = await admin.query<{ state: string }>(
+          'SELECT state FROM pg_stat_activity WHERE pid = $1',
+          [pid],
+        );
+        if (states[0]?.state === 'active') break;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+      return await running;
+    } finally {
+      await admin.end();
+      await victim.end().catch(() => undefined);
+    }
+  }
+}
