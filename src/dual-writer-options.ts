@@ -265,6 +265,24 @@ export function validateDualWriterOptions(options: unknown): void {
         'must be a non-empty URI',
       );
     }
+    const deletes = mapping?.deletes as Record<string, unknown> | null | undefined;
+    if (deletes !== undefined) {
+      if (typeof deletes !== 'object' || deletes === null)
+        throw new ConfigurationError(
+          `mappings[${i}].deletes`,
+          deletes,
+          'must be { fromLegacy?, fromMedplum? }',
+        );
+      for (const direction of ['fromLegacy', 'fromMedplum']) {
+        const policy = deletes[direction];
+        if (policy !== undefined && policy !== 'propagate' && policy !== 'review' && policy !== 'ignore')
+          throw new ConfigurationError(
+            `mappings[${i}].deletes.${direction}`,
+            policy,
+            "must be 'propagate', 'review' or 'ignore'",
+          );
+      }
+    }
     if (seen.has(resourceType))
       throw new ConfigurationError(`mappings[${i}].resourceType`, resourceType, 'is mapped twice');
     seen.add(resourceType);

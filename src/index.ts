@@ -25,7 +25,7 @@ export type { Readiness, ReadinessGates, ReadinessOptions, GateLimits } from './
 export { STAGES, routeOf, isStage } from './plan/stage.ts';
 export type { Stage, StageRoute } from './plan/stage.ts';
 
-export type { ResourceMapping } from './mapping/resource-mapping.ts';
+export type { ResourceMapping, DeletePolicy, DeletePolicies } from './mapping/resource-mapping.ts';
 
 export { LegacyVersionConflictError, LegacyNotFoundError } from './sides/legacy-adapter.ts';
 export type {

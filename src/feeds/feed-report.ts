@@ -1,11 +1,11 @@
 /**
  * What one pass of the change feeds did, counted per outcome. Every change a feed reads ends
- * in exactly one of `queued`, `echoes`, `skippedByStage`, `skippedWithoutUnit` or
- * `skippedWithoutLegacyId`, or is read again after an error.
+ * in exactly one of `queued`, `echoes`, `skippedByStage`, `skippedWithoutUnit`,
+ * `skippedWithoutLegacyId` or `deletesHeld`, or is read again after an error.
  *
  * @example
  * ```ts
- * const counts: FeedCounts = { seen: 3, queued: 1, echoes: 2, skippedByStage: 0, skippedWithoutUnit: 0, skippedWithoutLegacyId: 0, errors: 0 };
+ * const counts: FeedCounts = { seen: 3, queued: 1, echoes: 2, skippedByStage: 0, skippedWithoutUnit: 0, skippedWithoutLegacyId: 0, deletesHeld: 0, errors: 0 };
  * ```
  */
 export interface FeedCounts {
@@ -24,6 +24,11 @@ export interface FeedCounts {
    * allocate one.
    */
   readonly skippedWithoutLegacyId: number;
+  /**
+   * Deletes not propagated by their mapping's delete policy (`review` or `ignore`): nothing was
+   * deleted on the other side; each left a `delete-review` or `delete-ignored` event.
+   */
+  readonly deletesHeld: number;
   /** Feeds that failed during the pass; each resumes from its stored cursor next time. */
   readonly errors: number;
 }
@@ -74,6 +79,7 @@ export const NO_FEED_COUNTS: FeedCounts = Object.freeze({
   skippedByStage: 0,
   skippedWithoutUnit: 0,
   skippedWithoutLegacyId: 0,
+  deletesHeld: 0,
   errors: 0,
 });
 
@@ -115,6 +121,7 @@ export function addCounts(total: FeedCounts, pass: FeedCounts): FeedCounts {
     skippedByStage: total.skippedByStage + pass.skippedByStage,
     skippedWithoutUnit: total.skippedWithoutUnit + pass.skippedWithoutUnit,
     skippedWithoutLegacyId: total.skippedWithoutLegacyId + pass.skippedWithoutLegacyId,
+    deletesHeld: total.deletesHeld + pass.deletesHeld,
     errors: total.errors + pass.errors,
   };
 }

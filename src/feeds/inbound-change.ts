@@ -128,6 +128,12 @@ export async function journalInbound<L>(
     tally.skippedByStage += 1;
     return;
   }
+  if (change.kind === 'delete') {
+    const decision = await deleteDecision(deps, change, unit, link, copy);
+    if (decision === 'held') tally.deletesHeld += 1;
+    if (decision === 'held-before') tally.echoes += 1;
+    if (decision !== 'propagate') return;
+  }
   if (change.kind === 'upsert') {
     const echo =
       change.resource !== undefined
@@ -146,6 +152,43 @@ export async function journalInbound<L>(
   const ticket = await deps.store.intend({ resourceType, legacyId, target, unit, kind: change.kind }, 0);
   await deps.store.commit(ticket);
   tally.queued += 1;
+}
+
+/**
+ * Applies the mapping's delete policy to a delete seen in one system: `propagate`, or `held`
+ * after recording a `delete-review` or `delete-ignored` event (ids and sides only, never
+ * values). A held delete is remembered (a journal cursor keyed by the record, valued by the
+ * surviving copy's version), so the overlap a feed re-reads, or the existence check's next
+ * pass, answers `held-before` instead of a second event; a later write to the surviving copy
+ * changes its version, so a delete after it is decided afresh. A held delete of a Medplum
+ * resource also drops its link: the legacy row stays, and its next write mirrors as a new copy.
+ */
+async function deleteDecision<L>(
+  deps: ChangeFeedsDeps<L>,
+  change: InboundChange<L>,
+  unit: string,
+  link: Link | undefined,
+  copy: { readonly record?: LegacyRecord<L> | undefined; readonly resource?: Resource | undefined },
+): Promise<'propagate' | 'held' | 'held-before'> {
+  const { resourceType, legacyId, source } = change;
+  const { authority } = deps.routeOf(unit, resourceType);
+  const policies = deps.mappings.get(resourceType)?.deletes;
+  const chosen = source === 'legacy' ? policies?.fromLegacy : policies?.fromMedplum;
+  const policy = chosen ?? (source === authority ? 'propagate' : 'review');
+  if (policy === 'propagate') return 'propagate';
+  const mark = `delete-held:${resourceType}:${legacyId}`;
+  const survivor = `${source}:${copy.record?.version ?? copy.resource?.meta?.versionId ?? ''}`;
+  if ((await deps.store.getCursor(mark)) === survivor) return 'held-before';
+  await deps.store.appendEvent({
+    type: policy === 'review' ? 'delete-review' : 'delete-ignored',
+    resourceType,
+    legacyId,
+    unit,
+    data: { deletedIn: source, authority, policy, medplumId: link?.medplumId },
+  });
+  await deps.store.setCursor(mark, survivor);
+  if (source === 'medplum' && link !== undefined) await deps.store.deleteLink(resourceType, legacyId);
+  return 'held';
 }
 
 /**

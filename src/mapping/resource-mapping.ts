@@ -78,6 +78,15 @@ export interface ResourceMapping<L, R extends Resource = Resource> {
    */
   newLegacyId?(resource: R): string | Promise<string>;
   /**
+   * What a delete made directly in one system (seen by a change feed) does to the other, per
+   * direction: `propagate` deletes the other copy, `review` deletes nothing and records a
+   * `delete-review` event for an operator, `ignore` deletes nothing and records a
+   * `delete-ignored` event. Deleting a legacy row can orphan everything keyed by it, so a
+   * delete from the side that is not the authority for the record's unit defaults to `review`.
+   * @default `propagate` for a delete made in the authority, `review` for one made in the other system
+   */
+  readonly deletes?: DeletePolicies | undefined;
+  /**
    * How the two copies of this type are compared for divergence, shadow reads and conflict
    * reports: paths to ignore (`'extension'`, `'name.period'`), arrays whose order does not
    * matter (`'identifier'`, `'telecom'`), date-time precision. `meta`, `id` and generated
@@ -85,4 +94,37 @@ export interface ResourceMapping<L, R extends Resource = Resource> {
    * @default {}
    */
   readonly compare?: NormaliseOptions | undefined;
+}
+
+/**
+ * What a delete seen in one system does to the other: `propagate` (delete it there too),
+ * `review` (delete nothing; a `delete-review` event for an operator) or `ignore` (delete
+ * nothing; a `delete-ignored` event).
+ *
+ * @example
+ * ```ts
+ * const policy: DeletePolicy = 'review';
+ * ```
+ */
+export type DeletePolicy = 'propagate' | 'review' | 'ignore';
+
+/**
+ * A mapping's delete policy per direction (see {@link ResourceMapping.deletes}).
+ *
+ * @example
+ * ```ts
+ * const deletes: DeletePolicies = { fromMedplum: 'review', fromLegacy: 'propagate' };
+ * ```
+ */
+export interface DeletePolicies {
+  /**
+   * A delete made directly in the legacy system.
+   * @default 'propagate' where legacy is the authority, else 'review'
+   */
+  readonly fromLegacy?: DeletePolicy | undefined;
+  /**
+   * A delete made directly in Medplum.
+   * @default 'propagate' where Medplum is the authority, else 'review'
+   */
+  readonly fromMedplum?: DeletePolicy | undefined;
 }

@@ -47,7 +47,9 @@ describe('legacy change feed', () => {
     expect(feeds.counts.echoes).toBeGreaterThan(0);
   });
 
-  it('mirrors a direct legacy delete to Medplum', async () => {
+  it('mirrors a direct legacy delete to Medplum where legacy is the authority', async () => {
+    // In live, a legacy delete is held for review by default (test/feeds/delete-policy.test.ts).
+    await fx.plan.set('north', 'dual-write');
     await fx.writer.create('Patient', { id: 'p-1', first_name: 'Ada', last_name: 'Lovelace' }, north);
     const feeds = feedsOver(fx);
     await feeds.pollOnce();
