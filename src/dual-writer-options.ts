@@ -265,7 +265,7 @@ export function validateDualWriterOptions(options: unknown): void {
         'must be a non-empty URI',
       );
     }
-    const deletes = mapping?.deletes as Record<string, unknown> | null | undefined;
+    const deletes = mapping.deletes as Record<string, unknown> | null | undefined;
     if (deletes !== undefined) {
       if (typeof deletes !== 'object' || deletes === null)
         throw new ConfigurationError(
