@@ -37,6 +37,6 @@ export function patientRow(id: number): PostgresTableRow {
  * @returns The resource.
  */
 export function patientResource(row: PostgresTableRow): Patient {
-  const patient = benchMapping.toFhir(row);
+  const patient = benchMapping.toFhir(row, undefined, {});
   return { ...patient, identifier: [{ system: BENCH_SYSTEM, value: String(row.id) }] };
 }

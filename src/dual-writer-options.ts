@@ -287,6 +287,9 @@ export function validateDualWriterOptions(options: unknown): void {
       throw new ConfigurationError(`mappings[${i}].resourceType`, resourceType, 'is mapped twice');
     seen.add(resourceType);
   });
+  mappings.forEach((mapping: Record<string, unknown>, i) =>
+    checkReferences(mapping.references, `mappings[${i}].references`, seen),
+  );
   if (given.linkCacheSize !== undefined)
     checkValue(given.linkCacheSize, positiveInteger, 'linkCacheSize', 'configuration');
   if (given.resolver !== undefined && typeof given.resolver !== 'function') {
@@ -374,4 +377,30 @@ function validateDivergence(value: unknown): void {
     },
     'divergence.shadowReads.',
   );
+}
+
+/**
+ * A mapping's `references`: an object of elements, each naming a mapped resource type and how
+ * to read the legacy key (a reference to a type without a mapping could never be resolved).
+ */
+function checkReferences(references: unknown, field: string, mapped: ReadonlySet<unknown>): void {
+  if (references === undefined) return;
+  if (typeof references !== 'object' || references === null || Array.isArray(references))
+    throw new ConfigurationError(field, references, 'must be an object of reference fields by element');
+  for (const [element, reference] of Object.entries(references)) {
+    const at = `${field}.${element}`;
+    const given = reference as Record<string, unknown> | null;
+    if (typeof given !== 'object' || given === null)
+      throw new ConfigurationError(at, given, 'must be { resourceType, legacyKey }');
+    refuseUnknownKeys(given, 'configuration', ['resourceType', 'legacyKey'], `${at}.`);
+    checkValue(given.resourceType, resourceTypeName, `${at}.resourceType`, 'configuration');
+    if (!mapped.has(given.resourceType))
+      throw new ConfigurationError(`${at}.resourceType`, given.resourceType, 'has no mapping in this writer');
+    if (typeof given.legacyKey !== 'function')
+      throw new ConfigurationError(
+        `${at}.legacyKey`,
+        given.legacyKey,
+        'must be a function (row) => legacy key',
+      );
+  }
 }

@@ -10,7 +10,8 @@ import { ReviewRequiredError, type ConflictReport } from './conflict/conflict-re
 import { operatorResolution as resolutionOf, resolveConflict } from './conflict/resolve-conflict.ts';
 import { authorityWins } from './conflict/resolvers.ts';
 import { reviewTaskOf } from './conflict/review-task.ts';
-import { compareCopies } from './divergence/compare-copies.ts';
+import { compareLinkedCopies } from './divergence/compare-copies.ts';
+import { withReferences } from './mirror/resolve-references.ts';
 import { DivergenceChecks, type DivergenceCounts, type ShadowPair } from './divergence/divergence-checks.ts';
 import { EventPublisher } from './divergence/event-publisher.ts';
 import { ChangeFeeds } from './feeds/change-feeds.ts';
@@ -24,6 +25,7 @@ import {
   DeadLetterNotFoundError,
   InvalidInputError,
   MappingError,
+  type ErrorDetails,
   type Side,
 } from './errors.ts';
 import {
@@ -281,7 +283,7 @@ export class DualWriter<C, L> {
     if (legacyId !== undefined) requireId(legacyId, 'legacyId');
     const probe = this.#touchesMedplum(routed)
       ? // Map before writing anything: a row the mapping rejects must leave both sides untouched.
-        runMapping('toFhir', () => mapping.toFhir(row), { resourceType: type, legacyId })
+        await this.#probeToFhir(mapping, row, { resourceType: type, legacyId })
       : undefined;
     legacyId ??= await this.#allocateLegacyId(routed, probe);
     if (legacyId === undefined) {
@@ -331,7 +333,7 @@ export class DualWriter<C, L> {
     let legacyId = legacyIdOf(resource, mapping.identifierSystem);
     if (legacyId !== undefined) requireId(legacyId, 'resource.identifier');
     if (this.#touchesLegacy(routed))
-      runMapping('toLegacy', () => mapping.toLegacy(resource), { resourceType: type, legacyId });
+      await this.#probeToLegacy(mapping, resource, { resourceType: type, legacyId });
     legacyId ??= await this.#allocateLegacyId(routed, resource, 'resource');
     if (legacyId === undefined) {
       return this.#writes.run(routed, undefined, {
@@ -342,7 +344,10 @@ export class DualWriter<C, L> {
           side: 'legacy',
           action: 'created',
           record: await this.#legacyCall(
-            () => legacy.create(type, mapping.toLegacy(resource)),
+            async () => {
+              const bound = await withReferences(this.#ctx, mapping, { resource }, { resourceType: type });
+              return legacy.create(type, bound.toLegacy(resource, undefined, {}));
+            },
             type,
             undefined,
           ),
@@ -390,7 +395,7 @@ export class DualWriter<C, L> {
     const guard = { kind: 'update', version: expectedVersionOf(options) } as const;
     const rowWithId = withId(mapping, row, legacyId, { resourceType: type, legacyId });
     if (this.#touchesMedplum(routed))
-      runMapping('toFhir', () => mapping.toFhir(rowWithId), { resourceType: type, legacyId });
+      await this.#probeToFhir(mapping, rowWithId, { resourceType: type, legacyId });
     return this.#locked(routed, legacyId, 'existing', (link) =>
       this.#writes.run(routed, legacyId, this.#rowPlan('update', routed, legacyId, link, rowWithId, guard)),
     );
@@ -421,12 +426,8 @@ export class DualWriter<C, L> {
     if (resource.id !== undefined) checkValue(resource.id, fhirId, 'resource.id', 'input');
     const guard = { kind: 'update', version: expectedVersionOf(options) } as const;
     const legacyId = await this.#legacyIdOfResource(mapping, resource);
-    if (this.#touchesLegacy(routed)) {
-      runMapping('toLegacy', () => mapping.toLegacy(resource), {
-        resourceType: mapping.resourceType,
-        legacyId,
-      });
-    }
+    if (this.#touchesLegacy(routed))
+      await this.#probeToLegacy(mapping, resource, { resourceType: mapping.resourceType, legacyId });
     return this.#locked(routed, legacyId, 'existing', (link) =>
       this.#writes.run(
         routed,
@@ -512,9 +513,10 @@ export class DualWriter<C, L> {
     );
     if (resource === undefined) return undefined;
     const details = { resourceType: type, legacyId };
+    const bound = await withReferences(this.#ctx, mapping, { resource }, details, 'lenient');
     return withId(
       mapping,
-      runMapping('toLegacy', () => mapping.toLegacy(resource), details),
+      runMapping('toLegacy', () => bound.toLegacy(resource, undefined, {}), details),
       legacyId,
       details,
     );
@@ -575,7 +577,8 @@ export class DualWriter<C, L> {
     if (legacy?.record === undefined) return undefined;
     const details = { resourceType, legacyId: legacy.legacyId };
     const { row } = legacy.record;
-    const resource = runMapping('toFhir', () => mapping.toFhir(row), details);
+    const bound = await withReferences(this.#ctx, mapping, { row }, details, 'lenient');
+    const resource = runMapping('toFhir', () => bound.toFhir(row, undefined, {}), details);
     return { ...withLegacyIdentifier(resource, mapping, legacy.legacyId, details), id } as WithId<R>;
   }
 
@@ -724,7 +727,7 @@ export class DualWriter<C, L> {
       conflicts,
       divergence,
       deadLetters: counts.dead,
-      pending: counts.pending + counts.leased,
+      pending: counts.pending + counts.leased + (counts.waiting ?? 0),
       ...jobs,
     };
     const failing = failingGates(figures, this.#readiness.gates);
@@ -1154,8 +1157,23 @@ export class DualWriter<C, L> {
       authority:
         route.authority === 'legacy'
           ? (legacy) => this.#writeLegacy(legacy, mapping, legacyId, link, () => row, guard)
-          : () =>
-              this.#writeMedplum(mapping, legacyId, link, (existing) => mapping.toFhir(row, existing), guard),
+          : async () => {
+              // The authority's copy must point at what the row points at: a referenced record
+              // without a Medplum copy refuses the write (a DependencyError), nothing written.
+              const bound = await withReferences(
+                this.#ctx,
+                mapping,
+                { row },
+                { resourceType: mapping.resourceType, legacyId },
+              );
+              return this.#writeMedplum(
+                mapping,
+                legacyId,
+                link,
+                (existing) => bound.toFhir(row, existing, {}),
+                guard,
+              );
+            },
     };
   }
 
@@ -1178,15 +1196,22 @@ export class DualWriter<C, L> {
       base: route.authority === 'legacy' ? resource : undefined,
       authority:
         route.authority === 'legacy'
-          ? (legacy) =>
-              this.#writeLegacy(
+          ? async (legacy) => {
+              const bound = await withReferences(
+                this.#ctx,
+                mapping,
+                { resource },
+                { resourceType: mapping.resourceType, legacyId },
+              );
+              return this.#writeLegacy(
                 legacy,
                 mapping,
                 legacyId,
                 link,
-                (existing) => mapping.toLegacy(resource, existing?.row),
+                (existing) => bound.toLegacy(resource, existing?.row, {}),
                 guard,
-              )
+              );
+            }
           : () =>
               this.#writeMedplum(mapping, legacyId, link, (existing) => replacing(resource, existing), guard),
     };
@@ -1299,8 +1324,23 @@ export class DualWriter<C, L> {
       legacyId,
       medplumId: resource?.id,
       unit,
-      differences: () => compareCopies(mapping, legacyId, record, resource, authority),
+      differences: () => compareLinkedCopies(this.#ctx, mapping, legacyId, record, resource, authority),
     });
+  }
+
+  /**
+   * Maps a row before anything is written, so a row the mapping rejects leaves both sides
+   * untouched; its references resolved as far as they can be (the mirror waits for the rest).
+   */
+  async #probeToFhir(mapping: ResourceMapping<L>, row: L, details: ErrorDetails): Promise<Resource> {
+    const bound = await withReferences(this.#ctx, mapping, { row }, details, 'lenient');
+    return runMapping('toFhir', () => bound.toFhir(row, undefined, {}), details);
+  }
+
+  /** {@link DualWriter.#probeToFhir} for a resource mapped to the legacy system. */
+  async #probeToLegacy(mapping: ResourceMapping<L>, resource: Resource, details: ErrorDetails): Promise<L> {
+    const bound = await withReferences(this.#ctx, mapping, { resource }, details, 'lenient');
+    return runMapping('toLegacy', () => bound.toLegacy(resource, undefined, {}), details);
   }
 
   /** Publishes an event the store records, without making the caller wait or fail. */

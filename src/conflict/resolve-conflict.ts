@@ -32,6 +32,17 @@ export interface ResolveContext<L> {
   readonly stageOf: (unit: string, resourceType: string) => Stage;
   /** Whether a lease guards the record across processes (see `applyToMedplum`). */
   readonly guarded: boolean;
+  /**
+   * Binds a mapping to the references of a record's copies, resolved (see
+   * `withReferences`); without it, mappings are called with none.
+   */
+  readonly withReferences?:
+    | ((
+        mapping: ResourceMapping<L>,
+        copies: { readonly row?: L | undefined; readonly resource?: Resource | undefined },
+        details: ErrorDetails,
+      ) => Promise<ResourceMapping<L>>)
+    | undefined;
 }
 
 /** Both sides' copies of a record after a resolution was applied, for the link. */
@@ -81,13 +92,18 @@ export async function resolveConflict<L>(
     ...details,
     side: 'legacy',
   });
+  // Both directions may map here (the winner's copy goes to the other side): resolve both.
+  mapping =
+    ctx.withReferences === undefined
+      ? mapping
+      : await ctx.withReferences(mapping, { row: record?.row, resource }, details);
   const legacy =
     record === undefined
       ? undefined
       : withLegacyIdentifier(
           // Onto the last-synced content, so fields the legacy system does not hold read as
           // unchanged on its side rather than as copies of Medplum's changes.
-          runMapping('toFhir', () => mapping.toFhir(record.row, link?.base ?? resource), details),
+          runMapping('toFhir', () => mapping.toFhir(record.row, link?.base ?? resource, {}), details),
           mapping,
           legacyId,
           details,
@@ -157,16 +173,16 @@ function desiredOf<L>(
   if ('merged' in resolution) {
     const { id: _id, meta: _meta, ...merged } = resolution.merged;
     return {
-      legacy: (existing) => mapping.toLegacy(merged, existing?.row),
+      legacy: (existing) => mapping.toLegacy(merged, existing?.row, {}),
       medplum: (existing) => (existing === undefined ? merged : { ...merged, id: existing.id }),
     };
   }
   if (resolution.winner === 'legacy') {
     if (record === undefined) return 'delete';
-    return { legacy: undefined, medplum: (existing) => mapping.toFhir(record.row, existing) };
+    return { legacy: undefined, medplum: (existing) => mapping.toFhir(record.row, existing, {}) };
   }
   if (resource === undefined) return 'delete';
-  return { legacy: (existing) => mapping.toLegacy(resource, existing?.row), medplum: undefined };
+  return { legacy: (existing) => mapping.toLegacy(resource, existing?.row, {}), medplum: undefined };
 }
 
 /**

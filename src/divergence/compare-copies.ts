@@ -5,6 +5,12 @@ import type { ResourceMapping } from '../mapping/resource-mapping.ts';
 import type { LegacyRecord } from '../sides/legacy-adapter.ts';
 import { diff, type RevealedDiffEntry } from './diff.ts';
 import { checkValue, nonEmptyString, oneOf } from '../option-checks.ts';
+import {
+  canonicalReferences,
+  hasReferences,
+  withReferences,
+  type ReferenceSources,
+} from '../mirror/resolve-references.ts';
 
 const aSide = oneOf('legacy', 'medplum');
 
@@ -43,7 +49,7 @@ export function compareCopies<L>(
     record === undefined
       ? undefined
       : withLegacyIdentifier(
-          runMapping('toFhir', () => mapping.toFhir(record.row, resource), details),
+          runMapping('toFhir', () => mapping.toFhir(record.row, resource, {}), details),
           mapping,
           legacyId,
           details,
@@ -54,4 +60,35 @@ export function compareCopies<L>(
   }
   const [first, second] = authority === 'legacy' ? [legacy, resource] : [resource, legacy];
   return diff(first, second, { ...mapping.compare, revealValues: true });
+}
+
+/**
+ * {@link compareCopies} for a mapping that declares references: the legacy row is mapped with
+ * its references resolved through the links, and the Medplum copy's references are read by
+ * what they point at ({@link canonicalReferences}), so `Patient/<id>` on one side and the same
+ * patient by identifier on the other are no difference. Unresolvable references do not throw:
+ * they compare as what they name.
+ *
+ * @param sources - Links, sides and mappings.
+ * @param mapping - The record's mapping.
+ * @param legacyId - The record's legacy id.
+ * @param record - The legacy copy, if any.
+ * @param resource - The Medplum copy, if any.
+ * @param authority - Which copy is the reference.
+ * @returns The differences, with values (redact before logging); empty when they agree.
+ */
+export async function compareLinkedCopies<L>(
+  sources: ReferenceSources<L>,
+  mapping: ResourceMapping<L>,
+  legacyId: string,
+  record: LegacyRecord<L> | undefined,
+  resource: Resource | undefined,
+  authority: Side,
+): Promise<RevealedDiffEntry[]> {
+  if (!hasReferences(mapping)) return compareCopies(mapping, legacyId, record, resource, authority);
+  const details = { resourceType: mapping.resourceType, legacyId };
+  const bound = await withReferences(sources, mapping, { row: record?.row }, details, 'lenient');
+  const canonical =
+    resource === undefined ? undefined : await canonicalReferences(sources, mapping, resource, details);
+  return compareCopies(bound, legacyId, record, canonical, authority);
 }

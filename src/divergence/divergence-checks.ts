@@ -6,7 +6,7 @@ import type { ResourceMapping } from '../mapping/resource-mapping.ts';
 import type { MirrorOutcome } from '../mirror/mirror-entry.ts';
 import type { LegacyAdapter } from '../sides/legacy-adapter.ts';
 import type { MedplumSide } from '../sides/medplum-side.ts';
-import { compareCopies } from './compare-copies.ts';
+import { compareLinkedCopies } from './compare-copies.ts';
 import type { RevealedDiffEntry } from './diff.ts';
 
 /**
@@ -78,7 +78,7 @@ export interface ShadowPair {
   readonly medplumId: string | undefined;
   readonly unit: string;
   /** Computes the differences (only when the pair is compared). */
-  readonly differences: () => RevealedDiffEntry[];
+  readonly differences: () => RevealedDiffEntry[] | Promise<RevealedDiffEntry[]>;
 }
 
 /**
@@ -147,10 +147,24 @@ export class DivergenceChecks<L> {
       if (target === 'medplum') {
         const back =
           medplumId === undefined ? undefined : await this.#deps.medplum.read(resourceType, medplumId);
-        differences = compareCopies(mapping, legacyId, outcome.record as never, back, 'legacy');
+        differences = await compareLinkedCopies(
+          this.#deps,
+          mapping,
+          legacyId,
+          outcome.record as never,
+          back,
+          'legacy',
+        );
       } else {
         const back = await this.#deps.legacy.read(resourceType, legacyId);
-        differences = compareCopies(mapping, legacyId, back, outcome.resource, 'medplum');
+        differences = await compareLinkedCopies(
+          this.#deps,
+          mapping,
+          legacyId,
+          back,
+          outcome.resource,
+          'medplum',
+        );
       }
       this.#counts.verified++;
       await this.#report({ resourceType, legacyId, medplumId, unit, source: 'verify' }, differences);
@@ -193,7 +207,7 @@ export class DivergenceChecks<L> {
       if (pair === undefined) return;
       this.#counts.shadowReads++;
       const { differences, ...record } = pair;
-      await this.#report({ ...record, source: 'shadow-read' }, differences());
+      await this.#report({ ...record, source: 'shadow-read' }, await differences());
     });
     if (budget !== undefined) await Promise.race([check, budget]);
     return value;

@@ -54,7 +54,7 @@ export function isEcho<L>(
   if (record.version !== undefined && record.version === link.legacyVersion) return true;
   const details = { resourceType: mapping.resourceType, legacyId, side: 'legacy' as const };
   try {
-    const mapped = runMapping('toFhir', () => mapping.toFhir(record.row, link.base), details);
+    const mapped = runMapping('toFhir', () => mapping.toFhir(record.row, link.base, {}), details);
     return contentHash(withLegacyIdentifier(mapped, mapping, legacyId, details)) === link.contentHash;
   } catch {
     return false;

@@ -8,6 +8,7 @@ import type { Stage, StageRoute } from '../plan/stage.ts';
 import type { LegacyAdapter, LegacyRecord } from '../sides/legacy-adapter.ts';
 import type { MedplumSide } from '../sides/medplum-side.ts';
 import { isEcho } from './echo.ts';
+import { withReferences } from '../mirror/resolve-references.ts';
 import type { FeedTally } from './feed-report.ts';
 
 /**
@@ -139,7 +140,20 @@ export async function journalInbound<L>(
       change.resource !== undefined
         ? isEcho({ side: 'medplum', resource: change.resource }, link, mapping, legacyId)
         : change.record !== undefined &&
-          isEcho({ side: 'legacy', record: change.record }, link, mapping, legacyId);
+          link !== undefined &&
+          isEcho(
+            { side: 'legacy', record: change.record },
+            link,
+            // A row is compared as a mirror would map it: with its references resolved.
+            await withReferences(
+              deps,
+              mapping,
+              { row: change.record.row },
+              { resourceType, legacyId },
+              'lenient',
+            ).catch(() => mapping),
+            legacyId,
+          );
     if (echo) {
       tally.echoes += 1;
       return;

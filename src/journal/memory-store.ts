@@ -21,6 +21,7 @@ import {
   type PlanSeed,
   type StoredPlan,
 } from './stored-plan.ts';
+import { parseWaitingFor } from './waiting-for.ts';
 import { LinkConflictError, type RecordedEvent, type StoredEvent, type SyncStore } from './sync-store.ts';
 
 type MutableEntry = { -readonly [K in keyof OutboxEntry]: OutboxEntry[K] } & {
@@ -176,6 +177,7 @@ export class MemoryStore implements SyncStore {
       leaseExpiresAt: undefined,
       createdAt: new Date(now).toISOString(),
       applyingHashes: [],
+      waitingFor: undefined,
       token: undefined,
     };
     this.#outbox.set(key, entry);
@@ -287,7 +289,36 @@ export class MemoryStore implements SyncStore {
     if (entry === undefined) return Promise.resolve('fenced');
     entry.attempts += 1;
     entry.lastError = error;
+    entry.waitingFor = undefined;
     entry.nextAttemptAt = new Date(Date.now() + delayMs).toISOString();
+    this.#release(entry);
+    return Promise.resolve(entry.seq === lease.entry.seq ? 'done' : 'requeued');
+  }
+
+  /** {@inheritDoc SyncStore.defer} */
+  defer(
+    lease: Lease,
+    waitingFor: string,
+    error: OutboxError,
+    delayMs: number,
+    whilePending = false,
+  ): Promise<LeaseOutcome> {
+    const entry = this.#current(lease);
+    if (entry === undefined) return Promise.resolve('fenced');
+    const dependency = parseWaitingFor(waitingFor);
+    const { resourceType, legacyId } = dependency;
+    const due =
+      legacyId === undefined
+        ? this.#byMedplum.has(`${resourceType}/${dependency.medplumId}`)
+        : this.#byLegacy.has(`${resourceType}/${legacyId}`) ||
+          // Seen pending, finished since (dead-lettered, or with nothing to mirror): look again.
+          (whilePending &&
+            !(['legacy', 'medplum'] as const).some((target) =>
+              this.#outbox.has(keyOf({ target, resourceType, legacyId })),
+            ));
+    entry.lastError = error;
+    entry.waitingFor = waitingFor;
+    entry.nextAttemptAt = new Date(Date.now() + (due ? 0 : delayMs)).toISOString();
     this.#release(entry);
     return Promise.resolve(entry.seq === lease.entry.seq ? 'done' : 'requeued');
   }
@@ -297,6 +328,7 @@ export class MemoryStore implements SyncStore {
     return this.#finish(lease, (entry) => {
       this.#outbox.delete(keyOf(entry));
       const id = this.#nextId();
+      this.#wake(`${entry.resourceType}/${entry.legacyId}`);
       this.#letters.set(id, {
         id,
         resourceType: entry.resourceType,
@@ -341,10 +373,15 @@ export class MemoryStore implements SyncStore {
       options.unit === undefined || entry.unit === options.unit;
     const entries = [...this.#outbox.values()].filter(mine);
     const leased = entries.filter((entry) => this.#leased(entry, now)).length;
+    const waiting = entries.filter(
+      (entry) =>
+        !this.#leased(entry, now) && entry.waitingFor !== undefined && Date.parse(entry.nextAttemptAt) > now,
+    ).length;
     const dead = [...this.#letters.values()].filter(
       (letter) => letter.status === 'open' && mine(letter),
     ).length;
-    return Promise.resolve({ pending: entries.length - leased, leased, dead });
+    const counts = { pending: entries.length - leased - waiting, leased, dead };
+    return Promise.resolve(waiting > 0 ? { ...counts, waiting } : counts);
   }
 
   /** {@inheritDoc SyncStore.listDeadLetters} */
@@ -361,6 +398,16 @@ export class MemoryStore implements SyncStore {
     return Promise.resolve(
       letters.slice(0, options.limit ?? letters.length).map((letter) => ({ ...letter })),
     );
+  }
+
+  /** {@inheritDoc SyncStore.findDeadLetter} */
+  findDeadLetter(resourceType: string, legacyId: string): Promise<DeadLetter | undefined> {
+    const open = [...this.#letters.values()].filter(
+      (letter) =>
+        letter.status === 'open' && letter.resourceType === resourceType && letter.legacyId === legacyId,
+    );
+    const letter = open.at(-1);
+    return Promise.resolve(letter === undefined ? undefined : { ...letter });
   }
 
   /** {@inheritDoc SyncStore.getDeadLetter} */
@@ -505,6 +552,19 @@ export class MemoryStore implements SyncStore {
     const copy = { ...link };
     this.#byLegacy.set(`${link.resourceType}/${link.legacyId}`, copy);
     this.#byMedplum.set(`${link.resourceType}/${link.medplumId}`, copy);
+    if (previous === undefined) {
+      this.#wake(`${link.resourceType}/${link.legacyId}`);
+      this.#wake(`${link.resourceType}#${link.medplumId}`);
+    }
+  }
+
+  /** Makes the entries waiting for a record due now (as the journal's triggers do). */
+  #wake(waitingFor: string): void {
+    const now = Date.now();
+    for (const entry of this.#outbox.values()) {
+      if (entry.waitingFor === waitingFor && Date.parse(entry.nextAttemptAt) > now)
+        entry.nextAttemptAt = new Date(now).toISOString();
+    }
   }
 
   #deleteLink(resourceType: string, legacyId: string): void {

@@ -156,6 +156,13 @@ export interface OutboxEntry extends OutboxKey {
    * was lost, and a later attempt can fail before its own write lands.
    */
   readonly applyingHashes: readonly string[];
+  /**
+   * The record this entry's mirror waits for, when it references one that has no copy on the
+   * target side yet (`Patient/42` by legacy key, `Patient#<id>` by Medplum id); `lastError`
+   * then says why (a `DependencyError`). The entry runs again as soon as that record is linked
+   * or its state changes.
+   */
+  readonly waitingFor: string | undefined;
 }
 
 /**
@@ -239,6 +246,12 @@ export interface DeadLetter extends OutboxKey {
 export interface OutboxCounts {
   /** Entries waiting (including those backing off or held by an authority write). */
   readonly pending: number;
+  /**
+   * Entries waiting for a record they reference, not due yet (see `OutboxEntry.waitingFor`);
+   * not counted in `pending`, since nothing but the dependency can move them. Absent when there
+   * are none.
+   */
+  readonly waiting?: number | undefined;
   /** Entries a worker holds now. */
   readonly leased: number;
   /** Open dead letters. */

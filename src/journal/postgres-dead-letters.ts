@@ -74,6 +74,35 @@ export async function listDeadLetters(
 }
 
 /**
+ * The open dead letter of a record, either target (the newest when there are two).
+ *
+ * @param q - Where to run.
+ * @param tables - The store's tables.
+ * @param resourceType - The record's type.
+ * @param legacyId - The record's legacy id.
+ * @returns The letter, or `undefined`.
+ * @example
+ * ```ts
+ * const letter = await findDeadLetter(sql, tables, 'Patient', '42');
+ * ```
+ */
+export async function findDeadLetter(
+  q: SqlQueryable,
+  tables: JournalTables,
+  resourceType: string,
+  legacyId: string,
+): Promise<DeadLetter | undefined> {
+  const { rows } = await q.query<LetterRow>(
+    `SELECT ${LETTER_COLUMNS} FROM ${tables.deadLetters} d
+     WHERE d.resource_type = $1 AND d.legacy_id = $2 AND d.status = 'open'
+     ORDER BY d.id DESC LIMIT 1`,
+    [resourceType, legacyId],
+  );
+  const row = rows[0];
+  return row === undefined ? undefined : toDeadLetter(row);
+}
+
+/**
  * Reads one letter by id, whatever its status.
  *
  * @param q - Where to run.

@@ -21,6 +21,8 @@ import {
   type EntryRow,
   type JournalTables,
 } from './postgres-tables.ts';
+import { WAIT_LOCK_CLASS } from './migrations/0012-waiting-for.ts';
+import { parseWaitingFor } from './waiting-for.ts';
 
 /*
  * The outbox's SQL for `PostgresStore`: the same semantics as MemoryStore, made safe for many
@@ -125,6 +127,8 @@ function recordFree(tables: JournalTables, alias: string): string {
 
 const RELEASE = 'lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL';
 const UNLEASED = '(lease_expires_at IS NULL OR lease_expires_at <= clock_timestamp())';
+/** An entry waiting for a record it references, and not due yet. */
+const WAITING = '(waiting_for IS NOT NULL AND next_attempt_at > clock_timestamp())';
 
 /**
  * Records a write's intent: inserts the record's entry (seq 1, due now) or bumps the existing
@@ -469,7 +473,7 @@ export async function retryLater(
   if (!isRowId(lease.entry.id)) return 'fenced';
   const { rows } = await q.query<{ seq: number }>(
     `UPDATE ${tables.outbox} SET attempts = attempts + 1, last_error = $3::text::jsonb,
-       next_attempt_at = clock_timestamp() + ${millis('$4')}, ${RELEASE}
+       next_attempt_at = clock_timestamp() + ${millis('$4')}, waiting_for = NULL, ${RELEASE}
      WHERE id = $1::bigint AND lease_token::text = $2
      RETURNING seq`,
     [lease.entry.id, lease.token, jsonParam(error), delayMs],
@@ -477,6 +481,69 @@ export async function retryLater(
   const row = rows[0];
   if (row === undefined) return 'fenced';
   return row.seq === lease.entry.seq ? 'done' : 'requeued';
+}
+
+/**
+ * Releases a lease whose mirror waits for a record it references, without counting an attempt:
+ * keeps the reason and names the dependency in `waiting_for`, due after `delayMs` — or at once
+ * if the dependency was linked meanwhile (its link's trigger found nothing waiting yet). Fenced
+ * by the token.
+ *
+ * @param sql - The database.
+ * @param tables - The store's tables.
+ * @param lease - The worker's lease.
+ * @param wait - The dependency (`Patient/42`, or `Patient#<medplum id>`), and whether the
+ *   mirror saw its entry pending.
+ * @param error - The visible reason.
+ * @param delayMs - When to look again if nothing wakes the entry first.
+ * @returns What happened.
+ * @example
+ * ```ts
+ * await defer(sql, tables, lease, { waitingFor: 'Patient/42', whilePending: true }, { name: 'DependencyError', message: '…' }, 30_000);
+ * ```
+ */
+export async function defer(
+  sql: SqlClient,
+  tables: JournalTables,
+  lease: Lease,
+  wait: { readonly waitingFor: string; readonly whilePending: boolean },
+  error: OutboxError,
+  delayMs: number,
+): Promise<LeaseOutcome> {
+  if (!isRowId(lease.entry.id)) return 'fenced';
+  const { waitingFor, whilePending } = wait;
+  const dependency = parseWaitingFor(waitingFor);
+  return sql.transaction(async (tx) => {
+    // The wake's lock (migration 12), taken first: the UPDATE's snapshot then sees a link whose
+    // wake came before, and a wake after it sees this entry waiting.
+    await tx.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [WAIT_LOCK_CLASS, waitingFor]);
+    const { rows } = await tx.query<{ seq: number }>(
+      `UPDATE ${tables.outbox} SET last_error = $3::text::jsonb, waiting_for = $4,
+         next_attempt_at = CASE
+           WHEN EXISTS (SELECT 1 FROM ${tables.links} WHERE $7 AND resource_type = $5 AND legacy_id = $6)
+             OR EXISTS (SELECT 1 FROM ${tables.links} WHERE NOT $7 AND resource_type = $5 AND medplum_id = $6)
+             -- Seen pending, finished since (dead-lettered, or with nothing to mirror): look again.
+             OR ($9 AND $7 AND NOT EXISTS (SELECT 1 FROM ${tables.outbox} WHERE resource_type = $5 AND legacy_id = $6))
+           THEN clock_timestamp() ELSE clock_timestamp() + ${millis('$8')} END,
+         ${RELEASE}
+       WHERE id = $1::bigint AND lease_token::text = $2
+       RETURNING seq`,
+      [
+        lease.entry.id,
+        lease.token,
+        jsonParam(error),
+        waitingFor,
+        dependency.resourceType,
+        dependency.legacyId ?? dependency.medplumId,
+        dependency.legacyId !== undefined,
+        delayMs,
+        whilePending,
+      ],
+    );
+    const row = rows[0];
+    if (row === undefined) return 'fenced';
+    return row.seq === lease.entry.seq ? 'done' : 'requeued';
+  });
 }
 
 /**
@@ -580,13 +647,16 @@ export async function outboxCounts(
   tables: JournalTables,
   unit?: string,
 ): Promise<OutboxCounts> {
-  const { rows } = await q.query<{ pending: number; leased: number; dead: number }>(
-    `SELECT count(*) FILTER (WHERE ${UNLEASED})::integer AS pending,
+  const { rows } = await q.query<{ pending: number; waiting: number; leased: number; dead: number }>(
+    `SELECT count(*) FILTER (WHERE ${UNLEASED} AND NOT ${WAITING})::integer AS pending,
+       count(*) FILTER (WHERE ${UNLEASED} AND ${WAITING})::integer AS waiting,
        count(*) FILTER (WHERE NOT ${UNLEASED})::integer AS leased,
        (SELECT count(*) FROM ${tables.deadLetters}
          WHERE status = 'open' AND ($1::text IS NULL OR unit = $1))::integer AS dead
      FROM ${tables.outbox} WHERE $1::text IS NULL OR unit = $1`,
     [unit ?? null],
   );
-  return rows[0] ?? { pending: 0, leased: 0, dead: 0 };
+  const counts = rows[0] ?? { pending: 0, waiting: 0, leased: 0, dead: 0 };
+  const { waiting, ...rest } = counts;
+  return waiting > 0 ? counts : rest;
 }

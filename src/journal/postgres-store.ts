@@ -319,6 +319,17 @@ export class PostgresStore implements SyncStore {
     return typedJournal(() => outbox.retryLater(this.#sql, this.#tables, lease, error, delayMs));
   }
 
+  /** {@inheritDoc SyncStore.defer} */
+  defer(
+    lease: Lease,
+    waitingFor: string,
+    error: OutboxError,
+    delayMs: number,
+    whilePending = false,
+  ): Promise<LeaseOutcome> {
+    return outbox.defer(this.#sql, this.#tables, lease, { waitingFor, whilePending }, error, delayMs);
+  }
+
   /** {@inheritDoc SyncStore.deadLetter} */
   deadLetter(lease: Lease, error: OutboxError): Promise<LeaseOutcome> {
     return typedJournal(() =>
@@ -361,6 +372,11 @@ export class PostgresStore implements SyncStore {
     return typedJournal(() =>
       letters.listDeadLetters(this.#sql, this.#tables, options.status ?? 'open', options.limit),
     );
+  }
+
+  /** {@inheritDoc SyncStore.findDeadLetter} */
+  findDeadLetter(resourceType: string, legacyId: string): Promise<DeadLetter | undefined> {
+    return letters.findDeadLetter(this.#sql, this.#tables, resourceType, legacyId);
   }
 
   /** {@inheritDoc SyncStore.getDeadLetter} */

@@ -233,7 +233,8 @@ export function toLink(row: LinkRow): Link {
 export const ENTRY_COLUMNS = `id::text AS id, resource_type, legacy_id, target, unit, kind, base::text AS base, seq,
   attempts, ${iso('next_attempt_at')} AS next_attempt_at, ${iso('hold_until')} AS hold_until,
   last_error::text AS last_error, lease_owner, lease_token::text AS lease_token,
-  ${iso('lease_expires_at')} AS lease_expires_at, ${iso('created_at')} AS created_at, applying_hash`;
+  ${iso('lease_expires_at')} AS lease_expires_at, ${iso('created_at')} AS created_at, applying_hash,
+  waiting_for`;
 
 /**
  * A row selected with {@link ENTRY_COLUMNS}.
@@ -261,6 +262,7 @@ export interface EntryRow {
   readonly lease_expires_at: string | null;
   readonly created_at: string;
   readonly applying_hash: string | null;
+  readonly waiting_for: string | null;
 }
 
 /** The columns an outbox entry and a dead letter share: the record, its direction and intent. */
@@ -300,6 +302,7 @@ export function toEntry(row: EntryRow): OutboxEntry {
     leaseExpiresAt: optional(row.lease_expires_at),
     createdAt: row.created_at,
     applyingHashes: row.applying_hash === null ? [] : row.applying_hash.split(' '),
+    waitingFor: optional(row.waiting_for),
   };
 }
 

@@ -129,6 +129,20 @@ export interface SyncStore extends JobStore {
   renew(lease: Lease, leaseMs: number): Promise<boolean>;
   /** Releases a lease after a transient failure; the entry is due again after `delayMs`. */
   retryLater(lease: Lease, error: OutboxError, delayMs: number): Promise<LeaseOutcome>;
+  /**
+   * Releases a lease whose mirror waits for a record it references: no attempt is counted (it
+   * did not fail), `error` is kept as the entry's visible reason and `waitingFor` names the
+   * dependency. The entry is due again after `delayMs`, or at once when the dependency is linked
+   * or dead-lettered (now, or whenever that happens) — and, with `whilePending` (the mirror saw
+   * the dependency's own entry pending), when that entry is gone already.
+   */
+  defer(
+    lease: Lease,
+    waitingFor: string,
+    error: OutboxError,
+    delayMs: number,
+    whilePending?: boolean,
+  ): Promise<LeaseOutcome>;
   /** Moves a leased entry to the dead-letter queue with its reason. */
   deadLetter(lease: Lease, error: OutboxError): Promise<LeaseOutcome>;
   /** Whether a record has an outbox entry (pending or leased) for either side. */
@@ -143,6 +157,8 @@ export interface SyncStore extends JobStore {
     readonly status?: DeadLetter['status'] | 'all' | undefined;
     readonly limit?: number | undefined;
   }): Promise<DeadLetter[]>;
+  /** The open dead letter of a record (either target), if any. */
+  findDeadLetter(resourceType: string, legacyId: string): Promise<DeadLetter | undefined>;
   /** One dead letter by id, whatever its status; `undefined` when there is none. */
   getDeadLetter(id: string): Promise<DeadLetter | undefined>;
   /** Marks an open dead letter retried and queues its record again; `undefined` if not open. */

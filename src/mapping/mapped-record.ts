@@ -12,7 +12,7 @@ import type { ResourceMapping } from './resource-mapping.ts';
  * @returns What the mapping returned.
  */
 export function runMapping<T>(
-  direction: 'toFhir' | 'toLegacy' | 'legacyId' | 'withLegacyId' | 'newLegacyId',
+  direction: 'toFhir' | 'toLegacy' | 'legacyId' | 'withLegacyId' | 'newLegacyId' | 'references',
   fn: () => T,
   details: ErrorDetails,
 ): T {

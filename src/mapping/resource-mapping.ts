@@ -1,5 +1,6 @@
 import type { NormaliseOptions } from '../divergence/normalise.ts';
 import type { Resource } from '@medplum/fhirtypes';
+import type { FhirReferences, LegacyKeys, ReferenceElement, ReferenceFields } from './reference-fields.ts';
 
 /**
  * How one legacy record type corresponds to one FHIR resource type. The library calls these
@@ -14,8 +15,14 @@ import type { Resource } from '@medplum/fhirtypes';
  * A mapping that cannot map an input throws (any error, or a {@link MappingError} naming the
  * field); the library reports it as a permanent {@link MappingError} and writes nothing.
  *
+ * A record that points at others (an Encounter at its patient) declares each pointer in
+ * `references`; the library resolves them through the links before calling `toFhir` (FHIR
+ * `Reference`s) or `toLegacy` (legacy keys), and a mirror whose referenced record has no copy
+ * on the target side yet waits for it (README, "References between records").
+ *
  * @typeParam L - The legacy row shape.
  * @typeParam R - The FHIR resource type.
+ * @typeParam K - The elements of `R` that hold references the mapping declares (none by default).
  * @example
  * ```ts
  * import type { Patient } from '@medplum/fhirtypes';
@@ -39,7 +46,7 @@ import type { Resource } from '@medplum/fhirtypes';
  * };
  * ```
  */
-export interface ResourceMapping<L, R extends Resource = Resource> {
+export interface ResourceMapping<L, R extends Resource = Resource, K extends ReferenceElement<R> = never> {
   /** The FHIR resource type this mapping produces; also the key the writer routes by. */
   readonly resourceType: R['resourceType'];
   /**
@@ -53,16 +60,28 @@ export interface ResourceMapping<L, R extends Resource = Resource> {
    */
   legacyId(row: L): string | undefined;
   /**
-   * Maps a legacy row to the FHIR resource. `existing` is the current Medplum copy when the
-   * record is linked: keep its fields you do not map.
+   * The other records this one points at, by the element of `R` that holds each reference:
+   * `{ subject: { resourceType: 'Patient', legacyKey: (row) => row.patient_id } }`. Every
+   * referenced type needs a mapping of its own in the same writer.
+   * @default {}
    */
-  toFhir(row: L, existing?: R): R;
+  readonly references?: ReferenceFields<L, K> | undefined;
+  /**
+   * Maps a legacy row to the FHIR resource. `existing` is the current Medplum copy when the
+   * record is linked: keep its fields you do not map. `references` holds each declared
+   * reference resolved to the Medplum copy it points at (`{ reference: 'Patient/<id>' }`), or
+   * `undefined` where the row points at nothing; the library sets each declared element to it
+   * afterwards, so the mapping need not.
+   */
+  toFhir(row: L, existing: R | undefined, references: FhirReferences<R, K>): R;
   /**
    * Maps a FHIR resource to a legacy row. `existing` is the current legacy row when there is
-   * one: keep its columns you do not map. The library sets the legacy id afterwards through
-   * {@link ResourceMapping.withLegacyId} when the row lacks it.
+   * one: keep its columns you do not map. `keys` holds each declared reference resolved to the
+   * legacy key of the record it points at, or `undefined` where it points at nothing. The
+   * library sets the legacy id afterwards through {@link ResourceMapping.withLegacyId} when the
+   * row lacks it.
    */
-  toLegacy(resource: R, existing?: L): L;
+  toLegacy(resource: R, existing: L | undefined, keys: LegacyKeys<K>): L;
   /**
    * Returns the row with its legacy id set. Needed when a record starts in Medplum (its legacy
    * id comes from the resource's identifier); without it such creates are rejected for rows

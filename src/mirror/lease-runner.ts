@@ -4,7 +4,9 @@ import { databaseError, databaseFailureKind } from '../sql/database-failure.ts';
 import { fullReportOf, ReviewRequiredError, type ConflictReport } from '../conflict/conflict-report.ts';
 import type { Lease, LeaseOutcome, OutboxEntry, OutboxError } from '../journal/outbox.ts';
 import { LinkConflictError, type SyncStore } from '../journal/sync-store.ts';
+import { waitingForOf } from '../journal/waiting-for.ts';
 import { delayFor, type Backoff } from './backoff.ts';
+import { DependencyError } from './dependency-error.ts';
 import type { MirrorContext, MirrorOutcome } from './mirror-entry.ts';
 
 /**
@@ -12,11 +14,23 @@ import type { MirrorContext, MirrorOutcome } from './mirror-entry.ts';
  *
  * - `applied` / `unchanged`: the target matches the authority; the entry is complete.
  * - `retrying`: a transient failure; the entry is due again after its backoff.
+ * - `waiting`: a record it references has no copy on the target side yet; the entry waits for
+ *   it (no attempt counted) and runs again as soon as that record is linked.
  * - `dead-letter`: a permanent failure (or too many transient ones); the entry is in the DLQ.
  * - `requeued`: a newer write arrived meanwhile; the entry will be applied again.
  * - `fenced`: the lease had been taken over; nothing was recorded.
  */
-export type LeaseStatus = 'applied' | 'unchanged' | 'retrying' | 'dead-letter' | 'requeued' | 'fenced';
+export type LeaseStatus =
+  'applied' | 'unchanged' | 'retrying' | 'waiting' | 'dead-letter' | 'requeued' | 'fenced';
+
+/*
+ * How long a waiting entry sleeps before it looks again on its own. The journal wakes it as soon
+ * as its dependency is linked or dead-lettered, so these only bound what nothing announces: a
+ * dependency linked by hand in another store, or a wake racing the deferral. A dependency
+ * pending is usually moments away; one that is held needs an operator, so is polled rarely.
+ */
+const WAITING_RECHECK_MS = 30_000;
+const HELD_RECHECK_MS = 300_000;
 
 /** The result of running one lease. */
 export interface LeaseResult {
@@ -111,8 +125,19 @@ async function fail(
   error: DualWriteError,
 ): Promise<LeaseResult> {
   const reason = reasonOf(error);
-  const attempts = lease.entry.attempts + 1;
   let recorded: LeaseOutcome;
+  if (error instanceof DependencyError) {
+    // Not a failure of this mirror: never counted, never dead-lettered for it.
+    recorded = await store.defer(
+      lease,
+      waitingForOf(error.dependency),
+      reason,
+      error.waiting ? WAITING_RECHECK_MS : HELD_RECHECK_MS,
+      error.waiting,
+    );
+    return { status: recorded === 'done' ? 'waiting' : recorded, outcome: undefined, error };
+  }
+  const attempts = lease.entry.attempts + 1;
   if (error.retryable && attempts < policy.maxAttempts) {
     const retryAfter =
       'retryAfterMs' in error && typeof error.retryAfterMs === 'number' ? error.retryAfterMs : undefined;

@@ -15,6 +15,7 @@ import { callLegacy } from '../sides/legacy-failure.ts';
 import type { MedplumSide } from '../sides/medplum-side.ts';
 import { applyToLegacy } from './apply-to-legacy.ts';
 import { applyToMedplum } from './apply-to-medplum.ts';
+import { withReferences } from './resolve-references.ts';
 import type { OwnWrites, WriteGuard } from './write-guard.ts';
 
 /** What the mirror step needs of the writer. */
@@ -155,6 +156,7 @@ export function resolveContextOf<L>(ctx: MirrorContext<L>): ResolveContext<L> {
     resolver: ctx.resolver,
     stageOf: ctx.stageOf,
     guarded: ctx.store.leasesAcrossProcesses,
+    withReferences: (mapping, copies, details) => withReferences(ctx, mapping, copies, details),
   };
 }
 
@@ -213,12 +215,15 @@ async function toMedplum<L>(
     return { ...nothing(), action: medplumId === undefined ? 'unchanged' : 'deleted', link: null };
   }
   const base = entry.base as Resource | undefined;
+  // Resolved before anything is written: a referenced record without a Medplum copy makes the
+  // mirror wait (a DependencyError), never write a dangling reference.
+  const bound = await withReferences(ctx, mapping, { row: record.row }, details);
   const written = await applyToMedplum(ctx.medplum, {
     mapping,
     legacyId,
     link,
     desired: (existing) =>
-      mapping.toFhir(record.row, base === undefined ? existing : replacing(base, existing)),
+      bound.toFhir(record.row, base === undefined ? existing : replacing(base, existing), {}),
     guard,
     guarded: ctx.store.leasesAcrossProcesses,
     own,
@@ -257,11 +262,12 @@ async function toLegacy<L>(
     return { ...nothing(), action: 'deleted', link: null };
   }
   const base = entry.base as L | undefined;
+  const bound = await withReferences(ctx, mapping, { resource }, details);
   const written = await applyToLegacy(ctx.legacy, {
     mapping,
     legacyId,
     link,
-    desired: (existing) => mapping.toLegacy(resource, base ?? existing?.row),
+    desired: (existing) => bound.toLegacy(resource, base ?? existing?.row, {}),
     guard,
     own,
   });

@@ -275,6 +275,7 @@ export class WritePath<L> {
         throw new MirrorError(failed, error);
       }
       case 'retrying':
+      case 'waiting':
       case 'requeued':
       case 'fenced':
         this.#settings.notifyDrainer();

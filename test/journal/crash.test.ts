@@ -268,7 +268,7 @@ for (const variant of variants) {
           continue;
         }
         const legacyId = String(id);
-        const expected = withLegacyIdentifier(mapping.toFhir({ ...row }), mapping, legacyId, {
+        const expected = withLegacyIdentifier(mapping.toFhir({ ...row }, undefined, {}), mapping, legacyId, {
           resourceType: 'Patient',
           legacyId,
         });

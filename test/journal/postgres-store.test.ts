@@ -46,6 +46,7 @@ describe('PostgresStore on PGlite', () => {
       { version: 5, name: 'event-counts' },
       { version: 6, name: 'other-direction' },
       { version: 10, name: 'plan-rows' },
+      { version: 12, name: 'waiting-for' },
       { version: 16, name: 'jobs' },
     ]);
     await store.saveLink(linkOf('p-1', 'm-1'));

@@ -3,6 +3,7 @@ import type { PlanSeed } from '../../src/journal/stored-plan.ts';
 import { LinkConflictError, type StoredEvent } from '../../src/journal/sync-store.ts';
 import { describeJobsContract } from './sync-store-jobs.contract.ts';
 import { describeOutboxContract } from './sync-store-outbox.contract.ts';
+import { describeWaitingContract } from './sync-store-waiting.contract.ts';
 import { linkOf, useStore, type OpenSyncStore } from './sync-store.fixture.ts';
 
 export type { OpenSyncStore, SyncStoreFixture } from './sync-store.fixture.ts';
@@ -109,6 +110,7 @@ export function describeSyncStoreContract(name: string, open: OpenSyncStore): vo
     });
 
     describeOutboxContract(fixture);
+    describeWaitingContract(fixture);
 
     describeJobsContract(fixture);
 

@@ -125,7 +125,7 @@ export function crashMapping(identifierSystem: string): ResourceMapping<Postgres
   return {
     ...base,
     toFhir: (row, existing) => {
-      const patient = base.toFhir(row, existing);
+      const patient = base.toFhir(row, existing, {});
       return isPoisoned(String(row.id)) ? { ...patient, birthDate: 'not-a-date' } : patient;
     },
   };
