@@ -1,6 +1,7 @@
 import type { WithId } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
-import { compareCopies } from '../divergence/compare-copies.ts';
+import { compareLinkedCopies } from '../divergence/compare-copies.ts';
+import type { ReferenceSources } from '../mirror/resolve-references.ts';
 import type { Side } from '../errors.ts';
 import type { Link } from '../journal/link.ts';
 import type { JobPageResult } from '../journal/job.ts';
@@ -53,6 +54,15 @@ export interface PageScope<L> {
 }
 
 const RETRY = retryPolicyOf();
+
+/**
+ * What resolving a record's references reads, for comparing copies by what their references
+ * point at (an equal copy found by identifier is linked, not reported as a conflict).
+ */
+function sourcesOf<L>(scope: PageScope<L>): ReferenceSources<L> {
+  const { store, legacy, medplum, ctx } = scope;
+  return { store, legacy, medplum, mappings: new Map(ctx.mappings.map((m) => [m.resourceType, m])) };
+}
 
 /**
  * Runs one Medplum request with the library's retries, after the pacer lets it go.
@@ -263,7 +273,9 @@ export async function backfillLegacyPage<L>(
         tally.add('duplicates', id);
       } else if (copy === undefined) {
         tally.add('created', id);
-      } else if (compareCopies(mapping, id, record, copy, 'legacy').length === 0) {
+      } else if (
+        (await compareLinkedCopies(sourcesOf(scope), mapping, id, record, copy, 'legacy')).length === 0
+      ) {
         tally.add('linked', id);
       } else {
         await linkNeverSynced(scope, id, copy.id);
@@ -333,7 +345,10 @@ export async function backfillMedplumPage<L>(
       }
       if (record === undefined) {
         tally.add('created', legacyId);
-      } else if (compareCopies(mapping, legacyId, record, resource, 'medplum').length === 0) {
+      } else if (
+        (await compareLinkedCopies(sourcesOf(scope), mapping, legacyId, record, resource, 'medplum'))
+          .length === 0
+      ) {
         tally.add('linked', legacyId);
       } else {
         await linkNeverSynced(scope, legacyId, resource.id);
