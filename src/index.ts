@@ -26,6 +26,16 @@ export { STAGES, routeOf, isStage } from './plan/stage.ts';
 export type { Stage, StageRoute } from './plan/stage.ts';
 
 export type { ResourceMapping, DeletePolicy, DeletePolicies } from './mapping/resource-mapping.ts';
+export type {
+  FhirReferences,
+  LegacyKeys,
+  ReferenceElement,
+  ReferenceField,
+  ReferenceFields,
+} from './mapping/reference-fields.ts';
+export { DependencyError } from './mirror/dependency-error.ts';
+export type { DependencyState } from './mirror/dependency-error.ts';
+export type { Dependency } from './journal/waiting-for.ts';
 
 export { LegacyVersionConflictError, LegacyNotFoundError } from './sides/legacy-adapter.ts';
 export type {
