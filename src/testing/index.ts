@@ -40,3 +40,10 @@ export type {
   ContractCase,
   ContractReport,
 } from './legacy-adapter-contract.ts';
+export { checkMappingRoundTrip } from './mapping-round-trip.ts';
+export type {
+  RoundTripCheck,
+  RoundTripFinding,
+  RoundTripReport,
+  RoundTripSamples,
+} from './mapping-round-trip.ts';
