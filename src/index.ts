@@ -60,7 +60,7 @@ export type {
   JobState,
   JobStore,
 } from './journal/job.ts';
-export { backfill } from './jobs/backfill.ts';
+export { backfill, backfillInOrder } from './jobs/backfill.ts';
 export type { BackfillOptions } from './jobs/backfill.ts';
 export type { JobContext, JobPacer, JobRecord } from './jobs/job-context.ts';
 export type { JobProgress, JobWorkerOptions } from './jobs/job-worker.ts';

@@ -190,3 +190,43 @@ export async function jobFor<L>(
   }
   return job;
 }
+
+/**
+ * Backfills several resource types one after another, in the order given (dependency order:
+ * organisations, practitioners, patients, encounters, clinical data), waiting after each until
+ * the outbox is empty, so that a record's references find the records they point at already
+ * linked. Stops at the first job that does not end `done` (paused, cancelled, failed, aborted).
+ *
+ * The order is the caller's: derive it from the mappings' references when they declare them.
+ *
+ * @param ctx - The journal, both systems, the mappings and how to tell a record's unit.
+ * @param options - The types in order, and the options of each type's backfill.
+ * @returns The jobs, in order.
+ * @throws {@link InvalidInputError} naming `resourceTypes` or the option at fault.
+ * @example
+ * ```ts
+ * const jobs = await backfillInOrder(ctx, { resourceTypes: ['Organization', 'Patient', 'Encounter'], unit: 'north', direction: 'to-medplum', drain: () => writer.drain() });
+ * ```
+ */
+export async function backfillInOrder<L>(
+  ctx: JobContext<L>,
+  options: Omit<BackfillOptions, 'resourceType' | 'jobId'> & { readonly resourceTypes: readonly string[] },
+): Promise<Job[]> {
+  const { resourceTypes, ...each } = options;
+  const given: unknown = resourceTypes;
+  if (!Array.isArray(given) || given.length === 0)
+    throw new InvalidInputError('resourceTypes', 'must be a non-empty array of resource types');
+  const jobs: Job[] = [];
+  for (const resourceType of resourceTypes) {
+    const job = await backfill(ctx, { ...each, resourceType });
+    jobs.push(job);
+    if (job.state !== 'done') return jobs;
+    for (;;) {
+      const { pending, leased } = await ctx.store.outboxCounts();
+      if (pending + leased === 0 || each.signal?.aborted === true) break;
+      if (each.drain !== undefined) await each.drain();
+      else await new Promise((resolve) => setTimeout(resolve, each.pollIntervalMs ?? 200));
+    }
+  }
+  return jobs;
+}

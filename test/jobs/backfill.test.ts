@@ -1,6 +1,6 @@
 import type { Patient } from '@medplum/fhirtypes';
 import { afterEach, describe, expect, it } from 'vitest';
-import { backfill } from '../../src/jobs/backfill.ts';
+import { backfill, backfillInOrder } from '../../src/jobs/backfill.ts';
 import type { JobContext } from '../../src/jobs/job-context.ts';
 import type { JobProgress } from '../../src/jobs/job-worker.ts';
 import { medplumCopies, north, startWriterFixture, type WriterFixture } from '../harness/writer-fixture.ts';
@@ -270,6 +270,38 @@ describe('backfill legacy → Medplum', () => {
     await expect(
       backfill(ctx, { resourceType: 'Patient', unit: 'north', direction: 'to-medplum', jobId: '404' }),
     ).rejects.toMatchObject({ field: 'jobId' });
+  });
+});
+
+describe('backfillInOrder', () => {
+  it('runs each type in the order given, the queue drained between them', async () => {
+    fixture = await startWriterFixture({ stage: 'dual-write' });
+    const f = fixture;
+    await seedLegacy(f, 5);
+    const drained: number[] = [];
+    const jobs = await backfillInOrder(contextOf(f), {
+      resourceTypes: ['Patient'],
+      unit: 'north',
+      direction: 'to-medplum',
+      drain: async () => {
+        drained.push((await f.writer.drain()).remaining.pending);
+      },
+    });
+    expect(jobs.map((job) => [job.resourceType, job.state, job.counts.created])).toEqual([
+      ['Patient', 'done', 5],
+    ]);
+    expect(drained.at(-1)).toBe(0);
+    expect((await f.writer.outbox()).pending).toBe(0);
+    await expect(
+      backfillInOrder(contextOf(f), { resourceTypes: [], unit: 'north', direction: 'to-medplum' }),
+    ).rejects.toMatchObject({ field: 'resourceTypes' });
+    await expect(
+      backfillInOrder(contextOf(f), {
+        resourceTypes: ['Patient', 'Encounter'],
+        unit: 'north',
+        direction: 'to-medplum',
+      }),
+    ).rejects.toMatchObject({ field: 'resourceType' });
   });
 });
 
