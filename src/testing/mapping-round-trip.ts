@@ -1,5 +1,6 @@
 import type { Resource } from '@medplum/fhirtypes';
 import { diff, type DiffKind } from '../divergence/diff.ts';
+import type { FhirReferences, LegacyKeys, ReferenceElement } from '../mapping/reference-fields.ts';
 import type { ResourceMapping } from '../mapping/resource-mapping.ts';
 
 /**
@@ -101,11 +102,16 @@ const PROBE_COLUMN = '__dualwrite_round_trip_probe';
  * if (!report.ok) console.error(report.findings); // [{ sample: 'rows[0]', check: 'row-round-trip', path: 'sex', kind: 'changed' }]
  * ```
  */
-export function checkMappingRoundTrip<L, R extends Resource>(
-  mapping: ResourceMapping<L, R>,
+export function checkMappingRoundTrip<L, R extends Resource, K extends ReferenceElement<R> = never>(
+  mapping: ResourceMapping<L, R, K>,
   samples: RoundTripSamples<L, R>,
 ): RoundTripReport {
   const findings: RoundTripFinding[] = [];
+  // References are given as pointing at nothing: the checker has no links to resolve them by.
+  const references = {} as FhirReferences<R, K>;
+  const keys = {} as LegacyKeys<K>;
+  const toFhir = (row: L, existing: R | undefined): R => mapping.toFhir(row, existing, references);
+  const toLegacy = (resource: R, existing: L | undefined): L => mapping.toLegacy(resource, existing, keys);
   const compare = mapping.compare ?? {};
   // The library manages these: it stamps the identifier and Medplum the id and meta.
   const resourceOptions = { ...compare, ignore: [...(compare.ignore ?? []), 'identifier', 'id', 'meta'] };
@@ -123,15 +129,15 @@ export function checkMappingRoundTrip<L, R extends Resource>(
     const sample = `rows[${index}]`;
     const id = mapping.legacyId(row);
     if (id === undefined || id === '') report(sample, 'missing-legacy-id', [{ path: '', kind: 'removed' }]);
-    const fhir = mapping.toFhir(row, undefined);
-    const back = mapping.toLegacy(fhir, row);
+    const fhir = toFhir(row, undefined);
+    const back = toLegacy(fhir, row);
     report(sample, 'row-round-trip', diff(row, back));
     if (id !== undefined && mapping.legacyId(back) !== id)
       report(sample, 'missing-legacy-id', [{ path: '', kind: 'changed' }]);
     report(
       sample,
       'row-unmapped',
-      diff(row, mapping.toLegacy(fhir, undefined)).filter((entry) => entry.kind === 'removed'),
+      diff(row, toLegacy(fhir, undefined)).filter((entry) => entry.kind === 'removed'),
     );
     // What a mirror towards Medplum does to the copy there: the sample resources, and one
     // carrying a field no mapping knows.
@@ -146,25 +152,23 @@ export function checkMappingRoundTrip<L, R extends Resource>(
       },
     ];
     for (const copy of existing) {
-      const mirrored = mapping.toFhir(row, copy);
+      const mirrored = toFhir(row, copy);
       report(sample, 'wipes-existing-resource', removedPaths(copy, mirrored, resourceOptions));
     }
   });
 
   resources.forEach((resource, index) => {
     const sample = `resources[${index}]`;
-    const row = mapping.toLegacy(resource, undefined);
-    report(sample, 'resource-round-trip', diff(resource, mapping.toFhir(row, resource), resourceOptions));
+    const row = toLegacy(resource, undefined);
+    report(sample, 'resource-round-trip', diff(resource, toFhir(row, resource), resourceOptions));
     report(
       sample,
       'resource-unmapped',
-      diff(resource, mapping.toFhir(row, undefined), resourceOptions).filter(
-        (entry) => entry.kind === 'removed',
-      ),
+      diff(resource, toFhir(row, undefined), resourceOptions).filter((entry) => entry.kind === 'removed'),
     );
     const existing: L[] = [...rows, { ...row, [PROBE_COLUMN]: 'probe' }];
     for (const copy of existing) {
-      report(sample, 'wipes-existing-row', removedPaths(copy, mapping.toLegacy(resource, copy), {}));
+      report(sample, 'wipes-existing-row', removedPaths(copy, toLegacy(resource, copy), {}));
     }
   });
 

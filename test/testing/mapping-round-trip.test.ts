@@ -53,7 +53,7 @@ describe('checkMappingRoundTrip', () => {
     const always: ResourceMapping<Row, Patient> = {
       ...faithful,
       toFhir: (r, existing) => {
-        const fhir = faithful.toFhir(r, existing);
+        const fhir = faithful.toFhir(r, existing, {});
         return { ...fhir, name: (fhir.name ?? []).map((name) => ({ ...name, use: 'official' as const })) };
       },
     };
@@ -71,7 +71,7 @@ describe('checkMappingRoundTrip', () => {
     const lossy: ResourceMapping<Row, Patient> = {
       ...faithful,
       toFhir: (r, existing) => ({
-        ...faithful.toFhir(r, existing),
+        ...faithful.toFhir(r, existing, {}),
         gender: r.sex === 'M' ? 'male' : 'other',
       }),
     };
@@ -87,8 +87,8 @@ describe('checkMappingRoundTrip', () => {
   it('flags what a mirror would wipe when the mapping does not spread existing', () => {
     const wiping: ResourceMapping<Row, Patient> = {
       ...faithful,
-      toFhir: (r) => faithful.toFhir(r, undefined),
-      toLegacy: (p) => faithful.toLegacy(p, undefined),
+      toFhir: (r) => faithful.toFhir(r, undefined, {}),
+      toLegacy: (p) => faithful.toLegacy(p, undefined, {}),
     };
     const report = checkMappingRoundTrip(wiping, { rows: [row], resources: [patient] });
     expect(report.ok).toBe(false);
@@ -111,7 +111,7 @@ describe('checkMappingRoundTrip', () => {
   it('reports paths, never values', () => {
     const wiping: ResourceMapping<Row, Patient> = {
       ...faithful,
-      toFhir: (r) => faithful.toFhir(r, undefined),
+      toFhir: (r) => faithful.toFhir(r, undefined, {}),
     };
     const text = JSON.stringify(checkMappingRoundTrip(wiping, { rows: [row], resources: [patient] }));
     for (const value of ['Lovelace', '555-0100', '123-45-6789', 'Ada']) expect(text).not.toContain(value);
