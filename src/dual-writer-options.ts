@@ -125,7 +125,7 @@ export interface DualWriterOptions<C, L> {
   /**
    * The window and gates of `writer.readiness(unit)`, which the plan checks before moving a unit
    * forward.
-   * @default { windowMs: 3600000, gates: { maxMirrorLagP95Ms: 60000, maxConflicts: 10, maxDivergence: 0, maxDeadLetters: 0, maxPending: 1000 } }
+   * @default { windowMs: 3600000, minSamples: 1, gates: { maxMirrorLagP95Ms: 60000, maxConflicts: 10, maxDivergence: 0, maxDeadLetters: 0, maxPending: 1000 } }
    */
   readonly readiness?: ReadinessOptions | undefined;
   /**

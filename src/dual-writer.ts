@@ -71,10 +71,11 @@ import { retryPolicyOf, withRetries, type RetryPolicy } from './mirror/retry-pol
 import { WritePath, type AuthorityWrite, type Routed, type WritePlan } from './mirror/write-path.ts';
 import type { WriteGuard } from './mirror/write-guard.ts';
 import type { CutoverPlan } from './plan/cutover-plan.ts';
-import { MirrorLag } from './plan/mirror-lag.ts';
+import { EvidenceRecorder } from './plan/evidence-recorder.ts';
 import {
   DEFAULT_GATES,
   failingGates,
+  unknownGates,
   type GateLimits,
   type ReadinessGates,
   type Readiness,
@@ -121,8 +122,8 @@ export class DualWriter<C, L> {
   readonly #events: EventPublisher;
   readonly #checks: DivergenceChecks<L>;
   readonly #feeds: ChangeFeeds<L> | undefined;
-  readonly #lag: MirrorLag;
-  readonly #readiness: { readonly windowMs: number; readonly gates: GateLimits };
+  readonly #evidence: EvidenceRecorder;
+  readonly #readiness: { readonly windowMs: number; readonly gates: GateLimits; readonly minSamples: number };
   readonly #ctx: MirrorContext<L>;
   readonly #writes: WritePath<L>;
   readonly #drainer: Drainer<MirrorInputs<L>>;
@@ -145,8 +146,9 @@ export class DualWriter<C, L> {
     this.#readiness = {
       windowMs: options.readiness?.windowMs ?? 3_600_000,
       gates: gatesOf(options.readiness?.gates),
+      minSamples: options.readiness?.minSamples ?? 1,
     };
-    this.#lag = new MirrorLag(this.#readiness.windowMs);
+    this.#evidence = new EvidenceRecorder(this.#store);
     const feeds = options.feeds;
     this.#jobs = {
       store: this.#store,
@@ -186,6 +188,9 @@ export class DualWriter<C, L> {
         store: this.#store,
         mappings: this.#mappings,
         publish: (event) => this.#events.publish(event),
+        compared: (unit, divergent) => {
+          this.#evidence.add({ unit, kind: 'comparison', value: divergent ? 1 : 0 });
+        },
       },
       options.divergence,
     );
@@ -196,7 +201,11 @@ export class DualWriter<C, L> {
       backoff: drainer.backoff,
       onConflict: (report, review) => this.#recordConflict(report, review),
       onApplied: (entry, outcome) => {
-        this.#lag.record(entry.unit, Date.parse(entry.createdAt));
+        this.#evidence.add({
+          unit: entry.unit,
+          kind: 'mirror-lag',
+          value: Math.max(0, Date.now() - Date.parse(entry.createdAt)),
+        });
         this.#checks.afterMirror(entry, outcome);
       },
     };
@@ -684,12 +693,15 @@ export class DualWriter<C, L> {
     await this.#feeds?.stop();
     await this.#drainer.stop();
     await this.#checks.settled();
+    await this.#evidence.flush();
   }
 
   /**
-   * A unit's figures over the readiness window — mirror lag (p50, p95; in this process),
-   * conflicts, divergence, open dead letters, pending mirrors — and the verdict against the
-   * gates. The plan asks it before moving the unit forward.
+   * A unit's figures over the readiness window — mirror lag (p50, p95), comparisons,
+   * conflicts, divergence, open dead letters, pending mirrors, from every instance sharing the
+   * store — and the verdict against the gates: `unknown` when a gate has too little evidence
+   * (option `readiness.minSamples`) or the plan is stale. The plan asks it before moving the
+   * unit forward, and only `ready` lets it.
    *
    * @param unit - The unit.
    * @param options - A window other than the configured one.
@@ -710,27 +722,34 @@ export class DualWriter<C, L> {
     const windowMs = (given.windowMs as number | undefined) ?? this.#readiness.windowMs;
     const now = Date.now();
     const since = new Date(now - windowMs).toISOString();
+    await this.#evidence.flush();
     const history = await this.#plan.history({ unit });
     const types = [...this.#mappings.keys()].map((resourceType) => ({
       resourceType,
       stage: this.#plan.stageOf(unit, resourceType),
       mirroringSince: mirroringSince(history, resourceType),
     }));
-    const [conflicts, divergence, counts, jobs] = await Promise.all([
+    const [conflicts, divergence, counts, jobs, evidence] = await Promise.all([
       this.#store.countEvents({ type: 'conflict', unit, since }),
       this.#store.countEvents({ type: 'divergence', unit, since }),
       this.#store.outboxCounts({ unit }),
       jobEvidence(this.#store, unit, types, now),
+      this.#store.readinessEvidence({ unit, since }),
     ]);
     const figures: Readiness['figures'] = {
-      mirrorLagMs: this.#lag.percentiles(unit, now, windowMs),
+      mirrorLagMs: evidence.mirrorLagMs,
       conflicts,
+      comparisons: evidence.comparisons,
       divergence,
       deadLetters: counts.dead,
       pending: counts.pending + counts.leased + (counts.waiting ?? 0),
       ...jobs,
     };
     const failing = failingGates(figures, this.#readiness.gates);
+    const mirrors = [...this.#mappings.keys()].some(
+      (type) => this.#plan.routeOf(unit, type).mirrorTo !== undefined,
+    );
+    const unknown = unknownGates(figures, this.#readiness.minSamples, mirrors);
     const { revision, stale } = this.#plan.status();
     return {
       unit,
@@ -738,7 +757,8 @@ export class DualWriter<C, L> {
       figures,
       gates: this.#readiness.gates,
       plan: { revision, stale },
-      verdict: failing.length === 0 && !stale ? 'ready' : 'not-ready',
+      verdict: failing.length > 0 ? 'not-ready' : unknown.length > 0 || stale ? 'unknown' : 'ready',
+      unknown,
       failing,
     };
   }

@@ -69,6 +69,8 @@ export interface DivergenceDeps<L> {
   readonly publish: (event: DualWriteEvent) => Promise<void>;
   /** A number in [0, 1) per sampling decision. */
   readonly random?: (() => number) | undefined;
+  /** Told of every conclusive comparison (readiness evidence). */
+  readonly compared?: ((unit: string, divergent: boolean) => void) | undefined;
 }
 
 /** A record's two copies as a shadow read found them, for the comparison. */
@@ -226,12 +228,16 @@ export class DivergenceChecks<L> {
     record: Omit<Extract<DualWriteEvent, { type: 'divergence' }>, 'type' | 'differences'>,
     differences: RevealedDiffEntry[],
   ): Promise<void> {
-    if (differences.length === 0) return;
+    if (differences.length === 0) {
+      this.#deps.compared?.(record.unit, false);
+      return;
+    }
     if (await this.#deps.store.hasPending(record.resourceType, record.legacyId)) {
       this.#counts.skippedPending++;
       return;
     }
     this.#counts.divergent++;
+    this.#deps.compared?.(record.unit, true);
     await this.#deps.publish({ type: 'divergence', ...record, differences });
   }
 

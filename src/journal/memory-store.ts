@@ -12,6 +12,7 @@ import type {
   OutboxKey,
   OutboxTicket,
 } from './outbox.ts';
+import { percentileOf, type ReadinessEvidence, type ReadinessSample } from './readiness-evidence.ts';
 import {
   planOfRows,
   planRows,
@@ -50,6 +51,8 @@ export class MemoryStore implements SyncStore {
   readonly #events: RecordedEvent[] = [];
   readonly #cursors = new Map<string, string>();
   #plan: StoredPlan | undefined = undefined;
+  readonly #samples: (ReadinessSample & { readonly at: number })[] = [];
+  readonly #feedLeases = new Map<string, { readonly owner: string; readonly expiresAt: number }>();
   readonly #jobs = new MemoryJobs();
   #ids = 0;
 
@@ -486,6 +489,42 @@ export class MemoryStore implements SyncStore {
   /** {@inheritDoc SyncStore.setCursor} */
   setCursor(name: string, value: string): Promise<void> {
     this.#cursors.set(name, value);
+    return Promise.resolve();
+  }
+
+  /** {@inheritDoc SyncStore.recordSamples} */
+  recordSamples(samples: readonly ReadinessSample[]): Promise<void> {
+    const at = Date.now();
+    for (const sample of samples) this.#samples.push({ ...sample, at });
+    return Promise.resolve();
+  }
+
+  /** {@inheritDoc SyncStore.readinessEvidence} */
+  readinessEvidence(options: { readonly unit: string; readonly since: string }): Promise<ReadinessEvidence> {
+    const since = Date.parse(options.since);
+    const ofUnit = this.#samples.filter((sample) => sample.unit === options.unit && sample.at >= since);
+    const lags = ofUnit
+      .filter((sample) => sample.kind === 'mirror-lag')
+      .map((sample) => sample.value)
+      .sort((a, b) => a - b);
+    return Promise.resolve({
+      mirrorLagMs: { p50: percentileOf(lags, 0.5), p95: percentileOf(lags, 0.95), samples: lags.length },
+      comparisons: ofUnit.filter((sample) => sample.kind === 'comparison').length,
+    });
+  }
+
+  /** {@inheritDoc SyncStore.acquireFeedLease} */
+  acquireFeedLease(name: string, owner: string, leaseMs: number): Promise<boolean> {
+    const now = Date.now();
+    const held = this.#feedLeases.get(name);
+    if (held !== undefined && held.owner !== owner && held.expiresAt > now) return Promise.resolve(false);
+    this.#feedLeases.set(name, { owner, expiresAt: now + leaseMs });
+    return Promise.resolve(true);
+  }
+
+  /** {@inheritDoc SyncStore.releaseFeedLease} */
+  releaseFeedLease(name: string, owner: string): Promise<void> {
+    if (this.#feedLeases.get(name)?.owner === owner) this.#feedLeases.delete(name);
     return Promise.resolve();
   }
 

@@ -22,6 +22,9 @@ import * as letters from './postgres-dead-letters.ts';
 import * as links from './postgres-links.ts';
 import * as outbox from './postgres-outbox.ts';
 import * as plans from './postgres-plan.ts';
+import * as evidence from './postgres-evidence.ts';
+import * as feedLeases from './postgres-feed-leases.ts';
+import type { ReadinessEvidence, ReadinessSample } from './readiness-evidence.ts';
 import type { PlanChange, PlanChangeOutcome, PlanSeed, StoredPlan } from './stored-plan.ts';
 import { openPglite } from './pglite-loader.ts';
 import {
@@ -476,6 +479,26 @@ export class PostgresStore implements SyncStore {
         [name, value],
       );
     });
+  }
+
+  /** {@inheritDoc SyncStore.recordSamples} */
+  recordSamples(samples: readonly ReadinessSample[]): Promise<void> {
+    return evidence.recordSamples(this.#sql, this.#tables, samples);
+  }
+
+  /** {@inheritDoc SyncStore.readinessEvidence} */
+  readinessEvidence(options: { readonly unit: string; readonly since: string }): Promise<ReadinessEvidence> {
+    return evidence.readinessEvidence(this.#sql, this.#tables, options);
+  }
+
+  /** {@inheritDoc SyncStore.acquireFeedLease} */
+  acquireFeedLease(name: string, owner: string, leaseMs: number): Promise<boolean> {
+    return feedLeases.acquireFeedLease(this.#sql, this.#tables, name, owner, leaseMs);
+  }
+
+  /** {@inheritDoc SyncStore.releaseFeedLease} */
+  releaseFeedLease(name: string, owner: string): Promise<void> {
+    return feedLeases.releaseFeedLease(this.#sql, this.#tables, name, owner);
   }
 
   /** {@inheritDoc SyncStore.loadPlan} */

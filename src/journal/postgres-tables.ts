@@ -44,6 +44,10 @@ export interface JournalTables {
   readonly plan: string;
   /** The stored cutover plan's stages, a row per unit and resource type. */
   readonly planStages: string;
+  /** Mirror lag and comparison samples, readiness's evidence. */
+  readonly readinessSamples: string;
+  /** Which instance polls which feed. */
+  readonly feedLeases: string;
   /** The migrations applied. */
   readonly migrations: string;
   /** The sequence fencing tokens come from. */
@@ -92,6 +96,8 @@ export function journalTables(schema: string): JournalTables {
     cursors: `${q}.cursors`,
     plan: `${q}.plan`,
     planStages: `${q}.plan_stages`,
+    readinessSamples: `${q}.readiness_samples`,
+    feedLeases: `${q}.feed_leases`,
     migrations: `${q}.migrations`,
     leaseTokens: `${q}.lease_tokens`,
   };

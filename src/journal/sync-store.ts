@@ -11,6 +11,7 @@ import type {
   OutboxIntent,
   OutboxTicket,
 } from './outbox.ts';
+import type { ReadinessEvidence, ReadinessSample } from './readiness-evidence.ts';
 import type { PlanChange, PlanChangeOutcome, PlanSeed, StoredPlan } from './stored-plan.ts';
 
 /**
@@ -185,6 +186,19 @@ export interface SyncStore extends JobStore {
   getCursor(name: string): Promise<string | undefined>;
   /** Stores a feed's cursor. */
   setCursor(name: string, value: string): Promise<void>;
+
+  /** Stores readiness samples (applied mirrors' lag, comparisons), from any instance. */
+  recordSamples(samples: readonly ReadinessSample[]): Promise<void>;
+  /** A unit's samples since an instant, every instance's. */
+  readinessEvidence(options: { readonly unit: string; readonly since: string }): Promise<ReadinessEvidence>;
+
+  /**
+   * Takes or renews the lease of a feed for `owner` for `leaseMs`: granted when nobody holds it,
+   * its lease expired, or `owner` holds it; at most one owner holds a feed at a time.
+   */
+  acquireFeedLease(name: string, owner: string, leaseMs: number): Promise<boolean>;
+  /** Gives up a feed's lease held by `owner` (a no-op otherwise). */
+  releaseFeedLease(name: string, owner: string): Promise<void>;
 
   /** The stored cutover plan, `undefined` until one was seeded. */
   loadPlan(): Promise<StoredPlan | undefined>;

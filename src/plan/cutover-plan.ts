@@ -297,9 +297,16 @@ export class CutoverPlan<C> {
     if (!force && step > 0 && this.#readiness !== undefined) {
       const readiness = await this.#readiness(unit);
       if (readiness.verdict !== 'ready') {
-        const failing = readiness.failing
-          .map((f) => `${f.gate} ${String(f.value)} > ${String(f.limit)}`)
-          .join(', ');
+        const failing = [
+          ...readiness.failing.map((f) => `${f.gate} ${String(f.value)} > ${String(f.limit)}`),
+          // A readiness function of the caller's may predate `unknown` and `plan`.
+          ...((readiness.unknown as Readiness['unknown'] | undefined) ?? []).map(
+            (u) => `${u.gate} unknown (${String(u.samples)} of ${String(u.needed)} samples)`,
+          ),
+          ...((readiness.plan as Readiness['plan'] | undefined)?.stale === true
+            ? ['the plan is stale on this instance']
+            : []),
+        ].join(', ');
         throw new StageChangeRefusedError(
           unit,
           from,

@@ -1,5 +1,5 @@
 import { ConfigurationError } from '../errors.ts';
-import { anObject, checkOptions, optionsObject, positiveMs } from '../option-checks.ts';
+import { anObject, checkOptions, optionsObject, positiveInteger, positiveMs } from '../option-checks.ts';
 
 /**
  * The limits a unit must be within to move forward a stage. A limit left out is not checked.
@@ -84,6 +84,14 @@ export interface ReadinessOptions {
   readonly windowMs?: number | undefined;
   /** The limits (merged over the defaults). */
   readonly gates?: ReadinessGates | undefined;
+  /**
+   * The evidence a gate needs over the window before it can pass, while the unit mirrors:
+   * applied mirrors for `maxMirrorLagP95Ms` and `maxConflicts`, comparisons of the two copies
+   * (read-backs, shadow reads) for `maxDivergence`. With less, the gate is `unknown` and the
+   * verdict cannot be `ready`. Samples come from every instance sharing the store.
+   * @default 1
+   */
+  readonly minSamples?: number | undefined;
 }
 
 /**
@@ -101,13 +109,15 @@ export interface Readiness {
   /** The window's start and end (ISO 8601). */
   readonly window: { readonly from: string; readonly to: string };
   readonly figures: {
-    /** Mirror lag in this process over the window: write to applied mirror. */
+    /** Mirror lag over the window, every instance's: write to applied mirror. */
     readonly mirrorLagMs: {
       readonly p50: number | undefined;
       readonly p95: number | undefined;
       readonly samples: number;
     };
     readonly conflicts: number;
+    /** Comparisons of the two copies over the window (read-backs and shadow reads). */
+    readonly comparisons: number;
     readonly divergence: number;
     readonly deadLetters: number;
     readonly pending: number;
@@ -124,7 +134,17 @@ export interface Readiness {
    * whether its copy is stale (its re-reads of the store fail). A stale plan is never `ready`.
    */
   readonly plan: { readonly revision: number | undefined; readonly stale: boolean };
-  readonly verdict: 'ready' | 'not-ready';
+  /**
+   * `not-ready` when a gate fails; else `unknown` when a gate has too little evidence (see
+   * `minSamples`) or the plan is stale; else `ready`.
+   */
+  readonly verdict: 'ready' | 'not-ready' | 'unknown';
+  /** The gates without enough evidence over the window to pass. */
+  readonly unknown: readonly {
+    readonly gate: keyof ReadinessGates;
+    readonly samples: number;
+    readonly needed: number;
+  }[];
   /** The gates the unit is outside of. */
   readonly failing: readonly {
     readonly gate: keyof ReadinessGates;
@@ -168,7 +188,7 @@ export function validateReadinessOptions(options: unknown, field: string): void 
     options,
     field,
     'configuration',
-    { windowMs: positiveMs, gates: anObject },
+    { windowMs: positiveMs, gates: anObject, minSamples: positiveInteger },
     `${field}.`,
   );
   const nonNegative = (name: string, value: unknown) => {
@@ -215,4 +235,35 @@ export function failingGates(figures: Readiness['figures'], gates: GateLimits): 
         check[1] !== undefined && check[1] > check[2],
     )
     .map(([gate, value, limit]) => ({ gate, value, limit }));
+}
+
+/**
+ * The gates a unit's figures are too thin to judge: while the unit mirrors, lag and conflicts
+ * need `minSamples` applied mirrors, divergence `minSamples` comparisons. A unit that mirrors
+ * nothing (legacy-only, medplum-only) has nothing to measure, and its gates are judged as they are.
+ *
+ * @param figures - The figures.
+ * @param minSamples - The evidence each gate needs.
+ * @param mirrors - Whether the unit mirrors any resource type now.
+ * @returns The gates without enough evidence.
+ * @example
+ * ```ts
+ * const unknown = unknownGates(figures, 20, true);
+ * ```
+ */
+export function unknownGates(
+  figures: Readiness['figures'],
+  minSamples: number,
+  mirrors: boolean,
+): Readiness['unknown'] {
+  if (!mirrors) return [];
+  const lag = figures.mirrorLagMs.samples;
+  const checks: [keyof ReadinessGates, number][] = [
+    ['maxMirrorLagP95Ms', lag],
+    ['maxConflicts', lag],
+    ['maxDivergence', figures.comparisons],
+  ];
+  return checks
+    .filter(([, samples]) => samples < minSamples)
+    .map(([gate, samples]) => ({ gate, samples, needed: minSamples }));
 }

@@ -46,6 +46,7 @@ describe('PostgresStore on PGlite', () => {
       { version: 5, name: 'event-counts' },
       { version: 6, name: 'other-direction' },
       { version: 10, name: 'plan-rows' },
+      { version: 11, name: 'shared-runtime' },
       { version: 12, name: 'waiting-for' },
       { version: 16, name: 'jobs' },
     ]);
@@ -62,6 +63,7 @@ describe('PostgresStore on PGlite', () => {
       'cursors',
       'dead_letters',
       'events',
+      'feed_leases',
       'job_pages',
       'jobs',
       'links',
@@ -69,6 +71,7 @@ describe('PostgresStore on PGlite', () => {
       'outbox',
       'plan',
       'plan_stages',
+      'readiness_samples',
     ]);
   });
 

@@ -4,7 +4,7 @@ import { LinkConflictError, type StoredEvent } from '../../src/journal/sync-stor
 import { describeJobsContract } from './sync-store-jobs.contract.ts';
 import { describeOutboxContract } from './sync-store-outbox.contract.ts';
 import { describeWaitingContract } from './sync-store-waiting.contract.ts';
-import { linkOf, useStore, type OpenSyncStore } from './sync-store.fixture.ts';
+import { linkOf, sleep, useStore, type OpenSyncStore } from './sync-store.fixture.ts';
 
 export type { OpenSyncStore, SyncStoreFixture } from './sync-store.fixture.ts';
 
@@ -172,6 +172,48 @@ export function describeSyncStoreContract(name: string, open: OpenSyncStore): vo
         await fixture.store.setCursor('medplum', 'm');
         expect(await fixture.store.getCursor('legacy:Patient')).toBe('c-2');
         expect(await fixture.store.getCursor('medplum')).toBe('m');
+      });
+    });
+
+    describe('readiness evidence', () => {
+      it('gives a unit’s lag percentiles and comparison count since an instant', async () => {
+        const before = new Date(Date.now() - 1000).toISOString();
+        await fixture.store.recordSamples([
+          ...[40, 10, 30, 20].map((value) => ({ unit: 'north', kind: 'mirror-lag' as const, value })),
+          { unit: 'north', kind: 'comparison', value: 0 },
+          { unit: 'north', kind: 'comparison', value: 1 },
+          { unit: 'south', kind: 'mirror-lag', value: 999 },
+        ]);
+        await fixture.store.recordSamples([]);
+        expect(await fixture.store.readinessEvidence({ unit: 'north', since: before })).toEqual({
+          mirrorLagMs: { p50: 20, p95: 40, samples: 4 },
+          comparisons: 2,
+        });
+        const later = new Date(Date.now() + 60_000).toISOString();
+        expect(await fixture.store.readinessEvidence({ unit: 'north', since: later })).toEqual({
+          mirrorLagMs: { p50: undefined, p95: undefined, samples: 0 },
+          comparisons: 0,
+        });
+      });
+    });
+
+    describe('feed leases', () => {
+      it('grants a feed to one owner at a time, renews it for its holder, and frees it when released', async () => {
+        expect(await fixture.store.acquireFeedLease('feed:legacy:Patient', 'a', 60_000)).toBe(true);
+        expect(await fixture.store.acquireFeedLease('feed:legacy:Patient', 'b', 60_000)).toBe(false);
+        expect(await fixture.store.acquireFeedLease('feed:legacy:Patient', 'a', 60_000)).toBe(true);
+        expect(await fixture.store.acquireFeedLease('feed:medplum:Patient', 'b', 60_000)).toBe(true);
+        await fixture.store.releaseFeedLease('feed:legacy:Patient', 'b');
+        expect(await fixture.store.acquireFeedLease('feed:legacy:Patient', 'b', 60_000)).toBe(false);
+        await fixture.store.releaseFeedLease('feed:legacy:Patient', 'a');
+        expect(await fixture.store.acquireFeedLease('feed:legacy:Patient', 'b', 60_000)).toBe(true);
+      });
+
+      it('lets another owner take a feed over once its holder’s lease expired', async () => {
+        expect(await fixture.store.acquireFeedLease('feed:legacy:Patient', 'a', 1)).toBe(true);
+        await sleep(20);
+        expect(await fixture.store.acquireFeedLease('feed:legacy:Patient', 'b', 60_000)).toBe(true);
+        expect(await fixture.store.acquireFeedLease('feed:legacy:Patient', 'a', 60_000)).toBe(false);
       });
     });
 

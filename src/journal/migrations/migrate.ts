@@ -6,6 +6,7 @@ import { holdCount } from './0004-hold-count.ts';
 import { eventCounts } from './0005-event-counts.ts';
 import { otherDirection } from './0006-other-direction.ts';
 import { planStages } from './0010-plan-rows.ts';
+import { sharedRuntime } from './0011-shared-runtime.ts';
 import { waitingFor } from './0012-waiting-for.ts';
 import { jobs } from './0016-jobs.ts';
 
@@ -43,6 +44,7 @@ export const JOURNAL_MIGRATIONS: readonly Migration[] = [
   eventCounts,
   otherDirection,
   planStages,
+  sharedRuntime,
   waitingFor,
   jobs,
 ];
