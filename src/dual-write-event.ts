@@ -8,8 +8,9 @@ import type { Stage } from './plan/stage.ts';
  * never field values, so they are safe to log as they are.
  *
  * - `mirrored`: a call completed; `mirror` says whether the other side changed.
- * - `retry`: an attempt failed transiently and will be retried (after `delayMs` within a call;
- *   after the entry's persisted backoff in the drainer, where `delayMs` is undefined).
+ * - `retry`: an attempt failed transiently and will be retried after `delayMs`: within a call, or
+ *   in the drainer after the entry's persisted backoff — never sooner than a rate limit's reset
+ *   (a 429's `RateLimit` `t`), so a 429 is waited out once.
  * - `mirror-failed`: a call's authority write landed but its inline mirror failed for good
  *   (`error` names the typed error); the entry is dead-lettered.
  * - `drained`: the drainer applied an outbox entry.

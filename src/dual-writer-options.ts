@@ -5,6 +5,7 @@ import type { EventSink } from './divergence/event-sink.ts';
 import { valueHash, type ValueHashOptions } from './divergence/redact.ts';
 import type { DualWriteEvent } from './dual-write-event.ts';
 import type { ChangeFeedsOptions } from './feeds/change-feeds-options.ts';
+import { QuotaPacer } from './pacing/quota-pacer.ts';
 import type { FeedRecord } from './feeds/inbound-change.ts';
 import { ConfigurationError } from './errors.ts';
 import type { SyncStore } from './journal/sync-store.ts';
@@ -147,6 +148,14 @@ export interface DualWriterOptions<C, L> {
    */
   readonly drainer?: DrainerOptions | undefined;
   /**
+   * Keeps every request to Medplum within the rate limits the server announces (its `RateLimit`
+   * header), waiting for a window's reset rather than running into 429s; background work (the
+   * drainer, the feeds) leaves part of each window to the writer's own calls. Medplum's quota
+   * is per user: give every writer or backfill that uses the same client the same pacer.
+   * @default a pacer of its own: `new QuotaPacer()`
+   */
+  readonly pacer?: QuotaPacer | undefined;
+  /**
    * Most links kept in the in-process cache in front of the store.
    * @default 10000
    */
@@ -213,6 +222,7 @@ const WRITER_OPTIONS = Object.keys({
   feeds: true,
   retry: true,
   drainer: true,
+  pacer: true,
   linkCacheSize: true,
   onEvent: true,
 } satisfies Record<keyof DualWriterOptions<unknown, unknown>, true>);
@@ -230,6 +240,8 @@ export function validateDualWriterOptions(options: unknown): void {
   const given = options;
   // A misspelt option (`mirrror: 'async'`) would otherwise leave its default in force unseen.
   refuseUnknownKeys(given, 'configuration', WRITER_OPTIONS);
+  if (given.pacer !== undefined && !(given.pacer instanceof QuotaPacer))
+    throw new ConfigurationError('pacer', given.pacer, 'must be a QuotaPacer');
   const legacy = given.legacy as Record<string, unknown> | null | undefined;
   for (const method of ['create', 'update', 'delete', 'read']) {
     if (typeof legacy?.[method] !== 'function') {

@@ -68,6 +68,7 @@ import {
 } from './mirror/mirror-entry.ts';
 import { RecordLocks } from './mirror/record-locks.ts';
 import { retryPolicyOf, withRetries, type RetryPolicy } from './mirror/retry-policy.ts';
+import { QuotaPacer } from './pacing/quota-pacer.ts';
 import { WritePath, type AuthorityWrite, type Routed, type WritePlan } from './mirror/write-path.ts';
 import type { WriteGuard } from './mirror/write-guard.ts';
 import type { CutoverPlan } from './plan/cutover-plan.ts';
@@ -138,7 +139,9 @@ export class DualWriter<C, L> {
     for (const mapping of options.mappings as readonly ResourceMapping<L>[])
       this.#mappings.set(mapping.resourceType, mapping);
     this.#legacy = options.legacy;
-    this.#medplum = new MedplumSide(options.medplum);
+    // One pacer for every request this writer sends with the client: the quota is the user's.
+    const pacer = options.pacer ?? new QuotaPacer();
+    this.#medplum = new MedplumSide(options.medplum, 1, { pacer, lane: 'live' });
     this.#plan = options.plan;
     this.#store = options.store ?? new MemoryStore();
     this.#links = new LinkCache(this.#store, options.linkCacheSize ?? 10_000);
@@ -166,7 +169,8 @@ export class DualWriter<C, L> {
       this.#feeds = new ChangeFeeds<L>(
         {
           legacy: this.#legacy,
-          medplum: this.#medplum,
+          // Nobody waits on a feed: it leaves the window's reserve to live calls.
+          medplum: new MedplumSide(options.medplum, 1, { pacer, lane: 'background' }),
           store: this.#store,
           mappings: this.#mappings,
           routeOf: (unit, resourceType) => this.#plan.routeOf(unit, resourceType),
@@ -229,9 +233,16 @@ export class DualWriter<C, L> {
       emit: (event) => this.#emit(event),
       notifyDrainer: () => this.#drainer.notify(),
     });
-    // The drainer's mirrors run many at once: their writes to Medplum go in bundles.
-    const drainCtx: MirrorContext<L> =
-      drainer.bundle > 1 ? { ...ctx, medplum: new MedplumSide(options.medplum, drainer.bundle) } : ctx;
+    // The drainer's mirrors run many at once: their writes to Medplum go in bundles, a few
+    // requests at a time, in the background lane of the pacer.
+    const drainCtx: MirrorContext<L> = {
+      ...ctx,
+      medplum: new MedplumSide(options.medplum, drainer.bundle, {
+        pacer,
+        lane: 'background',
+        requests: drainer.requests,
+      }),
+    };
     this.#drainer = new Drainer<MirrorInputs<L>>(
       this.#store,
       async (lease, read, attempted) => {
@@ -1331,7 +1342,7 @@ export class DualWriter<C, L> {
         legacyId,
         status: result.error.status,
         attempt: entry.attempts + 1,
-        delayMs: undefined,
+        delayMs: result.retryInMs,
         error: result.error.name,
       });
     }

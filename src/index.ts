@@ -89,6 +89,8 @@ export type { Link } from './journal/link.ts';
 export type { RetryOptions } from './mirror/retry-policy.ts';
 export type { DrainerOptions, DrainReport } from './mirror/drainer.ts';
 export type { BackoffOptions } from './mirror/backoff.ts';
+export { QuotaPacer, interactionCost } from './pacing/quota-pacer.ts';
+export type { QuotaPacerOptions, PacerLane, PacerStats, RequestCost } from './pacing/quota-pacer.ts';
 
 export {
   DualWriteError,

@@ -4,35 +4,22 @@
  *
  * - `MEDPLUM_BASE_URL`, `MEDPLUM_CLIENT_ID`, `MEDPLUM_CLIENT_SECRET`: a server with unlimited
  *   quotas (or whatever the caller points at);
- * - `MEDPLUM_QUOTA_BASE_URL`, `…_CLIENT_ID`, `…_CLIENT_SECRET`: a server whose FHIR quota is
- *   {@link QUOTA_POINTS} points a minute, for the quota test;
+ * - `MEDPLUM_QUOTA_BASE_URL`, `…_CLIENT_ID`, `…_CLIENT_SECRET`, `MEDPLUM_QUOTA_POINTS`: a server
+ *   whose FHIR quota is {@link QUOTA_POINTS} points a minute, for the quota test;
  * - `MEDPLUM_SERVER_PID`: the first server's process, for the test that stops it (`SIGSTOP`).
  *
  * Given `MEDPLUM_BASE_URL` (and its client), the suite uses that server and starts nothing; the
  * quota and stop tests then run only if their variables are given too. Otherwise it starts the
- * servers from the Medplum server box: `MEDPLUM_SERVER_BOX` when set, else
- * `../shared/medplum-server` beside the repository, else `/work/shared/medplum-server`, and stops them (dropping their
- * databases) at the end. Without either, `MEDPLUM_IT_NOT_RUN` says why, and every test of the
+ * servers from the Medplum server box (see `findServerBox`) and stops them, dropping their
+ * databases, at the end. Without either, `MEDPLUM_IT_NOT_RUN` says why, and every test of the
  * suite is reported skipped — never passed.
  */
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
-const repo = resolve(import.meta.dirname, '..');
+import { boxDatabase, findServerBox, startBoxServer, stopBoxServer, type BoxServer } from './server-box.ts';
 
 /** FHIR points a minute on the quota server: 25 writes (100 points each) a window. */
 export const QUOTA_POINTS = 2500;
 
-interface Started {
-  readonly box: string;
-  readonly state: string;
-}
-const started: Started[] = [];
+const started: BoxServer[] = [];
 
 export async function setup(): Promise<void> {
   if (process.env.MEDPLUM_BASE_URL !== undefined && process.env.MEDPLUM_BASE_URL !== '') {
@@ -43,7 +30,7 @@ export async function setup(): Promise<void> {
     console.log(`real-Medplum suite: using the server at MEDPLUM_BASE_URL (${process.env.MEDPLUM_BASE_URL})`);
     return;
   }
-  const box = serverBox();
+  const box = findServerBox();
   if (box === undefined) {
     const why =
       'neither MEDPLUM_BASE_URL nor a Medplum server box (MEDPLUM_SERVER_BOX, ../shared/medplum-server, /work/shared/medplum-server) is available';
@@ -51,14 +38,18 @@ export async function setup(): Promise<void> {
     console.log(`real-Medplum suite did NOT run: ${why}; its tests are reported skipped`);
     return;
   }
-  // Per checkout: concurrent runs from different clones get their own databases and ports.
-  const tag = createHash('sha256').update(repo).digest('hex').slice(0, 8);
-  const [main, quota] = await Promise.all([
-    startServer(box, `mdw_it_${tag}`, ['--unlimited']),
-    startServer(box, `mdw_itq_${tag}`, ['--fhir-quota', String(QUOTA_POINTS)]),
-  ]);
+  const starting = [
+    startBoxServer(box, boxDatabase('it'), ['--unlimited']),
+    startBoxServer(box, boxDatabase('itq'), ['--fhir-quota', String(QUOTA_POINTS)]),
+  ];
+  // Whatever started is stopped at teardown, even when the other failed to.
+  const results = await Promise.allSettled(starting);
+  for (const result of results) if (result.status === 'fulfilled') started.push(result.value);
+  const failed = results.find((result) => result.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
+  const [main, quota] = started as [BoxServer, BoxServer];
   Object.assign(process.env, main.variables);
-  process.env.MEDPLUM_SERVER_PID = readFileSync(join(main.state, 'server.pid'), 'utf8').trim();
+  process.env.MEDPLUM_SERVER_PID = String(main.pid);
   process.env.MEDPLUM_QUOTA_BASE_URL = quota.variables.MEDPLUM_BASE_URL;
   process.env.MEDPLUM_QUOTA_CLIENT_ID = quota.variables.MEDPLUM_CLIENT_ID;
   process.env.MEDPLUM_QUOTA_CLIENT_SECRET = quota.variables.MEDPLUM_CLIENT_SECRET;
@@ -67,77 +58,5 @@ export async function setup(): Promise<void> {
 }
 
 export async function teardown(): Promise<void> {
-  await Promise.all(
-    started.map(async ({ box, state }) => {
-      // A server the stop test left stopped must be resumed to shut down gracefully.
-      const pidFile = join(state, 'server.pid');
-      if (existsSync(pidFile)) {
-        try {
-          process.kill(Number(readFileSync(pidFile, 'utf8').trim()), 'SIGCONT');
-        } catch {
-          // Already gone.
-        }
-      }
-      await run(join(box, 'stop'), ['--state', state, '--drop'], { env: boxEnv() }).catch(
-        (error: unknown) => {
-          console.error(`stopping the Medplum server of ${state} failed: ${String(error)}`);
-        },
-      );
-    }),
-  );
-}
-
-/** `MEDPLUM_SERVER_BOX` when set (and only it), else the usual places. */
-function serverBox(): string | undefined {
-  const given = process.env.MEDPLUM_SERVER_BOX;
-  const candidates =
-    given !== undefined && given !== ''
-      ? [given]
-      : [resolve(repo, '../shared/medplum-server'), '/work/shared/medplum-server'];
-  return candidates.find((dir) => existsSync(join(dir, 'start')));
-}
-
-/** The box runs the server on this Node (the suite's own, new enough), whatever is on PATH. */
-function boxEnv(): NodeJS.ProcessEnv {
-  return { ...process.env, MEDPLUM_NODE: process.env.MEDPLUM_NODE ?? process.execPath };
-}
-
-async function startServer(
-  box: string,
-  db: string,
-  flags: readonly string[],
-): Promise<{ state: string; variables: Record<string, string> }> {
-  const state = join(repo, '.tmp', `medplum-${db}`);
-  const port = await freePort();
-  const entry = { box, state };
-  started.push(entry);
-  const { stdout } = await run(
-    join(box, 'start'),
-    ['--db', db, '--port', String(port), '--state', state, ...flags],
-    { env: boxEnv(), encoding: 'utf8' },
-  );
-  const variables: Record<string, string> = {};
-  for (const line of stdout.trim().split('\n')) {
-    const at = line.indexOf('=');
-    if (at > 0) variables[line.slice(0, at)] = line.slice(at + 1);
-  }
-  if (variables.MEDPLUM_BASE_URL === undefined)
-    throw new Error(`the Medplum server box printed no MEDPLUM_BASE_URL for ${db}`);
-  return { state, variables };
-}
-
-/** A port nothing listens on now. */
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => {
-        resolvePort(port);
-      });
-    });
-  });
+  await Promise.all(started.map((server) => stopBoxServer(server)));
 }

@@ -87,7 +87,9 @@ export async function openMedplum(): Promise<MedplumSystem> {
     .failShare(0.06, 503)
     .serializationFailureShare(0.03)
     .dropShare(0.015)
-    .failNext(3, 429, { rateLimitResetSeconds: 1 })
+    // One 429: its RateLimit header says the quota is spent for 1 s, and every request of the
+    // writer waits for that reset (a quota is the user's, not the request's).
+    .failNext(1, 429, { rateLimitResetSeconds: 1 })
     .htmlBadGatewayNext(2);
   return {
     medplum: createMedplumClient({ baseUrl: server.baseUrl }),

@@ -37,6 +37,8 @@ export interface LeaseResult {
   readonly status: LeaseStatus;
   readonly outcome: MirrorOutcome | undefined;
   readonly error: DualWriteError | undefined;
+  /** For `retrying`: how long until the entry is due again (a rate limit's reset, at least). */
+  readonly retryInMs?: number | undefined;
 }
 
 /** When a transient failure becomes a dead letter, and how long to wait in between. */
@@ -141,8 +143,9 @@ async function fail(
   if (error.retryable && attempts < policy.maxAttempts) {
     const retryAfter =
       'retryAfterMs' in error && typeof error.retryAfterMs === 'number' ? error.retryAfterMs : undefined;
-    recorded = await store.retryLater(lease, reason, delayFor(policy.backoff, attempts, retryAfter));
-    return { status: recorded === 'done' ? 'retrying' : recorded, outcome: undefined, error };
+    const retryInMs = delayFor(policy.backoff, attempts, retryAfter);
+    recorded = await store.retryLater(lease, reason, retryInMs);
+    return { status: recorded === 'done' ? 'retrying' : recorded, outcome: undefined, error, retryInMs };
   }
   recorded = await store.deadLetter(lease, reason);
   if (recorded === 'done' && error instanceof ReviewRequiredError)

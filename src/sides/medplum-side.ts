@@ -5,6 +5,7 @@ import { checkValue, fhirId } from '../option-checks.ts';
 import { withHttpExchange } from './http-capture.ts';
 import { classifyMedplumError } from './medplum-failure.ts';
 import { WriteBundler, type BundledOutcome, type BundledWrite } from './write-bundler.ts';
+import { interactionCost, type PacerLane, type QuotaPacer, type RequestCost } from '../pacing/quota-pacer.ts';
 
 /**
  * One page of a search, as {@link MedplumSide.searchPage} returns it.
@@ -28,15 +29,28 @@ export interface SearchPage<R extends Resource> {
 export class MedplumSide {
   readonly #client: MedplumClient;
   readonly #bundler: WriteBundler | undefined;
+  readonly #pacer: QuotaPacer | undefined;
+  readonly #lane: PacerLane;
 
   /**
    * @param client - The user's client (built with {@link createMedplumClient} for real HTTP statuses).
-   * @param bundle - Most writes (creates, updates, deletes) asked for in one turn of the event
-   *   loop that go together in one batch `Bundle`; 1 sends each as a request of its own.
+   * @param bundle - Most writes (creates, updates, deletes) that go together in one batch
+   *   `Bundle`; 1 sends each as a request of its own.
+   * @param pacing - The pacer every request waits on (shared by all sides of one client), this
+   *   side's lane, and for bundled writes the most batches in flight at once.
    */
-  constructor(client: MedplumClient, bundle = 1) {
+  constructor(client: MedplumClient, bundle = 1, pacing: MedplumSidePacing = {}) {
     this.#client = client;
-    this.#bundler = bundle > 1 ? new WriteBundler(client, bundle) : undefined;
+    this.#pacer = pacing.pacer;
+    this.#lane = pacing.lane ?? 'live';
+    this.#bundler =
+      bundle > 1
+        ? new WriteBundler(client, bundle, {
+            requests: pacing.requests ?? Number.POSITIVE_INFINITY,
+            pacer: pacing.pacer,
+            lane: this.#lane,
+          })
+        : undefined;
   }
 
   /**
@@ -49,7 +63,7 @@ export class MedplumSide {
   async read<R extends Resource>(resourceType: string, id: string): Promise<WithId<R> | undefined> {
     const segment = pathSegment(id);
     try {
-      return (await this.#call({ resourceType, medplumId: id }, (options) =>
+      return (await this.#call({ resourceType, medplumId: id }, 'read', (options) =>
         this.#client.readResource(resourceType as ResourceType, segment, options),
       )) as WithId<R>;
     } catch (err) {
@@ -73,7 +87,7 @@ export class MedplumSide {
     value: string,
   ): Promise<WithId<R> | undefined> {
     const details = { resourceType, legacyId: value };
-    const found = await this.#call(details, (options) =>
+    const found = await this.#call(details, 'search', (options) =>
       this.#client.searchResources(
         resourceType as ResourceType,
         new URLSearchParams({ identifier: `${system}|${value}`, _count: '2' }),
@@ -162,7 +176,7 @@ export class MedplumSide {
     values: readonly string[],
   ): Promise<readonly WithId<R>[] | undefined> {
     const count = values.length * 2 + 1;
-    const resources = await this.#call({ resourceType }, (options) =>
+    const resources = await this.#call({ resourceType }, 'search', (options) =>
       this.#client.searchResources(
         resourceType as ResourceType,
         new URLSearchParams({
@@ -279,7 +293,7 @@ export class MedplumSide {
   ): Promise<SearchPage<R>> {
     const url =
       query instanceof URL ? query : this.#client.fhirSearchUrl(resourceType as ResourceType, query);
-    const bundle = await this.#call({ resourceType }, (options) =>
+    const bundle = await this.#call({ resourceType }, 'search', (options) =>
       this.#client.get<Bundle<WithId<R>>>(url, options),
     );
     return {
@@ -300,7 +314,10 @@ export class MedplumSide {
     request: (options: MedplumRequestOptions) => Promise<unknown>,
   ): Promise<{ stored: WithId<Resource> | undefined; status: number | undefined }> {
     const alone = async (): Promise<BundledOutcome> => {
-      const result = await withHttpExchange(() => request({ maxRetries: 0, cache: 'no-cache' }));
+      const cost = interactionCost(
+        write.method === 'POST' ? 'create' : write.method === 'PUT' ? 'update' : 'delete',
+      );
+      const result = await this.#paced(cost, () => request({ maxRetries: 0, cache: 'no-cache' }));
       return result.ok
         ? { ok: true, status: result.exchange.status, resource: result.value as WithId<Resource> | undefined }
         : { ok: false, error: result.error, exchange: result.exchange };
@@ -323,10 +340,26 @@ export class MedplumSide {
     return { stored: outcome.resource, status: outcome.status };
   }
 
-  async #call<T>(details: ErrorDetails, request: (options: MedplumRequestOptions) => Promise<T>): Promise<T> {
+  /** One request, within the pacer's budget; its answer's limits go back to the pacer. */
+  async #paced<T>(cost: RequestCost, request: () => Promise<T>): ReturnType<typeof withHttpExchange<T>> {
+    const pacer = this.#pacer;
+    if (pacer === undefined) return withHttpExchange(request);
+    await pacer.acquire(cost, this.#lane);
+    const result = await withHttpExchange(request);
+    pacer.observe(result.exchange.headers, cost);
+    return result;
+  }
+
+  async #call<T>(
+    details: ErrorDetails,
+    kind: 'read' | 'search',
+    request: (options: MedplumRequestOptions) => Promise<T>,
+  ): Promise<T> {
     // A fresh options object per call: MedplumClient mutates the one it is given. Its own
     // retries are off whatever the client was built with; reads bypass its cache.
-    const result = await withHttpExchange(() => request({ maxRetries: 0, cache: 'no-cache' }));
+    const result = await this.#paced(interactionCost(kind), () =>
+      request({ maxRetries: 0, cache: 'no-cache' }),
+    );
     if (result.ok) return result.value;
     throw classifyMedplumError(result.error, result.exchange, { ...details, side: 'medplum' });
   }
@@ -341,6 +374,23 @@ export class MedplumSide {
 function pathSegment(id: unknown): string {
   checkValue(id, fhirId, 'id', 'input');
   return encodeURIComponent(id);
+}
+
+/**
+ * How a {@link MedplumSide} keeps to the server's rate limits.
+ *
+ * @example
+ * ```ts
+ * const pacing: MedplumSidePacing = { pacer: new QuotaPacer(), lane: 'background', requests: 4 };
+ * ```
+ */
+export interface MedplumSidePacing {
+  /** The pacer of the client's user; none: requests go as they come. */
+  readonly pacer?: QuotaPacer | undefined;
+  /** @default 'live' */
+  readonly lane?: PacerLane | undefined;
+  /** Most bundled batches in flight at once. @default unbounded */
+  readonly requests?: number | undefined;
 }
 
 function isGone(err: unknown): boolean {

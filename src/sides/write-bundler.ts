@@ -3,6 +3,7 @@ import type { Bundle, BundleEntry, OperationOutcome, Resource, ResourceType } fr
 import { UnavailableError } from '../errors.ts';
 import { withHttpExchange, type HttpExchange } from './http-capture.ts';
 import { classifyMedplumError } from './medplum-failure.ts';
+import { interactionCost, type PacerLane, type QuotaPacer } from '../pacing/quota-pacer.ts';
 
 /** One write to go in a batch `Bundle`: the entry's `request` and `resource`. */
 export interface BundledWrite {
@@ -66,24 +67,43 @@ const BATCHES_UNSUPPORTED = new Set([404, 405, 501]);
 export class WriteBundler {
   readonly #client: MedplumClient;
   readonly #maxEntries: number;
+  readonly #requests: number;
+  readonly #pacer: QuotaPacer | undefined;
+  readonly #lane: PacerLane;
   #waiting: Waiting[] = [];
   #scheduled = false;
   #unsupported = false;
+  /** Batches (and writes sent alone) in flight. */
+  #inFlight = 0;
 
   /**
    * @param client - The client to post batches with.
    * @param maxEntries - Most writes per bundle (at least 2).
+   * @param flow - Most batches in flight at once (writes asked for meanwhile wait and go
+   *   together in the next), and the pacer each batch waits on.
    */
-  constructor(client: MedplumClient, maxEntries: number) {
+  constructor(
+    client: MedplumClient,
+    maxEntries: number,
+    flow: {
+      readonly requests?: number | undefined;
+      readonly pacer?: QuotaPacer | undefined;
+      readonly lane?: PacerLane | undefined;
+    } = {},
+  ) {
     this.#client = client;
     this.#maxEntries = maxEntries;
+    this.#requests = flow.requests ?? Number.POSITIVE_INFINITY;
+    this.#pacer = flow.pacer;
+    this.#lane = flow.lane ?? 'background';
   }
 
   /**
-   * Queues a write for the current turn's bundle.
+   * Queues a write for the next bundle: the one this turn of the event loop fills, or, when as
+   * many batches as allowed are in flight, the one sent when a batch returns.
    *
    * @param write - The write.
-   * @param alone - Sends it as a request of its own: when it is alone in its turn, or when the
+   * @param alone - Sends it as a request of its own: when it is alone in its bundle, or when the
    *   server refuses the batch.
    * @returns Its outcome; never rejects.
    */
@@ -92,25 +112,57 @@ export class WriteBundler {
     return new Promise<BundledOutcome>((resolve) => {
       this.#waiting.push({ write, alone, resolve });
       if (this.#waiting.length >= this.#maxEntries) this.#flush();
-      else if (!this.#scheduled) {
-        this.#scheduled = true;
-        setImmediate(() => {
-          this.#scheduled = false;
-          this.#flush();
-        });
-      }
+      else this.#flushSoon();
     });
   }
 
+  /** Flushes at the end of this turn, once the writes asked for in it are all queued. */
+  #flushSoon(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#flush();
+    });
+  }
+
+  /** Sends what waits, a bundle per free request slot. */
   #flush(): void {
-    const batch = this.#waiting;
-    this.#waiting = [];
-    if (batch.length === 1) sendAlone(batch);
-    else if (batch.length > 1) {
-      void this.#post(batch).catch((error: unknown) => {
-        // Whatever went wrong, no write is left waiting.
-        for (const waiting of batch) waiting.resolve({ ok: false, unavailable: batchFailed(batch, error) });
+    while (this.#waiting.length > 0 && this.#inFlight < this.#requests) {
+      const batch = this.#waiting.splice(0, this.#maxEntries);
+      this.#inFlight += 1;
+      void this.#send(batch).finally(() => {
+        this.#inFlight -= 1;
+        if (this.#waiting.length > 0) this.#flushSoon();
       });
+    }
+  }
+
+  async #send(batch: Waiting[]): Promise<void> {
+    if (batch.length === 1) {
+      await Promise.all(sendAlone(batch));
+      return;
+    }
+    let entries = batch;
+    const pacer = this.#pacer;
+    if (pacer !== undefined) {
+      // As many writes as the rate limit's budget pays for now; the rest go in the next bundle
+      // rather than be answered 429 (a batch answers 200 with a 429 per entry over the quota).
+      const affordable = pacer.affordable(interactionCost('batch', 1), this.#lane);
+      if (affordable >= 1 && affordable < batch.length) {
+        entries = batch.slice(0, affordable);
+        this.#waiting.unshift(...batch.slice(affordable));
+      }
+      if (entries.length === 1) {
+        await Promise.all(sendAlone(entries));
+        return;
+      }
+    }
+    try {
+      await this.#post(entries);
+    } catch (error: unknown) {
+      // Whatever went wrong, no write is left waiting.
+      for (const waiting of entries) waiting.resolve({ ok: false, unavailable: batchFailed(entries, error) });
     }
   }
 
@@ -128,6 +180,8 @@ export class WriteBundler {
         },
       })),
     };
+    const cost = interactionCost('batch', batch.length);
+    await this.#pacer?.acquire(cost, this.#lane);
     const result = await withHttpExchange(() =>
       this.#client.executeBatch(bundle, {
         maxRetries: 0,
@@ -135,6 +189,7 @@ export class WriteBundler {
         headers: { Prefer: 'return=representation' },
       }),
     );
+    this.#pacer?.observe(result.exchange.headers, cost);
     const status = result.exchange.status;
     if (!result.ok) {
       const failure = classifyMedplumError(result.error, result.exchange, { side: 'medplum' });
@@ -145,7 +200,7 @@ export class WriteBundler {
         return;
       }
       if (status !== undefined && BATCHES_UNSUPPORTED.has(status)) this.#unsupported = true;
-      sendAlone(batch);
+      await Promise.all(sendAlone(batch));
       return;
     }
     const answer: unknown = result.value;
@@ -174,8 +229,8 @@ export class WriteBundler {
 }
 
 /** Sends each write of a batch as a request of its own. */
-function sendAlone(batch: readonly Waiting[]): void {
-  for (const waiting of batch) void settled(waiting.alone).then(waiting.resolve);
+function sendAlone(batch: readonly Waiting[]): Promise<void>[] {
+  return batch.map((waiting) => settled(waiting.alone).then(waiting.resolve));
 }
 
 /** Runs `alone`; a rejection (which it should never give) becomes an unavailable outcome. */

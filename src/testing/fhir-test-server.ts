@@ -265,7 +265,13 @@ async function handleBatch(
     const faultOutcome = JSON.parse(fault.response.body) as OperationOutcome;
     return { response: { status: String(fault.response.status), outcome: faultOutcome } };
   });
-  return fhirResponse(outcome, { ...answer, entry }, baseUrl);
+  const response = fhirResponse(outcome, { ...answer, entry }, baseUrl);
+  // As Medplum does, the batch's own answer announces the quota its entries ran out of.
+  const rateLimit = decided.find((fault) => fault?.response?.headers.RateLimit !== undefined)?.response
+    ?.headers.RateLimit;
+  return rateLimit === undefined
+    ? response
+    : { ...response, headers: { ...response.headers, RateLimit: rateLimit } };
 }
 
 function isBatch(body: unknown): body is Bundle {
