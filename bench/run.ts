@@ -10,6 +10,10 @@
  *   concurrency, against the in-process HTTP FHIR test server.
  * - `shadow-read-*`: `writer.read` in `shadow` with every read shadowed vs shadow reads off, with
  *   Medplum slower than the budget; `shadow-read-added-*` is the added latency against the budget.
+ * - `real-*`: against a real Medplum 5.0.10 (`MEDPLUM_BASE_URL` and `MEDPLUM_DEFAULT_QUOTA_BASE_URL`,
+ *   or servers started from the Medplum server box): `real-drain-throughput` against
+ *   `real-direct-batch` (batch Bundles of 20, 4 in flight), `real-direct-plain`, and
+ *   `real-quota-utilisation` (a 1,500-create backlog drained at Medplum's default quota).
  *
  * Needs PostgreSQL at `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`); every
  * table and schema it creates lives under a per-run prefix and is dropped at the end.
@@ -22,6 +26,7 @@ import type { Measurement } from './bench-row.ts';
 import { CpuMeter } from './cpu-meter.ts';
 import { measureDrain } from './drain-throughput.ts';
 import { jsonLines, table } from './report.ts';
+import { measureRealMedplum, openRealServers } from './real-medplum.ts';
 import { measureShadowRead } from './shadow-read.ts';
 import { measureSyncCreate } from './sync-create.ts';
 
@@ -32,6 +37,16 @@ const MEASUREMENTS = {
   sync: (db: BenchDatabase) => measureSyncCreate(db, { samples: 500, warmup: 50, profileCalls: 100 }),
   shadow: (db: BenchDatabase) =>
     measureShadowRead(db, { records: 200, samples: 300, warmup: 50, budgetMs: 20, medplumMs: 60 }),
+  // Against a real Medplum 5.0.10 whenever one is available (see bench/real-medplum.ts): the
+  // quota row alone takes three minutes (1,500 creates at 500 writes a minute).
+  real: async (db: BenchDatabase) => {
+    const servers = await openRealServers();
+    try {
+      return await measureRealMedplum(db, servers, { entries: 1000, trials: 2, backlog: 1500 });
+    } finally {
+      await servers.close();
+    }
+  },
 } as const;
 type MeasurementName = keyof typeof MEASUREMENTS;
 
