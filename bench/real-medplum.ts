@@ -155,7 +155,7 @@ function trialPatients(ids: readonly number[]): { system: string; resources: Pat
   return {
     system,
     resources: ids.map((id) => ({
-      ...mapping.toFhir(patientRow(id)),
+      ...mapping.toFhir(patientRow(id), undefined, {}),
       identifier: [{ system, value: String(id) }],
     })),
   };
