@@ -27,6 +27,7 @@ import { CpuMeter } from './cpu-meter.ts';
 import { measureDrain } from './drain-throughput.ts';
 import { jsonLines, table } from './report.ts';
 import { measureRealMedplum, openRealServers } from './real-medplum.ts';
+import { measureReconcileCompare } from './reconcile-compare.ts';
 import { measureShadowRead } from './shadow-read.ts';
 import { measureSyncCreate } from './sync-create.ts';
 
@@ -47,6 +48,7 @@ const MEASUREMENTS = {
       await servers.close();
     }
   },
+  reconcile: () => measureReconcileCompare({ records: 2_000 }),
 } as const;
 type MeasurementName = keyof typeof MEASUREMENTS;
 
