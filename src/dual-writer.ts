@@ -83,6 +83,7 @@ import {
 } from './plan/readiness.ts';
 import type { LegacyAdapter, LegacyRecord } from './sides/legacy-adapter.ts';
 import { callLegacy } from './sides/legacy-failure.ts';
+import { writeLegacy } from './sides/write-outcome.ts';
 import { MedplumSide } from './sides/medplum-side.ts';
 import type { WriteResult } from './write-result.ts';
 
@@ -204,6 +205,17 @@ export class DualWriter<C, L> {
       leaseMs: drainer.leaseMs,
       backoff: drainer.backoff,
       onConflict: (report, review) => this.#recordConflict(report, review),
+      onDeadLetter: ({ resourceType, legacyId, unit, target }, error) => {
+        this.#publish({
+          type: 'dead-letter',
+          resourceType,
+          legacyId,
+          unit,
+          target,
+          status: error.status,
+          error: error.name,
+        });
+      },
       onApplied: (entry, outcome) => {
         this.#evidence.add({
           unit: entry.unit,
@@ -316,7 +328,7 @@ export class DualWriter<C, L> {
         authority: async (legacy) => ({
           side: 'legacy',
           action: 'created',
-          record: await this.#legacyCall(() => legacy.create(type, row), type, undefined),
+          record: await writeLegacy(() => legacy.create(type, row), { resourceType: type }),
         }),
       });
     }
@@ -363,13 +375,12 @@ export class DualWriter<C, L> {
         authority: async (legacy) => ({
           side: 'legacy',
           action: 'created',
-          record: await this.#legacyCall(
+          record: await writeLegacy(
             async () => {
               const bound = await withReferences(this.#ctx, mapping, { resource }, { resourceType: type });
               return legacy.create(type, bound.toLegacy(resource, undefined, {}));
             },
-            type,
-            undefined,
+            { resourceType: type },
           ),
         }),
       }) as Promise<WriteResult<L, WithId<R>>>;
@@ -1280,7 +1291,7 @@ export class DualWriter<C, L> {
       base: undefined,
       authority: async (legacy) => {
         if (route.authority === 'legacy') {
-          await this.#legacyCall(() => legacy.delete(type, legacyId), type, legacyId);
+          await writeLegacy(() => legacy.delete(type, legacyId), { resourceType: type, legacyId });
           return { side: 'legacy', action: 'deleted', record: undefined };
         }
         const medplumId =
@@ -1324,16 +1335,6 @@ export class DualWriter<C, L> {
     const { resourceType, legacyId, unit, target } = entry;
     if (result.status === 'applied' || result.status === 'unchanged') {
       this.#emit({ type: 'drained', resourceType, legacyId, unit, target, outcome: result.status });
-    } else if (result.status === 'dead-letter') {
-      this.#publish({
-        type: 'dead-letter',
-        resourceType,
-        legacyId,
-        unit,
-        target,
-        status: result.error?.status,
-        error: result.error?.name ?? 'Error',
-      });
     } else if (result.status === 'retrying' && result.error !== undefined) {
       this.#emit({
         type: 'retry',

@@ -257,6 +257,42 @@ export class JournalError extends DualWriteError {
 }
 
 /**
+ * A write whose outcome the library cannot know: a request reached the side, and its answer
+ * was lost (a connection dropped after the request was sent, a database connection terminated
+ * after COMMIT was sent, a gateway's 502 or 504), and the retries that followed could not find
+ * out. The write may have landed or not; unlike {@link UnavailableError}, which means nothing
+ * was written. When it landed, its mirror is owed and will be applied.
+ *
+ * `retryable` says whether calling again is safe: every write the library can recognise when
+ * it is sent again (a Medplum write found by its legacy identifier, a legacy write by its id)
+ * is; a create whose legacy id the legacy system assigns in the write is not (look the record
+ * up first: a second call could create a second row).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await writer.create('Patient', row, ctx);
+ * } catch (err) {
+ *   if (err instanceof OutcomeUnknownError && err.retryable) await writer.create('Patient', row, ctx);
+ * }
+ * ```
+ */
+export class OutcomeUnknownError extends DualWriteError {
+  override readonly name = 'OutcomeUnknownError' as const;
+  /** Whether the same call may be made again safely (it is idempotent). */
+  readonly retryable: boolean;
+  /**
+   * @param message - What was lost, without PHI.
+   * @param details - The record and request concerned; `cause` is the last failure.
+   * @param retryable - Whether calling again is safe.
+   */
+  constructor(message: string, details: ErrorDetails = {}, retryable = true) {
+    super(message, details);
+    this.retryable = retryable;
+  }
+}
+
+/**
  * The target changed since the record was last synced (a stale `If-Match` answered 412, a
  * non-transient 409, or a legacy version that moved): both systems changed the record.
  *

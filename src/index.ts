@@ -99,6 +99,7 @@ export {
   MappingError,
   RejectedError,
   UnavailableError,
+  OutcomeUnknownError,
   ConflictError,
   MirrorError,
   DeadLetterNotFoundError,

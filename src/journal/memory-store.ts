@@ -215,6 +215,23 @@ export class MemoryStore implements SyncStore {
     });
   }
 
+  /** {@inheritDoc SyncStore.withdraw} */
+  withdraw(ticket: OutboxTicket): Promise<void> {
+    const entry = this.#entryById(ticket.id);
+    if (entry === undefined) return Promise.resolve();
+    const now = Date.now();
+    // seq 1 is the entry's first intent: this one created it, and no other came since.
+    if (ticket.seq === 1 && entry.seq === 1 && !this.#leased(entry, now)) {
+      this.#outbox.delete(keyOf(entry));
+      return Promise.resolve();
+    }
+    if (ticket.held === true) {
+      entry.holders = Math.max(entry.holders - 1, 0);
+      if (entry.holders === 0) entry.holdUntil = undefined;
+    }
+    return Promise.resolve();
+  }
+
   /** {@inheritDoc SyncStore.claim} */
   claim(owner: string, limit: number, leaseMs: number): Promise<Lease[]> {
     const now = Date.now();

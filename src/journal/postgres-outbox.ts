@@ -323,6 +323,36 @@ export async function commit(
 }
 
 /**
+ * Ends an intent whose authority write did not happen: deletes the entry when this intent
+ * created it (`seq` 1, still 1) and no worker leases it; otherwise releases the intent's hold
+ * without moving `seq` (nothing was written for a lease in flight to re-read).
+ *
+ * @param q - Where to run.
+ * @param tables - The store's tables.
+ * @param ticket - The intent's ticket.
+ * @returns When done.
+ * @example
+ * ```ts
+ * await withdraw(sql, tables, ticket);
+ * ```
+ */
+export async function withdraw(q: SqlQueryable, tables: JournalTables, ticket: OutboxTicket): Promise<void> {
+  if (!isRowId(ticket.id)) return;
+  await q.query(
+    `WITH target AS MATERIALIZED (
+       SELECT id, seq = 1 AND $2::integer = 1 AND ${UNLEASED} AS created FROM ${tables.outbox}
+       WHERE id = $1::bigint FOR UPDATE
+     ), gone AS (
+       DELETE FROM ${tables.outbox} o USING target t WHERE o.id = t.id AND t.created RETURNING o.id
+     )
+     UPDATE ${tables.outbox} o SET holders = GREATEST(o.holders - 1, 0),
+       hold_until = CASE WHEN o.holders <= 1 THEN NULL ELSE o.hold_until END
+     FROM target t WHERE o.id = t.id AND NOT t.created AND $3`,
+    [ticket.id, ticket.seq, ticket.held === true],
+  );
+}
+
+/**
  * Leases up to `limit` due, unheld, unleased entries to `owner`, oldest due first.
  *
  * `FOR UPDATE SKIP LOCKED` lets concurrent claimers pass over each other's candidates instead of

@@ -289,6 +289,11 @@ export class PostgresStore implements SyncStore {
     return outbox.intendAlong(this.#sql, this.#tables, statement, intent);
   }
 
+  /** {@inheritDoc SyncStore.withdraw} */
+  withdraw(ticket: OutboxTicket): Promise<void> {
+    return outbox.withdraw(this.#sql, this.#tables, ticket);
+  }
+
   /** {@inheritDoc SyncStore.commit} */
   commit(
     ticket: OutboxTicket,

@@ -113,6 +113,13 @@ export interface SyncStore extends JobStore {
     ticket: OutboxTicket,
     lease?: { readonly owner: string; readonly leaseMs: number },
   ): Promise<Lease | undefined>;
+  /**
+   * Ends an intent whose authority write did not happen (refused, or never sent): releases its
+   * hold without moving `seq`, and removes the entry when this intent created it and nothing
+   * has happened to it since (no later intent, no lease), so nothing is owed for a write that
+   * was not made. An entry an older write still owes stays.
+   */
+  withdraw(ticket: OutboxTicket): Promise<void>;
   /** Leases up to `limit` due entries to `owner` for `leaseMs`. */
   claim(owner: string, limit: number, leaseMs: number): Promise<Lease[]>;
   /**

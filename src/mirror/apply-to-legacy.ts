@@ -4,6 +4,7 @@ import type { Link } from '../journal/link.ts';
 import { runMapping } from '../mapping/mapped-record.ts';
 import type { ResourceMapping } from '../mapping/resource-mapping.ts';
 import { callLegacy, classifyLegacyError } from '../sides/legacy-failure.ts';
+import { unknownIfLanded, writeLegacy } from '../sides/write-outcome.ts';
 import {
   LegacyVersionConflictError,
   type LegacyAdapter,
@@ -68,7 +69,7 @@ export async function applyToLegacy<L>(
     return { record: await legacy.create(mapping.resourceType, row), action: 'created' };
   } catch (err) {
     if (!(err instanceof LegacyVersionConflictError && err.expectedVersion === undefined))
-      throw classifyLegacyError(err, details);
+      throw unknownIfLanded(classifyLegacyError(err, details), err);
   }
   const existing = await callLegacy(() => legacy.read(mapping.resourceType, legacyId), details);
   return settle(legacy, write, existing, details);
@@ -106,7 +107,7 @@ async function settle<L>(
   // As for Medplum: only a linked record's next attempt needs to recognise this write.
   if (link !== undefined) await write.own?.mark(rowHash(target));
   if (existing !== undefined) {
-    const record = await callLegacy(
+    const record = await writeLegacy(
       () => legacy.update(mapping.resourceType, legacyId, target, { expectedVersion: existing.version }),
       details,
     );
@@ -123,7 +124,7 @@ async function settle<L>(
         details,
       );
     }
-    throw classifyLegacyError(err, details);
+    throw unknownIfLanded(classifyLegacyError(err, details), err);
   }
 }
 

@@ -55,6 +55,11 @@ export interface LeasePolicy {
   /** Told of each completed mirror (for sampled read-back checks); must not throw. */
   readonly onApplied?: ((entry: OutboxEntry, outcome: MirrorOutcome) => void) | undefined;
   readonly onConflict?: ((report: ConflictReport, review?: ReviewRequiredError) => Promise<void>) | undefined;
+  /**
+   * Told of each entry moved to the dead-letter queue, on every path (the drainer's, an inline
+   * mirror's), so each is reported the same way; must not throw.
+   */
+  readonly onDeadLetter?: ((entry: OutboxEntry, error: DualWriteError) => void) | undefined;
 }
 
 /**
@@ -150,6 +155,7 @@ async function fail(
   recorded = await store.deadLetter(lease, reason);
   if (recorded === 'done' && error instanceof ReviewRequiredError)
     await policy.onConflict?.(fullReportOf(error), error);
+  if (recorded === 'done') policy.onDeadLetter?.(lease.entry, error);
   return { status: recorded === 'done' ? 'dead-letter' : recorded, outcome: undefined, error };
 }
 

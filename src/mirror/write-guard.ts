@@ -55,7 +55,11 @@ export function checkGuard(
   switch (guard.kind) {
     case 'create':
       if (found.exists)
-        throw new ConflictError(`${record} already exists in ${where}`, undefined, found.version, details);
+        throw new ConflictError(`${record} already exists in ${where}`, undefined, found.version, {
+          ...details,
+          // What a server answers a create of an existing id.
+          status: 409,
+        });
       return;
     case 'update':
       if (!found.exists)

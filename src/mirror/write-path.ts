@@ -1,6 +1,6 @@
 import type { WithId } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
-import { DualWriteError, MirrorError, type Side } from '../errors.ts';
+import { DualWriteError, MirrorError, OutcomeUnknownError, type Side } from '../errors.ts';
 import type { DualWriteEvent } from '../dual-write-event.ts';
 import type { OutboxKind, OutboxTicket } from '../journal/outbox.ts';
 import {
@@ -11,6 +11,7 @@ import {
 import type { ResourceMapping } from '../mapping/resource-mapping.ts';
 import type { Stage, StageRoute } from '../plan/stage.ts';
 import type { LegacyAdapter, LegacyRecord } from '../sides/legacy-adapter.ts';
+import { lostInFlight } from '../sides/write-outcome.ts';
 import type { SideAction, SideOutcome, WriteResult } from '../write-result.ts';
 import type { DrainerPolicy } from './drainer.ts';
 import { markFor, runLease, type LeasePolicy, type LeaseResult } from './lease-runner.ts';
@@ -115,8 +116,12 @@ export class WritePath<L> {
     let ticket: OutboxTicket | undefined;
     if (transactional !== undefined && target !== undefined) {
       const intent = intentFor(legacyId, target);
-      ({ value: authority, ticket } = await this.#retrying(routed, legacyId, () =>
-        transactional.run(intent, (legacy) => plan.authority(legacy), idOf),
+      ({ value: authority, ticket } = await this.#writeAuthority(
+        routed,
+        legacyId,
+        () => transactional.run(intent, (legacy) => plan.authority(legacy), idOf),
+        // The transaction's COMMIT is a write too: a connection lost around it may have landed.
+        lostInFlight,
       ));
     } else {
       const early =
@@ -124,11 +129,17 @@ export class WritePath<L> {
           ? undefined
           : await this.#ctx.store.intend(intentFor(legacyId, target), this.#settings.intentHoldMs);
       try {
-        authority = await this.#retrying(routed, legacyId, () => plan.authority(this.#ctx.legacy));
+        authority = await this.#writeAuthority(routed, legacyId, () => plan.authority(this.#ctx.legacy));
       } catch (err) {
-        // Nothing was written: release the intent. If an older write is still owed, the entry
-        // stays and mirrors the authority's current state; a fresh one finds nothing to do.
-        if (early !== undefined) await this.#release(early);
+        if (early !== undefined) {
+          // Refused or never sent: nothing was written, so this intent owes nothing (an older
+          // write still owed keeps its entry). Otherwise the write may have landed: the entry
+          // stays owed and mirrors the authority's current state, which is nothing to do if
+          // the write did not land after all.
+          if (err instanceof DualWriteError && !(err instanceof OutcomeUnknownError))
+            await this.#ctx.store.withdraw(early);
+          else await this.#release(early);
+        }
         throw err;
       }
       ticket = early;
@@ -151,6 +162,46 @@ export class WritePath<L> {
       return result({ status: 'pending', outboxId: ticket.id });
     }
     return this.#mirrorInline(routed, id, ticket, authority, result);
+  }
+
+  /**
+   * Writes the authority, retrying transient failures. A failure whose write may have landed
+   * (an {@link OutcomeUnknownError} from the side, or a connection lost around a transaction's
+   * COMMIT) is retried like any other when the write can be recognised when sent again (the
+   * record's legacy id is known: every write by id is idempotent); the call's final error is
+   * then an {@link OutcomeUnknownError} whatever the last attempt's was, since an earlier
+   * attempt may have written. A create whose legacy id the legacy system assigns is not sent
+   * again: a second row could follow.
+   */
+  async #writeAuthority<T>(
+    routed: Routed<L>,
+    legacyId: string | undefined,
+    fn: () => Promise<T>,
+    landed: (error: unknown) => boolean = () => false,
+  ): Promise<T> {
+    const idempotent = legacyId !== undefined;
+    let unknown: DualWriteError | undefined;
+    try {
+      return await this.#retrying(routed, legacyId, async () => {
+        try {
+          return await fn();
+        } catch (err) {
+          if (!(err instanceof OutcomeUnknownError) && !landed(err)) throw err;
+          unknown = err instanceof OutcomeUnknownError ? err : outcomeUnknown(routed, legacyId, err, 1, true);
+          if (!idempotent) throw outcomeUnknown(routed, legacyId, unknown, unknown.attempts, false);
+          throw unknown;
+        }
+      });
+    } catch (err) {
+      if (unknown === undefined || (err instanceof OutcomeUnknownError && !err.retryable)) throw err;
+      throw outcomeUnknown(
+        routed,
+        legacyId,
+        err,
+        err instanceof DualWriteError ? err.attempts : 1,
+        idempotent,
+      );
+    }
   }
 
   #retrying<T>(routed: Routed<L>, legacyId: string | undefined, fn: () => Promise<T>): Promise<T> {
@@ -371,6 +422,39 @@ function mirrorAction(mirror: MirrorState): SideAction {
 
 function sideOutcome(action: SideAction, id: string | undefined, version: string | undefined): SideOutcome {
   return { action, id: action === 'skipped' ? undefined : id, version };
+}
+
+/**
+ * The error of an authority write that may have landed: the side and record, the last failure
+ * as `cause`, and whether calling again is safe.
+ */
+function outcomeUnknown<L>(
+  routed: Routed<L>,
+  legacyId: string | undefined,
+  last: unknown,
+  attempts: number,
+  retryable: boolean,
+): OutcomeUnknownError {
+  const side =
+    last instanceof DualWriteError ? (last.side ?? routed.route.authority) : routed.route.authority;
+  const where = side === 'medplum' ? 'Medplum' : 'the legacy system';
+  const record = `${routed.mapping.resourceType}/${legacyId ?? '(new)'}`;
+  const next = retryable
+    ? 'the same call may be made again safely'
+    : 'its legacy id was to be assigned in the write: look the record up before calling again';
+  return new OutcomeUnknownError(
+    `${record}: the write to ${where} may have landed (an answer was lost); ${next}`,
+    {
+      side,
+      resourceType: routed.mapping.resourceType,
+      legacyId,
+      medplumId: last instanceof DualWriteError ? last.medplumId : undefined,
+      status: last instanceof DualWriteError ? last.status : undefined,
+      attempts,
+      cause: last,
+    },
+    retryable,
+  );
 }
 
 /** The legacy id an authority write produced (the legacy record's, else the resource's identifier). */

@@ -32,7 +32,9 @@ export function classifyLegacyError(error: unknown, details: ErrorDetails): Dual
   if (error instanceof DualWriteError) return error;
   const base = { ...details, side: 'legacy' as const, cause: valueFreeError(error) };
   if (error instanceof LegacyVersionConflictError) {
-    return new ConflictError(error.message, error.expectedVersion, error.actualVersion, base);
+    // As HTTP says it: a stale expected version is a 412, a create of an existing id a 409.
+    const status = error.expectedVersion === undefined ? 409 : 412;
+    return new ConflictError(error.message, error.expectedVersion, error.actualVersion, { ...base, status });
   }
   if (error instanceof LegacyNotFoundError) {
     return new RejectedError(error.message, [], { ...base, status: 404 });

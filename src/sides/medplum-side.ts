@@ -4,6 +4,7 @@ import { RejectedError, UnavailableError, type ErrorDetails } from '../errors.ts
 import { checkValue, fhirId } from '../option-checks.ts';
 import { withHttpExchange } from './http-capture.ts';
 import { classifyMedplumError } from './medplum-failure.ts';
+import { unknownIfLanded } from './write-outcome.ts';
 import { WriteBundler, type BundledOutcome, type BundledWrite } from './write-bundler.ts';
 import { interactionCost, type PacerLane, type QuotaPacer, type RequestCost } from '../pacing/quota-pacer.ts';
 
@@ -323,19 +324,28 @@ export class MedplumSide {
         : { ok: false, error: result.error, exchange: result.exchange };
     };
     const outcome = this.#bundler === undefined ? await alone() : await this.#bundler.send(write, alone);
+    // A write whose answer was lost (no answer, a gateway's 502, an unreadable success) may
+    // have landed: it is an OutcomeUnknownError, never an UnavailableError ("not written").
     if (!outcome.ok) {
       if ('unavailable' in outcome) {
         const { message, status, retryAfterMs, cause } = outcome.unavailable;
-        throw new UnavailableError(message, { ...details, side: 'medplum', status, cause }, retryAfterMs);
+        throw unknownIfLanded(
+          new UnavailableError(message, { ...details, side: 'medplum', status, cause }, retryAfterMs),
+        );
       }
-      throw classifyMedplumError(outcome.error, outcome.exchange, { ...details, side: 'medplum' });
+      throw unknownIfLanded(
+        classifyMedplumError(outcome.error, outcome.exchange, { ...details, side: 'medplum' }),
+        outcome.error,
+      );
     }
     if (write.method !== 'DELETE' && outcome.resource?.id === undefined) {
-      throw new UnavailableError(`Medplum answered a ${write.method} of ${write.url} without the resource`, {
-        ...details,
-        side: 'medplum',
-        status: outcome.status,
-      });
+      throw unknownIfLanded(
+        new UnavailableError(`Medplum answered a ${write.method} of ${write.url} without the resource`, {
+          ...details,
+          side: 'medplum',
+          status: outcome.status,
+        }),
+      );
     }
     return { stored: outcome.resource, status: outcome.status };
   }

@@ -209,6 +209,33 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
     });
   });
 
+  describe('withdrawn intents (the authority write did not happen)', () => {
+    it('removes the entry the intent created, so nothing is owed', async () => {
+      const ticket = await fixture.store.intend(intentOf('p-1'), HOUR);
+      await fixture.store.withdraw(ticket);
+      expect(await fixture.store.listOutbox()).toEqual([]);
+      expect(await fixture.store.outboxCounts()).toMatchObject({ pending: 0, leased: 0 });
+    });
+
+    it('keeps an entry an older write still owes, releasing only the hold, without moving seq', async () => {
+      await queue('p-1');
+      const ticket = await fixture.store.intend(intentOf('p-1'), HOUR);
+      await fixture.store.withdraw(ticket);
+      const [entry] = await fixture.store.listOutbox();
+      expect(entry).toMatchObject({ seq: ticket.seq, holdUntil: undefined });
+      expect(await fixture.store.claim('worker-1', 1, HOUR)).toHaveLength(1);
+    });
+
+    it('keeps the entry when a newer intent came meanwhile, and its hold', async () => {
+      const withdrawn = await fixture.store.intend(intentOf('p-1'), HOUR);
+      const newer = await fixture.store.intend(intentOf('p-1'), HOUR);
+      await fixture.store.withdraw(withdrawn);
+      expect(await fixture.store.claim('worker-1', 1, HOUR)).toHaveLength(0);
+      await fixture.store.commit(newer);
+      expect(await fixture.store.claim('worker-1', 1, HOUR)).toHaveLength(1);
+    });
+  });
+
   describe('claims', () => {
     it('leases due entries oldest first, up to the limit', async () => {
       // Twelve, so an order by ids as text ('10' < '2') would show.
