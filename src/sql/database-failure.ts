@@ -7,6 +7,7 @@
  */
 import { DualWriteError, UnavailableError, type ErrorDetails } from '../errors.ts';
 import { valueFreeError } from '../error-values.ts';
+import { classifyMysqlError } from './mysql-errors.ts';
 
 /**
  * What a database error means for a retry: `transient` (the connection was lost, the server is
@@ -108,6 +109,11 @@ export function isTransientSqlState(state: string): boolean {
  */
 export function databaseFailureKind(err: unknown): DatabaseFailureKind | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
+  // MySQL and MariaDB put a lock wait timeout (1205) and a lost connection (2013) under the
+  // catch-all SQLSTATE HY000: their error numbers decide first (see mysql-errors.ts).
+  if (typeof (err as { errno?: unknown }).errno === 'number' && 'sqlState' in err) {
+    if (classifyMysqlError(err).kind === 'transient') return 'transient';
+  }
   const state = sqlStateOf(err);
   if (state !== undefined) return isTransientSqlState(state) ? 'transient' : 'permanent';
   const { code, message, errors } = err as { code?: unknown; message?: unknown; errors?: unknown };

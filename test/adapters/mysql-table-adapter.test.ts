@@ -2,6 +2,7 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MysqlTableAdapter } from '../../src/adapters/mysql-table-adapter.ts';
 import { RejectedError, UnavailableError } from '../../src/errors.ts';
+import { databaseFailureKind } from '../../src/sql/database-failure.ts';
 import { classifyMysqlError } from '../../src/sql/mysql-errors.ts';
 import { describeLegacyAdapterContract, type LegacyAdapterFixture } from './legacy-adapter.contract.ts';
 
@@ -185,6 +186,17 @@ describe('MysqlTableAdapter on MariaDB', () => {
       }).kind,
     ).toBe('duplicate-key');
     expect(classifyMysqlError(new Error('boom')).kind).toBe('unknown');
+  });
+
+  it('is the database-failure classification for MySQL errors filed under SQLSTATE HY000', () => {
+    // Lock wait timeout and lost connection carry the catch-all SQLSTATE; their numbers decide.
+    expect(databaseFailureKind({ errno: 1205, sqlState: 'HY000', code: 'ER_LOCK_WAIT_TIMEOUT' })).toBe(
+      'transient',
+    );
+    expect(databaseFailureKind({ errno: 2013, sqlState: 'HY000', code: 'CR_SERVER_LOST' })).toBe('transient');
+    expect(databaseFailureKind({ errno: 1406, sqlState: '22001', code: 'ER_DATA_TOO_LONG' })).toBe(
+      'permanent',
+    );
   });
 
   it('refuses a value the table cannot hold with a RejectedError naming the column, never the value', async () => {
