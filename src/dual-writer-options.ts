@@ -144,7 +144,7 @@ export interface DualWriterOptions<C, L> {
   readonly retry?: RetryOptions | undefined;
   /**
    * The background drainer that applies pending mirrors (`writer.start()`).
-   * @default { concurrency: 4, batchSize: 16, pollIntervalMs: 200, leaseMs: 30000, maxAttempts: 30, backoff: { minMs: 500, maxMs: 300000, factor: 2 }, bundle: 16 }
+   * @default { concurrency: 64, batchSize: 16, pollIntervalMs: 200, leaseMs: 30000, maxAttempts: 30, backoff: { minMs: 500, maxMs: 300000, factor: 2 }, bundle: 20, requests: 4 }
    */
   readonly drainer?: DrainerOptions | undefined;
   /**

@@ -160,6 +160,8 @@ export class DualWriter<C, L> {
       medplum: options.medplum,
       mappings: [...this.#mappings.values()],
       unitOf: feeds?.unitOf,
+      // A backfill's searches spend the same user's quota: they wait in the background lane.
+      pacer,
     };
     if (feeds === undefined) this.#feeds = undefined;
     else {

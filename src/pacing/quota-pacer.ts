@@ -162,6 +162,31 @@ export class QuotaPacer {
   }
 
   /**
+   * For work that sends its requests with a client of its own and cannot report their answers
+   * (a backfill's searches, through its `JobPacer`): waits as a background request would, then
+   * counts the points as spent. What is left is learnt again from the writer's next answer.
+   *
+   * @param points - The request's `fhirInteractions` cost (a search 20, a read 1).
+   * @param signal - Stops waiting.
+   * @example
+   * ```ts
+   * await writer.backfill({ resourceType: 'Patient', unit: 'north' }); // its searches take() from the writer's pacer
+   * await pacer.take(20);
+   * ```
+   */
+  async take(points: number, signal?: AbortSignal): Promise<void> {
+    const cost = { fhirInteractions: points, requests: 1 };
+    await this.acquire(cost, 'background', signal);
+    for (const [name, units] of Object.entries(cost)) {
+      const budget = this.#budgets.get(name);
+      if (budget === undefined) continue;
+      budget.inFlight = Math.max(0, budget.inFlight - units);
+      budget.remaining -= units;
+    }
+    if (this.#state === 'unknown') this.#probing = Math.max(0, this.#probing - 1);
+  }
+
+  /**
    * How many requests of this cost the lane could send now without waiting: what a bundle may
    * hold. `Infinity` when the server announces no limit.
    *

@@ -85,6 +85,19 @@ describe('QuotaPacer', () => {
     expect(pacer.stats().waits).toBe(0);
   });
 
+  it('take() spends points for requests it never hears back from (a backfill on its own client)', async () => {
+    const pacer = new QuotaPacer({ reserve: 0 });
+    await pacer.acquire(write, 'live');
+    pacer.observe(headers(100, 60), write);
+    await pacer.take(20);
+    await pacer.take(20);
+    expect(pacer.affordable({ fhirInteractions: 20 }, 'background')).toBe(3);
+    const late = pacer.take(80);
+    expect(await settled(late)).toBe(false);
+    await vi.advanceTimersByTimeAsync(60_300);
+    expect(await settled(late)).toBe(true);
+  });
+
   it('stops waiting when the signal aborts', async () => {
     const pacer = new QuotaPacer();
     await pacer.acquire(write, 'live');
