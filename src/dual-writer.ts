@@ -1,3 +1,4 @@
+import { valueFreeError } from './error-values.ts';
 import type { WithId } from '@medplum/core';
 import type { ExtractResource, Resource, ResourceType } from '@medplum/fhirtypes';
 import {
@@ -1121,10 +1122,8 @@ export class DualWriter<C, L> {
       }
     } catch (err) {
       if (err instanceof InvalidInputError) throw err;
-      throw new MappingError('newLegacyId', `threw: ${err instanceof Error ? err.message : String(err)}`, {
-        ...details,
-        cause: err,
-      });
+      const cause = valueFreeError(err);
+      throw new MappingError('newLegacyId', `threw: ${cause.message}`, { ...details, cause });
     }
     if (typeof id !== 'string' || id === '')
       throw new MappingError('newLegacyId', 'must return a non-empty string', details);

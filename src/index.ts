@@ -83,7 +83,7 @@ export type {
 } from './journal/outbox.ts';
 export type { StoredEvent, RecordedEvent } from './journal/sync-store.ts';
 export { LinkConflictError } from './journal/sync-store.ts';
-export type { SyncStore } from './journal/sync-store.ts';
+export type { SyncStore, DeadLetterOptions } from './journal/sync-store.ts';
 export type { Link } from './journal/link.ts';
 
 export type { RetryOptions } from './mirror/retry-policy.ts';

@@ -413,7 +413,7 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
         throw new InvalidInputError('after', 'is not an id of this table', {
           side: 'legacy',
           resourceType,
-          cause: err,
+          cause: valueFreeError(err),
         });
       throw err;
     }
@@ -527,7 +527,7 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
         throw new InvalidInputError('cursor', 'does not belong to this table', {
           side: 'legacy',
           resourceType,
-          cause: err,
+          cause: valueFreeError(err),
         });
       }
       throw err;

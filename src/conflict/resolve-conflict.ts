@@ -1,3 +1,4 @@
+import { valueFreeError } from '../error-values.ts';
 import type { WithId } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
 import { diff, type RevealedDiffEntry } from '../divergence/diff.ts';
@@ -270,7 +271,7 @@ async function ask(
     throw new RejectedError(
       `the conflict resolver failed: ${err instanceof Error ? err.name : typeof err}`,
       [],
-      { ...details, cause: err },
+      { ...details, cause: valueFreeError(err) },
     );
   }
   if (!isResolution(resolution)) {

@@ -23,7 +23,13 @@ import {
   type StoredPlan,
 } from './stored-plan.ts';
 import { parseWaitingFor } from './waiting-for.ts';
-import { LinkConflictError, type RecordedEvent, type StoredEvent, type SyncStore } from './sync-store.ts';
+import {
+  LinkConflictError,
+  type DeadLetterOptions,
+  type RecordedEvent,
+  type StoredEvent,
+  type SyncStore,
+} from './sync-store.ts';
 
 type MutableEntry = { -readonly [K in keyof OutboxEntry]: OutboxEntry[K] } & {
   token: string | undefined;
@@ -344,7 +350,7 @@ export class MemoryStore implements SyncStore {
   }
 
   /** {@inheritDoc SyncStore.deadLetter} */
-  deadLetter(lease: Lease, error: OutboxError): Promise<LeaseOutcome> {
+  deadLetter(lease: Lease, error: OutboxError, options: DeadLetterOptions = {}): Promise<LeaseOutcome> {
     return this.#finish(lease, (entry) => {
       this.#outbox.delete(keyOf(entry));
       const id = this.#nextId();
@@ -356,7 +362,7 @@ export class MemoryStore implements SyncStore {
         target: entry.target,
         unit: entry.unit,
         kind: entry.kind,
-        base: entry.base,
+        base: options.keepBase === false ? undefined : entry.base,
         attempts: entry.attempts + 1,
         reason: error,
         failedAt: new Date().toISOString(),

@@ -25,6 +25,7 @@ import {
  * @param tables - The store's tables.
  * @param entryId - The entry's id.
  * @param reason - Why it failed for good.
+ * @param keepBase - Whether the letter keeps the entry's base (the caller's copy of the record).
  * @returns When moved.
  * @example
  * ```ts
@@ -36,12 +37,14 @@ export async function moveToDeadLetters(
   tables: JournalTables,
   entryId: string,
   reason: OutboxError,
+  keepBase = true,
 ): Promise<void> {
   await tx.query(
     `WITH gone AS (DELETE FROM ${tables.outbox} WHERE id = $1::bigint RETURNING *)
      INSERT INTO ${tables.deadLetters} (resource_type, legacy_id, target, unit, kind, base, attempts, reason)
-     SELECT resource_type, legacy_id, target, unit, kind, base, attempts + 1, $2::text::jsonb FROM gone`,
-    [entryId, jsonParam(reason)],
+     SELECT resource_type, legacy_id, target, unit, kind, CASE WHEN $3::boolean THEN base END, attempts + 1,
+       $2::text::jsonb FROM gone`,
+    [entryId, jsonParam(reason), keepBase],
   );
 }
 

@@ -34,7 +34,7 @@ import {
   type PostgresStoreOptions,
 } from './postgres-store-options.ts';
 import { iso, journalTables, jsonParam, optional, parseJson, type JournalTables } from './postgres-tables.ts';
-import type { RecordedEvent, StoredEvent, SyncStore } from './sync-store.ts';
+import type { DeadLetterOptions, RecordedEvent, StoredEvent, SyncStore } from './sync-store.ts';
 
 export type { EmbeddedPostgresStoreOptions, PostgresStoreOptions } from './postgres-store-options.ts';
 
@@ -339,10 +339,10 @@ export class PostgresStore implements SyncStore {
   }
 
   /** {@inheritDoc SyncStore.deadLetter} */
-  deadLetter(lease: Lease, error: OutboxError): Promise<LeaseOutcome> {
+  deadLetter(lease: Lease, error: OutboxError, options: DeadLetterOptions = {}): Promise<LeaseOutcome> {
     return typedJournal(() =>
       outbox.finish(this.#sql, this.#tables, lease, (tx) =>
-        letters.moveToDeadLetters(tx, this.#tables, lease.entry.id, error),
+        letters.moveToDeadLetters(tx, this.#tables, lease.entry.id, error, options.keepBase !== false),
       ),
     );
   }

@@ -151,8 +151,12 @@ export interface SyncStore extends JobStore {
     delayMs: number,
     whilePending?: boolean,
   ): Promise<LeaseOutcome>;
-  /** Moves a leased entry to the dead-letter queue with its reason. */
-  deadLetter(lease: Lease, error: OutboxError): Promise<LeaseOutcome>;
+  /**
+   * Moves a leased entry to the dead-letter queue with its reason. With `keepBase: false` the
+   * letter keeps no copy of the record (the entry's `base`): a writer with
+   * `baseSnapshot: 'hash-only'` stores no record content beyond what is in flight.
+   */
+  deadLetter(lease: Lease, error: OutboxError, options?: DeadLetterOptions): Promise<LeaseOutcome>;
   /** Whether a record has an outbox entry (pending or leased) for either side. */
   hasPending(resourceType: string, legacyId: string): Promise<boolean>;
   /** Outbox entries, oldest first. */
@@ -222,6 +226,23 @@ export interface SyncStore extends JobStore {
    * changes nothing. Either way returns the stored plan afterwards. Rejects before a seed.
    */
   changePlan(change: PlanChange, event: StoredEvent): Promise<PlanChangeOutcome>;
+}
+
+/**
+ * How {@link SyncStore.deadLetter} keeps a letter.
+ *
+ * @example
+ * ```ts
+ * await store.deadLetter(lease, reason, { keepBase: false });
+ * ```
+ */
+export interface DeadLetterOptions {
+  /**
+   * Keep the entry's `base` (the caller's copy of the record) in the letter, so a retry
+   * mirrors the fields only that copy held.
+   * @default true
+   */
+  readonly keepBase?: boolean | undefined;
 }
 
 /**

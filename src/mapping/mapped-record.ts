@@ -1,3 +1,4 @@
+import { valueFreeError } from '../error-values.ts';
 import type { Identifier, Resource } from '@medplum/fhirtypes';
 import { DualWriteError, MappingError, type ErrorDetails } from '../errors.ts';
 import type { ResourceMapping } from './resource-mapping.ts';
@@ -27,11 +28,12 @@ export function runMapping<T>(
       });
     }
     if (err instanceof DualWriteError) throw err;
-    throw new MappingError(
-      undefined,
-      `${direction} threw: ${err instanceof Error ? err.message : String(err)}`,
-      { ...details, cause: err },
-    );
+    // What a mapping throws can quote the record (`JSON.parse` does): only the value-free copy.
+    const cause = valueFreeError(err);
+    throw new MappingError(undefined, `${direction} threw: ${cause.name}: ${cause.message}`, {
+      ...details,
+      cause,
+    });
   }
   if (value === undefined && direction !== 'legacyId')
     throw new MappingError(undefined, `${direction} returned undefined`, details);

@@ -94,7 +94,7 @@ export async function runLease<L>(
     outcome = await attempt();
   } catch (err) {
     attempted?.();
-    return await fail(ctx.store, lease, policy, toTyped(err, lease));
+    return await fail(ctx, lease, policy, toTyped(err, lease));
   } finally {
     clearInterval(heartbeat);
   }
@@ -119,14 +119,14 @@ export async function runLease<L>(
         medplumId: err.medplumId,
         cause: err,
       });
-      return fail(ctx.store, lease, policy, error);
+      return fail(ctx, lease, policy, error);
     }
     throw err;
   }
 }
 
 async function fail(
-  store: SyncStore,
+  { store, baseSnapshot }: { readonly store: SyncStore; readonly baseSnapshot: 'full' | 'hash-only' },
   lease: Lease,
   policy: LeasePolicy,
   error: DualWriteError,
@@ -152,7 +152,8 @@ async function fail(
     recorded = await store.retryLater(lease, reason, retryInMs);
     return { status: recorded === 'done' ? 'retrying' : recorded, outcome: undefined, error, retryInMs };
   }
-  recorded = await store.deadLetter(lease, reason);
+  // A letter can wait weeks for an operator: under `hash-only` it keeps no copy of the record.
+  recorded = await store.deadLetter(lease, reason, { keepBase: baseSnapshot === 'full' });
   if (recorded === 'done' && error instanceof ReviewRequiredError)
     await policy.onConflict?.(fullReportOf(error), error);
   if (recorded === 'done') policy.onDeadLetter?.(lease.entry, error);

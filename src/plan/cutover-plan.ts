@@ -1,3 +1,4 @@
+import { valueFreeError } from '../error-values.ts';
 import { ConfigurationError, DualWriteError, InvalidInputError } from '../errors.ts';
 import type { SyncStore } from '../journal/sync-store.ts';
 import { storedStageOf, type PlanSeed, type StoredPlan } from '../journal/stored-plan.ts';
@@ -161,7 +162,7 @@ export class CutoverPlan<C> {
     try {
       unit = this.#unitOf(ctx);
     } catch (err) {
-      throw new InvalidInputError('ctx', 'unitOf(ctx) threw', { cause: err });
+      throw new InvalidInputError('ctx', 'unitOf(ctx) threw', { cause: valueFreeError(err) });
     }
     if (typeof unit !== 'string' || unit === '') {
       throw new InvalidInputError(
