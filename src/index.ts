@@ -62,7 +62,7 @@ export type {
 } from './journal/job.ts';
 export { backfill, backfillInOrder } from './jobs/backfill.ts';
 export type { BackfillOptions } from './jobs/backfill.ts';
-export type { JobContext, JobPacer, JobRecord } from './jobs/job-context.ts';
+export type { JobContext, JobRecord } from './jobs/job-context.ts';
 export type { JobProgress, JobWorkerOptions } from './jobs/job-worker.ts';
 export { reconcile } from './jobs/reconcile.ts';
 export type { ReconcileOptions } from './jobs/reconcile.ts';

@@ -12,9 +12,8 @@ import type { LegacyAdapter, LegacyRecord } from '../sides/legacy-adapter.ts';
 import { callLegacy } from '../sides/legacy-failure.ts';
 import type { MedplumSide } from '../sides/medplum-side.ts';
 import { retryPolicyOf, withRetries } from '../mirror/retry-policy.ts';
-import type { JobContext, JobPacer } from './job-context.ts';
+import type { JobContext } from './job-context.ts';
 import { PageTally } from './page-tally.ts';
-import { SEARCH_POINTS } from './record-pages.ts';
 
 /*
  * A backfill page is classified from cheap facts first and queued, never written here: the
@@ -49,7 +48,6 @@ export interface PageScope<L> {
   readonly medplum: MedplumSide;
   readonly mapping: ResourceMapping<L>;
   readonly unit: string | undefined;
-  readonly pacer: JobPacer | undefined;
   readonly signal: AbortSignal | undefined;
 }
 
@@ -65,18 +63,14 @@ function sourcesOf<L>(scope: PageScope<L>): ReferenceSources<L> {
 }
 
 /**
- * Runs one Medplum request with the library's retries, after the pacer lets it go.
+ * Runs one Medplum request with the library's retries (the job's Medplum side waits on the
+ * quota pacer for each attempt).
  *
- * @param scope - The job's scope (pacer, signal).
- * @param points - The request's cost in quota points.
  * @param call - The request.
  * @returns Its answer.
  */
-export async function paced<L, T>(scope: PageScope<L>, points: number, call: () => Promise<T>): Promise<T> {
-  const { value } = await withRetries(async () => {
-    await scope.pacer?.take(points, scope.signal);
-    return call();
-  }, RETRY);
+export async function paced<T>(call: () => Promise<T>): Promise<T> {
+  const { value } = await withRetries(call, RETRY);
   return value;
 }
 
@@ -145,9 +139,7 @@ export async function medplumVersions<L>(
       _elements: 'id,meta',
       _count: String(chunk.length),
     });
-    const page = await paced(scope, SEARCH_POINTS, () =>
-      scope.medplum.searchPage(scope.mapping.resourceType, query),
-    );
+    const page = await paced(() => scope.medplum.searchPage(scope.mapping.resourceType, query));
     for (const resource of page.resources) versions.set(resource.id, resource.meta?.versionId ?? '');
   }
   return versions;
@@ -168,7 +160,7 @@ export async function copiesByIdentifier<L>(
   const found = new Map<string, readonly WithId<Resource>[]>();
   for (let i = 0; i < legacyIds.length; i += 100) {
     const chunk = legacyIds.slice(i, i + 100);
-    const answered = await paced(scope, SEARCH_POINTS, () =>
+    const answered = await paced(() =>
       scope.medplum.findManyByIdentifier(mapping.resourceType, mapping.identifierSystem, chunk),
     );
     for (const id of chunk) {
@@ -179,9 +171,7 @@ export async function copiesByIdentifier<L>(
       }
       // Left out of the batched answer (ambiguous or unsearchable as part of a list): asked alone.
       const query = new URLSearchParams({ identifier: `${mapping.identifierSystem}|${id}`, _count: '3' });
-      const page = await paced(scope, SEARCH_POINTS, () =>
-        scope.medplum.searchPage(mapping.resourceType, query),
-      );
+      const page = await paced(() => scope.medplum.searchPage(mapping.resourceType, query));
       found.set(
         id,
         page.resources.filter((resource) => legacyIdOf(resource, mapping.identifierSystem) === id),

@@ -117,10 +117,9 @@ export async function backfill<L>(ctx: JobContext<L>, options: BackfillOptions):
     ctx,
     store: ctx.store,
     legacy: ctx.legacy,
-    medplum: new MedplumSide(ctx.medplum),
+    medplum: jobSide(ctx),
     mapping,
     unit: job.unit,
-    pacer: ctx.pacer,
     signal: given.signal,
   };
   const maxQueued = given.maxQueued ?? 1000;
@@ -148,11 +147,25 @@ export async function backfill<L>(ctx: JobContext<L>, options: BackfillOptions):
     ctx.store,
     job.id,
     {
-      read: medplumPages(scope.medplum, mapping.resourceType, { pacer: ctx.pacer, signal: given.signal }),
+      read: medplumPages(scope.medplum, mapping.resourceType, {}),
       process: (page) => backfillMedplumPage(scope, page),
       beforePage,
     },
     given,
+  );
+}
+
+/**
+ * The Medplum side of a job: its requests in the background lane of the context's pacer.
+ *
+ * @param ctx - The job's context.
+ * @returns The side.
+ */
+export function jobSide<L>(ctx: JobContext<L>): MedplumSide {
+  return new MedplumSide(
+    ctx.medplum,
+    1,
+    ctx.pacer === undefined ? {} : { pacer: ctx.pacer, lane: 'background' },
   );
 }
 

@@ -1,6 +1,7 @@
 import type { MedplumClient } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
 import type { SyncStore } from '../journal/sync-store.ts';
+import type { QuotaPacer } from '../pacing/quota-pacer.ts';
 import type { ResourceMapping } from '../mapping/resource-mapping.ts';
 import type { LegacyAdapter } from '../sides/legacy-adapter.ts';
 
@@ -22,22 +23,6 @@ export interface JobRecord<L> {
   readonly row?: L | undefined;
   /** The Medplum resource, when the job read Medplum. */
   readonly resource?: Resource | undefined;
-}
-
-/**
- * What keeps a job's Medplum requests within the server's quota. A job asks before each
- * request, with the request's cost in quota points (a search 20, a read 1); the pacer resolves
- * when the request may go. Plug in the quota-aware pacer the live writer shares, so that live
- * mirrors keep their share; without one, a job does not wait.
- *
- * @example
- * ```ts
- * const pacer: JobPacer = { take: async (points) => { await budget.reserve(points); } };
- * ```
- */
-export interface JobPacer {
-  /** Resolves when a request costing `points` may be sent; rejects when `signal` aborts. */
-  take(points: number, signal?: AbortSignal): Promise<void>;
 }
 
 /**
@@ -68,6 +53,10 @@ export interface JobContext<L> {
    * Without it, every record belongs to the job's `unit`.
    */
   readonly unitOf?: ((record: JobRecord<L>) => string | undefined | Promise<string | undefined>) | undefined;
-  /** Paces the job's Medplum requests (see {@link JobPacer}). */
-  readonly pacer?: JobPacer | undefined;
+  /**
+   * The quota pacer of the Medplum client's user: the job's requests go in its background
+   * lane, so live calls sharing the client keep their reserve. Give the writer's (`pacer`
+   * option) when the job shares its client; without one, the job's requests are not paced.
+   */
+  readonly pacer?: QuotaPacer | undefined;
 }

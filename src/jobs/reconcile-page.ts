@@ -18,7 +18,6 @@ import {
   type PageScope,
 } from './backfill-page.ts';
 import { PageTally } from './page-tally.ts';
-import { SEARCH_POINTS } from './record-pages.ts';
 
 /*
  * A reconciliation reads both sides: first the legacy side in key order, matching each record
@@ -193,7 +192,7 @@ export async function reconcileMedplumPage<L>(
         tally.add('duplicate', legacyId);
         if (policy.repair !== 'queue') continue;
         if (policy.duplicates === 'remove-unlinked') {
-          await paced(scope, 100, () =>
+          await paced(() =>
             scope.medplum.delete(mapping.resourceType, resource.id, {
               resourceType: mapping.resourceType,
               legacyId,
@@ -276,9 +275,7 @@ async function readById<L>(
   for (let i = 0; i < ids.length; i += 100) {
     const chunk = ids.slice(i, i + 100);
     const query = new URLSearchParams({ _id: chunk.join(','), _count: String(chunk.length) });
-    const page = await paced(scope, SEARCH_POINTS, () =>
-      scope.medplum.searchPage(scope.mapping.resourceType, query),
-    );
+    const page = await paced(() => scope.medplum.searchPage(scope.mapping.resourceType, query));
     for (const resource of page.resources) found.set(resource.id, resource);
   }
   return found;

@@ -14,9 +14,8 @@ import {
   type Rule,
 } from '../option-checks.ts';
 import type { LegacyRecord } from '../sides/legacy-adapter.ts';
-import { MedplumSide } from '../sides/medplum-side.ts';
 import type { PageScope } from './backfill-page.ts';
-import { jobFor } from './backfill.ts';
+import { jobFor, jobSide } from './backfill.ts';
 import type { JobContext } from './job-context.ts';
 import { runJobPages, type JobWorkerOptions } from './job-worker.ts';
 import { reconcileLegacyPage, reconcileMedplumPage, type RepairPolicy } from './reconcile-page.ts';
@@ -135,7 +134,7 @@ export async function reconcile<L>(ctx: JobContext<L>, options: ReconcileOptions
           sampleSize: given.sampleSize,
         })
       : await jobFor(ctx, given, 'reconcile');
-  const medplum = new MedplumSide(ctx.medplum);
+  const medplum = jobSide(ctx);
   const scope: PageScope<L> = {
     ctx,
     store: ctx.store,
@@ -143,7 +142,6 @@ export async function reconcile<L>(ctx: JobContext<L>, options: ReconcileOptions
     medplum,
     mapping,
     unit: job.unit,
-    pacer: ctx.pacer,
     signal: given.signal,
   };
   const policy: RepairPolicy = {
@@ -152,7 +150,7 @@ export async function reconcile<L>(ctx: JobContext<L>, options: ReconcileOptions
     reference: job.direction === 'to-medplum' ? 'legacy' : 'medplum',
   };
   const readLegacy = legacyPages(ctx.legacy, mapping.resourceType);
-  const readMedplum = medplumPages(medplum, mapping.resourceType, { pacer: ctx.pacer, signal: given.signal });
+  const readMedplum = medplumPages(medplum, mapping.resourceType, {});
   type Item = { readonly legacy: LegacyRecord<L> } | { readonly medplum: WithId<Resource> };
   return runJobPages<Item>(
     ctx.store,

@@ -4,7 +4,6 @@ import { InvalidInputError } from '../errors.ts';
 import type { LegacyAdapter, LegacyRecord } from '../sides/legacy-adapter.ts';
 import { callLegacy } from '../sides/legacy-failure.ts';
 import type { MedplumSide } from '../sides/medplum-side.ts';
-import type { JobPacer } from './job-context.ts';
 
 /**
  * One page of a job's scan and where the next starts (`undefined`: it was the last).
@@ -79,7 +78,7 @@ interface MedplumCursor {
  *
  * @param medplum - The Medplum side.
  * @param resourceType - The type to read.
- * @param options - `elements`: only these elements (`_elements`, cheap facts); `pacer`, `signal`.
+ * @param options - `elements`: only these elements (`_elements`, cheap facts).
  * @returns The page reader.
  * @example
  * ```ts
@@ -89,11 +88,7 @@ interface MedplumCursor {
 export function medplumPages(
   medplum: MedplumSide,
   resourceType: string,
-  options: {
-    readonly elements?: string | undefined;
-    readonly pacer?: JobPacer | undefined;
-    readonly signal?: AbortSignal | undefined;
-  },
+  options: { readonly elements?: string | undefined },
 ): ReadPage<WithId<Resource>> {
   return async (after, limit) => {
     const cursor = after === undefined ? undefined : decodeMedplumCursor(after);
@@ -103,7 +98,6 @@ export function medplumPages(
       if (cursor.skip > 0) query.set('_offset', String(cursor.skip));
     }
     if (options.elements !== undefined) query.set('_elements', options.elements);
-    await options.pacer?.take(SEARCH_POINTS, options.signal);
     const page = await medplum.searchPage(resourceType, query);
     const items = page.resources;
     if (items.length < limit) return { items, next: undefined };
@@ -113,9 +107,6 @@ export function medplumPages(
     return { items, next: JSON.stringify({ at: last, skip } satisfies MedplumCursor) };
   };
 }
-
-/** What a search costs in quota points (Medplum's default cost table). */
-export const SEARCH_POINTS = 20;
 
 function decodeMedplumCursor(text: string): MedplumCursor {
   try {
