@@ -95,6 +95,9 @@ for (const scenario of scenarios) {
     let copies = new Map<string, Patient[]>();
     /** Each record's versions in its Medplum history, oldest first. */
     const histories = new Map<string, number[]>();
+    /** Backends of the drain processes terminated during the run. */
+    let terminated = 0;
+    let stopTerminating = (): void => undefined;
 
     beforeAll(async () => {
       const started = Date.now();
@@ -131,6 +134,20 @@ for (const scenario of scenarios) {
           }),
       );
       await Promise.all(workers.map((worker) => worker.ready));
+      // The drainers' PostgreSQL backends are terminated every 250 ms while they work: every
+      // statement, transaction and lease renewal may meet a 57P01 or a lost connection, which
+      // must be retried, never dead-lettered, and must not crash a drain process.
+      const terminating = setInterval(() => {
+        void pool
+          .query<{ n: number }>(
+            `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
+             WHERE application_name = $1 AND pid <> pg_backend_pid()`,
+            [schema],
+          )
+          .then(({ rows }) => (terminated += rows[0]?.n ?? 0))
+          .catch(() => undefined);
+      }, 250);
+      stopTerminating = () => clearInterval(terminating);
       for (let version = 2; version <= scenario.versions; version++) {
         await Promise.all(ids.map((id) => writer.update('Patient', String(id), rowOf(id, version), ctx)));
         // Let the workers take some entries between versions, so that some versions are applied
@@ -144,6 +161,7 @@ for (const scenario of scenarios) {
         await sleep(50);
         counts = await store.outboxCounts();
       }
+      stopTerminating();
       await Promise.all(workers.map((worker) => worker.stop()));
       const last = await writer.drain({ timeoutMs: 30_000 });
       server.faults.clear();
@@ -172,6 +190,7 @@ for (const scenario of scenarios) {
           medplumVersionsPerRecord:
             [...histories.values()].reduce((sum, list) => sum + list.length, 0) / scenario.records,
           lastDrain: { applied: last.applied, remaining: last.remaining },
+          terminatedBackends: terminated,
           deadLetters: (await store.listDeadLetters()).map(({ legacyId, reason }) => ({ legacyId, reason })),
           faults: server.faults.stats.injected,
           seconds: (Date.now() - started) / 1000,
@@ -180,12 +199,17 @@ for (const scenario of scenarios) {
     }, 120_000);
 
     afterAll(async () => {
+      stopTerminating();
       // Cleanup goes on whatever state the workers are in; their failures were reported above.
       await Promise.allSettled(workers.map((worker) => worker.stop()));
       await pool.query(`drop schema if exists ${schema} cascade`);
       await pool.query(`drop table if exists ${table}`);
       await pool.end();
       await server.close();
+    });
+
+    it("terminated the drainers' PostgreSQL backends while they worked", () => {
+      expect(terminated).toBeGreaterThan(0);
     });
 
     it('leaves nothing pending, leased or dead-lettered', async () => {

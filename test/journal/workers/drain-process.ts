@@ -36,7 +36,8 @@ function say(line: Record<string, unknown>): void {
 }
 
 const config = JSON.parse(process.argv[2] ?? '') as DrainProcessConfig;
-const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 6 });
+// Named, so the test can terminate this process's backends while it drains.
+const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 6, application_name: config.schema });
 const sql = sqlClientFromPg(pool);
 const store = await PostgresStore.open({ sql, schema: config.schema });
 const writer = new DualWriter<{ clinic: string }, PostgresTableRow>({
