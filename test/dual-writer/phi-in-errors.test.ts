@@ -218,7 +218,7 @@ describe('marker values pushed through every kind of failure', () => {
       'mirror to the legacy table dead-lettered (MirrorError)': 'MirrorError',
       'retry of an unknown dead letter': 'DeadLetterNotFoundError',
       'MariaDB driver error': 'RejectedError',
-      'lost connection': 'UnavailableError',
+      'lost connection': 'OutcomeUnknownError',
       'mapping throwing': 'MappingError',
     });
     for (const error of errors.values()) expect(error).toBeInstanceOf(DualWriteError);
