@@ -131,6 +131,34 @@ for (const backend of journalBackends) {
       expect(await clinic.writer.deadLetters()).toEqual([]);
     });
 
+    it('returns an inline mirror that must wait as pending, not failed, and applies it once the patient lands', async () => {
+      clinic = await startClinic(journal.store, { writer: { mirror: 'sync' } });
+      // The patient's inline mirror gives up after its retries (Medplum down): left to the drainer.
+      clinic.server.faults.failNext(3, 503, { methods: ['POST'], path: 'Patient' });
+      const patient = await clinic.writer.create('Patient', { id: 'p1', name: 'Lovelace' }, north);
+      expect(patient.mirror).toBe('pending');
+      const encounter = await clinic.writer.create(
+        'Encounter',
+        { id: 'e1', patient_id: 'p1', date: '2026-12-01' },
+        north,
+      );
+      expect(encounter).toMatchObject({ mirror: 'pending', legacy: { action: 'created' } });
+      expect((await journal.store.listOutbox()).find((entry) => entry.legacyId === 'e1')).toMatchObject({
+        waitingFor: 'Patient/p1',
+        attempts: 0,
+      });
+      await clinic.writer.create(
+        'Observation',
+        { id: 'v1', patient_id: 'p1', encounter_id: 'e1', pulse: 72 },
+        north,
+      );
+      expect(await clinic.writer.drain({ timeoutMs: 10_000 })).toMatchObject({
+        deadLettered: 0,
+        timedOut: false,
+      });
+      await expectChartInMedplum(clinic);
+    });
+
     it('holds dependents of a dead-lettered patient with a visible reason, and retrying the patient releases them', async () => {
       clinic = await startClinic(journal.store);
       clinic.server.faults.failNext(1, 400, { methods: ['POST'], path: 'Patient' });
