@@ -11,7 +11,8 @@ import { ConfigurationError } from './errors.ts';
 import type { SyncStore } from './journal/sync-store.ts';
 import type { ResourceMapping } from './mapping/resource-mapping.ts';
 import type { RetryOptions } from './mirror/retry-policy.ts';
-import type { DrainerOptions } from './mirror/drainer.ts';
+import { drainerPolicyOf, type DrainerOptions, type DrainerPolicy } from './mirror/drainer.ts';
+import { DEFAULT_REQUEST_TIMEOUT_MS } from './sides/request-deadline.ts';
 import type { CutoverPlan } from './plan/cutover-plan.ts';
 import { validateReadinessOptions, type ReadinessOptions } from './plan/readiness.ts';
 import type { LegacyAdapter } from './sides/legacy-adapter.ts';
@@ -87,6 +88,16 @@ export interface DualWriterOptions<C, L> {
    * @default 60000
    */
   readonly intentHoldMs?: number | undefined;
+  /**
+   * How long one request to either side (a Medplum HTTP request, a legacy adapter call) may go
+   * unanswered before it is abandoned with a `RequestTimeoutError` (retryable; for a write, its
+   * outcome is unknown and the same call is safe to repeat). A server that stops answering keeps
+   * its socket open: without a limit a call would wait for the operating system while its lease
+   * is renewed. Must be less than half of `drainer.leaseMs`, so that a write started while a
+   * mirror's lease is proven ends before the lease can expire.
+   * @default 10000, or a third of `drainer.leaseMs` when that is shorter
+   */
+  readonly requestTimeoutMs?: number | undefined;
   /**
    * Decides a conflict: a mirror found its target changed since the last sync (both systems
    * changed the record). Built in: `authorityWins`, `legacyWins`, `medplumWins`,
@@ -213,6 +224,7 @@ const WRITER_OPTIONS = Object.keys({
   mirror: true,
   syncBudgetMs: true,
   intentHoldMs: true,
+  requestTimeoutMs: true,
   resolver: true,
   baseSnapshot: true,
   sinks: true,
@@ -341,9 +353,13 @@ export function validateDualWriterOptions(options: unknown): void {
     }
   }
   if (given.mirror !== undefined) checkValue(given.mirror, oneOf('sync', 'async'), 'mirror', 'configuration');
-  for (const key of ['syncBudgetMs', 'intentHoldMs']) {
+  for (const key of ['syncBudgetMs', 'intentHoldMs', 'requestTimeoutMs']) {
     if (given[key] !== undefined) checkValue(given[key], positiveMs, key, 'configuration');
   }
+  requestTimeoutOf(
+    given.requestTimeoutMs as number | undefined,
+    drainerPolicyOf(given.drainer as DrainerOptions),
+  );
   if (given.onEvent !== undefined) checkValue(given.onEvent, aFunction, 'onEvent', 'configuration');
   const store = given.store as Record<string, unknown> | null | undefined;
   if (store !== undefined) {
@@ -415,4 +431,27 @@ function checkReferences(references: unknown, field: string, mapped: ReadonlySet
         'must be a function (row) => legacy key',
       );
   }
+}
+
+/**
+ * The time limit of each request to either side: the option, checked against the drainer's
+ * lease, or the default.
+ *
+ * @param requestTimeoutMs - The option as given (checked to be a positive number already).
+ * @param drainer - The drainer's policy (its `leaseMs`).
+ * @returns The time limit in milliseconds.
+ * @throws {@link ConfigurationError} naming `requestTimeoutMs` when it is not under half the lease.
+ */
+export function requestTimeoutOf(requestTimeoutMs: number | undefined, drainer: DrainerPolicy): number {
+  if (requestTimeoutMs === undefined)
+    return Math.min(DEFAULT_REQUEST_TIMEOUT_MS, Math.floor(drainer.leaseMs / 3));
+  if (requestTimeoutMs >= drainer.leaseMs / 2) {
+    // A longer request could outlive the lease it started under, and another worker's.
+    throw new ConfigurationError(
+      'requestTimeoutMs',
+      requestTimeoutMs,
+      `must be less than half of drainer.leaseMs (${drainer.leaseMs})`,
+    );
+  }
+  return requestTimeoutMs;
 }

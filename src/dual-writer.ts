@@ -2,6 +2,7 @@ import { valueFreeError } from './error-values.ts';
 import type { WithId } from '@medplum/core';
 import type { ExtractResource, Resource, ResourceType } from '@medplum/fhirtypes';
 import {
+  requestTimeoutOf,
   validateDualWriterOptions,
   type DualWriterOptions,
   type WriteCallOptions,
@@ -86,6 +87,7 @@ import type { LegacyAdapter, LegacyRecord } from './sides/legacy-adapter.ts';
 import { callLegacy } from './sides/legacy-failure.ts';
 import { writeLegacy } from './sides/write-outcome.ts';
 import { MedplumSide } from './sides/medplum-side.ts';
+import { timedLegacyAdapter } from './sides/timed-legacy-adapter.ts';
 import type { WriteResult } from './write-result.ts';
 
 /**
@@ -140,10 +142,12 @@ export class DualWriter<C, L> {
     validateDualWriterOptions(options);
     for (const mapping of options.mappings as readonly ResourceMapping<L>[])
       this.#mappings.set(mapping.resourceType, mapping);
-    this.#legacy = options.legacy;
+    const drainer = drainerPolicyOf(options.drainer);
+    const requestTimeoutMs = requestTimeoutOf(options.requestTimeoutMs, drainer);
+    this.#legacy = timedLegacyAdapter(options.legacy, requestTimeoutMs);
     // One pacer for every request this writer sends with the client: the quota is the user's.
     const pacer = options.pacer ?? new QuotaPacer();
-    this.#medplum = new MedplumSide(options.medplum, 1, { pacer, lane: 'live' });
+    this.#medplum = new MedplumSide(options.medplum, 1, { pacer, lane: 'live' }, requestTimeoutMs);
     this.#plan = options.plan;
     this.#store = options.store ?? new MemoryStore();
     this.#links = new LinkCache(this.#store, options.linkCacheSize ?? 10_000);
@@ -202,7 +206,6 @@ export class DualWriter<C, L> {
       },
       options.divergence,
     );
-    const drainer = drainerPolicyOf(options.drainer);
     const leasePolicy: LeasePolicy = {
       maxAttempts: drainer.maxAttempts,
       leaseMs: drainer.leaseMs,
@@ -252,15 +255,20 @@ export class DualWriter<C, L> {
     // requests at a time, in the background lane of the pacer.
     const drainCtx: MirrorContext<L> = {
       ...ctx,
-      medplum: new MedplumSide(options.medplum, drainer.bundle, {
-        pacer,
-        lane: 'background',
-        requests: drainer.requests,
-      }),
+      medplum: new MedplumSide(
+        options.medplum,
+        drainer.bundle,
+        {
+          pacer,
+          lane: 'background',
+          requests: drainer.requests,
+        },
+        requestTimeoutMs,
+      ),
     };
     this.#drainer = new Drainer<MirrorInputs<L>>(
       this.#store,
-      async (lease, read, attempted) => {
+      async (lease, read, attempted, confirmedAt) => {
         const result = await runLease(
           drainCtx,
           lease,
@@ -271,7 +279,7 @@ export class DualWriter<C, L> {
               mark: markFor(ctx.store, lease),
               linked: lease.link,
             }),
-          attempted,
+          { attempted, confirmedAt },
         );
         this.#emitDrained(lease.entry, result);
         return result;

@@ -293,6 +293,39 @@ export class OutcomeUnknownError extends DualWriteError {
 }
 
 /**
+ * A request to one side got no answer within `requestTimeoutMs` and was abandoned (a server that
+ * stops answering keeps the socket open: without a timeout a call would wait for the operating
+ * system). Retryable: the side may answer next time. For a write, whether it landed is unknown
+ * (`outcomeUnknown`): the request may have reached the side before it was abandoned; every write
+ * the library makes is idempotent, so trying the same call again is safe.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof RequestTimeoutError) console.warn(`${err.side} did not answer within ${err.timeoutMs} ms`);
+ * ```
+ */
+export class RequestTimeoutError extends DualWriteError {
+  override readonly name = 'RequestTimeoutError' as const;
+  readonly retryable = true as const;
+  /** The time limit that ran out, in milliseconds. */
+  readonly timeoutMs: number;
+  /** Whether the request was a write, which may have landed before it was abandoned. */
+  readonly outcomeUnknown: boolean;
+  /**
+   * @param timeoutMs - The time limit that ran out.
+   * @param write - Whether the request was a write.
+   * @param details - The record and request concerned (`side` says which system).
+   */
+  constructor(timeoutMs: number, write: boolean, details: ErrorDetails = {}) {
+    const where = details.side === 'legacy' ? 'the legacy system' : 'Medplum';
+    const what = `${details.resourceType ?? ''} ${write ? 'write' : 'request'}`.trim();
+    super(`${where} did not answer a ${what} within ${timeoutMs} ms`, details);
+    this.timeoutMs = timeoutMs;
+    this.outcomeUnknown = write;
+  }
+}
+
+/**
  * The target changed since the record was last synced (a stale `If-Match` answered 412, a
  * non-transient 409, or a legacy version that moved): both systems changed the record.
  *

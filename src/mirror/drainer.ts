@@ -169,12 +169,14 @@ export interface DrainReport {
 
 /**
  * Runs one lease: applies it, calling `attempted` once its writes to the other side are done
- * (success or not), and records the result in the store.
+ * (success or not), and records the result in the store. `confirmedAt` is when (`Date.now()`)
+ * the claim or renewal that last granted the lease was sent.
  */
 export type LeaseRun<P> = (
   lease: Lease,
   prepared: P | undefined,
   attempted: () => void,
+  confirmedAt: number,
 ) => Promise<LeaseResult>;
 
 /**
@@ -199,7 +201,7 @@ interface Queued<P> {
   readonly prepared: P | undefined;
   /** When `prepared` was read. */
   readonly readAt: number;
-  /** When the lease was granted or last renewed. */
+  /** When the claim or renewal that last granted the lease was sent. */
   renewedAt: number;
 }
 
@@ -455,7 +457,7 @@ export class Drainer<P = undefined> {
         resolve();
       };
     });
-    const recorded: Promise<void> = this.#run(next.lease, next.prepared, attempted)
+    const recorded: Promise<void> = this.#run(next.lease, next.prepared, attempted, next.renewedAt)
       .then(
         (result) => {
           if (result.status === 'applied' || result.status === 'unchanged') this.#counts.applied += 1;
@@ -523,11 +525,13 @@ export class Drainer<P = undefined> {
   #claim(): Promise<number> {
     const wanted = this.#maxLeases - this.#mirroring - this.#queue.length;
     if (this.#claiming === undefined && wanted < 1) return Promise.resolve(0);
+    // Taken before the claim is sent: the store starts each lease later, so the lease is
+    // proven until at least `claimedAt + leaseMs` (see LeaseKeeper).
+    const claimedAt = Date.now();
     this.#claiming ??= this.#store
       .claim(this.#policy.workerId, Math.min(this.#policy.batchSize, wanted), this.#policy.leaseMs)
       .then(async (leases) => {
         this.#storeFailures = 0;
-        const claimedAt = Date.now();
         const prepared = await this.#prepareFor(leases);
         const readAt = Date.now();
         this.#queue.push(

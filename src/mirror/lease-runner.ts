@@ -5,8 +5,10 @@ import { fullReportOf, ReviewRequiredError, type ConflictReport } from '../confl
 import type { Lease, LeaseOutcome, OutboxEntry, OutboxError } from '../journal/outbox.ts';
 import { LinkConflictError, type SyncStore } from '../journal/sync-store.ts';
 import { waitingForOf } from '../journal/waiting-for.ts';
+import { currentRequestScope, inRequestScope } from '../sides/request-scope.ts';
 import { delayFor, type Backoff } from './backoff.ts';
 import { DependencyError } from './dependency-error.ts';
+import { LeaseKeeper } from './lease-keeper.ts';
 import type { MirrorContext, MirrorOutcome } from './mirror-entry.ts';
 
 /**
@@ -45,7 +47,7 @@ export interface LeaseResult {
 export interface LeasePolicy {
   /** Failed attempts after which even a transient failure is dead-lettered. */
   readonly maxAttempts: number;
-  /** How long a lease lasts; it is renewed every third of that while the mirror runs. */
+  /** How long a lease lasts; a {@link LeaseKeeper} renews it while the mirror runs. */
   readonly leaseMs: number;
   readonly backoff: Backoff;
   /**
@@ -71,8 +73,10 @@ export interface LeasePolicy {
  * @param lease - The lease to run.
  * @param policy - Attempts and backoff.
  * @param attempt - Applies the entry: one {@link mirrorEntry} for the drainer; the inline path
- *   passes one that retries within its budget.
- * @param attempted - Told when the attempt is over, before its result is recorded (the
+ *   passes one that retries within its budget. It runs in the lease's request scope: its
+ *   requests stop when the lease can no longer be proven, and a plain create confirms it first.
+ * @param timing - `confirmedAt`: when (`Date.now()`) the claim or renewal that granted the lease
+ *   was sent; `attempted`: told when the attempt is over, before its result is recorded (the
  *   drainer's worker then moves on).
  * @returns How the lease ended.
  */
@@ -81,22 +85,21 @@ export async function runLease<L>(
   lease: Lease,
   policy: LeasePolicy,
   attempt: () => Promise<MirrorOutcome>,
-  attempted?: () => void,
+  timing: { readonly confirmedAt: number; readonly attempted?: (() => void) | undefined },
 ): Promise<LeaseResult> {
+  const { attempted } = timing;
   let outcome: MirrorOutcome;
-  // Keep the lease while the mirror runs, however slow the other side is: an expired lease
-  // would let a second worker mirror the same record at the same time.
-  const heartbeat = setInterval(() => {
-    ctx.store.renew(lease, policy.leaseMs).catch(() => undefined);
-  }, policy.leaseMs / 3);
-  heartbeat.unref();
+  // Keep the lease while the mirror runs, however slow the other side is, and stop writing
+  // once it cannot be proven: a second worker may have taken the entry over.
+  const keeper = new LeaseKeeper(ctx.store, lease, policy.leaseMs, timing.confirmedAt);
+  keeper.start();
   try {
-    outcome = await attempt();
+    outcome = await inRequestScope(keeper.scope, attempt);
   } catch (err) {
     attempted?.();
     return await fail(ctx, lease, policy, toTyped(err, lease));
   } finally {
-    clearInterval(heartbeat);
+    keeper.stop();
   }
   attempted?.();
   try {
@@ -192,6 +195,8 @@ function toTyped(err: unknown, lease: Lease): DualWriteError {
  */
 export function markFor(store: SyncStore, lease: Lease): (hash: string) => Promise<void> {
   return async (hash) => {
+    // Before any write the mark announces: a lease that lapsed stops here.
+    currentRequestScope()?.signal.throwIfAborted();
     if (!(await store.markApplying(lease, hash))) {
       throw new UnavailableError(
         `the lease on ${lease.entry.resourceType}/${lease.entry.legacyId} was taken over; not writing`,

@@ -1,6 +1,7 @@
 import pRetry, { AbortError } from 'p-retry';
 import { ConfigurationError, DualWriteError, UnavailableError } from '../errors.ts';
 import { checkOptions, nonNegativeMs, nonNegativeNumber, type Rule } from '../option-checks.ts';
+import { currentRequestScope } from '../sides/request-scope.ts';
 
 /**
  * How the library retries transient failures (network errors, 408, 429, 5xx, Medplum's
@@ -116,6 +117,9 @@ export async function withRetries<T>(
         maxTimeout: policy.maxTimeoutMs,
         factor: policy.factor,
         randomize: true,
+        // A mirror whose lease can no longer be proven stops at once: another attempt would
+        // only run into the same fence.
+        signal: currentRequestScope()?.signal,
         onFailedAttempt: async ({ error, attemptNumber, retriesLeft, retryDelay }) => {
           if (retriesLeft === 0 || !(error instanceof DualWriteError)) return;
           // A rate limit names its reset: wait for it on top of the backoff, within the cap.

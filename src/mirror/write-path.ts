@@ -227,6 +227,7 @@ export class WritePath<L> {
     result: (mirror: MirrorState) => WriteResult<L>,
   ): Promise<WriteResult<L>> {
     const { store } = this.#ctx;
+    const confirmedAt = Date.now();
     const lease = await store.commit(ticket, {
       owner: this.#settings.drainer.workerId,
       leaseMs: this.#settings.drainer.leaseMs,
@@ -270,7 +271,7 @@ export class WritePath<L> {
         throw err;
       }
     };
-    const running = runLease(this.#ctx, lease, this.#settings.lease, attempt);
+    const running = runLease(this.#ctx, lease, this.#settings.lease, attempt, { confirmedAt });
     const settled = await withinBudget(running, this.#settings.syncBudgetMs);
     if (settled === undefined) {
       // Over budget: the call returns; the mirror goes on in the background and, if it fails,

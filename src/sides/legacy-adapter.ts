@@ -31,6 +31,24 @@ export interface LegacyRecord<L> {
 }
 
 /**
+ * What the library passes with every call to a legacy adapter.
+ *
+ * @example
+ * ```ts
+ * const record = await adapter.read('Patient', 'p-1', { signal: AbortSignal.timeout(5_000) });
+ * ```
+ */
+export interface LegacyCallOptions {
+  /**
+   * Aborted when the library stops waiting for the call: its `requestTimeoutMs` ran out, or the
+   * mirror making it lost its lease. An adapter may honour it (cancel the query or request);
+   * either way the library has moved on, and a write it abandoned may still land (every write
+   * the library makes is idempotent, so its next attempt reads and compares).
+   */
+  readonly signal?: AbortSignal | undefined;
+}
+
+/**
  * Options for a legacy write that may be guarded by the version the caller last saw.
  *
  * @example
@@ -38,7 +56,7 @@ export interface LegacyRecord<L> {
  * const options: LegacyWriteOptions = { expectedVersion: '3' };
  * ```
  */
-export interface LegacyWriteOptions {
+export interface LegacyWriteOptions extends LegacyCallOptions {
   /**
    * The version the caller expects the stored record to have. When set and the stored version
    * differs, the adapter must throw a {@link LegacyVersionConflictError} and change nothing.
@@ -94,7 +112,7 @@ export interface LegacyChangePage<L> {
  * const options: LegacyScanOptions = { after: undefined, limit: 500 };
  * ```
  */
-export interface LegacyScanOptions {
+export interface LegacyScanOptions extends LegacyCallOptions {
   /** The `next` cursor of the previous page; `undefined` to start from the first record. */
   readonly after?: string | undefined;
   /** The most records to return (a positive integer). */
@@ -130,6 +148,8 @@ export interface LegacyScanPage<L> {
  *   record is not an error (deletes are idempotent).
  * - `read` returns the record or `undefined`; the optional `readMany` reads several at once.
  * - `changesSince` pages through changes after a cursor (used by change feeds).
+ * - Every call gets a `signal` (see {@link LegacyCallOptions}) it may honour: the library stops
+ *   waiting after `requestTimeoutMs` whether it does or not.
  *
  * Other errors are retried only when they say so (`retryable: true`), or are socket errors or
  * transient SQLSTATEs; any other is permanent, since retrying a create the library cannot make
@@ -146,13 +166,13 @@ export interface LegacyScanPage<L> {
  */
 export interface LegacyAdapter<L> {
   /** Stores a new record and returns it as stored. */
-  create(resourceType: string, row: L): Promise<LegacyRecord<L>>;
+  create(resourceType: string, row: L, options?: LegacyCallOptions): Promise<LegacyRecord<L>>;
   /** Replaces an existing record's row and returns it as stored. */
   update(resourceType: string, id: string, row: L, options?: LegacyWriteOptions): Promise<LegacyRecord<L>>;
   /** Removes a record; a no-op when it does not exist. */
   delete(resourceType: string, id: string, options?: LegacyWriteOptions): Promise<void>;
   /** Reads a record, or `undefined` when it does not exist. */
-  read(resourceType: string, id: string): Promise<LegacyRecord<L> | undefined>;
+  read(resourceType: string, id: string, options?: LegacyCallOptions): Promise<LegacyRecord<L> | undefined>;
   /**
    * Optional: reads several records of one type at once, for a batch of mirrors. The answer
    * maps each id asked for (exactly as given) to its record, or to `undefined` when it does
@@ -162,6 +182,7 @@ export interface LegacyAdapter<L> {
   readMany?(
     resourceType: string,
     ids: readonly string[],
+    options?: LegacyCallOptions,
   ): Promise<ReadonlyMap<string, LegacyRecord<L> | undefined>>;
   /**
    * Optional: reserves a new legacy id without writing anything (e.g. the next value of the
@@ -170,7 +191,7 @@ export interface LegacyAdapter<L> {
    * the id during the write and the mirror's intent can only be journaled just after (see the
    * README's limits).
    */
-  newId?(resourceType: string): Promise<string | undefined>;
+  newId?(resourceType: string, options?: LegacyCallOptions): Promise<string | undefined>;
   /**
    * Optional: pages through every record of a type in a stable key order (a keyset scan: each
    * page starts strictly after the last key of the one before, so records written during the
@@ -181,7 +202,12 @@ export interface LegacyAdapter<L> {
    */
   scan?(resourceType: string, options: LegacyScanOptions): Promise<LegacyScanPage<L>>;
   /** Pages through changes made after `cursor` (from the start when `undefined`). */
-  changesSince(resourceType: string, cursor: string | undefined, limit: number): Promise<LegacyChangePage<L>>;
+  changesSince(
+    resourceType: string,
+    cursor: string | undefined,
+    limit: number,
+    options?: LegacyCallOptions,
+  ): Promise<LegacyChangePage<L>>;
 }
 
 /**

@@ -3,6 +3,8 @@ import type { Bundle, Resource, ResourceType } from '@medplum/fhirtypes';
 import { RejectedError, UnavailableError, type ErrorDetails } from '../errors.ts';
 import { checkValue, fhirId } from '../option-checks.ts';
 import { withHttpExchange } from './http-capture.ts';
+import { abortedRequestError, DEFAULT_REQUEST_TIMEOUT_MS, requestSignal } from './request-deadline.ts';
+import { currentRequestScope } from './request-scope.ts';
 import { classifyMedplumError } from './medplum-failure.ts';
 import { unknownIfLanded } from './write-outcome.ts';
 import { WriteBundler, type BundledOutcome, type BundledWrite } from './write-bundler.ts';
@@ -32,6 +34,7 @@ export class MedplumSide {
   readonly #bundler: WriteBundler | undefined;
   readonly #pacer: QuotaPacer | undefined;
   readonly #lane: PacerLane;
+  readonly #timeoutMs: number;
 
   /**
    * @param client - The user's client (built with {@link createMedplumClient} for real HTTP statuses).
@@ -39,9 +42,17 @@ export class MedplumSide {
    *   `Bundle`; 1 sends each as a request of its own.
    * @param pacing - The pacer every request waits on (shared by all sides of one client), this
    *   side's lane, and for bundled writes the most batches in flight at once.
+   * @param timeoutMs - How long a request may go unanswered (once the pacer let it go) before
+   *   it is abandoned with a {@link RequestTimeoutError}.
    */
-  constructor(client: MedplumClient, bundle = 1, pacing: MedplumSidePacing = {}) {
+  constructor(
+    client: MedplumClient,
+    bundle = 1,
+    pacing: MedplumSidePacing = {},
+    timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS,
+  ) {
     this.#client = client;
+    this.#timeoutMs = timeoutMs;
     this.#pacer = pacing.pacer;
     this.#lane = pacing.lane ?? 'live';
     this.#bundler =
@@ -50,6 +61,7 @@ export class MedplumSide {
             requests: pacing.requests ?? Number.POSITIVE_INFINITY,
             pacer: pacing.pacer,
             lane: this.#lane,
+            timeoutMs,
           })
         : undefined;
   }
@@ -211,6 +223,8 @@ export class MedplumSide {
     const { resourceType } = resource;
     const write = { method: 'POST', resourceType, url: resourceType, resource } as const;
     if (identifier === undefined) {
+      // Nothing on the server stops a second copy: only the lease does, so it must still hold.
+      await currentRequestScope()?.fence();
       const { stored } = await this.#write(details, write, (options) =>
         this.#client.createResource(resource, options),
       );
@@ -318,10 +332,23 @@ export class MedplumSide {
       const cost = interactionCost(
         write.method === 'POST' ? 'create' : write.method === 'PUT' ? 'update' : 'delete',
       );
-      const result = await this.#paced(cost, () => request({ maxRetries: 0, cache: 'no-cache' }));
-      return result.ok
-        ? { ok: true, status: result.exchange.status, resource: result.value as WithId<Resource> | undefined }
-        : { ok: false, error: result.error, exchange: result.exchange };
+      // The time limit starts once the pacer lets the request go.
+      let signal: AbortSignal | undefined;
+      const result = await this.#paced(cost, () => {
+        signal = requestSignal(this.#timeoutMs);
+        return request({ maxRetries: 0, cache: 'no-cache', signal });
+      });
+      if (result.ok)
+        return {
+          ok: true,
+          status: result.exchange.status,
+          resource: result.value as WithId<Resource> | undefined,
+        };
+      const aborted =
+        signal === undefined
+          ? undefined
+          : abortedRequestError(signal, this.#timeoutMs, true, { ...details, side: 'medplum' });
+      return { ok: false, error: aborted ?? result.error, exchange: result.exchange };
     };
     const outcome = this.#bundler === undefined ? await alone() : await this.#bundler.send(write, alone);
     // A write whose answer was lost (no answer, a gateway's 502, an unreadable success) may
@@ -366,12 +393,21 @@ export class MedplumSide {
     request: (options: MedplumRequestOptions) => Promise<T>,
   ): Promise<T> {
     // A fresh options object per call: MedplumClient mutates the one it is given. Its own
-    // retries are off whatever the client was built with; reads bypass its cache.
-    const result = await this.#paced(interactionCost(kind), () =>
-      request({ maxRetries: 0, cache: 'no-cache' }),
-    );
+    // retries are off whatever the client was built with; reads bypass its cache; a request
+    // unanswered for the time limit (from when the pacer lets it go), or whose mirror lost its
+    // lease, is abandoned.
+    let signal: AbortSignal | undefined;
+    const result = await this.#paced(interactionCost(kind), () => {
+      signal = requestSignal(this.#timeoutMs);
+      return request({ maxRetries: 0, cache: 'no-cache', signal });
+    });
     if (result.ok) return result.value;
-    throw classifyMedplumError(result.error, result.exchange, { ...details, side: 'medplum' });
+    throw (
+      (signal === undefined
+        ? undefined
+        : abortedRequestError(signal, this.#timeoutMs, false, { ...details, side: 'medplum' })) ??
+      classifyMedplumError(result.error, result.exchange, { ...details, side: 'medplum' })
+    );
   }
 }
 

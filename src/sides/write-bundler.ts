@@ -4,6 +4,7 @@ import { UnavailableError } from '../errors.ts';
 import { withHttpExchange, type HttpExchange } from './http-capture.ts';
 import { classifyMedplumError } from './medplum-failure.ts';
 import { interactionCost, type PacerLane, type QuotaPacer } from '../pacing/quota-pacer.ts';
+import { DEFAULT_REQUEST_TIMEOUT_MS } from './request-deadline.ts';
 
 /** One write to go in a batch `Bundle`: the entry's `request` and `resource`. */
 export interface BundledWrite {
@@ -70,6 +71,7 @@ export class WriteBundler {
   readonly #requests: number;
   readonly #pacer: QuotaPacer | undefined;
   readonly #lane: PacerLane;
+  readonly #timeoutMs: number;
   #waiting: Waiting[] = [];
   #scheduled = false;
   #unsupported = false;
@@ -80,7 +82,8 @@ export class WriteBundler {
    * @param client - The client to post batches with.
    * @param maxEntries - Most writes per bundle (at least 2).
    * @param flow - Most batches in flight at once (writes asked for meanwhile wait and go
-   *   together in the next), and the pacer each batch waits on.
+   *   together in the next), the pacer each batch waits on, and how long a batch may go
+   *   unanswered before it is abandoned (its writes are then unavailable, to be retried).
    */
   constructor(
     client: MedplumClient,
@@ -89,6 +92,7 @@ export class WriteBundler {
       readonly requests?: number | undefined;
       readonly pacer?: QuotaPacer | undefined;
       readonly lane?: PacerLane | undefined;
+      readonly timeoutMs?: number | undefined;
     } = {},
   ) {
     this.#client = client;
@@ -96,6 +100,7 @@ export class WriteBundler {
     this.#requests = flow.requests ?? Number.POSITIVE_INFINITY;
     this.#pacer = flow.pacer;
     this.#lane = flow.lane ?? 'background';
+    this.#timeoutMs = flow.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   }
 
   /**
@@ -187,6 +192,9 @@ export class WriteBundler {
         maxRetries: 0,
         cache: 'no-cache',
         headers: { Prefer: 'return=representation' },
+        // The time limit only: the batch carries writes of many leases, each fenced before it
+        // was queued, and one lease lapsing must not cut the others' writes off.
+        signal: AbortSignal.timeout(Math.ceil(this.#timeoutMs)),
       }),
     );
     this.#pacer?.observe(result.exchange.headers, cost);

@@ -1,0 +1,169 @@
+/**
+ * Issue 10 §2: every request to either side has a time limit. A server that stops answering
+ * without closing the socket (seen by stopping a real Medplum process) must not hold a call, or
+ * a mirror and its lease, until the operating system gives up.
+ */
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  ConfigurationError,
+  CutoverPlan,
+  DualWriter,
+  MemoryStore,
+  RequestTimeoutError,
+  createMedplumClient,
+  type DualWriteEvent,
+  type LegacyCallOptions,
+} from '../../src/index.ts';
+import { MemoryLegacyAdapter, startFhirTestServer, type FhirTestServer } from '../../src/testing/index.ts';
+import { patientMapping, type PatientRow } from '../harness/patient-fixture.ts';
+import { medplumCopies } from '../harness/writer-fixture.ts';
+
+interface Ctx {
+  readonly unit: string;
+}
+const north: Ctx = { unit: 'north' };
+const ada: PatientRow = { id: 'p-1', first_name: 'Ada', last_name: 'Lovelace' };
+
+let fhir: FhirTestServer | undefined;
+let proxy: Server | undefined;
+afterEach(async () => {
+  proxy?.closeAllConnections();
+  await new Promise((resolve) => (proxy === undefined ? resolve(undefined) : proxy.close(resolve)));
+  await fhir?.close();
+  fhir = undefined;
+  proxy = undefined;
+});
+
+/**
+ * A proxy in front of the FHIR test server. While `mode` is `swallow`, it forwards each request
+ * (the server processes it: a create lands) and never answers; the socket stays open.
+ */
+async function hangingProxy(target: string, state: { mode: 'pass' | 'swallow'; swallowed: number }) {
+  const upstream = new URL(target);
+  proxy = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const forward = request(
+      {
+        host: upstream.hostname,
+        port: upstream.port,
+        path: req.url,
+        method: req.method,
+        headers: req.headers,
+      },
+      (answer) => {
+        if (state.mode === 'swallow') {
+          state.swallowed += 1;
+          answer.resume();
+          return;
+        }
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    req.pipe(forward);
+  });
+  await new Promise<void>((resolve) => proxy?.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(proxy.address() as AddressInfo).port}/`;
+}
+
+function writerOver(
+  baseUrl: string,
+  legacy: MemoryLegacyAdapter<PatientRow>,
+  events: DualWriteEvent[],
+  stage: 'dual-write' | 'live' = 'dual-write',
+) {
+  return new DualWriter<Ctx, PatientRow>({
+    legacy,
+    medplum: createMedplumClient({ baseUrl }),
+    mappings: [patientMapping],
+    plan: new CutoverPlan<Ctx>({ default: stage, unitOf: (ctx) => ctx.unit }),
+    store: new MemoryStore(),
+    requestTimeoutMs: 150,
+    retry: { retries: 1, minTimeoutMs: 5, maxTimeoutMs: 10 },
+    drainer: { leaseMs: 1_000, pollIntervalMs: 5, backoff: { minMs: 5, maxMs: 20 } },
+    onEvent: (event) => events.push(event),
+  });
+}
+
+describe('request timeout', () => {
+  it('a Medplum that takes a create and never answers: the call returns with the mirror pending, and a later drain links the one copy', async () => {
+    fhir = await startFhirTestServer();
+    const state = { mode: 'swallow' as 'pass' | 'swallow', swallowed: 0 };
+    const baseUrl = await hangingProxy(fhir.baseUrl, state);
+    const legacy = new MemoryLegacyAdapter<PatientRow>();
+    const events: DualWriteEvent[] = [];
+    const writer = writerOver(baseUrl, legacy, events);
+
+    const result = await writer.create('Patient', ada, north);
+    expect(result).toMatchObject({ mirror: 'pending', legacy: { action: 'created' } });
+    expect(state.swallowed).toBeGreaterThan(0);
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'retry', side: 'medplum', error: 'RequestTimeoutError' }),
+    );
+
+    state.mode = 'pass';
+    expect(await writer.drain({ timeoutMs: 5_000 })).toMatchObject({ deadLettered: 0, timedOut: false });
+    const direct = createMedplumClient({ baseUrl: fhir.baseUrl });
+    const copies = await medplumCopies(direct, 'p-1');
+    expect(copies).toHaveLength(1);
+    expect((await writer.linkOf('Patient', 'p-1'))?.medplumId).toBe(copies[0]?.id);
+  });
+
+  it('a Medplum authority that never answers: the write call throws a retryable RequestTimeoutError naming the side and record, without values', async () => {
+    fhir = await startFhirTestServer();
+    const state = { mode: 'swallow' as 'pass' | 'swallow', swallowed: 0 };
+    const baseUrl = await hangingProxy(fhir.baseUrl, state);
+    const writer = writerOver(baseUrl, new MemoryLegacyAdapter<PatientRow>(), [], 'live');
+    const error: unknown = await writer.create('Patient', ada, north).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(RequestTimeoutError);
+    expect(error).toMatchObject({
+      name: 'RequestTimeoutError',
+      retryable: true,
+      side: 'medplum',
+      resourceType: 'Patient',
+      timeoutMs: 150,
+    });
+    expect(JSON.stringify(error)).not.toContain('Lovelace');
+    expect((error as Error).message).not.toContain('Lovelace');
+  });
+
+  it('a legacy adapter that never answers gets an aborted signal; the mirror is retried later and lands once', async () => {
+    fhir = await startFhirTestServer();
+    const legacy = new MemoryLegacyAdapter<PatientRow>();
+    let hung = true;
+    const signals: AbortSignal[] = [];
+    const create = legacy.create.bind(legacy);
+    legacy.create = (type: string, row: PatientRow, options?: LegacyCallOptions) => {
+      if (options?.signal !== undefined) signals.push(options.signal);
+      return hung ? new Promise(() => undefined) : create(type, row);
+    };
+    const events: DualWriteEvent[] = [];
+    const writer = writerOver(fhir.baseUrl, legacy, events, 'live');
+    const result = await writer.create('Patient', ada, north);
+    expect(result).toMatchObject({ mirror: 'pending', medplum: { action: 'created' } });
+    expect(signals.length).toBeGreaterThan(0);
+    expect(signals.every((signal) => signal.aborted)).toBe(true);
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'retry', side: 'legacy', error: 'RequestTimeoutError' }),
+    );
+    hung = false;
+    expect(await writer.drain({ timeoutMs: 5_000 })).toMatchObject({ deadLettered: 0, timedOut: false });
+    expect((await legacy.read('Patient', 'p-1'))?.row).toMatchObject({ last_name: 'Lovelace' });
+  });
+
+  it('refuses a request timeout that is not under half the drainer lease, naming it', () => {
+    const options = {
+      legacy: new MemoryLegacyAdapter<PatientRow>(),
+      medplum: createMedplumClient({ baseUrl: 'http://127.0.0.1:1/' }),
+      mappings: [patientMapping],
+      plan: new CutoverPlan<Ctx>({ default: 'dual-write', unitOf: (ctx) => ctx.unit }),
+    };
+    expect(() => new DualWriter({ ...options, requestTimeoutMs: 15_000 })).toThrow(ConfigurationError);
+    expect(() => new DualWriter({ ...options, requestTimeoutMs: 15_000 })).toThrow(
+      /requestTimeoutMs: must be less than half of drainer\.leaseMs \(30000\)/,
+    );
+    expect(() => new DualWriter({ ...options, requestTimeoutMs: 0 })).toThrow(/requestTimeoutMs/);
+    expect(() => new DualWriter({ ...options, drainer: { leaseMs: 3_000 } })).not.toThrow();
+  });
+});
