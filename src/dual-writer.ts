@@ -42,6 +42,7 @@ import {
   positiveInteger,
   positiveMs,
   resourceTypeName,
+  trueOrFalse,
 } from './option-checks.ts';
 import { backfill as runBackfill, type BackfillOptions } from './jobs/backfill.ts';
 import type { JobContext } from './jobs/job-context.ts';
@@ -644,17 +645,30 @@ export class DualWriter<C, L> {
   }
 
   /**
-   * Starts the background drainer that applies pending mirrors; a no-op when it runs.
+   * Starts the background work of this instance, in the roles given: the `drainer` that applies
+   * pending mirrors, and the change `feeds` (option `feeds`). Both by default. Instances that
+   * share a store share the work: drainers claim entries with leases, and each feed is polled
+   * by one instance at a time (a lease per side and resource type, taken over when its holder
+   * dies). A deployment can run only writes on its application instances (`start({ drainer:
+   * false, feeds: false })`, or no `start()`) and the drainer and feeds on a worker tier. A
+   * no-op for a role already running.
    *
+   * @param roles - Which background work to run.
+   * @throws {@link ConfigurationError} naming `feeds` when the feeds role is asked for and the
+   *   writer has no `feeds` option; {@link InvalidInputError} naming an unknown role.
    * @example
    * ```ts
-   * writer.start();
+   * writer.start(); // drainer and feeds
+   * worker.start({ drainer: true, feeds: true });
+   * web.start({ drainer: false, feeds: false });
    * process.on('SIGTERM', () => void writer.stop());
    * ```
    */
-  start(): void {
-    this.#drainer.start();
-    this.#feeds?.start();
+  start(roles: { readonly drainer?: boolean | undefined; readonly feeds?: boolean | undefined } = {}): void {
+    const given = checkOptions(roles, 'roles', 'input', { drainer: trueOrFalse, feeds: trueOrFalse });
+    if (given.feeds === true) this.#requireFeeds();
+    if (given.drainer !== false) this.#drainer.start();
+    if (given.feeds !== false) this.#feeds?.start();
   }
 
   /**

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { ConfigurationError, type Side } from '../errors.ts';
 import { optionsObject, refuseUnknownKeys } from '../option-checks.ts';
 
@@ -8,6 +10,8 @@ const KNOWN = Object.keys({
   maxPagesPerPoll: true,
   overlapMs: true,
   legacyOverlapMs: true,
+  leaseMs: true,
+  owner: true,
   existenceCheckIntervalMs: true,
   sides: true,
   restHookSecret: true,
@@ -59,6 +63,20 @@ export interface ChangeFeedsOptions {
    */
   readonly legacyOverlapMs?: number | undefined;
   /**
+   * How long an instance holds a feed (a side and resource type) once it polled it. Instances
+   * sharing a store poll each feed one at a time: the holder renews its lease before each of
+   * its feed reads, the others skip the feed, and take it over once the lease has run out (its
+   * holder died or hung) — so failover takes at most `leaseMs`. Keep it above the time one
+   * feed read takes (`maxPagesPerPoll` pages) and above `pollIntervalMs`.
+   * @default 30000
+   */
+  readonly leaseMs?: number | undefined;
+  /**
+   * The name this instance holds feed leases under; unique per instance.
+   * @default hostname:pid:random
+   */
+  readonly owner?: string | undefined;
+  /**
    * How often the links are walked to find Medplum resources deleted directly in Medplum
    * (its `_lastUpdated` search never shows deletes). Each check costs one `_id` search per
    * `pageSize` links. 0 checks on every pass.
@@ -85,6 +103,14 @@ export interface ChangeFeedsOptions {
 export type ChangeFeedsSettings = Required<{
   [K in keyof Omit<ChangeFeedsOptions, 'restHookSecret'>]: NonNullable<ChangeFeedsOptions[K]>;
 }> & { readonly restHookSecret: string | undefined };
+
+/** A feed-lease owner: the one given (a non-empty string), or one unique to this process. */
+function ownerOf(given: unknown, field: string): string {
+  if (given === undefined) return `${hostname()}:${String(process.pid)}:${randomUUID().slice(0, 8)}`;
+  if (typeof given !== 'string' || given === '')
+    throw new ConfigurationError(field, given, 'must be a non-empty string');
+  return given;
+}
 
 /**
  * Checks {@link ChangeFeedsOptions} and applies the defaults.
@@ -143,6 +169,8 @@ export function changeFeedsSettings(
     maxPagesPerPoll: integer('maxPagesPerPoll', 50, 1, 100_000),
     overlapMs: integer('overlapMs', 2000, 0, day),
     legacyOverlapMs: integer('legacyOverlapMs', 60_000, 0, day),
+    leaseMs: integer('leaseMs', 30_000, 1, day),
+    owner: ownerOf(given.owner, `${prefix}owner`),
     existenceCheckIntervalMs: integer('existenceCheckIntervalMs', 300_000, 0, 30 * day),
     sides: [...new Set(sides as Side[])],
     restHookSecret: secret,

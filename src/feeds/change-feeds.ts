@@ -66,6 +66,8 @@ export class ChangeFeeds<L> {
   #loop: Promise<void> | undefined;
   #stopping: AbortController | undefined;
   #lastExistenceCheck = Number.NEGATIVE_INFINITY;
+  /** The feed leases this instance holds, given up on stop. */
+  readonly #held = new Set<string>();
 
   /**
    * @param deps - The two sides, store, mappings, routing, `unitOf` and the drainer's wake-up;
@@ -156,6 +158,11 @@ export class ChangeFeeds<L> {
     this.#loop = undefined;
     this.#stopping = undefined;
     await this.#tail;
+    // Given up at once, so another instance takes the feeds over without waiting for expiry.
+    for (const name of this.#held) {
+      await this.#deps.store.releaseFeedLease(name, this.#settings.owner).catch(() => undefined);
+    }
+    this.#held.clear();
   }
 
   /**
@@ -192,14 +199,18 @@ export class ChangeFeeds<L> {
     let existenceChecked = true;
     for (const type of types) {
       if (sides.includes('legacy'))
-        await this.#guard(`legacy:${type}`, tally, () =>
-          pollLegacyFeed(this.#deps, type, this.#settings, tally),
-        );
+        await this.#guard(`legacy:${type}`, tally, async () => {
+          if (await this.#hold(`legacy:${type}`))
+            await pollLegacyFeed(this.#deps, type, this.#settings, tally);
+        });
       if (sides.includes('medplum')) {
-        await this.#guard(`medplum:${type}`, tally, () =>
-          pollMedplumFeed(this.#deps, type, this.#settings, tally),
-        );
-        if (checkExistenceNow) {
+        const held = { medplum: false };
+        await this.#guard(`medplum:${type}`, tally, async () => {
+          held.medplum = await this.#hold(`medplum:${type}`);
+          if (held.medplum) await pollMedplumFeed(this.#deps, type, this.#settings, tally);
+        });
+        // The existence check goes with the Medplum feed's lease: one instance reads the links.
+        if (checkExistenceNow && held.medplum) {
           existenceChecked &&= await this.#guard(`existence:${type}`, tally, () =>
             checkExistence(this.#deps, type, this.#settings, tally),
           );
@@ -210,6 +221,18 @@ export class ChangeFeeds<L> {
     if (checkExistenceNow && existenceChecked) this.#lastExistenceCheck = Date.now();
     this.#counts = addCounts(this.#counts, tally);
     return { ...tally, failures: [...tally.failures] };
+  }
+
+  /**
+   * Takes or renews this instance's lease of a feed; `false` while another instance holds it
+   * (that instance polls it, this one skips it).
+   */
+  async #hold(feed: string): Promise<boolean> {
+    const name = `feed:${feed}`;
+    const held = await this.#deps.store.acquireFeedLease(name, this.#settings.owner, this.#settings.leaseMs);
+    if (held) this.#held.add(name);
+    else this.#held.delete(name);
+    return held;
   }
 
   /** Runs one feed; a failure is counted and reported, never thrown. */

@@ -36,7 +36,9 @@ export function feedsOver<A extends LegacyAdapter<PatientRow>>(
       notify: () => undefined,
       ...deps,
     },
-    { existenceCheckIntervalMs: 0, ...options },
+    // One owner for every feed a test builds: a feed built again stands for the same instance
+    // restarted, which takes its own lease back at once.
+    { existenceCheckIntervalMs: 0, owner: 'test-instance', ...options },
   );
 }
 
