@@ -7,6 +7,7 @@ import {
   UnavailableError,
   type ErrorDetails,
 } from '../errors.ts';
+import { valueFreeError, withoutValues } from '../error-values.ts';
 import type { HttpExchange } from './http-capture.ts';
 import { rateLimitDelayMs } from './rate-limit.ts';
 
@@ -40,10 +41,17 @@ export function classifyMedplumError(
   if (error instanceof DualWriteError) return error;
   const outcome = outcomeOf(error);
   const status = exchange.status ?? (outcome === undefined ? undefined : getStatus(outcome));
-  const base = { ...details, status, cause: error };
+  // An OperationOutcome's diagnostics may quote what was sent (a real server's validation
+  // messages can): the message gets them without quoted values, and the cause is a value-free
+  // copy. A network error carries no values and keeps its chain (its codes tell whether a
+  // write may have landed).
+  const base = { ...details, status, cause: outcome === undefined ? error : valueFreeError(error) };
   const what = `Medplum ${details.resourceType ?? ''} request`.replace('  ', ' ');
   if (exchange.networkError || status === undefined) {
-    return new UnavailableError(`${what} failed without a response: ${messageOf(error)}`, base);
+    return new UnavailableError(
+      `${what} failed without a response: ${withoutValues(messageOf(error))}`,
+      base,
+    );
   }
   if (
     status === 408 ||
@@ -95,7 +103,7 @@ function fieldsOf(outcome: OperationOutcome | undefined): string[] {
 
 function diagnostics(outcome: OperationOutcome | undefined, error: unknown): string {
   const issue = outcome?.issue[0];
-  return issue?.diagnostics ?? issue?.details?.text ?? messageOf(error);
+  return withoutValues(issue?.diagnostics ?? issue?.details?.text ?? messageOf(error));
 }
 
 function messageOf(error: unknown): string {
