@@ -14,6 +14,13 @@ import type {
 } from './outbox.ts';
 import { percentileOf, type ReadinessEvidence, type ReadinessSample } from './readiness-evidence.ts';
 import {
+  lagPoints,
+  stepStart,
+  type BacklogRecording,
+  type BacklogSample,
+  type LagPoint,
+} from './operating-history.ts';
+import {
   planOfRows,
   planRows,
   storedStageOf,
@@ -54,6 +61,7 @@ export class MemoryStore implements SyncStore {
   readonly #byMedplum = new Map<string, Link>();
   readonly #outbox = new Map<string, MutableEntry>();
   readonly #letters = new Map<string, MutableLetter>();
+  readonly #backlog = new Map<string, BacklogSample>();
   readonly #events: RecordedEvent[] = [];
   readonly #cursors = new Map<string, string>();
   #plan: StoredPlan | undefined = undefined;
@@ -534,6 +542,47 @@ export class MemoryStore implements SyncStore {
       mirrorLagMs: { p50: percentileOf(lags, 0.5), p95: percentileOf(lags, 0.95), samples: lags.length },
       comparisons: ofUnit.filter((sample) => sample.kind === 'comparison').length,
     });
+  }
+
+  /** {@inheritDoc SyncStore.recordBacklog} */
+  async recordBacklog(recording: BacklogRecording): Promise<void> {
+    const now = Date.now();
+    const at = new Date(stepStart(now, recording.stepMs)).toISOString();
+    for (const [key, sample] of this.#backlog)
+      if (Date.parse(sample.at) < now - recording.keepMs) this.#backlog.delete(key);
+    const units = new Set<string>();
+    for (const entry of this.#outbox.values()) units.add(entry.unit);
+    for (const letter of this.#letters.values()) if (letter.status === 'open') units.add(letter.unit);
+    for (const unit of [undefined, ...[...units].sort()]) {
+      const key = `${at}\u0000${unit ?? ''}`;
+      if (this.#backlog.has(key)) continue;
+      const counts = await this.outboxCounts({ unit });
+      this.#backlog.set(key, {
+        at,
+        unit,
+        pending: counts.pending + (counts.waiting ?? 0),
+        leased: counts.leased,
+        dead: counts.dead,
+      });
+    }
+  }
+
+  /** {@inheritDoc SyncStore.backlogHistory} */
+  backlogHistory(options: { readonly since: string }): Promise<BacklogSample[]> {
+    const since = Date.parse(options.since);
+    return Promise.resolve(
+      [...this.#backlog.entries()]
+        .filter(([, sample]) => Date.parse(sample.at) >= since)
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([, sample]) => ({ ...sample })),
+    );
+  }
+
+  /** {@inheritDoc SyncStore.lagHistory} */
+  lagHistory(options: { readonly since: string; readonly stepMs: number }): Promise<LagPoint[]> {
+    const since = Date.parse(options.since);
+    const lags = this.#samples.filter((sample) => sample.kind === 'mirror-lag' && sample.at >= since);
+    return Promise.resolve(lagPoints(lags, options.stepMs));
   }
 
   /** {@inheritDoc SyncStore.acquireFeedLease} */

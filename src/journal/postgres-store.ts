@@ -24,6 +24,8 @@ import * as outbox from './postgres-outbox.ts';
 import * as plans from './postgres-plan.ts';
 import * as evidence from './postgres-evidence.ts';
 import * as feedLeases from './postgres-feed-leases.ts';
+import * as history from './postgres-history.ts';
+import type { BacklogRecording, BacklogSample, LagPoint } from './operating-history.ts';
 import type { ReadinessEvidence, ReadinessSample } from './readiness-evidence.ts';
 import type { PlanChange, PlanChangeOutcome, PlanSeed, StoredPlan } from './stored-plan.ts';
 import { openPglite } from './pglite-loader.ts';
@@ -494,6 +496,21 @@ export class PostgresStore implements SyncStore {
   /** {@inheritDoc SyncStore.readinessEvidence} */
   readinessEvidence(options: { readonly unit: string; readonly since: string }): Promise<ReadinessEvidence> {
     return evidence.readinessEvidence(this.#sql, this.#tables, options);
+  }
+
+  /** {@inheritDoc SyncStore.recordBacklog} */
+  recordBacklog(recording: BacklogRecording): Promise<void> {
+    return typedJournal(() => history.recordBacklog(this.#sql, this.#tables, recording));
+  }
+
+  /** {@inheritDoc SyncStore.backlogHistory} */
+  backlogHistory(options: { readonly since: string }): Promise<BacklogSample[]> {
+    return typedJournal(() => history.backlogHistory(this.#sql, this.#tables, options));
+  }
+
+  /** {@inheritDoc SyncStore.lagHistory} */
+  lagHistory(options: { readonly since: string; readonly stepMs: number }): Promise<LagPoint[]> {
+    return typedJournal(() => history.lagHistory(this.#sql, this.#tables, options));
   }
 
   /** {@inheritDoc SyncStore.acquireFeedLease} */

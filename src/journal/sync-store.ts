@@ -11,6 +11,7 @@ import type {
   OutboxIntent,
   OutboxTicket,
 } from './outbox.ts';
+import type { BacklogRecording, BacklogSample, LagPoint } from './operating-history.ts';
 import type { ReadinessEvidence, ReadinessSample } from './readiness-evidence.ts';
 import type { PlanChange, PlanChangeOutcome, PlanSeed, StoredPlan } from './stored-plan.ts';
 
@@ -202,6 +203,17 @@ export interface SyncStore extends JobStore {
   recordSamples(samples: readonly ReadinessSample[]): Promise<void>;
   /** A unit's samples since an instant, every instance's. */
   readinessEvidence(options: { readonly unit: string; readonly since: string }): Promise<ReadinessEvidence>;
+
+  /**
+   * Stores the outbox's backlog now (per unit, and summed over every unit) as the sample of the
+   * current step, unless one was stored in that step already (by any instance), and deletes
+   * samples older than `keepMs`.
+   */
+  recordBacklog(recording: BacklogRecording): Promise<void>;
+  /** The backlog samples since an instant, oldest first (the sum over units first in a step). */
+  backlogHistory(options: { readonly since: string }): Promise<BacklogSample[]>;
+  /** The applied mirrors' lag since an instant per step and unit, every instance's, oldest first. */
+  lagHistory(options: { readonly since: string; readonly stepMs: number }): Promise<LagPoint[]>;
 
   /**
    * Takes or renews the lease of a feed for `owner` for `leaseMs`: granted when nobody holds it,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PlanSeed } from '../../src/journal/stored-plan.ts';
 import { LinkConflictError, type StoredEvent } from '../../src/journal/sync-store.ts';
+import { describeHistoryContract } from './sync-store-history.contract.ts';
 import { describeJobsContract } from './sync-store-jobs.contract.ts';
 import { describeOutboxContract } from './sync-store-outbox.contract.ts';
 import { describeWaitingContract } from './sync-store-waiting.contract.ts';
@@ -113,6 +114,7 @@ export function describeSyncStoreContract(name: string, open: OpenSyncStore): vo
     describeWaitingContract(fixture);
 
     describeJobsContract(fixture);
+    describeHistoryContract(fixture);
 
     describe('events', () => {
       it('lists events newest first, with increasing ids and ISO times', async () => {

@@ -9,6 +9,7 @@ import { planStages } from './0010-plan-rows.ts';
 import { sharedRuntime } from './0011-shared-runtime.ts';
 import { waitingFor } from './0012-waiting-for.ts';
 import { jobs } from './0016-jobs.ts';
+import { backlogSamples } from './0021-backlog-samples.ts';
 
 /**
  * One numbered step of the journal's schema. Migrations are TypeScript modules, not `.sql`
@@ -47,6 +48,7 @@ export const JOURNAL_MIGRATIONS: readonly Migration[] = [
   sharedRuntime,
   waitingFor,
   jobs,
+  backlogSamples,
 ];
 
 /*
