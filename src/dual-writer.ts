@@ -73,7 +73,7 @@ import { RecordLocks } from './mirror/record-locks.ts';
 import { retryPolicyOf, withRetries, type RetryPolicy } from './mirror/retry-policy.ts';
 import { QuotaPacer } from './pacing/quota-pacer.ts';
 import { WritePath, type AuthorityWrite, type Routed, type WritePlan } from './mirror/write-path.ts';
-import type { WriteGuard } from './mirror/write-guard.ts';
+import { attemptGuard, type WriteGuard } from './mirror/write-guard.ts';
 import type { CutoverPlan } from './plan/cutover-plan.ts';
 import { EvidenceRecorder } from './plan/evidence-recorder.ts';
 import {
@@ -1221,8 +1221,9 @@ export class DualWriter<C, L> {
       base: route.authority === 'medplum' ? row : undefined,
       authority:
         route.authority === 'legacy'
-          ? (legacy) => this.#writeLegacy(legacy, mapping, legacyId, link, () => row, guard)
-          : async () => {
+          ? (legacy, landed) =>
+              this.#writeLegacy(legacy, mapping, legacyId, link, () => row, attemptGuard(guard, landed))
+          : async (_legacy, landed) => {
               // The authority's copy must point at what the row points at: a referenced record
               // without a Medplum copy refuses the write (a DependencyError), nothing written.
               const bound = await withReferences(
@@ -1236,7 +1237,7 @@ export class DualWriter<C, L> {
                 legacyId,
                 link,
                 (existing) => bound.toFhir(row, existing, {}),
-                guard,
+                attemptGuard(guard, landed),
               );
             },
     };
@@ -1261,7 +1262,7 @@ export class DualWriter<C, L> {
       base: route.authority === 'legacy' ? resource : undefined,
       authority:
         route.authority === 'legacy'
-          ? async (legacy) => {
+          ? async (legacy, landed) => {
               const bound = await withReferences(
                 this.#ctx,
                 mapping,
@@ -1274,11 +1275,17 @@ export class DualWriter<C, L> {
                 legacyId,
                 link,
                 (existing) => bound.toLegacy(resource, existing?.row, {}),
-                guard,
+                attemptGuard(guard, landed),
               );
             }
-          : () =>
-              this.#writeMedplum(mapping, legacyId, link, (existing) => replacing(resource, existing), guard),
+          : (_legacy, landed) =>
+              this.#writeMedplum(
+                mapping,
+                legacyId,
+                link,
+                (existing) => replacing(resource, existing),
+                attemptGuard(guard, landed),
+              ),
     };
   }
 

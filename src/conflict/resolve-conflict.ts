@@ -254,9 +254,12 @@ async function writeBoth<L>(
   return { resource, record: await toLegacy() };
 }
 
-/** A copy the resolver saw must still be at the version it saw; an absent one is (re)created. */
+/**
+ * A copy the resolver saw must still be at the version it saw (one already holding the decided
+ * content is done, whatever its version); an absent one is (re)created.
+ */
 function guardFor(exists: boolean, version: string | undefined): WriteGuard {
-  return exists ? { kind: 'update', version } : { kind: 'overwrite' };
+  return exists ? { kind: 'update', version, ownEarlierWrite: true } : { kind: 'overwrite' };
 }
 
 async function ask(

@@ -10,7 +10,7 @@ import {
   type LegacyAdapter,
   type LegacyRecord,
 } from '../sides/legacy-adapter.ts';
-import { checkGuard, type OwnWrites, type WriteGuard } from './write-guard.ts';
+import { acceptsAsIs, checkGuard, type OwnWrites, type WriteGuard } from './write-guard.ts';
 import { contentHash } from '../divergence/normalise.ts';
 
 /**
@@ -86,7 +86,12 @@ async function settle<L>(
   const desired =
     existing === undefined && guard.kind === 'update' ? undefined : desireFrom(write, existing, details);
   const row = desired === undefined ? undefined : withId(mapping, desired, legacyId, details);
-  if (existing !== undefined && row !== undefined && holds(existing.row, row)) {
+  if (
+    existing !== undefined &&
+    row !== undefined &&
+    holds(existing.row, row) &&
+    acceptsAsIs(guard, existing.version)
+  ) {
     return { record: existing, action: 'unchanged' };
   }
   // An earlier attempt's own write (its answer lost, its worker dead) is not someone else's

@@ -6,7 +6,7 @@ import type { Link } from '../journal/link.ts';
 import { runMapping, withLegacyIdentifier } from '../mapping/mapped-record.ts';
 import type { ResourceMapping } from '../mapping/resource-mapping.ts';
 import type { MedplumSide } from '../sides/medplum-side.ts';
-import { checkGuard, type OwnWrites, type WriteGuard } from './write-guard.ts';
+import { acceptsAsIs, checkGuard, type OwnWrites, type WriteGuard } from './write-guard.ts';
 
 /**
  * One idempotent write of a record's state to Medplum.
@@ -106,7 +106,12 @@ async function settle<R extends Resource>(
     existing === undefined && guard.kind === 'update' ? undefined : desireFrom(write, existing, details);
   const checked =
     desired === undefined ? undefined : withLegacyIdentifier(desired, mapping, legacyId, details);
-  if (existing !== undefined && checked !== undefined && contentHash(existing) === contentHash(checked)) {
+  if (
+    existing !== undefined &&
+    checked !== undefined &&
+    contentHash(existing) === contentHash(checked) &&
+    acceptsAsIs(guard, current)
+  ) {
     return { resource: existing, action: 'unchanged' };
   }
   const found = existing === undefined ? undefined : contentHash(existing);

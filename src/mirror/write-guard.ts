@@ -2,12 +2,17 @@ import { ConflictError, RejectedError, type ErrorDetails } from '../errors.ts';
 import type { Link } from '../journal/link.ts';
 
 /**
- * What a side's current copy must look like for a write to go ahead. Whatever the guard, a
- * copy that already holds the desired content is accepted as is (the write is a replay).
+ * What a side's current copy must look like for a write to go ahead. A copy that already holds
+ * the desired content is accepted as is (the write is a replay), except by an `update` whose
+ * `version` is stale (see {@link acceptsAsIs}).
  *
  * - `create`: there must be no copy (a user's create).
  * - `update`: there must be a copy, at `version` when given (a user's update, optionally
- *   with optimistic concurrency).
+ *   with optimistic concurrency). A copy at another version is a conflict even when it holds
+ *   the desired content already (the caller decided on a version that is no longer current, and
+ *   a legacy table's guarded UPDATE answers the same), unless `ownEarlierWrite`: that content
+ *   may be this write's own (an earlier attempt of the call whose answer was lost, or a
+ *   resolution being applied again).
  * - `last-sync`: the copy must be at the version recorded in the link, or absent when there is
  *   no link (a mirror: the target must not have changed since the two systems last agreed).
  *   Without a link, a copy found is taken for an orphan of an earlier attempt and replaced,
@@ -18,7 +23,11 @@ import type { Link } from '../journal/link.ts';
  */
 export type WriteGuard =
   | { readonly kind: 'create' }
-  | { readonly kind: 'update'; readonly version?: string | undefined }
+  | {
+      readonly kind: 'update';
+      readonly version?: string | undefined;
+      readonly ownEarlierWrite?: boolean | undefined;
+    }
   | { readonly kind: 'last-sync'; readonly targetIsAuthority?: boolean | undefined }
   | { readonly kind: 'overwrite' };
 
@@ -30,6 +39,36 @@ export type WriteGuard =
 export interface OwnWrites {
   readonly hashes: readonly string[];
   readonly mark: (hash: string) => Promise<void>;
+}
+
+/**
+ * Whether a copy found already holding the desired content is accepted as it is, at the
+ * version found.
+ *
+ * @param guard - The write's guard.
+ * @param foundVersion - The copy's version.
+ * @returns `false` only for an `update` whose `version` is stale and that cannot have written
+ *   the copy itself: {@link checkGuard} then reports the conflict.
+ */
+export function acceptsAsIs(guard: WriteGuard, foundVersion: string | undefined): boolean {
+  return (
+    guard.kind !== 'update' ||
+    guard.version === undefined ||
+    guard.version === foundVersion ||
+    guard.ownEarlierWrite === true
+  );
+}
+
+/**
+ * The guard of a call's attempt: after an attempt whose answer was lost, an `update` may find
+ * its own write.
+ *
+ * @param guard - The call's guard.
+ * @param mayHaveLanded - Whether an earlier attempt of the call may have written.
+ * @returns The guard for this attempt.
+ */
+export function attemptGuard<G extends WriteGuard>(guard: G, mayHaveLanded: boolean): G {
+  return guard.kind === 'update' && mayHaveLanded ? { ...guard, ownEarlierWrite: true } : guard;
 }
 
 /**

@@ -55,8 +55,10 @@ export interface WritePlan<L> {
   /**
    * Writes the authority once (the write path retries) through the given legacy adapter (the
    * writer's, or one bound to a transactional outbox's transaction) and returns what it did.
+   * `mayHaveLanded` says that an earlier attempt of the call may have written (its answer was
+   * lost): a copy holding the desired content may then be its own write (see `attemptGuard`).
    */
-  readonly authority: (legacy: LegacyAdapter<L>) => Promise<AuthorityWrite<L>>;
+  readonly authority: (legacy: LegacyAdapter<L>, mayHaveLanded: boolean) => Promise<AuthorityWrite<L>>;
 }
 
 /**
@@ -119,7 +121,7 @@ export class WritePath<L> {
       ({ value: authority, ticket } = await this.#writeAuthority(
         routed,
         legacyId,
-        () => transactional.run(intent, (legacy) => plan.authority(legacy), idOf),
+        (landed) => transactional.run(intent, (legacy) => plan.authority(legacy, landed), idOf),
         // The transaction's COMMIT is a write too: a connection lost around it may have landed.
         lostInFlight,
       ));
@@ -129,7 +131,9 @@ export class WritePath<L> {
           ? undefined
           : await this.#ctx.store.intend(intentFor(legacyId, target), this.#settings.intentHoldMs);
       try {
-        authority = await this.#writeAuthority(routed, legacyId, () => plan.authority(this.#ctx.legacy));
+        authority = await this.#writeAuthority(routed, legacyId, (landed) =>
+          plan.authority(this.#ctx.legacy, landed),
+        );
       } catch (err) {
         if (early !== undefined) {
           // Refused or never sent: nothing was written, so this intent owes nothing (an older
@@ -176,7 +180,7 @@ export class WritePath<L> {
   async #writeAuthority<T>(
     routed: Routed<L>,
     legacyId: string | undefined,
-    fn: () => Promise<T>,
+    fn: (mayHaveLanded: boolean) => Promise<T>,
     landed: (error: unknown) => boolean = () => false,
   ): Promise<T> {
     const idempotent = legacyId !== undefined;
@@ -184,7 +188,7 @@ export class WritePath<L> {
     try {
       return await this.#retrying(routed, legacyId, async () => {
         try {
-          return await fn();
+          return await fn(unknown !== undefined);
         } catch (err) {
           if (!(err instanceof OutcomeUnknownError) && !landed(err)) throw err;
           unknown = err instanceof OutcomeUnknownError ? err : outcomeUnknown(routed, legacyId, err, 1, true);
