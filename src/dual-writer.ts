@@ -168,6 +168,7 @@ export class DualWriter<C, L> {
       unitOf: feeds?.unitOf,
       // A backfill's searches spend the same user's quota: they wait in the background lane.
       pacer,
+      requestTimeoutMs,
     };
     if (feeds === undefined) this.#feeds = undefined;
     else {

@@ -1,20 +1,11 @@
 import { InvalidInputError } from '../errors.ts';
 import type { Job, JobDirection } from '../journal/job.ts';
-import {
-  aFunction,
-  anObject,
-  checkOptions,
-  nonEmptyString,
-  oneOf,
-  positiveInteger,
-  positiveMs,
-  resourceTypeName,
-  type Rule,
-} from '../option-checks.ts';
+import type { SyncStore } from '../journal/sync-store.ts';
+import { aFunction, positiveInteger } from '../option-checks.ts';
 import type { LegacyRecord } from '../sides/legacy-adapter.ts';
-import { MedplumSide } from '../sides/medplum-side.ts';
-import { backfillLegacyPage, backfillMedplumPage, type PageScope } from './backfill-page.ts';
+import { backfillLegacyPage, backfillMedplumPage } from './backfill-page.ts';
 import type { JobContext } from './job-context.ts';
+import { openJob } from './job-opening.ts';
 import { runJobPages, type JobWorkerOptions } from './job-worker.ts';
 import { legacyPages, medplumPages } from './record-pages.ts';
 
@@ -55,21 +46,7 @@ export interface BackfillOptions extends JobWorkerOptions {
   readonly drain?: (() => Promise<unknown>) | undefined;
 }
 
-const BACKFILL_SHAPE = {
-  resourceType: resourceTypeName,
-  direction: oneOf('to-medplum', 'to-legacy'),
-  unit: nonEmptyString,
-  jobId: nonEmptyString,
-  maxQueued: positiveInteger,
-  drain: aFunction,
-  workerId: nonEmptyString,
-  pageSize: positiveInteger,
-  leaseMs: positiveMs,
-  pollIntervalMs: positiveMs,
-  signal: anObject,
-  onProgress: aFunction,
-  total: positiveInteger,
-} satisfies Record<keyof BackfillOptions, Rule>;
+const BACKFILL_SHAPE = { maxQueued: positiveInteger, drain: aFunction };
 
 /**
  * Backfills one resource type: reads the source side in keyset pages (the adapter's `scan`;
@@ -98,39 +75,10 @@ const BACKFILL_SHAPE = {
  * ```
  */
 export async function backfill<L>(ctx: JobContext<L>, options: BackfillOptions): Promise<Job> {
-  const given = checkOptions(options, 'options', 'input', BACKFILL_SHAPE) as unknown as BackfillOptions;
-  for (const key of ['resourceType', 'direction'] as const) {
-    if ((given[key] as string | undefined) === undefined) throw new InvalidInputError(key, 'is required');
-  }
-  const mapping = ctx.mappings.find((candidate) => candidate.resourceType === given.resourceType);
-  if (mapping === undefined) {
-    throw new InvalidInputError('resourceType', 'has no mapping', { resourceType: given.resourceType });
-  }
-  if (ctx.unitOf === undefined && given.unit === undefined && given.jobId === undefined) {
-    throw new InvalidInputError('unit', 'is required when the context has no unitOf');
-  }
-  const job = await jobFor(ctx, given, 'backfill');
-  if (ctx.unitOf === undefined && job.unit === undefined) {
-    throw new InvalidInputError('unit', 'is required when the context has no unitOf');
-  }
-  const scope: PageScope<L> = {
-    ctx,
-    store: ctx.store,
-    legacy: ctx.legacy,
-    medplum: jobSide(ctx),
-    mapping,
-    unit: job.unit,
-    signal: given.signal,
-  };
+  const { given, job, scope } = await openJob(ctx, options, 'backfill', BACKFILL_SHAPE);
+  const { mapping } = scope;
   const maxQueued = given.maxQueued ?? 1000;
-  const beforePage = async (): Promise<void> => {
-    for (;;) {
-      const { pending, leased } = await ctx.store.outboxCounts();
-      if (pending + leased < maxQueued || given.signal?.aborted === true) return;
-      if (given.drain !== undefined) await given.drain();
-      else await new Promise((resolve) => setTimeout(resolve, given.pollIntervalMs ?? 200));
-    }
-  };
+  const beforePage = (): Promise<void> => queueBelow(ctx.store, maxQueued, given);
   if (job.direction === 'to-medplum') {
     return runJobPages<LegacyRecord<L>>(
       ctx.store,
@@ -153,55 +101,6 @@ export async function backfill<L>(ctx: JobContext<L>, options: BackfillOptions):
     },
     given,
   );
-}
-
-/**
- * The Medplum side of a job: its requests in the background lane of the context's pacer.
- *
- * @param ctx - The job's context.
- * @returns The side.
- */
-export function jobSide<L>(ctx: JobContext<L>): MedplumSide {
-  return new MedplumSide(
-    ctx.medplum,
-    1,
-    ctx.pacer === undefined ? {} : { pacer: ctx.pacer, lane: 'background' },
-  );
-}
-
-/**
- * The job a run works on: the one named by `jobId` (checked to be of this kind), or a new one.
- *
- * @param ctx - The journal.
- * @param given - The checked options.
- * @param kind - Backfill or reconcile.
- * @returns The job.
- */
-export async function jobFor<L>(
-  ctx: JobContext<L>,
-  given: {
-    readonly resourceType: string;
-    readonly direction: JobDirection;
-    readonly unit?: string | undefined;
-    readonly jobId?: string | undefined;
-  },
-  kind: Job['kind'],
-): Promise<Job> {
-  if (given.jobId === undefined) {
-    return ctx.store.createJob({
-      kind,
-      resourceType: given.resourceType,
-      unit: given.unit,
-      direction: given.direction,
-    });
-  }
-  const job = await ctx.store.getJob(given.jobId);
-  if (job?.kind !== kind || job.resourceType !== given.resourceType) {
-    throw new InvalidInputError('jobId', `names no ${kind} job of this resource type`, {
-      resourceType: given.resourceType,
-    });
-  }
-  return job;
 }
 
 /**
@@ -234,12 +133,24 @@ export async function backfillInOrder<L>(
     const job = await backfill(ctx, { ...each, resourceType });
     jobs.push(job);
     if (job.state !== 'done') return jobs;
-    for (;;) {
-      const { pending, leased } = await ctx.store.outboxCounts();
-      if (pending + leased === 0 || each.signal?.aborted === true) break;
-      if (each.drain !== undefined) await each.drain();
-      else await new Promise((resolve) => setTimeout(resolve, each.pollIntervalMs ?? 200));
-    }
+    await queueBelow(ctx.store, 1, each);
   }
   return jobs;
+}
+
+/**
+ * Waits until the outbox holds fewer than `limit` mirrors (pending or leased), draining it
+ * meanwhile when given a `drain`, else polling; returns at once when `signal` aborts.
+ */
+async function queueBelow(
+  store: SyncStore,
+  limit: number,
+  options: Pick<BackfillOptions, 'drain' | 'pollIntervalMs' | 'signal'>,
+): Promise<void> {
+  for (;;) {
+    const { pending, leased } = await store.outboxCounts();
+    if (pending + leased < limit || options.signal?.aborted === true) return;
+    if (options.drain !== undefined) await options.drain();
+    else await new Promise((resolve) => setTimeout(resolve, options.pollIntervalMs ?? 200));
+  }
 }

@@ -59,4 +59,10 @@ export interface JobContext<L> {
    * option) when the job shares its client; without one, the job's requests are not paced.
    */
   readonly pacer?: QuotaPacer | undefined;
+  /**
+   * How long a job's Medplum request may go unanswered (once the pacer let it go) before it is
+   * abandoned with a `RequestTimeoutError` and retried; a writer passes its own
+   * `requestTimeoutMs`. @default 10000
+   */
+  readonly requestTimeoutMs?: number | undefined;
 }

@@ -1,22 +1,10 @@
 import type { WithId } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
-import { InvalidInputError } from '../errors.ts';
 import type { Job, JobDirection } from '../journal/job.ts';
-import {
-  aFunction,
-  anObject,
-  checkOptions,
-  nonEmptyString,
-  oneOf,
-  positiveInteger,
-  positiveMs,
-  resourceTypeName,
-  type Rule,
-} from '../option-checks.ts';
+import { oneOf, positiveInteger } from '../option-checks.ts';
 import type { LegacyRecord } from '../sides/legacy-adapter.ts';
-import type { PageScope } from './backfill-page.ts';
-import { jobFor, jobSide } from './backfill.ts';
 import type { JobContext } from './job-context.ts';
+import { openJob } from './job-opening.ts';
 import { runJobPages, type JobWorkerOptions } from './job-worker.ts';
 import { reconcileLegacyPage, reconcileMedplumPage, type RepairPolicy } from './reconcile-page.ts';
 import { legacyPages, medplumPages } from './record-pages.ts';
@@ -57,21 +45,10 @@ export interface ReconcileOptions extends JobWorkerOptions {
 }
 
 const RECONCILE_SHAPE = {
-  resourceType: resourceTypeName,
-  direction: oneOf('to-medplum', 'to-legacy'),
-  unit: nonEmptyString,
-  jobId: nonEmptyString,
   repair: oneOf('none', 'queue'),
   duplicates: oneOf('review', 'remove-unlinked'),
   sampleSize: positiveInteger,
-  workerId: nonEmptyString,
-  pageSize: positiveInteger,
-  leaseMs: positiveMs,
-  pollIntervalMs: positiveMs,
-  signal: anObject,
-  onProgress: aFunction,
-  total: positiveInteger,
-} satisfies Record<keyof ReconcileOptions, Rule>;
+};
 
 /** The classes a reconciliation counts, in the order reports show them. */
 export const RECONCILE_CLASSES = [
@@ -113,37 +90,8 @@ interface Phase {
  * ```
  */
 export async function reconcile<L>(ctx: JobContext<L>, options: ReconcileOptions): Promise<Job> {
-  const given = checkOptions(options, 'options', 'input', RECONCILE_SHAPE) as unknown as ReconcileOptions;
-  for (const key of ['resourceType', 'direction'] as const) {
-    if ((given[key] as string | undefined) === undefined) throw new InvalidInputError(key, 'is required');
-  }
-  const mapping = ctx.mappings.find((candidate) => candidate.resourceType === given.resourceType);
-  if (mapping === undefined) {
-    throw new InvalidInputError('resourceType', 'has no mapping', { resourceType: given.resourceType });
-  }
-  if (ctx.unitOf === undefined && given.unit === undefined && given.jobId === undefined) {
-    throw new InvalidInputError('unit', 'is required when the context has no unitOf');
-  }
-  const job =
-    given.jobId === undefined
-      ? await ctx.store.createJob({
-          kind: 'reconcile',
-          resourceType: given.resourceType,
-          unit: given.unit,
-          direction: given.direction,
-          sampleSize: given.sampleSize,
-        })
-      : await jobFor(ctx, given, 'reconcile');
-  const medplum = jobSide(ctx);
-  const scope: PageScope<L> = {
-    ctx,
-    store: ctx.store,
-    legacy: ctx.legacy,
-    medplum,
-    mapping,
-    unit: job.unit,
-    signal: given.signal,
-  };
+  const { given, job, scope } = await openJob(ctx, options, 'reconcile', RECONCILE_SHAPE, options.sampleSize);
+  const { mapping, medplum } = scope;
   const policy: RepairPolicy = {
     repair: given.repair ?? 'none',
     duplicates: given.duplicates ?? 'review',

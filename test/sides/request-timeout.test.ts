@@ -72,13 +72,14 @@ function writerOver(
   legacy: MemoryLegacyAdapter<PatientRow>,
   events: DualWriteEvent[],
   stage: 'dual-write' | 'live' = 'dual-write',
+  store = new MemoryStore(),
 ) {
   return new DualWriter<Ctx, PatientRow>({
     legacy,
     medplum: createMedplumClient({ baseUrl }),
     mappings: [patientMapping],
     plan: new CutoverPlan<Ctx>({ default: stage, unitOf: (ctx) => ctx.unit }),
-    store: new MemoryStore(),
+    store,
     requestTimeoutMs: 150,
     retry: { retries: 1, minTimeoutMs: 5, maxTimeoutMs: 10 },
     drainer: { leaseMs: 1_000, pollIntervalMs: 5, backoff: { minMs: 5, maxMs: 20 } },
@@ -145,6 +146,25 @@ describe('request timeout', () => {
     expect(await writer.drain({ timeoutMs: 5_000 })).toMatchObject({ deadLettered: 0, timedOut: false });
     expect((await legacy.read('Patient', 'p-1'))?.row).toMatchObject({ last_name: 'Lovelace' });
   });
+
+  it("a backfill's Medplum requests keep the writer's time limit: a Medplum that never answers fails the job with RequestTimeoutError", async () => {
+    fhir = await startFhirTestServer();
+    const state = { mode: 'swallow' as 'pass' | 'swallow', swallowed: 0 };
+    const baseUrl = await hangingProxy(fhir.baseUrl, state);
+    const legacy = new MemoryLegacyAdapter<PatientRow>();
+    await legacy.create('Patient', ada);
+    const store = new MemoryStore();
+    const writer = writerOver(baseUrl, legacy, [], 'dual-write', store);
+    // Each search is abandoned after the writer's 150 ms and retried (six attempts, the rest is
+    // backoff); with the default 10 s limit the six attempts outlast the test's minute.
+    const error: unknown = await writer
+      .backfill({ resourceType: 'Patient', unit: 'north', direction: 'to-medplum' })
+      .catch((err: unknown) => err);
+    expect(error).toMatchObject({ name: 'RequestTimeoutError', retryable: true, resourceType: 'Patient' });
+    expect(state.swallowed).toBeGreaterThan(1);
+    const [job] = await store.listJobs({ kind: 'backfill' });
+    expect(job).toMatchObject({ state: 'failed', reason: 'RequestTimeoutError on page 1' });
+  }, 60_000);
 
   it('refuses a request timeout that is not under half the drainer lease, naming it', () => {
     const options = {
