@@ -13,6 +13,7 @@
  */
 import { execFile } from 'node:child_process';
 import {
+  chmodSync,
   cpSync,
   existsSync,
   mkdirSync,
@@ -191,6 +192,7 @@ describe('the published package', () => {
       'dist/index.d.ts',
       'dist/testing/index.js',
       'dist/testing/index.d.ts',
+      'dist/cli/main.js',
     ])
       expect(shipped).toContain(file);
     expect(shipped.filter((file) => file.endsWith('.d.ts.map'))).toEqual([]);
@@ -237,6 +239,40 @@ describe('the published package', () => {
       expect(await node(root, 'testing-import.ts')).toBe('true true\n');
     }, 120_000);
   }
+
+  it('runs `npx dualwrite --help` from the tarball: the bin is shipped, starts with a shebang and runs on Node', async () => {
+    const root = consumer('consumer-cli', installedWith('@medplum/core', '@medplum/fhirtypes', false));
+    await unpack(root);
+    const pkg = join(root, 'node_modules', 'medplum-dualwrite');
+    const { bin } = JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8')) as {
+      bin?: Record<string, string>;
+    };
+    expect(bin).toEqual({ dualwrite: './dist/cli/main.js' });
+    const target = join(pkg, 'dist', 'cli', 'main.js');
+    expect(readFileSync(target, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+    // What npm's install does for a `bin`: a link in node_modules/.bin, the target made executable.
+    mkdirSync(join(root, 'node_modules', '.bin'));
+    symlinkSync('../medplum-dualwrite/dist/cli/main.js', join(root, 'node_modules', '.bin', 'dualwrite'));
+    chmodSync(target, 0o755);
+    // `env node` in the shebang finds the Node running this test first; --offline: npx runs the
+    // local bin and never asks a registry.
+    const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` };
+    const { stdout } = await run('npx', ['--offline', 'dualwrite', '--help'], {
+      cwd: root,
+      env,
+      timeout: 60_000,
+    });
+    expect(stdout).toMatch(/^Usage: dualwrite \[options\] \[command\]/);
+    for (const command of ['backfill', 'reconcile', 'drain'])
+      expect(stdout).toMatch(new RegExp(`^  ${command}\\b`, 'm'));
+    expect(stdout).toContain('Exit status: 0 ok, 1 failure, 2 usage');
+    const version = await run('npx', ['--offline', 'dualwrite', '--version'], {
+      cwd: root,
+      env,
+      timeout: 60_000,
+    });
+    expect(version.stdout.trim()).toBe(manifest.version);
+  }, 120_000);
 
   it('names the packages to install when medplum-dualwrite/testing is imported without them', async () => {
     const root = consumer(

@@ -1,0 +1,285 @@
+import { Option, type Command } from 'commander';
+import { DualWriter } from '../../dual-writer.ts';
+import { InvalidInputError } from '../../errors.ts';
+import { backfill } from '../../jobs/backfill.ts';
+import type { JobContext } from '../../jobs/job-context.ts';
+import type { JobProgress } from '../../jobs/job-worker.ts';
+import { reconcile } from '../../jobs/reconcile.ts';
+import type { Job, JobDirection, JobKind } from '../../journal/job.ts';
+import { writerOptions, type DualwriteConfig } from '../dualwrite-config.ts';
+import type { CliCommand, CommandContext } from '../command-context.ts';
+import { EXIT_CODES } from '../exit-code.ts';
+import { interruptible } from '../interruptible.ts';
+import { describeJob, jobDocument, jobTable } from '../job-document.ts';
+import { positiveInteger } from '../option-parsers.ts';
+import { ProgressDisplay } from '../progress-display.ts';
+
+interface RunOptions {
+  readonly pageSize?: number;
+  readonly total?: number;
+  readonly drain?: boolean;
+  readonly repair?: 'none' | 'queue';
+}
+
+interface StartOptions extends RunOptions {
+  readonly type: string;
+  readonly unit?: string;
+  readonly direction?: JobDirection;
+}
+
+function jobContext(config: DualwriteConfig): JobContext<unknown> {
+  return {
+    store: config.store,
+    legacy: config.legacy,
+    medplum: config.medplum,
+    mappings: config.mappings as JobContext<unknown>['mappings'],
+    unitOf: config.feeds?.unitOf,
+    pacer: config.pacer,
+  };
+}
+
+/** The job named on the command line, of this kind. */
+async function requireJob(config: DualwriteConfig, kind: JobKind, id: string): Promise<Job> {
+  const job = await config.store.getJob(id);
+  if (job?.kind !== kind) throw new InvalidInputError('id', `names no ${kind} job`);
+  return job;
+}
+
+/**
+ * How many records a job will scan, for the ETA: `--total`, else what the last finished job
+ * over the same type and unit scanned (a backfill before a reconciliation, the last run before
+ * this one); unknown otherwise.
+ */
+async function expectedTotal(
+  config: DualwriteConfig,
+  job: Job,
+  given: number | undefined,
+): Promise<number | undefined> {
+  if (given !== undefined) return given;
+  const [last] = await config.store.listJobs({
+    resourceType: job.resourceType,
+    ...(job.unit === undefined ? {} : { unit: job.unit }),
+    state: 'done',
+    limit: 1,
+  });
+  return last?.counts.scanned;
+}
+
+/**
+ * Runs this process's share of a job in the foreground: a progress display, the queued mirrors
+ * drained here unless `--no-drain`, Ctrl-C pausing the job (every worker) so that
+ * `resume` goes on from its cursor.
+ */
+async function runInForeground(
+  context: CommandContext,
+  command: Command,
+  config: DualwriteConfig,
+  job: Job,
+  options: RunOptions,
+): Promise<void> {
+  const output = context.output(command);
+  const label = `${job.kind} job ${job.id}`;
+  const total = await expectedTotal(config, job, options.total);
+  const display = new ProgressDisplay(context.terminal, label);
+  const writer = options.drain === false ? undefined : new DualWriter(writerOptions(config));
+  const controller = new AbortController();
+  const onProgress = (progress: JobProgress): void => {
+    const done = progress.job.counts.scanned ?? 0;
+    const left = total === undefined ? undefined : Math.max(total - done, 0);
+    display.update({
+      done,
+      total: total === undefined ? undefined : Math.max(total, done),
+      perSecond: progress.recordsPerSecond,
+      etaMs:
+        left === undefined || progress.recordsPerSecond === 0
+          ? undefined
+          : (left / progress.recordsPerSecond) * 1000,
+      unit: 'scanned',
+    });
+  };
+  const worker = {
+    jobId: job.id,
+    resourceType: job.resourceType,
+    direction: job.direction,
+    signal: controller.signal,
+    onProgress,
+    ...(options.pageSize === undefined ? {} : { pageSize: options.pageSize }),
+  };
+  const ctx = jobContext(config);
+  const { result, interrupted } = await interruptible(
+    context.terminal,
+    `pausing ${label}`,
+    async () => {
+      controller.abort();
+      writer?.pause();
+      await config.store.setJobState(job.id, 'paused', { from: ['running'] });
+    },
+    async () => {
+      const ran =
+        job.kind === 'backfill'
+          ? await backfill(ctx, {
+              ...worker,
+              ...(writer === undefined ? {} : { drain: () => writer.drain() }),
+            })
+          : await reconcile(ctx, { ...worker, repair: options.repair ?? 'none' });
+      display.stop();
+      // What the job queued is applied here too, unless the service's drainers are left to it.
+      if (writer !== undefined && ran.state === 'done' && !controller.signal.aborted) await writer.drain();
+      return ran;
+    },
+  ).finally(() => display.stop());
+  const after = (await config.store.getJob(result.id)) ?? result;
+  output.result({ job: jobDocument(after) }, () => describeJob(after));
+  if (interrupted && after.state === 'paused') {
+    output.note(`${label} paused: resume with \`dualwrite ${job.kind} resume ${job.id}\``);
+    context.exitWith(EXIT_CODES.interrupted);
+  } else if (after.state !== 'done') {
+    output.note(`${label} ended ${after.state}${after.reason === undefined ? '' : `: ${after.reason}`}`);
+    context.exitWith(EXIT_CODES.failure);
+  }
+}
+
+function runOptions(command: Command, kind: JobKind): Command {
+  command
+    .option('--page-size <n>', 'records per page', positiveInteger)
+    .option(
+      '--total <n>',
+      'how many records to expect, for the ETA (default: what the last finished job scanned)',
+      positiveInteger,
+    );
+  if (kind === 'backfill')
+    command.option('--no-drain', "queue only: leave the mirrors to the service's drainers");
+  else {
+    command.addOption(
+      new Option('--repair <mode>', 'queue mirrors for what differs')
+        .choices(['none', 'queue'])
+        .default('none'),
+    );
+  }
+  return command;
+}
+
+function jobCommand(kind: JobKind, summary: string): CliCommand {
+  return {
+    register(program, context) {
+      const group = program.command(kind).description(summary);
+
+      runOptions(
+        group
+          .command('start')
+          .description(
+            `start a ${kind} of one resource type and run it here, with progress (Ctrl-C pauses it)`,
+          )
+          .requiredOption('-t, --type <resourceType>', 'the resource type')
+          .option('-u, --unit <unit>', "one unit's records (default: every unit)")
+          .addOption(
+            new Option(
+              '-d, --direction <direction>',
+              kind === 'backfill'
+                ? 'to-medplum (default) or to-legacy'
+                : "the reference side (default: the unit's authority)",
+            ).choices(['to-medplum', 'to-legacy']),
+          ),
+        kind,
+      ).action(async (options: StartOptions, command: Command) => {
+        const config = await context.config(command);
+        if (!config.mappings.some((mapping) => mapping.resourceType === options.type)) {
+          throw new InvalidInputError('--type', 'has no mapping in the configuration');
+        }
+        const direction =
+          options.direction ??
+          (kind === 'backfill' || options.unit === undefined
+            ? 'to-medplum'
+            : config.plan.routeOf(options.unit, options.type).authority === 'legacy'
+              ? 'to-medplum'
+              : 'to-legacy');
+        const job = await config.store.createJob({
+          kind,
+          resourceType: options.type,
+          unit: options.unit,
+          direction,
+        });
+        context.output(command).note(`${kind} job ${job.id} started`);
+        await runInForeground(context, command, config, job, options);
+      });
+
+      runOptions(
+        group
+          .command('resume')
+          .description(`resume a paused or failed ${kind} (or join a running one) and run it here`)
+          .argument('<id>', 'the job'),
+        kind,
+      ).action(async (id: string, options: RunOptions, command: Command) => {
+        const config = await context.config(command);
+        const job = await requireJob(config, kind, id);
+        const running =
+          job.state === 'running'
+            ? job
+            : await config.store.setJobState(id, 'running', { from: ['paused', 'failed'] });
+        if (running === undefined)
+          throw new InvalidInputError('id', `names a ${job.state} job, which cannot resume`);
+        await runInForeground(context, command, config, running, options);
+      });
+
+      group
+        .command('status')
+        .description(`one ${kind} job, or the latest ones`)
+        .argument('[id]', 'the job (default: the latest jobs)')
+        .option('--limit <n>', 'most jobs listed', positiveInteger, 20)
+        .action(async (id: string | undefined, options: { limit: number }, command: Command) => {
+          const config = await context.config(command);
+          const output = context.output(command);
+          if (id !== undefined) {
+            const job = await requireJob(config, kind, id);
+            output.result({ job: jobDocument(job) }, () => describeJob(job));
+            return;
+          }
+          const jobs = await config.store.listJobs({ kind, limit: options.limit });
+          output.result({ jobs: jobs.map(jobDocument) }, () => jobTable(jobs));
+        });
+
+      group
+        .command('pause')
+        .description(`pause a running ${kind}: every worker stops after its page in hand`)
+        .argument('<id>', 'the job')
+        .action(async (id: string, _options: unknown, command: Command) => {
+          const config = await context.config(command);
+          const job = await requireJob(config, kind, id);
+          const paused = await config.store.setJobState(id, 'paused', { from: ['running'] });
+          if (paused === undefined)
+            throw new InvalidInputError('id', `names a ${job.state} job, which cannot pause`);
+          context.output(command).result({ job: jobDocument(paused) }, () => describeJob(paused));
+        });
+
+      group
+        .command('cancel')
+        .description(`cancel a ${kind} for good (asks first unless --yes)`)
+        .argument('<id>', 'the job')
+        .option('-y, --yes', 'do not ask')
+        .action(async (id: string, options: { yes?: boolean }, command: Command) => {
+          const config = await context.config(command);
+          const job = await requireJob(config, kind, id);
+          await context.confirm(`cancel ${kind} job ${id} (${job.state}, ${job.resourceType})`, options.yes);
+          const cancelled = await config.store.setJobState(id, 'cancelled', {
+            from: ['running', 'paused', 'failed'],
+            reason: 'cancelled by an operator',
+          });
+          if (cancelled === undefined)
+            throw new InvalidInputError('id', `names a ${job.state} job, which cannot be cancelled`);
+          context.output(command).result({ job: jobDocument(cancelled) }, () => describeJob(cancelled));
+        });
+    },
+  };
+}
+
+/** `dualwrite backfill start|resume|status|pause|cancel`. */
+export const backfillCommand = jobCommand(
+  'backfill',
+  'mirror the records that exist already (a job in the journal: resumable, shared by workers)',
+);
+
+/** `dualwrite reconcile start|resume|status|pause|cancel`. */
+export const reconcileCommand = jobCommand(
+  'reconcile',
+  'compare both sides record by record, and optionally queue repairs (a job in the journal)',
+);

@@ -1,0 +1,222 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PostgresStore, sqlClientFromPg } from '../../src/index.ts';
+import { startFhirTestServer, type FhirTestServer } from '../../src/testing/index.ts';
+import { buildCli, exists, json, until, type CliBuild } from './cli-harness.ts';
+
+/** A job as `--json` prints it. */
+interface JobDoc {
+  id: string;
+  kind: string;
+  state: string;
+  unit: string | null;
+  counts: Record<string, number>;
+}
+
+const schema = `cli_jobs_${randomUUID().slice(0, 8)}`;
+const UNITS = { north: 12, east: 8, west: 5 } as const;
+const ROWS = Object.values(UNITS).reduce((a, b) => a + b, 0);
+let pool: pg.Pool;
+let server: FhirTestServer;
+let cli: CliBuild;
+let store: PostgresStore;
+
+beforeAll(async () => {
+  pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 2 });
+  await pool.query(`create schema ${schema}`);
+  await pool.query(`create table ${schema}.patients (
+    id serial primary key, clinic text not null, first_name text not null, last_name text not null,
+    version integer not null default 1, updated_at timestamptz not null default clock_timestamp())`);
+  for (const [clinic, n] of Object.entries(UNITS)) {
+    for (let i = 0; i < n; i += 1) {
+      await pool.query(`insert into ${schema}.patients (clinic, first_name, last_name) values ($1, $2, $3)`, [
+        clinic,
+        `First${i}`,
+        `Last${i}`,
+      ]);
+    }
+  }
+  store = await PostgresStore.open({ sql: sqlClientFromPg(pool), schema: `${schema}_journal` });
+  server = await startFhirTestServer();
+  cli = await buildCli({
+    DATABASE_URL: process.env.DATABASE_URL ?? '',
+    MEDPLUM_BASE_URL: server.baseUrl,
+    CLI_TEST_SCHEMA: schema,
+  });
+}, 180_000);
+
+afterAll(async () => {
+  cli.remove();
+  await server.close();
+  await pool.query(`drop schema if exists ${schema} cascade`);
+  await pool.query(`drop schema if exists ${schema}_journal cascade`);
+  await pool.end();
+});
+
+/** Patients of a unit on the FHIR server. */
+async function patientsIn(unit: string): Promise<number> {
+  const found = await server.repo.search({ resourceType: 'Patient', count: 1000 } as never);
+  return (found.entry ?? []).filter(
+    (entry) =>
+      (entry.resource as { managingOrganization?: { display?: string } }).managingOrganization?.display ===
+      unit,
+  ).length;
+}
+
+describe('dualwrite backfill', () => {
+  it('runs a backfill to the end as a process, prints the job as JSON and plain progress lines off a terminal', async () => {
+    const result = await cli.run(['backfill', 'start', '--type', 'Patient', '--unit', 'north', '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    const { job } = json<{ job: JobDoc }>(result);
+    expect(job).toMatchObject({ kind: 'backfill', state: 'done', unit: 'north' });
+    expect(job.counts.scanned).toBe(ROWS);
+    expect(job.counts.skipped).toBe(ROWS - UNITS.north);
+    expect(await patientsIn('north')).toBe(UNITS.north);
+    // Off a terminal: plain lines, no bar, no escape sequences.
+    expect(result.stderr).toMatch(
+      new RegExp(`^backfill job ${job.id}: ${ROWS} scanned, [\\d.]+/s, ETA -$`, 'm'),
+    );
+    expect(result.stderr).not.toContain('\u001b[');
+
+    const status = await cli.run(['backfill', 'status', job.id, '--json']);
+    expect(status.code).toBe(0);
+    expect(json<{ job: JobDoc }>(status).job).toEqual(job);
+    const list = await cli.run(['backfill', 'status', '--json']);
+    expect(json<{ jobs: JobDoc[] }>(list).jobs.map((listed) => listed.id)).toContain(job.id);
+  }, 120_000);
+
+  it('pauses the job on Ctrl-C after the page in hand, exits 130, and resume finishes it from its cursor', async () => {
+    const hold = mkdtempSync(join(tmpdir(), 'dualwrite-cli-hold-'));
+    try {
+      const running = cli.start(
+        ['backfill', 'start', '--type', 'Patient', '--unit', 'east', '--page-size', '5', '--json'],
+        {
+          CLI_TEST_HOLD: hold,
+        },
+      );
+      // The second page's read is held: the first page is complete, the second in hand.
+      await until(() => exists(join(hold, 'scanning')) || running.finished());
+      expect(running.finished(), running.stderr()).toBe(false);
+      running.interrupt();
+      await until(() => running.stderr().includes('Ctrl-C: pausing backfill job') || running.finished());
+      writeFileSync(join(hold, 'release'), '');
+      const result = await running.done;
+      expect(result.code, result.stderr).toBe(130);
+      const { job } = json<{ job: JobDoc }>(result);
+      expect(job.state).toBe('paused');
+      expect(job.counts.scanned).toBe(10);
+      expect(result.stderr).toContain(
+        `backfill job ${job.id} paused: resume with \`dualwrite backfill resume ${job.id}\``,
+      );
+      expect((await store.getJob(job.id))?.state).toBe('paused');
+
+      const resumed = await cli.run(['backfill', 'resume', job.id, '--json']);
+      expect(resumed.code, resumed.stderr).toBe(0);
+      const after = json<{ job: JobDoc }>(resumed).job;
+      expect(after).toMatchObject({ id: job.id, state: 'done' });
+      expect(after.counts.scanned).toBe(ROWS);
+      expect(await patientsIn('east')).toBe(UNITS.east);
+    } finally {
+      rmSync(hold, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('shows a progress bar with rate and ETA in a terminal', async () => {
+    const result = await cli.runInTerminal([
+      'backfill',
+      'start',
+      '--type',
+      'Patient',
+      '--unit',
+      'north',
+      '--page-size',
+      '5',
+    ]);
+    expect(result.code, result.stdout).toBe(0);
+    // The bar (cli-progress, redrawn in place), the share, the rate and the time left.
+    expect(result.stdout).toContain('\u2588');
+    expect(result.stdout).toMatch(
+      new RegExp(
+        `backfill job \\d+ \\[[\\u2588\\u2591]+\\] 100% \\| ${ROWS}/${ROWS} scanned \\| [\\d.]+/s \\| ETA \\S+`,
+      ),
+    );
+    // The expected total came from the last finished job over north: the ETA is known early.
+    expect(result.stdout).toMatch(/\| ETA \d/);
+    expect(result.stdout).not.toMatch(/^backfill job \d+: /m);
+  }, 120_000);
+
+  it('refuses to cancel without --yes when nobody can be asked, and cancels with it', async () => {
+    const job = await store.createJob({
+      kind: 'backfill',
+      resourceType: 'Patient',
+      unit: 'west',
+      direction: 'to-medplum',
+    });
+    await store.setJobState(job.id, 'paused');
+    const refused = await cli.run(['backfill', 'cancel', job.id]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('--yes');
+    expect((await store.getJob(job.id))?.state).toBe('paused');
+
+    const declined = await cli.runInTerminal(['backfill', 'cancel', job.id], {}, 'n\n');
+    expect(declined.code, declined.stdout).toBe(1);
+    expect(declined.stdout).toContain(`cancel backfill job ${job.id} (paused, Patient)? [y/N]`);
+    expect((await store.getJob(job.id))?.state).toBe('paused');
+
+    const cancelled = await cli.run(['backfill', 'cancel', job.id, '--yes', '--json']);
+    expect(cancelled.code).toBe(0);
+    expect(json<{ job: JobDoc }>(cancelled).job).toMatchObject({ id: job.id, state: 'cancelled' });
+  }, 120_000);
+
+  it('queues with --no-drain, and `dualwrite drain` applies what waits', async () => {
+    const queued = await cli.run([
+      'backfill',
+      'start',
+      '--type',
+      'Patient',
+      '--unit',
+      'west',
+      '--no-drain',
+      '--json',
+    ]);
+    expect(queued.code, queued.stderr).toBe(0);
+    expect(json<{ job: JobDoc }>(queued).job.state).toBe('done');
+    expect((await store.outboxCounts()).pending).toBe(UNITS.west);
+    expect(await patientsIn('west')).toBe(0);
+
+    const drained = await cli.run(['drain', '--json']);
+    expect(drained.code, drained.stderr).toBe(0);
+    const { drain } = json<{ drain: { applied: number; remaining: { pending: number } } }>(drained);
+    expect(drain.applied).toBe(UNITS.west);
+    expect(drain.remaining.pending).toBe(0);
+    expect(await patientsIn('west')).toBe(UNITS.west);
+  }, 120_000);
+});
+
+describe('dualwrite usage', () => {
+  it('exits 2 on a usage error, with a JSON error document under --json', async () => {
+    const unknown = await cli.run(['backfill', 'start', '--json']);
+    expect(unknown.code).toBe(2);
+    expect(json<{ error: { name: string } }>(unknown).error.name).toBe('UsageError');
+    const badNumber = await cli.run(['backfill', 'start', '--type', 'Patient', '--page-size', 'ten']);
+    expect(badNumber.code).toBe(2);
+    expect(badNumber.stderr).toContain('must be a positive integer');
+    const noMapping = await cli.run(['backfill', 'start', '--type', 'Observation', '--json']);
+    expect(noMapping.code).toBe(2);
+    expect(json<{ error: { field: string } }>(noMapping).error.field).toBe('--type');
+  }, 60_000);
+
+  it('names the configuration at fault, and exits 2', async () => {
+    const missing = await cli.run(['drain', '--config', 'nowhere.config.ts', '--json']);
+    expect(missing.code).toBe(2);
+    expect(json<{ error: { field: string } }>(missing).error.field).toBe('--config');
+    writeFileSync(join(cli.project, 'broken.config.ts'), 'export default { plan: {} };\n');
+    const broken = await cli.run(['drain', '--config', 'broken.config.ts']);
+    expect(broken.code).toBe(2);
+    expect(broken.stderr).toContain('broken.config.ts: default export.store: must be a SyncStore');
+  }, 60_000);
+});
