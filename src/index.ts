@@ -85,6 +85,7 @@ export type {
 export type { StoredEvent, RecordedEvent } from './journal/sync-store.ts';
 export { LinkConflictError } from './journal/sync-store.ts';
 export type { SyncStore, DeadLetterOptions } from './journal/sync-store.ts';
+export type { BacklogSample, LagPoint, BacklogRecording } from './journal/operating-history.ts';
 export type { Link } from './journal/link.ts';
 
 export type { RetryOptions } from './mirror/retry-policy.ts';
@@ -179,6 +180,17 @@ export type { PgClientOptions, PgPool } from './sql/pg-client.ts';
 export { sqlClientFromPglite } from './sql/pglite-client.ts';
 export type { PgliteDatabase } from './sql/pglite-client.ts';
 export type { SqlClient, SqlQueryable, SqlResult } from './sql/sql-client.ts';
+
+export { startConsole } from './console/console-server.ts';
+export type { ConsoleOptions, ConsoleServer } from './console/console-server.ts';
+export type {
+  ConsoleOperator,
+  ConsoleJournal,
+  ConsoleUnit,
+  ConsoleDeadLetter,
+  ConsoleSelection,
+  ConsoleBulkOutcome,
+} from './console/console-operator.ts';
 
 export { defineConfig } from './cli/dualwrite-config.ts';
 export type { ConfigEnvironment, DualwriteConfig, DualwriteConfigModule } from './cli/dualwrite-config.ts';

@@ -2,6 +2,7 @@ import type { WithId } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
 import type { Side } from '../errors.ts';
 import type { Link } from '../journal/link.ts';
+import type { OutboxError } from '../journal/outbox.ts';
 import type { SyncStore } from '../journal/sync-store.ts';
 import type { ResourceMapping } from '../mapping/resource-mapping.ts';
 import type { Stage, StageRoute } from '../plan/stage.ts';
@@ -169,9 +170,46 @@ export async function journalInbound<L>(
 }
 
 /**
+ * The reason of a delete held for review, as its dead letter keeps it: ids and sides, never
+ * values. Its `side` is the system the delete was made in.
+ *
+ * @param resourceType - The record's type.
+ * @param legacyId - The record's legacy id.
+ * @param deletedIn - The system the delete was made in.
+ * @param authority - The unit's authority when it was held.
+ * @returns The reason.
+ * @internal
+ * @example
+ * ```ts
+ * const reason = deleteReviewReason('Patient', '42', 'medplum', 'legacy');
+ * ```
+ */
+export function deleteReviewReason(
+  resourceType: string,
+  legacyId: string,
+  deletedIn: Side,
+  authority: Side,
+): OutboxError {
+  const kept = deletedIn === 'legacy' ? 'medplum' : 'legacy';
+  return {
+    name: DELETE_REVIEW,
+    message:
+      `${resourceType}/${legacyId} was deleted in ${deletedIn} (the authority is ${authority}); the ${kept} ` +
+      `copy is kept until an operator decides: resolve with winner '${deletedIn}' (or retry) to delete it, ` +
+      `with winner '${kept}' to restore the ${deletedIn} copy`,
+    side: deletedIn,
+  };
+}
+
+/** The reason name of a delete held for review (a dead letter's `reason.name`). */
+export const DELETE_REVIEW = 'DeleteReviewError';
+
+/**
  * Applies the mapping's delete policy to a delete seen in one system: `propagate`, or `held`
  * after recording a `delete-review` or `delete-ignored` event (ids and sides only, never
- * values). A held delete is remembered (a journal cursor keyed by the record, valued by the
+ * values). A delete held for review is also an open dead letter towards the side that kept its
+ * copy (kind `delete`, reason {@link DELETE_REVIEW}): listed, counted by readiness and decided
+ * like any dead letter. A held delete is remembered (a journal cursor keyed by the record, valued by the
  * surviving copy's version), so the overlap a feed re-reads, or the existence check's next
  * pass, answers `held-before` instead of a second event; a later write to the surviving copy
  * changes its version, so a delete after it is decided afresh. A held delete of a Medplum
@@ -193,12 +231,24 @@ async function deleteDecision<L>(
   const mark = `delete-held:${resourceType}:${legacyId}`;
   const survivor = `${source}:${copy.record?.version ?? copy.resource?.meta?.versionId ?? ''}`;
   if ((await deps.store.getCursor(mark)) === survivor) return 'held-before';
+  const kept: Side = source === 'legacy' ? 'medplum' : 'legacy';
+  const letter =
+    policy === 'review'
+      ? await deps.store.openDeadLetter({
+          resourceType,
+          legacyId,
+          target: kept,
+          unit,
+          kind: 'delete',
+          reason: deleteReviewReason(resourceType, legacyId, source, authority),
+        })
+      : undefined;
   await deps.store.appendEvent({
     type: policy === 'review' ? 'delete-review' : 'delete-ignored',
     resourceType,
     legacyId,
     unit,
-    data: { deletedIn: source, authority, policy, medplumId: link?.medplumId },
+    data: { deletedIn: source, authority, policy, medplumId: link?.medplumId, deadLetterId: letter?.id },
   });
   await deps.store.setCursor(mark, survivor);
   if (source === 'medplum' && link !== undefined) await deps.store.deleteLink(resourceType, legacyId);

@@ -33,6 +33,7 @@ import { parseWaitingFor } from './waiting-for.ts';
 import {
   LinkConflictError,
   type DeadLetterOptions,
+  type NewDeadLetter,
   type RecordedEvent,
   type StoredEvent,
   type SyncStore,
@@ -459,6 +460,38 @@ export class MemoryStore implements SyncStore {
     const ticket = await this.intend(letter, 0);
     await this.commit(ticket);
     return ticket;
+  }
+
+  /** {@inheritDoc SyncStore.openDeadLetter} */
+  openDeadLetter(letter: NewDeadLetter): Promise<DeadLetter> {
+    const open = [...this.#letters.values()].find(
+      (held) =>
+        held.status === 'open' &&
+        held.resourceType === letter.resourceType &&
+        held.legacyId === letter.legacyId &&
+        held.target === letter.target &&
+        held.kind === letter.kind &&
+        held.reason.name === letter.reason.name,
+    );
+    if (open !== undefined) return Promise.resolve({ ...open });
+    const id = this.#nextId();
+    const opened: MutableLetter = {
+      id,
+      resourceType: letter.resourceType,
+      legacyId: letter.legacyId,
+      target: letter.target,
+      unit: letter.unit,
+      kind: letter.kind,
+      base: undefined,
+      attempts: 0,
+      reason: letter.reason,
+      failedAt: new Date().toISOString(),
+      status: 'open',
+      resolvedAt: undefined,
+      note: undefined,
+    };
+    this.#letters.set(id, opened);
+    return Promise.resolve({ ...opened });
   }
 
   /** {@inheritDoc SyncStore.discardDeadLetter} */

@@ -1,5 +1,6 @@
 import type { SqlClient, SqlQueryable } from '../sql/sql-client.ts';
 import type { DeadLetter, OutboxError, OutboxTicket } from './outbox.ts';
+import type { NewDeadLetter } from './sync-store.ts';
 import { commit, intend } from './postgres-outbox.ts';
 import {
   LETTER_COLUMNS,
@@ -194,4 +195,56 @@ export async function discardDeadLetter(
     [id, note],
   );
   return rows.length > 0;
+}
+
+/**
+ * Opens a letter for a record without a claimed entry, unless an open letter of the same
+ * record, target, kind and reason name exists (then returns that one). The check and the insert
+ * run under a transaction-scoped advisory lock on the record (a key space of its own), so two
+ * instances holding one decision at once open one letter.
+ *
+ * @param sql - The database.
+ * @param tables - The store's tables.
+ * @param letter - The record, its unit, kind and reason.
+ * @returns The open letter.
+ * @example
+ * ```ts
+ * const letter = await openDeadLetter(sql, tables, { resourceType: 'Patient', legacyId: '42', target: 'legacy', unit: 'north', kind: 'delete', reason });
+ * ```
+ */
+export async function openDeadLetter(
+  sql: SqlClient,
+  tables: JournalTables,
+  letter: NewDeadLetter,
+): Promise<DeadLetter> {
+  return sql.transaction(async (tx) => {
+    await tx.query(`SELECT pg_advisory_xact_lock(pg_catalog.hashtextextended($1, 0))`, [
+      `${tables.deadLetters}:${letter.resourceType}/${letter.legacyId}`,
+    ]);
+    const params = [letter.resourceType, letter.legacyId, letter.target, letter.kind, letter.reason.name];
+    const { rows: open } = await tx.query<LetterRow>(
+      `SELECT ${LETTER_COLUMNS} FROM ${tables.deadLetters} d
+       WHERE d.status = 'open' AND d.resource_type = $1 AND d.legacy_id = $2 AND d.target = $3
+         AND d.kind = $4 AND d.reason->>'name' = $5
+       ORDER BY d.id LIMIT 1`,
+      params,
+    );
+    if (open[0] !== undefined) return toDeadLetter(open[0]);
+    const { rows } = await tx.query<LetterRow>(
+      `INSERT INTO ${tables.deadLetters} AS d (resource_type, legacy_id, target, unit, kind, attempts, reason)
+       VALUES ($1, $2, $3, $4, $5, 0, $6::text::jsonb)
+       RETURNING ${LETTER_COLUMNS}`,
+      [
+        letter.resourceType,
+        letter.legacyId,
+        letter.target,
+        letter.unit,
+        letter.kind,
+        jsonParam(letter.reason),
+      ],
+    );
+    const [opened] = rows;
+    if (opened === undefined) throw new Error('INSERT … RETURNING returned no row');
+    return toDeadLetter(opened);
+  });
 }

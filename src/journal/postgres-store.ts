@@ -36,7 +36,13 @@ import {
   type PostgresStoreOptions,
 } from './postgres-store-options.ts';
 import { iso, journalTables, jsonParam, optional, parseJson, type JournalTables } from './postgres-tables.ts';
-import type { DeadLetterOptions, RecordedEvent, StoredEvent, SyncStore } from './sync-store.ts';
+import type {
+  DeadLetterOptions,
+  NewDeadLetter,
+  RecordedEvent,
+  StoredEvent,
+  SyncStore,
+} from './sync-store.ts';
 
 export type { EmbeddedPostgresStoreOptions, PostgresStoreOptions } from './postgres-store-options.ts';
 
@@ -402,6 +408,11 @@ export class PostgresStore implements SyncStore {
   /** {@inheritDoc SyncStore.discardDeadLetter} */
   discardDeadLetter(id: string, note: string): Promise<boolean> {
     return typedJournal(() => letters.discardDeadLetter(this.#sql, this.#tables, id, note));
+  }
+
+  /** {@inheritDoc SyncStore.openDeadLetter} */
+  openDeadLetter(letter: NewDeadLetter): Promise<DeadLetter> {
+    return typedJournal(() => letters.openDeadLetter(this.#sql, this.#tables, letter));
   }
 
   /** {@inheritDoc SyncStore.appendEvent} */

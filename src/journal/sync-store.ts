@@ -9,6 +9,8 @@ import type {
   OutboxEntry,
   OutboxError,
   OutboxIntent,
+  OutboxKey,
+  OutboxKind,
   OutboxTicket,
 } from './outbox.ts';
 import type { BacklogRecording, BacklogSample, LagPoint } from './operating-history.ts';
@@ -178,6 +180,14 @@ export interface SyncStore extends JobStore {
   retryDeadLetter(id: string): Promise<OutboxTicket | undefined>;
   /** Marks an open dead letter discarded, with the operator's note; `false` if not open. */
   discardDeadLetter(id: string, note: string): Promise<boolean>;
+  /**
+   * Opens a dead letter for a record none of whose entries is claimed: a decision only an
+   * operator can make (a delete held for review by its mapping's policy). Nothing is queued and
+   * no pending entry of the record is touched. While an open letter of the same record, target,
+   * kind and reason name exists, that letter is returned and nothing is added, so one decision
+   * seen twice (a feed's overlap, the existence check and a rest hook at once) is one letter.
+   */
+  openDeadLetter(letter: NewDeadLetter): Promise<DeadLetter>;
 
   /** Appends an event. */
   appendEvent(event: StoredEvent): Promise<void>;
@@ -255,6 +265,26 @@ export interface DeadLetterOptions {
    * @default true
    */
   readonly keepBase?: boolean | undefined;
+}
+
+/**
+ * A dead letter opened without a claimed entry ({@link SyncStore.openDeadLetter}).
+ *
+ * @example
+ * ```ts
+ * const letter: NewDeadLetter = {
+ *   resourceType: 'Patient', legacyId: '42', target: 'legacy', unit: 'north', kind: 'delete',
+ *   reason: { name: 'DeleteReviewError', message: 'Patient/42 was deleted in Medplum, not the authority', side: 'medplum' },
+ * };
+ * ```
+ */
+export interface NewDeadLetter extends OutboxKey {
+  /** The record's unit. */
+  readonly unit: string;
+  /** What a retry asks for when the other side has no copy (`delete`: remove the target's). */
+  readonly kind: OutboxKind;
+  /** Why it waits for an operator; no values. */
+  readonly reason: OutboxError;
 }
 
 /**

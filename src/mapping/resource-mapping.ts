@@ -98,8 +98,9 @@ export interface ResourceMapping<L, R extends Resource = Resource, K extends Ref
   newLegacyId?(resource: R): string | Promise<string>;
   /**
    * What a delete made directly in one system (seen by a change feed) does to the other, per
-   * direction: `propagate` deletes the other copy, `review` deletes nothing and records a
-   * `delete-review` event for an operator, `ignore` deletes nothing and records a
+   * direction: `propagate` deletes the other copy, `review` deletes nothing and opens a dead
+   * letter (reason `DeleteReviewError`) an operator resolves, with a `delete-review` event,
+   * `ignore` deletes nothing and records a
    * `delete-ignored` event. Deleting a legacy row can orphan everything keyed by it, so a
    * delete from the side that is not the authority for the record's unit defaults to `review`.
    * @default `propagate` for a delete made in the authority, `review` for one made in the other system

@@ -3,6 +3,7 @@ import type { PlanSeed } from '../../src/journal/stored-plan.ts';
 import { LinkConflictError, type StoredEvent } from '../../src/journal/sync-store.ts';
 import { describeHistoryContract } from './sync-store-history.contract.ts';
 import { describeJobsContract } from './sync-store-jobs.contract.ts';
+import { describeOpenedLettersContract } from './sync-store-letters.contract.ts';
 import { describeOutboxContract } from './sync-store-outbox.contract.ts';
 import { describeWaitingContract } from './sync-store-waiting.contract.ts';
 import { linkOf, sleep, useStore, type OpenSyncStore } from './sync-store.fixture.ts';
@@ -115,6 +116,7 @@ export function describeSyncStoreContract(name: string, open: OpenSyncStore): vo
 
     describeJobsContract(fixture);
     describeHistoryContract(fixture);
+    describeOpenedLettersContract(fixture);
 
     describe('events', () => {
       it('lists events newest first, with increasing ids and ISO times', async () => {

@@ -1,0 +1,415 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ConfigurationError } from '../errors.ts';
+import {
+  anObject,
+  checkOptions,
+  checkValue,
+  nonEmptyString,
+  positiveInteger,
+  positiveMs,
+  trueOrFalse,
+  type Rule,
+} from '../option-checks.ts';
+import { ConsoleAccess, isLoopback, sessionTag, type ConsoleSession } from './console-access.ts';
+import type { ConsoleJournal, ConsoleOperator, ConsoleSelection } from './console-operator.ts';
+import { confirmPage, dashboardPage, loginPage, messagePage } from './console-page.ts';
+import { readConsoleView } from './console-view.ts';
+
+/**
+ * What {@link startConsole} serves, and to whom.
+ *
+ * @example
+ * ```ts
+ * const options: ConsoleOptions = { operator, journal: store, host: '127.0.0.1', port: 4780 };
+ * ```
+ */
+export interface ConsoleOptions {
+  /** The operator API the console reads and acts through (`Operator` is one). */
+  readonly operator: ConsoleOperator;
+  /** The journal: the charts' history, the backlog samples, the audit events (a `SyncStore`). */
+  readonly journal: ConsoleJournal;
+  /**
+   * The address to listen on. Anything but a loopback address needs `token`.
+   * @default '127.0.0.1'
+   */
+  readonly host?: string | undefined;
+  /**
+   * The port; `0` takes any free one (see {@link ConsoleServer.url}).
+   * @default 4780
+   */
+  readonly port?: number | undefined;
+  /**
+   * The access token (at least 16 characters): when given, or when `host` is not loopback,
+   * every request needs it (signed in once per browser session, or `Authorization: Bearer`).
+   */
+  readonly token?: string | undefined;
+  /**
+   * How far back the charts reach.
+   * @default 86400000 (a day)
+   */
+  readonly historyMs?: number | undefined;
+  /**
+   * The charts' step: one backlog sample and one lag point per unit per step.
+   * @default 60000
+   */
+  readonly stepMs?: number | undefined;
+  /**
+   * Record the backlog into the journal every step while the console runs (every instance
+   * and console recording share one series; see `SyncStore.recordBacklog`).
+   * @default true
+   */
+  readonly recordBacklog?: boolean | undefined;
+  /**
+   * How long backlog samples are kept.
+   * @default 2592000000 (30 days)
+   */
+  readonly keepMs?: number | undefined;
+  /**
+   * How many open dead letters the page lists (the oldest).
+   * @default 500
+   */
+  readonly deadLetterLimit?: number | undefined;
+}
+
+/**
+ * A running console.
+ *
+ * @example
+ * ```ts
+ * await using console = await startConsole({ operator, journal: store });
+ * process.stdout.write(`${console.url}\n`);
+ * ```
+ */
+export interface ConsoleServer {
+  /** Where it listens, e.g. `http://127.0.0.1:4780/`. */
+  readonly url: string;
+  /** Whether every request needs the access token. */
+  readonly requiresToken: boolean;
+  /** Stops listening and recording. */
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+const OPTION_RULES = {
+  operator: anObject,
+  journal: anObject,
+  host: nonEmptyString,
+  port: {
+    test: (value: unknown): value is number =>
+      typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 65_535,
+    problem: 'must be an integer from 0 to 65535',
+  } satisfies Rule<number>,
+  token: {
+    test: (value: unknown): value is string => typeof value === 'string' && value.length >= 16,
+    problem: 'must be a string of at least 16 characters',
+    secret: true,
+  } satisfies Rule<string>,
+  historyMs: positiveMs,
+  stepMs: positiveMs,
+  recordBacklog: trueOrFalse,
+  keepMs: positiveMs,
+  deadLetterLimit: positiveInteger,
+} satisfies Record<keyof ConsoleOptions, Rule>;
+
+/** The most a form may send: a few fields. */
+const MAX_BODY = 16 * 1024;
+
+const SECURITY_HEADERS = {
+  'Content-Type': 'text/html; charset=utf-8',
+  'Cache-Control': 'no-store',
+  'X-Content-Type-Options': 'nosniff',
+  'X-Frame-Options': 'DENY',
+  // Not no-referrer: with it a browser sends `Origin: null` on a form's POST, which the CSRF check refuses.
+  'Referrer-Policy': 'same-origin',
+  'Content-Security-Policy':
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+};
+
+/**
+ * Serves the web console: a page of units × stages with each readiness gate and its evidence,
+ * the outbox backlog and mirror lag over time, dead letters grouped by reason (retry and
+ * discard behind a confirmation), the latest reconciliation and the backfill jobs. Bound to
+ * 127.0.0.1 by default; bound elsewhere it needs `token`. Every action is an operator call,
+ * recorded in the journal as a `console-action` event (action, ids, outcome, a one-way session
+ * tag, the client's address). Pages carry ids, units, types, counts and error names, never a
+ * field of a record; nothing is logged.
+ *
+ * @param options - What to serve, where, and to whom.
+ * @returns The running console.
+ * @throws {@link ConfigurationError} naming the option at fault (a non-loopback `host` without
+ *   `token` included); the listen error when the port is taken.
+ * @example
+ * ```ts
+ * const operator = new Operator({ store, mappings, plan });
+ * const console = await startConsole({ operator, journal: store, port: 4780 });
+ * process.stdout.write(`console at ${console.url}\n`);
+ * // … later
+ * await console.close();
+ * ```
+ */
+export async function startConsole(options: ConsoleOptions): Promise<ConsoleServer> {
+  const given = checkOptions(options, 'options', 'configuration', OPTION_RULES);
+  checkValue(given.operator, anObject, 'operator', 'configuration');
+  checkValue(given.journal, anObject, 'journal', 'configuration');
+  const host = options.host ?? '127.0.0.1';
+  const loopback = isLoopback(host);
+  if (!loopback && options.token === undefined)
+    throw new ConfigurationError(
+      'token',
+      undefined,
+      `is required to listen on ${host}, which is not a loopback address`,
+    );
+  const settings = {
+    historyMs: options.historyMs ?? 86_400_000,
+    stepMs: options.stepMs ?? 60_000,
+    deadLetterLimit: options.deadLetterLimit ?? 500,
+  };
+  const access = new ConsoleAccess({
+    token: options.token,
+    requireToken: options.token !== undefined || !loopback,
+    loopbackOnly: loopback,
+  });
+  const handler = new ConsoleHandler(options.operator, options.journal, access, settings);
+  const server = createServer((request, response) => {
+    // The library's errors carry no field values: the page may name them.
+    handler.handle(request, response).catch((err: unknown) => {
+      const error = err instanceof Error ? `${err.name}: ${err.message}` : 'an unknown error';
+      if (!response.headersSent) response.writeHead(500, SECURITY_HEADERS);
+      response.end(messagePage('Error', `The console failed to answer: ${error}`));
+    });
+  });
+  await listen(server, host, options.port ?? 4780);
+  const recorder =
+    options.recordBacklog === false
+      ? undefined
+      : startRecording(options.journal, settings.stepMs, options.keepMs ?? 30 * 86_400_000);
+  const { port } = server.address() as AddressInfo;
+  const close = async () => {
+    if (recorder !== undefined) clearInterval(recorder);
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}/`,
+    requiresToken: access.requireToken,
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+/** Listens, rejecting with the listen error (a port taken, an address not on this machine). */
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** Records the backlog now and every step; a failed recording is tried again at the next. */
+function startRecording(
+  journal: ConsoleJournal,
+  stepMs: number,
+  keepMs: number,
+): ReturnType<typeof setInterval> {
+  const record = () => void journal.recordBacklog({ stepMs, keepMs }).catch(() => undefined);
+  record();
+  const timer = setInterval(record, stepMs);
+  timer.unref();
+  return timer;
+}
+
+/** The actions a form may post, and what each confirms. */
+const ACTIONS = {
+  retry: (f: Readonly<Record<string, string>>) => `Queue dead letter ${f.id ?? '?'} for another mirror?`,
+  discard: (f: Readonly<Record<string, string>>) =>
+    `Discard dead letter ${f.id ?? '?'}? It is kept, closed, with your note; nothing is mirrored.`,
+  'retry-reason': (f: Readonly<Record<string, string>>) =>
+    `Queue every open dead letter whose reason is ${f.reason ?? '?'} for another mirror?`,
+  'discard-reason': (f: Readonly<Record<string, string>>) =>
+    `Discard every open dead letter whose reason is ${f.reason ?? '?'}? They are kept, closed, with your note.`,
+} as const;
+type ActionName = keyof typeof ACTIONS;
+
+/** Answers the console's requests. */
+class ConsoleHandler {
+  readonly #operator: ConsoleOperator;
+  readonly #journal: ConsoleJournal;
+  readonly #access: ConsoleAccess;
+  readonly #settings: {
+    readonly historyMs: number;
+    readonly stepMs: number;
+    readonly deadLetterLimit: number;
+  };
+
+  constructor(
+    operator: ConsoleOperator,
+    journal: ConsoleJournal,
+    access: ConsoleAccess,
+    settings: { readonly historyMs: number; readonly stepMs: number; readonly deadLetterLimit: number },
+  ) {
+    this.#operator = operator;
+    this.#journal = journal;
+    this.#access = access;
+    this.#settings = settings;
+  }
+
+  async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    if (!this.#access.hostAllowed(request)) {
+      send(
+        response,
+        421,
+        messagePage('Refused', 'This console answers requests to a loopback address only.'),
+      );
+      return;
+    }
+    const session = this.#access.session(request, response);
+    const path = (request.url ?? '/').split('?')[0];
+    if (request.method === 'POST' && path === '/login') return this.#login(request, response, session);
+    if (!this.#access.allowed(request, session)) {
+      send(response, 401, loginPage(session.csrf, false));
+      return;
+    }
+    if (request.method === 'GET' && path === '/') return this.#dashboard(response, session);
+    if (request.method === 'POST' && path === '/actions') return this.#action(request, response, session);
+    send(response, 404, messagePage('Not found', 'The console has no such page.'));
+  }
+
+  async #dashboard(response: ServerResponse, session: ConsoleSession): Promise<void> {
+    const view = await readConsoleView(this.#operator, this.#journal, this.#settings);
+    const flash = session.flash;
+    session.flash = undefined;
+    send(response, 200, dashboardPage(view, { csrf: session.csrf, flash }));
+  }
+
+  async #login(request: IncomingMessage, response: ServerResponse, session: ConsoleSession): Promise<void> {
+    const form = await readForm(request);
+    if (form === undefined || !this.#access.postAllowed(request, session, form.csrf)) {
+      send(
+        response,
+        403,
+        messagePage('Refused', 'The form had expired or came from another site; reload the page.'),
+      );
+      return;
+    }
+    const accepted = this.#access.matches(form.token ?? '');
+    await this.#audit(request, session, { action: 'sign-in', outcome: accepted ? 'done' : 'refused' });
+    if (!accepted) {
+      send(response, 401, loginPage(session.csrf, true));
+      return;
+    }
+    session.signedIn = true;
+    redirect(response);
+  }
+
+  async #action(request: IncomingMessage, response: ServerResponse, session: ConsoleSession): Promise<void> {
+    const form = await readForm(request);
+    const action = form?.action;
+    if (form === undefined || !this.#access.postAllowed(request, session, form.csrf)) {
+      await this.#audit(request, session, { action: action ?? 'unknown', outcome: 'refused' });
+      send(
+        response,
+        403,
+        messagePage('Refused', 'The form had expired or came from another site; reload the page.'),
+      );
+      return;
+    }
+    if (action === undefined || !(action in ACTIONS)) {
+      send(response, 400, messagePage('Unknown action', 'The console has no such action.'));
+      return;
+    }
+    const name = action as ActionName;
+    if (form.confirm !== 'yes' || (name.startsWith('discard') && (form.note ?? '').trim() === '')) {
+      send(response, 200, confirmPage(form, ACTIONS[name](form), session.csrf));
+      return;
+    }
+    session.flash = await this.#perform(request, session, name, form);
+    redirect(response, '#dead-letters');
+  }
+
+  /** Does an action through the operator, audits it, and says how it went. */
+  async #perform(
+    request: IncomingMessage,
+    session: ConsoleSession,
+    action: ActionName,
+    form: Readonly<Record<string, string>>,
+  ): Promise<string> {
+    const id = form.id ?? '';
+    const note = (form.note ?? '').trim();
+    const selection: ConsoleSelection = { reason: form.reason ?? '' };
+    const target = action.endsWith('-reason') ? { reason: selection.reason } : { deadLetter: id };
+    try {
+      if (action === 'retry' || action === 'discard') {
+        const done =
+          action === 'retry'
+            ? await this.#operator.retryDeadLetter(id)
+            : await this.#operator.discardDeadLetter(id, note);
+        await this.#audit(request, session, { action, ...target, outcome: done ? 'done' : 'closed-already' });
+        const verb = action === 'retry' ? 'queued again' : 'discarded';
+        return done ? `Dead letter ${id} ${verb}.` : `Dead letter ${id} was closed already.`;
+      }
+      const outcome =
+        action === 'retry-reason'
+          ? await this.#operator.retryDeadLetters(selection)
+          : await this.#operator.discardDeadLetters(selection, note);
+      await this.#audit(request, session, {
+        action,
+        ...target,
+        outcome: 'done',
+        matched: outcome.matched,
+        done: outcome.done.length,
+        skipped: outcome.skipped.length,
+      });
+      const verb = action === 'retry-reason' ? 'queued again' : 'discarded';
+      return `${outcome.done.length} of ${outcome.matched} dead letters ${verb} (${outcome.skipped.length} closed already).`;
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      await this.#audit(request, session, { action, ...target, outcome: 'failed', error: error.name });
+      return `${action} failed: ${error.name}: ${error.message}`;
+    }
+  }
+
+  /** Records an action as a `console-action` event: what, the outcome, a session tag, the client. */
+  async #audit(
+    request: IncomingMessage,
+    session: ConsoleSession,
+    data: Readonly<Record<string, unknown>>,
+  ): Promise<void> {
+    await this.#journal.appendEvent({
+      type: 'console-action',
+      data: { ...data, session: sessionTag(session), client: request.socket.remoteAddress ?? 'unknown' },
+    });
+  }
+}
+
+/** Sends a page. */
+function send(response: ServerResponse, status: number, body: string): void {
+  response.writeHead(status, SECURITY_HEADERS);
+  response.end(body);
+}
+
+/** After a POST, back to the dashboard (POST/redirect/GET: a reload does not act twice). */
+function redirect(response: ServerResponse, fragment = ''): void {
+  response.writeHead(303, { Location: `/${fragment}`, 'Cache-Control': 'no-store' });
+  response.end();
+}
+
+/** An urlencoded form's fields, `undefined` when it is too large or not a form. */
+async function readForm(request: IncomingMessage): Promise<Record<string, string> | undefined> {
+  const type = request.headers['content-type'] ?? '';
+  if (!type.startsWith('application/x-www-form-urlencoded')) return undefined;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) return undefined;
+    chunks.push(chunk);
+  }
+  const fields: Record<string, string> = {};
+  for (const [name, value] of new URLSearchParams(Buffer.concat(chunks).toString('utf8')))
+    fields[name] = value;
+  return fields;
+}

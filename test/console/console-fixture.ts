@@ -1,0 +1,140 @@
+import pg from 'pg';
+import {
+  CutoverPlan,
+  DualWriter,
+  MirrorError,
+  PostgresStore,
+  createMedplumClient,
+  sqlClientFromPg,
+  type SqlClient,
+} from '../../src/index.ts';
+import type { ConsoleOperator } from '../../src/console/console-operator.ts';
+import { MemoryLegacyAdapter, startFhirTestServer, type FhirTestServer } from '../../src/testing/index.ts';
+import { patientMapping, type PatientRow } from '../harness/patient-fixture.ts';
+
+/** A value no page may show: every patient's family name starts with it. */
+export const MARKER = 'Zyxmarker';
+
+interface Ctx {
+  unit: string;
+}
+
+/** A migration in progress, as the demo leaves one: two units, mirrors, dead letters, jobs. */
+export interface ConsoleState {
+  readonly server: FhirTestServer;
+  readonly store: PostgresStore;
+  readonly writer: DualWriter<Ctx, PatientRow>;
+  readonly operator: ConsoleOperator;
+  close(): Promise<void>;
+}
+
+/**
+ * Builds a demo-like state on PostgreSQL (its own schema) and the HTTP FHIR test server: north
+ * in shadow and south in dual-write, patients written in both with their mirrors applied, three
+ * mirrors refused by Medplum (400, dead letters), a backfill and a reconciliation of north.
+ *
+ * @param schema - The journal's schema.
+ * @returns The state and its operator.
+ */
+export async function openConsoleState(schema: string): Promise<ConsoleState> {
+  const url = process.env.DATABASE_URL;
+  if (url === undefined) throw new Error('the console tests need DATABASE_URL (a PostgreSQL database)');
+  const pool = new pg.Pool({ connectionString: url, max: 4 });
+  const sql: SqlClient = sqlClientFromPg(pool);
+  await sql.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  const store = await PostgresStore.open({ sql, schema });
+  const server = await startFhirTestServer();
+  const plan = new CutoverPlan<Ctx>({
+    default: 'dual-write',
+    units: { north: 'shadow' },
+    unitOf: (ctx) => ctx.unit,
+  });
+  const writer = new DualWriter<Ctx, PatientRow>({
+    legacy: new MemoryLegacyAdapter<PatientRow>(),
+    medplum: createMedplumClient({ baseUrl: server.baseUrl }),
+    mappings: [patientMapping],
+    plan,
+    store,
+    retry: { retries: 1, minTimeoutMs: 5, maxTimeoutMs: 20 },
+  });
+  for (const unit of ['north', 'south'])
+    for (let i = 0; i < 4; i++)
+      await writer.create(
+        'Patient',
+        { id: `${unit}-${i}`, first_name: 'Ann', last_name: `${MARKER}${i}` },
+        { unit },
+      );
+  server.faults.failNext(3, 400, { methods: ['POST', 'PUT'] });
+  for (const [unit, id] of [
+    ['north', 'north-9'],
+    ['south', 'south-8'],
+    ['south', 'south-9'],
+  ] as const)
+    // Written to legacy; the inline mirror is refused and dead-lettered (a MirrorError says so).
+    await writer
+      .create('Patient', { id, first_name: 'Bea', last_name: `${MARKER}${id}` }, { unit })
+      .catch((err: unknown) => {
+        if (!(err instanceof MirrorError)) throw err;
+      });
+  await writer.drain();
+  await writer.backfill({ resourceType: 'Patient', unit: 'north', direction: 'to-medplum' });
+  await writer.reconcile({ resourceType: 'Patient', unit: 'north' });
+  return {
+    server,
+    store,
+    writer,
+    operator: interimOperator(writer, store, plan),
+    close: async () => {
+      await writer.stop();
+      await server.close();
+      await store.close();
+      await pool.end();
+    },
+  };
+}
+
+/** Until the operator API lands: the console's calls over the writer and its store. */
+function interimOperator(
+  writer: DualWriter<Ctx, PatientRow>,
+  store: PostgresStore,
+  plan: CutoverPlan<Ctx>,
+): ConsoleOperator {
+  const bulk = async (reason: string | undefined, act: (id: string) => Promise<boolean>) => {
+    const letters = (await store.listDeadLetters()).filter((l) => l.reason.name === reason);
+    const done: string[] = [];
+    const skipped: string[] = [];
+    for (const letter of letters) ((await act(letter.id)) ? done : skipped).push(letter.id);
+    return { matched: letters.length, done, skipped };
+  };
+  return {
+    status: async () => {
+      const stored = (await store.loadPlan()) ?? {
+        revision: 0,
+        default: 'dual-write' as const,
+        units: { north: { default: 'shadow' as const, resourceTypes: {} } },
+      };
+      const units = await Promise.all(
+        ['north', 'south'].map(async (unit) => {
+          const c = await store.outboxCounts({ unit });
+          return {
+            unit,
+            stages: { Patient: plan.stageOf(unit, 'Patient') },
+            pending: c.pending,
+            waiting: c.waiting ?? 0,
+            leased: c.leased,
+            dead: c.dead,
+            oldestAgeMs: undefined,
+          };
+        }),
+      );
+      return { plan: stored, units };
+    },
+    readiness: (unit) => writer.readiness(unit),
+    deadLetters: (filter) => store.listDeadLetters({ limit: filter?.limit }),
+    retryDeadLetter: (id) => writer.retryDeadLetter(id),
+    retryDeadLetters: (s) => bulk(s.reason, (id) => writer.retryDeadLetter(id)),
+    discardDeadLetter: (id, note) => writer.discardDeadLetter(id, note),
+    discardDeadLetters: (s, note) => bulk(s.reason, (id) => writer.discardDeadLetter(id, note)),
+    jobs: (filter) => store.listJobs(filter),
+  };
+}

@@ -1,0 +1,188 @@
+import { get as httpGet } from 'node:http';
+import type { BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigurationError } from '../../src/index.ts';
+import { startConsole, type ConsoleServer } from '../../src/console/console-server.ts';
+import { openChromium } from './headless-chromium.ts';
+import { MARKER, openConsoleState, type ConsoleState } from './console-fixture.ts';
+
+/*
+ * The web console in real headless Chromium (Debian's, driven by playwright-core), over a
+ * demo-like migration on PostgreSQL and the HTTP FHIR test server.
+ */
+
+let state: ConsoleState;
+let browser: { context: BrowserContext; close(): Promise<void> };
+let local: ConsoleServer;
+
+beforeAll(async () => {
+  state = await openConsoleState('console_browser_test');
+  browser = await openChromium();
+  local = await startConsole({ operator: state.operator, journal: state.store, port: 0 });
+}, 180_000);
+
+afterAll(async () => {
+  await local.close();
+  await browser.close();
+  await state.close();
+});
+
+/** The status of a GET with the Host header given (fetch will not send another host's name). */
+function statusWithHost(url: string, host: string): Promise<number | undefined> {
+  return new Promise((resolve, reject) => {
+    const request = httpGet(url, { headers: { host } }, (response) => {
+      response.resume();
+      resolve(response.statusCode);
+    });
+    request.on('error', reject);
+  });
+}
+
+async function openPage(url: string): Promise<Page> {
+  const page = await browser.context.newPage();
+  await page.goto(url);
+  return page;
+}
+
+describe('the web console', { timeout: 120_000 }, () => {
+  it('shows units × stages with every readiness gate and its evidence, dead letters by reason, the reconciliation and the backfill, and no record values', async () => {
+    const page = await openPage(local.url);
+    const north = page.locator('tr[data-unit="north"]');
+    expect(await north.textContent()).toContain('shadow');
+    expect(await page.locator('tr[data-unit="south"]').textContent()).toContain('dual-write');
+    expect(await north.locator('[data-verdict]').getAttribute('data-verdict')).toBe('not-ready');
+    const gates = page.locator('[data-readiness="north"] tr[data-gate]');
+    expect(await gates.count()).toBe(8);
+    expect(
+      await page.locator('[data-readiness="north"] tr[data-gate="maxDeadLetters"]').textContent(),
+    ).toMatch(/1\s*0\s*open dead letters now\s*fail/);
+    expect(
+      await page.locator('[data-readiness="north"] tr[data-gate="maxMirrorLagP95Ms"]').textContent(),
+    ).toContain('applied mirrors sampled');
+    const group = page.locator('details[data-reason="RejectedError"]');
+    expect(await group.locator('tr[data-dead-letter]').count()).toBe(3);
+    expect(await page.locator('#reconcile').textContent()).toContain('missingInMedplum');
+    expect(await page.locator('#backfills progress').count()).toBe(1);
+    const html = await page.content();
+    expect(html).not.toContain(MARKER);
+    expect(html).not.toContain('Ann');
+    await page.close();
+  });
+
+  it('draws the backlog and lag charts as SVG with their data', async () => {
+    const page = await openPage(local.url);
+    for (const chart of ['backlog', 'lag']) {
+      const lines = page.locator(`svg[data-chart="${chart}"] polyline[data-series]`);
+      expect(await lines.count()).toBeGreaterThan(0);
+      const points = await lines.first().getAttribute('points');
+      expect(points).toMatch(/^\d+(\.\d+)?,\d+(\.\d+)?/);
+      const box = await page.locator(`svg[data-chart="${chart}"]`).boundingBox();
+      expect(box?.width).toBeGreaterThan(100);
+    }
+    const lag = page.locator('svg[data-chart="lag"] polyline');
+    const names = await Promise.all(
+      Array.from({ length: await lag.count() }, (_, i) => lag.nth(i).getAttribute('data-series')),
+    );
+    expect(names).toEqual(['north', 'south']);
+    await page.close();
+  });
+
+  it('retries a dead letter from the page after a confirmation: the journal requeues it and audits the action', async () => {
+    const [letter] = await state.store.listDeadLetters();
+    if (letter === undefined) throw new Error('expected a dead letter');
+    const page = await openPage(local.url);
+    await page.locator(`tr[data-dead-letter="${letter.id}"] button[data-action="retry"]`).click();
+    await page.waitForSelector('button[data-confirm="yes"]');
+    // Nothing happens before the confirmation.
+    expect((await state.store.getDeadLetter(letter.id))?.status).toBe('open');
+    await page.locator('button[data-confirm="yes"]').click();
+    await page.waitForSelector('p.flash');
+    expect(await page.locator('p.flash').textContent()).toBe(`Dead letter ${letter.id} queued again.`);
+    expect(page.url()).not.toContain(letter.legacyId);
+    expect((await state.store.getDeadLetter(letter.id))?.status).toBe('retried');
+    expect(await state.store.hasPending(letter.resourceType, letter.legacyId)).toBe(true);
+    const [audit] = await state.store.listEvents({ type: 'console-action', limit: 1 });
+    expect(audit?.data).toMatchObject({ action: 'retry', deadLetter: letter.id, outcome: 'done' });
+    expect(audit?.data?.session).toMatch(/^[0-9a-f]{12}$/);
+    expect(await page.locator(`tr[data-dead-letter="${letter.id}"]`).count()).toBe(0);
+    await page.close();
+  });
+
+  it('refuses an action without the session’s CSRF token, and a Host that is not loopback', async () => {
+    const [letter] = await state.store.listDeadLetters();
+    if (letter === undefined) throw new Error('expected a dead letter');
+    const forged = await fetch(new URL('/actions', local.url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ action: 'retry', id: letter.id, confirm: 'yes' }),
+      redirect: 'manual',
+    });
+    expect(forged.status).toBe(403);
+    expect((await state.store.getDeadLetter(letter.id))?.status).toBe('open');
+    // A page elsewhere reaching the console through DNS rebinding names its own host.
+    expect(await statusWithHost(local.url, 'attacker.example:4780')).toBe(421);
+    expect(await statusWithHost(local.url, `localhost:${new URL(local.url).port}`)).toBe(200);
+  });
+});
+
+describe('the web console bound beyond loopback', { timeout: 120_000 }, () => {
+  const token = 'a-long-enough-console-token';
+  let wide: ConsoleServer;
+
+  beforeAll(async () => {
+    wide = await startConsole({
+      operator: state.operator,
+      journal: state.store,
+      host: '0.0.0.0',
+      port: 0,
+      token,
+    });
+  });
+  afterAll(async () => {
+    await wide.close();
+  });
+
+  it('will not start without an access token', async () => {
+    const error = await startConsole({
+      operator: state.operator,
+      journal: state.store,
+      host: '0.0.0.0',
+      port: 0,
+    }).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect(error).toMatchObject({ field: 'token' });
+  });
+
+  it('refuses a request without the token, and serves one with it', async () => {
+    const port = new URL(wide.url).port;
+    const url = `http://127.0.0.1:${port}/`;
+    const refused = await fetch(url);
+    expect(refused.status).toBe(401);
+    const body = await refused.text();
+    expect(body).not.toContain('data-unit');
+    expect(body).toContain('Access token');
+    const bearer = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
+    expect(bearer.status).toBe(200);
+    expect(await bearer.text()).toContain('data-unit="north"');
+    const wrong = await fetch(url, { headers: { authorization: 'Bearer not-the-token-at-all' } });
+    expect(wrong.status).toBe(401);
+  });
+
+  it('signs a browser in with the token through a form, never in the URL', async () => {
+    const port = new URL(wide.url).port;
+    const page = await openPage(`http://127.0.0.1:${port}/`);
+    expect(await page.locator('tr[data-unit]').count()).toBe(0);
+    await page.locator('input[name="token"]').fill('wrong-token-of-some-length');
+    await page.locator('button[type="submit"]').click();
+    await page.waitForSelector('[role="alert"]');
+    await page.locator('input[name="token"]').fill(token);
+    await page.locator('button[type="submit"]').click();
+    await page.waitForSelector('tr[data-unit="north"]');
+    expect(page.url()).toBe(`http://127.0.0.1:${port}/`);
+    const [latest, previous] = await state.store.listEvents({ type: 'console-action', limit: 2 });
+    expect(latest?.data).toMatchObject({ action: 'sign-in', outcome: 'done' });
+    expect(previous?.data).toMatchObject({ action: 'sign-in', outcome: 'refused' });
+    expect(JSON.stringify([latest, previous])).not.toContain(token);
+    await page.close();
+  });
+});
