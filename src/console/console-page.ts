@@ -2,6 +2,7 @@ import type { Job } from '../journal/job.ts';
 import type { Readiness, ReadinessGates } from '../plan/readiness.ts';
 import type { ConsoleDeadLetter } from './console-operator.ts';
 import type { ConsoleView } from './console-view.ts';
+import type { RecordDiff } from './record-diff.ts';
 import { html, SafeHtml } from './html-text.ts';
 import { lineChart, type ChartSeries } from './svg-chart.ts';
 
@@ -215,8 +216,19 @@ function actionForm(
   </form>`;
 }
 
+/** A button asking for one record's diff (POST: its ids stay out of URLs and logs). */
+function diffForm(csrf: string, letter: ConsoleDeadLetter): SafeHtml {
+  return html`<form class="inline" method="post" action="/diff">
+    ${csrfField(csrf)}<input type="hidden" name="resourceType" value="${letter.resourceType}" /><input
+      type="hidden"
+      name="legacyId"
+      value="${letter.legacyId}"
+    /><button type="submit" data-action="diff">Diff</button>
+  </form>`;
+}
+
 /** Dead letters grouped by reason, with retry and discard per group and per letter. */
-function deadLettersPanel(view: ConsoleView, csrf: string): SafeHtml {
+function deadLettersPanel(view: ConsoleView, csrf: string, diffs: boolean): SafeHtml {
   const groups = new Map<string, ConsoleDeadLetter[]>();
   for (const letter of view.deadLetters) {
     const group = groups.get(letter.reason.name) ?? [];
@@ -260,6 +272,7 @@ function deadLettersPanel(view: ConsoleView, csrf: string): SafeHtml {
               <td>
                 ${actionForm(csrf, 'retry', 'Retry', { id: letter.id })}
                 ${actionForm(csrf, 'discard', 'Discard', { id: letter.id })}
+                ${diffs ? diffForm(csrf, letter) : ''}
               </td>
             </tr>`,
         )}
@@ -289,8 +302,17 @@ function scope(job: Job): string {
   return `${job.resourceType}${job.unit === undefined ? '' : ` of ${job.unit}`}, ${job.direction}`;
 }
 
+/** A form asking for any record's diff by type and legacy id. */
+function compareForm(csrf: string): SafeHtml {
+  return html`<form method="post" action="/diff" data-compare>
+    ${csrfField(csrf)}<label>Compare one record: type <input name="resourceType" required size="14" /></label>
+    <label>legacy id <input name="legacyId" required size="20" /></label>
+    <button type="submit" data-action="compare">Compare</button>
+  </form>`;
+}
+
 /** The latest reconciliation of each scope: its classes and the ids sampled per class. */
-function reconcilePanel(view: ConsoleView): SafeHtml {
+function reconcilePanel(view: ConsoleView, csrf: string, diffs: boolean): SafeHtml {
   const reports = view.reconciles.map(
     (job) =>
       html`<tr data-job="${job.id}">
@@ -324,6 +346,7 @@ function reconcilePanel(view: ConsoleView): SafeHtml {
             ${reports}
           </table>`
     }
+    ${diffs ? compareForm(csrf) : ''}
   </section>`;
 }
 
@@ -372,7 +395,8 @@ function backfillPanel(view: ConsoleView): SafeHtml {
  * The dashboard: units and readiness, charts, dead letters, the latest reconciliation, backfills.
  *
  * @param view - What to show.
- * @param session - The session's CSRF token and a message from its last action.
+ * @param session - The session's CSRF token, a message from its last action, and whether
+ *   records can be diffed.
  * @returns The HTML document.
  * @example
  * ```ts
@@ -381,7 +405,11 @@ function backfillPanel(view: ConsoleView): SafeHtml {
  */
 export function dashboardPage(
   view: ConsoleView,
-  session: { readonly csrf: string; readonly flash?: string | undefined },
+  session: {
+    readonly csrf: string;
+    readonly flash?: string | undefined;
+    readonly diffs?: boolean | undefined;
+  },
 ): string {
   return page(
     'dualwrite console',
@@ -389,7 +417,7 @@ export function dashboardPage(
       <p class="muted">Read at ${new Date(view.at).toISOString()}; refreshes every 30 s.</p>
       ${
         session.flash === undefined ? '' : html`<p class="flash" role="status">${session.flash}</p>`
-      }${unitsPanel(view)}${chartsPanel(view)}${deadLettersPanel(view, session.csrf)}${reconcilePanel(view)}${backfillPanel(view)}`,
+      }${unitsPanel(view)}${chartsPanel(view)}${deadLettersPanel(view, session.csrf, session.diffs === true)}${reconcilePanel(view, session.csrf, session.diffs === true)}${backfillPanel(view)}`,
     true,
   );
 }
@@ -476,6 +504,68 @@ export function messagePage(title: string, message: string): string {
     title,
     html`<h1>${title}</h1>
       <p>${message}</p>
+      <p><a href="/">Back to the console</a></p>`,
+  );
+}
+
+/** A value of a diff, as compact JSON. */
+function shown(value: unknown): string {
+  return value === undefined ? '' : JSON.stringify(value);
+}
+
+/**
+ * One record's diff: the paths where its copies differ and how; the values only when the
+ * configuration reveals them.
+ *
+ * @param diff - The differences.
+ * @param revealed - Whether values are shown (`revealValues`).
+ * @returns The HTML document.
+ * @example
+ * ```ts
+ * response.end(diffPage(await recordDiff(records, 'Patient', 'p-1'), false));
+ * ```
+ */
+export function diffPage(diff: RecordDiff, revealed: boolean): string {
+  const rows = diff.differences.map(
+    (d) =>
+      html`<tr data-path="${d.path}">
+        <td>${d.path === '' ? '(the whole record)' : d.path}</td>
+        <td>${d.kind}</td>
+        ${
+          revealed
+            ? html`<td>${shown(d.before)}</td>
+                <td>${shown(d.after)}</td>`
+            : ''
+        }
+      </tr>`,
+  );
+  return page(
+    `Diff of ${diff.resourceType} ${diff.legacyId}`,
+    html`<h1>
+        ${diff.resourceType}
+        ${diff.legacyId}${diff.medplumId === undefined ? ', no Medplum copy' : html` / Medplum ${diff.medplumId}`}
+      </h1>
+      ${
+        revealed
+          ? html`<p class="flash">Values are shown (revealValues is on). This request was audited.</p>`
+          : html`<p class="muted">Paths only: values are hidden (the console's revealValues is off).</p>`
+      }${
+        rows.length === 0
+          ? html`<p>The two copies agree.</p>`
+          : html`<table>
+              <tr>
+                <th>path</th>
+                <th>difference</th>
+                ${
+                  revealed
+                    ? html`<th>legacy</th>
+                        <th>Medplum</th>`
+                    : ''
+                }
+              </tr>
+              ${rows}
+            </table>`
+      }
       <p><a href="/">Back to the console</a></p>`,
   );
 }

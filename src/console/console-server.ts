@@ -13,8 +13,9 @@ import {
 } from '../option-checks.ts';
 import { ConsoleAccess, isLoopback, sessionTag, type ConsoleSession } from './console-access.ts';
 import type { ConsoleJournal, ConsoleOperator, ConsoleSelection } from './console-operator.ts';
-import { confirmPage, dashboardPage, loginPage, messagePage } from './console-page.ts';
+import { confirmPage, dashboardPage, diffPage, loginPage, messagePage } from './console-page.ts';
 import { readConsoleView } from './console-view.ts';
+import { recordDiff, type RecordSources } from './record-diff.ts';
 
 /**
  * What {@link startConsole} serves, and to whom.
@@ -24,7 +25,7 @@ import { readConsoleView } from './console-view.ts';
  * const options: ConsoleOptions = { operator, journal: store, host: '127.0.0.1', port: 4780 };
  * ```
  */
-export interface ConsoleOptions {
+export interface ConsoleOptions<L = unknown> {
   /** The operator API the console reads and acts through (`Operator` is one). */
   readonly operator: ConsoleOperator;
   /** The journal: the charts' history, the backlog samples, the audit events (a `SyncStore`). */
@@ -65,6 +66,18 @@ export interface ConsoleOptions {
    * @default 2592000000 (30 days)
    */
   readonly keepMs?: number | undefined;
+  /**
+   * Where one record's two copies are read from, for its diff (a button on each dead letter).
+   * Without it the console offers no diff.
+   */
+  readonly records?: RecordSources<L> | undefined;
+  /**
+   * Show the values in a record's diff. Off, a diff shows the paths that differ and how, never
+   * a value; on, the person who asks for one record's diff sees that record's values (the
+   * request is audited; values are never logged or stored).
+   * @default false
+   */
+  readonly revealValues?: boolean | undefined;
   /**
    * How many open dead letters the page lists (the oldest).
    * @default 500
@@ -110,6 +123,8 @@ const OPTION_RULES = {
   recordBacklog: trueOrFalse,
   keepMs: positiveMs,
   deadLetterLimit: positiveInteger,
+  records: anObject,
+  revealValues: trueOrFalse,
 } satisfies Record<keyof ConsoleOptions, Rule>;
 
 /** The most a form may send: a few fields. */
@@ -148,7 +163,7 @@ const SECURITY_HEADERS = {
  * await console.close();
  * ```
  */
-export async function startConsole(options: ConsoleOptions): Promise<ConsoleServer> {
+export async function startConsole<L>(options: ConsoleOptions<L>): Promise<ConsoleServer> {
   const given = checkOptions(options, 'options', 'configuration', OPTION_RULES);
   checkValue(given.operator, anObject, 'operator', 'configuration');
   checkValue(given.journal, anObject, 'journal', 'configuration');
@@ -170,7 +185,11 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
     requireToken: options.token !== undefined || !loopback,
     loopbackOnly: loopback,
   });
-  const handler = new ConsoleHandler(options.operator, options.journal, access, settings);
+  const handler = new ConsoleHandler(options.operator, options.journal, access, {
+    ...settings,
+    records: options.records,
+    revealValues: options.revealValues ?? false,
+  });
   const server = createServer((request, response) => {
     // The library's errors carry no field values: the page may name them.
     handler.handle(request, response).catch((err: unknown) => {
@@ -234,22 +253,27 @@ const ACTIONS = {
 } as const;
 type ActionName = keyof typeof ACTIONS;
 
+/** How the handler reads pages and diffs. */
+interface HandlerSettings {
+  readonly historyMs: number;
+  readonly stepMs: number;
+  readonly deadLetterLimit: number;
+  readonly records: RecordSources<unknown> | undefined;
+  readonly revealValues: boolean;
+}
+
 /** Answers the console's requests. */
 class ConsoleHandler {
   readonly #operator: ConsoleOperator;
   readonly #journal: ConsoleJournal;
   readonly #access: ConsoleAccess;
-  readonly #settings: {
-    readonly historyMs: number;
-    readonly stepMs: number;
-    readonly deadLetterLimit: number;
-  };
+  readonly #settings: HandlerSettings;
 
   constructor(
     operator: ConsoleOperator,
     journal: ConsoleJournal,
     access: ConsoleAccess,
-    settings: { readonly historyMs: number; readonly stepMs: number; readonly deadLetterLimit: number },
+    settings: HandlerSettings,
   ) {
     this.#operator = operator;
     this.#journal = journal;
@@ -275,6 +299,7 @@ class ConsoleHandler {
     }
     if (request.method === 'GET' && path === '/') return this.#dashboard(response, session);
     if (request.method === 'POST' && path === '/actions') return this.#action(request, response, session);
+    if (request.method === 'POST' && path === '/diff') return this.#diff(request, response, session);
     send(response, 404, messagePage('Not found', 'The console has no such page.'));
   }
 
@@ -282,7 +307,43 @@ class ConsoleHandler {
     const view = await readConsoleView(this.#operator, this.#journal, this.#settings);
     const flash = session.flash;
     session.flash = undefined;
-    send(response, 200, dashboardPage(view, { csrf: session.csrf, flash }));
+    send(
+      response,
+      200,
+      dashboardPage(view, { csrf: session.csrf, flash, diffs: this.#settings.records !== undefined }),
+    );
+  }
+
+  /** One record's diff, asked for by a POST (its ids stay out of the URL), audited. */
+  async #diff(request: IncomingMessage, response: ServerResponse, session: ConsoleSession): Promise<void> {
+    const form = await readForm(request);
+    const records = this.#settings.records;
+    if (form === undefined || !this.#access.postAllowed(request, session, form.csrf)) {
+      await this.#audit(request, session, { action: 'diff', outcome: 'refused' });
+      send(
+        response,
+        403,
+        messagePage('Refused', 'The form had expired or came from another site; reload the page.'),
+      );
+      return;
+    }
+    if (records === undefined) {
+      send(response, 404, messagePage('No diffs', 'This console reads no records.'));
+      return;
+    }
+    const resourceType = form.resourceType ?? '';
+    const legacyId = form.legacyId ?? '';
+    const revealed = this.#settings.revealValues;
+    const diff = await recordDiff(records, resourceType, legacyId);
+    await this.#audit(request, session, {
+      action: 'diff',
+      resourceType,
+      legacyId,
+      revealed,
+      differences: diff.differences.length,
+      outcome: 'done',
+    });
+    send(response, 200, diffPage(diff, revealed));
   }
 
   async #login(request: IncomingMessage, response: ServerResponse, session: ConsoleSession): Promise<void> {

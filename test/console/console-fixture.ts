@@ -9,6 +9,7 @@ import {
   type SqlClient,
 } from '../../src/index.ts';
 import type { ConsoleOperator } from '../../src/console/console-operator.ts';
+import type { RecordSources } from '../../src/console/record-diff.ts';
 import { MemoryLegacyAdapter, startFhirTestServer, type FhirTestServer } from '../../src/testing/index.ts';
 import { patientMapping, type PatientRow } from '../harness/patient-fixture.ts';
 
@@ -25,6 +26,10 @@ export interface ConsoleState {
   readonly store: PostgresStore;
   readonly writer: DualWriter<Ctx, PatientRow>;
   readonly operator: ConsoleOperator;
+  /** Where the console reads a record's two copies. */
+  readonly records: RecordSources<PatientRow>;
+  /** Changes a record's family name in Medplum directly, behind the writer's back. */
+  divergeInMedplum(legacyId: string, family: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -49,8 +54,9 @@ export async function openConsoleState(schema: string): Promise<ConsoleState> {
     units: { north: 'shadow' },
     unitOf: (ctx) => ctx.unit,
   });
+  const legacy = new MemoryLegacyAdapter<PatientRow>();
   const writer = new DualWriter<Ctx, PatientRow>({
-    legacy: new MemoryLegacyAdapter<PatientRow>(),
+    legacy,
     medplum: createMedplumClient({ baseUrl: server.baseUrl }),
     mappings: [patientMapping],
     plan,
@@ -84,6 +90,19 @@ export async function openConsoleState(schema: string): Promise<ConsoleState> {
     store,
     writer,
     operator: interimOperator(writer, store, plan),
+    records: {
+      store,
+      legacy,
+      medplum: createMedplumClient({ baseUrl: server.baseUrl }),
+      mappings: [patientMapping],
+    },
+    divergeInMedplum: async (legacyId, family) => {
+      const link = await store.getLink('Patient', legacyId);
+      if (link === undefined) throw new Error(`${legacyId} has no link`);
+      const direct = createMedplumClient({ baseUrl: server.baseUrl });
+      const patient = await direct.readResource('Patient', link.medplumId);
+      await direct.updateResource({ ...patient, name: [{ given: ['Ann'], family }] });
+    },
     close: async () => {
       await writer.stop();
       await server.close();

@@ -18,7 +18,12 @@ let local: ConsoleServer;
 beforeAll(async () => {
   state = await openConsoleState('console_browser_test');
   browser = await openChromium();
-  local = await startConsole({ operator: state.operator, journal: state.store, port: 0 });
+  local = await startConsole({
+    operator: state.operator,
+    journal: state.store,
+    records: state.records,
+    port: 0,
+  });
 }, 180_000);
 
 afterAll(async () => {
@@ -122,6 +127,60 @@ describe('the web console', { timeout: 120_000 }, () => {
     // A page elsewhere reaching the console through DNS rebinding names its own host.
     expect(await statusWithHost(local.url, 'attacker.example:4780')).toBe(421);
     expect(await statusWithHost(local.url, `localhost:${new URL(local.url).port}`)).toBe(200);
+  });
+});
+
+describe('a record’s diff', { timeout: 120_000 }, () => {
+  let revealing: ConsoleServer;
+
+  beforeAll(async () => {
+    await state.divergeInMedplum('north-1', `${MARKER}Changed`);
+    revealing = await startConsole({
+      operator: state.operator,
+      journal: state.store,
+      records: state.records,
+      revealValues: true,
+      port: 0,
+    });
+  });
+  afterAll(async () => {
+    await revealing.close();
+  });
+
+  async function compare(url: string): Promise<Page> {
+    const page = await openPage(url);
+    await page.locator('form[data-compare] input[name="resourceType"]').fill('Patient');
+    await page.locator('form[data-compare] input[name="legacyId"]').fill('north-1');
+    await page.locator('button[data-action="compare"]').click();
+    await page.waitForSelector('h1:has-text("north-1")');
+    return page;
+  }
+
+  it('shows the paths that differ and never a value by default, and audits the request', async () => {
+    const page = await compare(local.url);
+    expect(await page.locator('tr[data-path="name[0].family"]').textContent()).toContain('changed');
+    const html = await page.content();
+    expect(html).not.toContain(MARKER);
+    expect(page.url()).not.toContain('north-1');
+    const [audit] = await state.store.listEvents({ type: 'console-action', limit: 1 });
+    expect(audit?.data).toMatchObject({
+      action: 'diff',
+      legacyId: 'north-1',
+      revealed: false,
+      differences: 1,
+    });
+    await page.close();
+  });
+
+  it('shows that record’s values only where the configuration reveals them, and keeps them out of the audit', async () => {
+    const page = await compare(revealing.url);
+    const row = await page.locator('tr[data-path="name[0].family"]').textContent();
+    expect(row).toContain(`${MARKER}1`);
+    expect(row).toContain(`${MARKER}Changed`);
+    const [audit] = await state.store.listEvents({ type: 'console-action', limit: 1 });
+    expect(audit?.data).toMatchObject({ action: 'diff', legacyId: 'north-1', revealed: true });
+    expect(JSON.stringify(audit)).not.toContain(MARKER);
+    await page.close();
   });
 });
 
