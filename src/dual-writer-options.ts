@@ -311,9 +311,10 @@ export function validateDualWriterOptions(options: unknown): void {
       throw new ConfigurationError(`mappings[${i}].resourceType`, resourceType, 'is mapped twice');
     seen.add(resourceType);
   });
-  mappings.forEach((mapping: Record<string, unknown>, i) =>
-    checkReferences(mapping.references, `mappings[${i}].references`, seen),
-  );
+  mappings.forEach((mapping: Record<string, unknown>, i) => {
+    checkReferences(mapping.references, `mappings[${i}].references`, seen);
+    checkPart(mapping, i, mappings as readonly Record<string, unknown>[]);
+  });
   if (given.linkCacheSize !== undefined)
     checkValue(given.linkCacheSize, positiveInteger, 'linkCacheSize', 'configuration');
   if (given.resolver !== undefined && typeof given.resolver !== 'function') {
@@ -454,4 +455,39 @@ export function requestTimeoutOf(requestTimeoutMs: number | undefined, drainer: 
     );
   }
   return requestTimeoutMs;
+}
+
+/**
+ * A part (`partOf`) names another mapping of the writer that owns its records and is no part
+ * itself, and has an identifier system of its own (its copies carry the owner's legacy ids).
+ */
+function checkPart(
+  mapping: Record<string, unknown>,
+  i: number,
+  mappings: readonly Record<string, unknown>[],
+): void {
+  const { partOf, present } = mapping;
+  if (present !== undefined && typeof present !== 'function')
+    throw new ConfigurationError(`mappings[${i}].present`, present, 'must be a function (row) => boolean');
+  if (partOf === undefined) return;
+  const field = `mappings[${i}].partOf`;
+  const owner = mappings.find((other) => other.resourceType === partOf);
+  if (typeof partOf !== 'string' || owner === undefined || owner === mapping)
+    throw new ConfigurationError(
+      field,
+      partOf,
+      'must name the resource type of another mapping of this writer',
+    );
+  if (owner.partOf !== undefined)
+    throw new ConfigurationError(
+      field,
+      partOf,
+      'names a part: a part belongs to the record of a mapping that is no part',
+    );
+  if (owner.identifierSystem === mapping.identifierSystem)
+    throw new ConfigurationError(
+      `mappings[${i}].identifierSystem`,
+      mapping.identifierSystem,
+      "must differ from its owner's: both carry the record's legacy id",
+    );
 }

@@ -88,6 +88,7 @@ import type { LegacyAdapter, LegacyRecord } from './sides/legacy-adapter.ts';
 import { callLegacy } from './sides/legacy-failure.ts';
 import { writeLegacy } from './sides/write-outcome.ts';
 import { MedplumSide } from './sides/medplum-side.ts';
+import { recordPartsAdapter } from './sides/record-parts-adapter.ts';
 import { timedLegacyAdapter } from './sides/timed-legacy-adapter.ts';
 import type { WriteResult } from './write-result.ts';
 
@@ -145,7 +146,10 @@ export class DualWriter<C, L> {
       this.#mappings.set(mapping.resourceType, mapping);
     const drainer = drainerPolicyOf(options.drainer);
     const requestTimeoutMs = requestTimeoutOf(options.requestTimeoutMs, drainer);
-    this.#legacy = timedLegacyAdapter(options.legacy, requestTimeoutMs);
+    this.#legacy = timedLegacyAdapter(
+      recordPartsAdapter(options.legacy, [...this.#mappings.values()]),
+      requestTimeoutMs,
+    );
     // One pacer for every request this writer sends with the client: the quota is the user's.
     const pacer = options.pacer ?? new QuotaPacer();
     this.#medplum = new MedplumSide(options.medplum, 1, { pacer, lane: 'live' }, requestTimeoutMs);

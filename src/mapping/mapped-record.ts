@@ -13,7 +13,7 @@ import type { ResourceMapping } from './resource-mapping.ts';
  * @returns What the mapping returned.
  */
 export function runMapping<T>(
-  direction: 'toFhir' | 'toLegacy' | 'legacyId' | 'withLegacyId' | 'newLegacyId' | 'references',
+  direction: 'toFhir' | 'toLegacy' | 'legacyId' | 'withLegacyId' | 'newLegacyId' | 'references' | 'present',
   fn: () => T,
   details: ErrorDetails,
 ): T {

@@ -67,6 +67,26 @@ export interface ResourceMapping<L, R extends Resource = Resource, K extends Ref
    */
   readonly references?: ReferenceFields<L, K> | undefined;
   /**
+   * Set on a mapping that draws a further resource from another mapping's legacy record (a
+   * RelatedPerson from the guardian columns of the `patient_data` row the Patient mapping
+   * owns): the owner's resource type. The part has its own link, identifier (its own
+   * `identifierSystem`, the record's legacy id as value), conflicts and divergence checks, but
+   * no legacy record of its own: the library reads and writes the owner's record for it (the
+   * adapter is called with the owner's type), and a mirror of the owner towards Medplum queues
+   * one of each part. A part is mirrored only once its owner has a copy on the target side;
+   * deleting the record deletes every part's copy. Write calls with legacy rows go through the
+   * owner's type (README, "One legacy record, several resources").
+   * @default undefined (the mapping owns its records)
+   */
+  readonly partOf?: string | undefined;
+  /**
+   * For a part ({@link ResourceMapping.partOf}): whether a record holds it (a `patient_data`
+   * row with empty guardian columns holds no RelatedPerson). A record that does not gets no copy
+   * of the part, and loses the one it had.
+   * @default every record holds it
+   */
+  present?(row: L): boolean;
+  /**
    * Maps a legacy row to the FHIR resource. `existing` is the current Medplum copy when the
    * record is linked: keep its fields you do not map. `references` holds each declared
    * reference resolved to the Medplum copy it points at (`{ reference: 'Patient/<id>' }`), or

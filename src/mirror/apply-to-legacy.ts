@@ -25,6 +25,12 @@ export interface LegacyWrite<L> {
   readonly guard: WriteGuard;
   /** For mirrors: how to recognise an earlier attempt's write, and record this one's. */
   readonly own?: OwnWrites | undefined;
+  /**
+   * For mirrors: whether the stored record, as the mapping sees it, still holds what was last
+   * synced, so that a version moved by columns the mapping does not cover (another part of the
+   * record, a column of no mapping) is not taken for a change. Asked only when the version moved.
+   */
+  readonly unchangedSinceSync?: ((existing: LegacyRecord<L>) => Promise<boolean>) | undefined;
 }
 
 /**
@@ -54,7 +60,8 @@ export async function applyToLegacy<L>(
     legacyId,
     medplumId: link?.medplumId,
   };
-  if (guard.kind === 'update' || link !== undefined) {
+  // A part (`partOf`) is written into its owner's record, which exists: read it first.
+  if (guard.kind === 'update' || link !== undefined || mapping.partOf !== undefined) {
     return settle(
       legacy,
       write,
@@ -98,8 +105,10 @@ async function settle<L>(
   // change: the row then holds exactly the fields that attempt recorded it would write.
   const own =
     existing !== undefined &&
-    row !== undefined &&
-    (write.own?.hashes.includes(rowHash(pick(existing.row, row))) ?? false);
+    ((row !== undefined && (write.own?.hashes.includes(rowHash(pick(existing.row, row))) ?? false)) ||
+      (existing.version !== link?.legacyVersion &&
+        write.unchangedSinceSync !== undefined &&
+        (await write.unchangedSinceSync(existing))));
   checkGuard(
     guard,
     { exists: existing !== undefined, version: existing?.version },

@@ -9,13 +9,15 @@ import { routeOf, type Stage } from '../plan/stage.ts';
 import type { Link } from '../journal/link.ts';
 import type { OutboxEntry } from '../journal/outbox.ts';
 import type { SyncStore } from '../journal/sync-store.ts';
+import { runMapping, withLegacyIdentifier } from '../mapping/mapped-record.ts';
 import type { ResourceMapping } from '../mapping/resource-mapping.ts';
 import type { LegacyAdapter, LegacyRecord } from '../sides/legacy-adapter.ts';
 import { callLegacy } from '../sides/legacy-failure.ts';
 import type { MedplumSide } from '../sides/medplum-side.ts';
 import { applyToLegacy } from './apply-to-legacy.ts';
 import { applyToMedplum } from './apply-to-medplum.ts';
-import { withReferences } from './resolve-references.ts';
+import { holdsPart, partsOf } from '../mapping/record-parts.ts';
+import { awaitOwner, withReferences } from './resolve-references.ts';
 import type { OwnWrites, WriteGuard } from './write-guard.ts';
 
 /** What the mirror step needs of the writer. */
@@ -133,13 +135,36 @@ export async function mirrorEntry<L>(
   // or a feed's change made directly in the other system): what that side holds is the truth,
   // so a copy there the mirror cannot account for is a disagreement, not a stale orphan.
   const targetIsAuthority = routeOf(ctx.stageOf(entry.unit, resourceType)).authority === entry.target;
+  let outcome: MirrorOutcome;
   try {
-    return await apply({ kind: 'last-sync', targetIsAuthority });
+    outcome = await apply({ kind: 'last-sync', targetIsAuthority });
   } catch (err) {
     if (!(err instanceof ConflictError)) throw err;
     // Both sides changed since the last sync (or a mirror landed just before a crash, before
     // its link was saved, which looks the same from here): the resolver decides.
-    return resolved(ctx, await resolveConflict(resolveContextOf(ctx), mapping, entry, link, err, own));
+    outcome = resolved(ctx, await resolveConflict(resolveContextOf(ctx), mapping, entry, link, err, own));
+  }
+  if (entry.target === 'medplum') await queueParts(ctx, entry);
+  return outcome;
+}
+
+/** How long a part's queued mirror is held if the process dies before releasing it. */
+const PART_HOLD_MS = 30_000;
+
+/**
+ * A record changed on the legacy side owes a mirror of every resource drawn from it: the
+ * owner's mirror, once its own write is done, queues one for each part whose stage mirrors to
+ * Medplum (a part then finds its owner's copy). Queued again by a retry of the owner's mirror,
+ * which is harmless: a part's mirror is idempotent. Nothing is lost to a crash: until the
+ * owner's entry completes, it is applied again, and queues them again.
+ */
+async function queueParts<L>(ctx: MirrorContext<L>, entry: OutboxEntry): Promise<void> {
+  const { resourceType, legacyId, unit, kind } = entry;
+  for (const part of partsOf(ctx.mappings, resourceType)) {
+    if (routeOf(ctx.stageOf(unit, part.resourceType)).mirrorTo !== 'medplum') continue;
+    const intent = { resourceType: part.resourceType, legacyId, target: 'medplum', unit, kind } as const;
+    // Held until committed: a claim in between would see its entry's seq move under it.
+    await ctx.store.commit(await ctx.store.intend(intent, PART_HOLD_MS));
   }
 }
 
@@ -203,8 +228,9 @@ async function toMedplum<L>(
     known === undefined
       ? await callLegacy(() => ctx.legacy.read(resourceType, legacyId), details)
       : known.record;
-  if (record === undefined) {
-    if (entry.kind === 'upsert') return nothing();
+  // A part the record does not hold (empty guardian columns) has no copy, like a deleted record.
+  if (record === undefined || !holdsPart(mapping, record.row, details)) {
+    if (record === undefined && entry.kind === 'upsert') return nothing();
     const medplumId =
       link?.medplumId ??
       (found !== undefined
@@ -216,7 +242,8 @@ async function toMedplum<L>(
   }
   const base = entry.base as Resource | undefined;
   // Resolved before anything is written: a referenced record without a Medplum copy makes the
-  // mirror wait (a DependencyError), never write a dangling reference.
+  // mirror wait (a DependencyError), never write a dangling reference; so does a part's owner.
+  await awaitOwner(ctx, mapping, legacyId, 'medplum', details);
   const bound = await withReferences(ctx, mapping, { row: record.row }, details);
   const written = await applyToMedplum(ctx.medplum, {
     mapping,
@@ -262,6 +289,7 @@ async function toLegacy<L>(
     return { ...nothing(), action: 'deleted', link: null };
   }
   const base = entry.base as L | undefined;
+  await awaitOwner(ctx, mapping, legacyId, 'legacy', details);
   const bound = await withReferences(ctx, mapping, { resource }, details);
   const written = await applyToLegacy(ctx.legacy, {
     mapping,
@@ -270,6 +298,14 @@ async function toLegacy<L>(
     desired: (existing) => bound.toLegacy(resource, base ?? existing?.row, {}),
     guard,
     own,
+    // Several resources share the record's version: one's write must not pass for a change of
+    // another's copy. (A record of one resource keeps any edit as a change, mapped or not.)
+    unchangedSinceSync: sharesRecord(ctx, mapping)
+      ? async (existing) =>
+          link?.base !== undefined &&
+          contentHash(await projectionOf(ctx, mapping, existing.row, link.base, legacyId, details)) ===
+            link.contentHash
+      : undefined,
   });
   return {
     action: written.action,
@@ -279,6 +315,28 @@ async function toLegacy<L>(
     resource,
     record: written.record,
   };
+}
+
+/** Whether a mapping's legacy records hold other resources too (it is a part, or has parts). */
+function sharesRecord<L>(ctx: MirrorContext<L>, mapping: ResourceMapping<L>): boolean {
+  return mapping.partOf !== undefined || partsOf(ctx.mappings, mapping.resourceType).length > 0;
+}
+
+/**
+ * A legacy row as its mapping sees it: mapped onto the last-synced content (so fields the legacy
+ * system does not hold read as unchanged), its references resolved as far as they can be.
+ */
+async function projectionOf<L>(
+  ctx: MirrorContext<L>,
+  mapping: ResourceMapping<L>,
+  row: L,
+  base: Resource,
+  legacyId: string,
+  details: ErrorDetails,
+): Promise<Resource> {
+  const bound = await withReferences(ctx, mapping, { row }, details, 'lenient');
+  const mapped = runMapping('toFhir', () => bound.toFhir(row, base, {}), details);
+  return withLegacyIdentifier(mapped, mapping, legacyId, details);
 }
 
 /**

@@ -114,6 +114,45 @@ async function referenceTo<L>(
 }
 
 /**
+ * Waits for a part's owner (see `ResourceMapping.partOf`): a part is mirrored only once the
+ * record's owner resource has a copy on the target side — a Medplum copy (linked, or found by
+ * its identifier), or the legacy record itself — so a RelatedPerson never reaches Medplum before
+ * its Patient, nor writes columns into a legacy record that is not there.
+ *
+ * @param sources - Links, sides and mappings.
+ * @param part - The part's mapping (a mapping that is no part returns at once).
+ * @param legacyId - The record's legacy id.
+ * @param target - The side the part is mirrored to.
+ * @param details - The part's record (for errors).
+ * @throws {@link DependencyError} on `partOf` when the owner has no copy on the target side.
+ */
+export async function awaitOwner<L>(
+  sources: ReferenceSources<L>,
+  part: ResourceMapping<L>,
+  legacyId: string,
+  target: Side,
+  details: ErrorDetails,
+): Promise<void> {
+  const owner = part.partOf;
+  if (owner === undefined) return;
+  const field: ReferenceField<L> = { resourceType: owner, legacyKey: () => legacyId };
+  if (target === 'medplum') {
+    await referenceTo(sources, 'partOf', field, legacyId, details, 'wait');
+    return;
+  }
+  const dependency = { resourceType: owner, legacyId };
+  const record = await callLegacy(() => sources.legacy.read(owner, legacyId), { ...details, ...dependency });
+  if (record !== undefined) return;
+  const state = await stateOf(
+    sources,
+    dependency,
+    'legacy',
+    targetMapping(sources, field, 'partOf', details),
+  );
+  throw new DependencyError('partOf', dependency, state, { ...details, side: 'legacy' });
+}
+
+/**
  * A resource with each declared reference written the one way the library writes it
  * (`Patient/<medplum id>`) when the record it points at is known, however it was written (by
  * identifier, absolute URL, versioned): comparisons then see what a reference points at, not

@@ -1,6 +1,6 @@
 import type { WithId } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
-import { DualWriteError, MirrorError, OutcomeUnknownError, type Side } from '../errors.ts';
+import { DualWriteError, InvalidInputError, MirrorError, OutcomeUnknownError, type Side } from '../errors.ts';
 import type { DualWriteEvent } from '../dual-write-event.ts';
 import type { OutboxKind, OutboxTicket } from '../journal/outbox.ts';
 import {
@@ -103,6 +103,15 @@ export class WritePath<L> {
    */
   async run(routed: Routed<L>, legacyId: string | undefined, plan: WritePlan<L>): Promise<WriteResult<L>> {
     const { route, mapping, unit } = routed;
+    if (mapping.partOf !== undefined && route.authority === 'legacy') {
+      // The legacy record is the owner's: a write to it owes a mirror of every resource drawn
+      // from it, which only the owner's mirror queues.
+      throw new InvalidInputError(
+        'resourceType',
+        `${mapping.resourceType} is part of the ${mapping.partOf} record: write it through ${mapping.partOf} while the legacy system is the authority`,
+        { resourceType: mapping.resourceType, legacyId },
+      );
+    }
     const target = route.mirrorTo;
     const intentFor = <I extends string | undefined>(id: I, side: Side): PendingIntent & { legacyId: I } => ({
       resourceType: mapping.resourceType,

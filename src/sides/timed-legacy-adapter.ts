@@ -1,5 +1,6 @@
 import type { ErrorDetails } from '../errors.ts';
 import type { LegacyAdapter } from './legacy-adapter.ts';
+import { withWrappedMethods } from './adapter-methods.ts';
 import { requestSignal, untilAborted } from './request-deadline.ts';
 
 /** The adapter's methods, whether each writes, and where its signal goes. */
@@ -33,40 +34,23 @@ const BY_ID = new Set(['update', 'delete', 'read']);
  * ```
  */
 export function timedLegacyAdapter<L>(adapter: LegacyAdapter<L>, timeoutMs: number): LegacyAdapter<L> {
-  // By the method itself, so an adapter whose methods are replaced is called as it is now.
-  const wrapped = new WeakMap<object, unknown>();
-  return new Proxy(adapter, {
-    get(target, property) {
-      // Read on the adapter itself, and its own methods bound to it: a class adapter's
-      // private fields (`#client`) are not the proxy's.
-      const value: unknown = Reflect.get(target, property, target);
-      if (typeof value !== 'function') return value;
-      const known = wrapped.get(value);
-      if (known !== undefined) return known;
-      if (!Object.hasOwn(METHODS, property)) {
-        const bound = (value as (...args: unknown[]) => unknown).bind(target);
-        wrapped.set(value, bound);
-        return bound;
-      }
-      const name = property as keyof typeof METHODS;
-      const { write, options } = METHODS[name];
-      const method = value as (...args: unknown[]) => Promise<unknown>;
-      const timed = (...args: unknown[]): Promise<unknown> => {
-        const signal = requestSignal(timeoutMs);
-        const details: ErrorDetails = {
-          side: 'legacy',
-          resourceType: typeof args[0] === 'string' ? args[0] : undefined,
-          legacyId: BY_ID.has(name) && typeof args[1] === 'string' ? args[1] : undefined,
-        };
-        // A mirror whose lease lapsed already must not start a write at all.
-        signal.throwIfAborted();
-        const given = args[options];
-        const called = [...args];
-        called[options] = { ...(typeof given === 'object' && given !== null ? given : {}), signal };
-        return untilAborted(method.apply(target, called), signal, timeoutMs, write, details);
+  return withWrappedMethods(adapter, (property, call) => {
+    if (!Object.hasOwn(METHODS, property)) return undefined;
+    const name = property as keyof typeof METHODS;
+    const { write, options } = METHODS[name];
+    return (...args: unknown[]): Promise<unknown> => {
+      const signal = requestSignal(timeoutMs);
+      const details: ErrorDetails = {
+        side: 'legacy',
+        resourceType: typeof args[0] === 'string' ? args[0] : undefined,
+        legacyId: BY_ID.has(name) && typeof args[1] === 'string' ? args[1] : undefined,
       };
-      wrapped.set(value, timed);
-      return timed;
-    },
+      // A mirror whose lease lapsed already must not start a write at all.
+      signal.throwIfAborted();
+      const given = args[options];
+      const called = [...args];
+      called[options] = { ...(typeof given === 'object' && given !== null ? given : {}), signal };
+      return untilAborted(call(...called) as Promise<unknown>, signal, timeoutMs, write, details);
+    };
   });
 }

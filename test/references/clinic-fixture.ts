@@ -1,6 +1,6 @@
 import { PGlite } from '@electric-sql/pglite';
 import type { MedplumClient } from '@medplum/core';
-import type { Encounter, Observation, Patient } from '@medplum/fhirtypes';
+import type { Encounter, Observation, Patient, Resource } from '@medplum/fhirtypes';
 import pg from 'pg';
 import {
   CutoverPlan,
@@ -215,7 +215,7 @@ export async function startClinic(
 }
 
 /** The one Medplum copy of a legacy record, read directly. */
-export async function copyOf<R extends Patient | Encounter | Observation>(
+export async function copyOf<R extends Resource>(
   client: MedplumClient,
   resourceType: R['resourceType'],
   system: string,
