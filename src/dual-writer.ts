@@ -9,7 +9,6 @@ import {
 } from './dual-writer-options.ts';
 import type { Resolution } from './conflict/conflict-context.ts';
 import { ReviewRequiredError, type ConflictReport } from './conflict/conflict-report.ts';
-import { operatorResolution as resolutionOf, resolveConflict } from './conflict/resolve-conflict.ts';
 import { authorityWins } from './conflict/resolvers.ts';
 import { reviewTaskOf } from './conflict/review-task.ts';
 import { compareLinkedCopies } from './divergence/compare-copies.ts';
@@ -24,7 +23,6 @@ import { callbackSink } from './divergence/event-sink.ts';
 import type { DualWriteEvent } from './dual-write-event.ts';
 import {
   ConfigurationError,
-  DeadLetterNotFoundError,
   InvalidInputError,
   MappingError,
   type ErrorDetails,
@@ -36,18 +34,15 @@ import {
   checkValue,
   fhirId,
   nonEmptyString,
-  kindOf,
   nonNegativeMs,
   oneOf,
   positiveInteger,
-  positiveMs,
   resourceTypeName,
   trueOrFalse,
 } from './option-checks.ts';
-import { backfill as runBackfill, type BackfillOptions } from './jobs/backfill.ts';
+import type { BackfillOptions } from './jobs/backfill.ts';
 import type { JobContext } from './jobs/job-context.ts';
-import { jobEvidence, mirroringSince } from './jobs/job-evidence.ts';
-import { reconcile as runReconcile, type ReconcileOptions } from './jobs/reconcile.ts';
+import type { ReconcileOptions } from './jobs/reconcile.ts';
 import type { Job } from './journal/job.ts';
 import { LinkCache } from './journal/link-cache.ts';
 import type { Link } from './journal/link.ts';
@@ -61,14 +56,7 @@ import { applyToMedplum } from './mirror/apply-to-medplum.ts';
 import { Drainer, drainerPolicyOf, type DrainReport } from './mirror/drainer.ts';
 import { markFor, runLease, type LeasePolicy, type LeaseResult } from './mirror/lease-runner.ts';
 import { readForBatch } from './mirror/batch-reads.ts';
-import {
-  mirrorEntry,
-  replacing,
-  resolveContextOf,
-  resolved,
-  type MirrorContext,
-  type MirrorInputs,
-} from './mirror/mirror-entry.ts';
+import { mirrorEntry, replacing, type MirrorContext, type MirrorInputs } from './mirror/mirror-entry.ts';
 import { RecordLocks } from './mirror/record-locks.ts';
 import { retryPolicyOf, withRetries, type RetryPolicy } from './mirror/retry-policy.ts';
 import { QuotaPacer } from './pacing/quota-pacer.ts';
@@ -76,14 +64,7 @@ import { WritePath, type AuthorityWrite, type Routed, type WritePlan } from './m
 import { attemptGuard, type WriteGuard } from './mirror/write-guard.ts';
 import type { CutoverPlan } from './plan/cutover-plan.ts';
 import { EvidenceRecorder } from './plan/evidence-recorder.ts';
-import {
-  DEFAULT_GATES,
-  failingGates,
-  unknownGates,
-  type GateLimits,
-  type ReadinessGates,
-  type Readiness,
-} from './plan/readiness.ts';
+import type { Readiness } from './plan/readiness.ts';
 import type { LegacyAdapter, LegacyRecord } from './sides/legacy-adapter.ts';
 import { callLegacy } from './sides/legacy-failure.ts';
 import { writeLegacy } from './sides/write-outcome.ts';
@@ -91,6 +72,7 @@ import { MedplumSide } from './sides/medplum-side.ts';
 import { recordPartsAdapter } from './sides/record-parts-adapter.ts';
 import { timedLegacyAdapter } from './sides/timed-legacy-adapter.ts';
 import type { WriteResult } from './write-result.ts';
+import { Operator } from './operator/operator.ts';
 
 /**
  * Wraps the legacy system and Medplum: every write goes to the side that is the authority for
@@ -130,11 +112,10 @@ export class DualWriter<C, L> {
   readonly #checks: DivergenceChecks<L>;
   readonly #feeds: ChangeFeeds<L> | undefined;
   readonly #evidence: EvidenceRecorder;
-  readonly #readiness: { readonly windowMs: number; readonly gates: GateLimits; readonly minSamples: number };
   readonly #ctx: MirrorContext<L>;
   readonly #writes: WritePath<L>;
   readonly #drainer: Drainer<MirrorInputs<L>>;
-  readonly #jobs: JobContext<L>;
+  readonly #operator: Operator<C, L>;
 
   /**
    * @param options - The two systems, mappings, plan, store and policies.
@@ -157,14 +138,9 @@ export class DualWriter<C, L> {
     this.#store = options.store ?? new MemoryStore();
     this.#links = new LinkCache(this.#store, options.linkCacheSize ?? 10_000);
     this.#retry = retryPolicyOf(options.retry);
-    this.#readiness = {
-      windowMs: options.readiness?.windowMs ?? 3_600_000,
-      gates: gatesOf(options.readiness?.gates),
-      minSamples: options.readiness?.minSamples ?? 1,
-    };
     this.#evidence = new EvidenceRecorder(this.#store);
     const feeds = options.feeds;
-    this.#jobs = {
+    const jobs: JobContext<L> = {
       store: this.#store,
       legacy: this.#legacy,
       medplum: options.medplum,
@@ -296,6 +272,24 @@ export class DualWriter<C, L> {
         onError: (error, retryInMs) => {
           this.#emit({ type: 'journal-error', error: describeError(error), retryInMs });
         },
+      },
+    );
+    this.#operator = new Operator<C, L>(
+      {
+        store: this.#store,
+        mappings: [...this.#mappings.values()],
+        plan: this.#plan,
+        readiness: options.readiness,
+      },
+      {
+        mirror: ctx,
+        jobs,
+        events: this.#events,
+        locks: this.#locks,
+        evict: (resourceType, legacyId) => this.#links.evict(resourceType, legacyId),
+        beforeReadiness: () => this.#evidence.flush(),
+        queued: () => this.#drainer.notify(),
+        drain: () => this.drain(),
       },
     );
     // Last: a constructor that threw above must leave the caller's plan untouched.
@@ -769,50 +763,7 @@ export class DualWriter<C, L> {
     unit: string,
     options: { readonly windowMs?: number | undefined } = {},
   ): Promise<Readiness> {
-    requireId(unit, 'unit');
-    const given = checkOptions(options, 'options', 'input', { windowMs: positiveMs });
-    const windowMs = (given.windowMs as number | undefined) ?? this.#readiness.windowMs;
-    const now = Date.now();
-    const since = new Date(now - windowMs).toISOString();
-    await this.#evidence.flush();
-    const history = await this.#plan.history({ unit });
-    const types = [...this.#mappings.keys()].map((resourceType) => ({
-      resourceType,
-      stage: this.#plan.stageOf(unit, resourceType),
-      mirroringSince: mirroringSince(history, resourceType),
-    }));
-    const [conflicts, divergence, counts, jobs, evidence] = await Promise.all([
-      this.#store.countEvents({ type: 'conflict', unit, since }),
-      this.#store.countEvents({ type: 'divergence', unit, since }),
-      this.#store.outboxCounts({ unit }),
-      jobEvidence(this.#store, unit, types, now),
-      this.#store.readinessEvidence({ unit, since }),
-    ]);
-    const figures: Readiness['figures'] = {
-      mirrorLagMs: evidence.mirrorLagMs,
-      conflicts,
-      comparisons: evidence.comparisons,
-      divergence,
-      deadLetters: counts.dead,
-      pending: counts.pending + counts.leased + (counts.waiting ?? 0),
-      ...jobs,
-    };
-    const failing = failingGates(figures, this.#readiness.gates);
-    const mirrors = [...this.#mappings.keys()].some(
-      (type) => this.#plan.routeOf(unit, type).mirrorTo !== undefined,
-    );
-    const unknown = unknownGates(figures, this.#readiness.minSamples, mirrors);
-    const { revision, stale } = this.#plan.status();
-    return {
-      unit,
-      window: { from: since, to: new Date(now).toISOString() },
-      figures,
-      gates: this.#readiness.gates,
-      plan: { revision, stale },
-      verdict: failing.length > 0 ? 'not-ready' : unknown.length > 0 || stale ? 'unknown' : 'ready',
-      unknown,
-      failing,
-    };
+    return this.#operator.readiness(unit, options);
   }
 
   /**
@@ -902,7 +853,7 @@ export class DualWriter<C, L> {
    * ```
    */
   async backfill(options: BackfillOptions): Promise<Job> {
-    return runBackfill(this.#jobs, { drain: () => this.drain(), ...options });
+    return this.#operator.backfill(options);
   }
 
   /**
@@ -923,16 +874,7 @@ export class DualWriter<C, L> {
   async reconcile(
     options: Omit<ReconcileOptions, 'direction'> & { readonly direction?: ReconcileOptions['direction'] },
   ): Promise<Job> {
-    const unit = (options as { unit?: unknown }).unit;
-    const type = (options as { resourceType?: unknown }).resourceType;
-    const direction =
-      options.direction ??
-      (typeof unit === 'string' && typeof type === 'string' && this.#mappings.has(type)
-        ? this.#plan.routeOf(unit, type).authority === 'legacy'
-          ? 'to-medplum'
-          : 'to-legacy'
-        : undefined);
-    return runReconcile(this.#jobs, { ...options, direction } as ReconcileOptions);
+    return this.#operator.reconcile(options);
   }
 
   /**
@@ -984,11 +926,7 @@ export class DualWriter<C, L> {
    * ```
    */
   async retryDeadLetter(id: string): Promise<boolean> {
-    requireId(id, 'id');
-    await this.#requireDeadLetter(id);
-    const ticket = await this.#store.retryDeadLetter(id);
-    this.#drainer.notify();
-    return ticket !== undefined;
+    return this.#operator.retryDeadLetter(id);
   }
 
   /**
@@ -1005,18 +943,7 @@ export class DualWriter<C, L> {
    * ```
    */
   async discardDeadLetter(id: string, note: string): Promise<boolean> {
-    requireId(id, 'id');
-    if (!nonEmptyString.test(note))
-      throw new InvalidInputError('note', `must say why the dead letter is discarded, got ${kindOf(note)}`);
-    await this.#requireDeadLetter(id);
-    return this.#store.discardDeadLetter(id, note);
-  }
-
-  /** The dead letter of an operator call, whatever its status; one that does not exist is an error. */
-  async #requireDeadLetter(id: string): Promise<DeadLetter> {
-    const letter = await this.#store.getDeadLetter(id);
-    if (letter === undefined) throw new DeadLetterNotFoundError(id);
-    return letter;
+    return this.#operator.discardDeadLetter(id, note);
   }
 
   /**
@@ -1045,51 +972,7 @@ export class DualWriter<C, L> {
     resolution: Resolution,
     note = 'resolved by an operator',
   ): Promise<boolean> {
-    requireId(id, 'id');
-    const decided = resolutionOf(resolution);
-    checkValue(note, nonEmptyString, 'note', 'input');
-    const letter = await this.#requireDeadLetter(id);
-    if (letter.status !== 'open') return false;
-    const mapping = this.#mappings.get(letter.resourceType);
-    if (mapping === undefined)
-      throw new InvalidInputError(
-        'id',
-        `dead letter ${id} is a ${letter.resourceType}, which has no mapping`,
-      );
-    if ('merged' in decided && decided.merged.resourceType !== letter.resourceType) {
-      throw new InvalidInputError(
-        'resolution.merged.resourceType',
-        `must be ${letter.resourceType}, the dead letter's type (got ${decided.merged.resourceType})`,
-      );
-    }
-    const { resourceType, legacyId, unit } = letter;
-    return this.#locks.run(`${resourceType}/${legacyId}`, async () => {
-      const link = await this.#store.getLink(resourceType, legacyId);
-      const copies = await resolveConflict(
-        resolveContextOf(this.#ctx),
-        mapping,
-        letter,
-        link,
-        undefined,
-        undefined,
-        decided,
-      );
-      const outcome = resolved(this.#ctx, copies);
-      if (outcome.link === null) await this.#store.deleteLink(resourceType, legacyId);
-      else if (outcome.link !== undefined) await this.#store.saveLink(outcome.link);
-      this.#links.evict(resourceType, legacyId);
-      const closed = await this.#store.discardDeadLetter(id, note);
-      await this.#events.publish({
-        type: 'resolved',
-        resourceType,
-        legacyId,
-        medplumId: outcome.resource?.id,
-        unit,
-        resolvedBy: 'operator',
-        resolution: 'merged' in decided ? 'merged' : decided.winner,
-      });
-      return closed;
-    });
+    return this.#operator.resolveDeadLetter(id, resolution, note);
   }
 
   #route(type: unknown, ctx: C, field = 'type'): Routed<L> {
@@ -1445,12 +1328,6 @@ export class DualWriter<C, L> {
         .catch(() => undefined);
     }
   }
-}
-
-function gatesOf(given: ReadinessGates | undefined): GateLimits {
-  const gates: Record<string, number> = { ...DEFAULT_GATES };
-  for (const [name, value] of Object.entries(given ?? {})) if (typeof value === 'number') gates[name] = value;
-  return gates as GateLimits;
 }
 
 /** A failure as events may show it: its name and code, never its message (which may quote values). */

@@ -434,6 +434,8 @@ export class MirrorError extends DualWriteError {
 export class DeadLetterNotFoundError extends DualWriteError {
   override readonly name = 'DeadLetterNotFoundError' as const;
   readonly retryable = false as const;
+  /** The argument at fault. */
+  readonly field = 'id' as const;
   /** The id asked for. */
   readonly id: string;
   /**
@@ -441,6 +443,35 @@ export class DeadLetterNotFoundError extends DualWriteError {
    */
   constructor(id: string) {
     super(`dead letter ${id} does not exist`, { status: 404 });
+    this.id = id;
+  }
+}
+
+/**
+ * No backfill or reconciliation job has the id an operator call named (`job`, `pauseJob`,
+ * `resumeJob`, `cancelJob`).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await operator.pauseJob('999');
+ * } catch (err) {
+ *   if (err instanceof JobNotFoundError) console.error(`no job ${err.id}`);
+ * }
+ * ```
+ */
+export class JobNotFoundError extends DualWriteError {
+  override readonly name = 'JobNotFoundError' as const;
+  readonly retryable = false as const;
+  /** The argument at fault. */
+  readonly field = 'id' as const;
+  /** The id asked for. */
+  readonly id: string;
+  /**
+   * @param id - The job's id asked for.
+   */
+  constructor(id: string) {
+    super(`job ${id} does not exist`, { status: 404 });
     this.id = id;
   }
 }

@@ -7,6 +7,17 @@
  */
 
 export { DualWriter } from './dual-writer.ts';
+export { Operator } from './operator/operator.ts';
+export type { OperatorOptions, DeadLetterSelection } from './operator/operator.ts';
+export type {
+  BacklogLine,
+  BulkOutcome,
+  ConflictCounts,
+  ConflictView,
+  DeadLetterView,
+  OperatorStatus,
+  UnitStatus,
+} from './operator/operator-views.ts';
 export type { DualWriterOptions, WriteCallOptions, FeedOptions } from './dual-writer-options.ts';
 export type { WriteResult, SideOutcome, SideAction } from './write-result.ts';
 export type { DualWriteEvent, FieldChange } from './dual-write-event.ts';
@@ -80,9 +91,11 @@ export type {
   Lease,
   LeaseOutcome,
   DeadLetter,
+  DeadLetterFilter,
+  OutboxBacklog,
   OutboxCounts,
 } from './journal/outbox.ts';
-export type { StoredEvent, RecordedEvent } from './journal/sync-store.ts';
+export type { StoredEvent, RecordedEvent, EventFilter, EventTally } from './journal/sync-store.ts';
 export { LinkConflictError } from './journal/sync-store.ts';
 export type { SyncStore, DeadLetterOptions } from './journal/sync-store.ts';
 export type { BacklogSample, LagPoint, BacklogRecording } from './journal/operating-history.ts';
@@ -106,6 +119,7 @@ export {
   ConflictError,
   MirrorError,
   DeadLetterNotFoundError,
+  JobNotFoundError,
   MissingPeerDependencyError,
   JournalError,
 } from './errors.ts';

@@ -1,10 +1,13 @@
 import type { Job, JobFilter, JobPageLease, JobPageResult, JobSpec, JobState } from './job.ts';
+import type { Side } from '../errors.ts';
 import { MemoryJobs } from './memory-jobs.ts';
 import type { Link } from './link.ts';
 import type {
   DeadLetter,
+  DeadLetterFilter,
   Lease,
   LeaseOutcome,
+  OutboxBacklog,
   OutboxCounts,
   OutboxEntry,
   OutboxError,
@@ -34,6 +37,8 @@ import {
   LinkConflictError,
   type DeadLetterOptions,
   type NewDeadLetter,
+  type EventFilter,
+  type EventTally,
   type RecordedEvent,
   type StoredEvent,
   type SyncStore,
@@ -419,16 +424,54 @@ export class MemoryStore implements SyncStore {
     return Promise.resolve(waiting > 0 ? { ...counts, waiting } : counts);
   }
 
+  /** {@inheritDoc SyncStore.outboxBacklog} */
+  outboxBacklog(): Promise<OutboxBacklog[]> {
+    const now = Date.now();
+    const lines = new Map<string, { -readonly [K in keyof OutboxBacklog]: OutboxBacklog[K] }>();
+    const lineOf = (key: { readonly unit: string; readonly resourceType: string; readonly target: Side }) => {
+      const id = JSON.stringify([key.unit, key.resourceType, key.target]);
+      let line = lines.get(id);
+      if (line === undefined) {
+        line = {
+          unit: key.unit,
+          resourceType: key.resourceType,
+          target: key.target,
+          pending: 0,
+          waiting: 0,
+          leased: 0,
+          dead: 0,
+          oldestAt: undefined,
+        };
+        lines.set(id, line);
+      }
+      return line;
+    };
+    for (const entry of this.#outbox.values()) {
+      const line = lineOf(entry);
+      if (this.#leased(entry, now)) line.leased += 1;
+      else if (entry.waitingFor !== undefined && Date.parse(entry.nextAttemptAt) > now) line.waiting += 1;
+      else line.pending += 1;
+      if (line.oldestAt === undefined || entry.createdAt < line.oldestAt) line.oldestAt = entry.createdAt;
+    }
+    for (const letter of this.#letters.values()) if (letter.status === 'open') lineOf(letter).dead += 1;
+    const order = (line: OutboxBacklog) => [line.unit, line.resourceType, line.target].join('\u0000');
+    return Promise.resolve(
+      [...lines.values()].sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0)),
+    );
+  }
+
   /** {@inheritDoc SyncStore.listDeadLetters} */
-  listDeadLetters(
-    options: {
-      readonly status?: DeadLetter['status'] | 'all' | undefined;
-      readonly limit?: number | undefined;
-    } = {},
-  ): Promise<DeadLetter[]> {
+  listDeadLetters(options: DeadLetterFilter = {}): Promise<DeadLetter[]> {
     const status = options.status ?? 'open';
     const letters = [...this.#letters.values()]
-      .filter((letter) => status === 'all' || letter.status === status)
+      .filter(
+        (letter) =>
+          (status === 'all' || letter.status === status) &&
+          (options.unit === undefined || letter.unit === options.unit) &&
+          (options.resourceType === undefined || letter.resourceType === options.resourceType) &&
+          (options.target === undefined || letter.target === options.target) &&
+          (options.reason === undefined || letter.reason.name === options.reason),
+      )
       .sort((a, b) => Number(a.id) - Number(b.id));
     return Promise.resolve(
       letters.slice(0, options.limit ?? letters.length).map((letter) => ({ ...letter })),
@@ -511,18 +554,16 @@ export class MemoryStore implements SyncStore {
   }
 
   /** {@inheritDoc SyncStore.listEvents} */
-  listEvents(
-    options: {
-      readonly type?: string | undefined;
-      readonly unit?: string | undefined;
-      readonly limit?: number | undefined;
-    } = {},
-  ): Promise<RecordedEvent[]> {
+  listEvents(options: EventFilter = {}): Promise<RecordedEvent[]> {
+    const since = options.since === undefined ? undefined : Date.parse(options.since);
+    const data = Object.entries(options.data ?? {});
     const events = this.#events
       .filter(
         (event) =>
           (options.type === undefined || event.type === options.type) &&
-          (options.unit === undefined || event.unit === options.unit),
+          (options.unit === undefined || event.unit === options.unit) &&
+          (since === undefined || Date.parse(event.at) >= since) &&
+          data.every(([key, value]) => event.data?.[key] === value),
       )
       .reverse();
     return Promise.resolve(events.slice(0, options.limit ?? events.length));
@@ -543,6 +584,25 @@ export class MemoryStore implements SyncStore {
           (since === undefined || Date.parse(event.at) >= since),
       ).length,
     );
+  }
+
+  /** {@inheritDoc SyncStore.tallyEvents} */
+  tallyEvents(options: EventTally): Promise<Record<string, number>> {
+    const tally: Record<string, number> = {};
+    for (const event of this.#events) {
+      if (event.type !== options.type || (options.unit !== undefined && event.unit !== options.unit))
+        continue;
+      if (options.since !== undefined && Date.parse(event.at) < Date.parse(options.since)) continue;
+      const value = event.data?.[options.key];
+      const name =
+        typeof value === 'string'
+          ? value
+          : value === undefined || value === null
+            ? ''
+            : JSON.stringify(value);
+      tally[name] = (tally[name] ?? 0) + 1;
+    }
+    return Promise.resolve(tally);
   }
 
   /** {@inheritDoc SyncStore.getCursor} */

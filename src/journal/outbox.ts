@@ -257,3 +257,57 @@ export interface OutboxCounts {
   /** Open dead letters. */
   readonly dead: number;
 }
+
+/**
+ * One line of the outbox's backlog: a unit's mirrors of one resource type towards one side,
+ * counted as {@link OutboxCounts} counts them, with the oldest entry still owed.
+ *
+ * @example
+ * ```ts
+ * for (const line of await store.outboxBacklog()) console.log(line.unit, line.resourceType, line.pending, line.oldestAt);
+ * ```
+ */
+export interface OutboxBacklog {
+  /** The unit of the entries' latest writes. */
+  readonly unit: string;
+  /** The FHIR resource type. */
+  readonly resourceType: string;
+  /** The side the entries mirror to. */
+  readonly target: Side;
+  /** Entries waiting (backing off, held, or due), not leased and not waiting for a dependency. */
+  readonly pending: number;
+  /** Entries waiting for a record they reference. */
+  readonly waiting: number;
+  /** Entries a worker holds now. */
+  readonly leased: number;
+  /** Open dead letters. */
+  readonly dead: number;
+  /**
+   * When the oldest entry of the line was first recorded (ISO 8601): how long its mirror has
+   * been owed. `undefined` when the line has dead letters only.
+   */
+  readonly oldestAt: string | undefined;
+}
+
+/**
+ * Which dead letters {@link SyncStore.listDeadLetters} returns; every filter given must match.
+ *
+ * @example
+ * ```ts
+ * const filter: DeadLetterFilter = { status: 'open', unit: 'north', resourceType: 'Patient', reason: 'RejectedError' };
+ * ```
+ */
+export interface DeadLetterFilter {
+  /** One status, or `all`. @default 'open' */
+  readonly status?: DeadLetter['status'] | 'all' | undefined;
+  /** Only this unit's. */
+  readonly unit?: string | undefined;
+  /** Only this resource type's. */
+  readonly resourceType?: string | undefined;
+  /** Only those towards this side. */
+  readonly target?: Side | undefined;
+  /** Only those whose reason is this error name (e.g. `RejectedError`). */
+  readonly reason?: string | undefined;
+  /** The most to return (oldest first). */
+  readonly limit?: number | undefined;
+}

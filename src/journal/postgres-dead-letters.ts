@@ -1,5 +1,5 @@
 import type { SqlClient, SqlQueryable } from '../sql/sql-client.ts';
-import type { DeadLetter, OutboxError, OutboxTicket } from './outbox.ts';
+import type { DeadLetter, DeadLetterFilter, OutboxError, OutboxTicket } from './outbox.ts';
 import type { NewDeadLetter } from './sync-store.ts';
 import { commit, intend } from './postgres-outbox.ts';
 import {
@@ -50,29 +50,36 @@ export async function moveToDeadLetters(
 }
 
 /**
- * Dead letters, oldest first.
+ * Dead letters, oldest first; every filter given must match.
  *
  * @param q - Where to run.
  * @param tables - The store's tables.
- * @param status - Which letters: one status, or `all`.
- * @param limit - The most letters to return; all when `undefined`.
+ * @param filter - Status (`open` unless given), unit, resource type, target, reason, limit.
  * @returns The letters.
  * @example
  * ```ts
- * const open = await listDeadLetters(sql, tables, 'open', 50);
+ * const open = await listDeadLetters(sql, tables, { status: 'open', unit: 'north', limit: 50 });
  * ```
  */
 export async function listDeadLetters(
   q: SqlQueryable,
   tables: JournalTables,
-  status: DeadLetter['status'] | 'all',
-  limit: number | undefined,
+  filter: DeadLetterFilter,
 ): Promise<DeadLetter[]> {
   const { rows } = await q.query<LetterRow>(
     `SELECT ${LETTER_COLUMNS} FROM ${tables.deadLetters} d
-     WHERE $1 = 'all' OR d.status = $1
+     WHERE ($1 = 'all' OR d.status = $1) AND ($3::text IS NULL OR d.unit = $3)
+       AND ($4::text IS NULL OR d.resource_type = $4) AND ($5::text IS NULL OR d.target = $5)
+       AND ($6::text IS NULL OR d.reason->>'name' = $6)
      ORDER BY d.id LIMIT $2`,
-    [status, limit ?? null],
+    [
+      filter.status ?? 'open',
+      filter.limit ?? null,
+      filter.unit ?? null,
+      filter.resourceType ?? null,
+      filter.target ?? null,
+      filter.reason ?? null,
+    ],
   );
   return rows.map(toDeadLetter);
 }

@@ -4,6 +4,7 @@ import type { Link } from './link.ts';
 import type {
   Lease,
   LeaseOutcome,
+  OutboxBacklog,
   OutboxCounts,
   OutboxEntry,
   OutboxError,
@@ -689,4 +690,54 @@ export async function outboxCounts(
   const counts = rows[0] ?? { pending: 0, waiting: 0, leased: 0, dead: 0 };
   const { waiting, ...rest } = counts;
   return waiting > 0 ? counts : rest;
+}
+
+/**
+ * The outbox and open dead letters counted per unit, resource type and target.
+ *
+ * @param q - Where to run.
+ * @param tables - The store's tables.
+ * @returns One line per unit, resource type and target, in that order.
+ * @example
+ * ```ts
+ * const lines = await outboxBacklog(sql, tables);
+ * ```
+ */
+export async function outboxBacklog(q: SqlQueryable, tables: JournalTables): Promise<OutboxBacklog[]> {
+  const { rows } = await q.query<{
+    unit: string;
+    resource_type: string;
+    target: 'legacy' | 'medplum';
+    pending: number;
+    waiting: number;
+    leased: number;
+    dead: number;
+    oldest_at: string | null;
+  }>(
+    `SELECT unit, resource_type, target, sum(pending)::integer AS pending, sum(waiting)::integer AS waiting,
+       sum(leased)::integer AS leased, sum(dead)::integer AS dead, ${iso('min(oldest)')} AS oldest_at
+     FROM (
+       SELECT unit, resource_type, target,
+         count(*) FILTER (WHERE ${UNLEASED} AND NOT ${WAITING}) AS pending,
+         count(*) FILTER (WHERE ${UNLEASED} AND ${WAITING}) AS waiting,
+         count(*) FILTER (WHERE NOT ${UNLEASED}) AS leased,
+         0 AS dead, min(created_at) AS oldest
+       FROM ${tables.outbox} GROUP BY unit, resource_type, target
+       UNION ALL
+       SELECT unit, resource_type, target, 0, 0, 0, count(*), NULL
+       FROM ${tables.deadLetters} WHERE status = 'open' GROUP BY unit, resource_type, target
+     ) lines
+     GROUP BY unit, resource_type, target
+     ORDER BY unit, resource_type, target`,
+  );
+  return rows.map((row) => ({
+    unit: row.unit,
+    resourceType: row.resource_type,
+    target: row.target,
+    pending: row.pending,
+    waiting: row.waiting,
+    leased: row.leased,
+    dead: row.dead,
+    oldestAt: row.oldest_at ?? undefined,
+  }));
 }

@@ -7,8 +7,10 @@ import type { Link } from './link.ts';
 import { migrate } from './migrations/migrate.ts';
 import type {
   DeadLetter,
+  DeadLetterFilter,
   Lease,
   LeaseOutcome,
+  OutboxBacklog,
   OutboxCounts,
   OutboxEntry,
   OutboxError,
@@ -39,6 +41,8 @@ import { iso, journalTables, jsonParam, optional, parseJson, type JournalTables 
 import type {
   DeadLetterOptions,
   NewDeadLetter,
+  EventFilter,
+  EventTally,
   RecordedEvent,
   StoredEvent,
   SyncStore,
@@ -378,16 +382,14 @@ export class PostgresStore implements SyncStore {
     return typedJournal(() => outbox.outboxCounts(this.#sql, this.#tables, options.unit));
   }
 
+  /** {@inheritDoc SyncStore.outboxBacklog} */
+  outboxBacklog(): Promise<OutboxBacklog[]> {
+    return typedJournal(() => outbox.outboxBacklog(this.#sql, this.#tables));
+  }
+
   /** {@inheritDoc SyncStore.listDeadLetters} */
-  listDeadLetters(
-    options: {
-      readonly status?: DeadLetter['status'] | 'all' | undefined;
-      readonly limit?: number | undefined;
-    } = {},
-  ): Promise<DeadLetter[]> {
-    return typedJournal(() =>
-      letters.listDeadLetters(this.#sql, this.#tables, options.status ?? 'open', options.limit),
-    );
+  listDeadLetters(filter: DeadLetterFilter = {}): Promise<DeadLetter[]> {
+    return typedJournal(() => letters.listDeadLetters(this.#sql, this.#tables, filter));
   }
 
   /** {@inheritDoc SyncStore.findDeadLetter} */
@@ -433,21 +435,23 @@ export class PostgresStore implements SyncStore {
   }
 
   /** {@inheritDoc SyncStore.listEvents} */
-  listEvents(
-    options: {
-      readonly type?: string | undefined;
-      readonly unit?: string | undefined;
-      readonly limit?: number | undefined;
-    } = {},
-  ): Promise<RecordedEvent[]> {
+  listEvents(options: EventFilter = {}): Promise<RecordedEvent[]> {
     return typedJournal(async () => {
       const { rows } = await this.#sql.query<EventRow>(
         `SELECT e.id::text AS id, e.type, e.resource_type, e.legacy_id, e.unit, e.data::text AS data,
            ${iso('e.at')} AS at
          FROM ${this.#tables.events} e
          WHERE ($1::text IS NULL OR e.type = $1) AND ($3::text IS NULL OR e.unit = $3)
+           AND ($4::timestamptz IS NULL OR e.at >= $4::timestamptz)
+           AND ($5::jsonb IS NULL OR e.data @> $5::jsonb)
          ORDER BY e.id DESC LIMIT $2`,
-        [options.type ?? null, options.limit ?? null, options.unit ?? null],
+        [
+          options.type ?? null,
+          options.limit ?? null,
+          options.unit ?? null,
+          options.since ?? null,
+          options.data === undefined ? null : JSON.stringify(options.data),
+        ],
       );
       return rows.map((row) => ({
         id: row.id,
@@ -474,6 +478,19 @@ export class PostgresStore implements SyncStore {
         [options.type, options.unit ?? null, options.since ?? null],
       );
       return rows[0]?.n ?? 0;
+    });
+  }
+
+  /** {@inheritDoc SyncStore.tallyEvents} */
+  tallyEvents(options: EventTally): Promise<Record<string, number>> {
+    return typedJournal(async () => {
+      const { rows } = await this.#sql.query<{ value: string; n: number }>(
+        `SELECT coalesce(data->>$2, '') AS value, count(*)::integer AS n FROM ${this.#tables.events}
+         WHERE type = $1 AND ($3::text IS NULL OR unit = $3) AND ($4::timestamptz IS NULL OR at >= $4::timestamptz)
+         GROUP BY 1 ORDER BY 1`,
+        [options.type, options.key, options.unit ?? null, options.since ?? null],
+      );
+      return Object.fromEntries(rows.map((row) => [row.value, row.n]));
     });
   }
 

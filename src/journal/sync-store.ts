@@ -3,8 +3,10 @@ import type { JobStore } from './job.ts';
 import type { Link } from './link.ts';
 import type {
   DeadLetter,
+  DeadLetterFilter,
   Lease,
   LeaseOutcome,
+  OutboxBacklog,
   OutboxCounts,
   OutboxEntry,
   OutboxError,
@@ -53,6 +55,46 @@ export interface RecordedEvent extends StoredEvent {
   readonly id: string;
   /** When it was recorded (ISO 8601). */
   readonly at: string;
+}
+
+/**
+ * Which events {@link SyncStore.listEvents} returns, newest first; every filter given must match.
+ *
+ * @example
+ * ```ts
+ * const filter: EventFilter = { type: 'conflict', unit: 'north', data: { resolvedBy: 'authorityWins' }, limit: 20 };
+ * ```
+ */
+export interface EventFilter {
+  /** Only events of this type. */
+  readonly type?: string | undefined;
+  /** Only this unit's. */
+  readonly unit?: string | undefined;
+  /** Only events recorded at or after this instant (ISO 8601). */
+  readonly since?: string | undefined;
+  /** Only events whose `data` has these string values at these top-level keys. */
+  readonly data?: Readonly<Record<string, string>> | undefined;
+  /** The most to return. */
+  readonly limit?: number | undefined;
+}
+
+/**
+ * What {@link SyncStore.tallyEvents} counts: events of one type by the values of one `data` key.
+ *
+ * @example
+ * ```ts
+ * const byResolver = await store.tallyEvents({ type: 'conflict', key: 'resolvedBy', unit: 'north' });
+ * ```
+ */
+export interface EventTally {
+  /** The event type. */
+  readonly type: string;
+  /** The `data` key whose values are counted. */
+  readonly key: string;
+  /** Only this unit's. */
+  readonly unit?: string | undefined;
+  /** Only events recorded at or after this instant (ISO 8601). */
+  readonly since?: string | undefined;
 }
 
 /**
@@ -166,12 +208,14 @@ export interface SyncStore extends JobStore {
   listOutbox(options?: { readonly limit?: number | undefined }): Promise<OutboxEntry[]>;
   /** Counts of pending and leased entries and open dead letters, of one unit when given. */
   outboxCounts(options?: { readonly unit?: string | undefined }): Promise<OutboxCounts>;
+  /**
+   * The outbox and open dead letters counted per unit, resource type and target, with the
+   * oldest entry of each line; ordered by unit, resource type, target.
+   */
+  outboxBacklog(): Promise<OutboxBacklog[]>;
 
-  /** Dead letters, oldest first; open ones unless `status` says otherwise. */
-  listDeadLetters(options?: {
-    readonly status?: DeadLetter['status'] | 'all' | undefined;
-    readonly limit?: number | undefined;
-  }): Promise<DeadLetter[]>;
+  /** Dead letters, oldest first; open ones unless `status` says otherwise; every filter given must match. */
+  listDeadLetters(options?: DeadLetterFilter): Promise<DeadLetter[]>;
   /** The open dead letter of a record (either target), if any. */
   findDeadLetter(resourceType: string, legacyId: string): Promise<DeadLetter | undefined>;
   /** One dead letter by id, whatever its status; `undefined` when there is none. */
@@ -192,11 +236,12 @@ export interface SyncStore extends JobStore {
   /** Appends an event. */
   appendEvent(event: StoredEvent): Promise<void>;
   /** Events, newest first: of one type and of one unit when given. */
-  listEvents(options?: {
-    readonly type?: string | undefined;
-    readonly unit?: string | undefined;
-    readonly limit?: number | undefined;
-  }): Promise<RecordedEvent[]>;
+  listEvents(options?: EventFilter): Promise<RecordedEvent[]>;
+  /**
+   * How many events of a type carry each value of one `data` key (`''` for events without
+   * it), of one unit and since an instant when given.
+   */
+  tallyEvents(options: EventTally): Promise<Record<string, number>>;
 
   /** How many events of a type were recorded, of one unit and since an instant when given. */
   countEvents(options: {

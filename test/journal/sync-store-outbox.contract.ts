@@ -549,6 +549,43 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
     });
   });
 
+  describe('dead letter filters', () => {
+    /** Dead-letters one record of the given intent with the given reason. */
+    async function letter(
+      legacyId: string,
+      reason: OutboxError,
+      intent: Partial<Parameters<typeof intentOf>[1]> = {},
+    ) {
+      await fixture.store.commit(await fixture.store.intend(intentOf(legacyId, intent), HOUR));
+      const [lease] = await fixture.store.claim('worker-1', 1, HOUR);
+      await fixture.store.deadLetter(lease!, reason);
+    }
+
+    it('lists only the letters every filter given matches: unit, resource type, target, reason', async () => {
+      await letter('p-1', REJECTED);
+      await letter('p-2', UNAVAILABLE, { unit: 'south' });
+      await letter('o-1', REJECTED, { resourceType: 'Observation', unit: 'south' });
+      await letter('p-3', REJECTED, { target: 'legacy' });
+      const ids = async (filter: Parameters<SyncStore['listDeadLetters']>[0]) =>
+        (await fixture.store.listDeadLetters(filter)).map((l) => l.legacyId);
+      expect(await ids({ unit: 'south' })).toEqual(['p-2', 'o-1']);
+      expect(await ids({ resourceType: 'Observation' })).toEqual(['o-1']);
+      expect(await ids({ target: 'legacy' })).toEqual(['p-3']);
+      expect(await ids({ reason: 'RejectedError' })).toEqual(['p-1', 'o-1', 'p-3']);
+      expect(await ids({ reason: 'RejectedError', unit: 'south', limit: 5 })).toEqual(['o-1']);
+      expect(await ids({ reason: 'RejectedError', limit: 2 })).toEqual(['p-1', 'o-1']);
+      expect(await ids({ unit: 'east' })).toEqual([]);
+      const [first] = await fixture.store.listDeadLetters({
+        unit: 'north',
+        resourceType: 'Patient',
+        target: 'medplum',
+      });
+      await fixture.store.discardDeadLetter(first!.id, 'checked by hand');
+      expect(await ids({ unit: 'north', target: 'medplum' })).toEqual([]);
+      expect(await ids({ unit: 'north', target: 'medplum', status: 'discarded' })).toEqual(['p-1']);
+    });
+  });
+
   describe('listing and counts', () => {
     it('says whether a record has an entry, held, due or leased, until it completes', async () => {
       expect(await fixture.store.hasPending('Patient', 'p-1')).toBe(false);
@@ -588,6 +625,66 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
       expect(await fixture.store.outboxCounts({ unit: 'south' })).toEqual({ pending: 2, leased: 0, dead: 0 });
       expect(await fixture.store.outboxCounts({ unit: 'north' })).toEqual({ pending: 0, leased: 0, dead: 1 });
       expect(await fixture.store.outboxCounts({ unit: 'east' })).toEqual({ pending: 0, leased: 0, dead: 0 });
+    });
+
+    it('counts the backlog per unit, resource type and target, with the oldest entry of each line', async () => {
+      expect(await fixture.store.outboxBacklog()).toEqual([]);
+      await fixture.store.deadLetter(await leased('p-1'), REJECTED);
+      await leased('p-2');
+      await fixture.store.intend(intentOf('p-3'), HOUR);
+      await fixture.store.intend(intentOf('o-1', { resourceType: 'Observation' }), HOUR);
+      await fixture.store.intend(intentOf('p-4', { unit: 'south', target: 'legacy' }), HOUR);
+      await fixture.store.intend(intentOf('p-5', { unit: 'south', target: 'legacy' }), HOUR);
+      const entries = await fixture.store.listOutbox();
+      const createdAt = (legacyId: string) => entries.find((entry) => entry.legacyId === legacyId)?.createdAt;
+      expect(await fixture.store.outboxBacklog()).toEqual([
+        {
+          unit: 'north',
+          resourceType: 'Observation',
+          target: 'medplum',
+          pending: 1,
+          waiting: 0,
+          leased: 0,
+          dead: 0,
+          oldestAt: createdAt('o-1'),
+        },
+        {
+          unit: 'north',
+          resourceType: 'Patient',
+          target: 'medplum',
+          pending: 1,
+          waiting: 0,
+          leased: 1,
+          dead: 1,
+          oldestAt: createdAt('p-2'),
+        },
+        {
+          unit: 'south',
+          resourceType: 'Patient',
+          target: 'legacy',
+          pending: 2,
+          waiting: 0,
+          leased: 0,
+          dead: 0,
+          oldestAt: createdAt('p-4'),
+        },
+      ]);
+    });
+
+    it('shows a line with only dead letters, with no oldest entry', async () => {
+      await fixture.store.deadLetter(await leased('p-1'), REJECTED);
+      expect(await fixture.store.outboxBacklog()).toEqual([
+        {
+          unit: 'north',
+          resourceType: 'Patient',
+          target: 'medplum',
+          pending: 0,
+          waiting: 0,
+          leased: 0,
+          dead: 1,
+          oldestAt: undefined,
+        },
+      ]);
     });
   });
 }

@@ -119,6 +119,13 @@ export function describeSyncStoreContract(name: string, open: OpenSyncStore): vo
     describeOpenedLettersContract(fixture);
 
     describe('events', () => {
+      /** Appends a `conflict` event per unit and data given, in order. */
+      async function conflicts(
+        events: readonly [string, Record<string, unknown> | undefined][],
+      ): Promise<void> {
+        for (const [unit, data] of events) await fixture.store.appendEvent({ type: 'conflict', unit, data });
+      }
+
       it('lists events newest first, with increasing ids and ISO times', async () => {
         await fixture.store.appendEvent({
           type: 'conflict',
@@ -165,6 +172,60 @@ export function describeSyncStoreContract(name: string, open: OpenSyncStore): vo
           { unit: 'north', data: { n: 1 } },
         ]);
         expect(await fixture.store.listEvents({ unit: 'south' })).toHaveLength(3);
+      });
+
+      it('filters events by time and by values of their data, before the limit', async () => {
+        await conflicts([
+          ['north', { resolvedBy: 'authority-wins' }],
+          ['north', { resolvedBy: 'three-way-merge', n: 2 }],
+          ['south', { resolvedBy: 'authority-wins' }],
+          ['south', undefined],
+        ]);
+        const merged = await fixture.store.listEvents({
+          type: 'conflict',
+          data: { resolvedBy: 'three-way-merge' },
+        });
+        expect(merged).toMatchObject([{ unit: 'north', data: { resolvedBy: 'three-way-merge', n: 2 } }]);
+        expect(
+          await fixture.store.listEvents({
+            type: 'conflict',
+            data: { resolvedBy: 'authority-wins' },
+            limit: 1,
+          }),
+        ).toMatchObject([{ unit: 'south' }]);
+        expect(await fixture.store.listEvents({ data: { resolvedBy: 'manual-review' } })).toEqual([]);
+        const past = new Date(Date.now() - 60_000).toISOString();
+        const future = new Date(Date.now() + 60_000).toISOString();
+        expect(await fixture.store.listEvents({ since: past })).toHaveLength(4);
+        expect(await fixture.store.listEvents({ since: future })).toEqual([]);
+      });
+
+      it('tallies events of a type by one key of their data, of a unit, since an instant', async () => {
+        await conflicts([
+          ['north', { resolvedBy: 'authority-wins' }],
+          ['north', { resolvedBy: 'authority-wins' }],
+          ['south', { resolvedBy: 'three-way-merge' }],
+          ['south', undefined],
+        ]);
+        await fixture.store.appendEvent({
+          type: 'resolved',
+          unit: 'north',
+          data: { resolvedBy: 'operator' },
+        });
+        expect(await fixture.store.tallyEvents({ type: 'conflict', key: 'resolvedBy' })).toEqual({
+          'authority-wins': 2,
+          'three-way-merge': 1,
+          '': 1,
+        });
+        expect(
+          await fixture.store.tallyEvents({ type: 'conflict', key: 'resolvedBy', unit: 'north' }),
+        ).toEqual({
+          'authority-wins': 2,
+        });
+        const future = new Date(Date.now() + 60_000).toISOString();
+        expect(
+          await fixture.store.tallyEvents({ type: 'conflict', key: 'resolvedBy', since: future }),
+        ).toEqual({});
       });
     });
 
