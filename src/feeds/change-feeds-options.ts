@@ -65,9 +65,9 @@ export interface ChangeFeedsOptions {
   /**
    * How long an instance holds a feed (a side and resource type) once it polled it. Instances
    * sharing a store poll each feed one at a time: the holder renews its lease before each of
-   * its feed reads, the others skip the feed, and take it over once the lease has run out (its
-   * holder died or hung) — so failover takes at most `leaseMs`. Keep it above the time one
-   * feed read takes (`maxPagesPerPoll` pages) and above `pollIntervalMs`.
+   * its feed reads and every third of `leaseMs` while one runs, the others skip the feed, and
+   * take it over once the lease has run out (its holder died or hung) — so failover takes at
+   * most `leaseMs`. Keep it above `pollIntervalMs`.
    * @default 30000
    */
   readonly leaseMs?: number | undefined;
