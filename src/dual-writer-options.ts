@@ -1,8 +1,8 @@
 import type { MedplumClient } from '@medplum/core';
 import type { ConflictResolver } from './conflict/conflict-context.ts';
 import type { DivergenceOptions } from './divergence/divergence-checks.ts';
-import type { EventSink } from './divergence/event-sink.ts';
-import { valueHash, type ValueHashOptions } from './divergence/redact.ts';
+import type { EventSink } from './events/event-sink.ts';
+import { valueHash, type ValueHashOptions } from './events/redact.ts';
 import type { DualWriteEvent } from './dual-write-event.ts';
 import type { ChangeFeedsOptions } from './feeds/change-feeds-options.ts';
 import { QuotaPacer } from './pacing/quota-pacer.ts';

@@ -14,12 +14,12 @@ import { reviewTaskOf } from './conflict/review-task.ts';
 import { compareLinkedCopies } from './divergence/compare-copies.ts';
 import { withReferences } from './mirror/resolve-references.ts';
 import { DivergenceChecks, type DivergenceCounts, type ShadowPair } from './divergence/divergence-checks.ts';
-import { EventPublisher } from './divergence/event-publisher.ts';
+import { EventPublisher } from './events/event-publisher.ts';
 import { ChangeFeeds } from './feeds/change-feeds.ts';
 import { feedOptionsOf } from './feeds/change-feeds-options.ts';
 import type { RestHookRequest, RestHookResult } from './feeds/delete-notification.ts';
 import { NO_FEED_COUNTS, type FeedCounts, type FeedReport } from './feeds/feed-report.ts';
-import { callbackSink } from './divergence/event-sink.ts';
+import { callbackSink } from './events/event-sink.ts';
 import type { DualWriteEvent } from './dual-write-event.ts';
 import {
   ConfigurationError,

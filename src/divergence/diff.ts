@@ -5,7 +5,7 @@ import {
   type NormaliseOptions,
   type PathRules,
 } from './normalise.ts';
-import { valueHash, type ValueHashOptions } from './redact.ts';
+import { valueHash, type ValueHashOptions } from '../events/redact.ts';
 import { anObject, checkValue, trueOrFalse, type Rule } from '../option-checks.ts';
 
 /**

@@ -2,8 +2,8 @@ import type { MedplumClient } from '@medplum/core';
 import type { Resolution } from '../conflict/conflict-context.ts';
 import { operatorResolution, resolveConflict } from '../conflict/resolve-conflict.ts';
 import { authorityWins } from '../conflict/resolvers.ts';
-import { EventPublisher } from '../divergence/event-publisher.ts';
-import type { EventSink } from '../divergence/event-sink.ts';
+import { EventPublisher } from '../events/event-publisher.ts';
+import type { EventSink } from '../events/event-sink.ts';
 import {
   ConfigurationError,
   DeadLetterNotFoundError,

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { diff } from '../../src/divergence/diff.ts';
 import { normalise } from '../../src/divergence/normalise.ts';
-import { valueHash } from '../../src/divergence/redact.ts';
+import { valueHash } from '../../src/events/redact.ts';
 import { fhirOptions, optionSets, patient } from './patient-arbitrary.ts';
 
 const jane = {

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { redactEvent } from '../../src/divergence/event-redaction.ts';
-import { valueHash } from '../../src/divergence/redact.ts';
+import { redactEvent } from '../../src/events/event-redaction.ts';
+import { valueHash } from '../../src/events/redact.ts';
 import { ConfigurationError } from '../../src/errors.ts';
 
 describe('valueHash', () => {
