@@ -48,7 +48,7 @@ const MEASUREMENTS = {
       await servers.close();
     }
   },
-  reconcile: () => measureReconcileCompare({ records: 2_000 }),
+  reconcile: () => measureReconcileCompare({ records: 10_000, largeRecords: 100_000 }),
 } as const;
 type MeasurementName = keyof typeof MEASUREMENTS;
 

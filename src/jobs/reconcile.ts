@@ -98,7 +98,11 @@ export async function reconcile<L>(ctx: JobContext<L>, options: ReconcileOptions
     reference: job.direction === 'to-medplum' ? 'legacy' : 'medplum',
   };
   const readLegacy = legacyPages(ctx.legacy, mapping.resourceType);
-  const readMedplum = medplumPages(medplum, mapping.resourceType, {});
+  // The Medplum pass needs a resource's id, version and legacy identifier, unless `unitOf`
+  // reads the unit from its content: `_elements` keeps the pages small (cheap facts).
+  const readMedplum = medplumPages(medplum, mapping.resourceType, {
+    elements: ctx.unitOf === undefined ? 'identifier' : undefined,
+  });
   type Item = { readonly legacy: LegacyRecord<L> } | { readonly medplum: WithId<Resource> };
   return runJobPages<Item>(
     ctx.store,

@@ -25,6 +25,7 @@ import type {
 import type { Bundle, BundleEntry, BundleLink, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { fhirRouter } from './fhir-peers.ts';
 import { IdentifierIndex } from './identifier-index.ts';
+import { LastUpdatedIndex } from './last-updated-index.ts';
 
 const { MemoryRepository } = fhirRouter;
 
@@ -70,6 +71,7 @@ export class FhirTestRepository extends MemoryRepository {
   readonly #history = new Map<string, HistoryRecord[]>();
   readonly #deleted = new Set<string>();
   readonly #identifiers = new IdentifierIndex();
+  readonly #lastUpdated = new LastUpdatedIndex();
 
   /**
    * @param options - The base URL the repository is served under.
@@ -94,6 +96,7 @@ export class FhirTestRepository extends MemoryRepository {
     this.#history.clear();
     this.#deleted.clear();
     this.#identifiers.clear();
+    this.#lastUpdated.clear();
   }
 
   /**
@@ -215,6 +218,7 @@ export class FhirTestRepository extends MemoryRepository {
     await super.deleteResource(resourceType, id, options);
     this.#deleted.add(key);
     this.#identifiers.remove(resourceType, id);
+    this.#lastUpdated.remove(resourceType, id);
     this.#history
       .get(key)
       ?.push({ kind: 'deletion', versionId: generateId(), lastUpdated: new Date().toISOString() });
@@ -233,6 +237,7 @@ export class FhirTestRepository extends MemoryRepository {
     await super.expungeResources(resourceType, ids);
     for (const id of ids) {
       this.#identifiers.remove(resourceType, id);
+      this.#lastUpdated.remove(resourceType, id);
       this.#history.delete(`${resourceType}/${id}`);
       this.#deleted.delete(`${resourceType}/${id}`);
     }
@@ -308,7 +313,15 @@ export class FhirTestRepository extends MemoryRepository {
     const count = Math.min(searchRequest.count ?? DEFAULT_SEARCH_COUNT, DEFAULT_MAX_SEARCH_COUNT);
     const offset = searchRequest.offset ?? 0;
     const paged = { ...searchRequest, count, offset };
-    const bundle = (await this.#searchByIdentifier(paged)) ?? (await super.search(paged));
+    const bundle =
+      (await this.#searchByIdentifier(paged)) ??
+      (await this.#searchInOrder(paged)) ??
+      (await super.search(paged));
+    if (searchRequest.fields !== undefined) {
+      for (const entry of bundle.entry ?? []) {
+        if (entry.resource) entry.resource = onlyElements(entry.resource, searchRequest.fields);
+      }
+    }
     const total = bundle.total ?? 0;
     const links: BundleLink[] = [{ relation: 'self', url: this.#searchUrl(paged) }];
     links.push({ relation: 'first', url: this.#searchUrl({ ...paged, offset: 0 }) });
@@ -341,9 +354,12 @@ export class FhirTestRepository extends MemoryRepository {
     const ids = this.#identifiers.candidates(searchRequest);
     if (ids === undefined) return undefined;
     const matches: WithId<T>[] = [];
+    // An `_id` list matches its candidates by construction: evaluating the filter's FHIRPath
+    // on each cost more than the rest of the search.
+    const byId = searchRequest.filters?.[0]?.code === '_id';
     for (const id of ids) {
       const resource = await super.readResource<WithId<T>>(searchRequest.resourceType, id);
-      if (matchesSearchRequest(resource, searchRequest)) matches.push(resource);
+      if (byId || matchesSearchRequest(resource, searchRequest)) matches.push(resource);
     }
     const offset = searchRequest.offset ?? 0;
     const page = matches.slice(
@@ -355,8 +371,42 @@ export class FhirTestRepository extends MemoryRepository {
     return bundle;
   }
 
+  /**
+   * A search sorted by `_lastUpdated` that the index walks: candidates in order, each matched,
+   * until the page and one more are found (the one more only says a next page exists).
+   */
+  async #searchInOrder<T extends Resource>(
+    searchRequest: SearchRequest<T>,
+  ): Promise<Bundle<WithId<T>> | undefined> {
+    const found = this.#lastUpdated.candidates(searchRequest, (type, id) =>
+      this.#identifiers.position(type, id),
+    );
+    if (found === undefined) return undefined;
+    const offset = searchRequest.offset ?? 0;
+    const count = searchRequest.count ?? DEFAULT_SEARCH_COUNT;
+    const page: WithId<T>[] = [];
+    let skipped = 0;
+    for (const id of found.ids) {
+      if (page.length > count) break;
+      const resource = await super.readResource<WithId<T>>(searchRequest.resourceType, id);
+      if (!found.exact && !matchesSearchRequest(resource, searchRequest)) continue;
+      if (skipped < offset) skipped += 1;
+      else page.push(resource);
+    }
+    // `total` here is a lower bound: enough for the `next` link, and dropped from the answer.
+    const bundle: Bundle<WithId<T>> = {
+      resourceType: 'Bundle',
+      type: 'searchset',
+      total: offset + page.length,
+    };
+    const shown = page.slice(0, count);
+    if (shown.length > 0) bundle.entry = shown.map((resource) => ({ search: { mode: 'match' }, resource }));
+    return bundle;
+  }
+
   #record(resource: WithId<Resource>): void {
     this.#identifiers.put(resource);
+    this.#lastUpdated.put(resource);
     const key = `${resource.resourceType}/${resource.id}`;
     const records = this.#history.get(key) ?? [];
     records.push({ kind: 'version', resource: structuredClone(resource) });
@@ -385,6 +435,16 @@ export class FhirTestRepository extends MemoryRepository {
     };
     return { fullUrl, request: { method: 'GET', url }, response: { status: '410', outcome } };
   }
+}
+
+// What `_elements` leaves of a resource: its type, id, meta and the elements named.
+function onlyElements<T extends Resource>(resource: T, fields: readonly string[]): T {
+  const kept: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(resource)) {
+    if (name === 'resourceType' || name === 'id' || name === 'meta' || fields.includes(name))
+      kept[name] = value;
+  }
+  return kept as T;
 }
 
 // Runs a synchronous lookup behind the repository's promise interface; a throw rejects.

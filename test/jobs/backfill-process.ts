@@ -44,8 +44,10 @@ const writer = new DualWriter<{ clinic: string }, PostgresTableRow>({
   plan: new CutoverPlan<{ clinic: string }>({ default: 'dual-write', unitOf: (ctx) => ctx.clinic }),
   store,
   mirror: 'async',
-  // A killed process's leases block its entries until they lapse: keep them short.
-  drainer: { leaseMs: 2_000, pollIntervalMs: 50 },
+  // A killed process's leases block its entries until they lapse: keep them short, but long
+  // enough for the request time limit a third of them makes (a backfill's searches keep it too)
+  // to hold on this shared machine: 666 ms did not, under a load average of 20.
+  drainer: { leaseMs: 9_000, pollIntervalMs: 50 },
   divergence: { verifySampleRate: 0 },
   feeds: { unitOf: (record) => (record.row?.clinic as string | undefined) ?? 'north' },
 });

@@ -14,8 +14,9 @@ async function both(
   const ids = async (query: string): Promise<string[]> =>
     ((await repo.search(parseSearchRequest<Patient>(query))).entry ?? []).map((e) => e.resource?.id ?? '');
   const indexed = await ids(`Patient?identifier=${SYSTEM}|${value}`);
-  // _sort=_lastUpdated puts the scan's results in the order of their last write.
-  const scanned = await ids(`Patient?identifier=${SYSTEM}|${value}&_sort=_lastUpdated`);
+  // _sort=_lastUpdated puts the scan's results in the order of their last write (_total makes
+  // it a scan: neither index answers a search that asks for a total).
+  const scanned = await ids(`Patient?identifier=${SYSTEM}|${value}&_sort=_lastUpdated&_total=accurate`);
   return { indexed, scanned };
 }
 
