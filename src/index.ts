@@ -73,6 +73,7 @@ export type {
   JobStore,
 } from './journal/job.ts';
 export { backfill, backfillInOrder } from './jobs/backfill.ts';
+export { dependencyOrder } from './jobs/dependency-order.ts';
 export type { BackfillOptions } from './jobs/backfill.ts';
 export type { JobContext, JobRecord } from './jobs/job-context.ts';
 export type { JobProgress, JobWorkerOptions } from './jobs/job-worker.ts';

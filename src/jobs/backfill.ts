@@ -4,6 +4,7 @@ import type { SyncStore } from '../journal/sync-store.ts';
 import { aFunction, positiveInteger } from '../option-checks.ts';
 import type { LegacyRecord } from '../sides/legacy-adapter.ts';
 import { backfillLegacyPage, backfillMedplumPage } from './backfill-page.ts';
+import { dependencyOrder } from './dependency-order.ts';
 import type { JobContext } from './job-context.ts';
 import { openJob } from './job-opening.ts';
 import { runJobPages, type JobWorkerOptions } from './job-worker.ts';
@@ -104,27 +105,32 @@ export async function backfill<L>(ctx: JobContext<L>, options: BackfillOptions):
 }
 
 /**
- * Backfills several resource types one after another, in the order given (dependency order:
- * organisations, practitioners, patients, encounters, clinical data), waiting after each until
- * the outbox is empty, so that a record's references find the records they point at already
- * linked. Stops at the first job that does not end `done` (paused, cancelled, failed, aborted).
+ * Backfills several resource types one after another, in dependency order (organisations,
+ * practitioners, patients, encounters, clinical data), waiting after each until the outbox is
+ * empty, so that a record's references find the records they point at already linked. Stops at
+ * the first job that does not end `done` (paused, cancelled, failed, aborted).
  *
- * The order is the caller's: derive it from the mappings' references when they declare them.
+ * Without `resourceTypes`, every mapped type, in the order {@link dependencyOrder} derives from
+ * the references the mappings declare; with it, those types in the order given.
  *
  * @param ctx - The journal, both systems, the mappings and how to tell a record's unit.
- * @param options - The types in order, and the options of each type's backfill.
+ * @param options - The types (optional), and the options of each type's backfill.
  * @returns The jobs, in order.
- * @throws {@link InvalidInputError} naming `resourceTypes` or the option at fault.
+ * @throws {@link InvalidInputError} naming `resourceTypes`, `mappings` (a cycle of references)
+ *   or the option at fault.
  * @example
  * ```ts
- * const jobs = await backfillInOrder(ctx, { resourceTypes: ['Organization', 'Patient', 'Encounter'], unit: 'north', direction: 'to-medplum', drain: () => writer.drain() });
+ * const jobs = await backfillInOrder(ctx, { unit: 'north', direction: 'to-medplum', drain: () => writer.drain() });
+ * console.log(jobs.map((job) => job.resourceType)); // ['Patient', 'Encounter', 'Observation']
  * ```
  */
 export async function backfillInOrder<L>(
   ctx: JobContext<L>,
-  options: Omit<BackfillOptions, 'resourceType' | 'jobId'> & { readonly resourceTypes: readonly string[] },
+  options: Omit<BackfillOptions, 'resourceType' | 'jobId'> & {
+    readonly resourceTypes?: readonly string[] | undefined;
+  },
 ): Promise<Job[]> {
-  const { resourceTypes, ...each } = options;
+  const { resourceTypes = dependencyOrder(ctx.mappings), ...each } = options;
   const given: unknown = resourceTypes;
   if (!Array.isArray(given) || given.length === 0)
     throw new InvalidInputError('resourceTypes', 'must be a non-empty array of resource types');
