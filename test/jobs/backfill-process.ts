@@ -44,25 +44,40 @@ const writer = new DualWriter<{ clinic: string }, PostgresTableRow>({
   plan: new CutoverPlan<{ clinic: string }>({ default: 'dual-write', unitOf: (ctx) => ctx.clinic }),
   store,
   mirror: 'async',
-  // A killed process's leases block its entries until they lapse: keep them short, but long
-  // enough for the request time limit a third of them makes (a backfill's searches keep it too)
-  // to hold on this shared machine: 666 ms did not, under a load average of 20.
-  drainer: { leaseMs: 9_000, pollIntervalMs: 50 },
+  // A killed process's leases block its entries until they lapse (30 s); the request time
+  // limit is a third of them, and a backfill's searches keep it too: at 666 ms and 3 s, the
+  // in-process FHIR server did not answer in time under a load average of 20.
+  drainer: { leaseMs: 30_000, pollIntervalMs: 50 },
   divergence: { verifySampleRate: 0 },
   feeds: { unitOf: (record) => (record.row?.clinic as string | undefined) ?? 'north' },
 });
 writer.start();
 say({ ready: true });
-const job = await writer.backfill({
-  resourceType: 'Patient',
-  unit: config.jobId === undefined ? 'north' : undefined,
-  direction: 'to-medplum',
-  jobId: config.jobId,
-  pageSize: 100,
-  leaseMs: 2_000,
-  pollIntervalMs: 50,
-  onProgress: ({ job: now }) => say({ page: now.pagesDone, jobId: now.id, counts: now.counts }),
-});
+const run = (jobId: string | undefined) =>
+  writer.backfill({
+    resourceType: 'Patient',
+    unit: jobId === undefined ? 'north' : undefined,
+    direction: 'to-medplum',
+    jobId,
+    pageSize: 100,
+    leaseMs: 2_000,
+    pollIntervalMs: 50,
+    onProgress: ({ job: now }) => say({ page: now.pagesDone, jobId: now.id, counts: now.counts }),
+  });
+// A page whose requests timed out through every retry fails the job; an operator resumes it.
+const runOnce = (jobId: string | undefined) =>
+  run(jobId).catch(async (err: unknown) => {
+    const [failed] = await store.listJobs({ kind: 'backfill', limit: 1 });
+    if (failed?.state !== 'failed' || !(err instanceof Error) || err.name !== 'RequestTimeoutError')
+      throw err;
+    say({ resumed: failed.reason });
+    return failed;
+  });
+let job = await runOnce(config.jobId);
+for (let resumes = 0; job.state === 'failed' && resumes < 5; resumes += 1) {
+  await store.setJobState(job.id, 'running', { from: ['failed'] });
+  job = await runOnce(job.id);
+}
 let remaining = await writer.outbox();
 while (remaining.pending + remaining.leased > 0)
   remaining = (await writer.drain({ timeoutMs: 30_000 })).remaining;
