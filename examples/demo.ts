@@ -31,6 +31,8 @@ import {
   type PostgresTableRow,
   type Stage,
 } from '../src/index.ts';
+import { runCli } from '../src/cli/run-cli.ts';
+import { processTerminal } from '../src/cli/terminal.ts';
 import { CLINIC_TABLE_SQL, clinicPatientMapping } from './clinic-mapping.ts';
 import { ClinicRecords, personAt, shiftDate, type Ctx } from './migration/clinic-records.ts';
 import { LegacyScreens, MedplumApp } from './migration/direct-staff.ts';
@@ -387,6 +389,12 @@ async function main(): Promise<void> {
     `\n${wrong.length === 0 && failures.length === 0 && outbox.pending + outbox.leased + outbox.dead === 0 ? 'every record exists once on each side and the copies agree' : 'SOMETHING IS WRONG: see above'} ` +
       `(${((Date.now() - started) / 1000).toFixed(1)} s)`,
   );
+
+  // What an operator sees at the end, the same as running `dualwrite status` in a shell.
+  console.log('\n$ dualwrite status');
+  await runCli(['status'], processTerminal(), {
+    config: { store, plan, legacy, medplum, mappings: [mapping] },
+  });
 
   plan.detach();
   await server?.close();

@@ -4,6 +4,8 @@ import { confirm } from './confirmation.ts';
 import type { DualwriteConfig } from './dualwrite-config.ts';
 import type { ExitCode } from './exit-code.ts';
 import { loadConfig } from './load-config.ts';
+import type { Operator } from '../operator/operator.ts';
+import { operatorOf } from './operator-of.ts';
 import type { CliTerminal } from './terminal.ts';
 
 /**
@@ -23,6 +25,7 @@ export class CommandContext {
   readonly terminal: CliTerminal;
   readonly #given: DualwriteConfig | undefined;
   #loaded: Promise<DualwriteConfig> | undefined;
+  #operator: Promise<Operator<unknown, unknown>> | undefined;
   #exitCode: ExitCode | undefined;
 
   /**
@@ -59,6 +62,17 @@ export class CommandContext {
   }
 
   /**
+   * The operator API over the configuration, built once.
+   *
+   * @param command - The running command.
+   * @returns The operator.
+   */
+  operator(command: Command): Promise<Operator<unknown, unknown>> {
+    this.#operator ??= this.config(command).then(operatorOf);
+    return this.#operator;
+  }
+
+  /**
    * Confirms a destructive action unless `--yes` (see {@link confirm}).
    *
    * @param action - What will be done, without values.
@@ -84,6 +98,8 @@ export class CommandContext {
 
   /** Lets go of a configuration this context loaded (its `close`). */
   async close(): Promise<void> {
+    const operator = await this.#operator?.catch(() => undefined);
+    await operator?.close();
     if (this.#loaded === undefined) return;
     const config = await this.#loaded.catch(() => undefined);
     await config?.close?.();

@@ -73,6 +73,16 @@ export function formatDuration(ms: number | undefined): string {
 }
 
 /**
+ * Keeps every field of a result in its JSON document: an absent value is `null` rather than a
+ * missing field, and so is an unbounded number (`Infinity`: a type never reconciled).
+ */
+function stableFields(_key: string, value: unknown): unknown {
+  if (value === undefined) return null;
+  if (typeof value === 'number' && !Number.isFinite(value)) return null;
+  return value;
+}
+
+/**
  * Where a command's result goes: with `--json` one JSON document on stdout (the command's
  * result object, field names stable), else the human form. Notes (what was done, hints) go to
  * stderr in both modes, so stdout stays one parseable document.
@@ -107,7 +117,7 @@ export class CommandOutput {
    * ```
    */
   result(document: unknown, human: () => string): void {
-    this.#terminal.stdout.write(this.json ? `${JSON.stringify(document, null, 2)}\n` : human());
+    this.#terminal.stdout.write(this.json ? `${JSON.stringify(document, stableFields, 2)}\n` : human());
   }
 
   /**

@@ -102,7 +102,7 @@ describe('dualwrite backfill', () => {
       await until(() => exists(join(hold, 'scanning')) || running.finished());
       expect(running.finished(), running.stderr()).toBe(false);
       running.interrupt();
-      await until(() => running.stderr().includes('Ctrl-C: pausing backfill job') || running.finished());
+      await until(() => running.stderr().includes('Ctrl-C: pausing the backfill') || running.finished());
       writeFileSync(join(hold, 'release'), '');
       const result = await running.done;
       expect(result.code, result.stderr).toBe(130);

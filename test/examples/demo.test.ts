@@ -20,5 +20,11 @@ describe('npm run demo', () => {
     expect(stdout).toMatch(/conflicts\s+[1-9]\d* on \d+ records: .*; [1-9]\d* resolved/);
     expect(stdout).toMatch(/^outbox: 0 pending, 0 dead letters$/m);
     expect(stdout).toMatch(/every record exists once on each side and the copies agree/);
+    // It ends with `dualwrite status`: each unit's stage and an empty backlog.
+    const status = stdout.slice(stdout.indexOf('$ dualwrite status'));
+    expect(status).toMatch(/^unit\s+stage\s+pending\s+waiting\s+leased\s+dead\s+oldest$/m);
+    for (const unit of ['north', 'east', 'south']) {
+      expect(status).toMatch(new RegExp(String.raw`^${unit}\s+\S+\s+0\s+0\s+0\s+0\s+-$`, 'm'));
+    }
   }, 120_000);
 });

@@ -52,27 +52,34 @@ export const drainCommand: CliCommand = {
         const started = Date.now();
         const atStart = await counts();
         let total = atStart;
+        const show = (left: number): void => {
+          const done = Math.max(total - left, 0);
+          total = Math.max(total, done + left);
+          const perSecond = done / Math.max((Date.now() - started) / 1000, 0.001);
+          display.update({
+            done,
+            total,
+            perSecond,
+            etaMs: perSecond === 0 ? undefined : (left / perSecond) * 1000,
+            unit: 'applied',
+          });
+        };
         const poll = setInterval(() => {
           void counts()
-            .then((left) => {
-              const done = Math.max(total - left, 0);
-              total = Math.max(total, done + left);
-              const perSecond = done / Math.max((Date.now() - started) / 1000, 0.001);
-              display.update({
-                done,
-                total,
-                perSecond,
-                etaMs: perSecond === 0 ? undefined : (left / perSecond) * 1000,
-                unit: 'applied',
-              });
-            })
+            .then(show)
             .catch(() => undefined);
         }, PROGRESS_POLL_MS);
         const { result, interrupted } = await interruptible(
           context.terminal,
           'stopping the drain',
           () => writer.pause(),
-          () => writer.drain({ timeoutMs: options.timeout }),
+          async () => {
+            const report = await writer.drain({ timeoutMs: options.timeout });
+            // The last figures, from the drain's own report.
+            const { remaining } = report;
+            show(remaining.pending + remaining.leased + (remaining.waiting ?? 0));
+            return report;
+          },
         ).finally(() => {
           clearInterval(poll);
           display.stop();

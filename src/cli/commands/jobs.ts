@@ -1,13 +1,11 @@
 import { Option, type Command } from 'commander';
 import { DualWriter } from '../../dual-writer.ts';
 import { InvalidInputError } from '../../errors.ts';
-import { backfill } from '../../jobs/backfill.ts';
-import type { JobContext } from '../../jobs/job-context.ts';
 import type { JobProgress } from '../../jobs/job-worker.ts';
-import { reconcile } from '../../jobs/reconcile.ts';
 import type { Job, JobDirection, JobKind } from '../../journal/job.ts';
-import { writerOptions, type DualwriteConfig } from '../dualwrite-config.ts';
+import type { Operator } from '../../operator/operator.ts';
 import type { CliCommand, CommandContext } from '../command-context.ts';
+import { writerOptions } from '../dualwrite-config.ts';
 import { EXIT_CODES } from '../exit-code.ts';
 import { interruptible } from '../interruptible.ts';
 import { describeJob, jobDocument, jobTable } from '../job-document.ts';
@@ -27,21 +25,21 @@ interface StartOptions extends RunOptions {
   readonly direction?: JobDirection;
 }
 
-function jobContext(config: DualwriteConfig): JobContext<unknown> {
-  return {
-    store: config.store,
-    legacy: config.legacy,
-    medplum: config.medplum,
-    mappings: config.mappings as JobContext<unknown>['mappings'],
-    unitOf: config.feeds?.unitOf,
-    pacer: config.pacer,
-  };
+/** What a foreground run works on: a new job of this scope, or an existing job (`jobId`). */
+interface JobScope {
+  readonly kind: JobKind;
+  readonly resourceType: string;
+  readonly unit: string | undefined;
+  readonly direction: JobDirection | undefined;
+  readonly jobId?: string | undefined;
 }
 
+type AnyOperator = Operator<unknown, unknown>;
+
 /** The job named on the command line, of this kind. */
-async function requireJob(config: DualwriteConfig, kind: JobKind, id: string): Promise<Job> {
-  const job = await config.store.getJob(id);
-  if (job?.kind !== kind) throw new InvalidInputError('id', `names no ${kind} job`);
+async function requireJob(operator: AnyOperator, kind: JobKind, id: string): Promise<Job> {
+  const job = await operator.job(id);
+  if (job.kind !== kind) throw new InvalidInputError('id', `names a ${job.kind} job, not a ${kind}`);
   return job;
 }
 
@@ -51,14 +49,14 @@ async function requireJob(config: DualwriteConfig, kind: JobKind, id: string): P
  * this one); unknown otherwise.
  */
 async function expectedTotal(
-  config: DualwriteConfig,
-  job: Job,
+  operator: AnyOperator,
+  scope: JobScope,
   given: number | undefined,
 ): Promise<number | undefined> {
   if (given !== undefined) return given;
-  const [last] = await config.store.listJobs({
-    resourceType: job.resourceType,
-    ...(job.unit === undefined ? {} : { unit: job.unit }),
+  const [last] = await operator.jobs({
+    resourceType: scope.resourceType,
+    ...(scope.unit === undefined ? {} : { unit: scope.unit }),
     state: 'done',
     limit: 1,
   });
@@ -66,26 +64,29 @@ async function expectedTotal(
 }
 
 /**
- * Runs this process's share of a job in the foreground: a progress display, the queued mirrors
- * drained here unless `--no-drain`, Ctrl-C pausing the job (every worker) so that
- * `resume` goes on from its cursor.
+ * Runs this process's share of a job in the foreground, through the operator API: a progress
+ * display, the queued mirrors drained here unless `--no-drain`, and Ctrl-C stopping this worker
+ * after the page in hand and pausing the job (every worker), so that `resume` goes on from its
+ * cursor.
  */
 async function runInForeground(
   context: CommandContext,
   command: Command,
-  config: DualwriteConfig,
-  job: Job,
+  scope: JobScope,
   options: RunOptions,
 ): Promise<void> {
+  const config = await context.config(command);
+  const operator = await context.operator(command);
   const output = context.output(command);
-  const label = `${job.kind} job ${job.id}`;
-  const total = await expectedTotal(config, job, options.total);
-  const display = new ProgressDisplay(context.terminal, label);
+  const total = await expectedTotal(operator, scope, options.total);
+  // The display is named after the job, known from its first page on.
+  let display = undefined as ProgressDisplay | undefined;
   const writer = options.drain === false ? undefined : new DualWriter(writerOptions(config));
   const controller = new AbortController();
   const onProgress = (progress: JobProgress): void => {
     const done = progress.job.counts.scanned ?? 0;
     const left = total === undefined ? undefined : Math.max(total - done, 0);
+    display ??= new ProgressDisplay(context.terminal, `${scope.kind} job ${progress.job.id}`);
     display.update({
       done,
       total: total === undefined ? undefined : Math.max(total, done),
@@ -98,43 +99,45 @@ async function runInForeground(
     });
   };
   const worker = {
-    jobId: job.id,
-    resourceType: job.resourceType,
-    direction: job.direction,
+    resourceType: scope.resourceType,
     signal: controller.signal,
     onProgress,
+    ...(scope.jobId === undefined ? {} : { jobId: scope.jobId }),
+    ...(scope.unit === undefined ? {} : { unit: scope.unit }),
+    ...(scope.direction === undefined ? {} : { direction: scope.direction }),
     ...(options.pageSize === undefined ? {} : { pageSize: options.pageSize }),
   };
-  const ctx = jobContext(config);
   const { result, interrupted } = await interruptible(
     context.terminal,
-    `pausing ${label}`,
-    async () => {
+    `pausing the ${scope.kind}`,
+    () => {
       controller.abort();
       writer?.pause();
-      await config.store.setJobState(job.id, 'paused', { from: ['running'] });
     },
     async () => {
       const ran =
-        job.kind === 'backfill'
-          ? await backfill(ctx, {
+        scope.kind === 'backfill'
+          ? await operator.backfill({
+              direction: 'to-medplum',
               ...worker,
               ...(writer === undefined ? {} : { drain: () => writer.drain() }),
             })
-          : await reconcile(ctx, { ...worker, repair: options.repair ?? 'none' });
-      display.stop();
+          : await operator.reconcile({ ...worker, repair: options.repair ?? 'none' });
+      display?.stop();
       // What the job queued is applied here too, unless the service's drainers are left to it.
       if (writer !== undefined && ran.state === 'done' && !controller.signal.aborted) await writer.drain();
       return ran;
     },
-  ).finally(() => display.stop());
-  const after = (await config.store.getJob(result.id)) ?? result;
+  ).finally(() => display?.stop());
+  // This worker stopped after its page; pausing the job stops every other worker too.
+  const after = interrupted && result.state === 'running' ? await operator.pauseJob(result.id) : result;
   output.result({ job: jobDocument(after) }, () => describeJob(after));
+  const name = `${after.kind} job ${after.id}`;
   if (interrupted && after.state === 'paused') {
-    output.note(`${label} paused: resume with \`dualwrite ${job.kind} resume ${job.id}\``);
+    output.note(`${name} paused: resume with \`dualwrite ${after.kind} resume ${after.id}\``);
     context.exitWith(EXIT_CODES.interrupted);
   } else if (after.state !== 'done') {
-    output.note(`${label} ended ${after.state}${after.reason === undefined ? '' : `: ${after.reason}`}`);
+    output.note(`${name} ended ${after.state}${after.reason === undefined ? '' : `: ${after.reason}`}`);
     context.exitWith(EXIT_CODES.failure);
   }
 }
@@ -147,9 +150,9 @@ function runOptions(command: Command, kind: JobKind): Command {
       'how many records to expect, for the ETA (default: what the last finished job scanned)',
       positiveInteger,
     );
-  if (kind === 'backfill')
+  if (kind === 'backfill') {
     command.option('--no-drain', "queue only: leave the mirrors to the service's drainers");
-  else {
+  } else {
     command.addOption(
       new Option('--repair <mode>', 'queue mirrors for what differs')
         .choices(['none', 'queue'])
@@ -186,21 +189,13 @@ function jobCommand(kind: JobKind, summary: string): CliCommand {
         if (!config.mappings.some((mapping) => mapping.resourceType === options.type)) {
           throw new InvalidInputError('--type', 'has no mapping in the configuration');
         }
-        const direction =
-          options.direction ??
-          (kind === 'backfill' || options.unit === undefined
-            ? 'to-medplum'
-            : config.plan.routeOf(options.unit, options.type).authority === 'legacy'
-              ? 'to-medplum'
-              : 'to-legacy');
-        const job = await config.store.createJob({
-          kind,
-          resourceType: options.type,
-          unit: options.unit,
-          direction,
-        });
-        context.output(command).note(`${kind} job ${job.id} started`);
-        await runInForeground(context, command, config, job, options);
+        const direction = options.direction ?? (options.unit === undefined ? 'to-medplum' : undefined);
+        await runInForeground(
+          context,
+          command,
+          { kind, resourceType: options.type, unit: options.unit, direction },
+          options,
+        );
       });
 
       runOptions(
@@ -210,15 +205,18 @@ function jobCommand(kind: JobKind, summary: string): CliCommand {
           .argument('<id>', 'the job'),
         kind,
       ).action(async (id: string, options: RunOptions, command: Command) => {
-        const config = await context.config(command);
-        const job = await requireJob(config, kind, id);
-        const running =
-          job.state === 'running'
-            ? job
-            : await config.store.setJobState(id, 'running', { from: ['paused', 'failed'] });
-        if (running === undefined)
+        const operator = await context.operator(command);
+        const job = await requireJob(operator, kind, id);
+        const running = job.state === 'running' ? job : await operator.resumeJob(id);
+        if (running.state !== 'running') {
           throw new InvalidInputError('id', `names a ${job.state} job, which cannot resume`);
-        await runInForeground(context, command, config, running, options);
+        }
+        await runInForeground(
+          context,
+          command,
+          { kind, resourceType: job.resourceType, unit: job.unit, direction: job.direction, jobId: job.id },
+          options,
+        );
       });
 
       group
@@ -227,14 +225,14 @@ function jobCommand(kind: JobKind, summary: string): CliCommand {
         .argument('[id]', 'the job (default: the latest jobs)')
         .option('--limit <n>', 'most jobs listed', positiveInteger, 20)
         .action(async (id: string | undefined, options: { limit: number }, command: Command) => {
-          const config = await context.config(command);
+          const operator = await context.operator(command);
           const output = context.output(command);
           if (id !== undefined) {
-            const job = await requireJob(config, kind, id);
+            const job = await requireJob(operator, kind, id);
             output.result({ job: jobDocument(job) }, () => describeJob(job));
             return;
           }
-          const jobs = await config.store.listJobs({ kind, limit: options.limit });
+          const jobs = await operator.jobs({ kind, limit: options.limit });
           output.result({ jobs: jobs.map(jobDocument) }, () => jobTable(jobs));
         });
 
@@ -243,11 +241,12 @@ function jobCommand(kind: JobKind, summary: string): CliCommand {
         .description(`pause a running ${kind}: every worker stops after its page in hand`)
         .argument('<id>', 'the job')
         .action(async (id: string, _options: unknown, command: Command) => {
-          const config = await context.config(command);
-          const job = await requireJob(config, kind, id);
-          const paused = await config.store.setJobState(id, 'paused', { from: ['running'] });
-          if (paused === undefined)
+          const operator = await context.operator(command);
+          const job = await requireJob(operator, kind, id);
+          const paused = await operator.pauseJob(id);
+          if (paused.state !== 'paused') {
             throw new InvalidInputError('id', `names a ${job.state} job, which cannot pause`);
+          }
           context.output(command).result({ job: jobDocument(paused) }, () => describeJob(paused));
         });
 
@@ -257,15 +256,13 @@ function jobCommand(kind: JobKind, summary: string): CliCommand {
         .argument('<id>', 'the job')
         .option('-y, --yes', 'do not ask')
         .action(async (id: string, options: { yes?: boolean }, command: Command) => {
-          const config = await context.config(command);
-          const job = await requireJob(config, kind, id);
+          const operator = await context.operator(command);
+          const job = await requireJob(operator, kind, id);
           await context.confirm(`cancel ${kind} job ${id} (${job.state}, ${job.resourceType})`, options.yes);
-          const cancelled = await config.store.setJobState(id, 'cancelled', {
-            from: ['running', 'paused', 'failed'],
-            reason: 'cancelled by an operator',
-          });
-          if (cancelled === undefined)
+          const cancelled = await operator.cancelJob(id);
+          if (cancelled.state !== 'cancelled') {
             throw new InvalidInputError('id', `names a ${job.state} job, which cannot be cancelled`);
+          }
           context.output(command).result({ job: jobDocument(cancelled) }, () => describeJob(cancelled));
         });
     },
