@@ -49,6 +49,7 @@ describe('PostgresStore on PGlite', () => {
       { version: 11, name: 'shared-runtime' },
       { version: 12, name: 'waiting-for' },
       { version: 16, name: 'jobs' },
+      { version: 21, name: 'backlog-samples' },
     ]);
     await store.saveLink(linkOf('p-1', 'm-1'));
     expect(await store.getLink('Patient', 'p-1')).toEqual(linkOf('p-1', 'm-1'));
@@ -60,6 +61,7 @@ describe('PostgresStore on PGlite', () => {
       `SELECT table_name FROM information_schema.tables WHERE table_schema = 'dualwrite' ORDER BY table_name`,
     );
     expect(rows.map((row) => row.table_name)).toEqual([
+      'backlog_samples',
       'cursors',
       'dead_letters',
       'events',
@@ -147,7 +149,9 @@ describe('PostgresStore on PGlite', () => {
   });
 });
 
-describe('PostgresStore.openEmbedded', () => {
+// An embedded PostgreSQL boots and migrates in a few seconds on a quiet machine and far longer on a
+// loaded one: these tests wait for it, they do not time it.
+describe('PostgresStore.openEmbedded', { timeout: 180_000 }, () => {
   it('opens an in-memory database by default, and closing twice is harmless', async () => {
     const store = await PostgresStore.openEmbedded();
     expect(store.leasesAcrossProcesses).toBe(false);
