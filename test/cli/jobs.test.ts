@@ -197,6 +197,21 @@ describe('dualwrite backfill', () => {
   }, 120_000);
 });
 
+describe('dualwrite reconcile', () => {
+  it('compares a unit record by record as a process and reports the counts as JSON', async () => {
+    const backfilled = await cli.run(['backfill', 'start', '--type', 'Patient', '--unit', 'north', '--json']);
+    expect(backfilled.code, backfilled.stderr).toBe(0);
+    const result = await cli.run(['reconcile', 'start', '--type', 'Patient', '--unit', 'north', '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    const { job } = json<{ job: JobDoc }>(result);
+    // north is in dual-write: the legacy system is the reference.
+    expect(job).toMatchObject({ kind: 'reconcile', state: 'done', unit: 'north' });
+    expect(job.counts.agree).toBe(UNITS.north);
+    const listed = await cli.run(['reconcile', 'status', '--json']);
+    expect(json<{ jobs: JobDoc[] }>(listed).jobs.map((found) => found.id)).toContain(job.id);
+  }, 120_000);
+});
+
 describe('dualwrite usage', () => {
   it('exits 2 on a usage error, with a JSON error document under --json', async () => {
     const unknown = await cli.run(['backfill', 'start', '--json']);
