@@ -41,6 +41,7 @@ export type {
   FhirReferences,
   LegacyKeys,
   ReferenceElement,
+  ReferencePath,
   ReferenceField,
   ReferenceFields,
 } from './mapping/reference-fields.ts';

@@ -12,9 +12,9 @@ import type { Reference, Resource } from '@medplum/fhirtypes';
  */
 
 /**
- * The top-level elements of a resource type that hold one `Reference`: the names a mapping may
- * declare in {@link ResourceMapping.references}. `Encounter` gives `'subject' | 'partOf' | …`;
- * an element holding a list of references (`Observation.performer`) is not one.
+ * The top-level elements of a resource type that hold one `Reference`: `Encounter` gives
+ * `'subject' | 'partOf' | …`. An element holding a list of references is no such element (see
+ * {@link ReferencePath} for those).
  *
  * @typeParam R - The FHIR resource type.
  * @example
@@ -23,18 +23,71 @@ import type { Reference, Resource } from '@medplum/fhirtypes';
  * const element: ReferenceElement<Observation> = 'encounter';
  * ```
  */
-export type ReferenceElement<R extends Resource> = {
-  [P in keyof R]-?: NonNullable<R[P]> extends Reference
-    ? NonNullable<R[P]> extends unknown[]
+export type ReferenceElement<R extends Resource> = SingleReferences<R>;
+
+/** The elements of `T` that hold one `Reference`. */
+type SingleReferences<T> = {
+  [P in keyof T]-?: NonNullable<T[P]> extends Reference
+    ? NonNullable<T[P]> extends unknown[]
       ? never
       : P
     : never;
+}[keyof T] &
+  string;
+
+/** The elements of `T` that hold one `Reference` or a list of them. */
+type ReferenceHolders<T> = {
+  [P in keyof T]-?: NonNullable<T[P]> extends Reference | readonly Reference[] ? P : never;
+}[keyof T] &
+  string;
+
+/** `element.child` for each element of `R` holding structures (one, or a list) with reference children. */
+type NestedReferences<R> = {
+  [P in keyof R]-?: NonNullable<R[P]> extends Reference | readonly Reference[]
+    ? never
+    : NonNullable<R[P]> extends readonly (infer E)[]
+      ? E extends object
+        ? `${P & string}.${ReferenceHolders<E>}`
+        : never
+      : NonNullable<R[P]> extends object
+        ? `${P & string}.${ReferenceHolders<NonNullable<R[P]>>}`
+        : never;
 }[keyof R] &
   string;
 
 /**
+ * Where a mapping may declare references: a top-level element holding one `Reference`
+ * (`Encounter.subject`), or one holding a list of them (`Observation.hasMember`), or a child of
+ * a structure, one or a list, holding one or a list (`Encounter.participant.individual`,
+ * `Condition.evidence.detail`) — one level deep.
+ *
+ * @typeParam R - The FHIR resource type.
+ * @example
+ * ```ts
+ * import type { Encounter } from '@medplum/fhirtypes';
+ * const path: ReferencePath<Encounter> = 'participant.individual';
+ * ```
+ */
+export type ReferencePath<R extends Resource> = ReferenceHolders<R> | NestedReferences<R>;
+
+/** The item type of a list, or the type itself. */
+type ItemOf<T> = T extends readonly (infer E)[] ? E : T;
+
+/** The `Reference` type at path `P` of `T` (`Reference<Practitioner | …>` for `participant.individual`). */
+type ReferenceAt<T, P> = P extends `${infer A}.${infer B}`
+  ? A extends keyof T
+    ? ReferenceAt<ItemOf<NonNullable<T[A]>>, B>
+    : Reference
+  : P extends keyof T
+    ? ItemOf<NonNullable<T[P]>>
+    : Reference;
+
+/** Whether path `P` of `R` holds one reference (a top-level element that is no list). */
+type HoldsOne<R, P> = P extends keyof R ? (NonNullable<R[P]> extends unknown[] ? false : true) : false;
+
+/**
  * One reference a mapping declares: which record type it points at, and where the legacy row
- * keeps that record's legacy key.
+ * keeps that record's legacy key (or, for a list or a nested path, keys).
  *
  * @typeParam L - The legacy row shape.
  * @example
@@ -51,9 +104,11 @@ export interface ReferenceField<L> {
   readonly resourceType: string;
   /**
    * The legacy key of the record pointed at, from the row; `undefined` (or `''`) when the row
-   * points at nothing. Pure and synchronous, like the mapping's other functions.
+   * points at nothing. For a list or a nested path (`hasMember`, `participant.individual`), the
+   * keys in the order the references are to be written (`[]` for none). Pure and synchronous,
+   * like the mapping's other functions.
    */
-  legacyKey(row: L): string | null | undefined;
+  legacyKey(row: L): string | readonly string[] | null | undefined;
 }
 
 /**
@@ -72,30 +127,45 @@ export type ReferenceFields<L, K extends string> = Readonly<Record<K, ReferenceF
 
 /**
  * What `toFhir` receives: each declared reference resolved to a FHIR `Reference` to the
- * Medplum copy (`{ reference: 'Patient/<id>' }`), or `undefined` where the row points at nothing.
- * The library also sets each declared element to it after `toFhir` returns, so a mapping need
- * not place them (and cannot write a dangling one).
+ * Medplum copy (`{ reference: 'Patient/<id>' }`), or `undefined` where the row points at nothing;
+ * for a list or a nested path, the list of them in the order of the row's keys. The library
+ * also sets each declared top-level element to it after `toFhir` returns, so a mapping need not
+ * place them (and cannot write a dangling one); references on a nested path the mapping places
+ * itself (in its structures), and the library refuses any there that it did not resolve.
  *
  * @typeParam R - The FHIR resource type.
- * @typeParam K - The elements declared.
+ * @typeParam K - The paths declared.
  * @example
  * ```ts
  * import type { Encounter } from '@medplum/fhirtypes';
  * const resolved: FhirReferences<Encounter, 'subject'> = { subject: { reference: 'Patient/0b3c' } };
  * ```
  */
-export type FhirReferences<R extends Resource, K extends keyof R> = {
-  readonly [P in K]: NonNullable<R[P]> | undefined;
+export type FhirReferences<R extends Resource, K extends string> = {
+  readonly [P in K]: HoldsOne<R, P> extends true
+    ? NonNullable<R[P & keyof R]> | undefined
+    : readonly ReferenceAt<R, P>[];
 };
 
 /**
  * What `toLegacy` receives: each declared reference resolved to the legacy key of the record it
- * points at, or `undefined` where the resource points at nothing.
+ * points at, or `undefined` where the resource points at nothing; for a list or a nested path,
+ * the keys of every reference there, in document order (for a top-level list, `undefined` when
+ * the resource has no such element).
  *
- * @typeParam K - The elements declared.
+ * @typeParam K - The paths declared.
+ * @typeParam R - The FHIR resource type (without it, every path reads as holding one).
  * @example
  * ```ts
  * const keys: LegacyKeys<'subject'> = { subject: '42' };
  * ```
  */
-export type LegacyKeys<K extends string> = Readonly<Record<K, string | undefined>>;
+export type LegacyKeys<K extends string, R = never> = {
+  readonly [P in K]: [R] extends [never]
+    ? string | undefined
+    : HoldsOne<R, P> extends true
+      ? string | undefined
+      : P extends keyof R
+        ? readonly string[] | undefined
+        : readonly string[];
+};

@@ -1,6 +1,6 @@
 import type { NormaliseOptions } from '../divergence/normalise.ts';
 import type { Resource } from '@medplum/fhirtypes';
-import type { FhirReferences, LegacyKeys, ReferenceElement, ReferenceFields } from './reference-fields.ts';
+import type { FhirReferences, LegacyKeys, ReferenceFields, ReferencePath } from './reference-fields.ts';
 
 /**
  * How one legacy record type corresponds to one FHIR resource type. The library calls these
@@ -46,7 +46,7 @@ import type { FhirReferences, LegacyKeys, ReferenceElement, ReferenceFields } fr
  * };
  * ```
  */
-export interface ResourceMapping<L, R extends Resource = Resource, K extends ReferenceElement<R> = never> {
+export interface ResourceMapping<L, R extends Resource = Resource, K extends ReferencePath<R> = never> {
   /** The FHIR resource type this mapping produces; also the key the writer routes by. */
   readonly resourceType: R['resourceType'];
   /**
@@ -101,7 +101,7 @@ export interface ResourceMapping<L, R extends Resource = Resource, K extends Ref
    * library sets the legacy id afterwards through {@link ResourceMapping.withLegacyId} when the
    * row lacks it.
    */
-  toLegacy(resource: R, existing: L | undefined, keys: LegacyKeys<K>): L;
+  toLegacy(resource: R, existing: L | undefined, keys: LegacyKeys<K, R>): L;
   /**
    * Returns the row with its legacy id set. Needed when a record starts in Medplum (its legacy
    * id comes from the resource's identifier); without it such creates are rejected for rows

@@ -37,6 +37,50 @@ export interface ReferenceSources<L> {
  */
 export type ResolveMode = 'wait' | 'lenient';
 
+/** What a declared path resolves to for `toFhir`: one reference, or a list. */
+type Resolved = Reference | readonly Reference[] | undefined;
+/** What a declared path resolves to for `toLegacy`: one key, or a list. */
+type Keys = string | readonly string[] | undefined;
+
+/** Whether a declared path is nested (`participant.individual`): the mapping places those. */
+function isNested(path: string): boolean {
+  return path.includes('.');
+}
+
+/** Every `Reference` at a path of a resource, in document order (lists flattened). */
+function referencesAt(resource: unknown, path: string): Reference[] {
+  let values: unknown[] = [resource];
+  for (const segment of path.split('.')) {
+    values = values.flatMap((value) => {
+      if (typeof value !== 'object' || value === null) return [];
+      const child = (value as Record<string, unknown>)[segment];
+      return child === undefined || child === null
+        ? []
+        : Array.isArray(child)
+          ? (child as unknown[])
+          : [child];
+    });
+  }
+  return values.filter((value): value is Reference => typeof value === 'object' && value !== null);
+}
+
+/** The value with each `Reference` at the path replaced, in document order. */
+function replacedAt<T>(
+  value: T,
+  segments: readonly string[],
+  replace: (reference: Reference) => Reference,
+): T {
+  if (typeof value !== 'object' || value === null) return value;
+  if (segments.length === 0) return replace(value) as T;
+  const [head = '', ...rest] = segments;
+  const child = (value as Record<string, unknown>)[head];
+  if (child === undefined || child === null) return value;
+  const replaced = Array.isArray(child)
+    ? (child as unknown[]).map((item) => replacedAt(item, rest, replace))
+    : replacedAt(child, rest, replace);
+  return { ...value, [head]: replaced };
+}
+
 /** The declared references of a mapping, as entries. */
 function declared<L>(mapping: ResourceMapping<L>): [string, ReferenceField<L>][] {
   const references = (mapping as { readonly references?: Readonly<Record<string, ReferenceField<L>>> })
@@ -71,16 +115,22 @@ export async function fhirReferencesOf<L>(
   row: L,
   details: ErrorDetails,
   mode: ResolveMode = 'wait',
-): Promise<Readonly<Record<string, Reference | undefined>>> {
-  const resolved: Record<string, Reference | undefined> = {};
-  for (const [element, field] of declared(mapping)) {
-    const key = runMapping('references', () => field.legacyKey(row) ?? '', details);
-    if (typeof key !== 'string') throw new MappingError(element, 'legacyKey must return a string', details);
-    if (key === '') {
-      resolved[element] = undefined;
+): Promise<Readonly<Record<string, Resolved>>> {
+  const resolved: Record<string, Resolved> = {};
+  for (const [path, field] of declared(mapping)) {
+    const given = runMapping('references', () => field.legacyKey(row) ?? '', details);
+    if (typeof given === 'string' && !isNested(path)) {
+      resolved[path] =
+        given === '' ? undefined : await referenceTo(sources, path, field, given, details, mode);
       continue;
     }
-    resolved[element] = await referenceTo(sources, element, field, key, details, mode);
+    const keys = typeof given === 'string' ? (given === '' ? [] : [given]) : given;
+    if (!Array.isArray(keys) || keys.some((key) => typeof key !== 'string' || key === ''))
+      throw new MappingError(path, 'legacyKey must return a string or a list of non-empty strings', details);
+    const references: Reference[] = [];
+    for (const key of keys as readonly string[])
+      references.push(await referenceTo(sources, path, field, key, details, mode));
+    resolved[path] = references;
   }
   return resolved;
 }
@@ -171,15 +221,28 @@ export async function canonicalReferences<L, R extends Resource>(
   details: ErrorDetails,
 ): Promise<R> {
   if (!hasReferences(mapping)) return resource;
-  const keys = await legacyKeysOf(sources, mapping, resource, details, 'lenient');
   let canonical = resource;
-  for (const [element, field] of declared(mapping)) {
-    const key = keys[element];
-    const written = (resource as unknown as Partial<Record<string, Reference>>)[element];
-    if (key === undefined || written === undefined) continue;
-    const { reference: _r, identifier: _i, type: _t, ...rest } = written;
-    const resolved = await referenceTo(sources, element, field, key, details, 'lenient');
-    canonical = { ...canonical, [element]: { ...rest, ...resolved } };
+  for (const [path, field] of declared(mapping)) {
+    const written = referencesAt(resource, path);
+    const rewritten: Reference[] = [];
+    for (const reference of written) {
+      const key = await legacyKeyOf(
+        sources,
+        path,
+        field,
+        reference,
+        { ...details, side: 'legacy' },
+        'lenient',
+      );
+      const { reference: _r, identifier: _i, type: _t, ...rest } = reference;
+      rewritten.push(
+        key === undefined
+          ? reference
+          : { ...rest, ...(await referenceTo(sources, path, field, key, details, 'lenient')) },
+      );
+    }
+    let next = 0;
+    canonical = replacedAt(canonical, path.split('.'), (reference) => rewritten[next++] ?? reference);
   }
   return canonical;
 }
@@ -203,15 +266,25 @@ export async function legacyKeysOf<L>(
   resource: Resource,
   details: ErrorDetails,
   mode: ResolveMode = 'wait',
-): Promise<Readonly<Record<string, string | undefined>>> {
-  const keys: Record<string, string | undefined> = {};
-  for (const [element, field] of declared(mapping)) {
-    const reference = (resource as unknown as Record<string, unknown>)[element] as
-      Reference | null | undefined;
-    keys[element] =
-      reference === undefined || reference === null
-        ? undefined
-        : await legacyKeyOf(sources, element, field, reference, { ...details, side: 'legacy' }, mode);
+): Promise<Readonly<Record<string, Keys>>> {
+  const keys: Record<string, Keys> = {};
+  const side = { ...details, side: 'legacy' as const };
+  for (const [path, field] of declared(mapping)) {
+    const value = isNested(path) ? [] : (resource as unknown as Record<string, unknown>)[path];
+    if (!isNested(path) && !Array.isArray(value)) {
+      const reference = value as Reference | null | undefined;
+      keys[path] =
+        reference === undefined || reference === null
+          ? undefined
+          : await legacyKeyOf(sources, path, field, reference, side, mode);
+      continue;
+    }
+    const found: string[] = [];
+    for (const reference of referencesAt(resource, path)) {
+      const key = await legacyKeyOf(sources, path, field, reference, side, mode);
+      if (key !== undefined) found.push(key);
+    }
+    keys[path] = found;
   }
   return keys;
 }
@@ -326,8 +399,8 @@ function idIn(reference: string, resourceType: string): string | undefined {
  */
 export function boundTo<L>(
   mapping: ResourceMapping<L>,
-  references: Readonly<Record<string, Reference | undefined>>,
-  keys: Readonly<Record<string, string | undefined>>,
+  references: Readonly<Record<string, Resolved>>,
+  keys: Readonly<Record<string, Keys>>,
 ): ResourceMapping<L> {
   if (!hasReferences(mapping)) return mapping;
   // Object.create keeps everything else of the mapping, getters and class methods included.
@@ -343,17 +416,36 @@ export function boundTo<L>(
 }
 
 /**
- * The mapped resource with each declared element holding its resolved reference (removed where
- * the row points at nothing): whatever the mapping wrote there, the mirror writes what the links
- * say. Mapping output that is no object is left for the identifier check to refuse.
+ * The mapped resource with each declared top-level element holding its resolved reference or
+ * list (removed where the row points at nothing): whatever the mapping wrote there, the mirror
+ * writes what the links say. On a nested path the mapping places the references itself; one
+ * there that the library did not resolve (dangling, or to another record) is refused. Mapping
+ * output that is no object is left for the identifier check to refuse.
  */
-function placed(resource: Resource, references: Readonly<Record<string, Reference | undefined>>): Resource {
+function placed(resource: Resource, references: Readonly<Record<string, Resolved>>): Resource {
   const output: unknown = resource;
   if (typeof output !== 'object' || output === null) return resource;
+  for (const [path, resolved] of Object.entries(references)) {
+    if (!isNested(path)) continue;
+    const known = new Set([resolved ?? []].flat().map((reference) => reference.reference));
+    const stray = referencesAt(output, path).find(
+      (reference) =>
+        (reference.reference !== undefined || reference.identifier !== undefined) &&
+        !known.has(reference.reference),
+    );
+    if (stray !== undefined)
+      throw new MappingError(
+        path,
+        'holds a reference the library did not resolve: place those toFhir received',
+      );
+  }
+  const top = Object.entries(references).filter(([path]) => !isNested(path));
   const kept = Object.entries(output as Record<string, unknown>).filter(
-    ([element]) => !(element in references),
+    ([element]) => !top.some(([path]) => path === element),
   );
-  const set = Object.entries(references).filter(([, reference]) => reference !== undefined);
+  const set = top.filter(
+    ([, reference]) => reference !== undefined && !(Array.isArray(reference) && reference.length === 0),
+  );
   return Object.fromEntries([...kept, ...set]) as unknown as Resource;
 }
 

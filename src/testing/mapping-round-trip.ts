@@ -1,6 +1,6 @@
 import type { Resource } from '@medplum/fhirtypes';
 import { diff, type DiffKind } from '../divergence/diff.ts';
-import type { FhirReferences, LegacyKeys, ReferenceElement } from '../mapping/reference-fields.ts';
+import type { FhirReferences, LegacyKeys, ReferencePath } from '../mapping/reference-fields.ts';
 import type { ResourceMapping } from '../mapping/resource-mapping.ts';
 
 /**
@@ -102,14 +102,14 @@ const PROBE_COLUMN = '__dualwrite_round_trip_probe';
  * if (!report.ok) console.error(report.findings); // [{ sample: 'rows[0]', check: 'row-round-trip', path: 'sex', kind: 'changed' }]
  * ```
  */
-export function checkMappingRoundTrip<L, R extends Resource, K extends ReferenceElement<R> = never>(
+export function checkMappingRoundTrip<L, R extends Resource, K extends ReferencePath<R> = never>(
   mapping: ResourceMapping<L, R, K>,
   samples: RoundTripSamples<L, R>,
 ): RoundTripReport {
   const findings: RoundTripFinding[] = [];
   // References are given as pointing at nothing: the checker has no links to resolve them by.
   const references = {} as FhirReferences<R, K>;
-  const keys = {} as LegacyKeys<K>;
+  const keys = {} as LegacyKeys<K, R>;
   const toFhir = (row: L, existing: R | undefined): R => mapping.toFhir(row, existing, references);
   const toLegacy = (resource: R, existing: L | undefined): L => mapping.toLegacy(resource, existing, keys);
   const compare = mapping.compare ?? {};

@@ -2,6 +2,7 @@ import { PGlite } from '@electric-sql/pglite';
 import type { MedplumClient } from '@medplum/core';
 import type { Encounter, Observation, Patient, Resource } from '@medplum/fhirtypes';
 import pg from 'pg';
+import { afterEach, beforeEach } from 'vitest';
 import {
   CutoverPlan,
   DualWriter,
@@ -228,4 +229,67 @@ export async function copyOf<R extends Resource>(
   );
   if (found.length > 1) throw new Error(`${found.length} copies of ${resourceType} ${legacyId}`);
   return found[0] as R | undefined;
+}
+
+/** A writer over the HTTP FHIR test server, an in-memory legacy system and a journal. */
+export interface Systems<L extends object> {
+  readonly server: FhirTestServer;
+  readonly direct: MedplumClient;
+  readonly legacy: MemoryLegacyAdapter<L>;
+  readonly events: DualWriteEvent[];
+  readonly writer: DualWriter<Ctx, L>;
+}
+
+/**
+ * Per test: a fresh journal on `backend`, and a way to start a writer over it (mirrors
+ * asynchronous, fast retries, every mirror read back), stopped after the test.
+ */
+export function useSystems<L extends object>(
+  backend: JournalBackend,
+): {
+  readonly store: PostgresStore;
+  start(
+    mappings: readonly ResourceMapping<L>[],
+    options?: { readonly stage?: Stage; readonly idField?: string },
+  ): Promise<Systems<L>>;
+} {
+  let journal: { store: PostgresStore; close: () => Promise<void> } | undefined;
+  let started: Systems<L> | undefined;
+  beforeEach(async () => {
+    journal = await backend.open();
+  });
+  afterEach(async () => {
+    await started?.writer.stop();
+    await started?.server.close();
+    started = undefined;
+    await journal?.close();
+  });
+  const current = (): PostgresStore => {
+    if (journal === undefined) throw new Error('no journal outside a test');
+    return journal.store;
+  };
+  return {
+    get store() {
+      return current();
+    },
+    start: async (mappings, options = {}) => {
+      const server = await startFhirTestServer();
+      const legacy = new MemoryLegacyAdapter<L>({ idField: options.idField ?? 'id' });
+      const events: DualWriteEvent[] = [];
+      const writer = new DualWriter<Ctx, L>({
+        legacy,
+        medplum: createMedplumClient({ baseUrl: server.baseUrl }),
+        mappings,
+        plan: new CutoverPlan<Ctx>({ default: options.stage ?? 'dual-write', unitOf: (ctx) => ctx.unit }),
+        store: current(),
+        mirror: 'async',
+        retry: { retries: 2, minTimeoutMs: 5, maxTimeoutMs: 20, maxRateLimitWaitMs: 50 },
+        drainer: { pollIntervalMs: 20, backoff: { minMs: 10, maxMs: 50 } },
+        divergence: { verifySampleRate: 1 },
+        onEvent: (event) => events.push(event),
+      });
+      started = { server, direct: createMedplumClient({ baseUrl: server.baseUrl }), legacy, events, writer };
+      return started;
+    },
+  };
 }

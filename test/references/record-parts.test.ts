@@ -1,19 +1,16 @@
-import type { MedplumClient } from '@medplum/core';
 import type { Patient, RelatedPerson } from '@medplum/fhirtypes';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   ConfigurationError,
   CutoverPlan,
   DualWriter,
   InvalidInputError,
   createMedplumClient,
-  type DualWriteEvent,
-  type PostgresStore,
   type ResourceMapping,
   type Stage,
 } from '../../src/index.ts';
-import { MemoryLegacyAdapter, startFhirTestServer, type FhirTestServer } from '../../src/testing/index.ts';
-import { copyOf, journalBackends } from './clinic-fixture.ts';
+import { MemoryLegacyAdapter, startFhirTestServer } from '../../src/testing/index.ts';
+import { copyOf, journalBackends, useSystems, type Systems } from './clinic-fixture.ts';
 
 /*
  * One legacy record, several resources: an OpenEMR-style `patient_data` row holds a patient and,
@@ -69,33 +66,6 @@ const guardians: ResourceMapping<PatientDataRow, RelatedPerson, 'patient'> = {
 
 const north = { unit: 'north' };
 
-interface Chart {
-  readonly server: FhirTestServer;
-  readonly direct: MedplumClient;
-  readonly legacy: MemoryLegacyAdapter<PatientDataRow>;
-  readonly events: DualWriteEvent[];
-  readonly writer: DualWriter<{ unit: string }, PatientDataRow>;
-}
-
-async function startChart(store: PostgresStore, stage: Stage = 'dual-write'): Promise<Chart> {
-  const server = await startFhirTestServer();
-  const legacy = new MemoryLegacyAdapter<PatientDataRow>({ idField: 'pid' });
-  const events: DualWriteEvent[] = [];
-  const writer = new DualWriter<{ unit: string }, PatientDataRow>({
-    legacy,
-    medplum: createMedplumClient({ baseUrl: server.baseUrl }),
-    mappings: [patients, guardians],
-    plan: new CutoverPlan({ default: stage, unitOf: (ctx: { unit: string }) => ctx.unit }),
-    store,
-    mirror: 'async',
-    retry: { retries: 2, minTimeoutMs: 5, maxTimeoutMs: 20, maxRateLimitWaitMs: 50 },
-    drainer: { pollIntervalMs: 20, backoff: { minMs: 10, maxMs: 50 } },
-    divergence: { verifySampleRate: 1 },
-    onEvent: (event) => events.push(event),
-  });
-  return { server, direct: createMedplumClient({ baseUrl: server.baseUrl }), legacy, events, writer };
-}
-
 const WITH_GUARDIAN: PatientDataRow = {
   pid: '42',
   lname: 'Lovelace',
@@ -105,19 +75,19 @@ const WITH_GUARDIAN: PatientDataRow = {
 
 for (const backend of journalBackends) {
   describe(`one legacy record, several resources, with a PostgresStore on ${backend.name}`, () => {
-    let journal: { store: PostgresStore; close: () => Promise<void> };
-    let chart: Chart | undefined;
-    beforeEach(async () => {
-      journal = await backend.open();
-    });
-    afterEach(async () => {
-      await chart?.writer.stop();
-      await chart?.server.close();
-      chart = undefined;
-      await journal.close();
-    });
+    const systems = useSystems<PatientDataRow>(backend);
+    let chart: Systems<PatientDataRow>;
+    const startChart = async (
+      _store: unknown,
+      stage: Stage = 'dual-write',
+    ): Promise<Systems<PatientDataRow>> =>
+      (chart = await systems.start([patients, guardians] as ResourceMapping<PatientDataRow>[], {
+        stage,
+        idField: 'pid',
+      }));
+    const journal = systems;
 
-    async function drained(c: Chart): Promise<void> {
+    async function drained(c: Systems<PatientDataRow>): Promise<void> {
       expect(await c.writer.drain({ timeoutMs: 10_000 })).toMatchObject({ deadLettered: 0, timedOut: false });
     }
 
