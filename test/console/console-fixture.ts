@@ -3,12 +3,12 @@ import {
   CutoverPlan,
   DualWriter,
   MirrorError,
+  Operator,
   PostgresStore,
   createMedplumClient,
   sqlClientFromPg,
   type SqlClient,
 } from '../../src/index.ts';
-import type { ConsoleOperator } from '../../src/console/console-operator.ts';
 import type { RecordSources } from '../../src/console/record-diff.ts';
 import { MemoryLegacyAdapter, startFhirTestServer, type FhirTestServer } from '../../src/testing/index.ts';
 import { patientMapping, type PatientRow } from '../harness/patient-fixture.ts';
@@ -25,7 +25,7 @@ export interface ConsoleState {
   readonly server: FhirTestServer;
   readonly store: PostgresStore;
   readonly writer: DualWriter<Ctx, PatientRow>;
-  readonly operator: ConsoleOperator;
+  readonly operator: Operator<Ctx, PatientRow>;
   /** Where the console reads a record's two copies. */
   readonly records: RecordSources<PatientRow>;
   /** Changes a record's family name in Medplum directly, behind the writer's back. */
@@ -85,11 +85,19 @@ export async function openConsoleState(schema: string): Promise<ConsoleState> {
   await writer.drain();
   await writer.backfill({ resourceType: 'Patient', unit: 'north', direction: 'to-medplum' });
   await writer.reconcile({ resourceType: 'Patient', unit: 'north' });
+  const medplum = createMedplumClient({ baseUrl: server.baseUrl });
+  const operator = new Operator<Ctx, PatientRow>({
+    store,
+    mappings: [patientMapping],
+    plan,
+    legacy,
+    medplum,
+  });
   return {
     server,
     store,
     writer,
-    operator: interimOperator(writer, store, plan),
+    operator,
     records: {
       store,
       legacy,
@@ -104,56 +112,11 @@ export async function openConsoleState(schema: string): Promise<ConsoleState> {
       await direct.updateResource({ ...patient, name: [{ given: ['Ann'], family }] });
     },
     close: async () => {
+      await operator.close();
       await writer.stop();
       await server.close();
       await store.close();
       await pool.end();
     },
-  };
-}
-
-/** Until the operator API lands: the console's calls over the writer and its store. */
-function interimOperator(
-  writer: DualWriter<Ctx, PatientRow>,
-  store: PostgresStore,
-  plan: CutoverPlan<Ctx>,
-): ConsoleOperator {
-  const bulk = async (reason: string | undefined, act: (id: string) => Promise<boolean>) => {
-    const letters = (await store.listDeadLetters()).filter((l) => l.reason.name === reason);
-    const done: string[] = [];
-    const skipped: string[] = [];
-    for (const letter of letters) ((await act(letter.id)) ? done : skipped).push(letter.id);
-    return { matched: letters.length, done, skipped };
-  };
-  return {
-    status: async () => {
-      const stored = (await store.loadPlan()) ?? {
-        revision: 0,
-        default: 'dual-write' as const,
-        units: { north: { default: 'shadow' as const, resourceTypes: {} } },
-      };
-      const units = await Promise.all(
-        ['north', 'south'].map(async (unit) => {
-          const c = await store.outboxCounts({ unit });
-          return {
-            unit,
-            stages: { Patient: plan.stageOf(unit, 'Patient') },
-            pending: c.pending,
-            waiting: c.waiting ?? 0,
-            leased: c.leased,
-            dead: c.dead,
-            oldestAgeMs: undefined,
-          };
-        }),
-      );
-      return { plan: stored, units };
-    },
-    readiness: (unit) => writer.readiness(unit),
-    deadLetters: (filter) => store.listDeadLetters({ limit: filter?.limit }),
-    retryDeadLetter: (id) => writer.retryDeadLetter(id),
-    retryDeadLetters: (s) => bulk(s.reason, (id) => writer.retryDeadLetter(id)),
-    discardDeadLetter: (id, note) => writer.discardDeadLetter(id, note),
-    discardDeadLetters: (s, note) => bulk(s.reason, (id) => writer.discardDeadLetter(id, note)),
-    jobs: (filter) => store.listJobs(filter),
   };
 }
