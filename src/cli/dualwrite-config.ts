@@ -67,6 +67,17 @@ export interface DualwriteConfig<C = unknown, L = unknown> extends DualWriterOpt
   readonly store: SyncStore;
   /** Called once the command is done (end pools, detach the plan). @default nothing */
   readonly close?: (() => Promise<void>) | undefined;
+  /** What `dualwrite console` may show. */
+  readonly console?:
+    | {
+        /**
+         * Show the values of one record's diff to the operator who asks for it (audited; never
+         * logged). Off, a diff shows paths only.
+         * @default false
+         */
+        readonly revealValues?: boolean | undefined;
+      }
+    | undefined;
 }
 
 /**
@@ -107,6 +118,6 @@ export function defineConfig<C, L>(config: DualwriteConfigModule<C, L>): Dualwri
  * ```
  */
 export function writerOptions<C, L>(config: DualwriteConfig<C, L>): DualWriterOptions<C, L> {
-  const { close: _close, ...options } = config;
+  const { close: _close, console: _console, ...options } = config;
   return options;
 }

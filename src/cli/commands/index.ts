@@ -1,5 +1,6 @@
 import type { CliCommand } from '../command-context.ts';
 import { conflictsCommand } from './conflicts.ts';
+import { consoleCommand } from './console.ts';
 import { deadLettersCommand } from './dead-letters.ts';
 import { drainCommand } from './drain.ts';
 import { backfillCommand, reconcileCommand } from './jobs.ts';
@@ -23,4 +24,5 @@ export const COMMANDS: readonly CliCommand[] = [
   backfillCommand,
   reconcileCommand,
   drainCommand,
+  consoleCommand,
 ];
