@@ -162,16 +162,17 @@ export class QuotaPacer {
   }
 
   /**
-   * For work that sends its requests with a client of its own and cannot report their answers
-   * (a backfill's searches, through its `JobPacer`): waits as a background request would, then
-   * counts the points as spent. What is left is learnt again from the writer's next answer.
+   * For requests sent outside the library on the same Medplum user, whose answers the pacer
+   * never sees (a script's own searches on a client of its own; the library's writes, drains and
+   * jobs go through {@link QuotaPacer.acquire} and report their answers): waits as a background
+   * request would, then counts the points as spent. What is left is learnt again from the next
+   * answer the pacer reads.
    *
    * @param points - The request's `fhirInteractions` cost (a search 20, a read 1).
    * @param signal - Stops waiting.
    * @example
    * ```ts
-   * await writer.backfill({ resourceType: 'Patient', unit: 'north' }); // its searches take() from the writer's pacer
-   * await pacer.take(20);
+   * await pacer.take(20); // then send the search on your own client
    * ```
    */
   async take(points: number, signal?: AbortSignal): Promise<void> {
