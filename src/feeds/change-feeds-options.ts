@@ -15,6 +15,7 @@ const KNOWN = Object.keys({
   existenceCheckIntervalMs: true,
   sides: true,
   restHookSecret: true,
+  medplumSince: true,
 } satisfies Record<keyof ChangeFeedsOptions, true>);
 
 /**
@@ -97,12 +98,23 @@ export interface ChangeFeedsOptions {
    * @default undefined
    */
   readonly restHookSecret?: string | undefined;
+  /**
+   * Where the Medplum feed starts reading when it has no cursor stored yet (its first pass on
+   * a journal): an ISO 8601 instant. Resources last updated before it are not read; existing
+   * records are a backfill's job. Without it, the first pass reads the project's whole history,
+   * other applications' resources included (each is given to `unitOf`). Ignored once a cursor
+   * is stored.
+   * @default undefined
+   */
+  readonly medplumSince?: string | undefined;
 }
 
 /** The options with defaults applied. @internal */
 export type ChangeFeedsSettings = Required<{
-  [K in keyof Omit<ChangeFeedsOptions, 'restHookSecret'>]: NonNullable<ChangeFeedsOptions[K]>;
-}> & { readonly restHookSecret: string | undefined };
+  [K in keyof Omit<ChangeFeedsOptions, 'restHookSecret' | 'medplumSince'>]: NonNullable<
+    ChangeFeedsOptions[K]
+  >;
+}> & { readonly restHookSecret: string | undefined; readonly medplumSince: string | undefined };
 
 /** A feed-lease owner: the one given (a non-empty string), or one unique to this process. */
 function ownerOf(given: unknown, field: string): string {
@@ -163,6 +175,13 @@ export function changeFeedsSettings(
   if (secret !== undefined && (typeof secret !== 'string' || secret === '')) {
     throw new ConfigurationError(`${prefix}restHookSecret`, secret, 'must be a non-empty string', true);
   }
+  const since = given.medplumSince;
+  if (
+    since !== undefined &&
+    (typeof since !== 'string' || !/^\d{4}-\d\d-\d\dT/.test(since) || Number.isNaN(Date.parse(since)))
+  ) {
+    throw new ConfigurationError(`${prefix}medplumSince`, since, 'must be an ISO 8601 instant');
+  }
   return {
     pollIntervalMs: integer('pollIntervalMs', 5000, 1, day),
     pageSize: integer('pageSize', 100, 1, 1000),
@@ -174,6 +193,7 @@ export function changeFeedsSettings(
     existenceCheckIntervalMs: integer('existenceCheckIntervalMs', 300_000, 0, 30 * day),
     sides: [...new Set(sides as Side[])],
     restHookSecret: secret,
+    medplumSince: since === undefined ? undefined : new Date(since).toISOString(),
   };
 }
 

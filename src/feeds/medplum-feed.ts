@@ -61,10 +61,13 @@ export async function pollMedplumFeed<L>(
   if (mapping === undefined) return;
   const name = medplumCursorName(resourceType);
   const stored = await deps.store.getCursor(name);
-  let cursor = stored === undefined ? Number.NEGATIVE_INFINITY : Date.parse(stored);
+  const start = stored ?? settings.medplumSince;
+  let cursor = start === undefined ? Number.NEGATIVE_INFINITY : Date.parse(start);
   const query = new URLSearchParams({ _sort: '_lastUpdated', _count: String(settings.pageSize) });
+  // A stored cursor is re-read with the overlap; the first pass starts at `medplumSince` exactly.
   if (stored !== undefined)
     query.set('_lastUpdated', `ge${new Date(cursor - settings.overlapMs).toISOString()}`);
+  else if (start !== undefined) query.set('_lastUpdated', `ge${start}`);
   let page = await deps.medplum.searchPage(resourceType, query);
   // The versions this pass's stamps created: a stamp moves a resource's lastUpdated past the
   // page being read, so the pass meets it again on a later page, as its own write.

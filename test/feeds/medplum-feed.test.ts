@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Patient, Resource } from '@medplum/fhirtypes';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { medplumCursorName } from '../../src/feeds/medplum-feed.ts';
@@ -93,6 +94,27 @@ describe('Medplum change feed', () => {
     expect(await feeds.pollOnce()).toMatchObject({ queued: 2 });
     await fx.writer.drain();
     for (const id of ['p-1', 'p-2', 'p-3']) expect(await fx.legacy.read('Patient', id)).toBeDefined();
+  });
+
+  it('starts at medplumSince when no cursor is stored: resources last updated before it are not read', async () => {
+    const oldAt = Date.parse(
+      (await fx.direct.createResource(patient('Old', 'Record', 'p-old'))).meta?.lastUpdated ?? '',
+    );
+    // The next resource must be stamped in a later millisecond.
+    while (Date.now() <= oldAt) await sleep(1);
+    const since =
+      (await fx.direct.createResource(patient('Boundary', 'Record', 'p-at'))).meta?.lastUpdated ?? '';
+    await fx.direct.createResource(patient('New', 'Record', 'p-new'));
+    const feeds = feedsOver(fx, { medplumSince: since });
+    expect(await feeds.pollOnce()).toMatchObject({ seen: 2, queued: 2, errors: 0 });
+    await fx.writer.drain();
+    expect(await fx.legacy.read('Patient', 'p-old')).toBeUndefined();
+    expect((await fx.legacy.read('Patient', 'p-at'))?.row.first_name).toBe('Boundary');
+    expect((await fx.legacy.read('Patient', 'p-new'))?.row.first_name).toBe('New');
+    // Once a cursor is stored, it decides: an edit of the old record is read.
+    const [old] = await medplumCopies(fx.direct, 'p-old');
+    await fx.direct.updateResource({ ...old!, name: [{ given: ['Old'], family: 'Edited' }] });
+    expect(await feeds.pollOnce()).toMatchObject({ queued: 1 });
   });
 
   it('skips units whose stage mirrors nothing', async () => {

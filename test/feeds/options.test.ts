@@ -16,6 +16,7 @@ describe('change feed options', () => {
       existenceCheckIntervalMs: 300_000,
       sides: ['legacy', 'medplum'],
       restHookSecret: undefined,
+      medplumSince: undefined,
     });
   });
 
@@ -32,6 +33,9 @@ describe('change feed options', () => {
     [{ sides: [] }, 'sides'],
     [{ sides: ['fhir'] }, 'sides'],
     [{ restHookSecret: '' }, 'restHookSecret'],
+    [{ medplumSince: 'yesterday' }, 'medplumSince'],
+    [{ medplumSince: '2026-13-45T00:00:00Z' }, 'medplumSince'],
+    [{ medplumSince: 1_700_000_000_000 }, 'medplumSince'],
   ])('rejects %o naming %s', (options, field) => {
     const error = (() => {
       try {
