@@ -74,6 +74,7 @@ async function main(): Promise<void> {
   const db = await openLegacyDatabase(CONCURRENCY + 2);
   const { medplum, app, server, where } = await openMedplum();
   const identifierSystem = `https://clinic.example.org/demo/${runId}/patient-id`;
+  const mrnSystem = `https://clinic.example.org/demo/${runId}/mrn`;
 
   // The legacy clinic database as the demo finds it: a patients table with history.
   await db.sql.query(`create schema ${legacySchema}`);
@@ -125,7 +126,9 @@ async function main(): Promise<void> {
     store,
     // A short inline budget: when Medplum is slow or down, calls return and the drainer finishes.
     syncBudgetMs: 300,
-    retry: { retries: 6, minTimeoutMs: 20, maxTimeoutMs: 300, maxRateLimitWaitMs: 1000 },
+    // A 429 is waited out until the reset Medplum announces (up to the default minute): on a
+    // default server the demo's writes and the Medplum app's share one user's quota.
+    retry: { retries: 6, minTimeoutMs: 20, maxTimeoutMs: 300 },
     drainer: { concurrency: 4, pollIntervalMs: 50, backoff: { minMs: 50, maxMs: 1000 } },
     // Disjoint edits both survive; a field both systems changed goes to the unit's authority.
     resolver: byResourceType({ Patient: threeWayMerge({ onCollision: 'authority' }) }),
@@ -145,11 +148,16 @@ async function main(): Promise<void> {
       unitOf: ({ row, resource }) => {
         if (typeof row?.clinic === 'string') return row.clinic;
         const patient = resource as Patient | undefined;
-        // With a real Medplum project, Patients of earlier runs (or of anyone else) are in the
-        // feed too: only those written since this run started can be this run's.
-        const at = Date.parse(patient?.meta?.lastUpdated ?? '');
-        return at >= started - 60_000 ? patient?.managingOrganization?.display : undefined;
+        // A real Medplum project holds Patients of earlier runs (and of anyone else): this run's
+        // carry one of its own identifier systems (the writer's, or the Medplum app's MRN).
+        const ours = patient?.identifier?.some(
+          (id) => id.system === identifierSystem || id.system === mrnSystem,
+        );
+        return ours === true ? patient?.managingOrganization?.display : undefined;
       },
+      // Nothing before this run is ours: the first pass need not read the project's history
+      // (a minute earlier, for a server whose clock is behind ours).
+      medplumSince: new Date(started - 60_000).toISOString(),
       pollIntervalMs: 150,
       existenceCheckIntervalMs: 60_000,
     },
@@ -157,12 +165,7 @@ async function main(): Promise<void> {
   });
   const records = new ClinicRecords(db.sql, table);
   const desk = new ServiceDesk(writer, log, SHAPES);
-  const medplumApp = new MedplumApp(
-    app,
-    identifierSystem,
-    `https://clinic.example.org/demo/${runId}/mrn`,
-    log,
-  );
+  const medplumApp = new MedplumApp(app, identifierSystem, mrnSystem, log);
   const ops = new Operations(writer, plan, db.sql, table, log);
   const stageOf = (unit: string): Stage => plan.stageOf(unit, 'Patient');
   let appRegistrations = 0;

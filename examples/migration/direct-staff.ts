@@ -4,7 +4,7 @@
  * `MedplumClient`). Only the writer's change feeds carry these writes to the other system.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { MedplumClient } from '@medplum/core';
+import { OperationOutcomeError, type MedplumClient } from '@medplum/core';
 import type { Patient } from '@medplum/fhirtypes';
 import type { SqlClient } from '../../src/index.ts';
 import type { Person } from './clinic-records.ts';
@@ -97,7 +97,8 @@ export class LegacyScreens {
 /**
  * The Medplum app: finds patients by the legacy id they carry and saves edits with its own
  * client. A save that fails (Medplum down, overloaded, a dropped connection) is tried again by
- * the person at the screen, for a few seconds.
+ * the person at the screen, for a few seconds; one refused for the quota (429) is tried again
+ * once the quota resets, when the server's `RateLimit` header says it does, as any client should.
  */
 export class MedplumApp {
   readonly #client: MedplumClient;
@@ -165,11 +166,17 @@ export class MedplumApp {
   }
 
   async #persevere(unit: string, save: () => Promise<void>): Promise<boolean> {
-    for (let attempt = 1; ; attempt += 1) {
+    for (let attempt = 1, throttled = 0; ; attempt += 1) {
       try {
         await save();
         return true;
       } catch (err) {
+        const resetMs = quotaResetMs(this.#client, err);
+        if (resetMs !== undefined && throttled < 5) {
+          throttled += 1;
+          await sleep(resetMs);
+          continue;
+        }
         if (attempt < 40) {
           await sleep(100);
           continue;
@@ -179,4 +186,20 @@ export class MedplumApp {
       }
     }
   }
+}
+
+/**
+ * How long to wait before a request refused for the quota (429) may be sent again: until the
+ * spent policy of the `RateLimit` header (which `MedplumClient` keeps from the last answer)
+ * resets, plus a margin (Medplum rounds to whole seconds); `undefined` for other failures.
+ *
+ * @param client - The client that made the request.
+ * @param err - Its failure.
+ * @returns Milliseconds to wait, or `undefined`.
+ */
+function quotaResetMs(client: MedplumClient, err: unknown): number | undefined {
+  if (!(err instanceof OperationOutcomeError) || err.outcome.issue[0]?.code !== 'throttled') return undefined;
+  const spent = client.rateLimitStatus().filter((limit) => limit.remainingUnits <= 0);
+  const seconds = Math.max(1, ...spent.map((limit) => limit.secondsUntilReset));
+  return seconds * 1000 + 250;
 }
