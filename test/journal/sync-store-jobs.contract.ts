@@ -87,9 +87,11 @@ export function describeJobsContract(fixture: { readonly store: SyncStore }): vo
 
     it('hands a lapsed page to another worker with a new token, and fences the old holder', async () => {
       const job = await fixture.store.createJob(SPEC);
-      const dying = await lease(job.id, 'w1', 30);
+      const dying = await lease(job.id);
       await fixture.store.endJobPage(dying, 'k-1');
-      await sleep(60);
+      // Its holder stops renewing: the lease lapses (1 ms, then a wait: time only moves on).
+      expect(await fixture.store.renewJobPage(dying, 1)).toBe('done');
+      await sleep(20);
       const taken = await lease(job.id, 'w2');
       expect(taken).toMatchObject({ page: 1, after: undefined, scanned: true, owner: 'w2' });
       expect(taken.token).not.toBe(dying.token);
@@ -103,8 +105,8 @@ export function describeJobsContract(fixture: { readonly store: SyncStore }): vo
       const job = await fixture.store.createJob(SPEC);
       const first = await lease(job.id);
       await fixture.store.endJobPage(first, 'k-1');
-      await lease(job.id, 'w1', 30);
-      await sleep(60);
+      await lease(job.id, 'w1', 1);
+      await sleep(20);
       const again = await lease(job.id, 'w2');
       expect(again).toMatchObject({ page: 2, after: 'k-1', scanned: false });
     });

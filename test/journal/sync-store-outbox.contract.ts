@@ -119,10 +119,13 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
     });
 
     it('lets a hold expire on its own, so an intent whose writer crashed is still mirrored', async () => {
-      await fixture.store.intend(intentOf('p-1'), 40);
-      expect(await fixture.store.claim('worker-1', 10, HOUR)).toEqual([]);
-      await sleep(120);
-      expect(await fixture.store.claim('worker-1', 10, HOUR)).toHaveLength(1);
+      // Two holds: one that has surely run out once we look (1 ms, then a wait: however slow the
+      // machine, time only moves on), one that cannot have (an hour).
+      await fixture.store.intend(intentOf('p-1'), HOUR);
+      await fixture.store.intend(intentOf('p-2'), 1);
+      expect((await fixture.store.listOutbox()).every((entry) => entry.holdUntil !== undefined)).toBe(true);
+      await sleep(20);
+      expect(await fixture.store.claim('worker-1', 10, HOUR)).toMatchObject([{ entry: { legacyId: 'p-2' } }]);
     });
 
     it('does not release a newer hold when an outdated ticket is committed', async () => {
@@ -160,8 +163,8 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
     });
 
     it('queues the record again when a commit finds its entry already completed (the hold had expired)', async () => {
-      const ticket = await fixture.store.intend(intentOf('p-1'), 40);
-      await sleep(120);
+      const ticket = await fixture.store.intend(intentOf('p-1'), 1);
+      await sleep(20);
       const [lease] = await fixture.store.claim('worker-1', 10, HOUR);
       expect(await fixture.store.complete(lease!, undefined)).toBe('done');
       expect(await fixture.store.commit(ticket)).toBeUndefined();
@@ -289,16 +292,16 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
     });
 
     it('re-leases an entry whose lease expired, with a new token', async () => {
-      const first = await leased('p-1', 40);
-      await sleep(120);
+      const first = await leased('p-1', 1);
+      await sleep(20);
       const [second] = await fixture.store.claim('worker-2', 10, HOUR);
       expect(second).toMatchObject({ owner: 'worker-2', entry: { id: first.entry.id } });
       expect(second?.token).not.toBe(first.token);
     });
 
     it('fences the expired lease after a re-claim: complete, retryLater and deadLetter change nothing', async () => {
-      const first = await leased('p-1', 40);
-      await sleep(120);
+      const first = await leased('p-1', 1);
+      await sleep(20);
       const [second] = await fixture.store.claim('worker-2', 10, HOUR);
       expect(await fixture.store.complete(first, linkOf('p-1', 'm-1'))).toBe('fenced');
       expect(await fixture.store.retryLater(first, UNAVAILABLE, 0)).toBe('fenced');
@@ -310,8 +313,8 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
     });
 
     it('lets a lease that expired without being re-claimed still complete (the token alone fences)', async () => {
-      const lease = await leased('p-1', 40);
-      await sleep(120);
+      const lease = await leased('p-1', 1);
+      await sleep(20);
       expect(await fixture.store.complete(lease, undefined)).toBe('done');
       expect(await fixture.store.listOutbox()).toEqual([]);
     });
@@ -441,10 +444,11 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
     });
 
     it('makes the entry due again only after delayMs', async () => {
-      await fixture.store.retryLater(await leased('p-1'), UNAVAILABLE, 60);
-      expect(await fixture.store.claim('worker-1', 10, HOUR)).toEqual([]);
-      await sleep(150);
-      expect(await fixture.store.claim('worker-1', 10, HOUR)).toHaveLength(1);
+      // One delay that has surely passed once we look (1 ms, then a wait), one that cannot have.
+      await fixture.store.retryLater(await leased('p-1'), UNAVAILABLE, HOUR);
+      await fixture.store.retryLater(await leased('p-2'), UNAVAILABLE, 1);
+      await sleep(20);
+      expect(await fixture.store.claim('worker-1', 10, HOUR)).toMatchObject([{ entry: { legacyId: 'p-2' } }]);
     });
 
     it('answers requeued when a newer write arrived, still recording the attempt', async () => {
