@@ -1,6 +1,6 @@
 import { PGlite } from '@electric-sql/pglite';
 import type { Patient } from '@medplum/fhirtypes';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   ConflictError,
   PostgresStore,
@@ -58,6 +58,11 @@ async function nothingOwed(f: WriterFixture<LegacyAdapter<PatientRow>>, store: S
 
 /** One PGlite database for the transactional cases; each case has a table and a journal of its own. */
 let shared: PGlite | undefined;
+// Started once, before the cases: starting PGlite took tens of seconds on a loaded machine, more
+// than a case's time limit.
+beforeAll(async () => {
+  shared = await PGlite.create();
+}, 600_000);
 let tables = 0;
 afterAll(async () => {
   await shared?.close();
@@ -65,7 +70,7 @@ afterAll(async () => {
 
 /** A patients table whose writer journals in the same database (a transactional outbox). */
 async function transactionalLegacy(): Promise<{ legacy: LegacyAdapter<PatientRow>; store: PostgresStore }> {
-  shared ??= await PGlite.create();
+  if (shared === undefined) throw new Error('PGlite did not start');
   tables += 1;
   const schema = `case_${tables}`;
   await shared.exec(`create schema ${schema}; create table ${schema}.patients (
