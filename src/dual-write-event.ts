@@ -1,6 +1,7 @@
 import type { ConflictReport } from './conflict/conflict-report.ts';
 import type { RevealedDiffEntry } from './divergence/diff.ts';
 import type { Side } from './errors.ts';
+import type { LeaseStatus } from './mirror/lease-runner.ts';
 import type { Stage } from './plan/stage.ts';
 
 /**
@@ -21,6 +22,12 @@ import type { Stage } from './plan/stage.ts';
  *   `resolveDeadLetter`).
  * - `divergence`: the two copies differ when they should agree (a sampled read-back after a
  *   mirror, or a shadow read).
+ * - `mirror-settled`: one attempt at an outbox entry ended, inline or in the drainer: applied,
+ *   unchanged, retrying, waiting (for a record it references), dead-letter, requeued (a newer
+ *   write came meanwhile) or fenced (its lease was taken over); `lagMs` is how long the record
+ *   had been owed when it was applied.
+ * - `feed-read`: one change feed (a side and resource type) finished a read: the changes it
+ *   saw, how many were echoes of the writer's own mirrors, how many it queued, whether it failed.
  * - `journal-error`: the background drainer could not reach the store (the journal's
  *   database); it backs off and goes on, and nothing is lost meanwhile.
  *
@@ -86,6 +93,30 @@ export type DualWriteEvent =
       readonly status: number | undefined;
       readonly attempts: number;
       readonly error: string;
+    }
+  | {
+      readonly type: 'mirror-settled';
+      readonly resourceType: string;
+      readonly legacyId: string;
+      readonly unit: string;
+      readonly target: Side;
+      readonly status: LeaseStatus;
+      /** For `applied` and `unchanged`: milliseconds since the entry was first written. */
+      readonly lagMs: number | undefined;
+    }
+  | {
+      readonly type: 'feed-read';
+      /** The system the feed reads. */
+      readonly side: Side;
+      readonly resourceType: string;
+      /** Changes read (re-reads of the overlap window included). */
+      readonly seen: number;
+      /** Of those, the writer's own mirrors (or changes the other side already holds). */
+      readonly echoes: number;
+      /** Of those, journaled for the drainer to mirror. */
+      readonly queued: number;
+      /** Whether the read failed (it resumes from its stored cursor next pass). */
+      readonly failed: boolean;
     }
   | ({ readonly type: 'conflict' } & ConflictReport)
   | {

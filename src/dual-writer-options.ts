@@ -13,6 +13,7 @@ import type { ResourceMapping } from './mapping/resource-mapping.ts';
 import type { RetryOptions } from './mirror/retry-policy.ts';
 import { drainerPolicyOf, type DrainerOptions, type DrainerPolicy } from './mirror/drainer.ts';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from './sides/request-deadline.ts';
+import { telemetryOptionsOf, type TelemetryOptions } from './telemetry/telemetry-options.ts';
 import type { CutoverPlan } from './plan/cutover-plan.ts';
 import { validateReadinessOptions, type ReadinessOptions } from './plan/readiness.ts';
 import type { LegacyAdapter } from './sides/legacy-adapter.ts';
@@ -177,6 +178,13 @@ export interface DualWriterOptions<C, L> {
    * @default undefined
    */
   readonly onEvent?: ((event: DualWriteEvent) => void) | undefined;
+  /**
+   * Metrics and traces through OpenTelemetry (`@opentelemetry/api`, an optional peer
+   * dependency): the providers to use, or `false` for none. See the README's "Metrics and
+   * traces".
+   * @default the global providers: an SDK the application registered, else no-ops
+   */
+  readonly telemetry?: TelemetryOptions | false | undefined;
 }
 
 /**
@@ -237,6 +245,7 @@ const WRITER_OPTIONS = Object.keys({
   pacer: true,
   linkCacheSize: true,
   onEvent: true,
+  telemetry: true,
 } satisfies Record<keyof DualWriterOptions<unknown, unknown>, true>);
 
 /**
@@ -252,6 +261,7 @@ export function validateDualWriterOptions(options: unknown): void {
   const given = options;
   // A misspelt option (`mirrror: 'async'`) would otherwise leave its default in force unseen.
   refuseUnknownKeys(given, 'configuration', WRITER_OPTIONS);
+  telemetryOptionsOf(given.telemetry);
   if (given.pacer !== undefined && !(given.pacer instanceof QuotaPacer))
     throw new ConfigurationError('pacer', given.pacer, 'must be a QuotaPacer');
   const legacy = given.legacy as Record<string, unknown> | null | undefined;

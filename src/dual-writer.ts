@@ -15,6 +15,8 @@ import { compareLinkedCopies } from './divergence/compare-copies.ts';
 import { withReferences } from './mirror/resolve-references.ts';
 import { DivergenceChecks, type DivergenceCounts, type ShadowPair } from './divergence/divergence-checks.ts';
 import { EventPublisher } from './events/event-publisher.ts';
+import { telemetryOf, type Telemetry } from './telemetry/telemetry.ts';
+import { telemetryOptionsOf } from './telemetry/telemetry-options.ts';
 import { ChangeFeeds } from './feeds/change-feeds.ts';
 import { feedOptionsOf } from './feeds/change-feeds-options.ts';
 import type { RestHookRequest, RestHookResult } from './feeds/delete-notification.ts';
@@ -116,6 +118,7 @@ export class DualWriter<C, L> {
   readonly #writes: WritePath<L>;
   readonly #drainer: Drainer<MirrorInputs<L>>;
   readonly #operator: Operator<C, L>;
+  readonly #telemetry: Telemetry | undefined;
 
   /**
    * @param options - The two systems, mappings, plan, store and policies.
@@ -139,6 +142,7 @@ export class DualWriter<C, L> {
     this.#links = new LinkCache(this.#store, options.linkCacheSize ?? 10_000);
     this.#retry = retryPolicyOf(options.retry);
     this.#evidence = new EvidenceRecorder(this.#store);
+    this.#telemetry = telemetryOf(telemetryOptionsOf(options.telemetry), this.#store);
     const feeds = options.feeds;
     const jobs: JobContext<L> = {
       store: this.#store,
@@ -166,6 +170,7 @@ export class DualWriter<C, L> {
           routeOf: (unit, resourceType) => this.#plan.routeOf(unit, resourceType),
           unitOf,
           notify: () => this.#drainer.notify(),
+          onRead: (read) => this.#emit({ type: 'feed-read', ...read }),
         },
         feedOptions,
       );
@@ -173,6 +178,7 @@ export class DualWriter<C, L> {
     const sinks = [
       ...(options.sinks ?? []),
       ...(options.onEvent === undefined ? [] : [callbackSink(options.onEvent)]),
+      ...(this.#telemetry === undefined ? [] : [this.#telemetry.sink]),
     ];
     this.#events = new EventPublisher(this.#store, sinks, options.valueHash);
     this.#checks = new DivergenceChecks(
@@ -188,6 +194,7 @@ export class DualWriter<C, L> {
       },
       options.divergence,
     );
+    const tracing = this.#telemetry?.tracing;
     const leasePolicy: LeasePolicy = {
       maxAttempts: drainer.maxAttempts,
       leaseMs: drainer.leaseMs,
@@ -202,6 +209,19 @@ export class DualWriter<C, L> {
           target,
           status: error.status,
           error: error.name,
+        });
+      },
+      around: tracing === undefined ? undefined : (entry, run) => tracing.mirror(entry, run),
+      onSettled: ({ resourceType, legacyId, unit, target, createdAt }, { status }) => {
+        const settled = status === 'applied' || status === 'unchanged';
+        this.#emit({
+          type: 'mirror-settled',
+          resourceType,
+          legacyId,
+          unit,
+          target,
+          status,
+          lagMs: settled ? Math.max(0, Date.now() - Date.parse(createdAt)) : undefined,
         });
       },
       onApplied: (entry, outcome) => {
@@ -232,6 +252,7 @@ export class DualWriter<C, L> {
       lease: leasePolicy,
       emit: (event) => this.#emit(event),
       notifyDrainer: () => this.#drainer.notify(),
+      tracing: this.#telemetry?.tracing,
     });
     // The drainer's mirrors run many at once: their writes to Medplum go in bundles, a few
     // requests at a time, in the background lane of the pacer.
@@ -668,6 +689,7 @@ export class DualWriter<C, L> {
     if (given.feeds === true) this.#requireFeeds();
     if (given.drainer !== false) this.#drainer.start();
     if (given.feeds !== false) this.#feeds?.start();
+    this.#telemetry?.gauges.register();
   }
 
   /**
@@ -736,6 +758,7 @@ export class DualWriter<C, L> {
    * ```
    */
   async stop(): Promise<void> {
+    this.#telemetry?.gauges.unregister();
     await this.#feeds?.stop();
     await this.#drainer.stop();
     await this.#checks.settled();

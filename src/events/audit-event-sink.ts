@@ -111,7 +111,7 @@ export function auditEventOf(event: DualWriteEvent): AuditEvent {
 }
 
 function summaryOf(event: DualWriteEvent): string {
-  const record = 'resourceType' in event ? `${event.resourceType ?? ''}/${event.legacyId ?? ''}` : '';
+  const record = 'legacyId' in event ? `${event.resourceType ?? ''}/${event.legacyId ?? ''}` : '';
   switch (event.type) {
     case 'conflict':
       return `${record} changed in both systems; ${event.resolvedBy}: ${event.resolution}`;
@@ -125,7 +125,7 @@ function summaryOf(event: DualWriteEvent): string {
 }
 
 function entitiesOf(event: DualWriteEvent): AuditEventEntity[] {
-  if (!('resourceType' in event) || event.resourceType === undefined) return [];
+  if (!('legacyId' in event) || event.resourceType === undefined) return [];
   const medplumId = 'medplumId' in event ? event.medplumId : undefined;
   const entity: AuditEventEntity = {
     what:

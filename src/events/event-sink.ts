@@ -88,6 +88,8 @@ const LEVELS: Readonly<Record<DualWriteEvent['type'], keyof EventLogger>> = {
   retry: 'info',
   mirrored: 'debug',
   drained: 'debug',
+  'mirror-settled': 'debug',
+  'feed-read': 'debug',
 };
 
 /**
@@ -123,7 +125,7 @@ export function revealValuesOf(options: unknown, shape: Shape): boolean {
 /**
  * A sink that logs each event as one structured line (`{ event: 'conflict', … }`) at a level by
  * type: `conflict`, `divergence`, `dead-letter`, `mirror-failed`, `journal-error` and `plan-stale` warn; `resolved` and `retry`
- * info; `mirrored` and `drained` debug.
+ * info; `mirrored`, `drained`, `mirror-settled` and `feed-read` debug.
  *
  * @param logger - A pino-style logger.
  * @param options - Whether to reveal values.

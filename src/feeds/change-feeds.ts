@@ -199,20 +199,15 @@ export class ChangeFeeds<L> {
     let existenceChecked = true;
     for (const type of types) {
       if (sides.includes('legacy'))
-        await this.#guard(`legacy:${type}`, tally, async () => {
-          await this.#holding(`legacy:${type}`, () =>
-            pollLegacyFeed(this.#deps, type, this.#settings, tally),
-          );
-        });
+        await this.#read('legacy', type, tally, () =>
+          pollLegacyFeed(this.#deps, type, this.#settings, tally),
+        );
       if (sides.includes('medplum')) {
-        const held = { medplum: false };
-        await this.#guard(`medplum:${type}`, tally, async () => {
-          held.medplum = await this.#holding(`medplum:${type}`, () =>
-            pollMedplumFeed(this.#deps, type, this.#settings, tally),
-          );
-        });
+        const held = await this.#read('medplum', type, tally, () =>
+          pollMedplumFeed(this.#deps, type, this.#settings, tally),
+        );
         // The existence check goes with the Medplum feed's lease: one instance reads the links.
-        if (checkExistenceNow && held.medplum) {
+        if (checkExistenceNow && held) {
           existenceChecked &&= await this.#guard(`existence:${type}`, tally, () =>
             checkExistence(this.#deps, type, this.#settings, tally),
           );
@@ -246,6 +241,39 @@ export class ChangeFeeds<L> {
       clearInterval(renewing);
     }
     return true;
+  }
+
+  /**
+   * Runs one side's feed of a type when this instance holds its lease, and tells `onRead` what
+   * the read did.
+   *
+   * @returns Whether this instance holds the feed.
+   */
+  async #read(
+    side: 'legacy' | 'medplum',
+    resourceType: string,
+    tally: FeedTally,
+    poll: () => Promise<void>,
+  ): Promise<boolean> {
+    const before = { seen: tally.seen, echoes: tally.echoes, queued: tally.queued };
+    const feed = { held: false };
+    const ok = await this.#guard(`${side}:${resourceType}`, tally, async () => {
+      await this.#holding(`${side}:${resourceType}`, async () => {
+        feed.held = true;
+        await poll();
+      });
+    });
+    if (feed.held) {
+      this.#deps.onRead?.({
+        side,
+        resourceType,
+        seen: tally.seen - before.seen,
+        echoes: tally.echoes - before.echoes,
+        queued: tally.queued - before.queued,
+        failed: !ok,
+      });
+    }
+    return feed.held;
   }
 
   /**

@@ -61,6 +61,25 @@ export interface ChangeFeedsDeps<L> {
   readonly unitOf: (record: FeedRecord<L>) => string | undefined | Promise<string | undefined>;
   /** Wakes the drainer after entries were queued. */
   readonly notify: () => void;
+  /** Told when a feed this instance holds finished a read (for metrics); must not throw. */
+  readonly onRead?: ((read: FeedRead) => void) | undefined;
+}
+
+/**
+ * What one feed's read did: its side and resource type, the changes it saw, echoed and queued.
+ *
+ * @example
+ * ```ts
+ * const read: FeedRead = { side: 'legacy', resourceType: 'Patient', seen: 3, echoes: 2, queued: 1, failed: false };
+ * ```
+ */
+export interface FeedRead {
+  readonly side: 'legacy' | 'medplum';
+  readonly resourceType: string;
+  readonly seen: number;
+  readonly echoes: number;
+  readonly queued: number;
+  readonly failed: boolean;
 }
 
 /**

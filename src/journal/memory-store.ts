@@ -175,6 +175,7 @@ export class MemoryStore implements SyncStore {
       existing.unit = intent.unit;
       existing.kind = intent.kind;
       existing.base = mergedBase(existing.base, intent);
+      existing.traceParent = intent.traceParent ?? existing.traceParent;
       existing.holders = (current === undefined ? 0 : existing.holders) + (held ? 1 : 0);
       existing.holdUntil =
         current === undefined || (holdUntil !== undefined && Date.parse(holdUntil) > Date.parse(current))
@@ -201,6 +202,7 @@ export class MemoryStore implements SyncStore {
       createdAt: new Date(now).toISOString(),
       applyingHashes: [],
       waitingFor: undefined,
+      traceParent: intent.traceParent,
       token: undefined,
     };
     this.#outbox.set(key, entry);

@@ -74,6 +74,11 @@ export interface OutboxIntent extends OutboxKey {
    * authority anyway), and a delete drops it.
    */
   readonly base?: unknown;
+  /**
+   * The W3C `traceparent` of the write's span, for the mirror's spans to link to; a newer
+   * intent's replaces it.
+   */
+  readonly traceParent?: string | undefined;
 }
 
 /**
@@ -163,6 +168,8 @@ export interface OutboxEntry extends OutboxKey {
    * or its state changes.
    */
   readonly waitingFor: string | undefined;
+  /** The W3C `traceparent` of the latest write that owes the entry, when spans were recorded. */
+  readonly traceParent?: string | undefined;
 }
 
 /**

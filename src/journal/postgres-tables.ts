@@ -240,7 +240,7 @@ export const ENTRY_COLUMNS = `id::text AS id, resource_type, legacy_id, target, 
   attempts, ${iso('next_attempt_at')} AS next_attempt_at, ${iso('hold_until')} AS hold_until,
   last_error::text AS last_error, lease_owner, lease_token::text AS lease_token,
   ${iso('lease_expires_at')} AS lease_expires_at, ${iso('created_at')} AS created_at, applying_hash,
-  waiting_for`;
+  waiting_for, trace_parent`;
 
 /**
  * A row selected with {@link ENTRY_COLUMNS}.
@@ -269,6 +269,7 @@ export interface EntryRow {
   readonly created_at: string;
   readonly applying_hash: string | null;
   readonly waiting_for: string | null;
+  readonly trace_parent: string | null;
 }
 
 /** The columns an outbox entry and a dead letter share: the record, its direction and intent. */
@@ -309,6 +310,7 @@ export function toEntry(row: EntryRow): OutboxEntry {
     createdAt: row.created_at,
     applyingHashes: row.applying_hash === null ? [] : row.applying_hash.split(' '),
     waitingFor: optional(row.waiting_for),
+    traceParent: optional(row.trace_parent),
   };
 }
 

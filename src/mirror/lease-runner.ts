@@ -62,6 +62,14 @@ export interface LeasePolicy {
    * mirror's), so each is reported the same way; must not throw.
    */
   readonly onDeadLetter?: ((entry: OutboxEntry, error: DualWriteError) => void) | undefined;
+  /** Told how each lease ended, on every path (the metrics are derived from it); must not throw. */
+  readonly onSettled?: ((entry: OutboxEntry, result: LeaseResult) => void) | undefined;
+  /**
+   * Runs each lease inside something of the caller's (a trace span); calls `run` once and
+   * returns what it returns.
+   */
+  readonly around?:
+    ((entry: OutboxEntry, run: () => Promise<LeaseResult>) => Promise<LeaseResult>) | undefined;
 }
 
 /**
@@ -81,6 +89,21 @@ export interface LeasePolicy {
  * @returns How the lease ended.
  */
 export async function runLease<L>(
+  ctx: MirrorContext<L>,
+  lease: Lease,
+  policy: LeasePolicy,
+  attempt: () => Promise<MirrorOutcome>,
+  timing: { readonly confirmedAt: number; readonly attempted?: (() => void) | undefined },
+): Promise<LeaseResult> {
+  const run = async (): Promise<LeaseResult> => {
+    const result = await runLeaseOnce(ctx, lease, policy, attempt, timing);
+    policy.onSettled?.(lease.entry, result);
+    return result;
+  };
+  return policy.around === undefined ? run() : policy.around(lease.entry, run);
+}
+
+async function runLeaseOnce<L>(
   ctx: MirrorContext<L>,
   lease: Lease,
   policy: LeasePolicy,

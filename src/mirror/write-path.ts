@@ -17,6 +17,7 @@ import type { DrainerPolicy } from './drainer.ts';
 import { markFor, runLease, type LeasePolicy, type LeaseResult } from './lease-runner.ts';
 import { mirrorEntry, type KnownAuthority, type MirrorContext, type MirrorOutcome } from './mirror-entry.ts';
 import { withRetries, type RetryPolicy } from './retry-policy.ts';
+import type { WriteTracing } from '../telemetry/write-tracing.ts';
 
 /** A call routed to its mapping, unit and stage. */
 export interface Routed<L> {
@@ -44,6 +45,8 @@ export interface WritePathSettings {
   readonly lease: LeasePolicy;
   readonly emit: (event: DualWriteEvent) => void;
   readonly notifyDrainer: () => void;
+  /** Spans for each call, their context stored with the outbox entry; none when `undefined`. */
+  readonly tracing?: WriteTracing | undefined;
 }
 
 /** One call's plan: the authority write, and what the mirror owes if the authority loses the record. */
@@ -101,7 +104,25 @@ export class WritePath<L> {
    * @param plan - The authority write and the mirror's intent.
    * @returns What was written on each side.
    */
-  async run(routed: Routed<L>, legacyId: string | undefined, plan: WritePlan<L>): Promise<WriteResult<L>> {
+  run(routed: Routed<L>, legacyId: string | undefined, plan: WritePlan<L>): Promise<WriteResult<L>> {
+    const { tracing } = this.#settings;
+    if (tracing === undefined) return this.#run(routed, legacyId, plan, undefined);
+    const call = {
+      operation: plan.operation,
+      resourceType: routed.mapping.resourceType,
+      unit: routed.unit,
+      stage: routed.route.stage,
+      authority: routed.route.authority,
+    };
+    return tracing.write(call, (traceParent) => this.#run(routed, legacyId, plan, traceParent));
+  }
+
+  async #run(
+    routed: Routed<L>,
+    legacyId: string | undefined,
+    plan: WritePlan<L>,
+    traceParent: string | undefined,
+  ): Promise<WriteResult<L>> {
     const { route, mapping, unit } = routed;
     if (mapping.partOf !== undefined && route.authority === 'legacy') {
       // The legacy record is the owner's: a write to it owes a mirror of every resource drawn
@@ -120,6 +141,7 @@ export class WritePath<L> {
       unit,
       kind: plan.kind,
       base: plan.base,
+      traceParent,
     });
     const transactional =
       route.authority === 'legacy' && target !== undefined ? this.#transactional : undefined;

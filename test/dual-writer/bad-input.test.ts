@@ -223,7 +223,7 @@ describe('bad options', () => {
     ];
     // At the top level too: a misspelt mode would leave mirrors synchronous unseen.
     expect(() => new DualWriter({ ...base(), plan, mirrror: 'async' } as never)).toThrow(
-      /^mirrror: is not an option \(options: legacy, medplum, .*onEvent\) \(got a string\)$/,
+      /^mirrror: is not an option \(options: legacy, medplum, .*onEvent, telemetry\) \(got a string\)$/,
     );
     expect(() => new DualWriter({ ...base(), plan, retry: { retires: 3 } as never })).toThrow(
       /retry\.retires.*is not an option/,

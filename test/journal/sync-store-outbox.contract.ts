@@ -56,6 +56,21 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
       expect(new Date(entry!.nextAttemptAt).toISOString()).toBe(entry!.nextAttemptAt);
     });
 
+    it('keeps the latest write’s traceparent with the entry, for the mirror’s span to link to', async () => {
+      const first = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+      const second = '00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01';
+      await fixture.store.intend(intentOf('p-1', { traceParent: first }), HOUR);
+      expect((await fixture.store.listOutbox())[0]?.traceParent).toBe(first);
+      await fixture.store.intend(intentOf('p-1', { traceParent: second }), HOUR);
+      // An intent without one (a change feed's) keeps the write's.
+      await fixture.store.intend(intentOf('p-1'), HOUR);
+      await fixture.store.commit(await fixture.store.intend(intentOf('p-2'), 0));
+      const [lease] = await fixture.store.claim('worker-1', 2, HOUR);
+      expect(lease?.entry).toMatchObject({ legacyId: 'p-2', traceParent: undefined });
+      const entries = await fixture.store.listOutbox();
+      expect(entries.find((entry) => entry.legacyId === 'p-1')?.traceParent).toBe(second);
+    });
+
     it('coalesces intents of one record into one entry, bumping seq and taking the newest write', async () => {
       const first = await fixture.store.intend(intentOf('p-1', { base: { v: 1 } }), HOUR);
       const second = await fixture.store.intend(

@@ -9,6 +9,7 @@ import { planStages } from './0010-plan-rows.ts';
 import { sharedRuntime } from './0011-shared-runtime.ts';
 import { waitingFor } from './0012-waiting-for.ts';
 import { jobs } from './0016-jobs.ts';
+import { traceParent } from './0020-trace-parent.ts';
 import { backlogSamples } from './0021-backlog-samples.ts';
 
 /**
@@ -48,6 +49,7 @@ export const JOURNAL_MIGRATIONS: readonly Migration[] = [
   sharedRuntime,
   waitingFor,
   jobs,
+  traceParent,
   backlogSamples,
 ];
 

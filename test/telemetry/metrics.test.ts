@@ -1,0 +1,235 @@
+/**
+ * Issue 15 §3: the writer's OpenTelemetry metrics, read through the SDK's MeterProvider with a
+ * reader collected on demand (what a Prometheus scrape does), over a real writer, the HTTP FHIR
+ * test server and its fault injector.
+ */
+import type { FetchLike } from '@medplum/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMedplumClient, type SyncStore } from '../../src/index.ts';
+import type { MemoryLegacyAdapter } from '../../src/testing/index.ts';
+import type { PatientRow } from '../harness/patient-fixture.ts';
+import { north, startWriterFixture, type WriterFixture } from '../harness/writer-fixture.ts';
+import { MetricCollector, sumOf, type Point } from './metric-collector.ts';
+
+/** Values that must never reach a metric: names, ids. */
+const MARKERS = ['Zqxmarker', 'p-phi-7'];
+const row = (id: string, last = 'Zqxmarker'): PatientRow => ({ id, first_name: 'Ada', last_name: last });
+
+let fixture: WriterFixture<MemoryLegacyAdapter<PatientRow>> | undefined;
+let metrics: MetricCollector | undefined;
+afterEach(async () => {
+  await fixture?.writer.stop();
+  await fixture?.close();
+  await metrics?.shutdown();
+  fixture = undefined;
+  metrics = undefined;
+});
+
+async function start(
+  writer: Parameters<typeof startWriterFixture>[0] extends infer O
+    ? O extends { writer?: infer W }
+      ? W
+      : never
+    : never = {},
+): Promise<{ fixture: WriterFixture<MemoryLegacyAdapter<PatientRow>>; metrics: MetricCollector }> {
+  metrics = new MetricCollector();
+  fixture = await startWriterFixture({
+    writer: { telemetry: { meterProvider: metrics.provider, journalReadIntervalMs: 0 }, ...writer },
+  });
+  return { fixture, metrics };
+}
+
+/** No attribute value of any point holds a marker. */
+function expectNoValues(points: readonly Point[]): void {
+  const shown = JSON.stringify(points.map((p) => p.attributes));
+  for (const marker of MARKERS) expect(shown).not.toContain(marker);
+}
+
+describe('metrics', () => {
+  it('counts mirrors by outcome and records each applied mirror’s lag', async () => {
+    const { fixture, metrics } = await start();
+    await fixture.writer.create('Patient', row('p-phi-7'), north);
+    await fixture.writer.create('Patient', row('p-2'), north);
+    await fixture.writer.update('Patient', 'p-2', row('p-2', 'King'), north);
+    const points = await metrics.collect();
+    const where = { unit: 'north', resource_type: 'Patient', target: 'medplum' };
+    expect(sumOf(points, 'dualwrite.mirrors', { ...where, outcome: 'applied' })).toBe(3);
+    expect(sumOf(points, 'dualwrite.mirror.lag', where)).toBe(3);
+    expectNoValues(points);
+  });
+
+  it('counts retries by side and status, and 429 waits with their length', async () => {
+    const { fixture, metrics } = await start();
+    fixture.server.faults.failNext(2, 503);
+    await fixture.writer.create('Patient', row('p-1'), north);
+    fixture.server.faults.failNext(1, 429, { rateLimitResetSeconds: 1 });
+    await fixture.writer.create('Patient', row('p-2'), north);
+    const points = await metrics.collect();
+    expect(sumOf(points, 'dualwrite.retries', { side: 'medplum', status: '503' })).toBe(2);
+    expect(sumOf(points, 'dualwrite.retries', { side: 'medplum', status: '429' })).toBe(1);
+    const wait = points.find((p) => p.name === 'dualwrite.rate_limit.wait');
+    // The fixture caps rate-limit waits at 50 ms.
+    expect(wait).toMatchObject({ attributes: { side: 'medplum' }, count: 1 });
+    expect(wait!.value).toBeGreaterThanOrEqual(0.05);
+  });
+
+  it('counts dead letters by reason class and status', async () => {
+    const { fixture, metrics } = await start();
+    fixture.server.faults.failNext(1, 400);
+    await fixture.writer.create('Patient', row('p-phi-7'), north).catch(() => undefined);
+    const points = await metrics.collect();
+    expect(
+      sumOf(points, 'dualwrite.dead_letters', {
+        unit: 'north',
+        resource_type: 'Patient',
+        target: 'medplum',
+        reason: 'RejectedError',
+        status: '400',
+      }),
+    ).toBe(1);
+    expect(sumOf(points, 'dualwrite.mirrors', { outcome: 'dead-letter' })).toBe(1);
+    expectNoValues(points);
+  });
+
+  it('counts conflicts by resolver and resolution', async () => {
+    const { fixture, metrics } = await start();
+    const created = await fixture.writer.create('Patient', row('p-1'), north);
+    const copy = await fixture.direct.readResource('Patient', created.medplumId ?? '', { cache: 'no-cache' });
+    await fixture.direct.updateResource({ ...copy, gender: 'female' });
+    await fixture.writer.update('Patient', 'p-1', row('p-1', 'King'), north);
+    expect(
+      await metrics.total('dualwrite.conflicts', {
+        unit: 'north',
+        resource_type: 'Patient',
+        resolver: 'authority-wins',
+        resolution: 'legacy',
+      }),
+    ).toBe(1);
+  });
+
+  it('reads the outbox depth and oldest age per unit and type from the journal while the writer runs', async () => {
+    const { fixture, metrics } = await start({ mirror: 'async' });
+    await fixture.writer.create('Patient', row('p-1'), north);
+    await fixture.writer.create('Patient', row('p-2'), { unit: 'south' });
+    await fixture.writer.create('Patient', row('p-3'), { unit: 'south' });
+    // Not started: the gauges are not registered, nothing is read.
+    expect(sumOf(await metrics.collect(), 'dualwrite.outbox.depth')).toBe(0);
+    fixture.writer.start({ drainer: false, feeds: false });
+    const points = await metrics.collect();
+    const depth = (unit: string) =>
+      sumOf(points, 'dualwrite.outbox.depth', { unit, resource_type: 'Patient', state: 'pending' });
+    expect([depth('north'), depth('south')]).toEqual([1, 2]);
+    const age = points.find((p) => p.name === 'dualwrite.outbox.oldest_age' && p.attributes.unit === 'south');
+    expect(age?.value).toBeGreaterThanOrEqual(0);
+    await fixture.writer.drain();
+    expect(sumOf(await metrics.collect(), 'dualwrite.outbox.depth')).toBe(0);
+    await fixture.writer.stop();
+  });
+
+  it('reads the journal at most once per journalReadIntervalMs, however often it is collected', async () => {
+    metrics = new MetricCollector();
+    let reads = 0;
+    fixture = await startWriterFixture({ writer: { mirror: 'async' } });
+    const counted = new Proxy(fixture.store, {
+      get(target, property) {
+        if (property === 'outboxBacklog') reads += 1;
+        const value: unknown = Reflect.get(target, property, target);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    }) as SyncStore;
+    const { DualWriter, CutoverPlan } = await import('../../src/index.ts');
+    const { patientMapping } = await import('../harness/patient-fixture.ts');
+    const writer = new DualWriter({
+      legacy: fixture.legacy,
+      medplum: fixture.medplum,
+      mappings: [patientMapping],
+      plan: new CutoverPlan<{ unit: string }>({ default: 'dual-write', unitOf: (ctx) => ctx.unit }),
+      store: counted,
+      mirror: 'async',
+      telemetry: { meterProvider: metrics.provider, journalReadIntervalMs: 3_600_000 },
+    });
+    await writer.create('Patient', row('p-1'), north);
+    writer.start({ drainer: false, feeds: false });
+    for (let i = 0; i < 5; i += 1) await metrics.collect();
+    await writer.stop();
+    expect(reads).toBe(1);
+  });
+
+  it('counts requeued leases: a newer write arrives while the drainer applies the entry', async () => {
+    metrics = new MetricCollector();
+    let hold: Promise<void> | undefined;
+    let paused!: () => void;
+    const reached = new Promise<void>((resolve) => (paused = resolve));
+    let release!: () => void;
+    hold = new Promise<void>((resolve) => (release = resolve));
+    const pauseFirstWrite =
+      (fetchFn: FetchLike): FetchLike =>
+      async (url, options) => {
+        const method = (options as { method?: string } | undefined)?.method ?? 'GET';
+        if (hold !== undefined && (method === 'POST' || method === 'PUT')) {
+          const waiting = hold;
+          hold = undefined;
+          paused();
+          await waiting;
+        }
+        return (await fetchFn(url, options)) as Response;
+      };
+    fixture = await startWriterFixture({ writer: { mirror: 'async' } });
+    const { DualWriter, CutoverPlan } = await import('../../src/index.ts');
+    const { patientMapping } = await import('../harness/patient-fixture.ts');
+    const writer = new DualWriter({
+      legacy: fixture.legacy,
+      medplum: createMedplumClient({
+        baseUrl: fixture.server.baseUrl,
+        fetch: pauseFirstWrite(globalThis.fetch.bind(globalThis)),
+      }),
+      mappings: [patientMapping],
+      plan: new CutoverPlan<{ unit: string }>({ default: 'dual-write', unitOf: (ctx) => ctx.unit }),
+      store: fixture.store,
+      mirror: 'async',
+      drainer: { bundle: 1 },
+      telemetry: { meterProvider: metrics.provider },
+    });
+    await writer.create('Patient', row('p-1'), north);
+    const draining = writer.drain();
+    await reached;
+    await writer.update('Patient', 'p-1', row('p-1', 'King'), north);
+    release();
+    await draining;
+    await writer.drain();
+    const points = await metrics.collect();
+    expect(sumOf(points, 'dualwrite.mirrors', { outcome: 'requeued' })).toBe(1);
+    expect(sumOf(points, 'dualwrite.mirrors', { outcome: 'applied' })).toBe(1);
+  });
+
+  it('counts fenced leases: the store says another worker took the entry over', async () => {
+    metrics = new MetricCollector();
+    fixture = await startWriterFixture();
+    const fencedOnce = new Proxy(fixture.store, {
+      get(target, property) {
+        if (property === 'complete') return () => Promise.resolve('fenced');
+        const value: unknown = Reflect.get(target, property, target);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    }) as SyncStore;
+    const { DualWriter, CutoverPlan } = await import('../../src/index.ts');
+    const { patientMapping } = await import('../harness/patient-fixture.ts');
+    const writer = new DualWriter({
+      legacy: fixture.legacy,
+      medplum: fixture.medplum,
+      mappings: [patientMapping],
+      plan: new CutoverPlan<{ unit: string }>({ default: 'dual-write', unitOf: (ctx) => ctx.unit }),
+      store: fencedOnce,
+      telemetry: { meterProvider: metrics.provider },
+    });
+    await writer.create('Patient', row('p-1'), north);
+    expect(await metrics.total('dualwrite.mirrors', { outcome: 'fenced', target: 'medplum' })).toBe(1);
+  });
+
+  it('records nothing with telemetry: false, and writes work the same', async () => {
+    const { fixture, metrics } = await start({ telemetry: false });
+    const result = await fixture.writer.create('Patient', row('p-1'), north);
+    expect(result.mirror).toBe('applied');
+    expect(await metrics.collect()).toEqual([]);
+  });
+});
