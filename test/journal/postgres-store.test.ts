@@ -49,6 +49,7 @@ describe('PostgresStore on PGlite', () => {
       { version: 11, name: 'shared-runtime' },
       { version: 12, name: 'waiting-for' },
       { version: 16, name: 'jobs' },
+      { version: 20, name: 'trace-parent' },
       { version: 21, name: 'backlog-samples' },
     ]);
     await store.saveLink(linkOf('p-1', 'm-1'));
