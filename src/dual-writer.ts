@@ -63,7 +63,7 @@ import { RecordLocks } from './mirror/record-locks.ts';
 import { retryPolicyOf, withRetries, type RetryPolicy } from './mirror/retry-policy.ts';
 import { QuotaPacer } from './pacing/quota-pacer.ts';
 import { WritePath, type AuthorityWrite, type Routed, type WritePlan } from './mirror/write-path.ts';
-import { attemptGuard, type WriteGuard } from './mirror/write-guard.ts';
+import { attemptGuard, type WriteGuard } from './conflict/write-guard.ts';
 import type { CutoverPlan } from './plan/cutover-plan.ts';
 import { EvidenceRecorder } from './plan/evidence-recorder.ts';
 import type { Readiness } from './plan/readiness.ts';

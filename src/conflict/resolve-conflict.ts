@@ -18,9 +18,7 @@ import { routeOf, type Stage } from '../plan/stage.ts';
 import type { LegacyAdapter, LegacyRecord } from '../sides/legacy-adapter.ts';
 import { callLegacy } from '../sides/legacy-failure.ts';
 import type { MedplumSide } from '../sides/medplum-side.ts';
-import { applyToLegacy } from '../mirror/apply-to-legacy.ts';
-import { applyToMedplum } from '../mirror/apply-to-medplum.ts';
-import type { OwnWrites, WriteGuard } from '../mirror/write-guard.ts';
+import type { OwnWrites, WriteGuard } from './write-guard.ts';
 import type { ConflictContext, ConflictResolver, Resolution } from './conflict-context.ts';
 import { ReviewRequiredError, type ConflictReport } from './conflict-report.ts';
 
@@ -31,8 +29,20 @@ export interface ResolveContext<L> {
   readonly resolver: ConflictResolver;
   /** The stage of a unit and resource type now. */
   readonly stageOf: (unit: string, resourceType: string) => Stage;
-  /** Whether a lease guards the record across processes (see `applyToMedplum`). */
-  readonly guarded: boolean;
+  /**
+   * Makes the legacy system hold a decided row, guarded and idempotent (the mirror's
+   * `applyToLegacy`, given here so that conflict/ does not depend on the mirror's writes).
+   */
+  readonly writeLegacy: (
+    write: ResolvedWrite<L, LegacyRecord<L>>,
+  ) => Promise<{ readonly record: LegacyRecord<L> }>;
+  /**
+   * Makes Medplum hold a decided resource, guarded and idempotent (the mirror's
+   * `applyToMedplum`, with the record's lease taken into account).
+   */
+  readonly writeMedplum: (
+    write: ResolvedWrite<L, WithId<Resource>, Resource>,
+  ) => Promise<{ readonly resource: WithId<Resource> }>;
   /**
    * Binds a mapping to the references of a record's copies, resolved (see
    * `withReferences`); without it, mappings are called with none.
@@ -44,6 +54,23 @@ export interface ResolveContext<L> {
         details: ErrorDetails,
       ) => Promise<ResourceMapping<L>>)
     | undefined;
+}
+
+/**
+ * One side's write of a resolution: the record, the state it should hold from its current copy,
+ * and the guard on that copy's version.
+ *
+ * @typeParam L - The legacy row type.
+ * @typeParam E - The side's copy as found.
+ * @typeParam D - What the side should hold.
+ */
+export interface ResolvedWrite<L, E, D = L> {
+  readonly mapping: ResourceMapping<L>;
+  readonly legacyId: string;
+  readonly link: Link | undefined;
+  readonly desired: (existing: E | undefined) => D;
+  readonly guard: WriteGuard;
+  readonly own: OwnWrites | undefined;
 }
 
 /** Both sides' copies of a record after a resolution was applied, for the link. */
@@ -210,7 +237,7 @@ async function writeBoth<L>(
     }
     const wanted = desired.legacy;
     if (wanted === undefined) return seen.record;
-    const written = await applyToLegacy(ctx.legacy, {
+    const written = await ctx.writeLegacy({
       mapping,
       legacyId,
       link,
@@ -234,14 +261,13 @@ async function writeBoth<L>(
     }
     const wanted = desired.medplum;
     if (wanted === undefined) return seen.resource;
-    const written = await applyToMedplum(ctx.medplum, {
+    const written = await ctx.writeMedplum({
       mapping,
       legacyId,
       // Without a copy, or a link, the write finds the record by its identifier as any mirror does.
       link: seen.resource === undefined ? undefined : link,
       desired: wanted,
       guard: guardFor(seen.resource !== undefined, seen.resource?.meta?.versionId),
-      guarded: ctx.guarded,
       own: target === 'medplum' ? own : undefined,
     });
     return written.resource;

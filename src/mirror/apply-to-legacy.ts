@@ -10,7 +10,7 @@ import {
   type LegacyAdapter,
   type LegacyRecord,
 } from '../sides/legacy-adapter.ts';
-import { acceptsAsIs, checkGuard, type OwnWrites, type WriteGuard } from './write-guard.ts';
+import { acceptsAsIs, checkGuard, type OwnWrites, type WriteGuard } from '../conflict/write-guard.ts';
 import { contentHash } from '../divergence/normalise.ts';
 
 /**

@@ -6,7 +6,7 @@ import type { Link } from '../journal/link.ts';
 import { runMapping, withLegacyIdentifier } from '../mapping/mapped-record.ts';
 import type { ResourceMapping } from '../mapping/resource-mapping.ts';
 import type { MedplumSide } from '../sides/medplum-side.ts';
-import { acceptsAsIs, checkGuard, type OwnWrites, type WriteGuard } from './write-guard.ts';
+import { acceptsAsIs, checkGuard, type OwnWrites, type WriteGuard } from '../conflict/write-guard.ts';
 
 /**
  * One idempotent write of a record's state to Medplum.

@@ -18,7 +18,7 @@ import { applyToLegacy } from './apply-to-legacy.ts';
 import { applyToMedplum } from './apply-to-medplum.ts';
 import { holdsPart, partsOf } from '../mapping/record-parts.ts';
 import { awaitOwner, withReferences } from './resolve-references.ts';
-import type { OwnWrites, WriteGuard } from './write-guard.ts';
+import type { OwnWrites, WriteGuard } from '../conflict/write-guard.ts';
 
 /** What the mirror step needs of the writer. */
 export interface MirrorContext<L> {
@@ -180,7 +180,9 @@ export function resolveContextOf<L>(ctx: MirrorContext<L>): ResolveContext<L> {
     medplum: ctx.medplum,
     resolver: ctx.resolver,
     stageOf: ctx.stageOf,
-    guarded: ctx.store.leasesAcrossProcesses,
+    writeLegacy: (write) => applyToLegacy(ctx.legacy, write),
+    writeMedplum: (write) =>
+      applyToMedplum(ctx.medplum, { ...write, guarded: ctx.store.leasesAcrossProcesses }),
     withReferences: (mapping, copies, details) => withReferences(ctx, mapping, copies, details),
   };
 }
