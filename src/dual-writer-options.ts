@@ -10,6 +10,7 @@ import type { FeedRecord } from './feeds/inbound-change.ts';
 import { ConfigurationError } from './errors.ts';
 import type { SyncStore } from './journal/sync-store.ts';
 import type { ResourceMapping } from './mapping/resource-mapping.ts';
+import { retentionPolicyOf, type RetentionOptions } from './journal/retention.ts';
 import type { RetryOptions } from './mirror/retry-policy.ts';
 import { drainerPolicyOf, type DrainerOptions, type DrainerPolicy } from './mirror/drainer.ts';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from './sides/request-deadline.ts';
@@ -173,6 +174,13 @@ export interface DualWriterOptions<C, L> {
    */
   readonly linkCacheSize?: number | undefined;
   /**
+   * Retention of the journal's growing rows (events, closed dead letters, readiness samples),
+   * run every `intervalMs` by the drainer's runtime (`start()` with the drainer role) and by
+   * `writer.prune()`; `false` keeps everything.
+   * @default { events: { maxAgeMs: 90 days }, deadLetters: { maxAgeMs: 90 days }, samples: { maxAgeMs: 7 days } }
+   */
+  readonly retention?: RetentionOptions | false | undefined;
+  /**
    * Receives a typed event for every mirror, retry and disagreement. Events carry ids, types,
    * statuses, paths and value hashes, never field values. Exceptions it throws are ignored.
    * @default undefined
@@ -244,6 +252,7 @@ const WRITER_OPTIONS = Object.keys({
   drainer: true,
   pacer: true,
   linkCacheSize: true,
+  retention: true,
   onEvent: true,
   telemetry: true,
 } satisfies Record<keyof DualWriterOptions<unknown, unknown>, true>);
@@ -342,6 +351,10 @@ export function validateDualWriterOptions(options: unknown): void {
   }
   validateDivergence(given.divergence);
   validateReadinessOptions(given.readiness, 'readiness');
+  retentionPolicyOf(
+    given.retention as RetentionOptions | false | undefined,
+    (given.readiness as { windowMs?: number } | undefined)?.windowMs ?? 3_600_000,
+  );
   if (given.feeds !== undefined) {
     const feeds = optionsObject(given.feeds, 'feeds', 'configuration', ['unitOf']);
     if (typeof feeds.unitOf !== 'function')

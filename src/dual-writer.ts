@@ -1,3 +1,11 @@
+import type { UnitPause } from './journal/housekeeping.ts';
+import {
+  RetentionRunner,
+  retentionPolicyOf,
+  type PruneReport,
+  type RetentionOptions,
+} from './journal/retention.ts';
+import { drainUnit, type UnitDrained } from './mirror/drain-unit.ts';
 import { valueFreeError } from './error-values.ts';
 import type { WithId } from '@medplum/core';
 import type { ExtractResource, Resource, ResourceType } from '@medplum/fhirtypes';
@@ -39,6 +47,7 @@ import {
   nonNegativeMs,
   oneOf,
   positiveInteger,
+  positiveMs,
   resourceTypeName,
   trueOrFalse,
 } from './option-checks.ts';
@@ -119,6 +128,9 @@ export class DualWriter<C, L> {
   readonly #drainer: Drainer<MirrorInputs<L>>;
   readonly #operator: Operator<C, L>;
   readonly #telemetry: Telemetry | undefined;
+  /** The retention the drainer's runtime runs; `undefined` with `retention: false`. */
+  readonly #retention: RetentionRunner | undefined;
+  readonly #retentionOptions: RetentionOptions;
 
   /**
    * @param options - The two systems, mappings, plan, store and policies.
@@ -295,6 +307,21 @@ export class DualWriter<C, L> {
         },
       },
     );
+    const retention = retentionPolicyOf(options.retention, options.readiness?.windowMs ?? 3_600_000);
+    this.#retentionOptions =
+      options.retention === false
+        ? { events: false, deadLetters: false, samples: false }
+        : (options.retention ?? {});
+    this.#retention =
+      retention === undefined
+        ? undefined
+        : new RetentionRunner(this.#store, retention, drainer.workerId, (error) => {
+            this.#emit({
+              type: 'journal-error',
+              error: describeError(error),
+              retryInMs: retention.intervalMs,
+            });
+          });
     this.#operator = new Operator<C, L>(
       {
         store: this.#store,
@@ -687,7 +714,10 @@ export class DualWriter<C, L> {
   start(roles: { readonly drainer?: boolean | undefined; readonly feeds?: boolean | undefined } = {}): void {
     const given = checkOptions(roles, 'roles', 'input', { drainer: trueOrFalse, feeds: trueOrFalse });
     if (given.feeds === true) this.#requireFeeds();
-    if (given.drainer !== false) this.#drainer.start();
+    if (given.drainer !== false) {
+      this.#drainer.start();
+      this.#retention?.start();
+    }
     if (given.feeds !== false) this.#feeds?.start();
     this.#telemetry?.gauges.register();
   }
@@ -760,6 +790,7 @@ export class DualWriter<C, L> {
   async stop(): Promise<void> {
     this.#telemetry?.gauges.unregister();
     await this.#feeds?.stop();
+    await this.#retention?.stop();
     await this.#drainer.stop();
     await this.#checks.settled();
     await this.#evidence.flush();
@@ -839,6 +870,82 @@ export class DualWriter<C, L> {
    */
   resume(): void {
     this.#drainer.resume();
+  }
+
+  /**
+   * Pauses a unit's mirroring for every instance sharing the store (see `Operator.pauseUnit`):
+   * its mirrors wait in the journal, writes return `mirror: 'pending'`, feeds keep journaling.
+   *
+   * @param unit - The unit.
+   * @param note - `by` and `reason`, for the record (no PHI).
+   * @returns The pause.
+   * @example
+   * ```ts
+   * await writer.pauseUnit('north', { by: 'ops', reason: 'legacy maintenance' });
+   * ```
+   */
+  pauseUnit(
+    unit: string,
+    note?: { readonly by?: string | undefined; readonly reason?: string | undefined },
+  ): Promise<UnitPause> {
+    return this.#operator.pauseUnit(unit, note);
+  }
+
+  /**
+   * Resumes a paused unit, for every instance.
+   *
+   * @param unit - The unit.
+   * @returns `false` when it was not paused.
+   * @example
+   * ```ts
+   * await writer.resumeUnit('north');
+   * ```
+   */
+  async resumeUnit(unit: string): Promise<boolean> {
+    const resumed = await this.#operator.resumeUnit(unit);
+    this.#drainer.notify();
+    return resumed;
+  }
+
+  /**
+   * Returns once a unit has no mirror owed in the journal (see {@link drainUnit}); for use
+   * before a stage change. Without `start()`, it applies pending mirrors itself meanwhile.
+   *
+   * @param unit - The unit.
+   * @param options - `timeoutMs` (default 60000) and `signal`.
+   * @returns The unit's counts once drained.
+   * @throws {@link UnitNotDrainedError} at the time limit, or for a paused unit with mirrors owed.
+   * @example
+   * ```ts
+   * await writer.drainUnit('north', { timeoutMs: 120_000 });
+   * await writer.plan.set('north', 'live', { by: 'ops' });
+   * ```
+   */
+  async drainUnit(
+    unit: string,
+    options: { readonly timeoutMs?: number | undefined; readonly signal?: AbortSignal | undefined } = {},
+  ): Promise<UnitDrained> {
+    requireId(unit, 'unit');
+    const given = checkOptions(options, 'options', 'input', { timeoutMs: positiveMs, signal: anObject });
+    return drainUnit(this.#store, unit, {
+      timeoutMs: given.timeoutMs as number | undefined,
+      signal: options.signal,
+      work: this.#drainer.running ? undefined : (untilMs) => this.#drainer.drain(untilMs),
+    });
+  }
+
+  /**
+   * Runs retention now (option `retention`; the drainer's runtime also runs it every
+   * `retention.intervalMs`), a batch at a time until nothing beyond the rules is left.
+   *
+   * @returns What was deleted.
+   * @example
+   * ```ts
+   * const { events, deadLetters, samples } = await writer.prune();
+   * ```
+   */
+  prune(): Promise<PruneReport> {
+    return this.#operator.prune(this.#retentionOptions);
   }
 
   /**

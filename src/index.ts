@@ -105,6 +105,15 @@ export type { Link } from './journal/link.ts';
 
 export type { RetryOptions } from './mirror/retry-policy.ts';
 export type { DrainerOptions, DrainReport } from './mirror/drainer.ts';
+export { drainUnit, UnitNotDrainedError, type UnitDrained } from './mirror/drain-unit.ts';
+export { pruneJournal, type PruneReport, type RetentionOptions } from './journal/retention.ts';
+export type {
+  HousekeepingStore,
+  PruneCounts,
+  RetentionRule,
+  RetentionRules,
+  UnitPause,
+} from './journal/housekeeping.ts';
 export type { BackoffOptions } from './mirror/backoff.ts';
 export { QuotaPacer, interactionCost } from './pacing/quota-pacer.ts';
 export type { QuotaPacerOptions, PacerLane, PacerStats, RequestCost } from './pacing/quota-pacer.ts';

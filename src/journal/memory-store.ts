@@ -1,6 +1,8 @@
 import type { Job, JobFilter, JobPageLease, JobPageResult, JobSpec, JobState } from './job.ts';
 import type { Side } from '../errors.ts';
 import { MemoryJobs } from './memory-jobs.ts';
+import type { PruneCounts, RetentionRules, UnitPause } from './housekeeping.ts';
+import { MemoryHousekeeping } from './memory-housekeeping.ts';
 import type { Link } from './link.ts';
 import type {
   DeadLetter,
@@ -73,6 +75,11 @@ export class MemoryStore implements SyncStore {
   #plan: StoredPlan | undefined = undefined;
   readonly #samples: (ReadinessSample & { readonly at: number })[] = [];
   readonly #feedLeases = new Map<string, { readonly owner: string; readonly expiresAt: number }>();
+  readonly #housekeeping = new MemoryHousekeeping({
+    events: this.#events,
+    letters: this.#letters,
+    samples: this.#samples,
+  });
   readonly #jobs = new MemoryJobs();
   #ids = 0;
 
@@ -229,7 +236,13 @@ export class MemoryStore implements SyncStore {
       entry.holders = Math.max(entry.holders - 1, 0);
       if (entry.holders === 0) entry.holdUntil = undefined;
     }
-    if (lease === undefined || stillHeld || this.#leased(entry, now) || this.#otherLeased(entry, now))
+    if (
+      lease === undefined ||
+      stillHeld ||
+      this.#leased(entry, now) ||
+      this.#otherLeased(entry, now) ||
+      this.#housekeeping.paused(entry.unit)
+    )
       return Promise.resolve(undefined);
     return Promise.resolve({
       ...this.#lease(entry, lease.owner, lease.leaseMs, now),
@@ -264,7 +277,8 @@ export class MemoryStore implements SyncStore {
           Date.parse(entry.nextAttemptAt) <= now &&
           (entry.holdUntil === undefined || Date.parse(entry.holdUntil) <= now) &&
           !this.#leased(entry, now) &&
-          !this.#otherLeased(entry, now),
+          !this.#otherLeased(entry, now) &&
+          !this.#housekeeping.paused(entry.unit),
       )
       .sort(
         (a, b) => Date.parse(a.nextAttemptAt) - Date.parse(b.nextAttemptAt) || Number(a.id) - Number(b.id),
@@ -415,15 +429,25 @@ export class MemoryStore implements SyncStore {
       options.unit === undefined || entry.unit === options.unit;
     const entries = [...this.#outbox.values()].filter(mine);
     const leased = entries.filter((entry) => this.#leased(entry, now)).length;
+    const paused = entries.filter(
+      (entry) => !this.#leased(entry, now) && this.#housekeeping.paused(entry.unit),
+    ).length;
     const waiting = entries.filter(
       (entry) =>
-        !this.#leased(entry, now) && entry.waitingFor !== undefined && Date.parse(entry.nextAttemptAt) > now,
+        !this.#leased(entry, now) &&
+        !this.#housekeeping.paused(entry.unit) &&
+        entry.waitingFor !== undefined &&
+        Date.parse(entry.nextAttemptAt) > now,
     ).length;
     const dead = [...this.#letters.values()].filter(
       (letter) => letter.status === 'open' && mine(letter),
     ).length;
-    const counts = { pending: entries.length - leased - waiting, leased, dead };
-    return Promise.resolve(waiting > 0 ? { ...counts, waiting } : counts);
+    const counts = { pending: entries.length - leased - waiting - paused, leased, dead };
+    return Promise.resolve({
+      ...counts,
+      ...(waiting > 0 ? { waiting } : {}),
+      ...(paused > 0 ? { paused } : {}),
+    });
   }
 
   /** {@inheritDoc SyncStore.outboxBacklog} */
@@ -678,6 +702,29 @@ export class MemoryStore implements SyncStore {
     const since = Date.parse(options.since);
     const lags = this.#samples.filter((sample) => sample.kind === 'mirror-lag' && sample.at >= since);
     return Promise.resolve(lagPoints(lags, options.stepMs));
+  }
+
+  /** {@inheritDoc HousekeepingStore.pauseUnit} */
+  pauseUnit(
+    unit: string,
+    note?: { readonly by?: string | undefined; readonly reason?: string | undefined },
+  ): Promise<UnitPause> {
+    return Promise.resolve(this.#housekeeping.pauseUnit(unit, note));
+  }
+
+  /** {@inheritDoc HousekeepingStore.resumeUnit} */
+  resumeUnit(unit: string): Promise<boolean> {
+    return Promise.resolve(this.#housekeeping.resumeUnit(unit));
+  }
+
+  /** {@inheritDoc HousekeepingStore.unitPauses} */
+  unitPauses(): Promise<UnitPause[]> {
+    return Promise.resolve(this.#housekeeping.unitPauses());
+  }
+
+  /** {@inheritDoc HousekeepingStore.prune} */
+  prune(rules: RetentionRules, limit: number): Promise<PruneCounts> {
+    return Promise.resolve(this.#housekeeping.prune(rules, limit));
   }
 
   /** {@inheritDoc SyncStore.acquireFeedLease} */

@@ -259,6 +259,12 @@ export interface OutboxCounts {
    * are none.
    */
   readonly waiting?: number | undefined;
+  /**
+   * Entries of paused units (see `SyncStore.pauseUnit`), not leased: owed, but claimed by no
+   * drainer until the unit resumes; not counted in `pending` or `waiting`. Absent when there are
+   * none.
+   */
+  readonly paused?: number | undefined;
   /** Entries a worker holds now. */
   readonly leased: number;
   /** Open dead letters. */

@@ -1,3 +1,4 @@
+import { notPaused } from './postgres-housekeeping.ts';
 import type { SqlClient, SqlQueryable } from '../sql/sql-client.ts';
 import type { WriteStatement } from '../sql/write-statement.ts';
 import type { Link } from './link.ts';
@@ -300,6 +301,7 @@ export async function commit(
        SELECT id, CASE WHEN ${UNLEASED} AND $3::text IS NOT NULL
                 AND NOT (o.holders - CASE WHEN $2 THEN 1 ELSE 0 END > 0 AND o.hold_until > clock_timestamp())
                 AND NOT ${otherLeased(tables, 'o')}
+                AND ${notPaused(tables, 'o')}
                 THEN ${recordFree(tables, 'o')} ELSE false END AS free
        FROM ${tables.outbox} o WHERE id = $1::bigint FOR UPDATE
      ), updated AS (
@@ -391,6 +393,7 @@ export async function claim(
          AND (hold_until IS NULL OR hold_until <= clock_timestamp())
          AND ${UNLEASED}
          AND NOT ${otherLeased(tables, 'o')}
+         AND ${notPaused(tables, 'o')}
        ORDER BY next_attempt_at, id
        LIMIT $1 * 2
        FOR UPDATE SKIP LOCKED
@@ -682,18 +685,24 @@ export async function outboxCounts(
   tables: JournalTables,
   unit?: string,
 ): Promise<OutboxCounts> {
-  const { rows } = await q.query<{ pending: number; waiting: number; leased: number; dead: number }>(
-    `SELECT count(*) FILTER (WHERE ${UNLEASED} AND NOT ${WAITING})::integer AS pending,
-       count(*) FILTER (WHERE ${UNLEASED} AND ${WAITING})::integer AS waiting,
+  const { rows } = await q.query<{
+    pending: number;
+    waiting: number;
+    paused: number;
+    leased: number;
+    dead: number;
+  }>(
+    `SELECT count(*) FILTER (WHERE ${UNLEASED} AND NOT ${WAITING} AND ${notPaused(tables, 'o')})::integer AS pending,
+       count(*) FILTER (WHERE ${UNLEASED} AND ${WAITING} AND ${notPaused(tables, 'o')})::integer AS waiting,
+       count(*) FILTER (WHERE ${UNLEASED} AND NOT ${notPaused(tables, 'o')})::integer AS paused,
        count(*) FILTER (WHERE NOT ${UNLEASED})::integer AS leased,
        (SELECT count(*) FROM ${tables.deadLetters}
          WHERE status = 'open' AND ($1::text IS NULL OR unit = $1))::integer AS dead
-     FROM ${tables.outbox} WHERE $1::text IS NULL OR unit = $1`,
+     FROM ${tables.outbox} o WHERE $1::text IS NULL OR o.unit = $1`,
     [unit ?? null],
   );
-  const counts = rows[0] ?? { pending: 0, waiting: 0, leased: 0, dead: 0 };
-  const { waiting, ...rest } = counts;
-  return waiting > 0 ? counts : rest;
+  const { waiting, paused, ...rest } = rows[0] ?? { pending: 0, waiting: 0, paused: 0, leased: 0, dead: 0 };
+  return { ...rest, ...(waiting > 0 ? { waiting } : {}), ...(paused > 0 ? { paused } : {}) };
 }
 
 /**

@@ -26,6 +26,8 @@ import * as outbox from './postgres-outbox.ts';
 import * as plans from './postgres-plan.ts';
 import * as evidence from './postgres-evidence.ts';
 import * as feedLeases from './postgres-feed-leases.ts';
+import * as housekeeping from './postgres-housekeeping.ts';
+import type { PruneCounts, RetentionRules, UnitPause } from './housekeeping.ts';
 import * as history from './postgres-history.ts';
 import type { BacklogRecording, BacklogSample, LagPoint } from './operating-history.ts';
 import type { ReadinessEvidence, ReadinessSample } from './readiness-evidence.ts';
@@ -539,6 +541,29 @@ export class PostgresStore implements SyncStore {
   /** {@inheritDoc SyncStore.lagHistory} */
   lagHistory(options: { readonly since: string; readonly stepMs: number }): Promise<LagPoint[]> {
     return typedJournal(() => history.lagHistory(this.#sql, this.#tables, options));
+  }
+
+  /** {@inheritDoc HousekeepingStore.pauseUnit} */
+  pauseUnit(
+    unit: string,
+    note: { readonly by?: string | undefined; readonly reason?: string | undefined } = {},
+  ): Promise<UnitPause> {
+    return typedJournal(() => housekeeping.pauseUnit(this.#sql, this.#tables, unit, note));
+  }
+
+  /** {@inheritDoc HousekeepingStore.resumeUnit} */
+  resumeUnit(unit: string): Promise<boolean> {
+    return typedJournal(() => housekeeping.resumeUnit(this.#sql, this.#tables, unit));
+  }
+
+  /** {@inheritDoc HousekeepingStore.unitPauses} */
+  unitPauses(): Promise<UnitPause[]> {
+    return typedJournal(() => housekeeping.unitPauses(this.#sql, this.#tables));
+  }
+
+  /** {@inheritDoc HousekeepingStore.prune} */
+  prune(rules: RetentionRules, limit: number): Promise<PruneCounts> {
+    return typedJournal(() => housekeeping.prune(this.#sql, this.#tables, rules, limit));
   }
 
   /** {@inheritDoc SyncStore.acquireFeedLease} */

@@ -48,6 +48,8 @@ export interface JournalTables {
   readonly readinessSamples: string;
   /** Which instance polls which feed. */
   readonly feedLeases: string;
+  /** Units whose mirroring is paused (migration 27). */
+  readonly unitPauses: string;
   /** The migrations applied. */
   readonly migrations: string;
   /** The sequence fencing tokens come from. */
@@ -98,6 +100,7 @@ export function journalTables(schema: string): JournalTables {
     planStages: `${q}.plan_stages`,
     readinessSamples: `${q}.readiness_samples`,
     feedLeases: `${q}.feed_leases`,
+    unitPauses: `${q}.unit_pauses`,
     migrations: `${q}.migrations`,
     leaseTokens: `${q}.lease_tokens`,
   };

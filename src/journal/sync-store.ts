@@ -1,4 +1,5 @@
 import { DualWriteError } from '../errors.ts';
+import type { HousekeepingStore } from './housekeeping.ts';
 import type { JobStore } from './job.ts';
 import type { Link } from './link.ts';
 import type {
@@ -122,7 +123,7 @@ export interface EventTally {
  * const [lease] = await store.claim('worker-1', 10, 30_000);
  * ```
  */
-export interface SyncStore extends JobStore {
+export interface SyncStore extends JobStore, HousekeepingStore {
   /**
    * Whether a lease from this store excludes workers in other processes too (a store that every
    * service instance shares). Only then may a mirror use a plain create after a search; other

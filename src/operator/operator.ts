@@ -17,6 +17,14 @@ import { OPEN_JOB_STATES, type Job, type JobFilter } from '../journal/job.ts';
 import type { DeadLetter, DeadLetterFilter } from '../journal/outbox.ts';
 import type { StoredPlan } from '../journal/stored-plan.ts';
 import type { SyncStore } from '../journal/sync-store.ts';
+import type { UnitPause } from '../journal/housekeeping.ts';
+import {
+  pruneJournal,
+  retentionPolicyOf,
+  type PruneReport,
+  type RetentionOptions,
+} from '../journal/retention.ts';
+import { drainUnit, type UnitDrained } from '../mirror/drain-unit.ts';
 import type { ResourceMapping } from '../mapping/resource-mapping.ts';
 import { resolveContextOf, resolved, type MirrorContext } from '../mirror/mirror-entry.ts';
 import { RecordLocks } from '../mirror/record-locks.ts';
@@ -638,6 +646,103 @@ export class Operator<C, L> {
       unit,
       (given.windowMs as number | undefined) ?? this.#policy.windowMs,
     );
+  }
+
+  /**
+   * Pauses a unit's mirroring for every instance sharing the store: no drainer claims its
+   * mirrors and writes leave them pending; writes and feeds keep journaling them, so nothing is
+   * lost, and they are applied once the unit resumes. What is in flight finishes. `readiness`
+   * and `status` show the pause.
+   *
+   * @param unit - The unit.
+   * @param note - `by` and `reason`, for the record (no PHI).
+   * @returns The pause (the first one, when the unit was paused already).
+   * @throws {@link InvalidInputError} (a rejection) naming `unit` or the option at fault.
+   * @example
+   * ```ts
+   * await operator.pauseUnit('north', { by: 'ops:maria', reason: 'legacy database maintenance' });
+   * ```
+   */
+  async pauseUnit(
+    unit: string,
+    note: { readonly by?: string | undefined; readonly reason?: string | undefined } = {},
+  ): Promise<UnitPause> {
+    checkValue(unit, nonEmptyString, 'unit', 'input');
+    const given = checkOptions(note, 'note', 'input', { by: nonEmptyString, reason: nonEmptyString });
+    return this.#store.pauseUnit(unit, given);
+  }
+
+  /**
+   * Resumes a paused unit: its mirrors are claimed again by every drainer.
+   *
+   * @param unit - The unit.
+   * @returns `false` when it was not paused.
+   * @throws {@link InvalidInputError} (a rejection) naming `unit`.
+   * @example
+   * ```ts
+   * await operator.resumeUnit('north');
+   * ```
+   */
+  async resumeUnit(unit: string): Promise<boolean> {
+    checkValue(unit, nonEmptyString, 'unit', 'input');
+    return this.#store.resumeUnit(unit);
+  }
+
+  /**
+   * The paused units.
+   *
+   * @returns Their pauses, by unit.
+   * @example
+   * ```ts
+   * for (const pause of await operator.unitPauses()) console.log(pause.unit, pause.since);
+   * ```
+   */
+  unitPauses(): Promise<UnitPause[]> {
+    return this.#store.unitPauses();
+  }
+
+  /**
+   * Waits until a unit has no mirror owed (see {@link drainUnit}), for use before a stage
+   * change, while the drainers of the application's instances apply them.
+   *
+   * @param unit - The unit.
+   * @param options - `timeoutMs` (default 60000) and `signal`.
+   * @returns The unit's counts once drained.
+   * @throws {@link UnitNotDrainedError} at the time limit, or for a paused unit with mirrors owed.
+   * @example
+   * ```ts
+   * await operator.drainUnit('north', { timeoutMs: 120_000 });
+   * await operator.setStage('north', 'live', { by: 'ops' });
+   * ```
+   */
+  async drainUnit(
+    unit: string,
+    options: { readonly timeoutMs?: number | undefined; readonly signal?: AbortSignal | undefined } = {},
+  ): Promise<UnitDrained> {
+    checkValue(unit, nonEmptyString, 'unit', 'input');
+    const given = checkOptions(options, 'options', 'input', { timeoutMs: positiveMs, signal: anObject });
+    return drainUnit(this.#store, unit, {
+      timeoutMs: given.timeoutMs as number | undefined,
+      signal: options.signal,
+    });
+  }
+
+  /**
+   * Deletes what the retention rules do not keep (see {@link RetentionOptions}), a batch at a
+   * time, until nothing is left to delete.
+   *
+   * @param options - The rules and batch size; the defaults of {@link RetentionOptions}.
+   * @returns What was deleted.
+   * @throws {@link InvalidInputError} (a rejection) naming the option at fault.
+   * @example
+   * ```ts
+   * const { events, deadLetters, samples } = await operator.prune({ events: { maxAgeMs: 30 * 86_400_000 } });
+   * ```
+   */
+  async prune(options: RetentionOptions = {}): Promise<PruneReport> {
+    const policy = retentionPolicyOf(options, this.#policy.windowMs);
+    if (policy === undefined) return { events: 0, deadLetters: 0, samples: 0, batches: 0, complete: true };
+    return pruneJournal(this.#store, policy.rules, { batchSize: policy.batchSize });
   }
 
   /**

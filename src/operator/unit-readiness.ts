@@ -71,20 +71,22 @@ export async function unitReadiness(
     stage: plan.stageOf(unit, resourceType),
     mirroringSince: mirroringSince(history, resourceType),
   }));
-  const [conflicts, divergence, counts, jobs, evidence] = await Promise.all([
+  const [conflicts, divergence, counts, jobs, evidence, pauses] = await Promise.all([
     store.countEvents({ type: 'conflict', unit, since }),
     store.countEvents({ type: 'divergence', unit, since }),
     store.outboxCounts({ unit }),
     jobEvidence(store, unit, types, now),
     store.readinessEvidence({ unit, since }),
+    store.unitPauses(),
   ]);
+  const paused = pauses.find((pause) => pause.unit === unit);
   const figures: Readiness['figures'] = {
     mirrorLagMs: evidence.mirrorLagMs,
     conflicts,
     comparisons: evidence.comparisons,
     divergence,
     deadLetters: counts.dead,
-    pending: counts.pending + counts.leased + (counts.waiting ?? 0),
+    pending: counts.pending + counts.leased + (counts.waiting ?? 0) + (counts.paused ?? 0),
     ...jobs,
   };
   const failing = failingGates(figures, policy.gates);
@@ -97,6 +99,7 @@ export async function unitReadiness(
     figures,
     gates: policy.gates,
     plan: { revision, stale },
+    ...(paused === undefined ? {} : { paused }),
     verdict: failing.length > 0 ? 'not-ready' : unknown.length > 0 || stale ? 'unknown' : 'ready',
     unknown,
     failing,

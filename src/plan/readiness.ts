@@ -1,3 +1,4 @@
+import type { UnitPause } from '../journal/housekeeping.ts';
 import { ConfigurationError } from '../errors.ts';
 import { anObject, checkOptions, optionsObject, positiveInteger, positiveMs } from '../option-checks.ts';
 
@@ -134,6 +135,11 @@ export interface Readiness {
    * whether its copy is stale (its re-reads of the store fail). A stale plan is never `ready`.
    */
   readonly plan: { readonly revision: number | undefined; readonly stale: boolean };
+  /**
+   * The unit's pause, when an operator paused its mirroring (`pauseUnit`): its mirrors wait in
+   * the journal, counted in `figures.pending`.
+   */
+  readonly paused?: UnitPause | undefined;
   /**
    * `not-ready` when a gate fails; else `unknown` when a gate has too little evidence (see
    * `minSamples`) or the plan is stale; else `ready`.

@@ -4,6 +4,7 @@ import { LinkConflictError, type StoredEvent } from '../../src/journal/sync-stor
 import { describeHistoryContract } from './sync-store-history.contract.ts';
 import { describeJobsContract } from './sync-store-jobs.contract.ts';
 import { describeOpenedLettersContract } from './sync-store-letters.contract.ts';
+import { describeHousekeepingContract } from './sync-store-housekeeping.contract.ts';
 import { describeOutboxContract } from './sync-store-outbox.contract.ts';
 import { describeWaitingContract } from './sync-store-waiting.contract.ts';
 import { linkOf, sleep, useStore, type OpenSyncStore } from './sync-store.fixture.ts';
@@ -117,6 +118,7 @@ export function describeSyncStoreContract(name: string, open: OpenSyncStore): vo
     describeJobsContract(fixture);
     describeHistoryContract(fixture);
     describeOpenedLettersContract(fixture);
+    describeHousekeepingContract(fixture);
 
     describe('events', () => {
       /** Appends a `conflict` event per unit and data given, in order. */

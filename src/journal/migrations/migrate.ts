@@ -11,6 +11,7 @@ import { waitingFor } from './0012-waiting-for.ts';
 import { jobs } from './0016-jobs.ts';
 import { traceParent } from './0020-trace-parent.ts';
 import { backlogSamples } from './0021-backlog-samples.ts';
+import { unitPauses } from './0027-unit-pauses.ts';
 
 /**
  * One numbered step of the journal's schema. Migrations are TypeScript modules, not `.sql`
@@ -51,6 +52,7 @@ export const JOURNAL_MIGRATIONS: readonly Migration[] = [
   jobs,
   traceParent,
   backlogSamples,
+  unitPauses,
 ];
 
 /*
