@@ -51,6 +51,7 @@ describe('PostgresStore on PGlite', () => {
       { version: 16, name: 'jobs' },
       { version: 20, name: 'trace-parent' },
       { version: 21, name: 'backlog-samples' },
+      { version: 27, name: 'unit-pauses' },
     ]);
     await store.saveLink(linkOf('p-1', 'm-1'));
     expect(await store.getLink('Patient', 'p-1')).toEqual(linkOf('p-1', 'm-1'));
@@ -75,6 +76,7 @@ describe('PostgresStore on PGlite', () => {
       'plan',
       'plan_stages',
       'readiness_samples',
+      'unit_pauses',
     ]);
   });
 
