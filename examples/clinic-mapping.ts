@@ -86,37 +86,6 @@ export const VITAL_SIGNS = {
   weight: { code: '29463-7', display: 'Body weight', unit: 'kg' },
 } as const;
 
-/**
- * The elements of a vital sign Observation that its mapping writes: the vital-signs category,
- * the LOINC code, the value in its UCUM unit and the clinic as performer. The demo's Medplum
- * app records vitals with the same elements, so that their copies read back equal.
- *
- * @param sign - One of {@link VITAL_SIGNS}.
- * @param value - The measurement.
- * @param clinic - The clinic.
- * @returns The elements.
- * @example
- * const pulse = { resourceType: 'Observation', status: 'final', ...vitalSign(VITAL_SIGNS.pulse, 72, 'north') };
- */
-export function vitalSign(
-  sign: (typeof VITAL_SIGNS)[keyof typeof VITAL_SIGNS],
-  value: number,
-  clinic: string,
-): Pick<Observation, 'category' | 'code' | 'valueQuantity' | 'performer'> {
-  return {
-    category: [
-      {
-        coding: [
-          { system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'vital-signs' },
-        ],
-      },
-    ],
-    code: { coding: [{ system: 'http://loinc.org', code: sign.code, display: sign.display }] },
-    valueQuantity: { value, unit: sign.unit, system: 'http://unitsofmeasure.org', code: sign.unit },
-    performer: [{ display: clinic }],
-  };
-}
-
 const legacyIdOf = (row: PostgresTableRow): string | undefined =>
   typeof row.id === 'number' || typeof row.id === 'string' ? String(row.id) : undefined;
 const keyOf = (value: unknown): string | undefined =>
@@ -187,7 +156,21 @@ export function clinicVitalsMapping(
         ...existing,
         resourceType: 'Observation',
         status: 'final',
-        ...vitalSign(sign, Number(row.value), String(row.clinic)),
+        category: [
+          {
+            coding: [
+              { system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'vital-signs' },
+            ],
+          },
+        ],
+        code: { coding: [{ system: 'http://loinc.org', code: sign.code, display: sign.display }] },
+        valueQuantity: {
+          value: Number(row.value),
+          unit: sign.unit,
+          system: 'http://unitsofmeasure.org',
+          code: sign.unit,
+        },
+        performer: [{ display: String(row.clinic) }],
       };
     },
     toLegacy: (observation, existing, { subject, encounter }) => {

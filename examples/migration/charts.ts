@@ -13,7 +13,7 @@
 import type { MedplumClient } from '@medplum/core';
 import type { Observation } from '@medplum/fhirtypes';
 import type { DualWriter, PostgresTableRow, SqlClient } from '../../src/index.ts';
-import { VITAL_SIGNS, vitalSign } from '../clinic-mapping.ts';
+import { VITAL_SIGNS } from '../clinic-mapping.ts';
 import type { Ctx } from './clinic-records.ts';
 
 /** What each kind of staff did to one unit's charts. */
@@ -217,9 +217,16 @@ export class Charts {
               resourceType: 'Observation',
               identifier: [{ system: `${system}/app`, value: tag }],
               status: 'final',
+              code: { coding: [{ system: 'http://loinc.org', code: VITAL_SIGNS.pulse.code }] },
               subject: taken.subject,
               encounter: taken.encounter,
-              ...vitalSign(VITAL_SIGNS.pulse, 80 + n, unit),
+              valueQuantity: {
+                value: 80 + n,
+                unit: '/min',
+                system: 'http://unitsofmeasure.org',
+                code: '/min',
+              },
+              performer: [{ display: unit }],
             },
             `identifier=${system}/app|${tag}`,
           );
