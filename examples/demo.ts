@@ -19,7 +19,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Resource } from '@medplum/fhirtypes';
+import type { Patient } from '@medplum/fhirtypes';
 import {
   CutoverPlan,
   DualWriter,
@@ -33,19 +33,11 @@ import {
 } from '../src/index.ts';
 import { runCli } from '../src/cli/run-cli.ts';
 import { processTerminal } from '../src/cli/terminal.ts';
-import {
-  CLINIC_TABLE_SQL,
-  ENCOUNTER_TABLE_SQL,
-  VITALS_TABLE_SQL,
-  clinicEncounterMapping,
-  clinicPatientMapping,
-  clinicVitalsMapping,
-} from './clinic-mapping.ts';
-import { Charts } from './migration/charts.ts';
+import { CLINIC_TABLE_SQL, clinicPatientMapping } from './clinic-mapping.ts';
 import { ClinicRecords, personAt, shiftDate, type Ctx } from './migration/clinic-records.ts';
 import { LegacyScreens, MedplumApp } from './migration/direct-staff.ts';
 import { Operations } from './migration/operations.ts';
-import { auditCharts, auditCopies, printAudit, printUnit } from './migration/report.ts';
+import { auditCopies, printAudit, printUnit } from './migration/report.ts';
 import { ServiceDesk, type Shape } from './migration/service-desk.ts';
 import { eachLimited, openLegacyDatabase, openMedplum } from './migration/systems.ts';
 import { ActivityLog } from './migration/unit-activity.ts';
@@ -57,8 +49,6 @@ const SHAPES: Record<string, Shape> = { north: 'legacy', east: 'legacy', south: 
 const SHAPE_NAMES: Record<Shape, string> = { legacy: 'legacy rows', fhir: 'FHIR resources' };
 /** Patients each clinic's legacy database holds before the demo starts. */
 const HISTORY_PER_UNIT = 30;
-/** Patients of each clinic with a chart (encounters and vitals) from before the demo. */
-const CHARTED_PER_UNIT = 4;
 /** Each unit, each round. */
 const ROUND = {
   registrations: 12,
@@ -78,7 +68,6 @@ const runId = randomUUID().slice(0, 8);
 const legacySchema = `demo_clinic_${runId}`;
 const journalSchema = `dualwrite_demo_${runId}`;
 const table = `${legacySchema}.patients`;
-const chartTables = { encounters: `${legacySchema}.encounters`, vitals: `${legacySchema}.vitals` };
 
 async function main(): Promise<void> {
   const started = Date.now();
@@ -86,66 +75,38 @@ async function main(): Promise<void> {
   const { medplum, app, server, where } = await openMedplum();
   const identifierSystem = `https://clinic.example.org/demo/${runId}/patient-id`;
   const mrnSystem = `https://clinic.example.org/demo/${runId}/mrn`;
-  const encounterSystem = `https://clinic.example.org/demo/${runId}/encounter-id`;
-  const vitalsSystem = `https://clinic.example.org/demo/${runId}/vitals-id`;
-  const ownSystems = new Set([
-    identifierSystem,
-    mrnSystem,
-    encounterSystem,
-    vitalsSystem,
-    `${vitalsSystem}/app`, // vitals the Medplum app records, before the feed stamps their legacy id
-  ]);
 
   // The legacy clinic database as the demo finds it: a patients table with history.
   await db.sql.query(`create schema ${legacySchema}`);
   await db.sql.query(CLINIC_TABLE_SQL(table));
-  await db.sql.query(ENCOUNTER_TABLE_SQL(chartTables.encounters));
-  await db.sql.query(VITALS_TABLE_SQL(chartTables.vitals));
   const log = new ActivityLog();
   const screens = new LegacyScreens(db.sql, table, log);
-  const charted = new Map<string, string[]>();
   for (let n = 0; n < HISTORY_PER_UNIT * UNITS.length; n += 1) {
     const person = personAt(n);
-    const unit = UNITS[n % UNITS.length] ?? 'north';
-    const { rows } = await db.sql.query<{ id: string }>(
-      `insert into ${table} (clinic, first_name, last_name, birth_date, notes) values ($1, $2, $3, $4, 'history')
-       returning id::text as id`,
-      [unit, person.first, person.last, person.birthDate],
+    await db.sql.query(
+      `insert into ${table} (clinic, first_name, last_name, birth_date, notes) values ($1, $2, $3, $4, 'history')`,
+      [UNITS[n % UNITS.length], person.first, person.last, person.birthDate],
     );
-    const id = rows[0]?.id ?? '';
-    if (n < CHARTED_PER_UNIT * UNITS.length) charted.set(unit, [...(charted.get(unit) ?? []), id]);
   }
-  // Charted patients' past visits: an encounter each, with a pulse and a weight.
-  const charts = new Charts(db.sql, chartTables, charted);
-  for (const [unit, ids] of charted)
-    for (const id of ids) await charts.legacyVisit(unit, id, '2025-11-20', false);
 
   // Deletes made in the legacy screens reach the change feed through tombstones (a trigger).
   const legacy = new PostgresTableAdapter({
     sql: db.sql,
-    tables: {
-      Patient: { table: 'patients', schema: legacySchema },
-      Encounter: { table: 'encounters', schema: legacySchema },
-      Observation: { table: 'vitals', schema: legacySchema },
-    },
+    tables: { Patient: { table: 'patients', schema: legacySchema } },
     tombstones: { schema: legacySchema },
   });
   await legacy.installTombstones();
-  // Records that start in Medplum (a live unit's writes, the Medplum app's registrations) draw
-  // their legacy id from the legacy table's own sequence.
-  const sequenceOf = (of: string) => async (): Promise<string> => {
-    const { rows } = await db.sql.query<{ id: string }>(
-      `select nextval(pg_get_serial_sequence('${of}', 'id'))::text as id`,
-    );
-    return rows[0]?.id ?? '';
+  const mapping = {
+    ...clinicPatientMapping(identifierSystem),
+    // Records that start in Medplum (a live unit's writes, the Medplum app's registrations) draw
+    // their legacy id from the legacy table's own sequence.
+    newLegacyId: async (): Promise<string> => {
+      const { rows } = await db.sql.query<{ id: string }>(
+        `select nextval(pg_get_serial_sequence('${table}', 'id'))::text as id`,
+      );
+      return rows[0]?.id ?? '';
+    },
   };
-  const mapping = { ...clinicPatientMapping(identifierSystem), newLegacyId: sequenceOf(table) };
-  // Encounters and vitals point at their patient (and vitals at their encounter) by legacy key.
-  const mappings = [
-    mapping,
-    { ...clinicEncounterMapping(encounterSystem), newLegacyId: sequenceOf(chartTables.encounters) },
-    { ...clinicVitalsMapping(vitalsSystem), newLegacyId: sequenceOf(chartTables.vitals) },
-  ];
 
   // The journal and the plan live in the legacy database, in their own schema: each legacy
   // write and its outbox entry commit in one transaction, and every service instance shares
@@ -160,7 +121,7 @@ async function main(): Promise<void> {
   const writer = new DualWriter<Ctx, PostgresTableRow>({
     legacy,
     medplum,
-    mappings,
+    mappings: [mapping],
     plan,
     store,
     // A short inline budget: when Medplum is slow or down, calls return and the drainer finishes.
@@ -186,12 +147,13 @@ async function main(): Promise<void> {
     feeds: {
       unitOf: ({ row, resource }) => {
         if (typeof row?.clinic === 'string') return row.clinic;
-        // A real Medplum project holds resources of earlier runs (and of anyone else): this
-        // run's carry one of its own identifier systems (the writer's, or the Medplum app's).
-        const ours = (resource as { identifier?: { system?: string }[] } | undefined)?.identifier?.some(
-          (id) => id.system !== undefined && ownSystems.has(id.system),
+        const patient = resource as Patient | undefined;
+        // A real Medplum project holds Patients of earlier runs (and of anyone else): this run's
+        // carry one of its own identifier systems (the writer's, or the Medplum app's MRN).
+        const ours = patient?.identifier?.some(
+          (id) => id.system === identifierSystem || id.system === mrnSystem,
         );
-        return ours === true ? clinicOf(resource) : undefined;
+        return ours === true ? patient?.managingOrganization?.display : undefined;
       },
       // Nothing before this run is ours: the first pass need not read the project's history
       // (a minute earlier, for a server whose clock is behind ours).
@@ -201,17 +163,10 @@ async function main(): Promise<void> {
     },
     sinks: [callbackSink(log.record)],
   });
-  // Charted patients are never picked for deletion (nor edited): see Charts.
-  const records = new ClinicRecords(db.sql, table, new Set([...charted.values()].flat()));
+  const records = new ClinicRecords(db.sql, table);
   const desk = new ServiceDesk(writer, log, SHAPES);
   const medplumApp = new MedplumApp(app, identifierSystem, mrnSystem, log);
-  const ops = new Operations(
-    writer,
-    plan,
-    db.sql,
-    { Patient: table, Encounter: chartTables.encounters, Observation: chartTables.vitals },
-    log,
-  );
+  const ops = new Operations(writer, plan, db.sql, table, log);
   const stageOf = (unit: string): Stage => plan.stageOf(unit, 'Patient');
   let appRegistrations = 0;
   const afterSettling: (() => Promise<void>)[] = [];
@@ -237,7 +192,6 @@ async function main(): Promise<void> {
       `\nround ${String(n)} (at ${((Date.now() - started) / 1000).toFixed(1)} s): ${UNITS.map((unit) => `${unit} ${stageOf(unit)}`).join(', ')}`,
     );
     await records.startRound();
-    await charts.startRound();
     const perUnit = UNITS.map((unit) => workOf(unit, n));
     const tasks: (() => Promise<void>)[] = [];
     // Units' work interleaved, so every unit is busy throughout the round.
@@ -288,9 +242,6 @@ async function main(): Promise<void> {
         await medplumApp.register(unit, personAt(5000 + k), `MRN-${String(k)}`);
       }),
     ];
-    // Visits and vitals: through the service, in the legacy screens, in the Medplum app.
-    const chartApp = mirrors ? { client: app, system: vitalsSystem } : undefined;
-    service.push(...charts.workOf(unit, n, writer, chartApp));
     // Service and direct work alternate.
     const work: (() => Promise<void>)[] = [];
     for (let i = 0; i < Math.max(service.length, direct.length); i += 1) {
@@ -403,25 +354,7 @@ async function main(): Promise<void> {
       ops.backfilled.get(unit) ?? 0,
     );
   }
-  for (const unit of UNITS) {
-    const { service, legacy: screensWork, medplum: appWork } = charts.of(unit);
-    console.log(
-      `${unit} charts: service ${String(service.encounters)} encounters, ${String(service.vitals)} vitals, ${String(service.corrections)} corrections; ` +
-        `legacy screens ${String(screensWork.encounters)} encounters, ${String(screensWork.vitals)} vitals, ${String(screensWork.corrections)} corrections; ` +
-        `Medplum app ${String(appWork.vitals)} vitals, ${String(appWork.corrections)} corrections`,
-    );
-  }
-  const patientAudits = await auditCopies(db.sql, table, medplum, identifierSystem, UNITS);
-  const chartAudits = await auditCharts(
-    db.sql,
-    chartTables,
-    medplum,
-    { patient: identifierSystem, encounter: encounterSystem, vitals: vitalsSystem },
-    UNITS,
-  );
-  const audits = UNITS.flatMap((unit) =>
-    [...patientAudits, ...chartAudits].filter((audit) => audit.unit === unit),
-  );
+  const audits = await auditCopies(db.sql, table, medplum, identifierSystem, UNITS);
   printAudit(audits, stageOf);
 
   const outbox = await writer.outbox();
@@ -449,7 +382,7 @@ async function main(): Promise<void> {
   console.log(
     `outbox: ${String(outbox.pending + outbox.leased)} pending, ${String(outbox.dead)} dead letters`,
   );
-  const failures = [...desk.failures, ...medplumApp.failures, ...charts.failures];
+  const failures = [...desk.failures, ...medplumApp.failures];
   for (const failure of failures.slice(0, 5)) console.log(`failed: ${failure}`);
   const wrong = audits.filter(
     (audit) =>
@@ -463,7 +396,7 @@ async function main(): Promise<void> {
   // What an operator sees at the end, the same as running `dualwrite status` in a shell.
   console.log('\n$ dualwrite status');
   await runCli(['status'], processTerminal(), {
-    config: { store, plan, legacy, medplum, mappings },
+    config: { store, plan, legacy, medplum, mappings: [mapping] },
   });
 
   plan.detach();
@@ -476,25 +409,6 @@ async function main(): Promise<void> {
   await db.close();
   if (wrong.length > 0 || failures.length > 0 || outbox.pending + outbox.leased + outbox.dead > 0)
     process.exitCode = 1;
-}
-
-/**
- * The clinic a resource belongs to, as its mapping writes it.
- *
- * @param resource - A Patient, Encounter or Observation.
- * @returns The clinic, if any.
- */
-function clinicOf(resource: Resource | undefined): string | undefined {
-  switch (resource?.resourceType) {
-    case 'Patient':
-      return resource.managingOrganization?.display;
-    case 'Encounter':
-      return resource.serviceProvider?.display;
-    case 'Observation':
-      return resource.performer?.[0]?.display;
-    default:
-      return undefined;
-  }
 }
 
 await main();

@@ -64,17 +64,14 @@ export class ClinicRecords {
   #ids = new Map<string, string[]>();
   readonly #taken = new Set<string>();
   #cursor = new Map<string, number>();
-  readonly #reserved: ReadonlySet<string>;
 
   /**
    * @param sql - The legacy database.
    * @param table - The schema-qualified patients table.
-   * @param reserved - Records never picked (the charted patients).
    */
-  constructor(sql: SqlClient, table: string, reserved: ReadonlySet<string> = new Set()) {
+  constructor(sql: SqlClient, table: string) {
     this.#sql = sql;
     this.#table = table;
-    this.#reserved = reserved;
   }
 
   /** Starts a round: re-reads every unit's records (the legacy table is the register) and frees all picks. */
@@ -86,7 +83,6 @@ export class ClinicRecords {
     for (const row of rows) ids.set(row.clinic, [...(ids.get(row.clinic) ?? []), row.id]);
     this.#ids = ids;
     this.#taken.clear();
-    for (const id of this.#reserved) this.#taken.add(id);
   }
 
   /**

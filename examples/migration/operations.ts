@@ -53,7 +53,7 @@ export class Operations {
   readonly #writer: DualWriter<Ctx, PostgresTableRow>;
   readonly #plan: CutoverPlan<Ctx>;
   readonly #sql: SqlClient;
-  readonly #tables: Readonly<Record<string, string>>;
+  readonly #table: string;
   readonly #log: ActivityLog;
   /** Records written through the writer to start a unit's mirroring, per unit. */
   readonly backfilled = new Map<string, number>();
@@ -64,20 +64,20 @@ export class Operations {
    * @param writer - The service's writer.
    * @param plan - The shared plan.
    * @param sql - The legacy database (to list a unit's records for a backfill).
-   * @param tables - The schema-qualified table of each resource type, in dependency order.
+   * @param table - The schema-qualified patients table.
    * @param log - Where failures of backfill writes are counted.
    */
   constructor(
     writer: DualWriter<Ctx, PostgresTableRow>,
     plan: CutoverPlan<Ctx>,
     sql: SqlClient,
-    tables: Readonly<Record<string, string>>,
+    table: string,
     log: ActivityLog,
   ) {
     this.#writer = writer;
     this.#plan = plan;
     this.#sql = sql;
-    this.#tables = tables;
+    this.#table = table;
     this.#log = log;
   }
 
@@ -127,27 +127,24 @@ export class Operations {
    * @param unit - The unit.
    */
   async backfill(unit: string): Promise<void> {
+    const { rows } = await this.#sql.query<{ id: string }>(
+      `select id::text as id from ${this.#table} where clinic = $1 order by id`,
+      [unit],
+    );
     let written = 0;
     const ctx = { clinic: unit };
-    // Patients first, then what points at them: each mirror finds its references linked.
-    for (const [type, table] of Object.entries(this.#tables)) {
-      const { rows } = await this.#sql.query<{ id: string }>(
-        `select id::text as id from ${table} where clinic = $1 order by id`,
-        [unit],
-      );
-      for (const { id } of rows) {
-        if ((await this.#writer.linkOf(type, id)) !== undefined) continue;
-        try {
-          const row = await this.#writer.read(type, id, ctx);
-          if (row === undefined) continue; // deleted meanwhile
-          await this.#writer.update(type, id, row, ctx);
-          written += 1;
-        } catch (err) {
-          this.#log.of(unit).service.failed += 1;
-          console.log(
-            `  ${unit}: backfill of ${type} ${id} failed: ${err instanceof Error ? err.message : String(err)}`,
-          );
-        }
+    for (const { id } of rows) {
+      if ((await this.#writer.linkOf('Patient', id)) !== undefined) continue;
+      try {
+        const row = await this.#writer.read('Patient', id, ctx);
+        if (row === undefined) continue; // deleted meanwhile
+        await this.#writer.update('Patient', id, row, ctx);
+        written += 1;
+      } catch (err) {
+        this.#log.of(unit).service.failed += 1;
+        console.log(
+          `  ${unit}: backfill of ${id} failed: ${err instanceof Error ? err.message : String(err)}`,
+        );
       }
     }
     this.backfilled.set(unit, (this.backfilled.get(unit) ?? 0) + written);
