@@ -508,6 +508,32 @@ export function messagePage(title: string, message: string): string {
   );
 }
 
+/**
+ * The page for a request the console refused as bad input: the error's name and the field at
+ * fault, also as `data-error` and `data-field` for scripts.
+ *
+ * @param error - The error (its message names the field, never a value).
+ * @returns The HTML document.
+ * @example
+ * ```ts
+ * response.end(inputErrorPage(new InvalidInputError('resourceType', 'has no mapping')));
+ * ```
+ */
+export function inputErrorPage(error: {
+  readonly name: string;
+  readonly field: string;
+  readonly message: string;
+}): string {
+  return page(
+    'Bad request',
+    html`<h1>Bad request</h1>
+      <p role="alert" data-error="${error.name}" data-field="${error.field}">
+        ${error.name}: ${error.message}
+      </p>
+      <p><a href="/">Back to the console</a></p>`,
+  );
+}
+
 /** A value of a diff, as compact JSON. */
 function shown(value: unknown): string {
   return value === undefined ? '' : JSON.stringify(value);

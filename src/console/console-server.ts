@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ConfigurationError } from '../errors.ts';
+import { ConfigurationError, InvalidInputError } from '../errors.ts';
 import {
   anObject,
   checkOptions,
@@ -13,9 +13,16 @@ import {
 } from '../option-checks.ts';
 import { ConsoleAccess, isLoopback, sessionTag, type ConsoleSession } from './console-access.ts';
 import type { ConsoleJournal, ConsoleOperator, ConsoleSelection } from './console-operator.ts';
-import { confirmPage, dashboardPage, diffPage, loginPage, messagePage } from './console-page.ts';
+import {
+  confirmPage,
+  dashboardPage,
+  diffPage,
+  inputErrorPage,
+  loginPage,
+  messagePage,
+} from './console-page.ts';
 import { readConsoleView } from './console-view.ts';
-import { recordDiff, type RecordSources } from './record-diff.ts';
+import { recordDiff, type RecordDiff, type RecordSources } from './record-diff.ts';
 
 /**
  * What {@link startConsole} serves, and to whom.
@@ -334,7 +341,21 @@ class ConsoleHandler {
     const resourceType = form.resourceType ?? '';
     const legacyId = form.legacyId ?? '';
     const revealed = this.#settings.revealValues;
-    const diff = await recordDiff(records, resourceType, legacyId);
+    let diff: RecordDiff;
+    try {
+      diff = await recordDiff(records, resourceType, legacyId);
+    } catch (err) {
+      // Bad input is the asker's: a 400 naming the field, not a failure of the console.
+      if (!(err instanceof InvalidInputError)) throw err;
+      await this.#audit(request, session, {
+        action: 'diff',
+        outcome: 'refused',
+        error: err.name,
+        field: err.field,
+      });
+      send(response, 400, inputErrorPage(err));
+      return;
+    }
     await this.#audit(request, session, {
       action: 'diff',
       resourceType,

@@ -75,7 +75,11 @@ export async function recordDiff<L>(
     sources.mappings.map((mapping) => [mapping.resourceType, mapping]),
   );
   const mapping = mappings.get(resourceType);
-  if (mapping === undefined) throw new InvalidInputError('resourceType', `${resourceType} has no mapping`);
+  if (mapping === undefined)
+    throw new InvalidInputError(
+      'resourceType',
+      `has no mapping (mapped types: ${[...mappings.keys()].join(', ')})`,
+    );
   const medplum = new MedplumSide(sources.medplum);
   const link = await sources.store.getLink(resourceType, legacyId);
   const [record, resource] = await Promise.all([

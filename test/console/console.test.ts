@@ -172,6 +172,24 @@ describe('a record’s diff', { timeout: 120_000 }, () => {
     await page.close();
   });
 
+  it('answers a type that has no mapping with a 400 naming the field, and audits the refusal', async () => {
+    const page = await openPage(local.url);
+    await page.locator('form[data-compare] input[name="resourceType"]').fill('Observation');
+    await page.locator('form[data-compare] input[name="legacyId"]').fill('north-1');
+    const [answer] = await Promise.all([
+      page.waitForResponse((response) => new URL(response.url()).pathname === '/diff'),
+      page.locator('button[data-action="compare"]').click(),
+    ]);
+    expect(answer.status()).toBe(400);
+    const error = page.locator('[data-error]');
+    expect(await error.getAttribute('data-error')).toBe('InvalidInputError');
+    expect(await error.getAttribute('data-field')).toBe('resourceType');
+    expect(await error.textContent()).toContain('mapped types: Patient');
+    const [audit] = await state.store.listEvents({ type: 'console-action', limit: 1 });
+    expect(audit?.data).toMatchObject({ action: 'diff', outcome: 'refused', field: 'resourceType' });
+    await page.close();
+  });
+
   it('shows that record’s values only where the configuration reveals them, and keeps them out of the audit', async () => {
     const page = await compare(revealing.url);
     const row = await page.locator('tr[data-path="name[0].family"]').textContent();
