@@ -176,7 +176,7 @@ export class DualWriter<C, L> {
         {
           legacy: this.#legacy,
           // Nobody waits on a feed: it leaves the window's reserve to live calls.
-          medplum: new MedplumSide(options.medplum, 1, { pacer, lane: 'background' }),
+          medplum: new MedplumSide(options.medplum, 1, { pacer, lane: 'background' }, requestTimeoutMs),
           store: this.#store,
           mappings: this.#mappings,
           routeOf: (unit, resourceType) => this.#plan.routeOf(unit, resourceType),

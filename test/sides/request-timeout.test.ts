@@ -166,6 +166,30 @@ describe('request timeout', () => {
     expect(job).toMatchObject({ state: 'failed', reason: 'RequestTimeoutError on page 1' });
   }, 60_000);
 
+  it("the Medplum change feed's requests keep the writer's time limit: a Medplum that never answers fails the pass, not the writer", async () => {
+    fhir = await startFhirTestServer();
+    const state = { mode: 'swallow' as 'pass' | 'swallow', swallowed: 0 };
+    const baseUrl = await hangingProxy(fhir.baseUrl, state);
+    const writer = new DualWriter<Ctx, PatientRow>({
+      legacy: new MemoryLegacyAdapter<PatientRow>(),
+      medplum: createMedplumClient({ baseUrl }),
+      mappings: [patientMapping],
+      plan: new CutoverPlan<Ctx>({ default: 'dual-write', unitOf: (ctx) => ctx.unit }),
+      requestTimeoutMs: 150,
+      feeds: { unitOf: () => 'north', sides: ['medplum'] },
+    });
+    const report = await writer.pollFeeds();
+    expect(state.swallowed).toBeGreaterThan(0);
+    // The failure names the writer's limit, not the 10 s default.
+    expect(report.failures).toEqual([
+      {
+        feed: 'medplum:Patient',
+        name: 'RequestTimeoutError',
+        message: 'Medplum did not answer a Patient request within 150 ms',
+      },
+    ]);
+  }, 30_000);
+
   it('refuses a request timeout that is not under half the drainer lease, naming it', () => {
     const options = {
       legacy: new MemoryLegacyAdapter<PatientRow>(),
