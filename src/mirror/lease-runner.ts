@@ -1,6 +1,7 @@
 import { DualWriteError, RejectedError, UnavailableError } from '../errors.ts';
 import { valueFreeError } from '../error-values.ts';
-import { databaseError, databaseFailureKind } from '../sql/database-failure.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { databaseError, databaseFailureKind, isTransientDatabaseError } from '../sql/database-failure.ts';
 import { fullReportOf, ReviewRequiredError, type ConflictReport } from '../conflict/conflict-report.ts';
 import type { Lease, LeaseOutcome, OutboxEntry, OutboxError } from '../journal/outbox.ts';
 import { LinkConflictError, type SyncStore } from '../journal/sync-store.ts';
@@ -33,6 +34,12 @@ export type LeaseStatus =
  */
 const WAITING_RECHECK_MS = 30_000;
 const HELD_RECHECK_MS = 300_000;
+
+/*
+ * The waits between tries to record a lease's result while the journal is briefly away (about
+ * 2 s in all): enough for a pool to replace a terminated backend or ride out a short failover.
+ */
+const RECORD_RETRY_DELAYS_MS = [25, 100, 250, 500, 1000] as const;
 
 /** The result of running one lease. */
 export interface LeaseResult {
@@ -130,7 +137,7 @@ async function runLeaseOnce<L>(
     // requeues the entry, a lost lease fences it): it is recorded either way, so no
     // disagreement goes unseen.
     if (outcome.conflict !== undefined) await policy.onConflict?.(outcome.conflict);
-    const recorded = await ctx.store.complete(lease, outcome.link);
+    const recorded = await recordResult(() => ctx.store.complete(lease, outcome.link));
     if (recorded === 'done') policy.onApplied?.(lease.entry, outcome);
     return {
       status: recorded === 'done' ? (outcome.action === 'unchanged' ? 'unchanged' : 'applied') : recorded,
@@ -161,12 +168,14 @@ async function fail(
   let recorded: LeaseOutcome;
   if (error instanceof DependencyError) {
     // Not a failure of this mirror: never counted, never dead-lettered for it.
-    recorded = await store.defer(
-      lease,
-      waitingForOf(error.dependency),
-      reason,
-      error.waiting ? WAITING_RECHECK_MS : HELD_RECHECK_MS,
-      error.waiting,
+    recorded = await recordResult(() =>
+      store.defer(
+        lease,
+        waitingForOf(error.dependency),
+        reason,
+        error.waiting ? WAITING_RECHECK_MS : HELD_RECHECK_MS,
+        error.waiting,
+      ),
     );
     return { status: recorded === 'done' ? 'waiting' : recorded, outcome: undefined, error };
   }
@@ -175,15 +184,41 @@ async function fail(
     const retryAfter =
       'retryAfterMs' in error && typeof error.retryAfterMs === 'number' ? error.retryAfterMs : undefined;
     const retryInMs = delayFor(policy.backoff, attempts, retryAfter);
-    recorded = await store.retryLater(lease, reason, retryInMs);
+    recorded = await recordResult(() => store.retryLater(lease, reason, retryInMs));
     return { status: recorded === 'done' ? 'retrying' : recorded, outcome: undefined, error, retryInMs };
   }
   // A letter can wait weeks for an operator: under `hash-only` it keeps no copy of the record.
-  recorded = await store.deadLetter(lease, reason, { keepBase: baseSnapshot === 'full' });
+  recorded = await recordResult(() => store.deadLetter(lease, reason, { keepBase: baseSnapshot === 'full' }));
   if (recorded === 'done' && error instanceof ReviewRequiredError)
     await policy.onConflict?.(fullReportOf(error), error);
   if (recorded === 'done') policy.onDeadLetter?.(lease.entry, error);
   return { status: recorded === 'done' ? 'dead-letter' : recorded, outcome: undefined, error };
+}
+
+/**
+ * Records a lease's result, trying again while the journal is briefly away (a terminated
+ * backend, a failover). The mirror's writes are done by then: a result left unrecorded would
+ * hold the entry until its lease expires (30 s by default) before another claim applies it
+ * again. Repeating a recording call is safe, since each is fenced by the lease's token; when an
+ * earlier try committed but its answer was lost, the repeat finds the lease gone and answers
+ * `fenced`, so the drain's counts may miss that one entry, while the journal holds the truth.
+ * A journal away for longer than the retries throw, as before: the lease then stands until it
+ * expires, and the entry is applied again (idempotently).
+ *
+ * @param record - The store call that records the result.
+ * @returns What it returned.
+ */
+async function recordResult<T>(record: () => Promise<T>): Promise<T> {
+  for (const delayMs of RECORD_RETRY_DELAYS_MS) {
+    try {
+      return await record();
+    } catch (err) {
+      const transient = (err instanceof DualWriteError && err.retryable) || isTransientDatabaseError(err);
+      if (!transient) throw err;
+      await sleep(delayMs);
+    }
+  }
+  return record();
 }
 
 /** The persisted form of an error: name, message, status, side; never the cause's data. */

@@ -71,6 +71,61 @@ describe('a journal statement whose backend is terminated', () => {
     expect(copies.map((copy) => copy.name?.[0]?.family)).toEqual(['Two']);
   });
 
+  it("in recording a mirror's result is retried at once, not left until the lease expires", async () => {
+    // The completion fails twice (the group commit's statement, then the same lease alone): the
+    // mirror's writes are done, and the lease would otherwise stand for its 30 s.
+    terminated.failNext(/WITH entry AS MATERIALIZED/, 2);
+    const before = terminated.failed;
+    const { legacyId } = await writer.create(
+      'Patient',
+      { id: 'record-1', first_name: 'Ada', last_name: 'One' },
+      north,
+    );
+    const report = await writer.drain({ timeoutMs: 15_000 });
+    expect(terminated.failed).toBe(before + 2);
+    expect(report).toMatchObject({
+      applied: 1,
+      timedOut: false,
+      remaining: { pending: 0, leased: 0, dead: 0 },
+    });
+    const copies = await medplumCopies(createMedplumClient({ baseUrl: server.baseUrl }), legacyId);
+    expect(copies).toHaveLength(1);
+  });
+
+  it("in recording a failed attempt's retry is retried at once, and the entry applied after", async () => {
+    server.faults.failNext(1, 503, { methods: ['POST', 'PUT'] });
+    terminated.failNext(/SET attempts = attempts \+ 1/);
+    const before = terminated.failed;
+    const { legacyId } = await writer.create(
+      'Patient',
+      { id: 'record-2', first_name: 'Ada', last_name: 'Two' },
+      north,
+    );
+    const report = await writer.drain({ timeoutMs: 15_000 });
+    expect(terminated.failed).toBe(before + 1);
+    expect(report).toMatchObject({ retried: 1, applied: 1, timedOut: false });
+    expect(report.remaining).toEqual({ pending: 0, leased: 0, dead: 0 });
+    const copies = await medplumCopies(createMedplumClient({ baseUrl: server.baseUrl }), legacyId);
+    expect(copies).toHaveLength(1);
+  });
+
+  it('in recording a result whose answer was lost (it committed) leaves one copy and nothing owed', async () => {
+    terminated.loseAnswerNext(/WITH entry AS MATERIALIZED/);
+    const before = terminated.failed;
+    const { legacyId } = await writer.create(
+      'Patient',
+      { id: 'record-3', first_name: 'Ada', last_name: 'Three' },
+      north,
+    );
+    const report = await writer.drain({ timeoutMs: 15_000 });
+    expect(terminated.failed).toBe(before + 1);
+    expect(report.timedOut).toBe(false);
+    expect(report.remaining).toEqual({ pending: 0, leased: 0, dead: 0 });
+    expect(await store.getLink('Patient', legacyId)).toMatchObject({ legacyId });
+    const copies = await medplumCopies(createMedplumClient({ baseUrl: server.baseUrl }), legacyId);
+    expect(copies).toHaveLength(1);
+  });
+
   it('in outbox() rejects with a retryable UnavailableError naming the SQLSTATE', async () => {
     terminated.failNext(/AS pending/);
     const error: unknown = await writer.outbox().catch((err: unknown) => err);

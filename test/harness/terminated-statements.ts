@@ -12,7 +12,7 @@ import type { SqlClient, SqlQueryable, SqlResult } from '../../src/index.ts';
 /** Fails chosen statements of the clients it wraps with a real 57P01. */
 export class TerminatedStatements {
   readonly #url: string;
-  #armed: { pattern: RegExp; times: number }[] = [];
+  #armed: { pattern: RegExp; times: number; after: boolean }[] = [];
   /** Statements failed so far. */
   failed = 0;
 
@@ -28,7 +28,20 @@ export class TerminatedStatements {
    * @param times - How many statements to fail.
    */
   failNext(pattern: RegExp, times = 1): void {
-    this.#armed.push({ pattern, times });
+    this.#armed.push({ pattern, times, after: false });
+  }
+
+  /**
+   * Runs the next `times` top-level statements whose text matches `pattern`, then throws the
+   * error of a terminated backend as if the answer had been lost: the statement committed, the
+   * caller cannot know it. (Inside a transaction that would roll it back, so only statements
+   * outside one are matched.)
+   *
+   * @param pattern - Matched against the statement's text.
+   * @param times - How many statements to run and then fail.
+   */
+  loseAnswerNext(pattern: RegExp, times = 1): void {
+    this.#armed.push({ pattern, times, after: true });
   }
 
   /**
@@ -39,19 +52,18 @@ export class TerminatedStatements {
    */
   wrap(sql: SqlClient): SqlClient {
     const queryOn =
-      (target: SqlQueryable) =>
+      (target: SqlQueryable, topLevel: boolean) =>
       async <R>(text: string, params?: readonly unknown[]): Promise<SqlResult<R>> => {
-        const armed = this.#armed.find((a) => a.times > 0 && a.pattern.test(text));
-        if (armed !== undefined) {
-          armed.times -= 1;
-          this.failed += 1;
-          throw await this.#terminatedStatementError();
-        }
-        return target.query<R>(text, params);
+        const armed = this.#armed.find((a) => a.times > 0 && (topLevel || !a.after) && a.pattern.test(text));
+        if (armed === undefined) return target.query<R>(text, params);
+        armed.times -= 1;
+        this.failed += 1;
+        if (armed.after) await target.query<R>(text, params);
+        throw await this.#terminatedStatementError();
       };
     return {
-      query: queryOn(sql),
-      transaction: (fn) => sql.transaction((tx) => fn({ query: queryOn(tx) })),
+      query: queryOn(sql, true),
+      transaction: (fn) => sql.transaction((tx) => fn({ query: queryOn(tx, false) })),
     };
   }
 

@@ -35,6 +35,7 @@ function say(line: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify(line)}\n`);
 }
 
+const tally = new Map<string, number>();
 const config = JSON.parse(process.argv[2] ?? '') as DrainProcessConfig;
 // Named, so the test can terminate this process's backends while it drains.
 const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 6, application_name: config.schema });
@@ -47,6 +48,11 @@ const writer = new DualWriter<{ clinic: string }, PostgresTableRow>({
   plan: new CutoverPlan<{ clinic: string }>({ default: 'dual-write', unitOf: (ctx) => ctx.clinic }),
   store: loggingLeases(store, config.workerId, (lease: LeaseReport) => say({ lease })),
   mirror: 'async',
+  onEvent: (event) => {
+    // A tally of what the drainer saw (retry reasons without values), printed when it stops.
+    const key = event.type === 'retry' ? `retry ${event.side} ${event.error}` : event.type;
+    tally.set(key, (tally.get(key) ?? 0) + 1);
+  },
   drainer: {
     ...config.drainer,
     workerId: config.workerId,
@@ -60,6 +66,7 @@ process.once('SIGTERM', () => {
   void (async () => {
     await writer.stop();
     say({ stopped: true });
+    process.stderr.write(`${config.workerId} events: ${JSON.stringify([...tally])}\n`);
     await store.close();
     await pool.end();
     // Idle keep-alive sockets to the FHIR server would hold the process a few seconds more.
@@ -68,3 +75,7 @@ process.once('SIGTERM', () => {
 });
 writer.start();
 say({ ready: true });
+setInterval(
+  () => process.stderr.write(`${config.workerId} events: ${JSON.stringify([...tally])}\n`),
+  10_000,
+).unref();

@@ -57,6 +57,11 @@ export class DrainWorker {
     if (code !== 0) throw new Error(`drain process exited with ${String(code)}:\n${this.#stderr}`);
   }
 
+  /** What the process wrote to stderr so far. */
+  get stderr(): string {
+    return this.#stderr;
+  }
+
   /** Leases this worker completed: the entry applied and removed. */
   get applied(): LeaseReport[] {
     return this.leases.filter((lease) => lease.finish === 'complete' && lease.outcome === 'done');
