@@ -57,13 +57,13 @@ describe('errors PostgreSQL gives', () => {
   });
 
   it('a unique violation, a bad value and a missing table are permanent', async () => {
-    const errors = await Promise.all(
-      [
-        "SELECT 'x'::date",
-        'SELECT * FROM dw_no_such_table',
-        'CREATE TEMP TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (1)',
-      ].map((text) => admin.query(text).catch((e: unknown) => e)),
-    );
+    const errors: unknown[] = [];
+    for (const text of [
+      "SELECT 'x'::date",
+      'SELECT * FROM dw_no_such_table',
+      'CREATE TEMP TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (1)',
+    ])
+      errors.push(await admin.query(text).catch((e: unknown) => e));
     expect(errors.map(databaseCodeOf)).toEqual(['22007', '42P01', '23505']);
     expect(errors.map(databaseFailureKind)).toEqual(['permanent', 'permanent', 'permanent']);
   });
