@@ -64,7 +64,10 @@ const writer = new DualWriter<{ clinic: string }, PostgresTableRow>({
   mirror: 'async',
   drainer: {
     workerId: config.id,
-    leaseMs: 2_000,
+    // A request's limit is a third of the lease: 2 s, so a loaded machine's slow answers are
+    // not abandoned (at a 2 s lease most requests timed out at load 20); the killed worker's
+    // leases are free again 6 s after the kill.
+    leaseMs: 6_000,
     pollIntervalMs: 20,
     maxAttempts: 60,
     backoff: { minMs: 20, maxMs: 500 },

@@ -118,7 +118,7 @@ describe('three instances over one PostgreSQL journal, with the feed holder kill
     // The worker starts first and takes the feed leases.
     worker = new Instance(config('worker', { drainer: true, feeds: true }));
     await worker.ready;
-    await vi.waitFor(() => expect(worker.polls.length).toBeGreaterThan(0), { timeout: 60_000 });
+    await vi.waitFor(() => expect(worker.polls.length).toBeGreaterThan(0), { timeout: 120_000 });
     appA = new Instance(config('app-a', { drainer: false, feeds: true }));
     appB = new Instance(config('app-b', { drainer: false, feeds: false }));
     instances = [worker, appA, appB];
@@ -129,7 +129,7 @@ describe('three instances over one PostgreSQL journal, with the feed holder kill
       const app = Number(id) <= 10 ? appA : appB;
       app.write('create', { id: Number(id), clinic: 'north', first_name: 'F', last_name: `Created${id}` });
     }
-    await vi.waitFor(() => expect(appA.wrote.length + appB.wrote.length).toBe(20), { timeout: 60_000 });
+    await vi.waitFor(() => expect(appA.wrote.length + appB.wrote.length).toBe(20), { timeout: 120_000 });
     const plan = new CutoverPlan<{ clinic: string }>({ default: 'dual-write', unitOf: (ctx) => ctx.clinic });
     await plan.attach(store, { refreshMs: 60_000 });
     await plan.set('north', 'shadow', { by: 'test', force: true });
@@ -147,12 +147,12 @@ describe('three instances over one PostgreSQL journal, with the feed holder kill
         const created = await copiesByLegacyId(medplum, system);
         for (const id of ids.slice(10, 13)) expect(created.get(id)).toHaveLength(1);
       },
-      { timeout: 60_000, interval: 200 },
+      { timeout: 120_000, interval: 200 },
     );
     const seen = worker.polls.length;
     await vi.waitFor(
       () => expect(worker.polls.length, `app-a polled ${appA.polls.length} times`).toBeGreaterThan(seen + 2),
-      { timeout: 60_000 },
+      { timeout: 120_000 },
     );
     worker.kill('SIGKILL');
     await worker.exited;
@@ -166,7 +166,7 @@ describe('three instances over one PostgreSQL journal, with the feed holder kill
       const [copy] = (await copiesByLegacyId(medplum, system)).get(id) ?? [];
       await medplum.updateResource<Patient>({ ...copy!, name: [{ given: ['F'], family: `Medplum${id}` }] });
     }
-    await vi.waitFor(() => expect(appA.polls.length).toBeGreaterThan(3), { timeout: 60_000 });
+    await vi.waitFor(() => expect(appA.polls.length).toBeGreaterThan(3), { timeout: 120_000 });
 
     // The worker is gone: a drainer here applies what the feeds journal until all is across.
     const drainer = new DualWriter<{ clinic: string }, PostgresTableRow>({
