@@ -3,20 +3,25 @@
  * and the clinic as the managing organisation's display. The `notes` column stays legacy-only.
  */
 import type { Patient } from '@medplum/fhirtypes';
-import { MappingError, type PostgresTableRow, type ResourceMapping } from '../src/index.ts';
+import { MappingError, type ResourceMapping } from '../src/index.ts';
+import type { ClinicRow, ClinicTable } from './migration/legacy-database.ts';
+import { postgresTableSql } from './migration/legacy-postgres.ts';
 
-/** The table the demo creates in the legacy database. */
-export const CLINIC_TABLE_SQL = (table: string): string => `
-  create table ${table} (
-    id serial primary key,
-    clinic text not null,
-    first_name text not null,
-    last_name text not null,
-    birth_date date,
-    notes text,
-    version integer not null default 1,
-    updated_at timestamptz not null default clock_timestamp()
-  )`;
+/** The clinic's patients (OpenEMR's `patient_data`), declared once for every SQL dialect. */
+export const PATIENTS_TABLE: ClinicTable = {
+  name: 'patients',
+  resourceType: 'Patient',
+  columns: {
+    clinic: { kind: 'text' },
+    first_name: { kind: 'text' },
+    last_name: { kind: 'text' },
+    birth_date: { kind: 'date', nullable: true },
+    notes: { kind: 'text', nullable: true },
+  },
+};
+
+/** The patients table's `create table` in PostgreSQL. */
+export const CLINIC_TABLE_SQL = (table: string): string => postgresTableSql(table, PATIENTS_TABLE);
 
 /**
  * Builds the Patient mapping for one identifier system (the demo uses a fresh system per run
@@ -25,7 +30,7 @@ export const CLINIC_TABLE_SQL = (table: string): string => `
  * @param identifierSystem - Where the legacy id lives on the FHIR side.
  * @returns The mapping.
  */
-export function clinicPatientMapping(identifierSystem: string): ResourceMapping<PostgresTableRow, Patient> {
+export function clinicPatientMapping(identifierSystem: string): ResourceMapping<ClinicRow, Patient> {
   return {
     resourceType: 'Patient',
     identifierSystem,

@@ -13,7 +13,9 @@
  *
  * Embedded by default: the legacy database is PGlite (PostgreSQL in process) and Medplum is the
  * library's HTTP FHIR test server, with injected failures. Real systems:
- *   DATABASE_URL=postgres://…                                 a PostgreSQL server
+ *   DATABASE_URL=postgres://…                                 a PostgreSQL server (legacy and journal)
+ *   LEGACY_DATABASE_URL=mysql://…/db                          the legacy clinic on MariaDB (the
+ *                                                             journal at DATABASE_URL, else PGlite)
  *   MEDPLUM_BASE_URL, MEDPLUM_CLIENT_ID, MEDPLUM_CLIENT_SECRET  a Medplum project's client
  * (with a real Medplum there is no injected outage; south's rollback is then a drill).
  */
@@ -23,23 +25,21 @@ import type { Patient } from '@medplum/fhirtypes';
 import {
   CutoverPlan,
   DualWriter,
-  PostgresStore,
-  PostgresTableAdapter,
   byResourceType,
   callbackSink,
   threeWayMerge,
-  type PostgresTableRow,
   type Stage,
 } from '../src/index.ts';
 import { runCli } from '../src/cli/run-cli.ts';
 import { processTerminal } from '../src/cli/terminal.ts';
-import { CLINIC_TABLE_SQL, clinicPatientMapping } from './clinic-mapping.ts';
+import { PATIENTS_TABLE, clinicPatientMapping } from './clinic-mapping.ts';
 import { ClinicRecords, personAt, shiftDate, type Ctx } from './migration/clinic-records.ts';
 import { LegacyScreens, MedplumApp } from './migration/direct-staff.ts';
+import { openLegacyDatabase, type ClinicRow } from './migration/legacy-database.ts';
 import { Operations } from './migration/operations.ts';
 import { auditCopies, printAudit, printUnit } from './migration/report.ts';
 import { ServiceDesk, type Shape } from './migration/service-desk.ts';
-import { eachLimited, openLegacyDatabase, openMedplum } from './migration/systems.ts';
+import { eachLimited, openMedplum } from './migration/systems.ts';
 import { ActivityLog } from './migration/unit-activity.ts';
 
 const UNITS = ['north', 'east', 'south'] as const;
@@ -65,60 +65,44 @@ const CONCURRENCY = 6;
 const OUTAGE_MS = 1500;
 
 const runId = randomUUID().slice(0, 8);
-const legacySchema = `demo_clinic_${runId}`;
-const journalSchema = `dualwrite_demo_${runId}`;
-const table = `${legacySchema}.patients`;
 
 async function main(): Promise<void> {
   const started = Date.now();
-  const db = await openLegacyDatabase(CONCURRENCY + 2);
+  // The legacy clinic database as the demo finds it: a patients table with history. Deletes
+  // made in the legacy screens reach the change feed through tombstones (a trigger). The journal
+  // and the plan, which every service instance shares, live beside it when it is PostgreSQL
+  // (each legacy write and its outbox entry then commit in one transaction).
+  const db = await openLegacyDatabase({ runId, tables: [PATIENTS_TABLE], connections: CONCURRENCY + 2 });
   const { medplum, app, server, where } = await openMedplum();
   const identifierSystem = `https://clinic.example.org/demo/${runId}/patient-id`;
   const mrnSystem = `https://clinic.example.org/demo/${runId}/mrn`;
-
-  // The legacy clinic database as the demo finds it: a patients table with history.
-  await db.sql.query(`create schema ${legacySchema}`);
-  await db.sql.query(CLINIC_TABLE_SQL(table));
   const log = new ActivityLog();
-  const screens = new LegacyScreens(db.sql, table, log);
+  const screens = new LegacyScreens(db, log);
   for (let n = 0; n < HISTORY_PER_UNIT * UNITS.length; n += 1) {
     const person = personAt(n);
-    await db.sql.query(
-      `insert into ${table} (clinic, first_name, last_name, birth_date, notes) values ($1, $2, $3, $4, 'history')`,
-      [UNITS[n % UNITS.length], person.first, person.last, person.birthDate],
-    );
+    await db.insert('patients', {
+      clinic: UNITS[n % UNITS.length] ?? 'north',
+      first_name: person.first,
+      last_name: person.last,
+      birth_date: person.birthDate,
+      notes: 'history',
+    });
   }
-
-  // Deletes made in the legacy screens reach the change feed through tombstones (a trigger).
-  const legacy = new PostgresTableAdapter({
-    sql: db.sql,
-    tables: { Patient: { table: 'patients', schema: legacySchema } },
-    tombstones: { schema: legacySchema },
-  });
-  await legacy.installTombstones();
+  const legacy = db.adapter;
   const mapping = {
     ...clinicPatientMapping(identifierSystem),
     // Records that start in Medplum (a live unit's writes, the Medplum app's registrations) draw
-    // their legacy id from the legacy table's own sequence.
-    newLegacyId: async (): Promise<string> => {
-      const { rows } = await db.sql.query<{ id: string }>(
-        `select nextval(pg_get_serial_sequence('${table}', 'id'))::text as id`,
-      );
-      return rows[0]?.id ?? '';
-    },
+    // their legacy id from the legacy table's own sequence, reserved ahead by the adapter.
+    newLegacyId: async (): Promise<string> => (await legacy.newId?.('Patient')) ?? '',
   };
-
-  // The journal and the plan live in the legacy database, in their own schema: each legacy
-  // write and its outbox entry commit in one transaction, and every service instance shares
-  // the plan and its history.
-  const store = await PostgresStore.open({ sql: db.sql, schema: journalSchema });
+  const store = db.store;
   const plan = new CutoverPlan<Ctx>({
     default: 'legacy-only',
     units: STARTING_STAGES,
     unitOf: (ctx) => ctx.clinic,
   });
   await plan.attach(store, { refreshMs: 1000 });
-  const writer = new DualWriter<Ctx, PostgresTableRow>({
+  const writer = new DualWriter<Ctx, ClinicRow>({
     legacy,
     medplum,
     mappings: [mapping],
@@ -163,16 +147,17 @@ async function main(): Promise<void> {
     },
     sinks: [callbackSink(log.record)],
   });
-  const records = new ClinicRecords(db.sql, table);
+  const records = new ClinicRecords(db);
   const desk = new ServiceDesk(writer, log, SHAPES);
   const medplumApp = new MedplumApp(app, identifierSystem, mrnSystem, log);
-  const ops = new Operations(writer, plan, db.sql, table, log);
+  const ops = new Operations(writer, plan, db, log);
   const stageOf = (unit: string): Stage => plan.stageOf(unit, 'Patient');
   let appRegistrations = 0;
   const afterSettling: (() => Promise<void>)[] = [];
   let outageRefused = 0;
 
   console.log(`legacy:  ${db.where}`);
+  console.log(`journal: ${db.journalWhere}`);
   console.log(`medplum: ${where}`);
   console.log(
     `units:   ${UNITS.map((unit) => `${unit} ${stageOf(unit)}`).join(', ')}; ${String(HISTORY_PER_UNIT)} patients each in the legacy database`,
@@ -354,7 +339,7 @@ async function main(): Promise<void> {
       ops.backfilled.get(unit) ?? 0,
     );
   }
-  const audits = await auditCopies(db.sql, table, medplum, identifierSystem, UNITS);
+  const audits = await auditCopies(db, medplum, identifierSystem, UNITS);
   printAudit(audits, stageOf);
 
   const outbox = await writer.outbox();
@@ -401,11 +386,6 @@ async function main(): Promise<void> {
 
   plan.detach();
   await server?.close();
-  if (db.shared) {
-    await db.sql.query(`drop schema ${legacySchema} cascade`);
-    await db.sql.query(`drop schema ${journalSchema} cascade`);
-  }
-  await store.close();
   await db.close();
   if (wrong.length > 0 || failures.length > 0 || outbox.pending + outbox.leased + outbox.dead > 0)
     process.exitCode = 1;

@@ -121,9 +121,9 @@ export async function registerPatients(
 }
 
 async function main(): Promise<void> {
-  const { openLegacyDatabase } = await import('./migration/systems.ts');
+  const { openPostgres } = await import('./migration/legacy-postgres.ts');
   const { startFhirTestServer } = await import('../src/testing/index.ts');
-  const db = await openLegacyDatabase(4);
+  const db = await openPostgres(process.env.DATABASE_URL, 4);
   const fhir = await startFhirTestServer();
   const run = Math.random().toString(36).slice(2, 8);
   const example = await startMetricsExample({

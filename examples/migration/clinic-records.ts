@@ -3,7 +3,7 @@
  * pick records to work on from here, each record at most once per round, so that two kinds of
  * staff only ever edit one record at the same time where the demo means them to (a conflict).
  */
-import type { SqlClient } from '../../src/index.ts';
+import type { LegacyDatabase } from './legacy-database.ts';
 
 /** The per-call context of the demo's service: the clinic (unit) a call belongs to. */
 export interface Ctx {
@@ -59,28 +59,25 @@ export function shiftDate(date: string, days: number): string {
 
 /** The legacy ids of each unit's records, read from the legacy table, and this round's picks. */
 export class ClinicRecords {
-  readonly #sql: SqlClient;
-  readonly #table: string;
+  readonly #db: LegacyDatabase;
   #ids = new Map<string, string[]>();
   readonly #taken = new Set<string>();
   #cursor = new Map<string, number>();
 
   /**
-   * @param sql - The legacy database.
-   * @param table - The schema-qualified patients table.
+   * @param db - The legacy database.
    */
-  constructor(sql: SqlClient, table: string) {
-    this.#sql = sql;
-    this.#table = table;
+  constructor(db: LegacyDatabase) {
+    this.#db = db;
   }
 
   /** Starts a round: re-reads every unit's records (the legacy table is the register) and frees all picks. */
   async startRound(): Promise<void> {
-    const { rows } = await this.#sql.query<{ id: string; clinic: string }>(
-      `select id::text as id, clinic from ${this.#table} order by id`,
-    );
+    const rows = await this.#db.select('patients', ['id', 'clinic']);
     const ids = new Map<string, string[]>();
-    for (const row of rows) ids.set(row.clinic, [...(ids.get(row.clinic) ?? []), row.id]);
+    for (const { id, clinic } of rows) {
+      if (id !== null && clinic !== null) ids.set(clinic, [...(ids.get(clinic) ?? []), id]);
+    }
     this.#ids = ids;
     this.#taken.clear();
   }

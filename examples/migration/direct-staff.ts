@@ -6,24 +6,21 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { OperationOutcomeError, type MedplumClient } from '@medplum/core';
 import type { Patient } from '@medplum/fhirtypes';
-import type { SqlClient } from '../../src/index.ts';
 import type { Person } from './clinic-records.ts';
+import type { LegacyDatabase } from './legacy-database.ts';
 import type { ActivityLog } from './unit-activity.ts';
 
 /** The legacy application's screens: SQL on the patients table, as that application writes it. */
 export class LegacyScreens {
-  readonly #sql: SqlClient;
-  readonly #table: string;
+  readonly #db: LegacyDatabase;
   readonly #log: ActivityLog;
 
   /**
-   * @param sql - The legacy database.
-   * @param table - The schema-qualified patients table.
+   * @param db - The legacy database.
    * @param log - Where writes are counted.
    */
-  constructor(sql: SqlClient, table: string, log: ActivityLog) {
-    this.#sql = sql;
-    this.#table = table;
+  constructor(db: LegacyDatabase, log: ActivityLog) {
+    this.#db = db;
     this.#log = log;
   }
 
@@ -35,13 +32,15 @@ export class LegacyScreens {
    * @returns The new legacy id.
    */
   async insert(unit: string, person: Person): Promise<string> {
-    const { rows } = await this.#sql.query<{ id: string }>(
-      `insert into ${this.#table} (clinic, first_name, last_name, birth_date, notes)
-       values ($1, $2, $3, $4, 'typed in the legacy screens') returning id::text as id`,
-      [unit, person.first, person.last, person.birthDate],
-    );
+    const id = await this.#db.insert('patients', {
+      clinic: unit,
+      first_name: person.first,
+      last_name: person.last,
+      birth_date: person.birthDate,
+      notes: 'typed in the legacy screens',
+    });
     this.#log.of(unit).legacy.inserts += 1;
-    return rows[0]?.id ?? '';
+    return id;
   }
 
   /**
@@ -59,11 +58,7 @@ export class LegacyScreens {
     column: 'last_name' | 'first_name' | 'birth_date',
     value: string,
   ): Promise<void> {
-    await this.#sql.query(
-      `update ${this.#table} set ${column} = $1, version = version + 1, updated_at = clock_timestamp()
-       where id = $2`,
-      [value, Number(legacyId)],
-    );
+    await this.#db.update('patients', legacyId, { [column]: value });
     this.#log.of(unit).legacy.updates += 1;
   }
 
@@ -75,11 +70,8 @@ export class LegacyScreens {
    * @returns Its value as text.
    */
   async valueOf(legacyId: string, column: 'last_name' | 'birth_date'): Promise<string> {
-    const { rows } = await this.#sql.query<{ value: string }>(
-      `select ${column}::text as value from ${this.#table} where id = $1`,
-      [Number(legacyId)],
-    );
-    return rows[0]?.value ?? '';
+    const [row] = await this.#db.select('patients', [column], { id: Number(legacyId) });
+    return row?.[column] ?? '';
   }
 
   /**
@@ -89,7 +81,7 @@ export class LegacyScreens {
    * @param legacyId - The record.
    */
   async delete(unit: string, legacyId: string): Promise<void> {
-    await this.#sql.query(`delete from ${this.#table} where id = $1`, [Number(legacyId)]);
+    await this.#db.delete('patients', legacyId);
     this.#log.of(unit).legacy.deletes += 1;
   }
 }

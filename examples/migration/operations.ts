@@ -8,12 +8,11 @@ import {
   StageChangeRefusedError,
   type CutoverPlan,
   type DualWriter,
-  type PostgresTableRow,
   type Readiness,
-  type SqlClient,
   type Stage,
 } from '../../src/index.ts';
 import type { Ctx } from './clinic-records.ts';
+import type { ClinicRow, LegacyDatabase } from './legacy-database.ts';
 import type { ActivityLog } from './unit-activity.ts';
 
 /**
@@ -50,10 +49,9 @@ export function describeFailing(readiness: Readiness): string {
 
 /** What the migration team does, printed as it happens. */
 export class Operations {
-  readonly #writer: DualWriter<Ctx, PostgresTableRow>;
+  readonly #writer: DualWriter<Ctx, ClinicRow>;
   readonly #plan: CutoverPlan<Ctx>;
-  readonly #sql: SqlClient;
-  readonly #table: string;
+  readonly #db: LegacyDatabase;
   readonly #log: ActivityLog;
   /** Records written through the writer to start a unit's mirroring, per unit. */
   readonly backfilled = new Map<string, number>();
@@ -63,21 +61,18 @@ export class Operations {
   /**
    * @param writer - The service's writer.
    * @param plan - The shared plan.
-   * @param sql - The legacy database (to list a unit's records for a backfill).
-   * @param table - The schema-qualified patients table.
+   * @param db - The legacy database (to list a unit's records for a backfill).
    * @param log - Where failures of backfill writes are counted.
    */
   constructor(
-    writer: DualWriter<Ctx, PostgresTableRow>,
+    writer: DualWriter<Ctx, ClinicRow>,
     plan: CutoverPlan<Ctx>,
-    sql: SqlClient,
-    table: string,
+    db: LegacyDatabase,
     log: ActivityLog,
   ) {
     this.#writer = writer;
     this.#plan = plan;
-    this.#sql = sql;
-    this.#table = table;
+    this.#db = db;
     this.#log = log;
   }
 
@@ -127,13 +122,11 @@ export class Operations {
    * @param unit - The unit.
    */
   async backfill(unit: string): Promise<void> {
-    const { rows } = await this.#sql.query<{ id: string }>(
-      `select id::text as id from ${this.#table} where clinic = $1 order by id`,
-      [unit],
-    );
+    const rows = await this.#db.select('patients', ['id'], { clinic: unit });
     let written = 0;
     const ctx = { clinic: unit };
     for (const { id } of rows) {
+      if (id === null) continue;
       if ((await this.#writer.linkOf('Patient', id)) !== undefined) continue;
       try {
         const row = await this.#writer.read('Patient', id, ctx);

@@ -5,14 +5,9 @@
  */
 import type { MedplumClient } from '@medplum/core';
 import type { Patient } from '@medplum/fhirtypes';
-import {
-  STAGES,
-  type CutoverPlan,
-  type DualWriter,
-  type PostgresTableRow,
-  type SqlClient,
-} from '../../src/index.ts';
+import { STAGES, type CutoverPlan, type DualWriter } from '../../src/index.ts';
 import type { Ctx } from './clinic-records.ts';
+import type { ClinicRow, LegacyDatabase } from './legacy-database.ts';
 import { describeFailing, describeReadiness } from './operations.ts';
 import { total, type ActivityLog } from './unit-activity.ts';
 
@@ -35,27 +30,19 @@ export interface UnitAudit {
  * Compares the systems record by record, as an auditor would: reads the whole legacy table
  * and every Medplum Patient carrying the run's legacy identifier.
  *
- * @param sql - The legacy database.
- * @param table - The patients table.
+ * @param db - The legacy database.
  * @param medplum - A Medplum client.
  * @param identifierSystem - Where copies carry their legacy id.
  * @param units - The units to report on.
  * @returns One audit per unit.
  */
 export async function auditCopies(
-  sql: SqlClient,
-  table: string,
+  db: LegacyDatabase,
   medplum: MedplumClient,
   identifierSystem: string,
   units: readonly string[],
 ): Promise<UnitAudit[]> {
-  const { rows } = await sql.query<{
-    id: string;
-    clinic: string;
-    first_name: string;
-    last_name: string;
-    birth_date: string | null;
-  }>(`select id::text as id, clinic, first_name, last_name, birth_date::text as birth_date from ${table}`);
+  const rows = await db.select('patients', ['id', 'clinic', 'first_name', 'last_name', 'birth_date']);
   const copies = await medplum.searchResources(
     'Patient',
     { identifier: `${identifierSystem}|`, _count: '1000' },
@@ -69,17 +56,17 @@ export async function auditCopies(
   const legacyIds = new Set(rows.map((row) => row.id));
   return units.map((unit) => {
     const own = rows.filter((row) => row.clinic === unit);
-    const single = own.filter((row) => byLegacyId.get(row.id)?.length === 1);
+    const single = own.filter((row) => byLegacyId.get(row.id ?? '')?.length === 1);
     return {
       unit,
       rows: own.length,
       copies: single.length,
-      duplicates: own.filter((row) => (byLegacyId.get(row.id)?.length ?? 0) > 1).length,
+      duplicates: own.filter((row) => (byLegacyId.get(row.id ?? '')?.length ?? 0) > 1).length,
       orphans: [...byLegacyId]
         .filter(([id]) => !legacyIds.has(id))
         .filter(([, found]) => found.some((copy) => copy.managingOrganization?.display === unit)).length,
       agree: single.filter((row) => {
-        const [copy] = byLegacyId.get(row.id) ?? [];
+        const [copy] = byLegacyId.get(row.id ?? '') ?? [];
         const [name] = copy?.name ?? [];
         return (
           name?.family === row.last_name &&
@@ -107,7 +94,7 @@ export async function printUnit(
   started: string,
   shape: string,
   plan: CutoverPlan<Ctx>,
-  writer: DualWriter<Ctx, PostgresTableRow>,
+  writer: DualWriter<Ctx, ClinicRow>,
   log: ActivityLog,
   backfilled: number,
 ): Promise<void> {

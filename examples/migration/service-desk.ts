@@ -7,8 +7,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Patient } from '@medplum/fhirtypes';
-import { UnavailableError, type DualWriter, type PostgresTableRow } from '../../src/index.ts';
+import { UnavailableError, type DualWriter } from '../../src/index.ts';
 import { personAt, type Ctx } from './clinic-records.ts';
+import type { ClinicRow } from './legacy-database.ts';
 import type { ActivityLog } from './unit-activity.ts';
 
 /** How a unit's screens write: legacy rows or FHIR resources. */
@@ -16,7 +17,7 @@ export type Shape = 'legacy' | 'fhir';
 
 /** Writes and reads through the writer, counted per unit. */
 export class ServiceDesk {
-  readonly #writer: DualWriter<Ctx, PostgresTableRow>;
+  readonly #writer: DualWriter<Ctx, ClinicRow>;
   readonly #log: ActivityLog;
   readonly #shapes: Readonly<Record<string, Shape>>;
   #registered = 0;
@@ -28,11 +29,7 @@ export class ServiceDesk {
    * @param log - Where calls are counted.
    * @param shapes - Each unit's shape.
    */
-  constructor(
-    writer: DualWriter<Ctx, PostgresTableRow>,
-    log: ActivityLog,
-    shapes: Readonly<Record<string, Shape>>,
-  ) {
+  constructor(writer: DualWriter<Ctx, ClinicRow>, log: ActivityLog, shapes: Readonly<Record<string, Shape>>) {
     this.#writer = writer;
     this.#log = log;
     this.#shapes = shapes;

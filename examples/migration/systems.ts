@@ -1,28 +1,11 @@
 /**
- * The two systems the demo migrates between, embedded by default:
- *
- * - the legacy clinic database: PGlite (PostgreSQL in process), or a PostgreSQL server at
- *   `DATABASE_URL`;
- * - Medplum: the library's in-process HTTP FHIR test server with injected faults, or a real
- *   Medplum project at `MEDPLUM_BASE_URL` with `MEDPLUM_CLIENT_ID` and `MEDPLUM_CLIENT_SECRET`.
+ * Medplum as the demo finds it: the library's in-process HTTP FHIR test server with injected
+ * faults, or a real Medplum project at `MEDPLUM_BASE_URL` with `MEDPLUM_CLIENT_ID` and
+ * `MEDPLUM_CLIENT_SECRET`. (The legacy database is `legacy-database.ts`.)
  */
 import type { MedplumClient } from '@medplum/core';
-import {
-  createMedplumClient,
-  sqlClientFromPg,
-  sqlClientFromPglite,
-  type SqlClient,
-} from '../../src/index.ts';
+import { createMedplumClient } from '../../src/index.ts';
 import { startFhirTestServer, type FhirTestServer } from '../../src/testing/index.ts';
-
-/** The legacy database: a SQL client, what it is, and how to close it. */
-export interface LegacyDatabase {
-  readonly sql: SqlClient;
-  readonly where: string;
-  /** Whether it is a server shared with others (then the demo drops what it created). */
-  readonly shared: boolean;
-  close(): Promise<void>;
-}
 
 /** Medplum: the client the writer uses, a separate one for staff using the Medplum app. */
 export interface MedplumSystem {
@@ -32,34 +15,6 @@ export interface MedplumSystem {
   /** The in-process server, when there is no real Medplum (its faults can be steered). */
   readonly server: FhirTestServer | undefined;
   readonly where: string;
-}
-
-/**
- * Opens the legacy database.
- *
- * @param connections - Most connections when it is a server.
- * @returns The database.
- */
-export async function openLegacyDatabase(connections: number): Promise<LegacyDatabase> {
-  const url = process.env.DATABASE_URL;
-  if (url !== undefined && url !== '') {
-    const { default: pg } = await import('pg');
-    const pool = new pg.Pool({ connectionString: url, max: connections });
-    return {
-      sql: sqlClientFromPg(pool),
-      where: 'PostgreSQL (DATABASE_URL)',
-      shared: true,
-      close: () => pool.end(),
-    };
-  }
-  const { PGlite } = await import('@electric-sql/pglite');
-  const db = new PGlite();
-  return {
-    sql: sqlClientFromPglite(db),
-    where: 'PGlite (embedded PostgreSQL)',
-    shared: false,
-    close: () => db.close(),
-  };
 }
 
 /**
