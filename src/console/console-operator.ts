@@ -24,6 +24,14 @@ export interface ConsoleUnit {
   readonly unit: string;
   /** The stage of each mapped resource type. */
   readonly stages: Readonly<Record<string, Stage>>;
+  /** The unit's pause, when an operator paused its mirroring. */
+  readonly paused?:
+    | {
+        readonly since: string;
+        readonly by: string | undefined;
+        readonly reason: string | undefined;
+      }
+    | undefined;
   readonly pending: number;
   readonly waiting: number;
   readonly leased: number;

@@ -1,6 +1,6 @@
 import type { Job } from '../journal/job.ts';
 import type { Readiness, ReadinessGates } from '../plan/readiness.ts';
-import type { ConsoleDeadLetter } from './console-operator.ts';
+import type { ConsoleDeadLetter, ConsoleUnit } from './console-operator.ts';
 import type { ConsoleView } from './console-view.ts';
 import type { RecordDiff } from './record-diff.ts';
 import { html, SafeHtml } from './html-text.ts';
@@ -106,6 +106,17 @@ function gateRows(readiness: Readiness): SafeHtml[] {
   });
 }
 
+/** Whether a unit's mirrors are applied, or held by an operator's pause: since when, by whom, why. */
+function pauseCell(at: number, unit: ConsoleUnit): SafeHtml {
+  const { paused } = unit;
+  if (paused === undefined) return html`<td data-paused="no">running</td>`;
+  const who = paused.by === undefined ? '' : ` by ${paused.by}`;
+  const why = paused.reason === undefined ? '' : `: ${paused.reason}`;
+  return html`<td class="fail" data-paused="${paused.since}" title="since ${paused.since}">
+    paused ${duration(Math.max(0, at - Date.parse(paused.since)))}${who}${why}
+  </td>`;
+}
+
 /** Units × stages, each unit's backlog and its readiness gates with their evidence. */
 function unitsPanel(view: ConsoleView): SafeHtml {
   const types = [...new Set(view.units.flatMap((unit) => Object.keys(unit.stages)))].sort();
@@ -121,6 +132,7 @@ function unitsPanel(view: ConsoleView): SafeHtml {
       <td>${unit.leased}</td>
       <td>${unit.dead}</td>
       <td>${duration(unit.oldestAgeMs)}</td>
+      ${pauseCell(view.at, unit)}
     </tr>`;
   });
   const gates = view.units.map((unit) => {
@@ -155,6 +167,7 @@ function unitsPanel(view: ConsoleView): SafeHtml {
         <th>leased</th>
         <th>dead letters</th>
         <th>oldest owed</th>
+        <th>mirroring</th>
       </tr>
       ${rows}
     </table>

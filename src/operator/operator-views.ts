@@ -1,4 +1,5 @@
 import type { Side } from '../errors.ts';
+import type { UnitPause } from '../journal/housekeeping.ts';
 import type { Job } from '../journal/job.ts';
 import type { DeadLetter, OutboxBacklog, OutboxError, OutboxKind } from '../journal/outbox.ts';
 import type { StoredPlan } from '../journal/stored-plan.ts';
@@ -149,6 +150,11 @@ export interface UnitStatus {
   readonly unit: string;
   /** The stage of each mapped resource type. */
   readonly stages: Readonly<Record<string, Stage>>;
+  /**
+   * The unit's pause, when an operator paused its mirroring (`pauseUnit`): since when, by whom
+   * and why. Its mirrors stay owed (counted in `pending`) until it resumes.
+   */
+  readonly paused: Omit<UnitPause, 'unit'> | undefined;
   /** Mirrors waiting. */
   readonly pending: number;
   /** Mirrors waiting for a record they reference. */
@@ -175,7 +181,7 @@ export interface OperatorStatus {
   readonly at: string;
   /** The plan as stored (or as configured, for a plan that follows no store). */
   readonly plan: StoredPlan;
-  /** Every unit the plan lists or the journal holds mirrors for, by name. */
+  /** Every unit the plan lists, the journal holds mirrors for or an operator paused, by name. */
   readonly units: readonly UnitStatus[];
   /** The whole backlog. */
   readonly totals: {

@@ -230,27 +230,29 @@ export class Operator<C, L> {
   }
 
   /**
-   * Every unit at a glance: the plan, each unit's stages per mapped type and backlog (pending,
-   * waiting, leased, dead, the oldest mirror's age), the totals, and the open jobs. Needs the
-   * store and plan only.
+   * Every unit at a glance: the plan, each unit's stages per mapped type, its pause (see
+   * {@link Operator.pauseUnit}) and backlog (pending, waiting, leased, dead, the oldest mirror's
+   * age), the totals, and the open jobs. Needs the store and plan only.
    *
    * @returns The status.
    * @example
    * ```ts
    * const { units, totals } = await operator.status();
-   * for (const u of units) console.log(u.unit, u.stages, u.pending, u.dead);
+   * for (const u of units) console.log(u.unit, u.stages, u.paused?.since, u.pending, u.dead);
    * ```
    */
   async status(): Promise<OperatorStatus> {
     await this.#followPlan();
     const now = Date.now();
-    const [lines, running, paused] = await Promise.all([
+    const [lines, running, paused, pauses] = await Promise.all([
       this.#store.outboxBacklog(),
       this.#store.listJobs({ state: 'running' }),
       this.#store.listJobs({ state: 'paused' }),
+      this.#store.unitPauses(),
     ]);
     const plan = this.#plan.toJSON();
-    const names = new Set([...Object.keys(plan.units), ...lines.map((line) => line.unit)]);
+    const pauseOf = new Map(pauses.map(({ unit, ...pause }) => [unit, pause]));
+    const names = new Set([...Object.keys(plan.units), ...lines.map((line) => line.unit), ...pauseOf.keys()]);
     const units: UnitStatus[] = [...names].sort().map((unit) => {
       const mine = lines.filter((line) => line.unit === unit);
       return {
@@ -258,6 +260,7 @@ export class Operator<C, L> {
         stages: Object.fromEntries(
           [...this.#mappings.keys()].map((type) => [type, this.#plan.stageOf(unit, type)]),
         ),
+        paused: pauseOf.get(unit),
         ...sums(mine, now),
       };
     });
@@ -1112,7 +1115,7 @@ function sums(
     oldestAt: string | undefined;
   }[],
   now: number,
-): Omit<UnitStatus, 'unit' | 'stages'> {
+): Omit<UnitStatus, 'unit' | 'stages' | 'paused'> {
   let oldest: string | undefined;
   for (const line of lines)
     if (line.oldestAt !== undefined && (oldest === undefined || line.oldestAt < oldest))

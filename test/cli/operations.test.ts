@@ -70,6 +70,7 @@ beforeAll(async () => {
       },
     },
   });
+  await store.pauseUnit('east', { by: 'ops:maria', reason: 'legacy maintenance' });
   server = await startFhirTestServer();
   cli = await buildCli({
     DATABASE_URL: process.env.DATABASE_URL ?? '',
@@ -89,6 +90,7 @@ afterAll(async () => {
 interface UnitDoc {
   unit: string;
   stages: Record<string, string>;
+  paused: { since: string; by: string | null; reason: string | null } | null;
   dead: number;
   pending: number;
 }
@@ -102,13 +104,25 @@ describe('dualwrite operator commands', () => {
     expect(north).toMatchObject({ stages: { Patient: 'dual-write' }, dead: 3, pending: 0 });
     expect(status.units.find((unit) => unit.unit === 'south')?.stages).toEqual({ Patient: 'live' });
     expect(status.totals.dead).toBe(3);
+    expect(north?.paused).toBeNull();
+    const [pause] = await store.unitPauses();
+    expect(status.units.find((unit) => unit.unit === 'east')?.paused).toEqual({
+      since: pause?.since,
+      by: 'ops:maria',
+      reason: 'legacy maintenance',
+    });
 
     const table = await dualwrite('status');
     expect(table.code).toBe(0);
     const lines = table.stdout.split('\n');
     const header = lines.findIndex((line) => line.startsWith('unit'));
-    expect(lines[header]).toMatch(/^unit\s+stage\s+pending\s+waiting\s+leased\s+dead\s+oldest$/);
-    expect(table.stdout).toMatch(/^north\s+dual-write\s+0\s+0\s+0\s+3\s+-$/m);
+    expect(lines[header]).toMatch(/^unit\s+stage\s+pending\s+waiting\s+leased\s+dead\s+oldest\s+paused$/);
+    expect(table.stdout).toMatch(/^north\s+dual-write\s+0\s+0\s+0\s+3\s+-\s+-$/m);
+    // A paused unit: how long in its line, since when, by whom and why below.
+    expect(table.stdout).toMatch(/^east\s+legacy-only\s+0\s+0\s+0\s+0\s+-\s+\d[\dmshd ]*$/m);
+    const pauses = lines.indexOf('paused units (mirroring held until resumed)');
+    expect(lines[pauses + 1]).toMatch(/^unit\s+since\s+by\s+reason$/);
+    expect(lines[pauses + 2]).toMatch(/^east\s+\S+Z\s+ops:maria\s+legacy maintenance$/);
     // Aligned: every column starts where its header does.
     const deadAt = lines[header]!.indexOf('dead') + 'dead'.length;
     const north2 = lines.find((line) => line.startsWith('north'))!;

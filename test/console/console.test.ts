@@ -74,6 +74,20 @@ describe('the web console', { timeout: 120_000 }, () => {
     await page.close();
   });
 
+  it('shows a paused unit’s pause: how long, by whom and why', async () => {
+    await state.operator.pauseUnit('south', { by: 'ops:maria', reason: 'legacy maintenance' });
+    try {
+      const page = await openPage(local.url);
+      const south = page.locator('tr[data-unit="south"] td[data-paused]');
+      expect(await south.getAttribute('data-paused')).toMatch(/^\d{4}-\d\d-\d\dT/);
+      expect(await south.textContent()).toMatch(/paused .+ by ops:maria: legacy maintenance/);
+      expect(await page.locator('tr[data-unit="north"] td[data-paused]').textContent()).toBe('running');
+      await page.close();
+    } finally {
+      await state.operator.resumeUnit('south');
+    }
+  });
+
   it('draws the backlog and lag charts as SVG with their data', async () => {
     const page = await openPage(local.url);
     for (const chart of ['backlog', 'lag']) {

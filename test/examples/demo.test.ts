@@ -45,9 +45,9 @@ function expectEveryRecordAgrees(stdout: string): void {
   expect(stdout).toMatch(/every record exists once on each side and the copies agree/);
   // It ends with `dualwrite status`: each unit's stage and an empty backlog.
   const status = stdout.slice(stdout.indexOf('$ dualwrite status'));
-  expect(status).toMatch(/^unit\s+stage\s+pending\s+waiting\s+leased\s+dead\s+oldest$/m);
+  expect(status).toMatch(/^unit\s+stage\s+pending\s+waiting\s+leased\s+dead\s+oldest\s+paused$/m);
   for (const unit of ['north', 'east', 'south']) {
-    expect(status).toMatch(new RegExp(String.raw`^${unit}\s+\S+\s+0\s+0\s+0\s+0\s+-$`, 'm'));
+    expect(status).toMatch(new RegExp(String.raw`^${unit}\s+\S+\s+0\s+0\s+0\s+0\s+-\s+-$`, 'm'));
   }
 }
 

@@ -114,6 +114,22 @@ function describeOperator(name: string, open: OpenSyncStore) {
       expect(JSON.stringify(status)).not.toContain(SECRET);
     });
 
+    it('shows which units are paused, since when, by whom and why, in the status', async () => {
+      await store.intend(intentOf('p-2'), HOUR);
+      const pause = await operator.pauseUnit('north', { by: 'ops:maria', reason: 'legacy maintenance' });
+      // A paused unit the plan does not list and the journal holds nothing for is shown too.
+      const west = await operator.pauseUnit('west');
+      const status = await operator.status();
+      expect(status.units.map((u) => [u.unit, u.paused])).toEqual([
+        ['north', { since: pause.since, by: 'ops:maria', reason: 'legacy maintenance' }],
+        ['south', undefined],
+        ['west', { since: west.since, by: undefined, reason: undefined }],
+      ]);
+      expect(status.units[0]).toMatchObject({ pending: 1 });
+      await operator.resumeUnit('north');
+      expect((await operator.status()).units.find((u) => u.unit === 'north')?.paused).toBeUndefined();
+    });
+
     it('shows, sets and lists the stored plan, which a second operator over the store follows', async () => {
       expect((await operator.plan()).units.north).toEqual({ default: 'dual-write', resourceTypes: {} });
       const change = await operator.setStage('north', 'shadow', {

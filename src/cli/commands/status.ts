@@ -13,8 +13,9 @@ function stagesOf(unit: UnitStatus): string {
 }
 
 /**
- * The status as people read it: the plan revision, a line per unit with its stage and backlog,
- * the totals, and the jobs still open.
+ * The status as people read it: the plan revision, a line per unit with its stage, backlog and
+ * how long it has been paused, the totals, the paused units (since, by, reason) and the jobs
+ * still open.
  *
  * @param status - The operator's status.
  * @returns The text.
@@ -24,7 +25,8 @@ function stagesOf(unit: UnitStatus): string {
  * ```
  */
 export function formatStatus(status: OperatorStatus): string {
-  const total = { unit: '(total)', stages: {}, ...status.totals };
+  const total = { unit: '(total)', stages: {}, paused: undefined, ...status.totals };
+  const at = Date.parse(status.at);
   const units = formatTable<UnitStatus>(
     [...status.units, total],
     [
@@ -35,10 +37,26 @@ export function formatStatus(status: OperatorStatus): string {
       { header: 'leased', value: (unit) => unit.leased, align: 'right' },
       { header: 'dead', value: (unit) => unit.dead, align: 'right' },
       { header: 'oldest', value: (unit) => formatDuration(unit.oldestAgeMs), align: 'right' },
+      {
+        header: 'paused',
+        value: (unit) =>
+          unit.paused === undefined ? undefined : formatDuration(at - Date.parse(unit.paused.since)),
+        align: 'right',
+      },
     ],
   );
+  const paused = status.units.filter((unit) => unit.paused !== undefined);
+  const pauses =
+    paused.length === 0
+      ? ''
+      : `\npaused units (mirroring held until resumed)\n${formatTable(paused, [
+          { header: 'unit', value: (unit) => unit.unit },
+          { header: 'since', value: (unit) => unit.paused?.since },
+          { header: 'by', value: (unit) => unit.paused?.by },
+          { header: 'reason', value: (unit) => unit.paused?.reason },
+        ])}`;
   const jobs = status.openJobs.length === 0 ? '' : `\nopen jobs\n${jobTable(status.openJobs)}`;
-  return `plan revision ${status.plan.revision}, default ${status.plan.default} (at ${status.at})\n${units}${jobs}`;
+  return `plan revision ${status.plan.revision}, default ${status.plan.default} (at ${status.at})\n${units}${pauses}${jobs}`;
 }
 
 /** `dualwrite status`: every unit at a glance. */
@@ -47,7 +65,7 @@ export const statusCommand: CliCommand = {
     program
       .command('status')
       .description(
-        "every unit's stage and backlog (pending, waiting, leased, dead, oldest), and the open jobs",
+        "every unit's stage, backlog (pending, waiting, leased, dead, oldest) and pause, and the open jobs",
       )
       .option('-u, --unit <unit...>', 'only these units')
       .action(async (options: { unit?: string[] }, command: Command) => {
