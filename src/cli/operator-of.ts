@@ -3,8 +3,8 @@ import type { DualwriteConfig } from './dualwrite-config.ts';
 
 /**
  * The operator API over a configuration: the store, mappings and plan, the two clients for the
- * calls that touch records, the readiness gates, and `feeds.unitOf` as the unit of a record a
- * job reads. Nothing starts.
+ * calls that touch records, the readiness gates, the request time limit, and `feeds.unitOf` as
+ * the unit of a record a job reads. Nothing starts.
  *
  * @param config - The configuration.
  * @returns The operator; close it when done.
@@ -23,6 +23,7 @@ export function operatorOf(config: DualwriteConfig): Operator<unknown, unknown> 
     readiness: config.readiness,
     unitOf: config.feeds?.unitOf,
     pacer: config.pacer,
+    requestTimeoutMs: config.requestTimeoutMs,
     sinks: config.sinks,
   });
 }

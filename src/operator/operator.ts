@@ -46,6 +46,8 @@ import { validateReadinessOptions, type Readiness, type ReadinessOptions } from 
 import type { Stage } from '../plan/stage.ts';
 import type { LegacyAdapter } from '../sides/legacy-adapter.ts';
 import { MedplumSide } from '../sides/medplum-side.ts';
+import { DEFAULT_REQUEST_TIMEOUT_MS } from '../sides/request-deadline.ts';
+import { timedLegacyAdapter } from '../sides/timed-legacy-adapter.ts';
 import {
   deadLetterView,
   type BacklogLine,
@@ -90,6 +92,12 @@ export interface OperatorOptions<C, L> {
   readonly unitOf?: JobContext<L>['unitOf'];
   /** The quota pacer of the Medplum client's user, when the client is shared. */
   readonly pacer?: QuotaPacer | undefined;
+  /**
+   * How long one request to either system (a job's search or scan, a resolution's read or
+   * write) may go unanswered before it is abandoned with a `RequestTimeoutError` and retried,
+   * as the writer's option of that name does. @default 10000
+   */
+  readonly requestTimeoutMs?: number | undefined;
   /** Where the events of operator actions (`resolved`) go besides the store. @default [] */
   readonly sinks?: readonly EventSink[] | undefined;
 }
@@ -149,6 +157,7 @@ const OPERATOR_OPTIONS = {
   readiness: anObject,
   unitOf: aFunction,
   pacer: anObject,
+  requestTimeoutMs: positiveMs,
   sinks: { test: Array.isArray, problem: 'must be an array of event sinks' },
 };
 
@@ -192,7 +201,13 @@ export class Operator<C, L> {
   readonly #policy: ReadinessPolicy;
   readonly #wiring: OperatorWiring<L> | undefined;
   readonly #options: OperatorOptions<C, L>;
-  #standalone: { readonly events: EventPublisher; readonly locks: RecordLocks } | undefined;
+  #parts:
+    | {
+        readonly events: EventPublisher;
+        readonly locks: RecordLocks;
+        readonly legacy: LegacyAdapter<L> | undefined;
+      }
+    | undefined;
   #attached: Promise<void> | undefined;
   #attachedHere = false;
 
@@ -1042,15 +1057,18 @@ export class Operator<C, L> {
   #recordParts(): { mirror: MirrorContext<L>; events: EventPublisher; locks: RecordLocks } {
     if (this.#wiring !== undefined) return this.#wiring;
     const { legacy, medplum } = this.#clients('resolveDeadLetter');
-    this.#standalone ??= {
-      events: new EventPublisher(this.#store, this.#options.sinks ?? [], undefined),
-      locks: new RecordLocks(),
-    };
+    const { events, locks } = this.#standalone;
     return {
-      ...this.#standalone,
+      events,
+      locks,
       mirror: {
         legacy,
-        medplum: new MedplumSide(medplum, 1, { pacer: this.#options.pacer, lane: 'live' }),
+        medplum: new MedplumSide(
+          medplum,
+          1,
+          { pacer: this.#options.pacer, lane: 'live' },
+          this.#requestTimeoutMs,
+        ),
         mappings: this.#mappings,
         store: this.#store,
         resolver: authorityWins,
@@ -1070,11 +1088,33 @@ export class Operator<C, L> {
       mappings: [...this.#mappings.values()],
       unitOf: this.#options.unitOf,
       pacer: this.#options.pacer,
+      requestTimeoutMs: this.#requestTimeoutMs,
     };
   }
 
+  /** The parts a stand-alone operator makes once: its events, locks and timed legacy adapter. */
+  get #standalone(): {
+    readonly events: EventPublisher;
+    readonly locks: RecordLocks;
+    readonly legacy: LegacyAdapter<L> | undefined;
+  } {
+    const legacy = this.#options.legacy;
+    this.#parts ??= {
+      events: new EventPublisher(this.#store, this.#options.sinks ?? [], undefined),
+      locks: new RecordLocks(),
+      // Every call to the legacy system has the time limit, as a writer's has.
+      legacy: legacy === undefined ? undefined : timedLegacyAdapter(legacy, this.#requestTimeoutMs),
+    };
+    return this.#parts;
+  }
+
+  get #requestTimeoutMs(): number {
+    return this.#options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  }
+
   #clients(call: string): { legacy: LegacyAdapter<L>; medplum: MedplumClient } {
-    const { legacy, medplum } = this.#options;
+    const { medplum } = this.#options;
+    const { legacy } = this.#standalone;
     if (legacy === undefined)
       throw new ConfigurationError(
         'legacy',

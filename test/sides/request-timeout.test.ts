@@ -11,6 +11,7 @@ import {
   CutoverPlan,
   DualWriter,
   MemoryStore,
+  Operator,
   RequestTimeoutError,
   createMedplumClient,
   type DualWriteEvent,
@@ -165,6 +166,72 @@ describe('request timeout', () => {
     const [job] = await store.listJobs({ kind: 'backfill' });
     expect(job).toMatchObject({ state: 'failed', reason: 'RequestTimeoutError on page 1' });
   }, 60_000);
+
+  it("a stand-alone operator's backfill keeps its requestTimeoutMs: a Medplum that never answers fails the job with RequestTimeoutError", async () => {
+    fhir = await startFhirTestServer();
+    const state = { mode: 'swallow' as 'pass' | 'swallow', swallowed: 0 };
+    const baseUrl = await hangingProxy(fhir.baseUrl, state);
+    const legacy = new MemoryLegacyAdapter<PatientRow>();
+    await legacy.create('Patient', ada);
+    const store = new MemoryStore();
+    const operator = new Operator<Ctx, PatientRow>({
+      store,
+      mappings: [patientMapping],
+      plan: new CutoverPlan<Ctx>({ default: 'dual-write', unitOf: (ctx) => ctx.unit }),
+      legacy,
+      medplum: createMedplumClient({ baseUrl }),
+      requestTimeoutMs: 150,
+    });
+    // As the writer's test above: with the 10 s default the six attempts outlast the minute.
+    const error: unknown = await operator
+      .backfill({ resourceType: 'Patient', unit: 'north', direction: 'to-medplum' })
+      .catch((err: unknown) => err);
+    expect(error).toMatchObject({ name: 'RequestTimeoutError', retryable: true, resourceType: 'Patient' });
+    expect((error as Error).message).toContain('within 150 ms');
+    expect(state.swallowed).toBeGreaterThan(1);
+    const [job] = await store.listJobs({ kind: 'backfill' });
+    expect(job).toMatchObject({ state: 'failed', reason: 'RequestTimeoutError on page 1' });
+    await operator.close();
+  }, 60_000);
+
+  it("a stand-alone operator's reconcile gives the legacy adapter its requestTimeoutMs: a scan that never answers is abandoned with an aborted signal", async () => {
+    fhir = await startFhirTestServer();
+    const legacy = new MemoryLegacyAdapter<PatientRow>();
+    await legacy.create('Patient', ada);
+    const signals: AbortSignal[] = [];
+    legacy.scan = (_type, options) => {
+      if (options.signal !== undefined) signals.push(options.signal);
+      return new Promise(() => undefined);
+    };
+    const store = new MemoryStore();
+    const operator = new Operator<Ctx, PatientRow>({
+      store,
+      mappings: [patientMapping],
+      plan: new CutoverPlan<Ctx>({ default: 'dual-write', unitOf: (ctx) => ctx.unit }),
+      legacy,
+      medplum: createMedplumClient({ baseUrl: fhir.baseUrl }),
+      requestTimeoutMs: 150,
+    });
+    const error: unknown = await operator
+      .reconcile({ resourceType: 'Patient', unit: 'north' })
+      .catch((err: unknown) => err);
+    expect(error).toMatchObject({ name: 'RequestTimeoutError', side: 'legacy', resourceType: 'Patient' });
+    expect(signals.length).toBeGreaterThan(0);
+    expect(signals.every((signal) => signal.aborted)).toBe(true);
+    await operator.close();
+  }, 60_000);
+
+  it("refuses an operator's requestTimeoutMs that is not a positive number, naming it", () => {
+    const build = () =>
+      new Operator<Ctx, PatientRow>({
+        store: new MemoryStore(),
+        mappings: [patientMapping],
+        plan: new CutoverPlan<Ctx>({ default: 'dual-write', unitOf: (ctx) => ctx.unit }),
+        requestTimeoutMs: 0,
+      });
+    expect(build).toThrow(ConfigurationError);
+    expect(build).toThrow(/requestTimeoutMs/);
+  });
 
   it("the Medplum change feed's requests keep the writer's time limit: a Medplum that never answers fails the pass, not the writer", async () => {
     fhir = await startFhirTestServer();
