@@ -45,8 +45,6 @@ import {
   fhirId,
   nonEmptyString,
   nonNegativeMs,
-  oneOf,
-  positiveInteger,
   positiveMs,
   resourceTypeName,
   trueOrFalse,
@@ -58,7 +56,7 @@ import type { Job } from './journal/job.ts';
 import { LinkCache } from './journal/link-cache.ts';
 import type { Link } from './journal/link.ts';
 import { MemoryStore } from './journal/memory-store.ts';
-import type { DeadLetter, OutboxCounts, OutboxEntry } from './journal/outbox.ts';
+import type { DeadLetterFilter, OutboxCounts, OutboxEntry } from './journal/outbox.ts';
 import type { SyncStore } from './journal/sync-store.ts';
 import { legacyIdOf, runMapping, withLegacyIdentifier } from './mapping/mapped-record.ts';
 import type { ResourceMapping } from './mapping/resource-mapping.ts';
@@ -84,6 +82,7 @@ import { recordPartsAdapter } from './sides/record-parts-adapter.ts';
 import { timedLegacyAdapter } from './sides/timed-legacy-adapter.ts';
 import type { WriteResult } from './write-result.ts';
 import { Operator } from './operator/operator.ts';
+import type { DeadLetterView } from './operator/operator-views.ts';
 
 /**
  * Wraps the legacy system and Medplum: every write goes to the side that is the authority for
@@ -1008,39 +1007,37 @@ export class DualWriter<C, L> {
   }
 
   /**
-   * Counts of pending and in-flight mirrors and open dead letters.
+   * Counts of pending, waiting, paused and in-flight mirrors and open dead letters (see
+   * `Operator.outboxCounts`).
    *
+   * @param filter - Only one unit's.
    * @returns The counts.
+   * @throws {@link InvalidInputError} (a rejection) naming the filter at fault.
    * @example
    * ```ts
    * const { pending, leased, dead } = await writer.outbox();
    * ```
    */
-  outbox(): Promise<OutboxCounts> {
-    return this.#store.outboxCounts();
+  outbox(filter?: { readonly unit?: string | undefined }): Promise<OutboxCounts> {
+    return this.#operator.outboxCounts(filter);
   }
 
   /**
    * Dead letters: mirrors that failed for good, with the reason, the HTTP status and the
-   * attempts. Open ones unless `status` says otherwise.
+   * attempts, without the record copies they may keep (see `Operator.deadLetters`). Open ones
+   * unless `status` says otherwise.
    *
-   * @param options - `status` (`open`, `retried`, `discarded`, `all`) and `limit`.
+   * @param filter - `status` (`open`, `retried`, `discarded`, `all`), `unit`, `resourceType`,
+   *   `target`, `reason` and `limit`.
    * @returns Dead letters, oldest first.
-   * @throws {@link InvalidInputError} (a rejection) naming `options` or the option at fault.
+   * @throws {@link InvalidInputError} (a rejection) naming `filter` or the filter at fault.
    * @example
    * ```ts
    * for (const letter of await writer.deadLetters()) console.log(letter.id, letter.reason.message);
    * ```
    */
-  async deadLetters(options?: {
-    readonly status?: DeadLetter['status'] | 'all';
-    readonly limit?: number;
-  }): Promise<DeadLetter[]> {
-    checkOptions(options, 'options', 'input', {
-      status: oneOf('open', 'retried', 'discarded', 'all'),
-      limit: positiveInteger,
-    });
-    return this.#store.listDeadLetters(options);
+  async deadLetters(filter?: DeadLetterFilter): Promise<DeadLetterView[]> {
+    return this.#operator.deadLetters(filter);
   }
 
   /**

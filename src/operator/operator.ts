@@ -14,7 +14,7 @@ import { backfill as runBackfill, type BackfillOptions } from '../jobs/backfill.
 import type { JobContext } from '../jobs/job-context.ts';
 import { reconcile as runReconcile, type ReconcileOptions } from '../jobs/reconcile.ts';
 import { OPEN_JOB_STATES, type Job, type JobFilter } from '../journal/job.ts';
-import type { DeadLetter, DeadLetterFilter } from '../journal/outbox.ts';
+import type { DeadLetter, DeadLetterFilter, OutboxCounts } from '../journal/outbox.ts';
 import type { StoredPlan } from '../journal/stored-plan.ts';
 import type { SyncStore } from '../journal/sync-store.ts';
 import type { UnitPause } from '../journal/housekeeping.ts';
@@ -170,7 +170,7 @@ const OPERATOR_OPTIONS = {
  *
  * Which parts a call needs:
  * - store, mappings and plan only: `status`, `plan`, `setStage`, `planHistory`, `outbox`,
- *   `deadLetters`, `deadLetter`, `retryDeadLetter(s)`, `discardDeadLetter(s)`, `conflicts`,
+ *   `outboxCounts`, `deadLetters`, `deadLetter`, `retryDeadLetter(s)`, `discardDeadLetter(s)`, `conflicts`,
  *   `conflictCounts`, `readiness`, `jobs`, `job`, `pauseJob`, `resumeJob`, `cancelJob`;
  * - also `legacy` and `medplum`: `resolveDeadLetter(s)` (writes both sides), `backfill`,
  *   `reconcile` (read and queue records). Without them these reject with a
@@ -371,6 +371,23 @@ export class Operator<C, L> {
           (given.resourceType === undefined || line.resourceType === given.resourceType),
       )
       .map((line) => ({ ...line, oldestAgeMs: ageOf(line.oldestAt, now) }));
+  }
+
+  /**
+   * Counts of the whole outbox (or one unit's): mirrors pending, waiting for a reference,
+   * held by a paused unit, leased, and open dead letters. Needs the store only.
+   *
+   * @param filter - Only one unit's.
+   * @returns The counts.
+   * @throws {@link InvalidInputError} (a rejection) naming the filter at fault.
+   * @example
+   * ```ts
+   * const { pending, paused, leased, dead } = await operator.outboxCounts({ unit: 'north' });
+   * ```
+   */
+  async outboxCounts(filter: { readonly unit?: string | undefined } = {}): Promise<OutboxCounts> {
+    const given = checkOptions(filter, 'filter', 'input', { unit: nonEmptyString });
+    return this.#store.outboxCounts({ unit: given.unit as string | undefined });
   }
 
   /**

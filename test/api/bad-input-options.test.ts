@@ -152,11 +152,12 @@ describe('null options are a typed error naming the parameter, not a TypeError',
     await expect(hook.handleRestHook({ headers: {}, body: Buffer.from('{}') })).resolves.toBeDefined();
   });
 
-  it("the writer's readiness, drain and deadLetters", async () => {
+  it("the writer's readiness, drain, deadLetters and outbox", async () => {
     const w = writer();
     await expect(w.readiness('north', null as never)).rejects.toEqual(invalidInput('options', /got null/));
     await expect(w.drain(null as never)).rejects.toEqual(invalidInput('options'));
-    await expect(w.deadLetters(null as never)).rejects.toEqual(invalidInput('options'));
+    await expect(w.deadLetters(null as never)).rejects.toEqual(invalidInput('filter'));
+    await expect(w.outbox(null as never)).rejects.toEqual(invalidInput('filter'));
   });
 
   it('the writer option retry: null (or a string)', () => {

@@ -232,6 +232,22 @@ describe('dead letters', () => {
     expect(await writer.deadLetters({ status: 'all' })).toMatchObject([{ id: letter.id, status: 'retried' }]);
   });
 
+  it("lists dead letters and counts the outbox as the operator does: by filter, per unit, without the record's copy", async () => {
+    fixture = await startWriterFixture({ writer: { mirror: 'async', drainer: fastDrainer } });
+    const { writer } = fixture;
+    await writer.create('Patient', { ...ada, birth_date: 'not-a-date' }, north);
+    await writer.drain({ timeoutMs: 5000 });
+    const letters = await writer.deadLetters({ reason: 'RejectedError', unit: 'north' });
+    expect(letters).toMatchObject([{ legacyId: 'p-1', unit: 'north', reason: { name: 'RejectedError' } }]);
+    expect(letters[0]).not.toHaveProperty('base');
+    expect(JSON.stringify(letters)).not.toContain('Lovelace');
+    expect(await writer.deadLetters({ reason: 'UnavailableError' })).toEqual([]);
+    await expect(writer.deadLetters({ unit: 'nowhere' })).rejects.toMatchObject({ field: 'unit' });
+    expect(await writer.outbox({ unit: 'north' })).toEqual({ pending: 0, leased: 0, dead: 1 });
+    expect(await writer.outbox({ unit: 'south' })).toEqual({ pending: 0, leased: 0, dead: 0 });
+    await expect(writer.outbox({ unit: '' })).rejects.toMatchObject({ field: 'unit' });
+  });
+
   it('rejects a dead-letter listing with an unknown status or a bad limit, naming it', async () => {
     fixture = await startWriterFixture({ writer: { mirror: 'async', drainer: fastDrainer } });
     await expect(fixture.writer.deadLetters({ status: 'opne' as never })).rejects.toMatchObject({
