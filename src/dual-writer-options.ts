@@ -11,6 +11,7 @@ import { ConfigurationError } from './errors.ts';
 import type { SyncStore } from './journal/sync-store.ts';
 import type { ResourceMapping } from './mapping/resource-mapping.ts';
 import { retentionPolicyOf, type RetentionOptions } from './journal/retention.ts';
+import { backlogRecordingOf, type BacklogHistoryOptions } from './journal/backlog-recorder.ts';
 import type { RetryOptions } from './mirror/retry-policy.ts';
 import { drainerPolicyOf, type DrainerOptions, type DrainerPolicy } from './mirror/drainer.ts';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from './sides/request-deadline.ts';
@@ -181,6 +182,13 @@ export interface DualWriterOptions<C, L> {
    */
   readonly retention?: RetentionOptions | false | undefined;
   /**
+   * Sampling of the outbox's backlog into the journal by the drainer's runtime (`start()` with
+   * the drainer role), a sample per unit per `stepMs`: the history the console's backlog chart
+   * draws, whether or not a console was running. `false` records nothing.
+   * @default { stepMs: 60000, keepMs: 30 days }
+   */
+  readonly backlogHistory?: BacklogHistoryOptions | false | undefined;
+  /**
    * Receives a typed event for every mirror, retry and disagreement. Events carry ids, types,
    * statuses, paths and value hashes, never field values. Exceptions it throws are ignored.
    * @default undefined
@@ -253,6 +261,7 @@ const WRITER_OPTIONS = Object.keys({
   pacer: true,
   linkCacheSize: true,
   retention: true,
+  backlogHistory: true,
   onEvent: true,
   telemetry: true,
 } satisfies Record<keyof DualWriterOptions<unknown, unknown>, true>);
@@ -355,6 +364,7 @@ export function validateDualWriterOptions(options: unknown): void {
     given.retention as RetentionOptions | false | undefined,
     (given.readiness as { windowMs?: number } | undefined)?.windowMs ?? 3_600_000,
   );
+  backlogRecordingOf(given.backlogHistory as BacklogHistoryOptions | false | undefined, 'backlogHistory');
   if (given.feeds !== undefined) {
     const feeds = optionsObject(given.feeds, 'feeds', 'configuration', ['unitOf']);
     if (typeof feeds.unitOf !== 'function')

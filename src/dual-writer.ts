@@ -82,6 +82,7 @@ import { recordPartsAdapter } from './sides/record-parts-adapter.ts';
 import { timedLegacyAdapter } from './sides/timed-legacy-adapter.ts';
 import type { WriteResult } from './write-result.ts';
 import { Operator } from './operator/operator.ts';
+import { BacklogRecorder, backlogRecordingOf } from './journal/backlog-recorder.ts';
 import type { DeadLetterView } from './operator/operator-views.ts';
 
 /**
@@ -130,6 +131,8 @@ export class DualWriter<C, L> {
   /** The retention the drainer's runtime runs; `undefined` with `retention: false`. */
   readonly #retention: RetentionRunner | undefined;
   readonly #retentionOptions: RetentionOptions;
+  /** The backlog sampling the drainer's runtime runs; `undefined` with `backlogHistory: false`. */
+  readonly #backlog: BacklogRecorder | undefined;
 
   /**
    * @param options - The two systems, mappings, plan, store and policies.
@@ -320,6 +323,13 @@ export class DualWriter<C, L> {
               error: describeError(error),
               retryInMs: retention.intervalMs,
             });
+          });
+    const recording = backlogRecordingOf(options.backlogHistory, 'backlogHistory');
+    this.#backlog =
+      recording === undefined
+        ? undefined
+        : new BacklogRecorder(this.#store, recording, (error) => {
+            this.#emit({ type: 'journal-error', error: describeError(error), retryInMs: recording.stepMs });
           });
     this.#operator = new Operator<C, L>(
       {
@@ -692,7 +702,8 @@ export class DualWriter<C, L> {
 
   /**
    * Starts the background work of this instance, in the roles given: the `drainer` that applies
-   * pending mirrors, and the change `feeds` (option `feeds`). Both by default. Instances that
+   * pending mirrors (with it, the journal's retention and the backlog's sampling: options
+   * `retention`, `backlogHistory`), and the change `feeds` (option `feeds`). Both by default. Instances that
    * share a store share the work: drainers claim entries with leases, and each feed is polled
    * by one instance at a time (a lease per side and resource type, taken over when its holder
    * dies). A deployment can run only writes on its application instances (`start({ drainer:
@@ -716,6 +727,7 @@ export class DualWriter<C, L> {
     if (given.drainer !== false) {
       this.#drainer.start();
       this.#retention?.start();
+      this.#backlog?.start();
     }
     if (given.feeds !== false) this.#feeds?.start();
     this.#telemetry?.gauges.register();
@@ -790,6 +802,7 @@ export class DualWriter<C, L> {
     this.#telemetry?.gauges.unregister();
     await this.#feeds?.stop();
     await this.#retention?.stop();
+    await this.#backlog?.stop();
     await this.#drainer.stop();
     await this.#checks.settled();
     await this.#evidence.flush();

@@ -101,6 +101,7 @@ export type { StoredEvent, RecordedEvent, EventFilter, EventTally } from './jour
 export { LinkConflictError } from './journal/sync-store.ts';
 export type { SyncStore, DeadLetterOptions } from './journal/sync-store.ts';
 export type { BacklogSample, LagPoint, BacklogRecording } from './journal/operating-history.ts';
+export type { BacklogHistoryOptions } from './journal/backlog-recorder.ts';
 export type { Link } from './journal/link.ts';
 
 export type { RetryOptions } from './mirror/retry-policy.ts';

@@ -21,6 +21,7 @@ import {
   loginPage,
   messagePage,
 } from './console-page.ts';
+import { BacklogRecorder, DEFAULT_BACKLOG_HISTORY } from '../journal/backlog-recorder.ts';
 import { readConsoleView } from './console-view.ts';
 import { recordDiff, type RecordDiff, type RecordSources } from './record-diff.ts';
 
@@ -209,10 +210,16 @@ export async function startConsole<L>(options: ConsoleOptions<L>): Promise<Conso
   const recorder =
     options.recordBacklog === false
       ? undefined
-      : startRecording(options.journal, settings.stepMs, options.keepMs ?? 30 * 86_400_000);
+      : new BacklogRecorder(
+          options.journal,
+          { stepMs: settings.stepMs, keepMs: options.keepMs ?? DEFAULT_BACKLOG_HISTORY.keepMs },
+          // A failed recording is tried again at the next step; the page shows the gap.
+          () => undefined,
+        );
+  recorder?.start();
   const { port } = server.address() as AddressInfo;
   const close = async () => {
-    if (recorder !== undefined) clearInterval(recorder);
+    await recorder?.stop();
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   };
@@ -233,19 +240,6 @@ function listen(server: Server, host: string, port: number): Promise<void> {
       resolve();
     });
   });
-}
-
-/** Records the backlog now and every step; a failed recording is tried again at the next. */
-function startRecording(
-  journal: ConsoleJournal,
-  stepMs: number,
-  keepMs: number,
-): ReturnType<typeof setInterval> {
-  const record = () => void journal.recordBacklog({ stepMs, keepMs }).catch(() => undefined);
-  record();
-  const timer = setInterval(record, stepMs);
-  timer.unref();
-  return timer;
 }
 
 /** The actions a form may post, and what each confirms. */

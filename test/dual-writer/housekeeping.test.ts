@@ -66,6 +66,49 @@ describe('housekeeping', () => {
     await vi.waitFor(async () => expect(await fx?.store.listEvents()).toHaveLength(2));
   });
 
+  it('samples the backlog into the journal from the drainer’s runtime, for the console’s chart', async () => {
+    fx = await startWriterFixture({ stage: 'dual-write' });
+    // A mirror the server refuses for good: one open dead letter in north.
+    await fx.writer
+      .create('Patient', { id: 'p-1', first_name: 'Ada', last_name: 'Lovelace', birth_date: 'x' }, north)
+      .catch(() => undefined);
+    expect(await fx.store.backlogHistory({ since: new Date(0).toISOString() })).toEqual([]);
+    fx.writer.start({ drainer: true, feeds: false });
+    // A sample is taken at start; stop() waits for it.
+    await fx.writer.stop();
+    const samples = await fx.store.backlogHistory({ since: new Date(0).toISOString() });
+    expect(samples).toMatchObject([
+      { unit: undefined, pending: 0, leased: 0, dead: 1 },
+      { unit: 'north', pending: 0, leased: 0, dead: 1 },
+    ]);
+    expect(samples[0]?.at).toBe(samples[1]?.at);
+  });
+
+  it('samples nothing with backlogHistory: false, or in an instance without the drainer role', async () => {
+    fx = await startWriterFixture({ writer: { backlogHistory: false } });
+    fx.writer.start({ drainer: true, feeds: false });
+    await fx.writer.stop();
+    expect(await fx.store.backlogHistory({ since: new Date(0).toISOString() })).toEqual([]);
+    const web = await startWriterFixture();
+    web.writer.start({ drainer: false, feeds: false });
+    await web.writer.stop();
+    await web.close();
+    expect(await web.store.backlogHistory({ since: new Date(0).toISOString() })).toEqual([]);
+  });
+
+  it('refuses a backlog history whose step or keep is not a positive duration, naming it', async () => {
+    await expect(startWriterFixture({ writer: { backlogHistory: { stepMs: 0 } } })).rejects.toMatchObject({
+      name: 'ConfigurationError',
+      field: 'backlogHistory.stepMs',
+    });
+    await expect(
+      startWriterFixture({ writer: { backlogHistory: { stepMs: 60_000, keepMs: 1_000 } } }),
+    ).rejects.toMatchObject({ name: 'ConfigurationError', field: 'backlogHistory.keepMs' });
+    await expect(
+      startWriterFixture({ writer: { backlogHistory: { step: 5 } as never } }),
+    ).rejects.toMatchObject({ name: 'ConfigurationError', field: 'backlogHistory.step' });
+  });
+
   it('refuses retention that would delete what readiness reads, naming the option', async () => {
     await expect(
       startWriterFixture({ writer: { retention: { samples: { maxAgeMs: 60_000 } } } }),
