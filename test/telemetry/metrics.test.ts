@@ -126,6 +126,82 @@ describe('metrics', () => {
     await fixture.writer.stop();
   });
 
+  it('counts the changes each feed reads and the echoes among them, and reports the cursor age of each feed that read', async () => {
+    const { fixture, metrics } = await start({ feeds: { unitOf: () => 'north', sides: ['legacy'] } });
+    fixture.writer.start({ drainer: false, feeds: false });
+    await fixture.writer.create('Patient', row('p-phi-7'), north);
+    await fixture.writer.create('Patient', row('p-2'), north);
+    // No feed has read yet: no cursor age.
+    expect((await metrics.collect()).filter((p) => p.name === 'dualwrite.feed.cursor_age')).toEqual([]);
+    // The first pass reads the writer's own two writes: both echoes.
+    expect(await fixture.writer.pollFeeds()).toMatchObject({ echoes: 2, queued: 0 });
+    const stored = await fixture.legacy.read('Patient', 'p-2');
+    await fixture.legacy.update('Patient', 'p-2', row('p-2', 'King'), { expectedVersion: stored?.version });
+    // The second reads one change made directly in the legacy system.
+    expect(await fixture.writer.pollFeeds()).toMatchObject({ echoes: 0, queued: 1 });
+    const points = await metrics.collect();
+    const feed = { side: 'legacy', resource_type: 'Patient' };
+    expect(sumOf(points, 'dualwrite.feed.changes', feed)).toBe(3);
+    expect(sumOf(points, 'dualwrite.feed.echoes', feed)).toBe(2);
+    expect(sumOf(points, 'dualwrite.feed.reads', { ...feed, failed: 'false' })).toBe(2);
+    expect(sumOf(points, 'dualwrite.feed.reads', { ...feed, failed: 'true' })).toBe(0);
+    const ages = points.filter((p) => p.name === 'dualwrite.feed.cursor_age');
+    expect(ages.map((p) => p.attributes)).toEqual([feed]);
+    expect(ages[0]?.value).toBeGreaterThanOrEqual(0);
+    expectNoValues(points);
+  });
+
+  it('counts a feed read that failed, and reports no cursor age for a feed that never read to its end', async () => {
+    const { fixture, metrics } = await start({ feeds: { unitOf: () => 'north', sides: ['medplum'] } });
+    fixture.writer.start({ drainer: false, feeds: false });
+    fixture.server.faults.outage(60_000);
+    expect((await fixture.writer.pollFeeds()).failures).toHaveLength(1);
+    const points = await metrics.collect();
+    const feed = { side: 'medplum', resource_type: 'Patient' };
+    expect(sumOf(points, 'dualwrite.feed.reads', { ...feed, failed: 'true' })).toBe(1);
+    expect(points.filter((p) => p.name === 'dualwrite.feed.cursor_age')).toEqual([]);
+  });
+
+  it('reports the pages and records of running backfill and reconcile jobs, and 0 once a job is done', async () => {
+    const { fixture, metrics } = await start({ mirror: 'async' });
+    for (const id of ['p-1', 'p-2', 'p-3']) await fixture.legacy.create('Patient', row(id));
+    fixture.writer.start({ drainer: false, feeds: false });
+    /** Stops this worker after its first page: the job stays running, one page done. */
+    const onePage = () => {
+      const stop = new AbortController();
+      return { pageSize: 1, signal: stop.signal, onProgress: () => stop.abort() };
+    };
+    const scope = { resourceType: 'Patient', unit: 'north', direction: 'to-medplum' } as const;
+    const backfill = await fixture.writer.backfill({ ...scope, ...onePage() });
+    const reconcile = await fixture.writer.reconcile({ ...scope, ...onePage() });
+    expect([backfill.state, reconcile.state]).toEqual(['running', 'running']);
+    const points = await metrics.collect();
+    for (const job of [backfill, reconcile]) {
+      const where = {
+        kind: job.kind,
+        resource_type: 'Patient',
+        unit: 'north',
+        direction: 'to-medplum',
+        state: 'running',
+      };
+      expect(sumOf(points, 'dualwrite.job.pages_done', where)).toBe(1);
+      expect(sumOf(points, 'dualwrite.job.pages', where)).toBe(job.pages);
+      expect(job.counts.scanned).toBe(1);
+      for (const [outcome, count] of Object.entries(job.counts))
+        expect(sumOf(points, 'dualwrite.job.records', { ...where, outcome })).toBe(count);
+    }
+    // The backfill runs to its end: its figures go to 0; the reconcile's stay.
+    expect(await fixture.writer.backfill({ ...scope, jobId: backfill.id, pageSize: 1 })).toMatchObject({
+      state: 'done',
+    });
+    const after = await metrics.collect();
+    const running = { kind: 'backfill', state: 'running' };
+    expect(sumOf(after, 'dualwrite.job.pages_done', running)).toBe(0);
+    expect(sumOf(after, 'dualwrite.job.records', running)).toBe(0);
+    expect(sumOf(after, 'dualwrite.job.pages_done', { kind: 'reconcile', state: 'running' })).toBe(1);
+    expectNoValues(after);
+  });
+
   it('reads the journal at most once per journalReadIntervalMs, however often it is collected', async () => {
     metrics = new MetricCollector();
     let reads = 0;
