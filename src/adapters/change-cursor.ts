@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors.ts';
+import type { LegacyChange, LegacyChangePage } from '../sides/legacy-adapter.ts';
 
 /**
  * The position of a table-backed change feed: the updated-at of the last row returned, and the
@@ -94,4 +95,50 @@ export function nextChangeCursor(
   const here = page.filter((row) => row.at === last.at).map((row) => row.key);
   const earlier = previous?.updatedAt === last.at ? previous.seen : [];
   return { updatedAt: last.at, id: last.id, seen: [...new Set([...earlier, ...here])] };
+}
+
+/**
+ * One change a table feed read, with where it stands in the feed's order.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const read: ChangeRead<Row> = { at: '2026-01-02T03:04:05.123456Z', id: '7', key: '7@3', change };
+ * ```
+ */
+export interface ChangeRead<R> {
+  /** The instant as the cursor keeps it (`undefined`: the row carries none; not a position). */
+  readonly at: string | undefined;
+  readonly id: string;
+  /** The change key the cursor remembers at its instant (`id@version`, or a tombstone's). */
+  readonly key: string;
+  readonly change: LegacyChange<R>;
+}
+
+/**
+ * A feed page from the changes one query read, in feed order: the changes, and the cursor after
+ * the last one (the cursor the page started after, when it read nothing).
+ *
+ * @param after - The position the page started after.
+ * @param cursor - That position as the caller gave it.
+ * @param reads - The changes read, in order.
+ * @returns The page.
+ * @example
+ * ```ts
+ * return changePage(after, cursor, rows.map((raw) => readOf(raw)));
+ * ```
+ */
+export function changePage<R>(
+  after: ChangeCursor | undefined,
+  cursor: string | undefined,
+  reads: readonly ChangeRead<R>[],
+): LegacyChangePage<R> {
+  const next = nextChangeCursor(
+    after,
+    reads.flatMap(({ at, id, key }) => (at === undefined ? [] : [{ at, id, key }])),
+  );
+  return {
+    changes: reads.map((read) => read.change),
+    cursor: next === undefined ? cursor : encodeChangeCursor(next),
+  };
 }

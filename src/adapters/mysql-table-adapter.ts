@@ -1,5 +1,4 @@
 import { ConfigurationError, InvalidInputError, RejectedError, UnavailableError } from '../errors.ts';
-import { refuseUnknownKeys } from '../option-checks.ts';
 import {
   LegacyNotFoundError,
   LegacyVersionConflictError,
@@ -11,7 +10,8 @@ import {
   type LegacyWriteOptions,
 } from '../sides/legacy-adapter.ts';
 import { classifyMysqlError } from '../sql/mysql-errors.ts';
-import { decodeChangeCursor, encodeChangeCursor, nextChangeCursor } from './change-cursor.ts';
+import { changePage, decodeChangeCursor } from './change-cursor.ts';
+import { guardedDelete, guardedUpdate } from './guarded-write.ts';
 import {
   atText,
   decodeMysqlRow,
@@ -28,7 +28,17 @@ import {
   type MysqlTombstoneSettings,
 } from './mysql-table-tombstones.ts';
 import { validateTable, type PostgresTableOptions } from './postgres-table-options.ts';
-import type { TableSettings } from './postgres-table-schema.ts';
+import { refusedRow } from './table-rejection.ts';
+import {
+  checkLimit,
+  distinctIds,
+  field,
+  givenId as givenIdOf,
+  refuseNonColumns,
+  scalarText,
+  tableRecord,
+} from './table-rows.ts';
+import { TableSchemas } from './table-schemas.ts';
 
 export type { MysqlConnection, MysqlPool, MysqlQueryable, MysqlQueryOptions } from './mysql-table-schema.ts';
 export type { MysqlTombstoneOptions } from './mysql-table-tombstones.ts';
@@ -86,7 +96,6 @@ export interface MysqlTableAdapterOptions {
   readonly tombstones?: true | MysqlTombstoneOptions | undefined;
 }
 
-const VERSION = /^-?\d{1,18}$/;
 const INTEGER_ID = /^-?\d{1,20}$/;
 /** What every query asks of `mysql2`, so values do not depend on the pool's settings. */
 const READ_AS_TEXT = { dateStrings: true, supportBigNumbers: true, bigNumberStrings: true } as const;
@@ -123,9 +132,8 @@ const READ_AS_TEXT = { dateStrings: true, supportBigNumbers: true, bigNumberStri
  */
 export class MysqlTableAdapter implements LegacyAdapter<MysqlTableRow> {
   readonly #pool: MysqlPool;
-  readonly #settings: ReadonlyMap<string, TableSettings>;
   readonly #tombstones: MysqlTombstoneSettings | undefined;
-  readonly #schemas = new Map<string, Promise<MysqlTableSchema>>();
+  readonly #schemas: TableSchemas<MysqlTableSchema>;
 
   /**
    * @param options - The pool and the table of each resource type.
@@ -146,8 +154,9 @@ export class MysqlTableAdapter implements LegacyAdapter<MysqlTableRow> {
     if (typeof tables !== 'object' || (tables as unknown) === null || Object.keys(tables).length === 0)
       throw new ConfigurationError('tables', tables, 'must map at least one resource type to a table');
     this.#pool = pool;
-    this.#settings = new Map(
-      Object.entries(tables).map(([type, table]) => [type, validateTable(type, table)]),
+    this.#schemas = new TableSchemas(
+      new Map(Object.entries(tables).map(([type, table]) => [type, validateTable(type, table)])),
+      (settings) => discoverMysqlTable(pool, settings),
     );
     this.#tombstones = validateMysqlTombstones(tombstones);
   }
@@ -180,24 +189,8 @@ export class MysqlTableAdapter implements LegacyAdapter<MysqlTableRow> {
   /** {@inheritDoc LegacyAdapter.create} */
   async create(resourceType: string, row: MysqlTableRow): Promise<LegacyRecord<MysqlTableRow>> {
     const schema = await this.#schema(resourceType);
-    this.#refuseNonColumns(schema, row, resourceType);
-    let id = textOf(field(row, schema.id.name) ?? undefined);
-    if (field(row, schema.id.name) != null && id === undefined) {
-      throw new InvalidInputError(`row.${schema.id.name}`, 'must be a string or a number', {
-        side: 'legacy',
-        resourceType,
-      });
-    }
-    if (id === undefined && schema.idSource === 'caller') {
-      throw new InvalidInputError(
-        `row.${schema.id.name}`,
-        'is required: this table takes its ids from the caller',
-        {
-          side: 'legacy',
-          resourceType,
-        },
-      );
-    }
+    refuseNonColumns(row, columnNames(schema), resourceType);
+    let id = givenIdOf(row, schema.id.name, schema.idSource === 'caller', resourceType);
     if (id === undefined && schema.idSource === 'expression') id = await this.newId(resourceType);
     const names: string[] = [];
     const values: unknown[] = [];
@@ -217,7 +210,7 @@ export class MysqlTableAdapter implements LegacyAdapter<MysqlTableRow> {
     try {
       created = await this.#transaction(resourceType, id, async (connection) => {
         const [result] = await connection.query({ sql: text, values, ...READ_AS_TEXT });
-        const stored = id ?? textOf((result as { insertId?: unknown }).insertId);
+        const stored = id ?? scalarText((result as { insertId?: unknown }).insertId);
         if (stored === undefined) throw new Error('the insert reported no id');
         const record = await this.#readOn(connection, schema, stored);
         if (record === undefined) throw new Error('the inserted row is not visible to its own transaction');
@@ -241,62 +234,57 @@ export class MysqlTableAdapter implements LegacyAdapter<MysqlTableRow> {
     options: LegacyWriteOptions = {},
   ): Promise<LegacyRecord<MysqlTableRow>> {
     const schema = await this.#schema(resourceType);
-    this.#refuseNonColumns(schema, row, resourceType);
-    const expected = options.expectedVersion;
+    refuseNonColumns(row, columnNames(schema), resourceType);
     if (this.#namesNoRecord(schema, id)) throw new LegacyNotFoundError(resourceType, id);
-    if (expected === undefined || VERSION.test(expected)) {
-      const values: unknown[] = [];
-      const sets = schema.writable.map((column) => {
-        const value = field(row, column.name);
-        if (value === undefined) return `${column.sqlName} = DEFAULT`;
-        values.push(encode(value));
-        return `${column.sqlName} = ?`;
-      });
-      sets.push(
-        `${schema.version.sqlName} = ${schema.version.sqlName} + 1`,
-        `${schema.updatedAt.sqlName} = SYSDATE(6)`,
-      );
-      values.push(id);
-      let guard = '';
-      if (expected !== undefined) {
-        values.push(expected);
-        guard = ` AND ${schema.version.sqlName} = ?`;
-      }
-      const text = `UPDATE ${schema.sqlTable} SET ${sets.join(', ')} WHERE ${schema.id.sqlName} = ?${guard}`;
-      const updated = await this.#transaction(resourceType, id, async (connection) => {
-        const [result] = await connection.query({ sql: text, values, ...READ_AS_TEXT });
-        if ((result as { affectedRows?: unknown }).affectedRows !== 1) return undefined;
-        // Read under the row lock the UPDATE holds: no other write can land in between, so this
-        // is the version this write made.
-        return this.#readOn(connection, schema, id);
-      });
-      if (updated !== undefined) return updated;
-      if (expected === undefined) throw new LegacyNotFoundError(resourceType, id);
-    }
-    const current = await this.read(resourceType, id);
-    if (current === undefined) throw new LegacyNotFoundError(resourceType, id);
-    throw new LegacyVersionConflictError(resourceType, id, expected, current.version);
+    const expected = options.expectedVersion;
+    return guardedUpdate(
+      { resourceType, id, expected },
+      () => {
+        const values: unknown[] = [];
+        const sets = schema.writable.map((column) => {
+          const value = field(row, column.name);
+          if (value === undefined) return `${column.sqlName} = DEFAULT`;
+          values.push(encode(value));
+          return `${column.sqlName} = ?`;
+        });
+        sets.push(
+          `${schema.version.sqlName} = ${schema.version.sqlName} + 1`,
+          `${schema.updatedAt.sqlName} = SYSDATE(6)`,
+        );
+        values.push(id);
+        let guard = '';
+        if (expected !== undefined) {
+          values.push(expected);
+          guard = ` AND ${schema.version.sqlName} = ?`;
+        }
+        const text = `UPDATE ${schema.sqlTable} SET ${sets.join(', ')} WHERE ${schema.id.sqlName} = ?${guard}`;
+        return this.#transaction(resourceType, id, async (connection) => {
+          const [result] = await connection.query({ sql: text, values, ...READ_AS_TEXT });
+          if ((result as { affectedRows?: unknown }).affectedRows !== 1) return undefined;
+          // Read under the row lock the UPDATE holds: no other write can land in between, so
+          // this is the version this write made.
+          return this.#readOn(connection, schema, id);
+        });
+      },
+      () => this.read(resourceType, id),
+    );
   }
 
   /** {@inheritDoc LegacyAdapter.delete} */
   async delete(resourceType: string, id: string, options: LegacyWriteOptions = {}): Promise<void> {
     const schema = await this.#schema(resourceType);
-    const expected = options.expectedVersion;
     if (this.#namesNoRecord(schema, id)) return;
-    if (expected === undefined || VERSION.test(expected)) {
-      const guard = expected === undefined ? '' : ` AND ${schema.version.sqlName} = ?`;
-      const values = expected === undefined ? [id] : [id, expected];
-      const rows = await this.#affected(
-        resourceType,
-        id,
-        `DELETE FROM ${schema.sqlTable} WHERE ${schema.id.sqlName} = ?${guard}`,
-        values,
-      );
-      if (expected === undefined || rows > 0) return;
-    }
-    const current = await this.read(resourceType, id);
-    if (current !== undefined)
-      throw new LegacyVersionConflictError(resourceType, id, expected, current.version);
+    const expected = options.expectedVersion;
+    await guardedDelete(
+      { resourceType, id, expected },
+      async () => {
+        const guard = expected === undefined ? '' : ` AND ${schema.version.sqlName} = ?`;
+        const values = expected === undefined ? [id] : [id, expected];
+        const sql = `DELETE FROM ${schema.sqlTable} WHERE ${schema.id.sqlName} = ?${guard}`;
+        return (await this.#affected(resourceType, id, sql, values)) > 0;
+      },
+      () => this.read(resourceType, id),
+    );
   }
 
   /** {@inheritDoc LegacyAdapter.read} */
@@ -326,10 +314,8 @@ export class MysqlTableAdapter implements LegacyAdapter<MysqlTableRow> {
     resourceType: string,
     ids: readonly string[],
   ): Promise<ReadonlyMap<string, LegacyRecord<MysqlTableRow> | undefined>> {
-    if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'string' && id !== ''))
-      throw new InvalidInputError('ids', 'must be an array of non-empty strings');
+    const requested = distinctIds(ids);
     const schema = await this.#schema(resourceType);
-    const requested: string[] = [...new Set<string>(ids)];
     const found = new Map<string, LegacyRecord<MysqlTableRow> | undefined>(
       requested.map((id) => [id, undefined]),
     );
@@ -341,7 +327,7 @@ export class MysqlTableAdapter implements LegacyAdapter<MysqlTableRow> {
       `SELECT ${schema.selectList} FROM ${schema.sqlTable} t WHERE t.${schema.id.sqlName} IN (${asked.map(() => '?').join(', ')})`,
       asked,
     );
-    const byKey = new Map(rows.map((raw) => [textOf(raw[schema.id.name]), toRecord(schema, raw)]));
+    const byKey = new Map(rows.map((raw) => [scalarText(raw[schema.id.name]), toRecord(schema, raw)]));
     // A text key compares by the column's collation (often case-insensitive): answer each id as
     // asked with the row read would find.
     for (const id of asked) {
@@ -367,8 +353,7 @@ export class MysqlTableAdapter implements LegacyAdapter<MysqlTableRow> {
   async scan(resourceType: string, options: LegacyScanOptions): Promise<LegacyScanPage<MysqlTableRow>> {
     const schema = await this.#schema(resourceType);
     const { after, limit } = options;
-    if (!Number.isSafeInteger(limit) || limit < 1)
-      throw new InvalidInputError('limit', 'must be a positive integer', { side: 'legacy', resourceType });
+    checkLimit(limit, resourceType);
     if (after !== undefined && (typeof after !== 'string' || this.#namesNoRecord(schema, after)))
       throw new InvalidInputError('after', 'is not an id of this table', { side: 'legacy', resourceType });
     const where = after === undefined ? '' : ` WHERE t.${schema.id.sqlName} > ?`;
@@ -397,7 +382,7 @@ export class MysqlTableAdapter implements LegacyAdapter<MysqlTableRow> {
   async installTombstones(): Promise<void> {
     if (this.#tombstones === undefined)
       throw new ConfigurationError('tombstones', undefined, 'must be set to install tombstones');
-    const schemas = await Promise.all([...this.#settings.keys()].map((type) => this.#schema(type)));
+    const schemas = await Promise.all(this.#schemas.resourceTypes.map((type) => this.#schema(type)));
     await installMysqlTombstones(this.#pool, this.#tombstones, schemas);
   }
 
@@ -429,12 +414,7 @@ export class MysqlTableAdapter implements LegacyAdapter<MysqlTableRow> {
     limit: number,
   ): Promise<LegacyChangePage<MysqlTableRow>> {
     const schema = await this.#schema(resourceType);
-    if (!Number.isSafeInteger(limit) || limit < 1) {
-      throw new InvalidInputError('limit', `must be a positive integer (got ${String(limit)})`, {
-        side: 'legacy',
-        resourceType,
-      });
-    }
+    checkLimit(limit, resourceType);
     const after = cursor === undefined ? undefined : decodeChangeCursor(cursor, resourceType);
     const id = schema.id.sqlName;
     const version = schema.version.sqlName;
@@ -468,60 +448,27 @@ export class MysqlTableAdapter implements LegacyAdapter<MysqlTableRow> {
     }
     const text = `${parts.join(' UNION ALL ')} ORDER BY dw_time, dw_id LIMIT ${limit}`;
     const rows = await this.#rows(this.#pool, resourceType, text, values);
-    const changes = rows.map((raw) => {
-      const changeId = String(raw.dw_id);
-      if (Number(raw.dw_deleted) === 1) return { resourceType, id: changeId, kind: 'delete' as const };
-      return { resourceType, id: changeId, kind: 'upsert' as const, record: toRecord(schema, raw) };
-    });
-    const next = nextChangeCursor(
+    return changePage(
       after,
-      rows.map((raw) => ({
-        at: String(raw.dw_time_text),
-        id: String(raw.dw_id),
-        key: String(raw.dw_change),
-      })),
+      cursor,
+      rows.map((raw) => {
+        const changeId = String(raw.dw_id);
+        const change =
+          Number(raw.dw_deleted) === 1
+            ? { resourceType, id: changeId, kind: 'delete' as const }
+            : { resourceType, id: changeId, kind: 'upsert' as const, record: toRecord(schema, raw) };
+        return { at: String(raw.dw_time_text), id: changeId, key: String(raw.dw_change), change };
+      }),
     );
-    return { changes, cursor: next === undefined ? cursor : encodeChangeCursor(next) };
   }
 
   #schema(resourceType: string): Promise<MysqlTableSchema> {
-    const settings = this.#settings.get(resourceType);
-    if (settings === undefined) {
-      return Promise.reject(
-        new InvalidInputError('resourceType', 'has no table in this adapter', {
-          side: 'legacy',
-          resourceType,
-        }),
-      );
-    }
-    let schema = this.#schemas.get(resourceType);
-    if (schema === undefined) {
-      schema = discoverMysqlTable(this.#pool, settings);
-      const pending = schema;
-      // A failed lookup (database down, table not created yet) is retried on the next call.
-      pending.catch(() => {
-        if (this.#schemas.get(resourceType) === pending) this.#schemas.delete(resourceType);
-      });
-      this.#schemas.set(resourceType, schema);
-    }
-    return schema;
+    return this.#schemas.of(resourceType);
   }
 
   /** An id that no row can have: not an integer, for an integer key (MySQL would cast `'abc'` to 0). */
   #namesNoRecord(schema: MysqlTableSchema, id: string): boolean {
     return schema.integerId && !INTEGER_ID.test(id);
-  }
-
-  #refuseNonColumns(schema: MysqlTableSchema, row: MysqlTableRow, resourceType: string): void {
-    if (typeof row !== 'object' || (row as unknown) === null)
-      throw new InvalidInputError('row', 'must be an object', { side: 'legacy', resourceType });
-    refuseUnknownKeys(
-      row,
-      'input',
-      schema.all.map((column: MysqlColumn) => column.name),
-      'row.',
-      ['a column', 'columns'],
-    );
   }
 
   async #readOn(
@@ -608,10 +555,11 @@ export class MysqlTableAdapter implements LegacyAdapter<MysqlTableRow> {
     if (kind === 'rejected' || kind === 'duplicate-key') {
       const message = (err as { sqlMessage?: unknown }).sqlMessage;
       const column = typeof message === 'string' ? /column '([^']+)'/i.exec(message)?.[1] : undefined;
-      return new RejectedError(
-        `${resourceType}: the legacy table rejected the row (${what}${column === undefined ? '' : `, column ${column}`})`,
-        column === undefined ? [] : [column],
-        details,
+      return refusedRow(
+        err,
+        { code: sqlState ?? (errno === undefined ? undefined : String(errno)), what, column },
+        { resourceType, legacyId },
+        false,
       );
     }
     return err;
@@ -623,12 +571,11 @@ function toRecord(
   raw: Readonly<Record<string, unknown>>,
 ): LegacyRecord<MysqlTableRow> {
   const { row, iso } = decodeMysqlRow(schema, raw);
-  return {
-    id: textOf(row[schema.id.name]) ?? '',
-    row,
-    version: textOf(row[schema.version.name]),
-    updatedAt: iso,
-  };
+  return tableRecord(row, { id: schema.id.name, version: schema.version.name }, iso);
+}
+
+function columnNames(schema: MysqlTableSchema): string[] {
+  return schema.all.map((column: MysqlColumn) => column.name);
 }
 
 /** Objects and arrays go in as JSON text; `mysql2` would otherwise expand them into SQL lists. */
@@ -636,14 +583,4 @@ function encode(value: unknown): unknown {
   if (value === null || typeof value !== 'object' || value instanceof Date || Buffer.isBuffer(value))
     return value;
   return JSON.stringify(value);
-}
-
-function field(row: MysqlTableRow, name: string): unknown {
-  return Object.hasOwn(row, name) ? row[name] : undefined;
-}
-
-function textOf(value: unknown): string | undefined {
-  return typeof value === 'string' || typeof value === 'number' || typeof value === 'bigint'
-    ? String(value)
-    : undefined;
 }

@@ -1,4 +1,5 @@
 import { ConfigurationError } from '../errors.ts';
+import { tableColumns } from './table-columns.ts';
 import type { TableSettings } from './postgres-table-schema.ts';
 
 /**
@@ -200,40 +201,14 @@ export async function discoverMysqlTable(
     );
   }
   const all = catalog.map(toColumn);
-  const byName = new Map(all.map((column) => [column.name, column]));
-  const find = (option: string, name: string): MysqlColumn => {
-    const column = byName.get(name);
-    if (column === undefined)
-      throw new ConfigurationError(`${path}.${option}`, name, `is not a column of ${sqlTable}`);
-    return column;
-  };
-  const id = find('idColumn', settings.idColumn);
-  const version = find('versionColumn', settings.versionColumn);
-  if (!INTEGER_TYPES.has(version.dataType)) {
-    throw new ConfigurationError(
-      `${path}.versionColumn`,
-      version.name,
-      `must be an integer column, not ${version.dataType}`,
-    );
-  }
-  const updatedAt = find('updatedAtColumn', settings.updatedAtColumn);
-  if (!TIME_TYPES.has(updatedAt.dataType)) {
-    throw new ConfigurationError(
-      `${path}.updatedAtColumn`,
-      updatedAt.name,
-      `must be a DATETIME(6) or TIMESTAMP(6) column, not ${updatedAt.dataType}`,
-    );
-  }
-  const managed = new Set([id.name, version.name, updatedAt.name]);
-  const writable =
-    settings.columns === undefined
-      ? all.filter((column) => !managed.has(column.name) && !column.generated)
-      : settings.columns.map((name, index) => {
-          const column = find(`columns[${index}]`, name);
-          if (column.generated)
-            throw new ConfigurationError(`${path}.columns[${index}]`, name, 'is a generated column');
-          return column;
-        });
+  const { id, version, updatedAt, writable } = tableColumns(settings, sqlTable, all, {
+    version: (column) =>
+      INTEGER_TYPES.has(column.dataType) ? undefined : `must be an integer column, not ${column.dataType}`,
+    updatedAt: (column) =>
+      TIME_TYPES.has(column.dataType)
+        ? undefined
+        : `must be a DATETIME(6) or TIMESTAMP(6) column, not ${column.dataType}`,
+  });
   const automatic = id.autoIncrement
     ? 'auto-increment'
     : id.defaultExpression === undefined

@@ -1,26 +1,19 @@
-import { ConfigurationError, InvalidInputError, RejectedError } from '../errors.ts';
+import { ConfigurationError, InvalidInputError } from '../errors.ts';
 import { valueFreeError } from '../error-values.ts';
 import { sqlStateOf } from '../sql/database-failure.ts';
 import {
-  LegacyNotFoundError,
   LegacyVersionConflictError,
   type LegacyAdapter,
-  type LegacyChange,
   type LegacyChangePage,
   type LegacyRecord,
   type LegacyScanOptions,
   type LegacyScanPage,
   type LegacyWriteOptions,
 } from '../sides/legacy-adapter.ts';
-import { refuseUnknownKeys } from '../option-checks.ts';
 import type { SqlClient, SqlQueryable, SqlResult } from '../sql/sql-client.ts';
 import type { WriteStatement, WriteStatementRunner } from '../sql/write-statement.ts';
-import {
-  decodeChangeCursor,
-  encodeChangeCursor,
-  nextChangeCursor,
-  type ChangeCursor,
-} from './change-cursor.ts';
+import { changePage, decodeChangeCursor, type ChangeCursor } from './change-cursor.ts';
+import { guardedDelete, guardedUpdate } from './guarded-write.ts';
 import { validateAdapterOptions, type PostgresTableAdapterOptions } from './postgres-table-options.ts';
 import {
   afterCursor,
@@ -41,6 +34,16 @@ import {
   type TableSchema,
   type TableSettings,
 } from './postgres-table-schema.ts';
+import { refusedRow } from './table-rejection.ts';
+import {
+  checkLimit,
+  distinctIds,
+  field,
+  givenId as givenIdOf,
+  refuseNonColumns,
+  tableRecord,
+} from './table-rows.ts';
+import { TableSchemas } from './table-schemas.ts';
 
 /**
  * A legacy row as {@link PostgresTableAdapter} reads and writes it: column name to value.
@@ -60,8 +63,6 @@ import {
  * ```
  */
 export type PostgresTableRow = Record<string, unknown>;
-
-const VERSION = /^-?\d{1,18}$/;
 
 /**
  * A {@link LegacyAdapter} over plain PostgreSQL tables, one per resource type, through `pg` or
@@ -99,14 +100,12 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
   readonly #options: PostgresTableAdapterOptions;
   readonly #settings: ReadonlyMap<string, TableSettings>;
   readonly #tombstones: TombstoneSettings | undefined;
-  /** Lookups in flight on this adapter's own connection (never shared with transaction views). */
-  readonly #schemas = new Map<string, Promise<TableSchema>>();
   /**
-   * Tables already looked up, shared with transaction views. A view never waits on a lookup
-   * running on the pool: with every pool connection held by transactions that wait for it,
-   * that would deadlock.
+   * Tables looked up on this adapter's own connection. Those already found are shared with
+   * transaction views, but a view never waits on a lookup running on the pool: with every
+   * pool connection held by transactions that wait for it, that would deadlock.
    */
-  #resolved = new Map<string, TableSchema>();
+  #schemas: TableSchemas<TableSchema>;
 
   /**
    * @param options - The database and the table of each resource type.
@@ -126,6 +125,7 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
     this.#options = options;
     this.#client = options.sql;
     this.#sql = options.sql;
+    this.#schemas = new TableSchemas(this.#settings, (settings) => discoverTableSchema(this.#sql, settings));
   }
 
   /**
@@ -159,7 +159,6 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
   within(tx: SqlQueryable): PostgresTableAdapter {
     const view = this.#view();
     view.#sql = tx;
-    view.#resolved = this.#resolved;
     return view;
   }
 
@@ -179,7 +178,6 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
   writingThrough(run: WriteStatementRunner): PostgresTableAdapter {
     const view = this.#view();
     view.#runWrite = run;
-    view.#resolved = this.#resolved;
     return view;
   }
 
@@ -212,24 +210,9 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
   /** {@inheritDoc LegacyAdapter.create} */
   async create(resourceType: string, row: PostgresTableRow): Promise<LegacyRecord<PostgresTableRow>> {
     const schema = await this.#schema(resourceType);
-    refuseNonColumns(schema, row);
-    const givenId = field(row, schema.id.name) ?? undefined;
-    if (givenId !== undefined && scalarText(givenId) === undefined) {
-      throw new InvalidInputError(`row.${schema.id.name}`, 'must be a string or a number', {
-        side: 'legacy',
-        resourceType,
-      });
-    }
-    if (givenId === undefined && schema.idGeneration === 'caller') {
-      throw new InvalidInputError(
-        `row.${schema.id.name}`,
-        'is required: this table takes its ids from the caller',
-        {
-          side: 'legacy',
-          resourceType,
-        },
-      );
-    }
+    refuseNonColumns(row, columnNames(schema), resourceType);
+    const givenText = givenIdOf(row, schema.id.name, schema.idGeneration === 'caller', resourceType);
+    const givenId = givenText === undefined ? undefined : field(row, schema.id.name);
     const params: unknown[] = [];
     const names: string[] = [];
     const values: string[] = [];
@@ -254,13 +237,13 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
     try {
       inserted = (await this.#write(schema, text, params, false)).rows[0];
     } catch (err) {
-      throw rejection(err, this.#options.revealValues === true, resourceType, givenId);
+      throw this.#rejection(err, resourceType, givenText);
     }
     if (inserted !== undefined) return toRecord(schema, inserted);
-    const existing = await this.#read(schema, scalarText(givenId) ?? '');
+    const existing = await this.#read(schema, givenText ?? '');
     throw new LegacyVersionConflictError(
       resourceType,
-      existing?.id ?? scalarText(givenId) ?? '',
+      existing?.id ?? givenText ?? '',
       undefined,
       existing?.version,
     );
@@ -274,61 +257,62 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
     options: LegacyWriteOptions = {},
   ): Promise<LegacyRecord<PostgresTableRow>> {
     const schema = await this.#schema(resourceType);
-    refuseNonColumns(schema, row);
+    refuseNonColumns(row, columnNames(schema), resourceType);
     const expected = options.expectedVersion;
-    if (expected === undefined || VERSION.test(expected)) {
-      const params: unknown[] = [id];
-      const sets = schema.writable.map((column) => {
-        const value = field(row, column.name);
-        if (value === undefined) return `${column.sqlName} = DEFAULT`;
-        params.push(column.encode(value));
-        return `${column.sqlName} = ${column.placeholder(params.length)}`;
-      });
-      sets.push(
-        `${schema.version.sqlName} = ${schema.version.sqlName} + 1`,
-        `${schema.updatedAt.sqlName} = pg_catalog.clock_timestamp()`,
-      );
-      let guard = '';
-      if (expected !== undefined) {
-        params.push(expected);
-        guard = ` AND ${schema.version.sqlName} = $${params.length}::pg_catalog.int8`;
-      }
-      const text = `UPDATE ${schema.sqlTable} SET ${sets.join(', ')} WHERE ${idMatches(schema)}${guard} RETURNING ${schema.selectList}`;
-      let updated: Record<string, unknown> | undefined;
-      try {
-        updated = (await this.#write(schema, text, params, false)).rows[0];
-      } catch (err) {
-        if (!(await this.#rejectsId(schema, err, id)))
-          throw rejection(err, this.#options.revealValues === true, resourceType, id);
-      }
-      if (updated !== undefined) return toRecord(schema, updated);
-      if (expected === undefined) throw new LegacyNotFoundError(resourceType, id);
-    }
-    const current = await this.#read(schema, id);
-    if (current === undefined) throw new LegacyNotFoundError(resourceType, id);
-    throw new LegacyVersionConflictError(resourceType, id, expected, current.version);
+    return guardedUpdate(
+      { resourceType, id, expected },
+      async () => {
+        const params: unknown[] = [id];
+        const sets = schema.writable.map((column) => {
+          const value = field(row, column.name);
+          if (value === undefined) return `${column.sqlName} = DEFAULT`;
+          params.push(column.encode(value));
+          return `${column.sqlName} = ${column.placeholder(params.length)}`;
+        });
+        sets.push(
+          `${schema.version.sqlName} = ${schema.version.sqlName} + 1`,
+          `${schema.updatedAt.sqlName} = pg_catalog.clock_timestamp()`,
+        );
+        let guard = '';
+        if (expected !== undefined) {
+          params.push(expected);
+          guard = ` AND ${schema.version.sqlName} = $${params.length}::pg_catalog.int8`;
+        }
+        const text = `UPDATE ${schema.sqlTable} SET ${sets.join(', ')} WHERE ${idMatches(schema)}${guard} RETURNING ${schema.selectList}`;
+        try {
+          const updated = (await this.#write(schema, text, params, false)).rows[0];
+          return updated === undefined ? undefined : toRecord(schema, updated);
+        } catch (err) {
+          if (await this.#rejectsId(schema, err, id)) return undefined;
+          throw this.#rejection(err, resourceType, id);
+        }
+      },
+      () => this.#read(schema, id),
+    );
   }
 
   /** {@inheritDoc LegacyAdapter.delete} */
   async delete(resourceType: string, id: string, options: LegacyWriteOptions = {}): Promise<void> {
     const schema = await this.#schema(resourceType);
     const expected = options.expectedVersion;
-    if (expected === undefined || VERSION.test(expected)) {
-      const guard = expected === undefined ? '' : ` AND ${schema.version.sqlName} = $2::pg_catalog.int8`;
-      const params = expected === undefined ? [id] : [id, expected];
-      try {
-        const text = `DELETE FROM ${schema.sqlTable} WHERE ${idMatches(schema)}${guard} RETURNING ${schema.id.selectSql}`;
-        const { rows } = await this.#write(schema, text, params, expected === undefined);
-        if (expected === undefined || rows.length > 0) return;
-      } catch (err) {
-        if (await this.#rejectsId(schema, err, id)) return;
-        // A foreign key from another table refuses the delete for good.
-        throw rejection(err, this.#options.revealValues === true, resourceType, id);
-      }
-    }
-    const current = await this.#read(schema, id);
-    if (current !== undefined)
-      throw new LegacyVersionConflictError(resourceType, id, expected, current.version);
+    await guardedDelete(
+      { resourceType, id, expected },
+      async () => {
+        const guard = expected === undefined ? '' : ` AND ${schema.version.sqlName} = $2::pg_catalog.int8`;
+        const params = expected === undefined ? [id] : [id, expected];
+        try {
+          const text = `DELETE FROM ${schema.sqlTable} WHERE ${idMatches(schema)}${guard} RETURNING ${schema.id.selectSql}`;
+          const { rows } = await this.#write(schema, text, params, expected === undefined);
+          return rows.length > 0;
+        } catch (err) {
+          // An id the column cannot hold names no row: nothing to delete.
+          if (await this.#rejectsId(schema, err, id)) return true;
+          // A foreign key from another table refuses the delete for good.
+          throw this.#rejection(err, resourceType, id);
+        }
+      },
+      () => this.#read(schema, id),
+    );
   }
 
   /** {@inheritDoc LegacyAdapter.read} */
@@ -354,10 +338,8 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
     resourceType: string,
     ids: readonly string[],
   ): Promise<ReadonlyMap<string, LegacyRecord<PostgresTableRow> | undefined>> {
-    if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'string' && id !== ''))
-      throw new InvalidInputError('ids', 'must be an array of non-empty strings');
+    const requested = distinctIds(ids);
     const schema = await this.#schema(resourceType);
-    const requested = [...new Set(ids)];
     let rows: readonly Record<string, unknown>[];
     try {
       ({ rows } = await this.#sql.query(
@@ -399,8 +381,7 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
   async scan(resourceType: string, options: LegacyScanOptions): Promise<LegacyScanPage<PostgresTableRow>> {
     const schema = await this.#schema(resourceType);
     const { after, limit } = options;
-    if (!Number.isSafeInteger(limit) || limit < 1)
-      throw new InvalidInputError('limit', 'must be a positive integer', { side: 'legacy', resourceType });
+    checkLimit(limit, resourceType);
     // One row more than asked tells whether another page follows, without a count.
     const params: unknown[] = after === undefined ? [limit + 1] : [limit + 1, after];
     const where = after === undefined ? '' : ` WHERE ${schema.id.sqlName} > $2::${schema.id.sqlType}`;
@@ -437,7 +418,7 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
   async installTombstones(): Promise<void> {
     if (this.#tombstones === undefined)
       throw new ConfigurationError('tombstones', undefined, 'must be set to install tombstones');
-    const schemas = await Promise.all([...this.#settings.keys()].map((type) => this.#schema(type)));
+    const schemas = await Promise.all(this.#schemas.resourceTypes.map((type) => this.#schema(type)));
     await installTombstones(this.#client, this.#tombstones, schemas);
   }
 
@@ -476,12 +457,7 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
     limit: number,
   ): Promise<LegacyChangePage<PostgresTableRow>> {
     const schema = await this.#schema(resourceType);
-    if (!Number.isSafeInteger(limit) || limit < 1) {
-      throw new InvalidInputError('limit', `must be a positive integer (got ${String(limit)})`, {
-        side: 'legacy',
-        resourceType,
-      });
-    }
+    checkLimit(limit, resourceType);
     const after = cursor === undefined ? undefined : decodeChangeCursor(cursor, resourceType);
     if (this.#tombstones !== undefined)
       return this.#mergedChanges(schema, this.#tombstones, after, limit, cursor);
@@ -498,19 +474,16 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
           );
     const text = `SELECT ${schema.selectList} FROM ${schema.sqlTable} WHERE ${from} ORDER BY ${order} LIMIT $1`;
     const rows = await this.#changeRows(text, params, after, resourceType);
-    const records = rows.map((raw) => toRecord(schema, raw));
-    const next = nextChangeCursor(
+    return changePage(
       after,
-      records.flatMap((record) =>
-        record.updatedAt === undefined
-          ? []
-          : [{ at: record.updatedAt, id: record.id, key: changeKey(record.id, record.version, false) }],
-      ),
+      cursor,
+      rows.map((raw) => {
+        const record = toRecord(schema, raw);
+        const { id, version, updatedAt } = record;
+        const change = { resourceType, id, kind: 'upsert' as const, record };
+        return { at: updatedAt, id, key: changeKey(id, version, false), change };
+      }),
     );
-    return {
-      changes: records.map((record) => ({ resourceType, id: record.id, kind: 'upsert', record })),
-      cursor: next === undefined ? cursor : encodeChangeCursor(next),
-    };
   }
 
   /** Runs a change query; a cursor whose values do not fit the table is the caller's error. */
@@ -546,50 +519,22 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
       after === undefined ? [limit, resourceType] : [limit, resourceType, after.updatedAt, after.seen];
     const text = mergedChangesSql(schema, tombstones, after !== undefined);
     const rows = await this.#changeRows(text, params, after, resourceType);
-    const changes = rows.map((raw): LegacyChange<PostgresTableRow> => {
-      const id = String(raw.dw_id);
-      return raw.dw_deleted === true
-        ? { resourceType, id, kind: 'delete' }
-        : { resourceType, id, kind: 'upsert', record: toRecord(schema, raw) };
-    });
-    const next = nextChangeCursor(
+    return changePage(
       after,
-      rows.map((raw) => ({ at: String(raw.dw_at), id: String(raw.dw_id), key: String(raw.dw_change) })),
+      cursor,
+      rows.map((raw) => {
+        const id = String(raw.dw_id);
+        const change =
+          raw.dw_deleted === true
+            ? { resourceType, id, kind: 'delete' as const }
+            : { resourceType, id, kind: 'upsert' as const, record: toRecord(schema, raw) };
+        return { at: String(raw.dw_at), id, key: String(raw.dw_change), change };
+      }),
     );
-    return { changes, cursor: next === undefined ? cursor : encodeChangeCursor(next) };
   }
 
   #schema(resourceType: string): Promise<TableSchema> {
-    const settings = this.#settings.get(resourceType);
-    if (settings === undefined) {
-      const known = [...this.#settings.keys()].join(', ');
-      return Promise.reject(
-        new InvalidInputError(
-          'resourceType',
-          `no table is configured for ${JSON.stringify(resourceType)} (configured: ${known})`,
-          {
-            side: 'legacy',
-            resourceType,
-          },
-        ),
-      );
-    }
-    const known = this.#resolved.get(resourceType);
-    if (known !== undefined) return Promise.resolve(known);
-    let schema = this.#schemas.get(resourceType);
-    if (schema === undefined) {
-      schema = discoverTableSchema(this.#sql, settings);
-      // A failed lookup (database down, table not created yet) is retried on the next call.
-      const pending = schema;
-      pending.then(
-        (found) => this.#resolved.set(resourceType, found),
-        () => {
-          if (this.#schemas.get(resourceType) === pending) this.#schemas.delete(resourceType);
-        },
-      );
-      this.#schemas.set(resourceType, schema);
-    }
-    return schema;
+    return this.#schemas.of(resourceType);
   }
 
   async #read(schema: TableSchema, id: string): Promise<LegacyRecord<PostgresTableRow> | undefined> {
@@ -628,10 +573,39 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
   static #viewOf(from: PostgresTableAdapter): PostgresTableAdapter {
     viewing = from;
     try {
-      return new PostgresTableAdapter(from.#options);
+      const view = new PostgresTableAdapter(from.#options);
+      // Tables already found are shared; lookups run on the view's own connection.
+      view.#schemas = new TableSchemas(
+        from.#settings,
+        (settings) => discoverTableSchema(view.#sql, settings),
+        from.#schemas.found,
+      );
+      return view;
     } finally {
       viewing = undefined;
     }
+  }
+
+  /**
+   * Turns a data (class 22) or integrity (class 23) error into a permanent RejectedError naming
+   * the constraint and column; anything else (connection loss, serialisation failure, deadlock)
+   * passes through, for the writer to classify (`database-failure.ts`).
+   */
+  #rejection(err: unknown, resourceType: string, legacyId: string | undefined): unknown {
+    const state = sqlStateOf(err);
+    if (state === undefined || !(state.startsWith('22') || state.startsWith('23'))) return err;
+    const { constraint, column } = err as { constraint?: unknown; column?: unknown };
+    return refusedRow(
+      err,
+      {
+        code: state,
+        what: `SQLSTATE ${state}`,
+        constraint: typeof constraint === 'string' ? constraint : undefined,
+        column: typeof column === 'string' ? column : undefined,
+      },
+      { resourceType, legacyId },
+      this.#options.revealValues === true,
+    );
   }
 
   /** Runs a write statement on the database, or through the runner a view was given. */
@@ -673,67 +647,14 @@ function toRecord(
   raw: Readonly<Record<string, unknown>>,
 ): LegacyRecord<PostgresTableRow> {
   const row = decodeRow(schema, raw);
-  const version = row[schema.version.name];
   const updatedAt = row[schema.updatedAt.name];
-  return {
-    id: scalarText(row[schema.id.name]) ?? '',
+  return tableRecord(
     row,
-    version: scalarText(version),
-    updatedAt: typeof updatedAt === 'string' ? updatedAt : undefined,
-  };
-}
-
-/** A row's own value for a column; `null` counts as a value, `undefined` as absent. */
-/**
- * Refuses a row holding a key that is no column of the table (a typo such as `famly_name`,
- * `__proto__`): written, it would be dropped silently. Every column counts, the version, the
- * timestamp and generated ones too, so a row as read can be written back.
- */
-function refuseNonColumns(schema: TableSchema, row: PostgresTableRow): void {
-  refuseUnknownKeys(
-    row,
-    'input',
-    schema.all.map((column) => column.name),
-    'row.',
-    ['a column', 'columns'],
+    { id: schema.id.name, version: schema.version.name },
+    typeof updatedAt === 'string' ? updatedAt : undefined,
   );
 }
 
-function field(row: PostgresTableRow, name: string): unknown {
-  return Object.hasOwn(row, name) ? row[name] : undefined;
-}
-
-/** A string, number or bigint as text; anything else (null, objects) as `undefined`. */
-function scalarText(value: unknown): string | undefined {
-  return typeof value === 'string' || typeof value === 'number' || typeof value === 'bigint'
-    ? String(value)
-    : undefined;
-}
-
-/**
- * Turns a data (class 22) or integrity (class 23) error into a permanent {@link RejectedError};
- * anything else (connection loss, serialisation failure, deadlock) passes through, for the
- * writer to classify (`database-failure.ts`). The message names the constraint and column but
- * never the driver's text, which can quote the row's values; so does the `cause` unless the
- * adapter reveals values.
- */
-function rejection(err: unknown, reveal: boolean, resourceType: string, legacyId: unknown): unknown {
-  const state = sqlStateOf(err);
-  if (state === undefined || !(state.startsWith('22') || state.startsWith('23'))) return err;
-  const { constraint, column } = err as { constraint?: unknown; column?: unknown };
-  const where = [
-    typeof constraint === 'string' ? `constraint ${constraint}` : undefined,
-    typeof column === 'string' ? `column ${column}` : undefined,
-  ].filter((part) => part !== undefined);
-  return new RejectedError(
-    `${resourceType}: the legacy table rejected the row (SQLSTATE ${state}${where.length > 0 ? `, ${where.join(', ')}` : ''})`,
-    typeof column === 'string' ? [column] : [],
-    {
-      side: 'legacy',
-      resourceType,
-      legacyId: scalarText(legacyId),
-      code: state,
-      cause: reveal ? err : valueFreeError(err),
-    },
-  );
+function columnNames(schema: TableSchema): string[] {
+  return schema.all.map((column) => column.name);
 }

@@ -1,4 +1,5 @@
 import { ConfigurationError } from '../errors.ts';
+import { tableColumns } from './table-columns.ts';
 import type { SqlQueryable } from '../sql/sql-client.ts';
 
 /**
@@ -153,46 +154,14 @@ export async function discoverTableSchema(sql: SqlQueryable, settings: TableSett
     [where.schema, where.table],
   );
   const all = catalog.rows.map(toColumn);
-  const byName = new Map(all.map((column) => [column.name, column]));
-  const find = (option: string, name: string): TableColumn => {
-    const column = byName.get(name);
-    if (column === undefined)
-      throw new ConfigurationError(`${path}.${option}`, name, `is not a column of ${relation}`);
-    return column;
-  };
-
-  const id = find('idColumn', settings.idColumn);
-  const version = find('versionColumn', settings.versionColumn);
-  if (!INTEGER_TYPES.has(version.typeName)) {
-    throw new ConfigurationError(
-      `${path}.versionColumn`,
-      version.name,
-      `must be a smallint, integer or bigint column, not ${version.typeName}`,
-    );
-  }
-  const updatedAt = find('updatedAtColumn', settings.updatedAtColumn);
-  if (updatedAt.typeName !== 'timestamptz') {
-    throw new ConfigurationError(
-      `${path}.updatedAtColumn`,
-      updatedAt.name,
-      `must be a timestamptz column, not ${updatedAt.typeName}`,
-    );
-  }
-
-  const managed = new Set([id.name, version.name, updatedAt.name]);
-  const writable =
-    settings.columns === undefined
-      ? all.filter((column) => !managed.has(column.name) && !column.generated)
-      : settings.columns.map((name, index) => {
-          const column = find(`columns[${index}]`, name);
-          if (column.generated)
-            throw new ConfigurationError(
-              `${path}.columns[${index}]`,
-              name,
-              'is a generated column and cannot be written',
-            );
-          return column;
-        });
+  const { id, version, updatedAt, writable } = tableColumns(settings, relation, all, {
+    version: (column) =>
+      INTEGER_TYPES.has(column.typeName)
+        ? undefined
+        : `must be a smallint, integer or bigint column, not ${column.typeName}`,
+    updatedAt: (column) =>
+      column.typeName === 'timestamptz' ? undefined : `must be a timestamptz column, not ${column.typeName}`,
+  });
 
   const idGeneration = settings.idGeneration ?? (id.hasDefault ? 'database' : 'caller');
   if (idGeneration === 'database' && !id.hasDefault) {
