@@ -1,8 +1,50 @@
-import type { Attributes, BatchObservableCallback, Meter, ObservableGauge } from '@opentelemetry/api';
+import type {
+  Attributes,
+  BatchObservableCallback,
+  BatchObservableResult,
+  Meter,
+  ObservableGauge,
+} from '@opentelemetry/api';
 import type { Job } from '../journal/job.ts';
 import type { OutboxBacklog } from '../journal/outbox.ts';
 import type { SyncStore } from '../journal/sync-store.ts';
 import { attributeValue as v } from './attribute-values.ts';
+
+/** The gauges, by the key the callback observes them with. */
+const GAUGES = {
+  depth: {
+    name: 'dualwrite.outbox.depth',
+    description: 'Outbox entries not applied yet, by state (pending, waiting, leased)',
+    unit: '{entry}',
+  },
+  oldest: {
+    name: 'dualwrite.outbox.oldest_age',
+    description: 'Age of the oldest outbox entry not applied yet',
+    unit: 's',
+  },
+  pages: {
+    name: 'dualwrite.job.pages',
+    description: 'Pages of running and paused backfill and reconcile jobs, known so far',
+    unit: '{page}',
+  },
+  pagesDone: {
+    name: 'dualwrite.job.pages_done',
+    description: 'Pages of running and paused jobs completed',
+    unit: '{page}',
+  },
+  records: {
+    name: 'dualwrite.job.records',
+    description: 'Records running and paused jobs handled, by outcome',
+    unit: '{record}',
+  },
+  cursorAge: {
+    name: 'dualwrite.feed.cursor_age',
+    description: 'Time since a change feed this instance holds last read to its end',
+    unit: 's',
+  },
+} as const;
+
+type GaugeKey = keyof typeof GAUGES;
 
 /** What one read of the journal found. */
 interface JournalFigures {
@@ -28,11 +70,8 @@ export class JournalGauges {
   readonly #store: SyncStore;
   readonly #intervalMs: number;
   readonly #feedsReadAt: ReadonlyMap<string, number>;
-  readonly #gauges: Readonly<
-    Record<'depth' | 'oldest' | 'pages' | 'pagesDone' | 'records' | 'cursorAge', ObservableGauge>
-  >;
-  /** Every attribute set each gauge reported at the last read, to report 0 once gone. */
-  #reported = new Map<ObservableGauge, Map<string, Attributes>>();
+  readonly #gauges: Readonly<Record<GaugeKey, ObservableGauge>>;
+  readonly #reported = new ReportedSets();
   readonly #callback: BatchObservableCallback;
   #registered = false;
   #figures: JournalFigures | undefined;
@@ -50,41 +89,17 @@ export class JournalGauges {
     this.#store = store;
     this.#intervalMs = intervalMs;
     this.#feedsReadAt = feedsReadAt;
-    this.#gauges = {
-      depth: meter.createObservableGauge('dualwrite.outbox.depth', {
-        description: 'Outbox entries not applied yet, by state (pending, waiting, leased)',
-        unit: '{entry}',
-      }),
-      oldest: meter.createObservableGauge('dualwrite.outbox.oldest_age', {
-        description: 'Age of the oldest outbox entry not applied yet',
-        unit: 's',
-      }),
-      pages: meter.createObservableGauge('dualwrite.job.pages', {
-        description: 'Pages of running and paused backfill and reconcile jobs, known so far',
-        unit: '{page}',
-      }),
-      pagesDone: meter.createObservableGauge('dualwrite.job.pages_done', {
-        description: 'Pages of running and paused jobs completed',
-        unit: '{page}',
-      }),
-      records: meter.createObservableGauge('dualwrite.job.records', {
-        description: 'Records running and paused jobs handled, by outcome',
-        unit: '{record}',
-      }),
-      cursorAge: meter.createObservableGauge('dualwrite.feed.cursor_age', {
-        description: 'Time since a change feed this instance holds last read to its end',
-        unit: 's',
-      }),
-    };
+    const entries = Object.entries(GAUGES) as [GaugeKey, (typeof GAUGES)[GaugeKey]][];
+    this.#gauges = Object.fromEntries(
+      entries.map(([key, { name, description, unit }]) => [
+        key,
+        meter.createObservableGauge(name, { description, unit }),
+      ]),
+    ) as Record<GaugeKey, ObservableGauge>;
     this.#callback = async (result) => {
       const figures = await this.#read();
-      const seen = new Map<ObservableGauge, Map<string, Attributes>>();
-      const observe = (gauge: ObservableGauge, value: number, attributes: Attributes): void => {
-        result.observe(gauge, value, attributes);
-        const keys = seen.get(gauge) ?? new Map<string, Attributes>();
-        keys.set(JSON.stringify(attributes), attributes);
-        seen.set(gauge, keys);
-      };
+      const observe = (gauge: ObservableGauge, value: number, attributes: Attributes): void =>
+        this.#reported.observe(result, gauge, value, attributes);
       this.#observeFeeds(observe);
       const { depth, oldest, pages, pagesDone, records } = this.#gauges;
       const now = Date.now();
@@ -104,15 +119,9 @@ export class JournalGauges {
         for (const [outcome, count] of Object.entries(job.counts))
           observe(records, count, { ...attributes, outcome: v(outcome) });
       }
-      // The SDK keeps reporting an attribute set's last value until it is observed again: a
-      // unit whose backlog emptied, a job that finished, must go to 0, not stay where it was.
-      if (figures !== undefined) {
-        for (const [gauge, before] of this.#reported) {
-          for (const [key, attributes] of before)
-            if (seen.get(gauge)?.has(key) !== true) result.observe(gauge, 0, attributes);
-        }
-        this.#reported = seen;
-      }
+      // Without figures (the journal unreachable) nothing is known to be gone.
+      if (figures !== undefined) this.#reported.settle(result);
+      else this.#reported.forget();
     };
   }
 
@@ -161,6 +170,44 @@ export class JournalGauges {
       await this.#reading;
     }
     return this.#figures;
+  }
+}
+
+/**
+ * The attribute sets each gauge reported at a collection. The SDK keeps reporting a set's last
+ * value until it is observed again: a unit whose backlog emptied, a job that finished, must go
+ * to 0, not stay where it was — so a collection reports 0 for each set the last one reported
+ * and this one did not.
+ */
+class ReportedSets {
+  #last = new Map<ObservableGauge, Map<string, Attributes>>();
+  #now = new Map<ObservableGauge, Map<string, Attributes>>();
+
+  /** Observes a value and remembers its attribute set. */
+  observe(
+    result: BatchObservableResult,
+    gauge: ObservableGauge,
+    value: number,
+    attributes: Attributes,
+  ): void {
+    result.observe(gauge, value, attributes);
+    const sets = this.#now.get(gauge) ?? new Map<string, Attributes>();
+    sets.set(JSON.stringify(attributes), attributes);
+    this.#now.set(gauge, sets);
+  }
+
+  /** Reports 0 for each set gone since the last collection; this collection's sets become the last. */
+  settle(result: BatchObservableResult): void {
+    for (const [gauge, before] of this.#last)
+      for (const [key, attributes] of before)
+        if (this.#now.get(gauge)?.has(key) !== true) result.observe(gauge, 0, attributes);
+    this.#last = this.#now;
+    this.#now = new Map();
+  }
+
+  /** Drops this collection's sets, keeping the last ones (nothing is known to be gone). */
+  forget(): void {
+    this.#now = new Map();
   }
 }
 
