@@ -49,6 +49,55 @@ describe('dependency order', () => {
     );
   });
 
+  it('puts a record part right after its owner, and the group after every type any of them points at', () => {
+    // A Coverage drawn from the patient rows' insurance columns, pointing at its payor.
+    const payors = { ...patients, resourceType: 'Organization' } as unknown as ResourceMapping<ClinicRow>;
+    const coverage = {
+      ...patients,
+      resourceType: 'Coverage',
+      partOf: 'Patient',
+      references: {
+        beneficiary: { resourceType: 'Patient', legacyKey: () => undefined },
+        payor: { resourceType: 'Organization', legacyKey: () => undefined },
+      },
+    } as unknown as ResourceMapping<ClinicRow>;
+    // A part that declares no reference to its owner follows it all the same.
+    const guardians = {
+      ...patients,
+      resourceType: 'RelatedPerson',
+      partOf: 'Patient',
+    } as unknown as ResourceMapping<ClinicRow>;
+    // The parts given first, the payors last: the owner waits for its part's payor, the parts
+    // follow their owner before anything else, the Encounter points at the patient group.
+    expect(dependencyOrder([guardians, coverage, vitals, encounters, patients, payors] as never)).toEqual([
+      'Organization',
+      'Patient',
+      'RelatedPerson',
+      'Coverage',
+      'Encounter',
+      'Observation',
+    ]);
+    // A type that points at a part comes after the part's owner (and so after the part).
+    const consent = {
+      ...patients,
+      resourceType: 'Consent',
+      references: { performer: { resourceType: 'RelatedPerson', legacyKey: () => undefined } },
+    } as unknown as ResourceMapping<ClinicRow>;
+    expect(dependencyOrder([consent, guardians, patients] as never)).toEqual([
+      'Patient',
+      'RelatedPerson',
+      'Consent',
+    ]);
+    // A part whose references lead back to its owner's group through another type is a cycle.
+    const cyclicCoverage = {
+      ...coverage,
+      references: { payor: { resourceType: 'Encounter', legacyKey: () => undefined } },
+    } as unknown as ResourceMapping<ClinicRow>;
+    expect(() => dependencyOrder([patients, cyclicCoverage, encounters] as never)).toThrow(
+      /references form a cycle among Patient, Coverage, Encounter/,
+    );
+  });
+
   it('backfillInOrder without types backfills the mapped types in that order: every reference lands on its linked copy', async () => {
     const store = new MemoryStore();
     clinic = await startClinic(store);
