@@ -56,8 +56,11 @@ const RETRY = retryPolicyOf();
 /**
  * What resolving a record's references reads, for comparing copies by what their references
  * point at (an equal copy found by identifier is linked, not reported as a conflict).
+ *
+ * @param scope - The job's scope.
+ * @returns The links, both sides and every mapping.
  */
-function sourcesOf<L>(scope: PageScope<L>): ReferenceSources<L> {
+export function sourcesOf<L>(scope: PageScope<L>): ReferenceSources<L> {
   const { store, legacy, medplum, ctx } = scope;
   return { store, legacy, medplum, mappings: new Map(ctx.mappings.map((m) => [m.resourceType, m])) };
 }

@@ -1,10 +1,11 @@
 import type { WithId } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
-import { compareCopies } from '../divergence/compare-copies.ts';
+import { compareLinkedCopies } from '../divergence/compare-copies.ts';
 import type { Side } from '../errors.ts';
 import type { JobPageResult } from '../journal/job.ts';
 import type { Link } from '../journal/link.ts';
 import { legacyIdOf } from '../mapping/mapped-record.ts';
+import { holdsPart } from '../mapping/record-parts.ts';
 import type { LegacyRecord } from '../sides/legacy-adapter.ts';
 import {
   copiesByIdentifier,
@@ -14,6 +15,7 @@ import {
   queue,
   readLegacy,
   sameVersion,
+  sourcesOf,
   unitIn,
   type PageScope,
 } from './backfill-page.ts';
@@ -34,6 +36,10 @@ import { PageTally } from './page-tally.ts';
  *
  * Classes (counts, with sample ids; divergent paths are counted as `path:<path>`, never values):
  * `agree`, `missingInMedplum`, `missingInLegacy`, `duplicate`, `orphanLink`, `divergent`.
+ *
+ * A record part (`ResourceMapping.partOf`) is read from its owner's records; a record that does
+ * not hold the part (`present(row)` false) should have no copy of it: with none it is out of the
+ * part's scope (`skipped`), with one the copy is `divergent` at `''` (the mirror deletes it).
  */
 
 /** How a reconciliation repairs what it finds. */
@@ -64,20 +70,33 @@ export async function reconcileLegacyPage<L>(
 ): Promise<JobPageResult> {
   const { store, mapping } = scope;
   const tally = new PageTally();
-  const rows: { record: LegacyRecord<L>; unit: string; link: Link | undefined }[] = [];
+  const rows: { record: LegacyRecord<L>; unit: string; link: Link | undefined; holds: boolean }[] = [];
   for (const record of records) {
     tally.add('scanned', record.id);
     const unit = await unitIn(scope, { legacyId: record.id, row: record.row });
-    if (unit === undefined) tally.add('skipped', record.id);
-    else rows.push({ record, unit, link: await store.getLink(mapping.resourceType, record.id) });
+    if (unit === undefined) {
+      tally.add('skipped', record.id);
+      continue;
+    }
+    try {
+      const holds = holdsPart(mapping, record.row, {
+        resourceType: mapping.resourceType,
+        legacyId: record.id,
+      });
+      rows.push({ record, unit, link: await store.getLink(mapping.resourceType, record.id), holds });
+    } catch (err) {
+      tally.fail(record.id, err);
+    }
   }
   const linkedIds = rows.flatMap(({ link }) => (link === undefined ? [] : [link.medplumId]));
   const versions = await medplumVersions(scope, linkedIds);
+  // A record without the part whose link survives is compared whatever the versions say.
   const unsettled = rows.filter(
-    ({ record, link }) =>
+    ({ record, link, holds }) =>
       link !== undefined &&
       versions.has(link.medplumId) &&
       !(
+        holds &&
         sameVersion(link.legacyVersion, record.version) &&
         sameVersion(link.medplumVersion, versions.get(link.medplumId))
       ),
@@ -90,8 +109,10 @@ export async function reconcileLegacyPage<L>(
     scope,
     rows.filter(({ link }) => link === undefined).map(({ record }) => record.id),
   );
-  for (const { record, unit, link } of rows) {
-    const id = record.id;
+  for (const { record: scanned, unit, link, holds } of rows) {
+    const id = scanned.id;
+    // The part's copy as it should be: none when the record does not hold the part.
+    const record = holds ? scanned : undefined;
     try {
       if (link !== undefined) {
         if (!versions.has(link.medplumId)) {
@@ -104,12 +125,14 @@ export async function reconcileLegacyPage<L>(
           tally.add('agree', id);
           continue;
         }
-        await classifyPair(scope, tally, record, resource, unit, policy, false);
+        await classifyPair(scope, tally, id, record, resource, unit, policy, false);
         continue;
       }
       const found = copies.get(id) ?? [];
       const [copy] = found;
-      if (found.length > 1) {
+      if (record === undefined && copy === undefined) {
+        tally.add('skipped', id);
+      } else if (found.length > 1) {
         tally.add('duplicate', id);
         if (policy.repair === 'queue') await review(scope, id, unit, 'legacy', 'duplicate copies in Medplum');
       } else if (copy === undefined) {
@@ -118,7 +141,7 @@ export async function reconcileLegacyPage<L>(
         // created directly in the other system.
         if (policy.repair === 'queue') await queue(scope, id, 'medplum', unit);
       } else {
-        await classifyPair(scope, tally, record, copy, unit, policy, true);
+        await classifyPair(scope, tally, id, record, copy, unit, policy, true);
       }
     } catch (err) {
       tally.fail(id, err);
@@ -128,31 +151,39 @@ export async function reconcileLegacyPage<L>(
 }
 
 /**
- * Compares a record with its Medplum copy and counts `agree` or `divergent` (with its paths).
- * A divergent pair is queued towards the side that is not the reference; an unlinked one gets
- * a never-synced link first, so its mirror asks the resolver.
+ * Compares a record with its Medplum copy, references by what they point at, and counts
+ * `agree` or `divergent` (with its paths). A divergent pair is queued towards the side that is
+ * not the reference; an unlinked one gets a never-synced link first, so its mirror asks the
+ * resolver. `record` is `undefined` for a part the record does not hold.
  */
 async function classifyPair<L>(
   scope: PageScope<L>,
   tally: PageTally,
-  record: LegacyRecord<L>,
+  id: string,
+  record: LegacyRecord<L> | undefined,
   resource: WithId<Resource>,
   unit: string,
   policy: RepairPolicy,
   unlinked: boolean,
 ): Promise<void> {
-  const differences = compareCopies(scope.mapping, record.id, record, resource, policy.reference);
+  const differences = await compareLinkedCopies(
+    sourcesOf(scope),
+    scope.mapping,
+    id,
+    record,
+    resource,
+    policy.reference,
+  );
   if (differences.length === 0) {
-    tally.add('agree', record.id);
-    if (unlinked && policy.repair === 'queue') await queue(scope, record.id, other(policy.reference), unit);
+    tally.add('agree', id);
+    if (unlinked && policy.repair === 'queue') await queue(scope, id, other(policy.reference), unit);
     return;
   }
-  tally.add('divergent', record.id);
-  for (const path of new Set(differences.map((difference) => difference.path)))
-    tally.add(`path:${path}`, record.id);
+  tally.add('divergent', id);
+  for (const path of new Set(differences.map((difference) => difference.path))) tally.add(`path:${path}`, id);
   if (policy.repair !== 'queue') return;
-  if (unlinked) await linkNeverSynced(scope, record.id, resource.id);
-  await queue(scope, record.id, other(policy.reference), unit);
+  if (unlinked) await linkNeverSynced(scope, id, resource.id);
+  await queue(scope, id, other(policy.reference), unit);
 }
 
 /**
