@@ -268,13 +268,17 @@ async function repairOrphanLink<L>(
 }
 
 /**
- * Puts a record in the dead-letter queue for a person to decide, with a reason free of values.
+ * Holds a record for a person to decide: a dead letter opened beside the outbox, as a delete
+ * held by its mapping's policy is (one mechanism for "held for review"). No outbox entry is
+ * created or claimed, so a mirror of the record pending or in flight goes on as it would, and
+ * a record found again by a later reconcile keeps its one open letter. A retry of the letter
+ * mirrors the record to `target`.
  *
  * @param scope - The job's scope.
  * @param legacyId - The record.
  * @param unit - Its unit.
- * @param target - The side a mirror would have gone to.
- * @param why - What the reconciliation found.
+ * @param target - The side a mirror would go to.
+ * @param why - What the reconciliation found, without values.
  */
 export async function review<L>(
   scope: PageScope<L>,
@@ -284,16 +288,17 @@ export async function review<L>(
   why: string,
 ): Promise<void> {
   const { store, mapping } = scope;
-  const ticket = await store.intend(
-    { resourceType: mapping.resourceType, legacyId, target, unit, kind: 'upsert' },
-    0,
-  );
-  const lease = await store.commit(ticket, { owner: 'reconcile', leaseMs: 60_000 });
-  if (lease === undefined) return; // a mirror of the record is in flight: it will find the same
-  await store.deadLetter(lease, {
-    name: 'ReconcileReviewError',
-    message: `${mapping.resourceType}/${legacyId}: ${why}; decide by hand`,
-    side: target,
+  await store.openDeadLetter({
+    resourceType: mapping.resourceType,
+    legacyId,
+    target,
+    unit,
+    kind: 'upsert',
+    reason: {
+      name: 'ReconcileReviewError',
+      message: `${mapping.resourceType}/${legacyId}: ${why}; decide by hand`,
+      side: target,
+    },
   });
 }
 

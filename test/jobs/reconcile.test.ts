@@ -18,8 +18,10 @@ const copy = (id: string, family: string): Patient => ({
 });
 
 /** 20 records mirrored and linked, then one of each class seeded behind the writer's back. */
-async function seeded(): Promise<WriterFixture<MemoryLegacyAdapter<PatientRow>>> {
-  const f = await startWriterFixture({ stage: 'dual-write' });
+async function seeded(
+  writer: { readonly mirror?: 'sync' | 'async' } = {},
+): Promise<WriterFixture<MemoryLegacyAdapter<PatientRow>>> {
+  const f = await startWriterFixture({ stage: 'dual-write', writer });
   for (let i = 0; i < 20; i += 1)
     await f.legacy.create('Patient', { id: String(1000 + i), first_name: 'F', last_name: `L${i}` });
   await f.writer.backfill({ resourceType: 'Patient', unit: 'north', direction: 'to-medplum' });
@@ -116,6 +118,37 @@ describe('reconcile', () => {
       ['1001', 'ReconcileReviewError'],
     ]);
     expect(await medplumCopies(fixture.direct, '1001')).toHaveLength(2);
+  });
+
+  it('holds a duplicate for review once, however often reconciliations find it', async () => {
+    fixture = await seeded();
+    await fixture.writer.reconcile({ resourceType: 'Patient', unit: 'north', repair: 'queue' });
+    await fixture.writer.drain();
+    await fixture.writer.reconcile({ resourceType: 'Patient', unit: 'north', repair: 'queue' });
+    const letters = await fixture.writer.deadLetters();
+    expect(letters.map((letter) => [letter.legacyId, letter.target, letter.reason.name])).toEqual([
+      ['1001', 'medplum', 'ReconcileReviewError'],
+    ]);
+    // Decided by a person: retried, the letter mirrors the record to its target and closes.
+    await fixture.store.retryDeadLetter(letters[0]?.id ?? '');
+    const drained = await fixture.writer.drain();
+    expect(drained.remaining).toMatchObject({ pending: 0, dead: 0 });
+    expect(await fixture.writer.deadLetters()).toEqual([]);
+  });
+
+  it('holds a record for review beside its pending mirror, which still applies', async () => {
+    fixture = await seeded({ mirror: 'async' });
+    const row = { id: '1001', first_name: 'F', last_name: 'L1-corrected' };
+    await fixture.writer.update('Patient', '1001', row, { unit: 'north' });
+    await fixture.writer.reconcile({ resourceType: 'Patient', unit: 'north', repair: 'queue' });
+    const letters = await fixture.writer.deadLetters();
+    expect(letters.map((letter) => [letter.legacyId, letter.reason.name])).toEqual([
+      ['1001', 'ReconcileReviewError'],
+    ]);
+    await fixture.writer.drain();
+    const link = await fixture.store.getLink('Patient', '1001');
+    const linked = await fixture.direct.readResource('Patient', link?.medplumId ?? '', { cache: 'no-cache' });
+    expect(linked.name?.[0]?.family).toBe('L1-corrected');
   });
 
   it('works without a writer, over the store, the two clients and the mappings', async () => {
