@@ -167,6 +167,7 @@ export class DualWriter<C, L> {
       // A backfill's searches spend the same user's quota: they wait in the background lane.
       pacer,
       requestTimeoutMs,
+      retry: this.#retry,
     };
     if (feeds === undefined) this.#feeds = undefined;
     else {

@@ -11,7 +11,7 @@ import type { ResourceMapping } from '../mapping/resource-mapping.ts';
 import type { LegacyAdapter, LegacyRecord } from '../sides/legacy-adapter.ts';
 import { callLegacy } from '../sides/legacy-failure.ts';
 import type { MedplumSide } from '../sides/medplum-side.ts';
-import { retryPolicyOf, withRetries } from '../mirror/retry-policy.ts';
+import { withRetries, type RetryPolicy } from '../mirror/retry-policy.ts';
 import type { JobContext } from './job-context.ts';
 import { PageTally } from './page-tally.ts';
 
@@ -49,9 +49,9 @@ export interface PageScope<L> {
   readonly mapping: ResourceMapping<L>;
   readonly unit: string | undefined;
   readonly signal: AbortSignal | undefined;
+  /** How the job's Medplum requests are retried (the context's `retry`). */
+  readonly retry: RetryPolicy;
 }
-
-const RETRY = retryPolicyOf();
 
 /**
  * What resolving a record's references reads, for comparing copies by what their references
@@ -66,14 +66,15 @@ export function sourcesOf<L>(scope: PageScope<L>): ReferenceSources<L> {
 }
 
 /**
- * Runs one Medplum request with the library's retries (the job's Medplum side waits on the
- * quota pacer for each attempt).
+ * Runs one Medplum request with the job's retries (the job's Medplum side waits on the quota
+ * pacer for each attempt).
  *
+ * @param scope - The job's scope: its retry policy.
  * @param call - The request.
  * @returns Its answer.
  */
-export async function paced<T>(call: () => Promise<T>): Promise<T> {
-  const { value } = await withRetries(call, RETRY);
+export async function paced<T>(scope: Pick<PageScope<unknown>, 'retry'>, call: () => Promise<T>): Promise<T> {
+  const { value } = await withRetries(call, scope.retry);
   return value;
 }
 
@@ -142,7 +143,7 @@ export async function medplumVersions<L>(
       _elements: 'id,meta',
       _count: String(chunk.length),
     });
-    const page = await paced(() => scope.medplum.searchPage(scope.mapping.resourceType, query));
+    const page = await paced(scope, () => scope.medplum.searchPage(scope.mapping.resourceType, query));
     for (const resource of page.resources) versions.set(resource.id, resource.meta?.versionId ?? '');
   }
   return versions;
@@ -163,7 +164,7 @@ export async function copiesByIdentifier<L>(
   const found = new Map<string, readonly WithId<Resource>[]>();
   for (let i = 0; i < legacyIds.length; i += 100) {
     const chunk = legacyIds.slice(i, i + 100);
-    const answered = await paced(() =>
+    const answered = await paced(scope, () =>
       scope.medplum.findManyByIdentifier(mapping.resourceType, mapping.identifierSystem, chunk),
     );
     for (const id of chunk) {
@@ -174,7 +175,7 @@ export async function copiesByIdentifier<L>(
       }
       // Left out of the batched answer (ambiguous or unsearchable as part of a list): asked alone.
       const query = new URLSearchParams({ identifier: `${mapping.identifierSystem}|${id}`, _count: '3' });
-      const page = await paced(() => scope.medplum.searchPage(mapping.resourceType, query));
+      const page = await paced(scope, () => scope.medplum.searchPage(mapping.resourceType, query));
       found.set(
         id,
         page.resources.filter((resource) => legacyIdOf(resource, mapping.identifierSystem) === id),

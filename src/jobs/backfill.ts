@@ -96,7 +96,7 @@ export async function backfill<L>(ctx: JobContext<L>, options: BackfillOptions):
     ctx.store,
     job.id,
     {
-      read: medplumPages(scope.medplum, mapping.resourceType, {}),
+      read: medplumPages(scope.medplum, mapping.resourceType, { retry: scope.retry }),
       process: (page) => backfillMedplumPage(scope, page),
       beforePage,
     },

@@ -1,6 +1,7 @@
 import type { MedplumClient } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
 import type { SyncStore } from '../journal/sync-store.ts';
+import type { RetryOptions } from '../mirror/retry-policy.ts';
 import type { QuotaPacer } from '../pacing/quota-pacer.ts';
 import type { ResourceMapping } from '../mapping/resource-mapping.ts';
 import type { LegacyAdapter } from '../sides/legacy-adapter.ts';
@@ -50,7 +51,8 @@ export interface JobContext<L> {
   readonly mappings: readonly ResourceMapping<L>[];
   /**
    * The unit of a record; `undefined` when it cannot tell (the record is counted as skipped).
-   * Without it, every record belongs to the job's `unit`.
+   * Without it, every record belongs to the job's `unit` (right only for an application of one
+   * unit: the writer and the operator refuse a unit's job while the plan has other units).
    */
   readonly unitOf?: ((record: JobRecord<L>) => string | undefined | Promise<string | undefined>) | undefined;
   /**
@@ -65,4 +67,9 @@ export interface JobContext<L> {
    * `requestTimeoutMs`. @default 10000
    */
   readonly requestTimeoutMs?: number | undefined;
+  /**
+   * How a job retries a Medplum request that failed transiently (network errors, 408, 429,
+   * 5xx); a writer passes its own `retry`. @default the library's ({@link RetryOptions})
+   */
+  readonly retry?: RetryOptions | undefined;
 }

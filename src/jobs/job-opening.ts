@@ -13,6 +13,7 @@ import {
   resourceTypeName,
   type Rule,
 } from '../option-checks.ts';
+import { retryPolicyOf } from '../mirror/retry-policy.ts';
 import { MedplumSide } from '../sides/medplum-side.ts';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from '../sides/request-deadline.ts';
 import type { PageScope } from './backfill-page.ts';
@@ -96,6 +97,7 @@ export async function openJob<L, O extends JobTarget & JobWorkerOptions>(
   }
   if (ctx.requestTimeoutMs !== undefined)
     checkValue(ctx.requestTimeoutMs, positiveMs, 'requestTimeoutMs', 'input');
+  const retry = retryPolicyOf(ctx.retry);
   const mapping = ctx.mappings.find((candidate) => candidate.resourceType === given.resourceType);
   if (mapping === undefined) {
     throw new InvalidInputError('resourceType', 'has no mapping', { resourceType: given.resourceType });
@@ -116,6 +118,7 @@ export async function openJob<L, O extends JobTarget & JobWorkerOptions>(
     mapping,
     unit: job.unit,
     signal: given.signal,
+    retry,
   };
   return { given, job, scope };
 }

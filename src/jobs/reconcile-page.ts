@@ -223,7 +223,7 @@ export async function reconcileMedplumPage<L>(
         tally.add('duplicate', legacyId);
         if (policy.repair !== 'queue') continue;
         if (policy.duplicates === 'remove-unlinked') {
-          await paced(() =>
+          await paced(scope, () =>
             scope.medplum.delete(mapping.resourceType, resource.id, {
               resourceType: mapping.resourceType,
               legacyId,
@@ -311,7 +311,7 @@ async function readById<L>(
   for (let i = 0; i < ids.length; i += 100) {
     const chunk = ids.slice(i, i + 100);
     const query = new URLSearchParams({ _id: chunk.join(','), _count: String(chunk.length) });
-    const page = await paced(() => scope.medplum.searchPage(scope.mapping.resourceType, query));
+    const page = await paced(scope, () => scope.medplum.searchPage(scope.mapping.resourceType, query));
     for (const resource of page.resources) found.set(resource.id, resource);
   }
   return found;

@@ -101,6 +101,7 @@ export async function reconcile<L>(ctx: JobContext<L>, options: ReconcileOptions
   // The Medplum pass needs a resource's id, version and legacy identifier, unless `unitOf`
   // reads the unit from its content: `_elements` keeps the pages small (cheap facts).
   const readMedplum = medplumPages(medplum, mapping.resourceType, {
+    retry: scope.retry,
     elements: ctx.unitOf === undefined ? 'identifier' : undefined,
   });
   type Item = { readonly legacy: LegacyRecord<L> } | { readonly medplum: WithId<Resource> };

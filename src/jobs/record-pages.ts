@@ -4,6 +4,7 @@ import { InvalidInputError } from '../errors.ts';
 import type { LegacyAdapter, LegacyRecord } from '../sides/legacy-adapter.ts';
 import { callLegacy } from '../sides/legacy-failure.ts';
 import type { MedplumSide } from '../sides/medplum-side.ts';
+import { withRetries, type RetryPolicy } from '../mirror/retry-policy.ts';
 
 /**
  * One page of a job's scan and where the next starts (`undefined`: it was the last).
@@ -78,17 +79,18 @@ interface MedplumCursor {
  *
  * @param medplum - The Medplum side.
  * @param resourceType - The type to read.
- * @param options - `elements`: only these elements (`_elements`, cheap facts).
+ * @param options - `retry`: how a search that failed transiently is retried; `elements`: only
+ *   these elements (`_elements`, cheap facts).
  * @returns The page reader.
  * @example
  * ```ts
- * const page = await medplumPages(side, 'Patient', {})(undefined, 1000);
+ * const page = await medplumPages(side, 'Patient', { retry: retryPolicyOf() })(undefined, 1000);
  * ```
  */
 export function medplumPages(
   medplum: MedplumSide,
   resourceType: string,
-  options: { readonly elements?: string | undefined },
+  options: { readonly retry: RetryPolicy; readonly elements?: string | undefined },
 ): ReadPage<WithId<Resource>> {
   return async (after, limit) => {
     const cursor = after === undefined ? undefined : decodeMedplumCursor(after);
@@ -98,7 +100,7 @@ export function medplumPages(
       if (cursor.skip > 0) query.set('_offset', String(cursor.skip));
     }
     if (options.elements !== undefined) query.set('_elements', options.elements);
-    const page = await medplum.searchPage(resourceType, query);
+    const { value: page } = await withRetries(() => medplum.searchPage(resourceType, query), options.retry);
     const items = page.resources;
     if (items.length < limit) return { items, next: undefined };
     const last = items.at(-1)?.meta?.lastUpdated ?? cursor?.at ?? '';

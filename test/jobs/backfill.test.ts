@@ -251,6 +251,36 @@ describe('backfill legacy → Medplum', () => {
     expect(finished.counts).toEqual({ scanned: 20, created: 20 });
   });
 
+  it("retries its Medplum requests as the writer's retry option says", async () => {
+    // Eight retries: seven 503s in a row are outlasted, where the library's five would fail the job.
+    fixture = await startWriterFixture({
+      stage: 'dual-write',
+      writer: { retry: { retries: 8, minTimeoutMs: 1, maxTimeoutMs: 2 } },
+    });
+    await seedLegacy(fixture, 3);
+    fixture.server.faults.failNext(7, 503, { methods: ['GET'] });
+    const job = await fixture.writer.backfill({
+      resourceType: 'Patient',
+      unit: 'north',
+      direction: 'to-medplum',
+    });
+    expect(fixture.server.faults.stats.injected.status).toBe(7);
+    expect(job).toMatchObject({ state: 'done', counts: { scanned: 3, created: 3 } });
+
+    // No retries: the first 503 fails the job.
+    const strict = await startWriterFixture({ stage: 'dual-write', writer: { retry: { retries: 0 } } });
+    try {
+      await seedLegacy(strict, 3);
+      strict.server.faults.failNext(1, 503, { methods: ['GET'] });
+      await expect(
+        strict.writer.backfill({ resourceType: 'Patient', unit: 'north', direction: 'to-medplum' }),
+      ).rejects.toMatchObject({ name: 'UnavailableError', status: 503 });
+      expect((await strict.store.listJobs({ kind: 'backfill' }))[0]).toMatchObject({ state: 'failed' });
+    } finally {
+      await strict.close();
+    }
+  });
+
   it('refuses options it does not know or lacks, naming them', async () => {
     fixture = await startWriterFixture({ stage: 'dual-write' });
     const ctx = contextOf(fixture);
