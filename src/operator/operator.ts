@@ -10,6 +10,7 @@ import {
   InvalidInputError,
   JobNotFoundError,
 } from '../errors.ts';
+import { retryPolicyOf } from '../mirror/retry-policy.ts';
 import { backfill as runBackfill, type BackfillOptions } from '../jobs/backfill.ts';
 import type { JobContext } from '../jobs/job-context.ts';
 import { reconcile as runReconcile, type ReconcileOptions } from '../jobs/reconcile.ts';
@@ -98,6 +99,8 @@ export interface OperatorOptions<C, L> {
    * as the writer's option of that name does. @default 10000
    */
   readonly requestTimeoutMs?: number | undefined;
+  /** How `backfill` and `reconcile` retry a Medplum request that failed transiently. @default the library's */
+  readonly retry?: JobContext<L>['retry'];
   /** Where the events of operator actions (`resolved`) go besides the store. @default [] */
   readonly sinks?: readonly EventSink[] | undefined;
 }
@@ -158,6 +161,7 @@ const OPERATOR_OPTIONS = {
   unitOf: aFunction,
   pacer: anObject,
   requestTimeoutMs: positiveMs,
+  retry: anObject,
   sinks: { test: Array.isArray, problem: 'must be an array of event sinks' },
 };
 
@@ -223,6 +227,7 @@ export class Operator<C, L> {
       if ((options as unknown as Record<string, unknown>)[required] === undefined)
         throw new ConfigurationError(required, undefined, 'is required by the operator');
     validateReadinessOptions(options.readiness, 'readiness');
+    retryPolicyOf(options.retry);
     const mappings = new Map<string, ResourceMapping<L>>();
     options.mappings.forEach((mapping, i) => {
       checkValue(mapping, anObject, `mappings[${String(i)}]`, 'configuration');
@@ -789,7 +794,8 @@ export class Operator<C, L> {
    * @param options - What to backfill and how this worker runs (`signal` stops it resumably,
    *   `onProgress` reports each page).
    * @returns The job as stored when this worker stopped.
-   * @throws {@link InvalidInputError} (a rejection) naming the option at fault.
+   * @throws {@link InvalidInputError} (a rejection) naming the option at fault; `unit` when
+   *   there is no `unitOf` to tell a record's unit and the plan has other units.
    * @throws {@link ConfigurationError} when the operator has no `legacy` or `medplum`.
    * @example
    * ```ts
@@ -798,7 +804,9 @@ export class Operator<C, L> {
    */
   async backfill(options: BackfillOptions): Promise<Job> {
     const drain = this.#wiring?.drain;
-    return runBackfill(this.#jobContext('backfill'), drain === undefined ? options : { drain, ...options });
+    const ctx = this.#jobContext('backfill');
+    this.#checkUnitScope(ctx, options);
+    return runBackfill(ctx, drain === undefined ? options : { drain, ...options });
   }
 
   /**
@@ -808,7 +816,8 @@ export class Operator<C, L> {
    *
    * @param options - What to compare and repair; `direction` optional when `unit` is given.
    * @returns The report: the job as stored when this worker stopped.
-   * @throws {@link InvalidInputError} (a rejection) naming the option at fault.
+   * @throws {@link InvalidInputError} (a rejection) naming the option at fault; `unit` when
+   *   there is no `unitOf` to tell a record's unit and the plan has other units.
    * @throws {@link ConfigurationError} when the operator has no `legacy` or `medplum`.
    * @example
    * ```ts
@@ -820,6 +829,7 @@ export class Operator<C, L> {
     options: Omit<ReconcileOptions, 'direction'> & { readonly direction?: ReconcileOptions['direction'] },
   ): Promise<Job> {
     const ctx = this.#jobContext('reconcile');
+    this.#checkUnitScope(ctx, options);
     const unit = (options as { unit?: unknown }).unit;
     const type = (options as { resourceType?: unknown }).resourceType;
     const direction =
@@ -1095,6 +1105,23 @@ export class Operator<C, L> {
     };
   }
 
+  /**
+   * Without a `unitOf`, a job takes every record it reads for its `unit`'s: right when the
+   * application has one unit, wrong when the plan has others (reconciling `north` counted
+   * `south`'s records, and its repair queued them under `north`'s stage). Refused then.
+   */
+  #checkUnitScope(ctx: JobContext<L>, options: { readonly unit?: unknown }): void {
+    const { unit } = options;
+    if (ctx.unitOf !== undefined || typeof unit !== 'string') return;
+    const others = Object.keys(this.#plan.toJSON().units).filter((name) => name !== unit);
+    if (others.length > 0) {
+      throw new InvalidInputError(
+        'unit',
+        `cannot be told record by record without unitOf (the writer's feeds.unitOf), and the plan has ${String(others.length)} other unit(s): the job would take their records for this unit's`,
+      );
+    }
+  }
+
   #jobContext(call: string): JobContext<L> {
     if (this.#wiring !== undefined) return this.#wiring.jobs;
     const { legacy, medplum } = this.#clients(call);
@@ -1106,6 +1133,7 @@ export class Operator<C, L> {
       unitOf: this.#options.unitOf,
       pacer: this.#options.pacer,
       requestTimeoutMs: this.#requestTimeoutMs,
+      retry: this.#options.retry,
     };
   }
 

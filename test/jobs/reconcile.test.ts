@@ -1,9 +1,10 @@
 import type { Patient } from '@medplum/fhirtypes';
 import { afterEach, describe, expect, it } from 'vitest';
 import { reconcile } from '../../src/jobs/reconcile.ts';
+import { CutoverPlan } from '../../src/index.ts';
 import type { MemoryLegacyAdapter } from '../../src/testing/index.ts';
 import { PATIENT_SYSTEM, patientMapping, type PatientRow } from '../harness/patient-fixture.ts';
-import { medplumCopies, startWriterFixture, type WriterFixture } from '../harness/writer-fixture.ts';
+import { medplumCopies, north, startWriterFixture, type WriterFixture } from '../harness/writer-fixture.ts';
 
 let fixture: WriterFixture<MemoryLegacyAdapter<PatientRow>> | undefined;
 afterEach(async () => {
@@ -149,6 +150,71 @@ describe('reconcile', () => {
     const link = await fixture.store.getLink('Patient', '1001');
     const linked = await fixture.direct.readResource('Patient', link?.medplumId ?? '', { cache: 'no-cache' });
     expect(linked.name?.[0]?.family).toBe('L1-corrected');
+  });
+
+  it("retries its Medplum requests as the writer's retry option says", async () => {
+    // Eight retries: seven 503s in a row are outlasted, where the library's five would fail the job.
+    fixture = await startWriterFixture({
+      stage: 'dual-write',
+      writer: { retry: { retries: 8, minTimeoutMs: 1, maxTimeoutMs: 2 } },
+    });
+    for (let i = 0; i < 3; i += 1)
+      await fixture.writer.create(
+        'Patient',
+        { id: String(1000 + i), first_name: 'F', last_name: `L${i}` },
+        north,
+      );
+    fixture.server.faults.failNext(7, 503, { methods: ['GET'] });
+    const report = await fixture.writer.reconcile({ resourceType: 'Patient', unit: 'north' });
+    expect(fixture.server.faults.stats.injected.status).toBe(7);
+    expect(report).toMatchObject({ state: 'done', counts: { scanned: 3, scannedMedplum: 3, agree: 3 } });
+  });
+
+  it("without feeds.unitOf, refuses a unit's reconcile while the plan has other units, rather than take their records for its own", async () => {
+    const units = { north: 'dual-write', south: 'legacy-only' } as const;
+    fixture = await startWriterFixture({
+      writer: {
+        plan: new CutoverPlan<{ unit: string }>({ default: 'legacy-only', units, unitOf: (ctx) => ctx.unit }),
+      },
+    });
+    await fixture.writer.create('Patient', { id: '1000', first_name: 'F', last_name: 'North' }, north);
+    await fixture.writer.create(
+      'Patient',
+      { id: '2000', first_name: 'F', last_name: 'South' },
+      { unit: 'south' },
+    );
+    await expect(
+      fixture.writer.reconcile({ resourceType: 'Patient', unit: 'north', repair: 'queue' }),
+    ).rejects.toMatchObject({ name: 'InvalidInputError', field: 'unit' });
+    await expect(
+      fixture.writer.backfill({ resourceType: 'Patient', unit: 'north', direction: 'to-medplum' }),
+    ).rejects.toMatchObject({ name: 'InvalidInputError', field: 'unit' });
+    // Nothing was queued: south's record, legacy-only, never reaches Medplum under north's stage.
+    expect(await fixture.writer.outbox()).toMatchObject({ pending: 0 });
+    expect(await medplumCopies(fixture.direct, '2000')).toHaveLength(0);
+  });
+
+  it('with a unitOf, counts the records of other units as skipped', async () => {
+    const units = { north: 'dual-write', south: 'legacy-only' } as const;
+    fixture = await startWriterFixture({
+      writer: {
+        plan: new CutoverPlan<{ unit: string }>({ default: 'legacy-only', units, unitOf: (ctx) => ctx.unit }),
+        feeds: { unitOf: (record) => (record.legacyId.startsWith('2') ? 'south' : 'north') },
+      },
+    });
+    await fixture.writer.create('Patient', { id: '1000', first_name: 'F', last_name: 'North' }, north);
+    await fixture.writer.create(
+      'Patient',
+      { id: '2000', first_name: 'F', last_name: 'South' },
+      { unit: 'south' },
+    );
+    const report = await fixture.writer.reconcile({
+      resourceType: 'Patient',
+      unit: 'north',
+      repair: 'queue',
+    });
+    expect(report.counts).toEqual({ scanned: 2, skipped: 1, scannedMedplum: 1, agree: 1 });
+    expect(await fixture.writer.outbox()).toMatchObject({ pending: 0 });
   });
 
   it('works without a writer, over the store, the two clients and the mappings', async () => {
