@@ -84,6 +84,67 @@ describe('divergence after a mirror (sampled read-back)', () => {
   });
 });
 
+/**
+ * Holds the first `GET …/Patient/<id>` made once armed (a read-back), until released: the
+ * interleaving of a read-back landing after a later mirror of the same record, injected.
+ */
+function readBackGate(): {
+  arm(): void;
+  held: Promise<void>;
+  release(): void;
+  restore(): void;
+} {
+  const original = globalThis.fetch;
+  let armed = false;
+  let onHeld: () => void = () => undefined;
+  let release: () => void = () => undefined;
+  const held = new Promise<void>((resolve) => (onHeld = resolve));
+  const released = new Promise<void>((resolve) => (release = resolve));
+  globalThis.fetch = async (input, init) => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    if (armed && (init?.method ?? 'GET') === 'GET' && /\/Patient\/[^/]+$/.test(url.pathname)) {
+      armed = false;
+      onHeld();
+      await released;
+    }
+    return original(input, init);
+  };
+  return {
+    arm: () => (armed = true),
+    held,
+    release,
+    restore: () => (globalThis.fetch = original),
+  };
+}
+
+describe('divergence after a mirror, read back after a later mirror', () => {
+  it('is no divergence: the read-back finds a newer version than the mirror wrote, and skips', async () => {
+    const gate = readBackGate();
+    try {
+      fixture = await startWriterFixture({
+        stage: 'dual-write',
+        writer: { divergence: { verifySampleRate: 1 } },
+      });
+      const { writer, events } = fixture;
+      gate.arm();
+      await writer.create('Patient', ada, north);
+      // The create's read-back is held; the next write is mirrored and completed meanwhile.
+      await gate.held;
+      await writer.update('Patient', 'p-1', { ...ada, last_name: 'King' }, north);
+      expect(await fixture.store.outboxCounts()).toMatchObject({ pending: 0, leased: 0 });
+      gate.release();
+      await writer.settled();
+      // The held read-back found version 2 where its mirror wrote version 1: it compares
+      // nothing (the update's own read-back compared version 2 with its source).
+      expect(divergences(events)).toEqual([]);
+      expect(writer.divergenceCounts()).toMatchObject({ verified: 1, skippedPending: 1, divergent: 0 });
+    } finally {
+      gate.release();
+      gate.restore();
+    }
+  });
+});
+
 describe('shadow reads', () => {
   it('in shadow, a read also reads Medplum and reports a copy edited there directly', async () => {
     fixture = await startWriterFixture({
