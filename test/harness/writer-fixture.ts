@@ -1,4 +1,4 @@
-import type { MedplumClient } from '@medplum/core';
+import type { FetchLike, MedplumClient } from '@medplum/core';
 import {
   CutoverPlan,
   DualWriter,
@@ -37,10 +37,19 @@ export interface WriterFixture<A extends LegacyAdapter<PatientRow>> {
 export async function startWriterFixture<
   A extends LegacyAdapter<PatientRow> = MemoryLegacyAdapter<PatientRow>,
 >(
-  options: { stage?: Stage; legacy?: A; writer?: Partial<DualWriterOptions<Ctx, PatientRow>> } = {},
+  options: {
+    stage?: Stage;
+    legacy?: A;
+    writer?: Partial<DualWriterOptions<Ctx, PatientRow>>;
+    /** Wraps the fetch of the writer's Medplum client (to hold or watch its requests). */
+    fetch?: ((fetch: FetchLike) => FetchLike) | undefined;
+  } = {},
 ): Promise<WriterFixture<A>> {
   const server = await startFhirTestServer();
-  const medplum = createMedplumClient({ baseUrl: server.baseUrl });
+  const medplum = createMedplumClient({
+    baseUrl: server.baseUrl,
+    ...(options.fetch === undefined ? {} : { fetch: options.fetch(globalThis.fetch.bind(globalThis)) }),
+  });
   const direct = createMedplumClient({ baseUrl: server.baseUrl });
   const legacy = options.legacy ?? (new MemoryLegacyAdapter<PatientRow>() as unknown as A);
   const plan = new CutoverPlan<Ctx>({ default: options.stage ?? 'dual-write', unitOf: (ctx) => ctx.unit });

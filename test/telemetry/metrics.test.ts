@@ -5,7 +5,8 @@
  */
 import type { FetchLike } from '@medplum/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createMedplumClient, type SyncStore } from '../../src/index.ts';
+import { MemoryStore, type SyncStore } from '../../src/index.ts';
+import type { TelemetryOptions } from '../../src/telemetry/telemetry-options.ts';
 import type { MemoryLegacyAdapter } from '../../src/testing/index.ts';
 import type { PatientRow } from '../harness/patient-fixture.ts';
 import { north, startWriterFixture, type WriterFixture } from '../harness/writer-fixture.ts';
@@ -25,18 +26,36 @@ afterEach(async () => {
   metrics = undefined;
 });
 
+type FixtureOptions = NonNullable<Parameters<typeof startWriterFixture>[0]>;
+
+/**
+ * A writer over the fixture's systems whose metrics a collector reads; the journal is read at
+ * every collection unless `telemetry` says otherwise.
+ */
 async function start(
-  writer: Parameters<typeof startWriterFixture>[0] extends infer O
-    ? O extends { writer?: infer W }
-      ? W
-      : never
-    : never = {},
+  writer: FixtureOptions['writer'] = {},
+  options: { readonly telemetry?: TelemetryOptions; readonly fetch?: FixtureOptions['fetch'] } = {},
 ): Promise<{ fixture: WriterFixture<MemoryLegacyAdapter<PatientRow>>; metrics: MetricCollector }> {
   metrics = new MetricCollector();
   fixture = await startWriterFixture({
-    writer: { telemetry: { meterProvider: metrics.provider, journalReadIntervalMs: 0 }, ...writer },
+    writer: {
+      telemetry: { meterProvider: metrics.provider, journalReadIntervalMs: 0, ...options.telemetry },
+      ...writer,
+    },
+    fetch: options.fetch,
   });
   return { fixture, metrics };
+}
+
+/** A store with some of its calls replaced; the others pass through. */
+function storeWith(store: SyncStore, replaced: Partial<Record<keyof SyncStore, unknown>>): SyncStore {
+  return new Proxy(store, {
+    get(target, property) {
+      if (Object.hasOwn(replaced, property)) return replaced[property as keyof SyncStore];
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
 
 /** No attribute value of any point holds a marker. */
@@ -203,36 +222,26 @@ describe('metrics', () => {
   });
 
   it('reads the journal at most once per journalReadIntervalMs, however often it is collected', async () => {
-    metrics = new MetricCollector();
+    const store = new MemoryStore();
     let reads = 0;
-    fixture = await startWriterFixture({ writer: { mirror: 'async' } });
-    const counted = new Proxy(fixture.store, {
-      get(target, property) {
-        if (property === 'outboxBacklog') reads += 1;
-        const value: unknown = Reflect.get(target, property, target);
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    const counted = storeWith(store, {
+      outboxBacklog: () => {
+        reads += 1;
+        return store.outboxBacklog();
       },
-    }) as SyncStore;
-    const { DualWriter, CutoverPlan } = await import('../../src/index.ts');
-    const { patientMapping } = await import('../harness/patient-fixture.ts');
-    const writer = new DualWriter({
-      legacy: fixture.legacy,
-      medplum: fixture.medplum,
-      mappings: [patientMapping],
-      plan: new CutoverPlan<{ unit: string }>({ default: 'dual-write', unitOf: (ctx) => ctx.unit }),
-      store: counted,
-      mirror: 'async',
-      telemetry: { meterProvider: metrics.provider, journalReadIntervalMs: 3_600_000 },
     });
-    await writer.create('Patient', row('p-1'), north);
-    writer.start({ drainer: false, feeds: false });
+    const { fixture, metrics } = await start(
+      { mirror: 'async', store: counted },
+      { telemetry: { journalReadIntervalMs: 3_600_000 } },
+    );
+    await fixture.writer.create('Patient', row('p-1'), north);
+    fixture.writer.start({ drainer: false, feeds: false });
     for (let i = 0; i < 5; i += 1) await metrics.collect();
-    await writer.stop();
+    await fixture.writer.stop();
     expect(reads).toBe(1);
   });
 
   it('counts requeued leases: a newer write arrives while the drainer applies the entry', async () => {
-    metrics = new MetricCollector();
     let hold: Promise<void> | undefined;
     let paused!: () => void;
     const reached = new Promise<void>((resolve) => (paused = resolve));
@@ -250,22 +259,11 @@ describe('metrics', () => {
         }
         return (await fetchFn(url, options)) as Response;
       };
-    fixture = await startWriterFixture({ writer: { mirror: 'async' } });
-    const { DualWriter, CutoverPlan } = await import('../../src/index.ts');
-    const { patientMapping } = await import('../harness/patient-fixture.ts');
-    const writer = new DualWriter({
-      legacy: fixture.legacy,
-      medplum: createMedplumClient({
-        baseUrl: fixture.server.baseUrl,
-        fetch: pauseFirstWrite(globalThis.fetch.bind(globalThis)),
-      }),
-      mappings: [patientMapping],
-      plan: new CutoverPlan<{ unit: string }>({ default: 'dual-write', unitOf: (ctx) => ctx.unit }),
-      store: fixture.store,
-      mirror: 'async',
-      drainer: { bundle: 1 },
-      telemetry: { meterProvider: metrics.provider },
-    });
+    const { fixture, metrics } = await start(
+      { mirror: 'async', drainer: { bundle: 1 } },
+      { fetch: pauseFirstWrite },
+    );
+    const { writer } = fixture;
     await writer.create('Patient', row('p-1'), north);
     const draining = writer.drain();
     await reached;
@@ -279,26 +277,9 @@ describe('metrics', () => {
   });
 
   it('counts fenced leases: the store says another worker took the entry over', async () => {
-    metrics = new MetricCollector();
-    fixture = await startWriterFixture();
-    const fencedOnce = new Proxy(fixture.store, {
-      get(target, property) {
-        if (property === 'complete') return () => Promise.resolve('fenced');
-        const value: unknown = Reflect.get(target, property, target);
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    }) as SyncStore;
-    const { DualWriter, CutoverPlan } = await import('../../src/index.ts');
-    const { patientMapping } = await import('../harness/patient-fixture.ts');
-    const writer = new DualWriter({
-      legacy: fixture.legacy,
-      medplum: fixture.medplum,
-      mappings: [patientMapping],
-      plan: new CutoverPlan<{ unit: string }>({ default: 'dual-write', unitOf: (ctx) => ctx.unit }),
-      store: fencedOnce,
-      telemetry: { meterProvider: metrics.provider },
-    });
-    await writer.create('Patient', row('p-1'), north);
+    const fenced = storeWith(new MemoryStore(), { complete: () => Promise.resolve('fenced') });
+    const { fixture, metrics } = await start({ store: fenced });
+    await fixture.writer.create('Patient', row('p-1'), north);
     expect(await metrics.total('dualwrite.mirrors', { outcome: 'fenced', target: 'medplum' })).toBe(1);
   });
 
