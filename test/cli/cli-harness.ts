@@ -9,24 +9,16 @@
  * PostgreSQL (`DATABASE_URL`, a schema per test file) and the in-process HTTP FHIR test server
  * (`MEDPLUM_BASE_URL`).
  */
-import { execFile, spawn } from 'node:child_process';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+import pg from 'pg';
+import { PostgresStore, sqlClientFromPg } from '../../src/index.ts';
+import { startFhirTestServer, type FhirTestServer } from '../../src/testing/index.ts';
+import { buildLibrary, repoModules } from '../package/library-build.ts';
 
 /** The test project's `dualwrite.config.ts`: what a user writes, on this test's systems. */
 export const TEST_CONFIG = `
@@ -155,21 +147,11 @@ export interface CliBuild {
  */
 export async function buildCli(baseEnv: Readonly<Record<string, string>>): Promise<CliBuild> {
   const work = mkdtempSync(join(tmpdir(), 'dualwrite-cli-'));
-  const build = join(work, 'build');
+  const build = await buildLibrary(join(work, 'build'), { declaration: false });
   const project = join(work, 'project');
-  await run(process.execPath, [
-    join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'),
-    '-p',
-    join(repoRoot, 'tsconfig.build.json'),
-    '--outDir',
-    join(build, 'dist'),
-    '--declaration',
-    'false',
-  ]);
-  writeFileSync(join(build, 'package.json'), readFileSync(join(repoRoot, 'package.json')));
   // The build and the project find their dependencies in the repository's node_modules (one
   // level up from both), and the project finds the library in its own node_modules.
-  symlinkSync(join(repoRoot, 'node_modules'), join(work, 'node_modules'), 'dir');
+  symlinkSync(repoModules, join(work, 'node_modules'), 'dir');
   mkdirSync(join(project, 'node_modules'), { recursive: true });
   symlinkSync(build, join(project, 'node_modules', 'medplum-dualwrite'), 'dir');
   writeFileSync(
@@ -236,6 +218,73 @@ export async function buildCli(baseEnv: Readonly<Record<string, string>>): Promi
         child.on('close', (code) => resolve({ code, stdout, stderr }));
       }),
     remove: () => rmSync(work, { recursive: true, force: true }),
+  };
+}
+
+/** A patient row of the test configuration's legacy table. */
+export interface PatientSeed {
+  readonly clinic: string;
+  readonly first_name: string;
+  readonly last_name: string;
+}
+
+/**
+ * What a CLI test file works on: a schema of its own in PostgreSQL (`DATABASE_URL`) holding the
+ * configuration's `patients` table (its journal goes in `<schema>_journal`), the HTTP FHIR test
+ * server, and the built command configured for both.
+ */
+export interface CliWorld {
+  /** The schema of the legacy table (`CLI_TEST_SCHEMA`). */
+  readonly schema: string;
+  readonly pool: pg.Pool;
+  readonly server: FhirTestServer;
+  readonly cli: CliBuild;
+  /** The journal the command works on, opened (and migrated) by the test. */
+  openJournal(): Promise<PostgresStore>;
+  /** Removes the build, stops the server and drops both schemas. */
+  close(): Promise<void>;
+}
+
+/**
+ * Creates the schema and its `patients` table with `patients` in it, starts the FHIR test
+ * server and builds the command.
+ *
+ * @param prefix - The schema's prefix (a random suffix follows).
+ * @param patients - The legacy table's rows, inserted in order (ids 1, 2, …).
+ * @returns The world; close it after the file's tests.
+ */
+export async function openCliWorld(prefix: string, patients: readonly PatientSeed[] = []): Promise<CliWorld> {
+  const schema = `${prefix}_${randomUUID().slice(0, 8)}`;
+  const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 2 });
+  await pool.query(`create schema ${schema}`);
+  await pool.query(`create table ${schema}.patients (
+    id serial primary key, clinic text not null, first_name text not null, last_name text not null,
+    version integer not null default 1, updated_at timestamptz not null default clock_timestamp())`);
+  for (const { clinic, first_name, last_name } of patients)
+    await pool.query(`insert into ${schema}.patients (clinic, first_name, last_name) values ($1, $2, $3)`, [
+      clinic,
+      first_name,
+      last_name,
+    ]);
+  const server = await startFhirTestServer();
+  const cli = await buildCli({
+    DATABASE_URL: process.env.DATABASE_URL ?? '',
+    MEDPLUM_BASE_URL: server.baseUrl,
+    CLI_TEST_SCHEMA: schema,
+  });
+  return {
+    schema,
+    pool,
+    server,
+    cli,
+    openJournal: () => PostgresStore.open({ sql: sqlClientFromPg(pool), schema: `${schema}_journal` }),
+    close: async () => {
+      cli.remove();
+      await server.close();
+      await pool.query(`drop schema if exists ${schema} cascade`);
+      await pool.query(`drop schema if exists ${schema}_journal cascade`);
+      await pool.end();
+    },
   };
 }
 

@@ -1,18 +1,13 @@
-import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFhirTestServer, type FhirTestServer } from '../../src/testing/index.ts';
-import { buildCli, until, type CliBuild } from './cli-harness.ts';
+import { openCliWorld, until, type CliBuild, type CliWorld } from './cli-harness.ts';
 
 /*
  * `dualwrite console` as a process: it serves the console from the configuration until Ctrl-C.
  * The browser tests of the page itself are in test/console.
  */
 
-const schema = `cli_console_${randomUUID().slice(0, 8)}`;
-let pool: pg.Pool;
-let server: FhirTestServer;
+let world: CliWorld;
 let cli: CliBuild;
 
 /** A port free now (the console is told to use it, so the test knows where to look). */
@@ -32,21 +27,12 @@ function freePort(): Promise<number> {
 
 beforeAll(async () => {
   // The configuration opens the journal; the console never reads the legacy table.
-  pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 2 });
-  server = await startFhirTestServer();
-  cli = await buildCli({
-    DATABASE_URL: process.env.DATABASE_URL ?? '',
-    MEDPLUM_BASE_URL: server.baseUrl,
-    CLI_TEST_SCHEMA: schema,
-  });
+  world = await openCliWorld('cli_console');
+  cli = world.cli;
 }, 180_000);
 
 afterAll(async () => {
-  cli.remove();
-  await server.close();
-  await pool.query(`drop schema if exists ${schema} cascade`);
-  await pool.query(`drop schema if exists ${schema}_journal cascade`);
-  await pool.end();
+  await world.close();
 });
 
 describe('dualwrite console', { timeout: 120_000 }, () => {

@@ -1,12 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PostgresStore, sqlClientFromPg } from '../../src/index.ts';
-import { startFhirTestServer, type FhirTestServer } from '../../src/testing/index.ts';
-import { buildCli, exists, json, until, type CliBuild } from './cli-harness.ts';
+import type { PostgresStore } from '../../src/index.ts';
+import type { FhirTestServer } from '../../src/testing/index.ts';
+import { exists, json, openCliWorld, until, type CliBuild, type CliWorld } from './cli-harness.ts';
 
 /** A job as `--json` prints it. */
 interface JobDoc {
@@ -17,44 +15,26 @@ interface JobDoc {
   counts: Record<string, number>;
 }
 
-const schema = `cli_jobs_${randomUUID().slice(0, 8)}`;
 const UNITS = { north: 12, east: 8, west: 5 } as const;
 const ROWS = Object.values(UNITS).reduce((a, b) => a + b, 0);
-let pool: pg.Pool;
+let world: CliWorld;
 let server: FhirTestServer;
 let cli: CliBuild;
 let store: PostgresStore;
 
 beforeAll(async () => {
-  pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 2 });
-  await pool.query(`create schema ${schema}`);
-  await pool.query(`create table ${schema}.patients (
-    id serial primary key, clinic text not null, first_name text not null, last_name text not null,
-    version integer not null default 1, updated_at timestamptz not null default clock_timestamp())`);
-  for (const [clinic, n] of Object.entries(UNITS)) {
-    for (let i = 0; i < n; i += 1) {
-      await pool.query(`insert into ${schema}.patients (clinic, first_name, last_name) values ($1, $2, $3)`, [
-        clinic,
-        `First${i}`,
-        `Last${i}`,
-      ]);
-    }
-  }
-  store = await PostgresStore.open({ sql: sqlClientFromPg(pool), schema: `${schema}_journal` });
-  server = await startFhirTestServer();
-  cli = await buildCli({
-    DATABASE_URL: process.env.DATABASE_URL ?? '',
-    MEDPLUM_BASE_URL: server.baseUrl,
-    CLI_TEST_SCHEMA: schema,
-  });
+  world = await openCliWorld(
+    'cli_jobs',
+    Object.entries(UNITS).flatMap(([clinic, n]) =>
+      Array.from({ length: n }, (_, i) => ({ clinic, first_name: `First${i}`, last_name: `Last${i}` })),
+    ),
+  );
+  ({ server, cli } = world);
+  store = await world.openJournal();
 }, 180_000);
 
 afterAll(async () => {
-  cli.remove();
-  await server.close();
-  await pool.query(`drop schema if exists ${schema} cascade`);
-  await pool.query(`drop schema if exists ${schema}_journal cascade`);
-  await pool.end();
+  await world.close();
 });
 
 /** Patients of a unit on the FHIR server. */

@@ -1,20 +1,15 @@
-import { randomUUID } from 'node:crypto';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PostgresStore, sqlClientFromPg } from '../../src/index.ts';
-import { startFhirTestServer, type FhirTestServer } from '../../src/testing/index.ts';
-import { buildCli, json, type CliBuild, type CliRun } from './cli-harness.ts';
+import type { PostgresStore } from '../../src/index.ts';
+import { json, openCliWorld, type CliBuild, type CliRun, type CliWorld } from './cli-harness.ts';
 
 /**
  * The operator's commands as processes, on a journal seeded through the store's own calls: dead
  * letters with their reasons, a recorded conflict, the plan the configuration seeds (north in
  * `dual-write`, south in `live`, everyone else `legacy-only`).
  */
-const schema = `cli_ops_${randomUUID().slice(0, 8)}`;
 /** Values that must never reach the command's output. */
 const NAMES = ['Ottoline', 'Quennell', 'Philippa', 'Brackenbury'];
-let pool: pg.Pool;
-let server: FhirTestServer;
+let world: CliWorld;
 let cli: CliBuild;
 let store: PostgresStore;
 const outputs: string[] = [];
@@ -27,16 +22,12 @@ async function dualwrite(...args: string[]): Promise<CliRun> {
 }
 
 beforeAll(async () => {
-  pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 2 });
-  await pool.query(`create schema ${schema}`);
-  await pool.query(`create table ${schema}.patients (
-    id serial primary key, clinic text not null, first_name text not null, last_name text not null,
-    version integer not null default 1, updated_at timestamptz not null default clock_timestamp())`);
-  await pool.query(
-    `insert into ${schema}.patients (clinic, first_name, last_name) values ('north', $1, $2), ('north', $3, $4)`,
-    NAMES,
-  );
-  store = await PostgresStore.open({ sql: sqlClientFromPg(pool), schema: `${schema}_journal` });
+  world = await openCliWorld('cli_ops', [
+    { clinic: 'north', first_name: NAMES[0]!, last_name: NAMES[1]! },
+    { clinic: 'north', first_name: NAMES[2]!, last_name: NAMES[3]! },
+  ]);
+  cli = world.cli;
+  store = await world.openJournal();
   const letter = (legacyId: string, name: string, status: number | undefined) =>
     store.openDeadLetter({
       resourceType: 'Patient',
@@ -71,20 +62,10 @@ beforeAll(async () => {
     },
   });
   await store.pauseUnit('east', { by: 'ops:maria', reason: 'legacy maintenance' });
-  server = await startFhirTestServer();
-  cli = await buildCli({
-    DATABASE_URL: process.env.DATABASE_URL ?? '',
-    MEDPLUM_BASE_URL: server.baseUrl,
-    CLI_TEST_SCHEMA: schema,
-  });
 }, 180_000);
 
 afterAll(async () => {
-  cli.remove();
-  await server.close();
-  await pool.query(`drop schema if exists ${schema} cascade`);
-  await pool.query(`drop schema if exists ${schema}_journal cascade`);
-  await pool.end();
+  await world.close();
 });
 
 interface UnitDoc {

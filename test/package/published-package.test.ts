@@ -14,7 +14,6 @@
 import { execFile } from 'node:child_process';
 import {
   chmodSync,
-  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -25,14 +24,11 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildLibrary, repoModules, repoRoot, tsc } from './library-build.ts';
 
 const run = promisify(execFile);
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const repoModules = join(repoRoot, 'node_modules');
-const tsc = join(repoModules, 'typescript', 'bin', 'tsc');
 
 interface PackageJson {
   readonly dependencies?: Record<string, string>;
@@ -160,17 +156,7 @@ async function node(root: string, file: string): Promise<string> {
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'dualwrite-package-'));
-  const build = join(work, 'build');
-  mkdirSync(build);
-  await run(process.execPath, [
-    tsc,
-    '-p',
-    join(repoRoot, 'tsconfig.build.json'),
-    '--outDir',
-    join(build, 'dist'),
-  ]);
-  cpSync(join(repoRoot, 'package.json'), join(build, 'package.json'));
-  cpSync(join(repoRoot, 'README.md'), join(build, 'README.md'));
+  const build = await buildLibrary(join(work, 'build'));
   // --ignore-scripts: the prepack build would rebuild the repository's own dist.
   const { stdout } = await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], {
     cwd: build,
