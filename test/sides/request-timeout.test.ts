@@ -88,6 +88,23 @@ function writerOver(
   });
 }
 
+/** An operator with no writer over these systems, its requests limited to `requestTimeoutMs`. */
+function operatorOver(
+  baseUrl: string,
+  legacy: MemoryLegacyAdapter<PatientRow>,
+  store = new MemoryStore(),
+  requestTimeoutMs = 150,
+) {
+  return new Operator<Ctx, PatientRow>({
+    store,
+    mappings: [patientMapping],
+    plan: new CutoverPlan<Ctx>({ default: 'dual-write', unitOf: (ctx) => ctx.unit }),
+    legacy,
+    medplum: createMedplumClient({ baseUrl }),
+    requestTimeoutMs,
+  });
+}
+
 describe('request timeout', () => {
   it('a Medplum that takes a create and never answers: the call returns with the mirror pending, and a later drain links the one copy', async () => {
     fhir = await startFhirTestServer();
@@ -148,51 +165,38 @@ describe('request timeout', () => {
     expect((await legacy.read('Patient', 'p-1'))?.row).toMatchObject({ last_name: 'Lovelace' });
   });
 
-  it("a backfill's Medplum requests keep the writer's time limit: a Medplum that never answers fails the job with RequestTimeoutError", async () => {
-    fhir = await startFhirTestServer();
-    const state = { mode: 'swallow' as 'pass' | 'swallow', swallowed: 0 };
-    const baseUrl = await hangingProxy(fhir.baseUrl, state);
-    const legacy = new MemoryLegacyAdapter<PatientRow>();
-    await legacy.create('Patient', ada);
-    const store = new MemoryStore();
-    const writer = writerOver(baseUrl, legacy, [], 'dual-write', store);
-    // Each search is abandoned after the writer's 150 ms and retried (six attempts, the rest is
-    // backoff); with the default 10 s limit the six attempts outlast the test's minute.
-    const error: unknown = await writer
-      .backfill({ resourceType: 'Patient', unit: 'north', direction: 'to-medplum' })
-      .catch((err: unknown) => err);
-    expect(error).toMatchObject({ name: 'RequestTimeoutError', retryable: true, resourceType: 'Patient' });
-    expect(state.swallowed).toBeGreaterThan(1);
-    const [job] = await store.listJobs({ kind: 'backfill' });
-    expect(job).toMatchObject({ state: 'failed', reason: 'RequestTimeoutError on page 1' });
-  }, 60_000);
-
-  it("a stand-alone operator's backfill keeps its requestTimeoutMs: a Medplum that never answers fails the job with RequestTimeoutError", async () => {
-    fhir = await startFhirTestServer();
-    const state = { mode: 'swallow' as 'pass' | 'swallow', swallowed: 0 };
-    const baseUrl = await hangingProxy(fhir.baseUrl, state);
-    const legacy = new MemoryLegacyAdapter<PatientRow>();
-    await legacy.create('Patient', ada);
-    const store = new MemoryStore();
-    const operator = new Operator<Ctx, PatientRow>({
-      store,
-      mappings: [patientMapping],
-      plan: new CutoverPlan<Ctx>({ default: 'dual-write', unitOf: (ctx) => ctx.unit }),
-      legacy,
-      medplum: createMedplumClient({ baseUrl }),
-      requestTimeoutMs: 150,
-    });
-    // As the writer's test above: with the 10 s default the six attempts outlast the minute.
-    const error: unknown = await operator
-      .backfill({ resourceType: 'Patient', unit: 'north', direction: 'to-medplum' })
-      .catch((err: unknown) => err);
-    expect(error).toMatchObject({ name: 'RequestTimeoutError', retryable: true, resourceType: 'Patient' });
-    expect((error as Error).message).toContain('within 150 ms');
-    expect(state.swallowed).toBeGreaterThan(1);
-    const [job] = await store.listJobs({ kind: 'backfill' });
-    expect(job).toMatchObject({ state: 'failed', reason: 'RequestTimeoutError on page 1' });
-    await operator.close();
-  }, 60_000);
+  const scope = { resourceType: 'Patient', unit: 'north', direction: 'to-medplum' } as const;
+  for (const { who, backfill } of [
+    {
+      who: "a writer's backfill",
+      backfill: (baseUrl: string, legacy: MemoryLegacyAdapter<PatientRow>, store: MemoryStore) =>
+        writerOver(baseUrl, legacy, [], 'dual-write', store).backfill(scope),
+    },
+    {
+      who: "a stand-alone operator's backfill",
+      backfill: async (baseUrl: string, legacy: MemoryLegacyAdapter<PatientRow>, store: MemoryStore) => {
+        await using operator = operatorOver(baseUrl, legacy, store);
+        return await operator.backfill(scope);
+      },
+    },
+  ]) {
+    it(`${who} keeps its requestTimeoutMs: a Medplum that never answers fails the job with RequestTimeoutError`, async () => {
+      fhir = await startFhirTestServer();
+      const state = { mode: 'swallow' as 'pass' | 'swallow', swallowed: 0 };
+      const baseUrl = await hangingProxy(fhir.baseUrl, state);
+      const legacy = new MemoryLegacyAdapter<PatientRow>();
+      await legacy.create('Patient', ada);
+      const store = new MemoryStore();
+      // Each search is abandoned after 150 ms and retried (six attempts, the rest is backoff);
+      // with the default 10 s limit the six attempts outlast the test's minute.
+      const error: unknown = await backfill(baseUrl, legacy, store).catch((err: unknown) => err);
+      expect(error).toMatchObject({ name: 'RequestTimeoutError', retryable: true, resourceType: 'Patient' });
+      expect((error as Error).message).toContain('within 150 ms');
+      expect(state.swallowed).toBeGreaterThan(1);
+      const [job] = await store.listJobs({ kind: 'backfill' });
+      expect(job).toMatchObject({ state: 'failed', reason: 'RequestTimeoutError on page 1' });
+    }, 60_000);
+  }
 
   it("a stand-alone operator's reconcile gives the legacy adapter its requestTimeoutMs: a scan that never answers is abandoned with an aborted signal", async () => {
     fhir = await startFhirTestServer();
@@ -203,32 +207,18 @@ describe('request timeout', () => {
       if (options.signal !== undefined) signals.push(options.signal);
       return new Promise(() => undefined);
     };
-    const store = new MemoryStore();
-    const operator = new Operator<Ctx, PatientRow>({
-      store,
-      mappings: [patientMapping],
-      plan: new CutoverPlan<Ctx>({ default: 'dual-write', unitOf: (ctx) => ctx.unit }),
-      legacy,
-      medplum: createMedplumClient({ baseUrl: fhir.baseUrl }),
-      requestTimeoutMs: 150,
-    });
+    await using operator = operatorOver(fhir.baseUrl, legacy);
     const error: unknown = await operator
       .reconcile({ resourceType: 'Patient', unit: 'north' })
       .catch((err: unknown) => err);
     expect(error).toMatchObject({ name: 'RequestTimeoutError', side: 'legacy', resourceType: 'Patient' });
     expect(signals.length).toBeGreaterThan(0);
     expect(signals.every((signal) => signal.aborted)).toBe(true);
-    await operator.close();
   }, 60_000);
 
   it("refuses an operator's requestTimeoutMs that is not a positive number, naming it", () => {
     const build = () =>
-      new Operator<Ctx, PatientRow>({
-        store: new MemoryStore(),
-        mappings: [patientMapping],
-        plan: new CutoverPlan<Ctx>({ default: 'dual-write', unitOf: (ctx) => ctx.unit }),
-        requestTimeoutMs: 0,
-      });
+      operatorOver('http://127.0.0.1:1/', new MemoryLegacyAdapter<PatientRow>(), undefined, 0);
     expect(build).toThrow(ConfigurationError);
     expect(build).toThrow(/requestTimeoutMs/);
   });
