@@ -7,6 +7,7 @@ import {
   PostgresTableAdapter,
   createMedplumClient,
   sqlClientFromPg,
+  type DualWriterOptions,
   type PostgresTableRow,
 } from '../src/index.ts';
 import { startFhirTestServer } from '../src/testing/index.ts';
@@ -79,6 +80,8 @@ interface Ctx {
  * @param concurrency - The drainer's concurrency.
  * @param latencyMs - Delay the server adds to every request (a Medplum across a network).
  * @param servers - Where the server runs.
+ * @param telemetry - The writer's `telemetry` option (default: the global providers, no-ops
+ *   without an SDK).
  * @returns The trial; it fails unless every entry was applied and linked.
  */
 export async function drainTrial(
@@ -87,6 +90,7 @@ export async function drainTrial(
   concurrency: number,
   latencyMs = 0,
   servers: ServerSource = inProcess,
+  telemetry?: DualWriterOptions<Ctx, PostgresTableRow>['telemetry'],
 ): Promise<DrainTrial> {
   const server = await servers(0);
   const http = new FetchMeter();
@@ -107,6 +111,7 @@ export async function drainTrial(
       store,
       mirror: 'async',
       drainer: { concurrency },
+      ...(telemetry === undefined ? {} : { telemetry }),
       onEvent: (event) => {
         if (event.type === 'drained') lastApplied = performance.now();
       },

@@ -10,6 +10,8 @@
  *   concurrency, against the in-process HTTP FHIR test server.
  * - `shadow-read-*`: `writer.read` in `shadow` with every read shadowed vs shadow reads off, with
  *   Medplum slower than the budget; `shadow-read-added-*` is the added latency against the budget.
+ * - `telemetry-overhead(-traces)`: `writer.drain()` with the OpenTelemetry SDK's metrics (and
+ *   traces) installed vs without an SDK, trials rotated.
  * - `real-*`: against a real Medplum 5.0.10 (`MEDPLUM_BASE_URL` and `MEDPLUM_DEFAULT_QUOTA_BASE_URL`,
  *   or servers started from the Medplum server box): `real-drain-throughput` against
  *   `real-direct-batch` (batch Bundles of 20, 4 in flight), `real-direct-plain`, and
@@ -30,6 +32,7 @@ import { measureRealMedplum, openRealServers } from './real-medplum.ts';
 import { measureReconcileCompare } from './reconcile-compare.ts';
 import { measureShadowRead } from './shadow-read.ts';
 import { measureSyncCreate } from './sync-create.ts';
+import { measureTelemetryOverhead } from './telemetry-overhead.ts';
 
 const MEASUREMENTS = {
   async: (db: BenchDatabase) => measureAsyncCreate(db, { samples: 1000, warmup: 100, profileCalls: 200 }),
@@ -49,6 +52,14 @@ const MEASUREMENTS = {
     }
   },
   reconcile: () => measureReconcileCompare({ records: 10_000, largeRecords: 100_000 }),
+  telemetry: (db: BenchDatabase) =>
+    measureTelemetryOverhead(db, {
+      entries: 600,
+      concurrency: 8,
+      trials: 3,
+      warmupEntries: 100,
+      collectEveryMs: 1000,
+    }),
 } as const;
 type MeasurementName = keyof typeof MEASUREMENTS;
 
