@@ -7,7 +7,7 @@
  *   that start in Medplum need their legacy id before the row exists (the writer journals the
  *   intent first), and only a sequence can hand one out ahead (the adapter's `newId` evaluates
  *   the default). MariaDB has sequences since 10.3 and `INSERT … RETURNING` since 10.5; MySQL
- *   has neither, so this dialect needs MariaDB ≥ 10.5.
+ *   has neither, so this dialect needs MariaDB, from 10.6 as the adapter does.
  * - `updated_at` is stamped with `SYSDATE(6)`, the time of the write itself: `NOW(6)` and
  *   `CURRENT_TIMESTAMP(6)` are fixed at the statement's start, so a write that waited on a lock
  *   would be stamped before writes that committed meanwhile, and the change feed could already
@@ -72,9 +72,9 @@ export async function openMariadbClinic(url: string, options: LegacyDatabaseOpti
       [{ version: string }],
     ];
     const [major = 0, minor = 0] = server.version.split('.').map(Number);
-    if (!server.version.includes('MariaDB') || major * 100 + minor < 1005)
+    if (!server.version.includes('MariaDB') || major * 100 + minor < 1006)
       throw new Error(
-        `LEGACY_DATABASE_URL: the demo needs MariaDB 10.5 or later (sequences, INSERT … RETURNING), not ${server.version}`,
+        `LEGACY_DATABASE_URL: the demo needs MariaDB 10.6 or later (sequences, INSERT … RETURNING), not ${server.version}`,
       );
     for (const table of options.tables) {
       const name = `${prefix}_${table.name}`;
