@@ -1,4 +1,4 @@
-import { ConfigurationError } from '../errors.ts';
+import { tombstoneNames } from './tombstone-options.ts';
 import { quoteMysqlIdent, type MysqlPool, type MysqlTableSchema } from './mysql-table-schema.ts';
 
 /*
@@ -62,44 +62,27 @@ export interface MysqlTombstoneSettings {
   readonly sqlTable: string;
 }
 
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
 /**
  * Checks the adapter's `tombstones` option.
  *
  * @param value - `undefined`, `true` or {@link MysqlTombstoneOptions}.
  * @returns The settings, or `undefined` when tombstones are off.
- * @throws {@link ConfigurationError} naming `tombstones.table` or `tombstones.database`.
+ * @throws `ConfigurationError` naming `tombstones.table` or `tombstones.database`.
  * @example
  * ```ts
  * validateMysqlTombstones(true)?.sqlTable; // '`dualwrite_tombstones`'
  * ```
  */
 export function validateMysqlTombstones(value: unknown): MysqlTombstoneSettings | undefined {
-  if (value === undefined) return undefined;
-  if (value !== true && (typeof value !== 'object' || value === null))
-    throw new ConfigurationError('tombstones', value, 'must be true or { table?, database? }');
-  const options = value === true ? {} : (value as Record<string, unknown>);
-  const identifier = (field: 'table' | 'database', fallback: string | undefined): string | undefined => {
-    const given = options[field] ?? fallback;
-    if (given === undefined) return undefined;
-    if (typeof given !== 'string' || !IDENTIFIER.test(given)) {
-      throw new ConfigurationError(
-        `tombstones.${field}`,
-        given,
-        'must be an SQL identifier: a letter or _ followed by letters, digits or _',
-      );
-    }
-    return given;
-  };
-  const name = identifier('table', 'dualwrite_tombstones') ?? 'dualwrite_tombstones';
-  const database = identifier('database', undefined);
+  const names = tombstoneNames(value, { option: 'database', fallback: undefined });
+  if (names === undefined) return undefined;
+  const { table, namespace } = names;
   return {
-    name,
+    name: table,
     sqlTable:
-      database === undefined
-        ? quoteMysqlIdent(name)
-        : `${quoteMysqlIdent(database)}.${quoteMysqlIdent(name)}`,
+      namespace === undefined
+        ? quoteMysqlIdent(table)
+        : `${quoteMysqlIdent(namespace)}.${quoteMysqlIdent(table)}`,
   };
 }
 

@@ -1,4 +1,4 @@
-import { ConfigurationError } from '../errors.ts';
+import { tombstoneNames } from './tombstone-options.ts';
 import type { SqlClient } from '../sql/sql-client.ts';
 import { quoteIdent, type TableSchema } from './postgres-table-schema.ts';
 
@@ -72,44 +72,28 @@ export interface TombstoneSettings {
   readonly sqlSchema: string;
 }
 
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
 /**
  * Checks the adapter's `tombstones` option.
  *
  * @param value - `undefined` (no tombstones: deletes are not in the feed), `true` (defaults) or
  *   {@link PostgresTombstoneOptions}.
  * @returns The settings, or `undefined` when tombstones are off.
- * @throws {@link ConfigurationError} naming `tombstones.table` or `tombstones.schema`.
+ * @throws `ConfigurationError` naming `tombstones.table` or `tombstones.schema`.
  * @example
  * ```ts
  * validateTombstoneOptions({ schema: 'legacy' })?.sqlTable; // '"legacy"."dualwrite_tombstones"'
  * ```
  */
 export function validateTombstoneOptions(value: unknown): TombstoneSettings | undefined {
-  if (value === undefined) return undefined;
-  if (value !== true && (typeof value !== 'object' || value === null)) {
-    throw new ConfigurationError('tombstones', value, 'must be true or { table?, schema? }');
-  }
-  const options = value === true ? {} : (value as Record<string, unknown>);
-  const identifier = (field: 'table' | 'schema', fallback: string): string => {
-    const given = options[field] ?? fallback;
-    if (typeof given !== 'string' || !IDENTIFIER.test(given)) {
-      throw new ConfigurationError(
-        `tombstones.${field}`,
-        given,
-        'must be an SQL identifier: a letter or _ followed by letters, digits or _',
-      );
-    }
-    return given;
-  };
-  const name = identifier('table', 'dualwrite_tombstones');
-  const schema = quoteIdent(identifier('schema', 'public'));
+  const names = tombstoneNames(value, { option: 'schema', fallback: 'public' });
+  if (names === undefined) return undefined;
+  const { table, namespace } = names;
+  const schema = quoteIdent(namespace ?? 'public');
   return {
-    name,
+    name: table,
     sqlSchema: schema,
-    sqlTable: `${schema}.${quoteIdent(name)}`,
-    sqlFunction: `${schema}.${quoteIdent(`${name}_record`)}`,
+    sqlTable: `${schema}.${quoteIdent(table)}`,
+    sqlFunction: `${schema}.${quoteIdent(`${table}_record`)}`,
   };
 }
 

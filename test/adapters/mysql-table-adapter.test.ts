@@ -1,7 +1,7 @@
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MysqlTableAdapter } from '../../src/adapters/mysql-table-adapter.ts';
-import { RejectedError, UnavailableError } from '../../src/errors.ts';
+import { ConfigurationError, RejectedError, UnavailableError } from '../../src/errors.ts';
 import { databaseFailureKind } from '../../src/sql/database-failure.ts';
 import { classifyMysqlError } from '../../src/sql/mysql-errors.ts';
 import { describeLegacyAdapterContract, type LegacyAdapterFixture } from './legacy-adapter.contract.ts';
@@ -208,6 +208,23 @@ describe('MysqlTableAdapter on MariaDB', () => {
     expect(error).toMatchObject({ fields: ['name'], retryable: false });
     expect(JSON.stringify(error)).not.toContain('Lovelace');
     expect((error as Error).message).not.toContain('Lovelace');
+  });
+
+  it('refuses tombstones that are not true or name no SQL identifier, naming the option', () => {
+    const tables = { Patient: { table: 'patients' } };
+    const fieldOf = (tombstones: unknown): unknown => {
+      try {
+        new MysqlTableAdapter({ pool, tables, tombstones: tombstones as true });
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigurationError);
+        return (err as ConfigurationError).field;
+      }
+      return undefined;
+    };
+    expect(fieldOf('yes')).toBe('tombstones');
+    expect(fieldOf({ table: 'dead stones' })).toBe('tombstones.table');
+    expect(fieldOf({ database: 'a.b' })).toBe('tombstones.database');
+    expect(fieldOf({ table: 'dw_dead', database: 'clinic' })).toBeUndefined();
   });
 
   it('names a missing table or column as a configuration error', async () => {

@@ -85,6 +85,17 @@ describe('options', () => {
     expect(error.message).toContain('"sequence"');
   });
 
+  it('rejects tombstones that are not true or name no SQL identifier, naming the option', () => {
+    const tables = { Patient: { table: 'p' } };
+    expect(configurationError({ sql, tables, tombstones: 'yes' }).field).toBe('tombstones');
+    expect(configurationError({ sql, tables, tombstones: { table: 'dead stones' } }).field).toBe(
+      'tombstones.table',
+    );
+    expect(configurationError({ sql, tables, tombstones: { schema: 'a.b' } }).field).toBe(
+      'tombstones.schema',
+    );
+  });
+
   it('rejects a missing SqlClient and an empty table map', () => {
     expect(configurationError({ tables: { Patient: { table: 'p' } } }).field).toBe('sql');
     expect(configurationError({ sql, tables: {} }).field).toBe('tables');
