@@ -10,6 +10,7 @@ import {
   type LegacyScanPage,
   type LegacyWriteOptions,
 } from '../sides/legacy-adapter.ts';
+import { checkLimit } from '../adapters/table-rows.ts';
 
 /**
  * The methods of a {@link LegacyAdapter}, as counted by {@link MemoryLegacyAdapter.calls}.
@@ -214,12 +215,7 @@ export class MemoryLegacyAdapter<L extends object> implements LegacyAdapter<L> {
     limit: number,
   ): Promise<LegacyChangePage<L>> {
     return this.#call('changesSince', () => {
-      if (!Number.isSafeInteger(limit) || limit < 1) {
-        throw new InvalidInputError('limit', `must be a positive integer (got ${String(limit)})`, {
-          side: 'legacy',
-          resourceType,
-        });
-      }
+      checkLimit(limit, resourceType);
       const start = cursor === undefined ? 0 : Number(cursor);
       const log = this.#changes(resourceType);
       if (cursor !== undefined && (!/^\d+$/.test(cursor) || start > log.length)) {
@@ -253,9 +249,7 @@ export class MemoryLegacyAdapter<L extends object> implements LegacyAdapter<L> {
   scan(resourceType: string, options: LegacyScanOptions): Promise<LegacyScanPage<L>> {
     return this.#call('scan', () => {
       const { after, limit } = options;
-      if (!Number.isSafeInteger(limit) || limit < 1) {
-        throw new InvalidInputError('limit', 'must be a positive integer', { side: 'legacy', resourceType });
-      }
+      checkLimit(limit, resourceType);
       const table = this.#table(resourceType);
       const ids = [...table.keys()].filter((id) => after === undefined || id > after).sort(byCodeUnit);
       const page = ids.slice(0, limit);
