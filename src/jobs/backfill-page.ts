@@ -227,6 +227,10 @@ export async function backfillLegacyPage<L>(
   const { store, mapping } = scope;
   const tally = new PageTally();
   const inScope: { record: LegacyRecord<L>; unit: string; link: Link | undefined }[] = [];
+  const links = await store.getLinks(
+    mapping.resourceType,
+    records.map((record) => record.id),
+  );
   for (const record of records) {
     tally.add('scanned', record.id);
     const unit = await unitIn(scope, { legacyId: record.id, row: record.row });
@@ -234,7 +238,7 @@ export async function backfillLegacyPage<L>(
       tally.add('skipped', record.id);
       continue;
     }
-    inScope.push({ record, unit, link: await store.getLink(mapping.resourceType, record.id) });
+    inScope.push({ record, unit, link: links.get(record.id) });
   }
   const settled = inScope.filter(
     ({ record, link }) => link !== undefined && sameVersion(link.legacyVersion, record.version),
@@ -302,6 +306,10 @@ export async function backfillMedplumPage<L>(
   const tally = new PageTally();
   const inScope: { resource: WithId<Resource>; legacyId: string; unit: string; link: Link | undefined }[] =
     [];
+  const links = await store.getLinks(
+    mapping.resourceType,
+    resources.flatMap((resource) => legacyIdOf(resource, mapping.identifierSystem) ?? []),
+  );
   for (const resource of resources) {
     const legacyId = legacyIdOf(resource, mapping.identifierSystem);
     tally.add('scanned', legacyId ?? resource.id);
@@ -314,7 +322,7 @@ export async function backfillMedplumPage<L>(
       tally.add('skipped', legacyId);
       continue;
     }
-    inScope.push({ resource, legacyId, unit, link: await store.getLink(mapping.resourceType, legacyId) });
+    inScope.push({ resource, legacyId, unit, link: links.get(legacyId) });
   }
   const records = await readLegacy(
     scope,

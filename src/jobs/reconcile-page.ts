@@ -71,6 +71,11 @@ export async function reconcileLegacyPage<L>(
   const { store, mapping } = scope;
   const tally = new PageTally();
   const rows: { record: LegacyRecord<L>; unit: string; link: Link | undefined; holds: boolean }[] = [];
+  // One query for the page's links: a `getLink` per record was a journal round trip each.
+  const links = await store.getLinks(
+    mapping.resourceType,
+    records.map((record) => record.id),
+  );
   for (const record of records) {
     tally.add('scanned', record.id);
     const unit = await unitIn(scope, { legacyId: record.id, row: record.row });
@@ -83,7 +88,7 @@ export async function reconcileLegacyPage<L>(
         resourceType: mapping.resourceType,
         legacyId: record.id,
       });
-      rows.push({ record, unit, link: await store.getLink(mapping.resourceType, record.id), holds });
+      rows.push({ record, unit, link: links.get(record.id), holds });
     } catch (err) {
       tally.fail(record.id, err);
     }
@@ -208,17 +213,18 @@ export async function reconcileMedplumPage<L>(
     const unit = await unitIn(scope, { legacyId: legacyId ?? '', resource });
     if (unit !== undefined) rows.push({ resource, legacyId, unit });
   }
-  const records = await readLegacy(
-    scope,
-    rows.flatMap(({ legacyId }) => (legacyId === undefined ? [] : [legacyId])),
-  );
+  const legacyIds = rows.flatMap(({ legacyId }) => (legacyId === undefined ? [] : [legacyId]));
+  const records = await readLegacy(scope, legacyIds);
+  // The page's links as they were before its repairs: a second copy of a record whose link a
+  // repair dropped earlier in the page is still counted a duplicate.
+  const links = await store.getLinks(mapping.resourceType, legacyIds);
   for (const { resource, legacyId, unit } of rows) {
     try {
       if (legacyId === undefined) {
         tally.add('missingInLegacy', resource.id);
         continue;
       }
-      const link = await store.getLink(mapping.resourceType, legacyId);
+      const link = links.get(legacyId);
       if (link !== undefined && link.medplumId !== resource.id) {
         tally.add('duplicate', legacyId);
         if (policy.repair !== 'queue') continue;

@@ -132,6 +132,16 @@ export class MemoryStore implements SyncStore {
     return Promise.resolve(this.#byLegacy.get(`${resourceType}/${legacyId}`));
   }
 
+  /** {@inheritDoc SyncStore.getLinks} */
+  getLinks(resourceType: string, legacyIds: readonly string[]): Promise<Map<string, Link>> {
+    const found = new Map<string, Link>();
+    for (const legacyId of legacyIds) {
+      const link = this.#byLegacy.get(`${resourceType}/${legacyId}`);
+      if (link !== undefined) found.set(legacyId, link);
+    }
+    return Promise.resolve(found);
+  }
+
   /** {@inheritDoc SyncStore.getLinkByMedplumId} */
   getLinkByMedplumId(resourceType: string, medplumId: string): Promise<Link | undefined> {
     return Promise.resolve(this.#byMedplum.get(`${resourceType}/${medplumId}`));

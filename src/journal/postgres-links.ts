@@ -119,6 +119,40 @@ export async function getLink(
 }
 
 /**
+ * Reads the links of many legacy records in one query (`legacy_id = ANY($2)`, an index look-up
+ * per id): a job's page asked one `getLink` per record, a round trip each (5,000 linked records
+ * reconciled at 414/s on an embedded journal, on this machine under a load average of 8).
+ *
+ * @param q - Where to run.
+ * @param tables - The store's tables.
+ * @param resourceType - The resource type.
+ * @param legacyIds - The legacy ids.
+ * @returns The links found, by legacy id.
+ * @example
+ * ```ts
+ * const found = await getLinks(sql, tables, 'Patient', ['p-1', 'p-2']);
+ * ```
+ */
+export async function getLinks(
+  q: SqlQueryable,
+  tables: JournalTables,
+  resourceType: string,
+  legacyIds: readonly string[],
+): Promise<Map<string, Link>> {
+  const found = new Map<string, Link>();
+  if (legacyIds.length === 0) return found;
+  const { rows } = await q.query<LinkRow>(
+    `SELECT ${LINK_COLUMNS} FROM ${tables.links} WHERE resource_type = $1 AND legacy_id = ANY($2::text[])`,
+    [resourceType, [...new Set(legacyIds)]],
+  );
+  for (const row of rows) {
+    const link = toLink(row);
+    found.set(link.legacyId, link);
+  }
+  return found;
+}
+
+/**
  * Reads the link of a Medplum resource.
  *
  * @param q - Where to run.

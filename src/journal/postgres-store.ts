@@ -218,6 +218,11 @@ export class PostgresStore implements SyncStore {
     return typedJournal(() => links.getLink(this.#sql, this.#tables, resourceType, legacyId));
   }
 
+  /** {@inheritDoc SyncStore.getLinks} */
+  getLinks(resourceType: string, legacyIds: readonly string[]): Promise<Map<string, Link>> {
+    return typedJournal(() => links.getLinks(this.#sql, this.#tables, resourceType, legacyIds));
+  }
+
   /** {@inheritDoc SyncStore.getLinkByMedplumId} */
   getLinkByMedplumId(resourceType: string, medplumId: string): Promise<Link | undefined> {
     return typedJournal(() => links.getLinkByMedplumId(this.#sql, this.#tables, resourceType, medplumId));

@@ -132,6 +132,12 @@ export interface SyncStore extends JobStore, HousekeepingStore {
   readonly leasesAcrossProcesses: boolean;
   /** The link of a legacy record, if any. */
   getLink(resourceType: string, legacyId: string): Promise<Link | undefined>;
+  /**
+   * The links of many legacy records of one type at once, by legacy id (an id without a link
+   * is absent from the map): one query where {@link getLink} would take one per record, as a
+   * backfill's or a reconciliation's page needs.
+   */
+  getLinks(resourceType: string, legacyIds: readonly string[]): Promise<Map<string, Link>>;
   /** The link of a Medplum resource, if any. */
   getLinkByMedplumId(resourceType: string, medplumId: string): Promise<Link | undefined>;
   /** Inserts or replaces the link of `(link.resourceType, link.legacyId)`. */

@@ -50,6 +50,22 @@ export function describeSyncStoreContract(name: string, open: OpenSyncStore): vo
         expect((await fixture.store.getLink('Patient', 'p-1'))?.base).toBeUndefined();
       });
 
+      it('reads many links at once, by legacy id, leaving out ids without one and other types', async () => {
+        const first = linkOf('p-1', 'm-1');
+        const second = linkOf('p-2', 'm-2', { legacyVersion: undefined });
+        await fixture.store.saveLink(first);
+        await fixture.store.saveLink(second);
+        await fixture.store.saveLink({ ...linkOf('p-3', 'm-3'), resourceType: 'Encounter' });
+        const found = await fixture.store.getLinks('Patient', ['p-2', 'nobody', 'p-1', 'p-3', 'p-1']);
+        expect(found).toEqual(
+          new Map([
+            ['p-2', second],
+            ['p-1', first],
+          ]),
+        );
+        expect(await fixture.store.getLinks('Patient', [])).toEqual(new Map());
+      });
+
       it('answers undefined for records that have no link', async () => {
         expect(await fixture.store.getLink('Patient', 'nobody')).toBeUndefined();
         expect(await fixture.store.getLinkByMedplumId('Patient', 'nobody')).toBeUndefined();
