@@ -63,12 +63,15 @@ export class ClinicRecords {
   #ids = new Map<string, string[]>();
   readonly #taken = new Set<string>();
   #cursor = new Map<string, number>();
+  readonly #reserved: ReadonlySet<string>;
 
   /**
    * @param db - The legacy database.
+   * @param reserved - Records never picked (the charted patients).
    */
-  constructor(db: LegacyDatabase) {
+  constructor(db: LegacyDatabase, reserved: ReadonlySet<string> = new Set()) {
     this.#db = db;
+    this.#reserved = reserved;
   }
 
   /** Starts a round: re-reads every unit's records (the legacy table is the register) and frees all picks. */
@@ -80,6 +83,7 @@ export class ClinicRecords {
     }
     this.#ids = ids;
     this.#taken.clear();
+    for (const id of this.#reserved) this.#taken.add(id);
   }
 
   /**

@@ -47,6 +47,13 @@ export function describeFailing(readiness: Readiness): string {
   );
 }
 
+/** The clinic's tables by resource type, in dependency order (what a record points at first). */
+const BACKFILL_ORDER = [
+  ['Patient', 'patients'],
+  ['Encounter', 'encounters'],
+  ['Observation', 'vitals'],
+] as const;
+
 /** What the migration team does, printed as it happens. */
 export class Operations {
   readonly #writer: DualWriter<Ctx, ClinicRow>;
@@ -122,22 +129,25 @@ export class Operations {
    * @param unit - The unit.
    */
   async backfill(unit: string): Promise<void> {
-    const rows = await this.#db.select('patients', ['id'], { clinic: unit });
     let written = 0;
     const ctx = { clinic: unit };
-    for (const { id } of rows) {
-      if (id === null) continue;
-      if ((await this.#writer.linkOf('Patient', id)) !== undefined) continue;
-      try {
-        const row = await this.#writer.read('Patient', id, ctx);
-        if (row === undefined) continue; // deleted meanwhile
-        await this.#writer.update('Patient', id, row, ctx);
-        written += 1;
-      } catch (err) {
-        this.#log.of(unit).service.failed += 1;
-        console.log(
-          `  ${unit}: backfill of ${id} failed: ${err instanceof Error ? err.message : String(err)}`,
-        );
+    // Patients first, then what points at them: each mirror finds its references linked.
+    for (const [type, table] of BACKFILL_ORDER) {
+      const rows = await this.#db.select(table, ['id'], { clinic: unit });
+      for (const { id } of rows) {
+        if (id === null) continue;
+        if ((await this.#writer.linkOf(type, id)) !== undefined) continue;
+        try {
+          const row = await this.#writer.read(type, id, ctx);
+          if (row === undefined) continue; // deleted meanwhile
+          await this.#writer.update(type, id, row, ctx);
+          written += 1;
+        } catch (err) {
+          this.#log.of(unit).service.failed += 1;
+          console.log(
+            `  ${unit}: backfill of ${type} ${id} failed: ${err instanceof Error ? err.message : String(err)}`,
+          );
+        }
       }
     }
     this.backfilled.set(unit, (this.backfilled.get(unit) ?? 0) + written);

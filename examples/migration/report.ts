@@ -4,8 +4,9 @@
  * an auditor's comparison of the two systems, record by record.
  */
 import type { MedplumClient } from '@medplum/core';
-import type { Patient } from '@medplum/fhirtypes';
+import type { Encounter, Observation, Patient, Resource } from '@medplum/fhirtypes';
 import { STAGES, type CutoverPlan, type DualWriter } from '../../src/index.ts';
+import { VITAL_SIGNS } from '../clinic-mapping.ts';
 import type { Ctx } from './clinic-records.ts';
 import type { ClinicRow, LegacyDatabase } from './legacy-database.ts';
 import { describeFailing, describeReadiness } from './operations.ts';
@@ -43,14 +44,129 @@ export async function auditCopies(
   units: readonly string[],
 ): Promise<UnitAudit[]> {
   const rows = await db.select('patients', ['id', 'clinic', 'first_name', 'last_name', 'birth_date']);
-  const copies = await medplum.searchResources(
-    'Patient',
-    { identifier: `${identifierSystem}|`, _count: '1000' },
+  const copies = await copiesOf<Patient>(medplum, 'Patient', identifierSystem);
+  return tally(
+    units,
+    rows,
+    copies,
+    identifierSystem,
+    (copy) => copy.managingOrganization?.display,
+    (row, copy) => {
+      const [name] = copy.name ?? [];
+      return (
+        name?.family === row.last_name &&
+        name.given?.[0] === row.first_name &&
+        (copy.birthDate ?? null) === row.birth_date
+      );
+    },
+  );
+}
+
+/** How one unit's copies of one resource type compare. */
+export interface TypeAudit extends UnitAudit {
+  readonly resourceType: string;
+}
+
+/** Where each type's copies carry their legacy id. */
+export interface ChartSystems {
+  readonly patient: string;
+  readonly encounter: string;
+  readonly vitals: string;
+}
+
+/**
+ * Compares the charts record by record: every encounter and vital sign, its values and what
+ * it points at. A reference agrees when it names the Medplum copy of the record the legacy row
+ * keys (`Encounter.subject` is the copy of the row's `pid`, `Observation.encounter` the copy
+ * of its `encounter`).
+ *
+ * @param db - The legacy database.
+ * @param medplum - A Medplum client.
+ * @param systems - Where copies carry their legacy ids.
+ * @param units - The units to report on.
+ * @returns One audit per type and unit.
+ */
+export async function auditCharts(
+  db: LegacyDatabase,
+  medplum: MedplumClient,
+  systems: ChartSystems,
+  units: readonly string[],
+): Promise<TypeAudit[]> {
+  const patients = await copiesOf<Patient>(medplum, 'Patient', systems.patient);
+  const encounterCopies = await copiesOf<Encounter>(medplum, 'Encounter', systems.encounter);
+  const vitalsCopies = await copiesOf<Observation>(medplum, 'Observation', systems.vitals);
+  // Each copy's Medplum reference by the legacy key of the record it copies.
+  const referenceTo = (type: string, system: string, copies: readonly Resource[]): Map<string, string> =>
+    new Map(
+      copies.flatMap((copy) => {
+        const key = legacyIdOf(copy, system);
+        return key === undefined || copy.id === undefined ? [] : [[key, `${type}/${copy.id}`] as const];
+      }),
+    );
+  const patientRef = referenceTo('Patient', systems.patient, patients);
+  const encounterRef = referenceTo('Encounter', systems.encounter, encounterCopies);
+  const encounterRows = await db.select('encounters', ['id', 'clinic', 'pid', 'date', 'reason']);
+  const vitalsRows = await db.select('vitals', ['id', 'clinic', 'pid', 'encounter', 'kind', 'value']);
+  const encounters = tally(
+    units,
+    encounterRows,
+    encounterCopies,
+    systems.encounter,
+    (copy) => copy.serviceProvider?.display,
+    (row, copy) =>
+      copy.subject?.reference === patientRef.get(row.pid ?? '') &&
+      copy.period?.start?.slice(0, 10) === row.date &&
+      copy.reasonCode?.[0]?.text === row.reason,
+  ).map((audit) => ({ ...audit, resourceType: 'Encounter' }));
+  const vitals = tally(
+    units,
+    vitalsRows,
+    vitalsCopies,
+    systems.vitals,
+    (copy) => copy.performer?.[0]?.display,
+    (row, copy) =>
+      copy.subject?.reference === patientRef.get(row.pid ?? '') &&
+      copy.encounter?.reference === encounterRef.get(row.encounter ?? '') &&
+      copy.code.coding?.[0]?.code === VITAL_SIGNS[row.kind as keyof typeof VITAL_SIGNS].code &&
+      copy.valueQuantity?.value === Number(row.value),
+  ).map((audit) => ({ ...audit, resourceType: 'Observation' }));
+  return [...encounters, ...vitals];
+}
+
+/** Every Medplum copy of a type that carries a legacy id of the run's system. */
+async function copiesOf<R extends Resource>(
+  medplum: MedplumClient,
+  resourceType: R['resourceType'],
+  system: string,
+): Promise<R[]> {
+  const found = await medplum.searchResources(
+    resourceType,
+    { identifier: `${system}|`, _count: '1000' },
     { cache: 'no-cache' },
   );
-  const byLegacyId = new Map<string, Patient[]>();
+  return found as unknown as R[];
+}
+
+function legacyIdOf(copy: Resource, system: string): string | undefined {
+  const identifiers = (copy as { identifier?: { system?: string; value?: string }[] }).identifier;
+  return identifiers?.find((identifier) => identifier.system === system)?.value;
+}
+
+/** One unit's rows against the copies: one copy each, none extra, and equal. */
+function tally<
+  Row extends { readonly id: string | null; readonly clinic: string | null },
+  R extends Resource,
+>(
+  units: readonly string[],
+  rows: readonly Row[],
+  copies: readonly R[],
+  system: string,
+  unitOf: (copy: R) => string | undefined,
+  agrees: (row: Row, copy: R) => boolean,
+): UnitAudit[] {
+  const byLegacyId = new Map<string, R[]>();
   for (const copy of copies) {
-    const id = copy.identifier?.find((identifier) => identifier.system === identifierSystem)?.value;
+    const id = legacyIdOf(copy, system);
     if (id !== undefined) byLegacyId.set(id, [...(byLegacyId.get(id) ?? []), copy]);
   }
   const legacyIds = new Set(rows.map((row) => row.id));
@@ -64,15 +180,10 @@ export async function auditCopies(
       duplicates: own.filter((row) => (byLegacyId.get(row.id ?? '')?.length ?? 0) > 1).length,
       orphans: [...byLegacyId]
         .filter(([id]) => !legacyIds.has(id))
-        .filter(([, found]) => found.some((copy) => copy.managingOrganization?.display === unit)).length,
+        .filter(([, found]) => found.some((copy) => unitOf(copy) === unit)).length,
       agree: single.filter((row) => {
         const [copy] = byLegacyId.get(row.id ?? '') ?? [];
-        const [name] = copy?.name ?? [];
-        return (
-          name?.family === row.last_name &&
-          name.given?.[0] === row.first_name &&
-          (copy?.birthDate ?? null) === row.birth_date
-        );
+        return copy !== undefined && agrees(row, copy);
       }).length,
     };
   });
@@ -150,13 +261,17 @@ export async function printUnit(
  * @param audits - One per unit.
  * @param stageOf - Each unit's stage now.
  */
-export function printAudit(audits: readonly UnitAudit[], stageOf: (unit: string) => string): void {
-  console.log('\nunit    stage         legacy rows  Medplum copies  duplicates  orphans  agree');
+export function printAudit(
+  audits: readonly (UnitAudit | TypeAudit)[],
+  stageOf: (unit: string) => string,
+): void {
+  console.log('\nunit    stage         type         legacy rows  Medplum copies  duplicates  orphans  agree');
   for (const audit of audits) {
     console.log(
       [
         audit.unit.padEnd(7),
         stageOf(audit.unit).padEnd(13),
+        ('resourceType' in audit ? audit.resourceType : 'Patient').padEnd(12),
         String(audit.rows).padStart(11),
         String(audit.copies).padStart(15),
         String(audit.duplicates).padStart(11),
