@@ -38,12 +38,17 @@ export async function setup(): Promise<void> {
     console.log(`real-Medplum suite did NOT run: ${why}; its tests are reported skipped`);
     return;
   }
-  const starting = [
-    startBoxServer(box, boxDatabase('it'), ['--unlimited']),
-    startBoxServer(box, boxDatabase('itq'), ['--fhir-quota', String(QUOTA_POINTS)]),
-  ];
-  // Whatever started is stopped at teardown, even when the other failed to.
-  const results = await Promise.allSettled(starting);
+  // One after the other: on a machine where the box never ran, each start creates the shared
+  // `medplum` role, and two at once fail with "role already exists". Whatever started is stopped
+  // at teardown, even when the other failed to.
+  const results: PromiseSettledResult<BoxServer>[] = [];
+  for (const [name, flags] of [
+    ['it', ['--unlimited']],
+    ['itq', ['--fhir-quota', String(QUOTA_POINTS)]],
+  ] as const) {
+    const [result] = await Promise.allSettled([startBoxServer(box, boxDatabase(name), [...flags])]);
+    results.push(result);
+  }
   for (const result of results) if (result.status === 'fulfilled') started.push(result.value);
   const failed = results.find((result) => result.status === 'rejected');
   if (failed !== undefined) throw failed.reason;
