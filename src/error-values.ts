@@ -56,6 +56,19 @@ function blankQuoted(line: string, quote: string): string {
 }
 
 /**
+ * The SQLSTATE of an exception that code in the database raised with a text of its own
+ * (PostgreSQL's `RAISE EXCEPTION`, class P0; MySQL's and MariaDB's `SIGNAL`, SQLSTATE 45000 or
+ * error 1644): such a text is written by whoever wrote the trigger, quotes values unquoted
+ * ("patient Ann born 1931-04-12 is blocked"), and cannot be cleaned.
+ */
+function raisedByDatabaseCode(err: Error): string | undefined {
+  const { code, sqlState, errno } = err as { code?: unknown; sqlState?: unknown; errno?: unknown };
+  if (typeof code === 'string' && /^P0[0-9A-Z]{3}$/.test(code)) return code;
+  if (sqlState === '45000' || errno === 1644) return typeof sqlState === 'string' ? sqlState : '45000';
+  return undefined;
+}
+
+/**
  * A copy of an error that carries no values, to keep as a typed error's `cause`: the same
  * `name`, its message through {@link withoutValues}, the fields that name things (SQLSTATE
  * `code`, `constraint`, `column`, `table`, …) and its stack frames; not `detail`, `hint`,
@@ -63,17 +76,28 @@ function blankQuoted(line: string, quote: string): string {
  * `Error` saying only its kind.
  *
  * @param err - What a driver, a server or a callback threw.
+ * @param options - `message: 'dropped'` keeps no part of the message, for errors from code that
+ *   is not a driver's, whose messages follow no pattern (a mapping's `BigInt(value)` says
+ *   `Cannot convert +1 555-0100 to a BigInt`). An exception raised by a trigger or function
+ *   never keeps its text either.
  * @returns An `Error` safe to log, print or send to an error reporter.
  * @example
  * ```ts
  * throw new RejectedError('the legacy table rejected the row', [], { cause: valueFreeError(err) });
  * ```
  */
-export function valueFreeError(err: unknown): Error {
+export function valueFreeError(err: unknown, options: { readonly message?: 'kept' | 'dropped' } = {}): Error {
   if (!(err instanceof Error)) {
     return new Error(`a thrown ${err === null ? 'null' : typeof err}`);
   }
-  const copy = new Error(withoutValues(err.message));
+  const raised = raisedByDatabaseCode(err);
+  const copy = new Error(
+    options.message === 'dropped'
+      ? 'its message is not kept: it may quote values'
+      : raised === undefined
+        ? withoutValues(err.message)
+        : `an exception raised by the database's own code (a trigger or function), SQLSTATE ${raised}: its text is not kept, as it may quote values`,
+  );
   copy.name = typeof err.name === 'string' ? withoutValues(err.name) : 'Error';
   const source = err as unknown as Record<string, unknown>;
   const target = copy as unknown as Record<string, unknown>;

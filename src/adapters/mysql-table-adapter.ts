@@ -1,4 +1,5 @@
 import { ConfigurationError, InvalidInputError, RejectedError, UnavailableError } from '../errors.ts';
+import { valueFreeError } from '../error-values.ts';
 import {
   LegacyNotFoundError,
   LegacyVersionConflictError,
@@ -542,8 +543,8 @@ export class MysqlTableAdapter implements LegacyAdapter<MysqlTableRow> {
 
   /**
    * The library's error for a driver error: transient → {@link UnavailableError}, refused data →
-   * {@link RejectedError} naming the column when the server names one, others unchanged. The
-   * server's message is never copied (a duplicate-entry or truncation message quotes values).
+   * {@link RejectedError} naming the column when the server names one, anything else a
+   * {@link RejectedError} with the codes and a value-free cause. The server's message is never copied (a duplicate-entry or truncation message quotes values).
    */
   #typed(err: unknown, resourceType: string, legacyId: string | undefined): unknown {
     if (err instanceof UnavailableError || err instanceof RejectedError) return err;
@@ -562,7 +563,13 @@ export class MysqlTableAdapter implements LegacyAdapter<MysqlTableRow> {
         false,
       );
     }
-    return err;
+    // Anything else (a denied privilege, a trigger's SIGNAL): the driver's error carries the
+    // statement with every value (`sql`), and its message may quote them.
+    return new RejectedError(`${resourceType}: the legacy database refused the call: ${what}`, [], {
+      ...details,
+      code: sqlState ?? (errno === undefined ? undefined : String(errno)),
+      cause: valueFreeError(err),
+    });
   }
 }
 

@@ -28,9 +28,10 @@ export function runMapping<T>(
       });
     }
     if (err instanceof DualWriteError) throw err;
-    // What a mapping throws can quote the record (`JSON.parse` does): only the value-free copy.
-    const cause = valueFreeError(err);
-    throw new MappingError(undefined, `${direction} threw: ${cause.name}: ${cause.message}`, {
+    // What a mapping throws can quote the record, quoted or not (`BigInt(value)`): its name and
+    // stack frames are kept, never its message.
+    const cause = valueFreeError(err, { message: 'dropped' });
+    throw new MappingError(undefined, `${direction} threw: ${cause.name}`, {
       ...details,
       cause,
     });

@@ -5,7 +5,7 @@ import {
   UnavailableError,
   type ErrorDetails,
 } from '../errors.ts';
-import { valueFreeError, withoutValues } from '../error-values.ts';
+import { valueFreeError } from '../error-values.ts';
 import { databaseCodeOf, isTransientDatabaseError } from '../sql/database-failure.ts';
 import { LegacyNotFoundError, LegacyVersionConflictError } from './legacy-adapter.ts';
 
@@ -44,7 +44,7 @@ export function classifyLegacyError(error: unknown, details: ErrorDetails): Dual
   const code = databaseCodeOf(error);
   const typed = { ...base, code };
   const what = `legacy ${details.resourceType ?? ''} request failed${code === undefined ? '' : ` (${code})`}`;
-  const message = `${what}: ${withoutValues(error instanceof Error ? error.message : typeof error)}`;
+  const message = `${what}: ${base.cause.message}`;
   if (retryable || isTransientDatabaseError(error)) return new UnavailableError(message, typed);
   return new RejectedError(message, [], typed);
 }

@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MysqlTableAdapter } from '../../src/adapters/mysql-table-adapter.ts';
@@ -208,6 +209,25 @@ describe('MysqlTableAdapter on MariaDB', () => {
     expect(error).toMatchObject({ fields: ['name'], retryable: false });
     expect(JSON.stringify(error)).not.toContain('Lovelace');
     expect((error as Error).message).not.toContain('Lovelace');
+  });
+
+  it("refuses what a trigger's SIGNAL stops with a RejectedError that carries neither the statement nor the text", async () => {
+    const table = await patients('INT NOT NULL AUTO_INCREMENT PRIMARY KEY');
+    await pool.query(`CREATE TRIGGER \`${table}_block\` BEFORE INSERT ON \`${table}\` FOR EACH ROW BEGIN
+      DECLARE message VARCHAR(200);
+      IF NEW.note = 'BLOCK' THEN
+        SET message = CONCAT('patient ', NEW.name, ' is on the blocked list');
+        SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = message;
+      END IF;
+    END`);
+    const legacy = new MysqlTableAdapter({ pool, tables: { Patient: { table } } });
+    const error = await legacy
+      .create('Patient', { name: 'Okapimeadow', note: 'BLOCK' })
+      .catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(RejectedError);
+    expect(error).toMatchObject({ code: '45000', retryable: false });
+    for (const shown of [JSON.stringify(error), inspect(error, { depth: null, showHidden: true })])
+      expect(shown).not.toContain('Okapimeadow');
   });
 
   it('refuses tombstones that are not true or name no SQL identifier, naming the option', () => {

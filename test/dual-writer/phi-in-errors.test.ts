@@ -41,6 +41,9 @@ const MARKERS = {
   badDate: '1931-02-30',
   mariaDbDate: '1931-07-04',
   json: 'Wombatinski',
+  /** Put in a message without quotes: by a trigger's RAISE, and by BigInt(). */
+  raised: 'Okapimeadow',
+  bigint: 'Platypusweg',
 } as const;
 
 interface Ctx {
@@ -128,6 +131,18 @@ beforeAll(async () => {
       version integer not null default 1,
       updated_at timestamptz not null default clock_timestamp()
     )`);
+  // A trigger of the legacy application's own, whose message quotes the row without quotes.
+  await pool.query(`
+    create function ${table}_block() returns trigger language plpgsql as $$
+    begin
+      if new.notes = 'BLOCK' then
+        raise exception 'patient % % is on the blocked list', new.first_name, new.last_name;
+      end if;
+      return new;
+    end $$`);
+  await pool.query(
+    `create trigger ${table}_block before insert or update on ${table} for each row execute function ${table}_block()`,
+  );
   store = await PostgresStore.open({ sql: sqlClientFromPg(pool), schema: run });
   const writer = postgresWriter();
 
@@ -153,6 +168,12 @@ beforeAll(async () => {
   await failure('mirror to the legacy table dead-lettered (MirrorError)', () =>
     writer.create('Patient', row({ clinic: 'south', ssn: MARKERS.ssn, notes: MARKERS.note }), south),
   );
+  await failure('legacy trigger raising an exception (P0001, values unquoted)', () =>
+    writer.create('Patient', row({ last_name: MARKERS.raised, notes: 'BLOCK' }), north),
+  );
+  await failure('mirror to the legacy table refused by the trigger (MirrorError)', () =>
+    writer.create('Patient', row({ clinic: 'south', last_name: MARKERS.raised, notes: 'BLOCK' }), south),
+  );
   await failure('retry of an unknown dead letter', () => writer.retryDeadLetter('999999'));
 
   // A legacy system of the caller's own: a MariaDB driver's error, a lost connection, and a
@@ -163,7 +184,12 @@ beforeAll(async () => {
     toFhir: (legacyRow, existing, references) => ({
       ...clinicPatientMapping(SYSTEM).toFhir(legacyRow, existing, references),
       extension: [
-        { url: 'https://clinic.example.org/extra', valueString: String(JSON.parse(String(legacyRow.notes))) },
+        {
+          url: 'https://clinic.example.org/extra',
+          valueString: String(legacyRow.notes).startsWith('#')
+            ? String(BigInt(String(legacyRow.notes).slice(1)))
+            : String(JSON.parse(String(legacyRow.notes))),
+        },
       ],
     }),
   };
@@ -195,11 +221,15 @@ beforeAll(async () => {
   await failure('mapping throwing', () =>
     other.create('Patient', row({ id: 'm-3', notes: `{${MARKERS.json}` }), north),
   );
+  await failure('mapping throwing a message that quotes nothing (BigInt)', () =>
+    other.create('Patient', row({ id: 'm-4', notes: `#${MARKERS.bigint} 7` }), north),
+  );
 });
 
 afterAll(async () => {
   await pool.query(`DROP SCHEMA IF EXISTS "${run}" CASCADE`);
   await pool.query(`DROP TABLE IF EXISTS ${table}`);
+  await pool.query(`DROP FUNCTION IF EXISTS ${table}_block()`);
   await pool.end();
   await server.close();
 });
@@ -216,10 +246,13 @@ describe('marker values pushed through every kind of failure', () => {
       'legacy unknown column': 'InvalidInputError',
       'stale expected version': 'ConflictError',
       'mirror to the legacy table dead-lettered (MirrorError)': 'MirrorError',
+      'legacy trigger raising an exception (P0001, values unquoted)': 'RejectedError',
+      'mirror to the legacy table refused by the trigger (MirrorError)': 'MirrorError',
       'retry of an unknown dead letter': 'DeadLetterNotFoundError',
       'MariaDB driver error': 'RejectedError',
       'lost connection': 'OutcomeUnknownError',
       'mapping throwing': 'MappingError',
+      'mapping throwing a message that quotes nothing (BigInt)': 'MappingError',
     });
     for (const error of errors.values()) expect(error).toBeInstanceOf(DualWriteError);
   });
@@ -245,6 +278,14 @@ describe('marker values pushed through every kind of failure', () => {
     expect((errors.get('MariaDB driver error') as DualWriteError).message).toContain(
       "Incorrect date value: '…'",
     );
+    const raised = errors.get(
+      'legacy trigger raising an exception (P0001, values unquoted)',
+    ) as DualWriteError;
+    expect(raised.code).toBe('P0001');
+    expect(raised.message).toContain('raised by the database');
+    expect(
+      (errors.get('mapping throwing a message that quotes nothing (BigInt)') as Error).message,
+    ).toContain('toFhir threw: SyntaxError');
   });
 
   it('leaves no value in dead-letter reasons, nor a copy of the record under hash-only', async () => {
