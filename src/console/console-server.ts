@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ConfigurationError, InvalidInputError } from '../errors.ts';
+import { ConfigurationError, DualWriteError, InvalidInputError } from '../errors.ts';
+import { valueFreeError } from '../error-values.ts';
 import {
   anObject,
   checkOptions,
@@ -199,9 +200,10 @@ export async function startConsole<L>(options: ConsoleOptions<L>): Promise<Conso
     revealValues: options.revealValues ?? false,
   });
   const server = createServer((request, response) => {
-    // The library's errors carry no field values: the page may name them.
+    // What failed may not be the library's (a legacy adapter's read, for a diff): the page shows
+    // the value-free copy.
     handler.handle(request, response).catch((err: unknown) => {
-      const error = err instanceof Error ? `${err.name}: ${err.message}` : 'an unknown error';
+      const error = messageOf(err);
       if (!response.headersSent) response.writeHead(500, SECURITY_HEADERS);
       response.end(messagePage('Error', `The console failed to answer: ${error}`));
     });
@@ -393,7 +395,8 @@ class ConsoleHandler {
       );
       return;
     }
-    if (action === undefined || !(action in ACTIONS)) {
+    // Own keys only: `toString` is `in` every object.
+    if (action === undefined || !Object.hasOwn(ACTIONS, action)) {
       send(response, 400, messagePage('Unknown action', 'The console has no such action.'));
       return;
     }
@@ -444,7 +447,7 @@ class ConsoleHandler {
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
       await this.#audit(request, session, { action, ...target, outcome: 'failed', error: error.name });
-      return `${action} failed: ${error.name}: ${error.message}`;
+      return `${action} failed: ${messageOf(error)}`;
     }
   }
 
@@ -488,4 +491,11 @@ async function readForm(request: IncomingMessage): Promise<Record<string, string
   for (const [name, value] of new URLSearchParams(Buffer.concat(chunks).toString('utf8')))
     fields[name] = value;
   return fields;
+}
+
+/** An error as a page may show it: the library's as it is (it carries no values), others value-free. */
+function messageOf(err: unknown): string {
+  if (err instanceof DualWriteError) return `${err.name}: ${err.message}`;
+  const copy = valueFreeError(err);
+  return `${copy.name}: ${copy.message}`;
 }

@@ -127,6 +127,32 @@ describe('the web console', { timeout: 120_000 }, () => {
     await page.close();
   });
 
+  it('refuses an action name inherited by every object (toString), with the session’s own form', async () => {
+    const open = await state.store.listDeadLetters();
+    const [letter] = open;
+    if (letter === undefined) throw new Error('expected a dead letter');
+    const page = await openPage(local.url);
+    // The session's own form token and cookie, the action renamed, confirmed, with what a bulk
+    // action reads.
+    const csrf = await page.locator('input[name="csrf"]').first().getAttribute('value');
+    const answer = await page.request.post(new URL('/actions', local.url).href, {
+      form: {
+        csrf: csrf ?? '',
+        action: 'toString',
+        confirm: 'yes',
+        reason: letter.reason.name,
+        note: 'audit',
+      },
+      maxRedirects: 0,
+      headers: { origin: new URL(local.url).origin },
+    });
+    expect(answer.status()).toBe(400);
+    expect((await state.store.listDeadLetters()).map(({ id, status }) => ({ id, status }))).toEqual(
+      open.map(({ id, status }) => ({ id, status })),
+    );
+    await page.close();
+  });
+
   it('refuses an action without the session’s CSRF token, and a Host that is not loopback', async () => {
     const [letter] = await state.store.listDeadLetters();
     if (letter === undefined) throw new Error('expected a dead letter');
