@@ -7,6 +7,7 @@ import type { Link } from '../journal/link.ts';
 import type { JobPageResult } from '../journal/job.ts';
 import type { SyncStore } from '../journal/sync-store.ts';
 import { legacyIdOf } from '../mapping/mapped-record.ts';
+import { holdsPart } from '../mapping/record-parts.ts';
 import type { ResourceMapping } from '../mapping/resource-mapping.ts';
 import type { LegacyAdapter, LegacyRecord } from '../sides/legacy-adapter.ts';
 import { callLegacy } from '../sides/legacy-failure.ts';
@@ -31,7 +32,11 @@ import { PageTally } from './page-tally.ts';
  *   mirror sees a target that changed since the last sync and hands both to the resolver
  *   instead of overwriting the copy as an orphan of its own;
  * - unlinked, several copies → `duplicates`, queued: the mirror refuses to guess and
- *   dead-letters the record for review.
+ *   dead-letters the record for review;
+ * - a record part the record does not hold (`present(row)` false), unlinked: no copy →
+ *   `skipped`, nothing queued; a copy found by identifier → `deleted`, queued (its mirror
+ *   deletes it, as reconcile's repair of a `divergent` at `''` does). Linked, it is classified
+ *   like any linked record: the mirror of a changed source deletes the copy.
  */
 
 /**
@@ -226,7 +231,7 @@ export async function backfillLegacyPage<L>(
 ): Promise<JobPageResult> {
   const { store, mapping } = scope;
   const tally = new PageTally();
-  const inScope: { record: LegacyRecord<L>; unit: string; link: Link | undefined }[] = [];
+  const inScope: { record: LegacyRecord<L>; unit: string; link: Link | undefined; holds: boolean }[] = [];
   const links = await store.getLinks(
     mapping.resourceType,
     records.map((record) => record.id),
@@ -238,7 +243,15 @@ export async function backfillLegacyPage<L>(
       tally.add('skipped', record.id);
       continue;
     }
-    inScope.push({ record, unit, link: links.get(record.id) });
+    try {
+      const holds = holdsPart(mapping, record.row, {
+        resourceType: mapping.resourceType,
+        legacyId: record.id,
+      });
+      inScope.push({ record, unit, link: links.get(record.id), holds });
+    } catch (err) {
+      tally.fail(record.id, err);
+    }
   }
   const settled = inScope.filter(
     ({ record, link }) => link !== undefined && sameVersion(link.legacyVersion, record.version),
@@ -249,7 +262,7 @@ export async function backfillLegacyPage<L>(
   );
   const unlinked = inScope.filter(({ link }) => link === undefined).map(({ record }) => record.id);
   const copies = await copiesByIdentifier(scope, unlinked);
-  for (const { record, unit, link } of inScope) {
+  for (const { record, unit, link, holds } of inScope) {
     const id = record.id;
     try {
       if (link !== undefined) {
@@ -269,7 +282,15 @@ export async function backfillLegacyPage<L>(
       }
       const found = copies.get(id) ?? [];
       const [copy] = found;
-      if (found.length > 1) {
+      if (!holds) {
+        // A part the record does not hold (`present(row)` false) should have no copy: with none
+        // there is nothing to mirror; a copy found is queued, and its mirror deletes it.
+        if (copy === undefined) {
+          tally.add('skipped', id);
+          continue;
+        }
+        tally.add('deleted', id);
+      } else if (found.length > 1) {
         tally.add('duplicates', id);
       } else if (copy === undefined) {
         tally.add('created', id);

@@ -301,6 +301,56 @@ for (const backend of journalBackends) {
       // The limit only ends a run that never finishes (41 s at a load of 20).
     }, 180_000);
 
+    it('backfills a part over its owner records: a record without it is skipped, nothing queued for it', async () => {
+      chart = await startChart(journal.store);
+      const { writer, legacy, direct } = chart;
+      // Records that existed before the writer: none of them is mirrored yet.
+      await legacy.create('Patient', WITH_GUARDIAN);
+      await legacy.create('Patient', {
+        ...WITH_GUARDIAN,
+        pid: '43',
+        guardian_name: '',
+        guardian_relation: '',
+      });
+      const owners = await writer.backfill({
+        resourceType: 'Patient',
+        unit: 'north',
+        direction: 'to-medplum',
+      });
+      expect(owners.counts).toEqual({ scanned: 2, created: 2 });
+      await drained(chart);
+
+      const parts = await writer.backfill({
+        resourceType: 'RelatedPerson',
+        unit: 'north',
+        direction: 'to-medplum',
+      });
+      // The owners' mirrors wrote their parts: 42's guardian is linked, 43 holds none.
+      expect(parts.counts).toEqual({ scanned: 2, unchanged: 1, skipped: 1 });
+      expect(parts.samples).toMatchObject({ unchanged: ['42'], skipped: ['43'] });
+      expect(await journal.store.outboxCounts()).toEqual({ pending: 0, leased: 0, dead: 0 });
+      expect(await copyOf(direct, 'RelatedPerson', GUARDIAN, '42')).toBeDefined();
+      expect(await copyOf(direct, 'RelatedPerson', GUARDIAN, '43')).toBeUndefined();
+
+      // A copy of a part the record does not hold, found by identifier, is queued: its mirror
+      // deletes it (as reconcile's repair of a `divergent` at '' does).
+      const owner = await copyOf<Patient>(direct, 'Patient', PID, '43');
+      await direct.createResource<RelatedPerson>({
+        resourceType: 'RelatedPerson',
+        patient: { reference: `Patient/${owner?.id}` },
+        identifier: [{ system: GUARDIAN, value: '43' }],
+        name: [{ text: 'Stale guardian' }],
+      });
+      const again = await writer.backfill({
+        resourceType: 'RelatedPerson',
+        unit: 'north',
+        direction: 'to-medplum',
+      });
+      expect(again.counts).toEqual({ scanned: 2, unchanged: 1, deleted: 1 });
+      await drained(chart);
+      expect(await copyOf(direct, 'RelatedPerson', GUARDIAN, '43')).toBeUndefined();
+    }, 180_000);
+
     it('refuses a legacy row written through a part while the legacy system is the authority, writing nothing', async () => {
       chart = await startChart(journal.store);
       await expect(chart.writer.create('RelatedPerson', WITH_GUARDIAN, north)).rejects.toMatchObject({
