@@ -256,6 +256,11 @@ const ACTIONS = {
 } as const;
 type ActionName = keyof typeof ACTIONS;
 
+/** The action a form names, when it is one of {@link ACTIONS} (own keys: `toString` is none). */
+function knownAction(name: string | undefined): ActionName | 'unknown' {
+  return name !== undefined && Object.hasOwn(ACTIONS, name) ? (name as ActionName) : 'unknown';
+}
+
 /** How the handler reads pages and diffs. */
 interface HandlerSettings {
   readonly historyMs: number;
@@ -263,6 +268,17 @@ interface HandlerSettings {
   readonly deadLetterLimit: number;
   readonly records: RecordSources<unknown> | undefined;
   readonly revealValues: boolean;
+}
+
+/**
+ * One request being answered: its session, and the client's address taken when it arrived (a
+ * socket destroyed later has none to give the audit).
+ */
+interface Visit {
+  readonly request: IncomingMessage;
+  readonly response: ServerResponse;
+  readonly session: ConsoleSession;
+  readonly client: string;
 }
 
 /** Answers the console's requests. */
@@ -285,6 +301,7 @@ class ConsoleHandler {
   }
 
   async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const client = request.socket.remoteAddress ?? 'unknown';
     if (!this.#access.hostAllowed(request)) {
       send(
         response,
@@ -294,16 +311,56 @@ class ConsoleHandler {
       return;
     }
     const session = this.#access.session(request, response);
+    const visit: Visit = { request, response, session, client };
     const path = (request.url ?? '/').split('?')[0];
-    if (request.method === 'POST' && path === '/login') return this.#login(request, response, session);
+    if (request.method === 'POST' && path === '/login') return this.#login(visit);
     if (!this.#access.allowed(request, session)) {
       send(response, 401, loginPage(session.csrf, false));
       return;
     }
     if (request.method === 'GET' && path === '/') return this.#dashboard(response, session);
-    if (request.method === 'POST' && path === '/actions') return this.#action(request, response, session);
-    if (request.method === 'POST' && path === '/diff') return this.#diff(request, response, session);
+    if (request.method === 'POST' && path === '/actions') return this.#action(visit);
+    if (request.method === 'POST' && path === '/diff') return this.#diff(visit);
     send(response, 404, messagePage('Not found', 'The console has no such page.'));
+  }
+
+  /**
+   * The fields of a POST that may act (a same-origin form with the session's CSRF token, or a
+   * bearer request), or `undefined` after refusing it — 413 for a body over 16 KiB, 403 for the
+   * rest — and auditing the refusal.
+   *
+   * @param visit - The request.
+   * @param action - What the POST is for (`unknown` for an action form: its `action` field says).
+   */
+  async #acceptedForm(visit: Visit, action: string): Promise<Readonly<Record<string, string>> | undefined> {
+    const reading = await readForm(visit.request);
+    if ('problem' in reading && reading.problem === 'too-large') {
+      await this.#audit(visit, { action, outcome: 'refused', problem: 'too-large' });
+      // The connection is not kept: the next request starts clean.
+      visit.response.setHeader('Connection', 'close');
+      send(
+        visit.response,
+        413,
+        messagePage('Refused', `The form was too large (the console takes ${MAX_BODY / 1024} KiB at most).`),
+      );
+      return undefined;
+    }
+    const fields = 'fields' in reading ? reading.fields : undefined;
+    if (fields === undefined || !this.#access.postAllowed(visit.request, visit.session, fields.csrf)) {
+      await this.#audit(visit, {
+        // An action form's own name only when it is one (its field is the sender's text).
+        action: action === 'unknown' ? knownAction(fields?.action) : action,
+        outcome: 'refused',
+        problem: fields === undefined ? 'not-a-form' : 'forged',
+      });
+      send(
+        visit.response,
+        403,
+        messagePage('Refused', 'The form had expired or came from another site; reload the page.'),
+      );
+      return undefined;
+    }
+    return fields;
   }
 
   async #dashboard(response: ServerResponse, session: ConsoleSession): Promise<void> {
@@ -318,18 +375,11 @@ class ConsoleHandler {
   }
 
   /** One record's diff, asked for by a POST (its ids stay out of the URL), audited. */
-  async #diff(request: IncomingMessage, response: ServerResponse, session: ConsoleSession): Promise<void> {
-    const form = await readForm(request);
+  async #diff(visit: Visit): Promise<void> {
+    const { response } = visit;
+    const form = await this.#acceptedForm(visit, 'diff');
+    if (form === undefined) return;
     const records = this.#settings.records;
-    if (form === undefined || !this.#access.postAllowed(request, session, form.csrf)) {
-      await this.#audit(request, session, { action: 'diff', outcome: 'refused' });
-      send(
-        response,
-        403,
-        messagePage('Refused', 'The form had expired or came from another site; reload the page.'),
-      );
-      return;
-    }
     if (records === undefined) {
       send(response, 404, messagePage('No diffs', 'This console reads no records.'));
       return;
@@ -343,7 +393,7 @@ class ConsoleHandler {
     } catch (err) {
       // Bad input is the asker's: a 400 naming the field, not a failure of the console.
       if (!(err instanceof InvalidInputError)) throw err;
-      await this.#audit(request, session, {
+      await this.#audit(visit, {
         action: 'diff',
         outcome: 'refused',
         error: err.name,
@@ -352,7 +402,7 @@ class ConsoleHandler {
       send(response, 400, inputErrorPage(err));
       return;
     }
-    await this.#audit(request, session, {
+    await this.#audit(visit, {
       action: 'diff',
       resourceType,
       legacyId,
@@ -363,18 +413,12 @@ class ConsoleHandler {
     send(response, 200, diffPage(diff, revealed));
   }
 
-  async #login(request: IncomingMessage, response: ServerResponse, session: ConsoleSession): Promise<void> {
-    const form = await readForm(request);
-    if (form === undefined || !this.#access.postAllowed(request, session, form.csrf)) {
-      send(
-        response,
-        403,
-        messagePage('Refused', 'The form had expired or came from another site; reload the page.'),
-      );
-      return;
-    }
+  async #login(visit: Visit): Promise<void> {
+    const { response, session } = visit;
+    const form = await this.#acceptedForm(visit, 'sign-in');
+    if (form === undefined) return;
     const accepted = this.#access.matches(form.token ?? '');
-    await this.#audit(request, session, { action: 'sign-in', outcome: accepted ? 'done' : 'refused' });
+    await this.#audit(visit, { action: 'sign-in', outcome: accepted ? 'done' : 'refused' });
     if (!accepted) {
       send(response, 401, loginPage(session.csrf, true));
       return;
@@ -383,18 +427,11 @@ class ConsoleHandler {
     redirect(response);
   }
 
-  async #action(request: IncomingMessage, response: ServerResponse, session: ConsoleSession): Promise<void> {
-    const form = await readForm(request);
-    const action = form?.action;
-    if (form === undefined || !this.#access.postAllowed(request, session, form.csrf)) {
-      await this.#audit(request, session, { action: action ?? 'unknown', outcome: 'refused' });
-      send(
-        response,
-        403,
-        messagePage('Refused', 'The form had expired or came from another site; reload the page.'),
-      );
-      return;
-    }
+  async #action(visit: Visit): Promise<void> {
+    const { response, session } = visit;
+    const form = await this.#acceptedForm(visit, 'unknown');
+    if (form === undefined) return;
+    const action = form.action;
     // Own keys only: `toString` is `in` every object.
     if (action === undefined || !Object.hasOwn(ACTIONS, action)) {
       send(response, 400, messagePage('Unknown action', 'The console has no such action.'));
@@ -405,17 +442,12 @@ class ConsoleHandler {
       send(response, 200, confirmPage(form, ACTIONS[name](form), session.csrf));
       return;
     }
-    session.flash = await this.#perform(request, session, name, form);
+    session.flash = await this.#perform(visit, name, form);
     redirect(response, '#dead-letters');
   }
 
   /** Does an action through the operator, audits it, and says how it went. */
-  async #perform(
-    request: IncomingMessage,
-    session: ConsoleSession,
-    action: ActionName,
-    form: Readonly<Record<string, string>>,
-  ): Promise<string> {
+  async #perform(visit: Visit, action: ActionName, form: Readonly<Record<string, string>>): Promise<string> {
     const id = form.id ?? '';
     const note = (form.note ?? '').trim();
     const selection: ConsoleSelection = { reason: form.reason ?? '' };
@@ -426,7 +458,7 @@ class ConsoleHandler {
           action === 'retry'
             ? await this.#operator.retryDeadLetter(id)
             : await this.#operator.discardDeadLetter(id, note);
-        await this.#audit(request, session, { action, ...target, outcome: done ? 'done' : 'closed-already' });
+        await this.#audit(visit, { action, ...target, outcome: done ? 'done' : 'closed-already' });
         const verb = action === 'retry' ? 'queued again' : 'discarded';
         return done ? `Dead letter ${id} ${verb}.` : `Dead letter ${id} was closed already.`;
       }
@@ -434,7 +466,7 @@ class ConsoleHandler {
         action === 'retry-reason'
           ? await this.#operator.retryDeadLetters(selection)
           : await this.#operator.discardDeadLetters(selection, note);
-      await this.#audit(request, session, {
+      await this.#audit(visit, {
         action,
         ...target,
         outcome: 'done',
@@ -446,20 +478,16 @@ class ConsoleHandler {
       return `${outcome.done.length} of ${outcome.matched} dead letters ${verb} (${outcome.skipped.length} closed already).`;
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
-      await this.#audit(request, session, { action, ...target, outcome: 'failed', error: error.name });
+      await this.#audit(visit, { action, ...target, outcome: 'failed', error: error.name });
       return `${action} failed: ${messageOf(error)}`;
     }
   }
 
   /** Records an action as a `console-action` event: what, the outcome, a session tag, the client. */
-  async #audit(
-    request: IncomingMessage,
-    session: ConsoleSession,
-    data: Readonly<Record<string, unknown>>,
-  ): Promise<void> {
+  async #audit(visit: Visit, data: Readonly<Record<string, unknown>>): Promise<void> {
     await this.#journal.appendEvent({
       type: 'console-action',
-      data: { ...data, session: sessionTag(session), client: request.socket.remoteAddress ?? 'unknown' },
+      data: { ...data, session: sessionTag(visit.session), client: visit.client },
     });
   }
 }
@@ -476,21 +504,34 @@ function redirect(response: ServerResponse, fragment = ''): void {
   response.end();
 }
 
-/** An urlencoded form's fields, `undefined` when it is too large or not a form. */
-async function readForm(request: IncomingMessage): Promise<Record<string, string> | undefined> {
+/** A POST's body: an urlencoded form's fields, or why it is not one. */
+type FormReading =
+  { readonly fields: Readonly<Record<string, string>> } | { readonly problem: 'not-a-form' | 'too-large' };
+
+/**
+ * Reads a POST's body as an urlencoded form. A body over {@link MAX_BODY} is read to its end and
+ * dropped, not cut off: leaving the loop early destroys the request and its socket, and then no
+ * answer can be sent (the old code's 500, on a socket already gone). The server's
+ * `requestTimeout` bounds how long a sender may keep sending.
+ */
+async function readForm(request: IncomingMessage): Promise<FormReading> {
   const type = request.headers['content-type'] ?? '';
-  if (!type.startsWith('application/x-www-form-urlencoded')) return undefined;
+  if (!type.startsWith('application/x-www-form-urlencoded')) {
+    request.resume();
+    return { problem: 'not-a-form' };
+  }
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of request as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY) return undefined;
-    chunks.push(chunk);
+    if (size <= MAX_BODY) chunks.push(chunk);
   }
-  const fields: Record<string, string> = {};
+  if (size > MAX_BODY) return { problem: 'too-large' };
+  // Own keys only, whatever the names: `__proto__` is a field like any other.
+  const fields = Object.create(null) as Record<string, string>;
   for (const [name, value] of new URLSearchParams(Buffer.concat(chunks).toString('utf8')))
     fields[name] = value;
-  return fields;
+  return { fields };
 }
 
 /** An error as a page may show it: the library's as it is (it carries no values), others value-free. */

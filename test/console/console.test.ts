@@ -153,6 +153,22 @@ describe('the web console', { timeout: 120_000 }, () => {
     await page.close();
   });
 
+  it('answers a form over 16 KiB with a 413, and audits the refusal with the client’s address', async () => {
+    const answer = await fetch(new URL('/actions', local.url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ action: 'retry', note: 'x'.repeat(17 * 1024) }),
+      redirect: 'manual',
+    });
+    expect(answer.status).toBe(413);
+    expect(await answer.text()).toContain('too large');
+    const [audit] = await state.store.listEvents({ type: 'console-action', limit: 1 });
+    expect(audit?.data).toMatchObject({ action: 'unknown', outcome: 'refused', problem: 'too-large' });
+    expect(audit?.data?.client).toMatch(/^(::ffff:)?127\.0\.0\.1$/);
+    // The console still answers.
+    expect((await fetch(local.url)).status).toBe(200);
+  });
+
   it('refuses an action without the session’s CSRF token, and a Host that is not loopback', async () => {
     const [letter] = await state.store.listDeadLetters();
     if (letter === undefined) throw new Error('expected a dead letter');
