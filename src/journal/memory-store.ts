@@ -69,6 +69,8 @@ export class MemoryStore implements SyncStore {
   readonly #byMedplum = new Map<string, Link>();
   readonly #outbox = new Map<string, MutableEntry>();
   readonly #letters = new Map<string, MutableLetter>();
+  /** The tokens of the leases that moved an entry to the letters (see `deadLetter`). */
+  readonly #letteredBy = new Set<string>();
   readonly #backlog = new Map<string, BacklogSample>();
   readonly #events: RecordedEvent[] = [];
   readonly #cursors = new Map<string, string>();
@@ -391,8 +393,12 @@ export class MemoryStore implements SyncStore {
 
   /** {@inheritDoc SyncStore.deadLetter} */
   deadLetter(lease: Lease, error: OutboxError, options: DeadLetterOptions = {}): Promise<LeaseOutcome> {
+    // A repeat by the lease that moved the entry (as after a lost answer) finds its own letter.
+    if (this.#current(lease) === undefined && this.#letteredBy.has(lease.token))
+      return Promise.resolve('done');
     return this.#finish(lease, (entry) => {
       this.#outbox.delete(keyOf(entry));
+      this.#letteredBy.add(lease.token);
       const id = this.#nextId();
       this.#wake(`${entry.resourceType}/${entry.legacyId}`);
       this.#letters.set(id, {

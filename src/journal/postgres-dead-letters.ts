@@ -20,33 +20,63 @@ import {
 
 /**
  * Moves a leased entry to the dead-letter queue (inside the finishing transaction, which holds
- * the entry's lock): copies it with one more attempt and the reason, then deletes it.
+ * the entry's lock): copies it with one more attempt, the reason and the lease's token, then
+ * deletes it.
  *
  * @param tx - The finishing transaction.
  * @param tables - The store's tables.
- * @param entryId - The entry's id.
+ * @param lease - The entry's id and the lease's token.
  * @param reason - Why it failed for good.
  * @param keepBase - Whether the letter keeps the entry's base (the caller's copy of the record).
  * @returns When moved.
  * @example
  * ```ts
- * await finish(sql, tables, lease, (tx) => moveToDeadLetters(tx, tables, lease.entry.id, error));
+ * await finish(sql, tables, lease, (tx) => moveToDeadLetters(tx, tables, { entryId: lease.entry.id, token: lease.token }, error));
  * ```
  */
 export async function moveToDeadLetters(
   tx: SqlQueryable,
   tables: JournalTables,
-  entryId: string,
+  lease: { readonly entryId: string; readonly token: string },
   reason: OutboxError,
   keepBase = true,
 ): Promise<void> {
   await tx.query(
     `WITH gone AS (DELETE FROM ${tables.outbox} WHERE id = $1::bigint RETURNING *)
-     INSERT INTO ${tables.deadLetters} (resource_type, legacy_id, target, unit, kind, base, attempts, reason)
+     INSERT INTO ${tables.deadLetters}
+       (resource_type, legacy_id, target, unit, kind, base, attempts, reason, lease_token)
      SELECT resource_type, legacy_id, target, unit, kind, CASE WHEN $3::boolean THEN base END, attempts + 1,
-       $2::text::jsonb FROM gone`,
-    [entryId, jsonParam(reason), keepBase],
+       $2::text::jsonb, $4::bigint FROM gone`,
+    [lease.entryId, jsonParam(reason), keepBase, tokenOf(lease.token)],
   );
+}
+
+/**
+ * Whether a lease already moved its entry to the dead-letter queue: the letter carries its token
+ * (an earlier try of the same recording committed, and only its answer was lost).
+ *
+ * @param tx - The finishing transaction.
+ * @param tables - The store's tables.
+ * @param token - The lease's token.
+ * @returns Whether a letter of that lease exists.
+ * @example
+ * ```ts
+ * await finish(sql, tables, lease, move, (tx) => letteredBy(tx, tables, lease.token));
+ * ```
+ */
+export async function letteredBy(tx: SqlQueryable, tables: JournalTables, token: string): Promise<boolean> {
+  const bigint = tokenOf(token);
+  if (bigint === null) return false;
+  const { rows } = await tx.query(
+    `SELECT 1 FROM ${tables.deadLetters} WHERE lease_token = $1::bigint LIMIT 1`,
+    [bigint],
+  );
+  return rows.length > 0;
+}
+
+/** A lease token as the column keeps it: the journal's tokens are integers from one sequence. */
+function tokenOf(token: string): string | null {
+  return /^[0-9]{1,18}$/.test(token) ? token : null;
 }
 
 /**

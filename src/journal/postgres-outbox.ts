@@ -434,12 +434,15 @@ export async function claim(
  * Finishes a lease in one transaction: locks the entry, answers `fenced` if the token moved on,
  * releases it and answers `requeued` if a newer intent bumped `seq`, and otherwise runs `done`
  * (which removes the entry and writes what goes with it) and answers `done`. When `done`
- * throws, everything rolls back and the lease stands.
+ * throws, everything rolls back and the lease stands. When the entry is gone and `doneBefore`
+ * finds this lease's own finish recorded (an earlier try committed, its answer was lost), the
+ * answer is `done` again.
  *
  * @param sql - The database.
  * @param tables - The store's tables.
  * @param lease - The worker's lease.
  * @param done - The writes that finish the entry, given the transaction.
+ * @param doneBefore - Whether this lease's finish is already recorded, given the transaction.
  * @returns What happened.
  * @example
  * ```ts
@@ -451,6 +454,7 @@ export async function finish(
   tables: JournalTables,
   lease: Lease,
   done: (tx: SqlQueryable) => Promise<unknown>,
+  doneBefore?: (tx: SqlQueryable) => Promise<boolean>,
 ): Promise<LeaseOutcome> {
   if (!isRowId(lease.entry.id)) return 'fenced';
   return sql.transaction(async (tx) => {
@@ -459,6 +463,7 @@ export async function finish(
       [lease.entry.id],
     );
     const row = rows[0];
+    if (row === undefined && doneBefore !== undefined && (await doneBefore(tx))) return 'done';
     if (row?.lease_token !== lease.token) return 'fenced';
     if (row.seq !== lease.entry.seq) {
       await tx.query(`UPDATE ${tables.outbox} SET ${RELEASE} WHERE id = $1::bigint`, [lease.entry.id]);

@@ -360,8 +360,20 @@ export class PostgresStore implements SyncStore {
   /** {@inheritDoc SyncStore.deadLetter} */
   deadLetter(lease: Lease, error: OutboxError, options: DeadLetterOptions = {}): Promise<LeaseOutcome> {
     return typedJournal(() =>
-      outbox.finish(this.#sql, this.#tables, lease, (tx) =>
-        letters.moveToDeadLetters(tx, this.#tables, lease.entry.id, error, options.keepBase !== false),
+      outbox.finish(
+        this.#sql,
+        this.#tables,
+        lease,
+        (tx) =>
+          letters.moveToDeadLetters(
+            tx,
+            this.#tables,
+            { entryId: lease.entry.id, token: lease.token },
+            error,
+            options.keepBase !== false,
+          ),
+        // A repeat after a lost answer: the letter this lease committed is its own.
+        (tx) => letters.letteredBy(tx, this.#tables, lease.token),
       ),
     );
   }

@@ -199,9 +199,12 @@ async function fail(
  * Records a lease's result, trying again while the journal is briefly away (a terminated
  * backend, a failover). The mirror's writes are done by then: a result left unrecorded would
  * hold the entry until its lease expires (30 s by default) before another claim applies it
- * again. Repeating a recording call is safe, since each is fenced by the lease's token; when an
- * earlier try committed but its answer was lost, the repeat finds the lease gone and answers
- * `fenced`, so the drain's counts may miss that one entry, while the journal holds the truth.
+ * again. Repeating a recording call is safe, since each is fenced by the lease's token. When an
+ * earlier try committed but its answer was lost, a dead letter's repeat recognises the letter
+ * its lease recorded and answers `done`, so the letter is announced (its `dead-letter` event,
+ * a review's conflict report and Task) as once; a completion's or a retry's repeat finds the
+ * lease gone and answers `fenced`, so the drain's counts miss that one entry (and a completion
+ * its sampled read-back), while the journal holds the truth.
  * A journal away for longer than the retries throw, as before: the lease then stands until it
  * expires, and the entry is applied again (idempotently).
  *

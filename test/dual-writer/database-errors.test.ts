@@ -10,8 +10,12 @@ import {
   DualWriteError,
   DualWriter,
   PostgresStore,
+  REVIEW_TASK_SYSTEM,
   UnavailableError,
   createMedplumClient,
+  manualReview,
+  type DualWriteEvent,
+  type DualWriterOptions,
   sqlClientFromPg,
 } from '../../src/index.ts';
 import { MemoryLegacyAdapter, startFhirTestServer, type FhirTestServer } from '../../src/testing/index.ts';
@@ -35,8 +39,9 @@ beforeAll(async () => {
   store = await PostgresStore.open({ sql: terminated.wrap(sqlClientFromPg(pool)), schema });
 });
 
-beforeEach(() => {
-  writer = new DualWriter<Ctx, PatientRow>({
+/** A writer over the shared store and server, as every case uses, with options of its own. */
+function writerWith(options: Partial<DualWriterOptions<Ctx, PatientRow>> = {}): DualWriter<Ctx, PatientRow> {
+  return new DualWriter<Ctx, PatientRow>({
     legacy: new MemoryLegacyAdapter<PatientRow>(),
     medplum: createMedplumClient({ baseUrl: server.baseUrl }),
     mappings: [patientMapping],
@@ -45,7 +50,33 @@ beforeEach(() => {
     mirror: 'async',
     retry: { retries: 0 },
     drainer: { pollIntervalMs: 5, backoff: { minMs: 1, maxMs: 5 } },
+    ...options,
   });
+}
+
+/**
+ * Waits for an event of a record: a writer hands an event to `onEvent` once the store has
+ * recorded it (a liveness wait: the case's time limit fails a case whose event never comes).
+ */
+function announcement(type: string, legacyId: string) {
+  let count = 0;
+  let resolve: () => void = () => undefined;
+  const seen = new Promise<void>((done) => {
+    resolve = done;
+  });
+  return {
+    seen,
+    count: () => count,
+    onEvent: (event: DualWriteEvent) => {
+      if (event.type !== type || !('legacyId' in event) || event.legacyId !== legacyId) return;
+      count += 1;
+      resolve();
+    },
+  };
+}
+
+beforeEach(() => {
+  writer = writerWith();
 });
 
 afterAll(async () => {
@@ -124,6 +155,66 @@ describe('a journal statement whose backend is terminated', () => {
     expect(await store.getLink('Patient', legacyId)).toMatchObject({ legacyId });
     const copies = await medplumCopies(createMedplumClient({ baseUrl: server.baseUrl }), legacyId);
     expect(copies).toHaveLength(1);
+  });
+
+  it('in recording a dead letter whose COMMIT answer was lost: one letter, counted and announced once', async () => {
+    // The mirror is refused for good (a 400), so the lease ends in a dead letter; the
+    // transaction that moves the entry to the letters commits, and its answer is lost.
+    server.faults.failNext(1, 400, { methods: ['POST', 'PUT'] });
+    terminated.loseCommitAnswerNext(/INSERT INTO \S*dead_letters/);
+    const before = terminated.failed;
+    const announced = announcement('dead-letter', 'letter-1');
+    const watched = writerWith({ onEvent: announced.onEvent });
+    const { legacyId } = await watched.create(
+      'Patient',
+      { id: 'letter-1', first_name: 'Ada', last_name: 'Letter' },
+      north,
+    );
+    const report = await watched.drain({ timeoutMs: 15_000 });
+    expect(terminated.failed).toBe(before + 1);
+    expect(report).toMatchObject({ deadLettered: 1, timedOut: false });
+    expect(report.remaining).toMatchObject({ pending: 0, leased: 0 });
+    expect((await watched.deadLetters()).filter((letter) => letter.legacyId === legacyId)).toHaveLength(1);
+    // Events are recorded after the lease ends, without holding it up: wait for this one.
+    await announced.seen;
+    expect(announced.count()).toBe(1);
+    const stored = await store.listEvents({ type: 'dead-letter' });
+    expect(stored.filter((event) => event.legacyId === legacyId)).toHaveLength(1);
+  });
+
+  it('in recording a review whose COMMIT answer was lost: its conflict report and review Task all the same', async () => {
+    const announced = announcement('dead-letter', 'review-1');
+    const reviewing = writerWith({ resolver: manualReview({ task: true }), onEvent: announced.onEvent });
+    const direct = createMedplumClient({ baseUrl: server.baseUrl });
+    const row = { id: 'review-1', first_name: 'Ada', last_name: 'One' };
+    const { legacyId } = await reviewing.create('Patient', row, north);
+    await reviewing.drain({ timeoutMs: 10_000 });
+    // Edited in Medplum behind the writer's back, then in the legacy system: a conflict left
+    // to an operator.
+    const [copy] = await medplumCopies(direct, legacyId);
+    await direct.updateResource({ ...copy!, gender: 'female' });
+    await reviewing.update('Patient', legacyId, { ...row, last_name: 'Two' }, north);
+    terminated.loseCommitAnswerNext(/INSERT INTO \S*dead_letters/);
+    const before = terminated.failed;
+    const report = await reviewing.drain({ timeoutMs: 15_000 });
+    expect(terminated.failed).toBe(before + 1);
+    expect(report).toMatchObject({ deadLettered: 1, timedOut: false });
+    const letters = (await reviewing.deadLetters()).filter((letter) => letter.legacyId === legacyId);
+    expect(letters).toMatchObject([{ reason: { name: 'ReviewRequiredError' } }]);
+    const conflicts = await store.listEvents({ type: 'conflict' });
+    expect(conflicts.filter((event) => event.legacyId === legacyId)).toHaveLength(1);
+    await announced.seen;
+    expect(announced.count()).toBe(1);
+    const deadLetterEvents = await store.listEvents({ type: 'dead-letter' });
+    expect(deadLetterEvents.filter((event) => event.legacyId === legacyId)).toHaveLength(1);
+    const tasks = await direct.searchResources(
+      'Task',
+      { identifier: `${REVIEW_TASK_SYSTEM}|` },
+      { cache: 'no-cache' },
+    );
+    expect(
+      tasks.filter((task) => task.identifier?.[0]?.value?.startsWith(`Patient/${legacyId}@`)),
+    ).toHaveLength(1);
   });
 
   it('in outbox() rejects with a retryable UnavailableError naming the SQLSTATE', async () => {

@@ -12,7 +12,7 @@ import type { SqlClient, SqlQueryable, SqlResult } from '../../src/index.ts';
 /** Fails chosen statements of the clients it wraps with a real 57P01. */
 export class TerminatedStatements {
   readonly #url: string;
-  #armed: { pattern: RegExp; times: number; after: boolean }[] = [];
+  #armed: { pattern: RegExp; times: number; when: 'before' | 'after' | 'after-commit' }[] = [];
   /** Statements failed so far. */
   failed = 0;
 
@@ -28,7 +28,7 @@ export class TerminatedStatements {
    * @param times - How many statements to fail.
    */
   failNext(pattern: RegExp, times = 1): void {
-    this.#armed.push({ pattern, times, after: false });
+    this.#armed.push({ pattern, times, when: 'before' });
   }
 
   /**
@@ -41,7 +41,20 @@ export class TerminatedStatements {
    * @param times - How many statements to run and then fail.
    */
   loseAnswerNext(pattern: RegExp, times = 1): void {
-    this.#armed.push({ pattern, times, after: true });
+    this.#armed.push({ pattern, times, when: 'after' });
+  }
+
+  /**
+   * Lets the next `times` transactions in which a statement matching `pattern` runs commit, then
+   * throws the error of a terminated backend as if the answer to `COMMIT` had been lost: the
+   * transaction's work is durable, the caller cannot know it. (A transaction that fails on its
+   * own is left alone, and the arming stays for the next one.)
+   *
+   * @param pattern - Matched against the text of each statement inside a transaction.
+   * @param times - How many transactions to commit and then fail.
+   */
+  loseCommitAnswerNext(pattern: RegExp, times = 1): void {
+    this.#armed.push({ pattern, times, when: 'after-commit' });
   }
 
   /**
@@ -54,16 +67,44 @@ export class TerminatedStatements {
     const queryOn =
       (target: SqlQueryable, topLevel: boolean) =>
       async <R>(text: string, params?: readonly unknown[]): Promise<SqlResult<R>> => {
-        const armed = this.#armed.find((a) => a.times > 0 && (topLevel || !a.after) && a.pattern.test(text));
+        const armed = this.#armed.find(
+          (a) =>
+            a.times > 0 && (a.when === 'before' || (a.when === 'after' && topLevel)) && a.pattern.test(text),
+        );
         if (armed === undefined) return target.query<R>(text, params);
         armed.times -= 1;
         this.failed += 1;
-        if (armed.after) await target.query<R>(text, params);
+        if (armed.when === 'after') await target.query<R>(text, params);
         throw await this.#terminatedStatementError();
       };
     return {
       query: queryOn(sql, true),
-      transaction: (fn) => sql.transaction((tx) => fn({ query: queryOn(tx, false) })),
+      transaction: async (fn) => {
+        let losing: { times: number } | undefined;
+        const result = await sql
+          .transaction((tx) =>
+            fn({
+              query: <R>(text: string, params?: readonly unknown[]) => {
+                const armed = this.#armed.find(
+                  (a) => a.times > 0 && a.when === 'after-commit' && a.pattern.test(text),
+                );
+                if (armed !== undefined && losing === undefined) {
+                  armed.times -= 1;
+                  losing = armed;
+                }
+                return queryOn(tx, false)<R>(text, params);
+              },
+            }),
+          )
+          .catch((err: unknown) => {
+            // Rolled back on its own: nothing to lose; the arming waits for the next one.
+            if (losing !== undefined) losing.times += 1;
+            throw err;
+          });
+        if (losing === undefined) return result;
+        this.failed += 1;
+        throw await this.#terminatedStatementError();
+      },
     };
   }
 

@@ -479,6 +479,23 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
   });
 
   describe('dead letters', () => {
+    it('answers done again to the lease that moved the entry (a repeat after a lost answer), adding no letter', async () => {
+      const lease = await leased('p-1');
+      expect(await fixture.store.deadLetter(lease, REJECTED)).toBe('done');
+      expect(await fixture.store.deadLetter(lease, REJECTED)).toBe('done');
+      expect(await fixture.store.listDeadLetters()).toMatchObject([{ legacyId: 'p-1', attempts: 1 }]);
+      // Only a dead letter is recognised: the lease is still fenced for anything else.
+      expect(await fixture.store.retryLater(lease, UNAVAILABLE, 0)).toBe('fenced');
+      expect(await fixture.store.complete(lease, linkOf('p-1', 'm-1'))).toBe('fenced');
+      expect(await fixture.store.getLink('Patient', 'p-1')).toBeUndefined();
+      // A newer write of the record queued and leased since: the repeat leaves its entry alone.
+      const next = await leased('p-1');
+      expect(await fixture.store.deadLetter(lease, REJECTED)).toBe('done');
+      expect(await fixture.store.listOutbox()).toMatchObject([{ legacyId: 'p-1', leaseOwner: 'worker-1' }]);
+      expect(await fixture.store.listDeadLetters()).toHaveLength(1);
+      expect(await fixture.store.complete(next, undefined)).toBe('done');
+    });
+
     it('moves a leased entry to the dead-letter queue with its attempts and reason', async () => {
       const first = await leased('p-1');
       await fixture.store.retryLater(first, UNAVAILABLE, 0);

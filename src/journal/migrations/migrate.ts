@@ -12,6 +12,7 @@ import { jobs } from './0016-jobs.ts';
 import { traceParent } from './0020-trace-parent.ts';
 import { backlogSamples } from './0021-backlog-samples.ts';
 import { unitPauses } from './0027-unit-pauses.ts';
+import { letterLease } from './0048-letter-lease.ts';
 
 /**
  * One numbered step of the journal's schema. Migrations are TypeScript modules, not `.sql`
@@ -53,6 +54,7 @@ export const JOURNAL_MIGRATIONS: readonly Migration[] = [
   traceParent,
   backlogSamples,
   unitPauses,
+  letterLease,
 ];
 
 /*
