@@ -11,7 +11,12 @@ import { isIP } from 'node:net';
  */
 
 const COOKIE = 'dualwrite_console';
-/** Sessions kept at most: unauthenticated visitors cannot grow memory without bound. */
+/**
+ * Sessions kept at most, in each of two pools: the anonymous (every first visit makes one, so
+ * visitors cannot grow memory without bound; the least recently used goes first) and the signed
+ * in (only the token makes one). Anonymous visitors never push a signed-in session out: with one
+ * pool, 1,000 anonymous GETs evicted the oldest session, signed in or not.
+ */
 const MAX_SESSIONS = 1000;
 
 /**
@@ -28,8 +33,8 @@ export interface ConsoleSession {
   readonly id: string;
   /** The token its forms carry. */
   readonly csrf: string;
-  /** Signed in with the access token. */
-  signedIn: boolean;
+  /** Signed in with the access token (see {@link ConsoleAccess.signIn}). */
+  readonly signedIn: boolean;
   /** A message shown once on its next page (an action's outcome). */
   flash: string | undefined;
 }
@@ -75,7 +80,10 @@ export class ConsoleAccess {
   readonly #token: Buffer | undefined;
   readonly #requireToken: boolean;
   readonly #loopbackOnly: boolean;
-  readonly #sessions = new Map<string, ConsoleSession>();
+  /** Sessions not signed in, least recently used first. */
+  readonly #anonymous = new Map<string, ConsoleSession>();
+  /** Signed-in sessions, oldest first. */
+  readonly #signedIn = new Map<string, ConsoleSession>();
 
   /**
    * @param options - The access token (if any), whether every request needs it, and whether
@@ -112,19 +120,47 @@ export class ConsoleAccess {
    */
   session(request: IncomingMessage, response: ServerResponse): ConsoleSession {
     const id = cookieOf(request.headers.cookie, COOKIE);
-    const known = id === undefined ? undefined : this.#sessions.get(id);
-    if (known !== undefined) return known;
+    if (id !== undefined) {
+      const signedIn = this.#signedIn.get(id);
+      if (signedIn !== undefined) return signedIn;
+      const anonymous = this.#anonymous.get(id);
+      if (anonymous !== undefined) {
+        // Used again: it moves to the back of the eviction queue.
+        this.#anonymous.delete(id);
+        this.#anonymous.set(id, anonymous);
+        return anonymous;
+      }
+    }
+    return this.#open(this.#anonymous, false, response);
+  }
+
+  /**
+   * Signs a session in (its form carried the token): it leaves the anonymous pool for the
+   * signed-in one under a new id and CSRF token, so an id known before the sign-in (a cookie
+   * planted by someone else) is worth nothing after it.
+   *
+   * @param session - The session that signed in.
+   * @param response - Where its new cookie goes.
+   * @returns The signed-in session.
+   */
+  signIn(session: ConsoleSession, response: ServerResponse): ConsoleSession {
+    this.#anonymous.delete(session.id);
+    return this.#open(this.#signedIn, true, response);
+  }
+
+  /** A new session in `pool`, the pool's oldest evicted when full; its cookie set. */
+  #open(pool: Map<string, ConsoleSession>, signedIn: boolean, response: ServerResponse): ConsoleSession {
     const session: ConsoleSession = {
       id: randomBytes(24).toString('base64url'),
       csrf: randomBytes(24).toString('base64url'),
-      signedIn: false,
+      signedIn,
       flash: undefined,
     };
-    if (this.#sessions.size >= MAX_SESSIONS) {
-      const oldest = this.#sessions.keys().next().value;
-      if (oldest !== undefined) this.#sessions.delete(oldest);
+    if (pool.size >= MAX_SESSIONS) {
+      const oldest = pool.keys().next().value;
+      if (oldest !== undefined) pool.delete(oldest);
     }
-    this.#sessions.set(session.id, session);
+    pool.set(session.id, session);
     response.setHeader('Set-Cookie', `${COOKIE}=${session.id}; HttpOnly; SameSite=Strict; Path=/`);
     return session;
   }

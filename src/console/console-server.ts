@@ -423,7 +423,7 @@ class ConsoleHandler {
       send(response, 401, loginPage(session.csrf, true));
       return;
     }
-    session.signedIn = true;
+    this.#access.signIn(session, response);
     redirect(response);
   }
 

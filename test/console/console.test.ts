@@ -301,6 +301,33 @@ describe('the web console bound beyond loopback', { timeout: 120_000 }, () => {
     expect(wrong.status).toBe(401);
   });
 
+  it('keeps a signed-in session however many anonymous visitors come after it', async () => {
+    const url = `http://127.0.0.1:${new URL(wide.url).port}/`;
+    const cookieOf = (answer: Response) => (answer.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    const first = await fetch(url);
+    const before = cookieOf(first);
+    const csrf = /name="csrf" value="([^"]+)"/.exec(await first.text())?.[1] ?? '';
+    const signIn = await fetch(new URL('/login', url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: before },
+      body: new URLSearchParams({ csrf, token }),
+      redirect: 'manual',
+    });
+    expect(signIn.status).toBe(303);
+    // Signing in changes the session's id: one known before is worth nothing after.
+    const cookie = cookieOf(signIn);
+    expect(cookie).not.toBe(before);
+    expect((await fetch(url, { headers: { cookie: before } })).status).toBe(401);
+    expect((await fetch(url, { headers: { cookie } })).status).toBe(200);
+    // More anonymous visitors than the console keeps sessions for (1,000), one after the other.
+    for (let i = 0; i < 1_100; i++) {
+      const anonymous = await fetch(url);
+      expect(anonymous.status).toBe(401);
+      await anonymous.arrayBuffer();
+    }
+    expect((await fetch(url, { headers: { cookie } })).status).toBe(200);
+  });
+
   it('signs a browser in with the token through a form, never in the URL', async () => {
     const port = new URL(wide.url).port;
     const page = await openPage(`http://127.0.0.1:${port}/`);
