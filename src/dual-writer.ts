@@ -6,7 +6,6 @@ import {
   type RetentionOptions,
 } from './journal/retention.ts';
 import { drainUnit, type UnitDrained } from './mirror/drain-unit.ts';
-import { valueFreeError } from './error-values.ts';
 import type { WithId } from '@medplum/core';
 import type { ExtractResource, Resource, ResourceType } from '@medplum/fhirtypes';
 import {
@@ -31,19 +30,12 @@ import type { RestHookRequest, RestHookResult } from './feeds/delete-notificatio
 import { NO_FEED_COUNTS, type FeedCounts, type FeedReport } from './feeds/feed-report.ts';
 import { callbackSink } from './events/event-sink.ts';
 import type { DualWriteEvent } from './dual-write-event.ts';
-import {
-  ConfigurationError,
-  InvalidInputError,
-  MappingError,
-  type ErrorDetails,
-  type Side,
-} from './errors.ts';
+import { ConfigurationError, type Side } from './errors.ts';
 import {
   anObject,
   checkOptions,
   checkValue,
   fhirId,
-  nonEmptyString,
   nonNegativeMs,
   positiveMs,
   resourceTypeName,
@@ -58,29 +50,27 @@ import type { Link } from './journal/link.ts';
 import { MemoryStore } from './journal/memory-store.ts';
 import type { DeadLetterFilter, OutboxCounts, OutboxEntry } from './journal/outbox.ts';
 import type { SyncStore } from './journal/sync-store.ts';
-import { legacyIdOf, runMapping, withLegacyIdentifier } from './mapping/mapped-record.ts';
+import { runMapping, withLegacyIdentifier } from './mapping/mapped-record.ts';
 import type { ResourceMapping } from './mapping/resource-mapping.ts';
-import { applyToLegacy, withId } from './mirror/apply-to-legacy.ts';
-import { applyToMedplum } from './mirror/apply-to-medplum.ts';
+import { withId } from './mirror/apply-to-legacy.ts';
 import { Drainer, drainerPolicyOf, type DrainReport } from './mirror/drainer.ts';
 import { markFor, runLease, type LeasePolicy, type LeaseResult } from './mirror/lease-runner.ts';
 import { readForBatch } from './mirror/batch-reads.ts';
-import { mirrorEntry, replacing, type MirrorContext, type MirrorInputs } from './mirror/mirror-entry.ts';
+import { mirrorEntry, type MirrorContext, type MirrorInputs } from './mirror/mirror-entry.ts';
 import { RecordLocks } from './mirror/record-locks.ts';
-import { retryPolicyOf, withRetries, type RetryPolicy } from './mirror/retry-policy.ts';
+import { retryPolicyOf, type RetryPolicy } from './mirror/retry-policy.ts';
 import { QuotaPacer } from './pacing/quota-pacer.ts';
-import { WritePath, type AuthorityWrite, type Routed, type WritePlan } from './mirror/write-path.ts';
-import { attemptGuard, type WriteGuard } from './conflict/write-guard.ts';
+import { WritePath } from './mirror/write-path.ts';
 import type { CutoverPlan } from './plan/cutover-plan.ts';
 import { EvidenceRecorder } from './plan/evidence-recorder.ts';
 import type { Readiness } from './plan/readiness.ts';
 import type { LegacyAdapter, LegacyRecord } from './sides/legacy-adapter.ts';
-import { callLegacy } from './sides/legacy-failure.ts';
-import { writeLegacy } from './sides/write-outcome.ts';
 import { MedplumSide } from './sides/medplum-side.ts';
 import { recordPartsAdapter } from './sides/record-parts-adapter.ts';
 import { timedLegacyAdapter } from './sides/timed-legacy-adapter.ts';
 import type { WriteResult } from './write-result.ts';
+import { RecordAccess, requireId } from './writer/record-access.ts';
+import { WriteCalls } from './writer/write-calls.ts';
 import { Operator } from './operator/operator.ts';
 import { BacklogRecorder, backlogRecordingOf } from './journal/backlog-recorder.ts';
 import type { DeadLetterView } from './operator/operator-views.ts';
@@ -118,13 +108,13 @@ export class DualWriter<C, L> {
   readonly #store: SyncStore;
   readonly #links: LinkCache;
   readonly #retry: RetryPolicy;
-  readonly #locks = new RecordLocks();
+  readonly #access: RecordAccess<C, L>;
+  readonly #writeCalls: WriteCalls<C, L>;
   readonly #events: EventPublisher;
   readonly #checks: DivergenceChecks<L>;
   readonly #feeds: ChangeFeeds<L> | undefined;
   readonly #evidence: EvidenceRecorder;
   readonly #ctx: MirrorContext<L>;
-  readonly #writes: WritePath<L>;
   readonly #drainer: Drainer<MirrorInputs<L>>;
   readonly #operator: Operator<C, L>;
   readonly #telemetry: Telemetry | undefined;
@@ -258,7 +248,7 @@ export class DualWriter<C, L> {
       baseSnapshot: options.baseSnapshot ?? 'full',
     };
     this.#ctx = ctx;
-    this.#writes = new WritePath(ctx, {
+    const writes = new WritePath(ctx, {
       mode: options.mirror ?? 'sync',
       syncBudgetMs: options.syncBudgetMs ?? 10_000,
       intentHoldMs: options.intentHoldMs ?? 60_000,
@@ -269,6 +259,17 @@ export class DualWriter<C, L> {
       notifyDrainer: () => this.#drainer.notify(),
       tracing: this.#telemetry?.tracing,
     });
+    this.#access = new RecordAccess<C, L>({
+      legacy: this.#legacy,
+      medplum: this.#medplum,
+      mappings: this.#mappings,
+      plan: this.#plan,
+      links: this.#links,
+      retry: this.#retry,
+      emit: (event) => this.#emit(event),
+    });
+    const locks = new RecordLocks();
+    this.#writeCalls = new WriteCalls<C, L>({ access: this.#access, mirror: ctx, writes, locks });
     // The drainer's mirrors run many at once: their writes to Medplum go in bundles, a few
     // requests at a time, in the background lane of the pacer.
     const drainCtx: MirrorContext<L> = {
@@ -343,7 +344,7 @@ export class DualWriter<C, L> {
         mirror: ctx,
         jobs,
         events: this.#events,
-        locks: this.#locks,
+        locks,
         evict: (resourceType, legacyId) => this.#links.evict(resourceType, legacyId),
         beforeReadiness: () => this.#evidence.flush(),
         queued: () => this.#drainer.notify(),
@@ -376,36 +377,7 @@ export class DualWriter<C, L> {
    * ```
    */
   async create(type: string, row: L, ctx: C): Promise<WriteResult<L>> {
-    const routed = this.#route(type, ctx);
-    const { mapping } = routed;
-    requireObject(row, 'row');
-    let legacyId = runMapping('legacyId', () => mapping.legacyId(row), { resourceType: type });
-    // As update, delete and read refuse it: an empty id would be written, then fail every mirror.
-    if (legacyId !== undefined) requireId(legacyId, 'legacyId');
-    const probe = this.#touchesMedplum(routed)
-      ? // Map before writing anything: a row the mapping rejects must leave both sides untouched.
-        await this.#probeToFhir(mapping, row, { resourceType: type, legacyId })
-      : undefined;
-    legacyId ??= await this.#allocateLegacyId(routed, probe);
-    if (legacyId === undefined) {
-      // The legacy system assigns the id in the write itself; the write path journals the
-      // intent in the same transaction (transactional outbox) or just after the write.
-      return this.#writes.run(routed, undefined, {
-        operation: 'create',
-        kind: 'upsert',
-        base: undefined,
-        authority: async (legacy) => ({
-          side: 'legacy',
-          action: 'created',
-          record: await writeLegacy(() => legacy.create(type, row), { resourceType: type }),
-        }),
-      });
-    }
-    const id = legacyId;
-    const rowWithId = withId(mapping, row, id, { resourceType: type, legacyId: id });
-    return this.#locked(routed, id, 'new', (link) =>
-      this.#writes.run(routed, id, this.#rowPlan('create', routed, id, link, rowWithId, { kind: 'create' })),
-    );
+    return this.#writeCalls.create(type, row, ctx);
   }
 
   /**
@@ -427,41 +399,7 @@ export class DualWriter<C, L> {
    * ```
    */
   async createResource<R extends Resource>(resource: R, ctx: C): Promise<WriteResult<L, WithId<R>>> {
-    requireObject(resource, 'resource');
-    const routed = this.#route(resource.resourceType, ctx, 'resource.resourceType');
-    const { mapping } = routed;
-    const type = mapping.resourceType;
-    let legacyId = legacyIdOf(resource, mapping.identifierSystem);
-    if (legacyId !== undefined) requireId(legacyId, 'resource.identifier');
-    if (this.#touchesLegacy(routed))
-      await this.#probeToLegacy(mapping, resource, { resourceType: type, legacyId });
-    legacyId ??= await this.#allocateLegacyId(routed, resource, 'resource');
-    if (legacyId === undefined) {
-      return this.#writes.run(routed, undefined, {
-        operation: 'create',
-        kind: 'upsert',
-        base: resource,
-        authority: async (legacy) => ({
-          side: 'legacy',
-          action: 'created',
-          record: await writeLegacy(
-            async () => {
-              const bound = await withReferences(this.#ctx, mapping, { resource }, { resourceType: type });
-              return legacy.create(type, bound.toLegacy(resource, undefined, {}));
-            },
-            { resourceType: type },
-          ),
-        }),
-      }) as Promise<WriteResult<L, WithId<R>>>;
-    }
-    const id = legacyId;
-    return this.#locked(routed, id, 'new', (link) =>
-      this.#writes.run(
-        routed,
-        id,
-        this.#resourcePlan('create', routed, id, link, resource, { kind: 'create' }),
-      ),
-    ) as Promise<WriteResult<L, WithId<R>>>;
+    return this.#writeCalls.createResource(resource, ctx);
   }
 
   /**
@@ -488,17 +426,7 @@ export class DualWriter<C, L> {
     ctx: C,
     options: WriteCallOptions = {},
   ): Promise<WriteResult<L>> {
-    const routed = this.#route(type, ctx);
-    const { mapping } = routed;
-    requireId(legacyId, 'legacyId');
-    requireObject(row, 'row');
-    const guard = { kind: 'update', version: expectedVersionOf(options) } as const;
-    const rowWithId = withId(mapping, row, legacyId, { resourceType: type, legacyId });
-    if (this.#touchesMedplum(routed))
-      await this.#probeToFhir(mapping, rowWithId, { resourceType: type, legacyId });
-    return this.#locked(routed, legacyId, 'existing', (link) =>
-      this.#writes.run(routed, legacyId, this.#rowPlan('update', routed, legacyId, link, rowWithId, guard)),
-    );
+    return this.#writeCalls.update(type, legacyId, row, ctx, options);
   }
 
   /**
@@ -520,21 +448,7 @@ export class DualWriter<C, L> {
     ctx: C,
     options: WriteCallOptions = {},
   ): Promise<WriteResult<L, WithId<R>>> {
-    requireObject(resource, 'resource');
-    const routed = this.#route(resource.resourceType, ctx, 'resource.resourceType');
-    const { mapping } = routed;
-    if (resource.id !== undefined) checkValue(resource.id, fhirId, 'resource.id', 'input');
-    const guard = { kind: 'update', version: expectedVersionOf(options) } as const;
-    const legacyId = await this.#legacyIdOfResource(mapping, resource);
-    if (this.#touchesLegacy(routed))
-      await this.#probeToLegacy(mapping, resource, { resourceType: mapping.resourceType, legacyId });
-    return this.#locked(routed, legacyId, 'existing', (link) =>
-      this.#writes.run(
-        routed,
-        legacyId,
-        this.#resourcePlan('update', routed, legacyId, link, resource, guard),
-      ),
-    ) as Promise<WriteResult<L, WithId<R>>>;
+    return this.#writeCalls.updateResource(resource, ctx, options);
   }
 
   /**
@@ -551,9 +465,7 @@ export class DualWriter<C, L> {
    * ```
    */
   async delete(type: string, legacyId: string, ctx: C): Promise<WriteResult<L>> {
-    const routed = this.#route(type, ctx);
-    requireId(legacyId, 'legacyId');
-    return this.#locked(routed, legacyId, 'existing', (link) => this.#delete(routed, legacyId, link));
+    return this.#writeCalls.delete(type, legacyId, ctx);
   }
 
   /**
@@ -569,10 +481,7 @@ export class DualWriter<C, L> {
    * ```
    */
   async deleteResource(resourceType: string, id: string, ctx: C): Promise<WriteResult<L>> {
-    const routed = this.#route(resourceType, ctx, 'resourceType');
-    checkValue(id, fhirId, 'id', 'input');
-    const legacyId = await this.#legacyIdOfResource(routed.mapping, { resourceType, id } as Resource);
-    return this.#locked(routed, legacyId, 'existing', (link) => this.#delete(routed, legacyId, link));
+    return this.#writeCalls.deleteResource(resourceType, id, ctx);
   }
 
   /**
@@ -589,13 +498,13 @@ export class DualWriter<C, L> {
    * ```
    */
   async read(type: string, legacyId: string, ctx: C): Promise<L | undefined> {
-    const { mapping, route, unit } = this.#route(type, ctx);
+    const { mapping, route, unit } = this.#access.route(type, ctx);
     requireId(legacyId, 'legacyId');
     const pair = this.#pairer(mapping, unit, legacyId, route.authority);
     if (route.readFrom === 'legacy') {
       const record = await this.#checks.shadowRead(
         route.compareWith,
-        () => this.#legacyCall(() => this.#legacy.read(type, legacyId), type, legacyId),
+        () => this.#access.legacyCall(() => this.#legacy.read(type, legacyId), type, legacyId),
         async () => {
           const resource = await this.#findMedplum(mapping, legacyId);
           return (record) => pair(record, resource);
@@ -641,13 +550,13 @@ export class DualWriter<C, L> {
     ctx: C,
   ): Promise<WithId<ExtractResource<RT>> | undefined> {
     type R = ExtractResource<RT>;
-    const { mapping, route, unit } = this.#route(resourceType, ctx, 'resourceType');
+    const { mapping, route, unit } = this.#access.route(resourceType, ctx, 'resourceType');
     checkValue(id, fhirId, 'id', 'input');
     const read = async () => {
       const link = await this.#links.byMedplumId(resourceType, id);
       if (link === undefined) return undefined;
       const { legacyId } = link;
-      const record = await this.#legacyCall(
+      const record = await this.#access.legacyCall(
         () => this.#legacy.read(resourceType, legacyId),
         resourceType,
         legacyId,
@@ -657,7 +566,8 @@ export class DualWriter<C, L> {
     if (route.readFrom === 'medplum') {
       return this.#checks.shadowRead(
         route.compareWith,
-        async () => (await this.#retrying(() => this.#medplum.read<R>(resourceType, id), 'medplum')).value,
+        async () =>
+          (await this.#access.retrying(() => this.#medplum.read<R>(resourceType, id), 'medplum')).value,
         async () => {
           const legacy = await read();
           return (resource) =>
@@ -1116,95 +1026,9 @@ export class DualWriter<C, L> {
     return this.#operator.resolveDeadLetter(id, resolution, note);
   }
 
-  #route(type: unknown, ctx: C, field = 'type'): Routed<L> {
-    if (typeof type !== 'string' || type === '')
-      throw new InvalidInputError(field, 'must be a FHIR resource type string');
-    const mapping = this.#mappings.get(type);
-    if (mapping === undefined) {
-      throw new InvalidInputError(
-        field,
-        `has no mapping; mapped types: ${[...this.#mappings.keys()].join(', ')}`,
-      );
-    }
-    const unit = this.#plan.unitOf(ctx);
-    return { mapping, unit, route: this.#plan.routeOf(unit, type) };
-  }
-
-  #touchesMedplum({ route }: Routed<L>): boolean {
-    return route.authority === 'medplum' || route.mirrorTo === 'medplum';
-  }
-
-  #touchesLegacy({ route }: Routed<L>): boolean {
-    return route.authority === 'legacy' || route.mirrorTo === 'legacy';
-  }
-
-  /**
-   * A legacy id for a record that has none yet, allocated before anything is written so the
-   * intent can name the record: the mapping's `newLegacyId`, else the adapter's `newId`.
-   * While the legacy system is the authority and neither exists, it assigns the id itself
-   * (`undefined` here); while Medplum is, the call is rejected.
-   */
-  async #allocateLegacyId(
-    routed: Routed<L>,
-    resource: Resource | undefined,
-    field: 'row' | 'resource' = 'row',
-  ): Promise<string | undefined> {
-    const { mapping, route } = routed;
-    // While the legacy system is the authority it may assign the id in the write itself, when
-    // nothing needs the id first: no mirror to journal, or a transactional outbox that journals
-    // in the write's own transaction.
-    if (route.authority === 'legacy' && (route.mirrorTo === undefined || this.#writes.transactional))
-      return undefined;
-    const details = { resourceType: mapping.resourceType };
-    let id: unknown;
-    try {
-      if (mapping.newLegacyId !== undefined && resource !== undefined)
-        id = await mapping.newLegacyId(resource);
-      else if (this.#legacy.newId !== undefined) id = await this.#legacy.newId(mapping.resourceType);
-      if (id === undefined && route.authority === 'legacy') return undefined;
-      if (id === undefined) {
-        throw new InvalidInputError(
-          field === 'row' ? 'row' : 'resource.identifier',
-          field === 'row'
-            ? `has no legacy id, and Medplum is the authority: set the id on the row or implement newLegacyId in the ${mapping.resourceType} mapping`
-            : `must carry the legacy id under ${mapping.identifierSystem} when Medplum is the authority (or implement newLegacyId in the mapping)`,
-          details,
-        );
-      }
-    } catch (err) {
-      if (err instanceof InvalidInputError) throw err;
-      const cause = valueFreeError(err);
-      throw new MappingError('newLegacyId', `threw: ${cause.message}`, { ...details, cause });
-    }
-    if (typeof id !== 'string' || id === '')
-      throw new MappingError('newLegacyId', 'must return a non-empty string', details);
-    return id;
-  }
-
-  async #legacyIdOfResource(mapping: ResourceMapping<L>, resource: Resource): Promise<string> {
-    const fromIdentifier = legacyIdOf(resource, mapping.identifierSystem);
-    if (fromIdentifier !== undefined) return fromIdentifier;
-    if (typeof resource.id === 'string' && resource.id !== '') {
-      const link = await this.#links.byMedplumId(mapping.resourceType, resource.id);
-      if (link !== undefined) return link.legacyId;
-      const id = resource.id;
-      const { value: stored } = await this.#retrying(
-        () => this.#medplum.read(mapping.resourceType, id),
-        'medplum',
-      );
-      const stamped = stored === undefined ? undefined : legacyIdOf(stored, mapping.identifierSystem);
-      if (stamped !== undefined) return stamped;
-    }
-    throw new InvalidInputError(
-      'resource.identifier',
-      `must carry the legacy id under ${mapping.identifierSystem}, or resource.id must name a linked resource`,
-      { resourceType: mapping.resourceType, medplumId: resource.id },
-    );
-  }
-
   async #findMedplum(mapping: ResourceMapping<L>, legacyId: string): Promise<WithId<Resource> | undefined> {
     const link = await this.#links.get(mapping.resourceType, legacyId);
-    const { value } = await this.#retrying(
+    const { value } = await this.#access.retrying(
       () =>
         link === undefined
           ? this.#medplum.findByIdentifier(mapping.resourceType, mapping.identifierSystem, legacyId)
@@ -1212,182 +1036,6 @@ export class DualWriter<C, L> {
       'medplum',
     );
     return value;
-  }
-
-  /**
-   * Runs a call's work after earlier calls on the same record in this process, with the
-   * record's link. A create (`new`) skips the look-up: its writes find an existing copy by
-   * identifier or key anyway, and most creates have none.
-   */
-  #locked(
-    routed: Routed<L>,
-    legacyId: string,
-    record: 'new' | 'existing',
-    fn: (link: Link | undefined) => Promise<WriteResult<L>>,
-  ): Promise<WriteResult<L>> {
-    const type = routed.mapping.resourceType;
-    return this.#locks.run(`${type}/${legacyId}`, async () =>
-      fn(record === 'new' ? undefined : await this.#links.get(type, legacyId)),
-    );
-  }
-
-  /**
-   * The plan of a call that carries a legacy row, the record's full legacy state: written as
-   * is while the legacy system is the authority; mapped with `toFhir` while Medplum is, and
-   * then kept as the base of the legacy mirror (its unmapped columns survive).
-   */
-  #rowPlan(
-    operation: 'create' | 'update',
-    { mapping, route }: Routed<L>,
-    legacyId: string,
-    link: Link | undefined,
-    row: L,
-    guard: WriteGuard,
-  ): WritePlan<L> {
-    return {
-      operation,
-      kind: 'upsert',
-      base: route.authority === 'medplum' ? row : undefined,
-      authority:
-        route.authority === 'legacy'
-          ? (legacy, landed) =>
-              this.#writeLegacy(legacy, mapping, legacyId, link, () => row, attemptGuard(guard, landed))
-          : async (_legacy, landed) => {
-              // The authority's copy must point at what the row points at: a referenced record
-              // without a Medplum copy refuses the write (a DependencyError), nothing written.
-              const bound = await withReferences(
-                this.#ctx,
-                mapping,
-                { row },
-                { resourceType: mapping.resourceType, legacyId },
-              );
-              return this.#writeMedplum(
-                mapping,
-                legacyId,
-                link,
-                (existing) => bound.toFhir(row, existing, {}),
-                attemptGuard(guard, landed),
-              );
-            },
-    };
-  }
-
-  /**
-   * The plan of a call that carries a FHIR resource, which replaces the Medplum copy (as a FHIR
-   * update does): mapped with `toLegacy` while the legacy system is the authority, and then
-   * kept as the base of the Medplum mirror (its unmapped elements survive).
-   */
-  #resourcePlan(
-    operation: 'create' | 'update',
-    { mapping, route }: Routed<L>,
-    legacyId: string,
-    link: Link | undefined,
-    resource: Resource,
-    guard: WriteGuard,
-  ): WritePlan<L> {
-    return {
-      operation,
-      kind: 'upsert',
-      base: route.authority === 'legacy' ? resource : undefined,
-      authority:
-        route.authority === 'legacy'
-          ? async (legacy, landed) => {
-              const bound = await withReferences(
-                this.#ctx,
-                mapping,
-                { resource },
-                { resourceType: mapping.resourceType, legacyId },
-              );
-              return this.#writeLegacy(
-                legacy,
-                mapping,
-                legacyId,
-                link,
-                (existing) => bound.toLegacy(resource, existing?.row, {}),
-                attemptGuard(guard, landed),
-              );
-            }
-          : (_legacy, landed) =>
-              this.#writeMedplum(
-                mapping,
-                legacyId,
-                link,
-                (existing) => replacing(resource, existing),
-                attemptGuard(guard, landed),
-              ),
-    };
-  }
-
-  async #writeLegacy(
-    legacy: LegacyAdapter<L>,
-    mapping: ResourceMapping<L>,
-    legacyId: string,
-    link: Link | undefined,
-    desired: (existing: LegacyRecord<L> | undefined) => L,
-    guard: Parameters<typeof applyToLegacy>[1]['guard'],
-  ): Promise<AuthorityWrite<L>> {
-    const written = await applyToLegacy(legacy, { mapping, legacyId, link, desired, guard });
-    return { side: 'legacy', action: written.action, record: written.record };
-  }
-
-  async #writeMedplum(
-    mapping: ResourceMapping<L>,
-    legacyId: string,
-    link: Link | undefined,
-    desired: (existing: WithId<Resource> | undefined) => Resource,
-    guard: Parameters<typeof applyToMedplum>[1]['guard'],
-  ): Promise<AuthorityWrite<L>> {
-    const written = await applyToMedplum(this.#medplum, { mapping, legacyId, link, desired, guard });
-    return { side: 'medplum', action: written.action, resource: written.resource };
-  }
-
-  #delete(routed: Routed<L>, legacyId: string, link: Link | undefined): Promise<WriteResult<L>> {
-    const { mapping, route } = routed;
-    const type = mapping.resourceType;
-    return this.#writes.run(routed, legacyId, {
-      operation: 'delete',
-      kind: 'delete',
-      base: undefined,
-      authority: async (legacy) => {
-        if (route.authority === 'legacy') {
-          await writeLegacy(() => legacy.delete(type, legacyId), { resourceType: type, legacyId });
-          return { side: 'legacy', action: 'deleted', record: undefined };
-        }
-        const medplumId =
-          link?.medplumId ??
-          (await this.#medplum.findByIdentifier(type, mapping.identifierSystem, legacyId))?.id;
-        if (medplumId !== undefined)
-          await this.#medplum.delete(type, medplumId, { resourceType: type, legacyId, medplumId });
-        return {
-          side: 'medplum',
-          action: medplumId === undefined ? 'unchanged' : 'deleted',
-          resource: undefined,
-        };
-      },
-    });
-  }
-
-  async #retrying<T>(
-    fn: () => Promise<T>,
-    side: Side,
-    legacyId?: string,
-  ): Promise<{ value: T; attempts: number }> {
-    return withRetries(fn, this.#retry, (error, attempt, delayMs) => {
-      this.#emit({
-        type: 'retry',
-        side,
-        resourceType: error.resourceType,
-        legacyId: legacyId ?? error.legacyId,
-        status: error.status,
-        attempt,
-        delayMs,
-        error: error.name,
-      });
-    });
-  }
-
-  #legacyCall<T>(fn: () => Promise<T>, resourceType: string, legacyId: string | undefined): Promise<T> {
-    return callLegacy(fn, { resourceType, legacyId });
   }
 
   #emitDrained(entry: OutboxEntry, result: LeaseResult): void {
@@ -1417,21 +1065,6 @@ export class DualWriter<C, L> {
       unit,
       differences: () => compareLinkedCopies(this.#ctx, mapping, legacyId, record, resource, authority),
     });
-  }
-
-  /**
-   * Maps a row before anything is written, so a row the mapping rejects leaves both sides
-   * untouched; its references resolved as far as they can be (the mirror waits for the rest).
-   */
-  async #probeToFhir(mapping: ResourceMapping<L>, row: L, details: ErrorDetails): Promise<Resource> {
-    const bound = await withReferences(this.#ctx, mapping, { row }, details, 'lenient');
-    return runMapping('toFhir', () => bound.toFhir(row, undefined, {}), details);
-  }
-
-  /** {@link DualWriter.#probeToFhir} for a resource mapped to the legacy system. */
-  async #probeToLegacy(mapping: ResourceMapping<L>, resource: Resource, details: ErrorDetails): Promise<L> {
-    const bound = await withReferences(this.#ctx, mapping, { resource }, details, 'lenient');
-    return runMapping('toLegacy', () => bound.toLegacy(resource, undefined, {}), details);
   }
 
   /** Publishes an event the store records, without making the caller wait or fail. */
@@ -1477,18 +1110,4 @@ function describeError(error: unknown): string {
   const { name, code } = error as { name?: unknown; code?: unknown };
   const named = typeof name === 'string' ? name : 'Error';
   return typeof code === 'string' || typeof code === 'number' ? `${named} (${String(code)})` : named;
-}
-
-function requireObject(value: unknown, field: string): void {
-  checkValue(value, anObject, field, 'input');
-}
-
-function requireId(value: unknown, field: string): asserts value is string {
-  checkValue(value, nonEmptyString, field, 'input');
-}
-
-/** The `expectedVersion` of an update's options, checked. */
-function expectedVersionOf(options: unknown): string | undefined {
-  const given = checkOptions(options, 'options', 'input', { expectedVersion: nonEmptyString });
-  return given.expectedVersion as string | undefined;
 }
