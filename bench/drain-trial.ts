@@ -167,6 +167,8 @@ export async function drainTrial(
  *   (`executeBatch` of `concurrency` creates at a time: as many writes in flight, one request).
  * @param latencyMs - Delay the server adds to every request (a Medplum across a network).
  * @param servers - Where the server runs.
+ * @param bundling - For `bundled`: creates per Bundle (default `concurrency`) and Bundles in
+ *   flight (default 1).
  * @returns The trial.
  */
 export async function directTrial(
@@ -175,6 +177,7 @@ export async function directTrial(
   write: DirectWrite,
   latencyMs = 0,
   servers: ServerSource = inProcess,
+  bundling: { readonly size: number; readonly inFlight: number } = { size: concurrency, inFlight: 1 },
 ): Promise<DrainTrial> {
   const server = await servers(latencyMs);
   const http = new FetchMeter();
@@ -184,14 +187,18 @@ export async function directTrial(
     const cpu = CpuMeter.start();
     const started = performance.now();
     if (write === 'bundled') {
-      for (let i = 0; i < resources.length; i += concurrency) {
-        const entry = resources
-          .slice(i, i + concurrency)
-          .map((resource) => ({ resource, request: { method: 'POST' as const, url: 'Patient' } }));
+      const bundles: (typeof resources)[] = [];
+      for (let i = 0; i < resources.length; i += bundling.size)
+        bundles.push(resources.slice(i, i + bundling.size));
+      await eachLimited(bundles, bundling.inFlight, async (bundle) => {
+        const entry = bundle.map((resource) => ({
+          resource,
+          request: { method: 'POST' as const, url: 'Patient' },
+        }));
         const answer = await medplum.executeBatch({ resourceType: 'Bundle', type: 'batch', entry });
         if (answer.entry?.some((e) => e.response?.status.startsWith('201') !== true) !== false)
           throw new Error('a bundled create failed');
-      }
+      });
     }
     await eachLimited(write === 'bundled' ? [] : resources, concurrency, async (resource) => {
       const identifier = `${BENCH_SYSTEM}|${resource.identifier![0]!.value!}`;

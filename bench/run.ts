@@ -12,6 +12,8 @@
  *   Medplum slower than the budget; `shadow-read-added-*` is the added latency against the budget.
  * - `telemetry-overhead(-traces)`: `writer.drain()` with the OpenTelemetry SDK's metrics (and
  *   traces) installed vs without an SDK, trials rotated.
+ * - `backfill-throughput`: `writer.backfill()` of pre-existing rows, until drained, vs the best
+ *   direct client (batch Bundles of 20, 4 in flight; or createResource, 8 in flight).
  * - `real-*`: against a real Medplum 5.0.10 (`MEDPLUM_BASE_URL` and `MEDPLUM_DEFAULT_QUOTA_BASE_URL`,
  *   or servers started from the Medplum server box): `real-drain-throughput` against
  *   `real-direct-batch` (batch Bundles of 20, 4 in flight), `real-direct-plain`, and
@@ -23,6 +25,7 @@
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { measureAsyncCreate } from './async-create.ts';
+import { measureBackfill } from './backfill-throughput.ts';
 import { BenchDatabase } from './bench-database.ts';
 import type { Measurement } from './bench-row.ts';
 import { CpuMeter } from './cpu-meter.ts';
@@ -51,6 +54,7 @@ const MEASUREMENTS = {
       await servers.close();
     }
   },
+  backfill: (db: BenchDatabase) => measureBackfill(db, { entries: 1000, trials: 3, warmupEntries: 100 }),
   reconcile: () => measureReconcileCompare({ records: 10_000, largeRecords: 100_000 }),
   telemetry: (db: BenchDatabase) =>
     measureTelemetryOverhead(db, {
