@@ -191,7 +191,7 @@ export class MysqlTableAdapter implements LegacyAdapter<MysqlTableRow> {
   async create(resourceType: string, row: MysqlTableRow): Promise<LegacyRecord<MysqlTableRow>> {
     const schema = await this.#schema(resourceType);
     refuseNonColumns(row, columnNames(schema), resourceType);
-    let id = givenIdOf(row, schema.id.name, schema.idSource === 'caller', resourceType);
+    let id = givenIdOf(row, schema.id.name, schema.idSource === 'caller', resourceType, schema.integerId);
     if (id === undefined && schema.idSource === 'expression') id = await this.newId(resourceType);
     const names: string[] = [];
     const values: unknown[] = [];
@@ -555,7 +555,7 @@ export class MysqlTableAdapter implements LegacyAdapter<MysqlTableRow> {
       return new UnavailableError(`${resourceType}: the legacy database failed: ${what}`, details);
     if (kind === 'rejected' || kind === 'duplicate-key') {
       const message = (err as { sqlMessage?: unknown }).sqlMessage;
-      const column = typeof message === 'string' ? /column '([^']+)'/i.exec(message)?.[1] : undefined;
+      const column = typeof message === 'string' ? columnNamed(message) : undefined;
       return refusedRow(
         err,
         { code: sqlState ?? (errno === undefined ? undefined : String(errno)), what, column },
@@ -571,6 +571,19 @@ export class MysqlTableAdapter implements LegacyAdapter<MysqlTableRow> {
       cause: valueFreeError(err),
     });
   }
+}
+
+/**
+ * The column a refusal names: MySQL writes `column 'name'`, MariaDB `column \`db\`.\`table\`.\`name\``
+ * for a value it cannot convert (a character the charset lacks, a bad date, text for a number).
+ * Read at the end of the message (`… for column … at row 1`) or its start (`Column '…' cannot be
+ * null`), never in the middle, where the message quotes the value refused.
+ */
+function columnNamed(message: string): string | undefined {
+  const found =
+    /\bcolumn (?:'([^']+)'|(?:`[^`]*`\.)*`([^`]+)`)(?: at row \d+)?$/i.exec(message) ??
+    /^Column (?:'([^']+)'|(?:`[^`]*`\.)*`([^`]+)`)/.exec(message);
+  return found?.[1] ?? found?.[2];
 }
 
 function toRecord(

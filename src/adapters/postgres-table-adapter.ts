@@ -30,6 +30,7 @@ export type { PostgresTombstoneOptions } from './postgres-table-tombstones.ts';
 import {
   decodeRow,
   discoverTableSchema,
+  INTEGER_TYPES,
   type TableColumn,
   type TableSchema,
   type TableSettings,
@@ -211,7 +212,13 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
   async create(resourceType: string, row: PostgresTableRow): Promise<LegacyRecord<PostgresTableRow>> {
     const schema = await this.#schema(resourceType);
     refuseNonColumns(row, columnNames(schema), resourceType);
-    const givenText = givenIdOf(row, schema.id.name, schema.idGeneration === 'caller', resourceType);
+    const givenText = givenIdOf(
+      row,
+      schema.id.name,
+      schema.idGeneration === 'caller',
+      resourceType,
+      INTEGER_TYPES.has(schema.id.typeName),
+    );
     const givenId = givenText === undefined ? undefined : field(row, schema.id.name);
     const params: unknown[] = [];
     const names: string[] = [];

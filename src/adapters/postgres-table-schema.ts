@@ -110,7 +110,8 @@ interface CatalogColumn {
   readonly is_generated: string | null;
 }
 
-const INTEGER_TYPES = new Set(['int2', 'int4', 'int8']);
+/** @internal The integer types: a version column's, and an integer key's (whose given ids must be canonical). */
+export const INTEGER_TYPES: ReadonlySet<string> = new Set(['int2', 'int4', 'int8']);
 
 /**
  * Reads the table's columns from `information_schema` and checks them against the settings.

@@ -2,6 +2,9 @@ import { InvalidInputError } from '../errors.ts';
 import { refuseUnknownKeys } from '../option-checks.ts';
 import type { LegacyRecord } from '../sides/legacy-adapter.ts';
 
+/** Integer text as an integer column gives it back: `0`, `7100`, `-3`. */
+const CANONICAL_INTEGER = /^(?:0|-?[1-9]\d*)$/;
+
 /*
  * What the table adapters (PostgreSQL, MySQL/MariaDB) accept and answer, whatever the
  * database: rows are column name to value, records carry the id and version as text, and bad
@@ -91,19 +94,22 @@ export function refuseNonColumns(row: unknown, columns: readonly string[], resou
 }
 
 /**
- * The id a row to create carries, checked: text or a number, and present when the table takes
- * its ids from the caller.
+ * The id a row to create carries, checked: text or a number, present when the table takes its
+ * ids from the caller, and, for an integer key, an integer written as the key stores it. The
+ * database would store `' 7100'`, `'+7100'`, `'0012'` or (MySQL) `'6100.0'` and `5100.4` under
+ * another id than the one the writer links and mirrors the record by.
  *
  * @internal
  * @param row - The row to create.
  * @param idColumn - The id column's name.
  * @param fromCaller - Whether the table takes ids only from the caller.
  * @param resourceType - The resource type, for the error.
+ * @param integerKey - Whether the id column is an integer column.
  * @returns The id as text, or `undefined` for the database to assign.
  * @throws {@link InvalidInputError} naming `row.<idColumn>`.
  * @example
  * ```ts
- * givenId({ id: 7 }, 'id', false, 'Patient'); // '7'
+ * givenId({ id: 7 }, 'id', false, 'Patient', true); // '7'
  * ```
  */
 export function givenId(
@@ -111,12 +117,19 @@ export function givenId(
   idColumn: string,
   fromCaller: boolean,
   resourceType: string,
+  integerKey = false,
 ): string | undefined {
   const value = field(row, idColumn) ?? undefined;
   const text = scalarText(value);
   const details = { side: 'legacy' as const, resourceType };
   if (value !== undefined && text === undefined)
     throw new InvalidInputError(`row.${idColumn}`, 'must be a string or a number', details);
+  if (integerKey && text !== undefined && !CANONICAL_INTEGER.test(text))
+    throw new InvalidInputError(
+      `row.${idColumn}`,
+      'must be an integer as the key stores it: digits and an optional leading minus, without spaces, a plus sign, leading zeros or a fraction',
+      details,
+    );
   if (text === undefined && fromCaller)
     throw new InvalidInputError(
       `row.${idColumn}`,

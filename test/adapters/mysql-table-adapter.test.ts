@@ -2,7 +2,7 @@ import { inspect } from 'node:util';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MysqlTableAdapter } from '../../src/adapters/mysql-table-adapter.ts';
-import { ConfigurationError, RejectedError, UnavailableError } from '../../src/errors.ts';
+import { ConfigurationError, InvalidInputError, RejectedError, UnavailableError } from '../../src/errors.ts';
 import { databaseFailureKind } from '../../src/sql/database-failure.ts';
 import { classifyMysqlError } from '../../src/sql/mysql-errors.ts';
 import { describeLegacyAdapterContract, type LegacyAdapterFixture } from './legacy-adapter.contract.ts';
@@ -209,6 +209,50 @@ describe('MysqlTableAdapter on MariaDB', () => {
     expect(error).toMatchObject({ fields: ['name'], retryable: false });
     expect(JSON.stringify(error)).not.toContain('Lovelace');
     expect((error as Error).message).not.toContain('Lovelace');
+  });
+
+  it('names the column of a value MariaDB refuses, which its messages name as `db`.`table`.`column` (a character the charset lacks, a bad date, text for a number)', async () => {
+    const table = `patients_${(tables += 1)}`;
+    await pool.query(`CREATE TABLE \`${table}\` (
+        id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        name VARCHAR(100) CHARACTER SET utf8mb3 NULL,
+        born DATE NULL,
+        visits INT NULL,
+        version INT NOT NULL DEFAULT 1,
+        updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+      ) ENGINE=InnoDB`);
+    const legacy = new MysqlTableAdapter({ pool, tables: { Patient: { table } } });
+    const refused: [Record<string, unknown>, string][] = [
+      [{ name: 'Okapi\u{1F600}' }, 'name'],
+      [{ born: '2020-13-45' }, 'born'],
+      [{ visits: 'Okapi' }, 'visits'],
+    ];
+    for (const [row, column] of refused) {
+      const error = await legacy.create('Patient', row).catch((err: unknown) => err);
+      expect(error).toBeInstanceOf(RejectedError);
+      expect(error).toMatchObject({ fields: [column], retryable: false });
+      expect((error as Error).message).toContain(`column ${column}`);
+      for (const shown of [JSON.stringify(error), inspect(error, { depth: null, showHidden: true })])
+        expect(shown).not.toMatch(/Okapi|2020-13-45|\\xF0/);
+    }
+    const [rows] = await pool.query(`SELECT id FROM \`${table}\``);
+    expect(rows).toEqual([]);
+  });
+
+  it('refuses a given id an integer key would store as another (spaces, a sign, leading zeros, a fraction), naming the id column', async () => {
+    const table = await patients('INT NOT NULL AUTO_INCREMENT PRIMARY KEY');
+    const legacy = new MysqlTableAdapter({ pool, tables: { Patient: { table } } });
+    await legacy.create('Patient', { id: 12, name: 'Ada' });
+    // Stored as 7100, 12 or 5100, each would be linked and mirrored under the id as given.
+    for (const id of [' 7100', '7100 ', '+7100', '0012', '6100.0', 5100.4, '1e3', 'abc']) {
+      const error = await legacy.create('Patient', { id, name: 'Grace' }).catch((err: unknown) => err);
+      expect(error, String(id)).toBeInstanceOf(InvalidInputError);
+      expect(error).toMatchObject({ field: 'row.id' });
+    }
+    const [rows] = await pool.query(`SELECT id FROM \`${table}\``);
+    expect(rows).toEqual([{ id: 12 }]);
+    expect((await legacy.create('Patient', { id: '-3', name: 'Grace' })).id).toBe('-3');
+    expect((await legacy.create('Patient', { id: 7100, name: 'Grace' })).id).toBe('7100');
   });
 
   it("refuses what a trigger's SIGNAL stops with a RejectedError that carries neither the statement nor the text", async () => {

@@ -201,6 +201,21 @@ describe('integer ids', () => {
     expect([...first.changes, ...second.changes].map((change) => change.id)).toEqual(['1', '2', '10']);
   });
 
+  it('refuse a given id the key would store as another (spaces, a sign, leading zeros, a fraction), naming the id column', async () => {
+    const name = await table(`id integer PRIMARY KEY, name text, ${MANAGED}`);
+    const legacy = adapter({ table: name });
+    // PostgreSQL reads ' 7100', '+7100' and '0012' as integers: stored as 7100 or 12, each would
+    // be linked and mirrored under the id as given.
+    for (const id of [' 7100', '7100 ', '+7100', '0012', '6100.0', 5100.4, 'abc']) {
+      const error = await legacy.create('Patient', { id, name: 'Grace' }).catch((err: unknown) => err);
+      expect(error, String(id)).toBeInstanceOf(InvalidInputError);
+      expect(error).toMatchObject({ field: 'row.id' });
+    }
+    expect((await sql.query(`SELECT id FROM ${name}`)).rows).toEqual([]);
+    expect((await legacy.create('Patient', { id: '-3', name: 'Grace' })).id).toBe('-3');
+    expect((await legacy.create('Patient', { id: 7100, name: 'Grace' })).id).toBe('7100');
+  });
+
   it('accept a given id on an identity column that always generates', async () => {
     const legacy = adapter({
       table: await table(`id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text, ${MANAGED}`),
