@@ -17,6 +17,7 @@ import {
 import {
   boxDatabase,
   findServerBox,
+  newBoxProject,
   startBoxServer,
   stopBoxServer,
   type BoxServer,
@@ -27,7 +28,7 @@ import { patientRow } from './clinic-patients.ts';
 import { eachLimited } from './each-limited.ts';
 
 /** Where a Medplum server is and the client application to log in as. */
-interface ServerAccess {
+export interface ServerAccess {
   readonly baseUrl: string;
   readonly clientId: string;
   readonly clientSecret: string;
@@ -42,6 +43,12 @@ export interface RealServers {
   readonly defaultQuota: ServerAccess | undefined;
   /** Why rows are missing, when some are. */
   readonly missing: string | undefined;
+  /**
+   * A new project with a client application of its own on a server (so a quota window of its
+   * own), when the servers came from the box; `undefined` for servers given by the environment
+   * (their project's client is used, whatever its window holds).
+   */
+  readonly newProject: ((server: ServerAccess) => Promise<ServerAccess>) | undefined;
   close(): Promise<void>;
 }
 
@@ -60,6 +67,7 @@ export async function openRealServers(): Promise<RealServers> {
       unlimited: given,
       defaultQuota,
       missing: defaultQuota === undefined ? 'MEDPLUM_DEFAULT_QUOTA_BASE_URL is not set' : undefined,
+      newProject: undefined,
       close: () => Promise.resolve(),
     };
   }
@@ -69,6 +77,7 @@ export async function openRealServers(): Promise<RealServers> {
       unlimited: undefined,
       defaultQuota: undefined,
       missing: 'neither MEDPLUM_BASE_URL nor the Medplum server box is available',
+      newProject: undefined,
       close: () => Promise.resolve(),
     };
   }
@@ -87,6 +96,10 @@ export async function openRealServers(): Promise<RealServers> {
     unlimited: boxAccess(unlimited),
     defaultQuota: boxAccess(defaultQuota),
     missing: undefined,
+    newProject: async (server) => ({
+      baseUrl: server.baseUrl,
+      ...(await newBoxProject(server.baseUrl, `bench-${randomUUID().slice(0, 8)}`)),
+    }),
     close: async () => {
       await Promise.all(started.map((server) => stopBoxServer(server)));
     },
@@ -108,7 +121,7 @@ function boxAccess(server: BoxServer): ServerAccess {
 }
 
 /** What a trial's requests were answered: statuses, and 429s inside batch answers. */
-class AnswerCount {
+export class AnswerCount {
   readonly statuses = new Map<number, number>();
   requests = 0;
   /** Writes sent: plain requests and batch entries. */
@@ -142,7 +155,7 @@ class AnswerCount {
   };
 }
 
-async function loggedIn(server: ServerAccess, fetchFn: FetchLike): Promise<MedplumClient> {
+export async function loggedIn(server: ServerAccess, fetchFn: FetchLike): Promise<MedplumClient> {
   const client = createMedplumClient({ baseUrl: server.baseUrl, fetch: fetchFn });
   await client.startClientLogin(server.clientId, server.clientSecret);
   return client;

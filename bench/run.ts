@@ -17,7 +17,10 @@
  * - `real-*`: against a real Medplum 5.0.10 (`MEDPLUM_BASE_URL` and `MEDPLUM_DEFAULT_QUOTA_BASE_URL`,
  *   or servers started from the Medplum server box): `real-drain-throughput` against
  *   `real-direct-batch` (batch Bundles of 20, 4 in flight), `real-direct-plain`, and
- *   `real-quota-utilisation` (a 1,500-create backlog drained at Medplum's default quota).
+ *   `real-quota-utilisation` (a 1,500-create backlog drained at Medplum's default quota),
+ *   `backfill-quota-utilisation` (1,500 legacy records backfilled at the default quota) and
+ *   `live-lag-during-backfill` (p95 mirror lag of live writes while a quota-bound backfill runs
+ *   on the same client, against the p95 with no backfill).
  *
  * Needs PostgreSQL at `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`); every
  * table and schema it creates lives under a per-run prefix and is dropped at the end.
@@ -31,6 +34,7 @@ import type { Measurement } from './bench-row.ts';
 import { CpuMeter } from './cpu-meter.ts';
 import { measureDrain } from './drain-throughput.ts';
 import { jsonLines, table } from './report.ts';
+import { measureRealBackfill } from './real-backfill.ts';
 import { measureRealMedplum, openRealServers } from './real-medplum.ts';
 import { measureReconcileCompare } from './reconcile-compare.ts';
 import { measureShadowRead } from './shadow-read.ts';
@@ -44,12 +48,20 @@ const MEASUREMENTS = {
   sync: (db: BenchDatabase) => measureSyncCreate(db, { samples: 500, warmup: 50, profileCalls: 100 }),
   shadow: (db: BenchDatabase) =>
     measureShadowRead(db, { records: 200, samples: 300, warmup: 50, budgetMs: 20, medplumMs: 60 }),
-  // Against a real Medplum 5.0.10 whenever one is available (see bench/real-medplum.ts): the
-  // quota row alone takes three minutes (1,500 creates at 500 writes a minute).
+  // Against a real Medplum 5.0.10 whenever one is available (see bench/real-medplum.ts and
+  // bench/real-backfill.ts): the quota rows take three minutes each (1,500 writes at 500 a
+  // minute), the live-lag row three more (a baseline minute, then a two-minute backfill).
   real: async (db: BenchDatabase) => {
     const servers = await openRealServers();
     try {
-      return await measureRealMedplum(db, servers, { entries: 1000, trials: 2, backlog: 1500 });
+      const drain = await measureRealMedplum(db, servers, { entries: 1000, trials: 2, backlog: 1500 });
+      const backfill = await measureRealBackfill(db, servers, {
+        records: 1500,
+        lagRecords: 1000,
+        liveEveryMs: 3000,
+        baselineWrites: 20,
+      });
+      return { rows: [...drain.rows, ...backfill.rows], details: [...drain.details, ...backfill.details] };
     } finally {
       await servers.close();
     }

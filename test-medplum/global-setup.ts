@@ -59,6 +59,8 @@ export async function setup(): Promise<void> {
   process.env.MEDPLUM_QUOTA_CLIENT_ID = quota.variables.MEDPLUM_CLIENT_ID;
   process.env.MEDPLUM_QUOTA_CLIENT_SECRET = quota.variables.MEDPLUM_CLIENT_SECRET;
   process.env.MEDPLUM_QUOTA_POINTS = String(QUOTA_POINTS);
+  // The box's super admin can create projects: a quota test may start on a window of its own.
+  process.env.MEDPLUM_QUOTA_NEW_PROJECTS = '1';
   console.log(`real-Medplum suite: Medplum 5.0.10 from ${box} at ${main.variables.MEDPLUM_BASE_URL}`);
 }
 

@@ -1,37 +1,18 @@
-import type { FetchLike } from '@medplum/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { QuotaPacer, type DualWriteEvent } from '../src/index.ts';
-import { north, notRun, quotaServer, startRealFixture, type RealFixture } from './real-medplum.ts';
+import {
+  countingFetch,
+  north,
+  notRun,
+  quotaServer,
+  startRealFixture,
+  type RealFixture,
+} from './real-medplum.ts';
 
 const server = quotaServer();
 const why =
   notRun ?? (server === undefined ? 'no server with a lowered quota (MEDPLUM_QUOTA_BASE_URL)' : undefined);
 if (why !== undefined) console.log(`quota test not run: ${why}`);
-
-/** Counts what the writer's requests were answered: 429s to requests, and to entries of batches. */
-function countingFetch(): {
-  fetch: FetchLike;
-  statuses: Map<number, number>;
-  entry429s: () => number;
-  /** Requests that met the limit: answered 429, or a batch with an entry answered 429. */
-  throttledRequests: () => number;
-} {
-  const statuses = new Map<number, number>();
-  let entry429s = 0;
-  let throttledRequests = 0;
-  const fetchFn: FetchLike = async (url, options) => {
-    const response = await fetch(url, options as RequestInit);
-    statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
-    if (response.status === 429) throttledRequests += 1;
-    if (response.status === 200 && response.headers.get('content-type')?.includes('json') === true) {
-      const entries = (await response.clone().text()).match(/"status":"429/g)?.length ?? 0;
-      entry429s += entries;
-      if (entries > 0) throttledRequests += 1;
-    }
-    return response;
-  };
-  return { fetch: fetchFn, statuses, entry429s: () => entry429s, throttledRequests: () => throttledRequests };
-}
 
 describe.skipIf(why !== undefined)('a real Medplum with a lowered FHIR quota', () => {
   let fx: RealFixture;

@@ -15,6 +15,7 @@ import {
 } from '../src/index.ts';
 import { MemoryLegacyAdapter } from '../src/testing/index.ts';
 import { patientMapping, type PatientRow } from '../test/harness/patient-fixture.ts';
+import { newBoxProject } from './server-box.ts';
 
 /** Why the suite cannot run here (no server given, no server box), or `undefined`. */
 export const notRun: string | undefined = process.env.MEDPLUM_IT_NOT_RUN;
@@ -48,6 +49,58 @@ function access(prefix: string): ServerAccess {
     return value;
   };
   return { baseUrl: get('BASE_URL'), clientId: get('CLIENT_ID'), clientSecret: get('CLIENT_SECRET') };
+}
+
+/**
+ * The quota server under a project of its own (a new client application, so a new user with a
+ * fresh quota window) when `MEDPLUM_QUOTA_NEW_PROJECTS` is `1` (the suite started the server
+ * from the box, whose seeded super admin creates projects); the server as given otherwise (its
+ * window then holds whatever ran before on that user).
+ */
+export async function freshQuotaServer(): Promise<(ServerAccess & { readonly points: number }) | undefined> {
+  const server = quotaServer();
+  if (server === undefined || process.env.MEDPLUM_QUOTA_NEW_PROJECTS !== '1') return server;
+  return { ...server, ...(await newBoxProject(server.baseUrl, `it-${randomUUID().slice(0, 8)}`)) };
+}
+
+/** What a client's requests were answered: 429s to requests, and to entries of batches. */
+export interface AnswerCount {
+  readonly fetch: FetchLike;
+  /** Answers by status. */
+  readonly statuses: Map<number, number>;
+  /** Requests answered. */
+  requests(): number;
+  /** Entries of batch answers answered 429. */
+  entry429s(): number;
+  /** Requests that met the limit: answered 429, or a batch with an entry answered 429. */
+  throttledRequests(): number;
+}
+
+/** A fetch that counts its answers (see {@link AnswerCount}). */
+export function countingFetch(): AnswerCount {
+  const statuses = new Map<number, number>();
+  let requests = 0;
+  let entry429s = 0;
+  let throttledRequests = 0;
+  const fetchFn: FetchLike = async (url, options) => {
+    const response = await fetch(url, options as RequestInit);
+    requests += 1;
+    statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
+    if (response.status === 429) throttledRequests += 1;
+    if (response.status === 200 && response.headers.get('content-type')?.includes('json') === true) {
+      const entries = (await response.clone().text()).match(/"status":"429/g)?.length ?? 0;
+      entry429s += entries;
+      if (entries > 0) throttledRequests += 1;
+    }
+    return response;
+  };
+  return {
+    fetch: fetchFn,
+    statuses,
+    requests: () => requests,
+    entry429s: () => entry429s,
+    throttledRequests: () => throttledRequests,
+  };
 }
 
 /** A client logged in as the server's client application, built as the library needs it. */

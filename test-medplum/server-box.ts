@@ -4,7 +4,7 @@
  * and by the bench's real-server rows.
  */
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -116,4 +116,57 @@ function freePort(): Promise<number> {
       });
     });
   });
+}
+
+/**
+ * A new project on a Medplum server with a client application of its own, created by the
+ * server box's seeded super admin (`admin@example.com`; test servers only): a new user, so a
+ * FHIR quota window of its own — a test or a bench row that measures the quota starts on a
+ * fresh window, whatever ran before it on the server.
+ *
+ * @param baseUrl - The server (`http://127.0.0.1:8103/`).
+ * @param projectName - The new project's name.
+ * @returns The client application's id and secret.
+ */
+export async function newBoxProject(
+  baseUrl: string,
+  projectName: string,
+): Promise<{ readonly clientId: string; readonly clientSecret: string }> {
+  const post = async (
+    path: string,
+    body: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<unknown> => {
+    const response = await fetch(new URL(path, baseUrl), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(body),
+    });
+    if (!response.ok) throw new Error(`POST ${path}: ${response.status} ${await response.text()}`);
+    return response.json();
+  };
+  const verifier = `box-${randomUUID()}${randomUUID()}`;
+  const { login } = (await post('auth/login', {
+    email: 'admin@example.com',
+    password: 'medplum_admin',
+    projectId: 'new',
+    codeChallenge: verifier,
+    codeChallengeMethod: 'plain',
+    scope: 'openid',
+  })) as { login: string };
+  const { code } = (await post('auth/newproject', { login, projectName })) as { code: string };
+  const tokenResponse = await fetch(new URL('oauth2/token', baseUrl), {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'authorization_code', code, code_verifier: verifier }),
+  });
+  if (!tokenResponse.ok) throw new Error(`POST oauth2/token: ${tokenResponse.status}`);
+  const token = (await tokenResponse.json()) as { access_token: string; project: { reference: string } };
+  const projectId = token.project.reference.split('/')[1] ?? '';
+  const app = (await post(
+    `admin/projects/${projectId}/client`,
+    { name: projectName },
+    { authorization: `Bearer ${token.access_token}` },
+  )) as { id: string; secret: string };
+  return { clientId: app.id, clientSecret: app.secret };
 }
