@@ -1,3 +1,4 @@
+import { namedRecord } from '../named-record.ts';
 import type { Job, JobFilter, JobPageLease, JobPageResult, JobSpec, JobState } from './job.ts';
 import type { Side } from '../errors.ts';
 import { MemoryJobs } from './memory-jobs.ts';
@@ -630,7 +631,8 @@ export class MemoryStore implements SyncStore {
 
   /** {@inheritDoc SyncStore.tallyEvents} */
   tallyEvents(options: EventTally): Promise<Record<string, number>> {
-    const tally: Record<string, number> = {};
+    // Keyed by what events hold (a resolver's or a reason's name): `__proto__` is a key too.
+    const tally = namedRecord<number>();
     for (const event of this.#events) {
       if (event.type !== options.type || (options.unit !== undefined && event.unit !== options.unit))
         continue;

@@ -1,3 +1,4 @@
+import { namedRecord } from '../named-record.ts';
 import type { Job, JobFilter, JobPageLease, JobPageResult, JobSpec, JobState } from './job.ts';
 import * as jobs from './postgres-jobs.ts';
 import { sqlClientFromPglite } from '../sql/pglite-client.ts';
@@ -509,7 +510,7 @@ export class PostgresStore implements SyncStore {
          GROUP BY 1 ORDER BY 1`,
         [options.type, options.key, options.unit ?? null, options.since ?? null],
       );
-      return Object.fromEntries(rows.map((row) => [row.value, row.n]));
+      return namedRecord(rows.map((row) => [row.value, row.n] as const));
     });
   }
 

@@ -1,3 +1,4 @@
+import { namedRecord, ownValue } from '../named-record.ts';
 import type { Stage } from '../plan/stage.ts';
 
 /*
@@ -79,9 +80,12 @@ export interface PlanChangeOutcome {
  * ```
  */
 export function storedStageOf(plan: PlanSeed, unit: string, resourceType: string | undefined): Stage {
-  const entry = plan.units[unit];
+  // Own keys only: a unit named `toString` is not Object.prototype's.
+  const entry = ownValue(plan.units, unit);
   return (
-    (resourceType === undefined ? undefined : entry?.resourceTypes[resourceType]) ??
+    (resourceType === undefined || entry === undefined
+      ? undefined
+      : ownValue(entry.resourceTypes, resourceType)) ??
     entry?.default ??
     plan.default
   );
@@ -124,9 +128,9 @@ export function planOfRows(
   defaultStage: Stage,
   rows: readonly { readonly unit: string; readonly resourceType: string; readonly stage: Stage }[],
 ): StoredPlan {
-  const units: Record<string, { default?: Stage; resourceTypes: Record<string, Stage> }> = {};
+  const units = namedRecord<{ default?: Stage; resourceTypes: Record<string, Stage> }>();
   for (const row of rows) {
-    const entry = (units[row.unit] ??= { resourceTypes: {} });
+    const entry = (units[row.unit] ??= { resourceTypes: namedRecord() });
     if (row.resourceType === '') entry.default = row.stage;
     else entry.resourceTypes[row.resourceType] = row.stage;
   }

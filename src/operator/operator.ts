@@ -1025,7 +1025,8 @@ export class Operator<C, L> {
   /** A unit must be one the plan lists or the journal holds mirrors or dead letters for. */
   async #requireUnit(unit: string, lines?: readonly { readonly unit: string }[]): Promise<void> {
     await this.#followPlan();
-    if (unit in this.#plan.toJSON().units) return;
+    // Own keys only: `toString` is `in` every object.
+    if (Object.hasOwn(this.#plan.toJSON().units, unit)) return;
     const known = (lines ?? (await this.#store.outboxBacklog())).map((line) => line.unit);
     if (known.includes(unit)) return;
     const names = [...new Set([...Object.keys(this.#plan.toJSON().units), ...known])].sort();

@@ -1,3 +1,4 @@
+import { namedRecord } from '../named-record.ts';
 import { valueFreeError } from '../error-values.ts';
 import { ConfigurationError, DualWriteError, InvalidInputError } from '../errors.ts';
 import type { SyncStore } from '../journal/sync-store.ts';
@@ -503,11 +504,12 @@ export class CutoverPlan<C> {
   }
 
   #seed(): PlanSeed {
-    const units: Record<string, { default?: Stage; resourceTypes: Record<string, Stage> }> = {};
+    // Without a prototype: a unit named `__proto__` is a key like any other.
+    const units = namedRecord<{ default?: Stage; resourceTypes: Record<string, Stage> }>();
     for (const [unit, entry] of this.#units) {
       units[unit] = {
         ...(entry.default === undefined ? {} : { default: entry.default }),
-        resourceTypes: Object.fromEntries(entry.types),
+        resourceTypes: namedRecord(entry.types),
       };
     }
     return { default: this.#default, units };

@@ -245,6 +245,18 @@ export function describeSyncStoreContract(name: string, open: OpenSyncStore): vo
           await fixture.store.tallyEvents({ type: 'conflict', key: 'resolvedBy', since: future }),
         ).toEqual({});
       });
+
+      it('tallies names that every object inherits (__proto__, toString) as names like any other', async () => {
+        await conflicts([
+          ['north', { resolvedBy: '__proto__' }],
+          ['north', { resolvedBy: '__proto__' }],
+          ['south', { resolvedBy: 'toString' }],
+        ]);
+        const tally = await fixture.store.tallyEvents({ type: 'conflict', key: 'resolvedBy' });
+        expect(Object.keys(tally).sort()).toEqual(['__proto__', 'toString']);
+        expect([tally['__proto__'], tally.toString]).toEqual([2, 1]);
+        expect(Object.hasOwn(tally, 'constructor')).toBe(false);
+      });
     });
 
     describe('cursors', () => {

@@ -159,6 +159,18 @@ function describeOperator(name: string, open: OpenSyncStore) {
       );
     });
 
+    it('knows a unit named __proto__ once the plan holds it, and no unit named toString or constructor', async () => {
+      for (const unit of ['toString', 'constructor', '__proto__', 'hasOwnProperty'])
+        await expect(operator.outbox({ unit })).rejects.toMatchObject({
+          name: 'InvalidInputError',
+          field: 'unit',
+        });
+      await operator.setStage('__proto__', 'dual-write');
+      expect(Object.hasOwn((await operator.plan()).units, '__proto__')).toBe(true);
+      expect(await operator.outbox({ unit: '__proto__' })).toEqual([]);
+      expect((await operator.status()).units.map((u) => u.unit)).toContain('__proto__');
+    });
+
     it('refuses a forward move of a unit that is not ready, from its readiness figures', async () => {
       await deadLetter(store, 'p-1', REJECTED);
       const readiness = await operator.readiness('north');

@@ -133,6 +133,34 @@ describe('CutoverPlan', () => {
     }
   });
 
+  it('keeps units named like what every object inherits (__proto__, toString, constructor) as units like any other', async () => {
+    const store = new MemoryStore();
+    const a = new CutoverPlan<Ctx>({
+      default: 'legacy-only',
+      units: { toString: 'dual-write' as const },
+      unitOf,
+    });
+    const b = new CutoverPlan<Ctx>({ default: 'legacy-only', unitOf });
+    await a.attach(store, { refreshMs: 60_000 });
+    await b.attach(store, { refreshMs: 60_000 });
+    try {
+      await a.set('__proto__', 'dual-write', { resourceType: 'Patient' });
+      await b.refresh();
+      for (const plan of [a, b]) {
+        expect(plan.stageOf('__proto__', 'Patient')).toBe('dual-write');
+        expect(plan.stageOf('__proto__', 'Observation')).toBe('legacy-only');
+        expect(plan.stageOf('toString', 'Patient')).toBe('dual-write');
+        expect(plan.stageOf('constructor', 'Patient')).toBe('legacy-only');
+        expect(Object.keys(plan.toJSON().units).sort()).toEqual(['__proto__', 'toString']);
+        expect(Object.hasOwn(plan.toJSON().units, 'constructor')).toBe(false);
+      }
+      expect(await b.history({ unit: '__proto__' })).toMatchObject([{ unit: '__proto__', to: 'dual-write' }]);
+    } finally {
+      a.detach();
+      b.detach();
+    }
+  });
+
   it('picks up a stored change by itself within its refresh interval', async () => {
     const store = new MemoryStore();
     const a = new CutoverPlan<Ctx>({ default: 'dual-write', unitOf });

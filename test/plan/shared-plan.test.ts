@@ -133,6 +133,28 @@ describe('CutoverPlan shared by instances on one PostgreSQL', () => {
     }
   });
 
+  it('stores and loads a unit named __proto__, and knows no unit named toString or constructor', async () => {
+    const [storeA, storeB] = await instances(2);
+    const a = new CutoverPlan<Ctx>({ default: 'legacy-only', unitOf });
+    const b = new CutoverPlan<Ctx>({ default: 'legacy-only', unitOf });
+    await a.attach(storeA!, { refreshMs: 3_600_000 });
+    await b.attach(storeB!, { refreshMs: 3_600_000 });
+    try {
+      await a.set('__proto__', 'dual-write');
+      await a.set('south', 'dual-write');
+      await b.refresh();
+      const stored = await storeB!.loadPlan();
+      expect(Object.keys(stored?.units ?? {}).sort()).toEqual(['__proto__', 'south']);
+      expect(b.stageOf('__proto__', 'Patient')).toBe('dual-write');
+      expect(b.stageOf('toString', 'Patient')).toBe('legacy-only');
+      expect(b.stageOf('constructor', 'Patient')).toBe('legacy-only');
+      expect(b.toJSON()).toEqual(a.toJSON());
+    } finally {
+      a.detach();
+      b.detach();
+    }
+  });
+
   it('carries a plan stored whole by an earlier version over to rows', async () => {
     const schema = `${run}_old`;
     schemas.push(schema);
