@@ -18,9 +18,7 @@ import type { Resolution } from './conflict/conflict-context.ts';
 import { ReviewRequiredError, type ConflictReport } from './conflict/conflict-report.ts';
 import { authorityWins } from './conflict/resolvers.ts';
 import { reviewTaskOf } from './conflict/review-task.ts';
-import { compareLinkedCopies } from './divergence/compare-copies.ts';
-import { withReferences } from './mirror/resolve-references.ts';
-import { DivergenceChecks, type DivergenceCounts, type ShadowPair } from './divergence/divergence-checks.ts';
+import { DivergenceChecks, type DivergenceCounts } from './divergence/divergence-checks.ts';
 import { EventPublisher } from './events/event-publisher.ts';
 import { telemetryOf, type Telemetry } from './telemetry/telemetry.ts';
 import { telemetryOptionsOf } from './telemetry/telemetry-options.ts';
@@ -30,17 +28,8 @@ import type { RestHookRequest, RestHookResult } from './feeds/delete-notificatio
 import { NO_FEED_COUNTS, type FeedCounts, type FeedReport } from './feeds/feed-report.ts';
 import { callbackSink } from './events/event-sink.ts';
 import type { DualWriteEvent } from './dual-write-event.ts';
-import { ConfigurationError, type Side } from './errors.ts';
-import {
-  anObject,
-  checkOptions,
-  checkValue,
-  fhirId,
-  nonNegativeMs,
-  positiveMs,
-  resourceTypeName,
-  trueOrFalse,
-} from './option-checks.ts';
+import { ConfigurationError } from './errors.ts';
+import { anObject, checkOptions, nonNegativeMs, positiveMs, trueOrFalse } from './option-checks.ts';
 import type { BackfillOptions } from './jobs/backfill.ts';
 import type { JobContext } from './jobs/job-context.ts';
 import type { ReconcileOptions } from './jobs/reconcile.ts';
@@ -50,9 +39,7 @@ import type { Link } from './journal/link.ts';
 import { MemoryStore } from './journal/memory-store.ts';
 import type { DeadLetterFilter, OutboxCounts, OutboxEntry } from './journal/outbox.ts';
 import type { SyncStore } from './journal/sync-store.ts';
-import { runMapping, withLegacyIdentifier } from './mapping/mapped-record.ts';
 import type { ResourceMapping } from './mapping/resource-mapping.ts';
-import { withId } from './mirror/apply-to-legacy.ts';
 import { Drainer, drainerPolicyOf, type DrainReport } from './mirror/drainer.ts';
 import { markFor, runLease, type LeasePolicy, type LeaseResult } from './mirror/lease-runner.ts';
 import { readForBatch } from './mirror/batch-reads.ts';
@@ -64,12 +51,13 @@ import { WritePath } from './mirror/write-path.ts';
 import type { CutoverPlan } from './plan/cutover-plan.ts';
 import { EvidenceRecorder } from './plan/evidence-recorder.ts';
 import type { Readiness } from './plan/readiness.ts';
-import type { LegacyAdapter, LegacyRecord } from './sides/legacy-adapter.ts';
+import type { LegacyAdapter } from './sides/legacy-adapter.ts';
 import { MedplumSide } from './sides/medplum-side.ts';
 import { recordPartsAdapter } from './sides/record-parts-adapter.ts';
 import { timedLegacyAdapter } from './sides/timed-legacy-adapter.ts';
 import type { WriteResult } from './write-result.ts';
 import { RecordAccess, requireId } from './writer/record-access.ts';
+import { ReadCalls } from './writer/read-calls.ts';
 import { WriteCalls } from './writer/write-calls.ts';
 import { Operator } from './operator/operator.ts';
 import { BacklogRecorder, backlogRecordingOf } from './journal/backlog-recorder.ts';
@@ -108,13 +96,12 @@ export class DualWriter<C, L> {
   readonly #store: SyncStore;
   readonly #links: LinkCache;
   readonly #retry: RetryPolicy;
-  readonly #access: RecordAccess<C, L>;
   readonly #writeCalls: WriteCalls<C, L>;
+  readonly #readCalls: ReadCalls<C, L>;
   readonly #events: EventPublisher;
   readonly #checks: DivergenceChecks<L>;
   readonly #feeds: ChangeFeeds<L> | undefined;
   readonly #evidence: EvidenceRecorder;
-  readonly #ctx: MirrorContext<L>;
   readonly #drainer: Drainer<MirrorInputs<L>>;
   readonly #operator: Operator<C, L>;
   readonly #telemetry: Telemetry | undefined;
@@ -247,7 +234,6 @@ export class DualWriter<C, L> {
       stageOf: (unit, resourceType) => this.#plan.stageOf(unit, resourceType),
       baseSnapshot: options.baseSnapshot ?? 'full',
     };
-    this.#ctx = ctx;
     const writes = new WritePath(ctx, {
       mode: options.mirror ?? 'sync',
       syncBudgetMs: options.syncBudgetMs ?? 10_000,
@@ -259,7 +245,7 @@ export class DualWriter<C, L> {
       notifyDrainer: () => this.#drainer.notify(),
       tracing: this.#telemetry?.tracing,
     });
-    this.#access = new RecordAccess<C, L>({
+    const access = new RecordAccess<C, L>({
       legacy: this.#legacy,
       medplum: this.#medplum,
       mappings: this.#mappings,
@@ -269,7 +255,13 @@ export class DualWriter<C, L> {
       emit: (event) => this.#emit(event),
     });
     const locks = new RecordLocks();
-    this.#writeCalls = new WriteCalls<C, L>({ access: this.#access, mirror: ctx, writes, locks });
+    this.#writeCalls = new WriteCalls<C, L>({ access, mirror: ctx, writes, locks });
+    this.#readCalls = new ReadCalls<C, L>({
+      access,
+      mirror: ctx,
+      checks: this.#checks,
+      store: this.#store,
+    });
     // The drainer's mirrors run many at once: their writes to Medplum go in bundles, a few
     // requests at a time, in the background lane of the pacer.
     const drainCtx: MirrorContext<L> = {
@@ -498,37 +490,7 @@ export class DualWriter<C, L> {
    * ```
    */
   async read(type: string, legacyId: string, ctx: C): Promise<L | undefined> {
-    const { mapping, route, unit } = this.#access.route(type, ctx);
-    requireId(legacyId, 'legacyId');
-    const pair = this.#pairer(mapping, unit, legacyId, route.authority);
-    if (route.readFrom === 'legacy') {
-      const record = await this.#checks.shadowRead(
-        route.compareWith,
-        () => this.#access.legacyCall(() => this.#legacy.read(type, legacyId), type, legacyId),
-        async () => {
-          const resource = await this.#findMedplum(mapping, legacyId);
-          return (record) => pair(record, resource);
-        },
-      );
-      return record?.row;
-    }
-    const resource = await this.#checks.shadowRead(
-      route.compareWith,
-      () => this.#findMedplum(mapping, legacyId),
-      async () => {
-        const record = await this.#legacy.read(type, legacyId);
-        return (resource) => pair(record, resource);
-      },
-    );
-    if (resource === undefined) return undefined;
-    const details = { resourceType: type, legacyId };
-    const bound = await withReferences(this.#ctx, mapping, { resource }, details, 'lenient');
-    return withId(
-      mapping,
-      runMapping('toLegacy', () => bound.toLegacy(resource, undefined, {}), details),
-      legacyId,
-      details,
-    );
+    return this.#readCalls.read(type, legacyId, ctx);
   }
 
   /**
@@ -549,47 +511,7 @@ export class DualWriter<C, L> {
     id: string,
     ctx: C,
   ): Promise<WithId<ExtractResource<RT>> | undefined> {
-    type R = ExtractResource<RT>;
-    const { mapping, route, unit } = this.#access.route(resourceType, ctx, 'resourceType');
-    checkValue(id, fhirId, 'id', 'input');
-    const read = async () => {
-      const link = await this.#links.byMedplumId(resourceType, id);
-      if (link === undefined) return undefined;
-      const { legacyId } = link;
-      const record = await this.#access.legacyCall(
-        () => this.#legacy.read(resourceType, legacyId),
-        resourceType,
-        legacyId,
-      );
-      return { legacyId, record };
-    };
-    if (route.readFrom === 'medplum') {
-      return this.#checks.shadowRead(
-        route.compareWith,
-        async () =>
-          (await this.#access.retrying(() => this.#medplum.read<R>(resourceType, id), 'medplum')).value,
-        async () => {
-          const legacy = await read();
-          return (resource) =>
-            legacy === undefined
-              ? undefined
-              : this.#pairer(mapping, unit, legacy.legacyId, route.authority)(legacy.record, resource);
-        },
-      );
-    }
-    const legacy = await this.#checks.shadowRead(route.compareWith, read, async () => {
-      const resource = await this.#medplum.read(resourceType, id);
-      return (found) =>
-        found === undefined
-          ? undefined
-          : this.#pairer(mapping, unit, found.legacyId, route.authority)(found.record, resource);
-    });
-    if (legacy?.record === undefined) return undefined;
-    const details = { resourceType, legacyId: legacy.legacyId };
-    const { row } = legacy.record;
-    const bound = await withReferences(this.#ctx, mapping, { row }, details, 'lenient');
-    const resource = runMapping('toFhir', () => bound.toFhir(row, undefined, {}), details);
-    return { ...withLegacyIdentifier(resource, mapping, legacy.legacyId, details), id } as WithId<R>;
+    return this.#readCalls.readResource(resourceType, id, ctx);
   }
 
   /**
@@ -606,9 +528,7 @@ export class DualWriter<C, L> {
    * ```
    */
   async linkOf(resourceType: string, legacyId: string): Promise<Link | undefined> {
-    checkValue(resourceType, resourceTypeName, 'resourceType', 'input');
-    requireId(legacyId, 'legacyId');
-    return this.#store.getLink(resourceType, legacyId);
+    return this.#readCalls.linkOf(resourceType, legacyId);
   }
 
   /**
@@ -1026,18 +946,6 @@ export class DualWriter<C, L> {
     return this.#operator.resolveDeadLetter(id, resolution, note);
   }
 
-  async #findMedplum(mapping: ResourceMapping<L>, legacyId: string): Promise<WithId<Resource> | undefined> {
-    const link = await this.#links.get(mapping.resourceType, legacyId);
-    const { value } = await this.#access.retrying(
-      () =>
-        link === undefined
-          ? this.#medplum.findByIdentifier(mapping.resourceType, mapping.identifierSystem, legacyId)
-          : this.#medplum.read(mapping.resourceType, link.medplumId),
-      'medplum',
-    );
-    return value;
-  }
-
   #emitDrained(entry: OutboxEntry, result: LeaseResult): void {
     const { resourceType, legacyId, unit, target } = entry;
     if (result.status === 'applied' || result.status === 'unchanged') {
@@ -1054,17 +962,6 @@ export class DualWriter<C, L> {
         error: result.error.name,
       });
     }
-  }
-
-  /** Pairs a record's two copies for a shadow read's comparison. */
-  #pairer(mapping: ResourceMapping<L>, unit: string, legacyId: string, authority: Side) {
-    return (record: LegacyRecord<L> | undefined, resource: WithId<Resource> | undefined): ShadowPair => ({
-      resourceType: mapping.resourceType,
-      legacyId,
-      medplumId: resource?.id,
-      unit,
-      differences: () => compareLinkedCopies(this.#ctx, mapping, legacyId, record, resource, authority),
-    });
   }
 
   /** Publishes an event the store records, without making the caller wait or fail. */
