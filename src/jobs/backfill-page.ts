@@ -46,6 +46,18 @@ import { PageTally } from './page-tally.ts';
  */
 const QUEUE_CONCURRENCY = 8;
 
+/** Ids per look-up search (`_id=…` or `identifier=…` lists): a URL stays well under 8 KB. */
+const LOOKUP_CHUNK = 100;
+
+/**
+ * Look-up searches of one page in flight at once. A page of 1,000 linked records needs ten; one
+ * at a time they cost ten round trips a page, which bound a reconcile against a server 20 ms
+ * away to 5,000 records/s however fast either side answers. The in-process bench cannot show
+ * the gain: it is CPU-bound (3,000 records, 20 ms added to every request, load 14: 1.77–1.95 s
+ * with 4 in flight, 1.74–2.32 s one at a time).
+ */
+const LOOKUPS_IN_FLIGHT = 4;
+
 /**
  * The version a never-synced link records for both sides: no real version is empty, so every
  * copy differs from it and the first mirror of the record is a conflict for the resolver.
@@ -137,7 +149,7 @@ export async function queue<L>(
 
 /**
  * Medplum's current versions of linked resources, by id, read as cheap facts: one search of
- * `_id=…&_elements=id,meta` per hundred ids.
+ * `_id=…&_elements=id,meta` per hundred ids, several in flight.
  *
  * @param scope - The job's scope.
  * @param ids - Medplum ids.
@@ -148,8 +160,7 @@ export async function medplumVersions<L>(
   ids: readonly string[],
 ): Promise<Map<string, string>> {
   const versions = new Map<string, string>();
-  for (let i = 0; i < ids.length; i += 100) {
-    const chunk = ids.slice(i, i + 100);
+  await eachChunk(ids, async (chunk) => {
     const query = new URLSearchParams({
       _id: chunk.join(','),
       _elements: 'id,meta',
@@ -157,7 +168,7 @@ export async function medplumVersions<L>(
     });
     const page = await paced(scope, () => scope.medplum.searchPage(scope.mapping.resourceType, query));
     for (const resource of page.resources) versions.set(resource.id, resource.meta?.versionId ?? '');
-  }
+  });
   return versions;
 }
 
@@ -174,8 +185,7 @@ export async function copiesByIdentifier<L>(
 ): Promise<Map<string, readonly WithId<Resource>[]>> {
   const { mapping } = scope;
   const found = new Map<string, readonly WithId<Resource>[]>();
-  for (let i = 0; i < legacyIds.length; i += 100) {
-    const chunk = legacyIds.slice(i, i + 100);
+  await eachChunk(legacyIds, async (chunk) => {
     const answered = await paced(scope, () =>
       scope.medplum.findManyByIdentifier(mapping.resourceType, mapping.identifierSystem, chunk),
     );
@@ -193,7 +203,7 @@ export async function copiesByIdentifier<L>(
         page.resources.filter((resource) => legacyIdOf(resource, mapping.identifierSystem) === id),
       );
     }
-  }
+  });
   return found;
 }
 
@@ -441,4 +451,21 @@ async function inOrderLimited<T, R>(
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return outcomes;
+}
+
+/**
+ * Runs a look-up for each chunk of {@link LOOKUP_CHUNK} ids, {@link LOOKUPS_IN_FLIGHT} at a
+ * time; rejects with the first failure, once every look-up has settled.
+ *
+ * @param ids - The ids to look up.
+ * @param lookUp - One chunk's look-up.
+ */
+export async function eachChunk(
+  ids: readonly string[],
+  lookUp: (chunk: readonly string[]) => Promise<void>,
+): Promise<void> {
+  const chunks: string[][] = [];
+  for (let i = 0; i < ids.length; i += LOOKUP_CHUNK) chunks.push(ids.slice(i, i + LOOKUP_CHUNK));
+  const outcomes = await inOrderLimited(chunks, LOOKUPS_IN_FLIGHT, lookUp);
+  for (const outcome of outcomes) if (!outcome.ok) throw outcome.error;
 }

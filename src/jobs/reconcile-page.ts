@@ -9,6 +9,7 @@ import { holdsPart } from '../mapping/record-parts.ts';
 import type { LegacyRecord } from '../sides/legacy-adapter.ts';
 import {
   copiesByIdentifier,
+  eachChunk,
   linkNeverSynced,
   medplumVersions,
   paced,
@@ -308,18 +309,17 @@ export async function review<L>(
   });
 }
 
-/** Medplum resources by id, in `_id` searches of a hundred. */
+/** Medplum resources by id, in `_id` searches of a hundred, several in flight. */
 async function readById<L>(
   scope: PageScope<L>,
   ids: readonly string[],
 ): Promise<Map<string, WithId<Resource>>> {
   const found = new Map<string, WithId<Resource>>();
-  for (let i = 0; i < ids.length; i += 100) {
-    const chunk = ids.slice(i, i + 100);
+  await eachChunk(ids, async (chunk) => {
     const query = new URLSearchParams({ _id: chunk.join(','), _count: String(chunk.length) });
     const page = await paced(scope, () => scope.medplum.searchPage(scope.mapping.resourceType, query));
     for (const resource of page.resources) found.set(resource.id, resource);
-  }
+  });
   return found;
 }
 
