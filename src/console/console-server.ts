@@ -391,8 +391,19 @@ class ConsoleHandler {
     try {
       diff = await recordDiff(records, resourceType, legacyId);
     } catch (err) {
-      // Bad input is the asker's: a 400 naming the field, not a failure of the console.
-      if (!(err instanceof InvalidInputError)) throw err;
+      // Bad input is the asker's: a 400 naming the field, not a failure of the console. Any
+      // other failure is audited as a diff asked for, then answered by the 500 page.
+      if (!(err instanceof InvalidInputError)) {
+        await this.#audit(visit, {
+          action: 'diff',
+          resourceType,
+          legacyId,
+          revealed,
+          outcome: 'failed',
+          error: valueFreeError(err).name,
+        });
+        throw err;
+      }
       await this.#audit(visit, {
         action: 'diff',
         outcome: 'refused',
@@ -477,9 +488,8 @@ class ConsoleHandler {
       const verb = action === 'retry-reason' ? 'queued again' : 'discarded';
       return `${outcome.done.length} of ${outcome.matched} dead letters ${verb} (${outcome.skipped.length} closed already).`;
     } catch (err) {
-      const error = err instanceof Error ? err : new Error(String(err));
-      await this.#audit(visit, { action, ...target, outcome: 'failed', error: error.name });
-      return `${action} failed: ${messageOf(error)}`;
+      await this.#audit(visit, { action, ...target, outcome: 'failed', error: valueFreeError(err).name });
+      return `${action} failed: ${messageOf(err)}`;
     }
   }
 
@@ -534,9 +544,16 @@ async function readForm(request: IncomingMessage): Promise<FormReading> {
   return { fields };
 }
 
-/** An error as a page may show it: the library's as it is (it carries no values), others value-free. */
+/**
+ * An error as a page or a flash message may show it: the library's as it is (its messages name
+ * fields, ids and codes, never values); any other by its name alone. Its message follows no
+ * pattern — a legacy adapter's `TypeError: Cannot convert 555-0100 to a BigInt` names the value
+ * bare — so blanking quoted text is not enough (the old page showed that one in full).
+ */
 function messageOf(err: unknown): string {
   if (err instanceof DualWriteError) return `${err.name}: ${err.message}`;
-  const copy = valueFreeError(err);
-  return `${copy.name}: ${copy.message}`;
+  const copy = valueFreeError(err, { message: 'dropped' });
+  // valueFreeError keeps a code only when it is a string or a number.
+  const code = (copy as { code?: string | number }).code;
+  return `${copy.name}${code === undefined ? '' : ` (${String(code)})`}: its message is not shown, as it may quote values`;
 }

@@ -28,6 +28,8 @@ export interface ConsoleState {
   readonly operator: Operator<Ctx, PatientRow>;
   /** Where the console reads a record's two copies. */
   readonly records: RecordSources<PatientRow>;
+  /** The legacy system (in memory), to make its next calls fail. */
+  readonly legacy: MemoryLegacyAdapter<PatientRow>;
   /** Changes a record's family name in Medplum directly, behind the writer's back. */
   divergeInMedplum(legacyId: string, family: string): Promise<void>;
   close(): Promise<void>;
@@ -98,6 +100,7 @@ export async function openConsoleState(schema: string): Promise<ConsoleState> {
     store,
     writer,
     operator,
+    legacy,
     records: {
       store,
       legacy,

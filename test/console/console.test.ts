@@ -127,6 +127,32 @@ describe('the web console', { timeout: 120_000 }, () => {
     await page.close();
   });
 
+  it('says an action failed without quoting an error that is not the library’s', async () => {
+    const [letter] = await state.store.listDeadLetters();
+    if (letter === undefined) throw new Error('expected a dead letter');
+    // The operator, but its retry fails with an error that names a value bare.
+    const failing = new Proxy(state.operator, {
+      get: (target, name) => {
+        if (name === 'retryDeadLetter')
+          return () => Promise.reject(new RangeError(`row ${MARKER}-1931 is out of range`));
+        const value = Reflect.get(target, name) as unknown;
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    await using failingConsole = await startConsole({ operator: failing, journal: state.store, port: 0 });
+    const page = await openPage(failingConsole.url);
+    await page.locator(`tr[data-dead-letter="${letter.id}"] button[data-action="retry"]`).click();
+    await page.locator('button[data-confirm="yes"]').click();
+    await page.waitForSelector('p.flash');
+    const flash = await page.locator('p.flash').textContent();
+    expect(flash).toContain('retry failed: RangeError');
+    expect(await page.content()).not.toContain(MARKER);
+    const [audit] = await state.store.listEvents({ type: 'console-action', limit: 1 });
+    expect(audit?.data).toMatchObject({ action: 'retry', outcome: 'failed', error: 'RangeError' });
+    expect((await state.store.getDeadLetter(letter.id))?.status).toBe('open');
+    await page.close();
+  });
+
   it('refuses an action name inherited by every object (toString), with the session’s own form', async () => {
     const open = await state.store.listDeadLetters();
     const [letter] = open;
@@ -243,6 +269,32 @@ describe('a record’s diff', { timeout: 120_000 }, () => {
     expect(await error.textContent()).toContain('mapped types: Patient');
     const [audit] = await state.store.listEvents({ type: 'console-action', limit: 1 });
     expect(audit?.data).toMatchObject({ action: 'diff', outcome: 'refused', field: 'resourceType' });
+    await page.close();
+  });
+
+  it('answers a diff whose read fails with a 500 that quotes nothing of the error, and audits the failure', async () => {
+    // What a legacy system's own error may say: the value, bare (no quotes to blank).
+    state.legacy.failNext(1, new TypeError(`Cannot convert ${MARKER}-555-0100 to a BigInt`));
+    const page = await openPage(local.url);
+    await page.locator('form[data-compare] input[name="resourceType"]').fill('Patient');
+    await page.locator('form[data-compare] input[name="legacyId"]').fill('north-2');
+    const [answer] = await Promise.all([
+      page.waitForResponse((response) => new URL(response.url()).pathname === '/diff'),
+      page.locator('button[data-action="compare"]').click(),
+    ]);
+    expect(answer.status()).toBe(500);
+    const html = await page.content();
+    expect(html).toContain('TypeError');
+    expect(html).not.toContain(MARKER);
+    const [audit] = await state.store.listEvents({ type: 'console-action', limit: 1 });
+    expect(audit?.data).toMatchObject({
+      action: 'diff',
+      resourceType: 'Patient',
+      legacyId: 'north-2',
+      outcome: 'failed',
+      error: 'TypeError',
+    });
+    expect(JSON.stringify(audit)).not.toContain(MARKER);
     await page.close();
   });
 
