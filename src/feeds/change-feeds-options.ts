@@ -66,7 +66,8 @@ export interface ChangeFeedsOptions {
   /**
    * How long an instance holds a feed (a side and resource type) once it polled it. Instances
    * sharing a store poll each feed one at a time: the holder renews its lease before each of
-   * its feed reads and every third of `leaseMs` while one runs, the others skip the feed, and
+   * its feed reads and every third of `leaseMs` while a pass runs (its pass reads every feed it
+   * holds in turn, and the existence check), the others skip the feed, and
    * take it over once the lease has run out (its holder died or hung) — so failover takes at
    * most `leaseMs`. Keep it above `pollIntervalMs`.
    * @default 30000

@@ -193,9 +193,38 @@ export class ChangeFeeds<L> {
 
   async #runPass(): Promise<FeedReport> {
     const tally = newTally();
-    const { sides, existenceCheckIntervalMs } = this.#settings;
+    const { sides, existenceCheckIntervalMs, owner, leaseMs } = this.#settings;
     const types = [...this.#deps.mappings.keys()];
     const checkExistenceNow = Date.now() - this.#lastExistenceCheck >= existenceCheckIntervalMs;
+    // Every feed this instance holds is renewed every third of `leaseMs` for the whole pass, not
+    // only while it is read: the pass reads its feeds one after another (and the existence
+    // check reads every link), so a feed renewed only around its own read lapsed while another
+    // one was read, and a live instance took it over (seen: the legacy feed, at load 18, during
+    // the Medplum feed's read).
+    const renewing = setInterval(() => {
+      for (const name of this.#held)
+        this.#deps.store.acquireFeedLease(name, owner, leaseMs).catch(() => undefined);
+    }, leaseMs / 3);
+    renewing.unref();
+    let existenceChecked: boolean;
+    try {
+      existenceChecked = await this.#readAll(types, sides, checkExistenceNow, tally);
+    } finally {
+      clearInterval(renewing);
+    }
+    // A check that failed runs again next pass rather than after a whole interval.
+    if (checkExistenceNow && existenceChecked) this.#lastExistenceCheck = Date.now();
+    this.#counts = addCounts(this.#counts, tally);
+    return { ...tally, failures: [...tally.failures] };
+  }
+
+  /** Reads every feed of the pass in turn; whether each existence check that ran succeeded. */
+  async #readAll(
+    types: readonly string[],
+    sides: readonly ('legacy' | 'medplum')[],
+    checkExistenceNow: boolean,
+    tally: FeedTally,
+  ): Promise<boolean> {
     let existenceChecked = true;
     for (const type of types) {
       if (sides.includes('legacy'))
@@ -214,32 +243,20 @@ export class ChangeFeeds<L> {
         }
       }
     }
-    // A check that failed runs again next pass rather than after a whole interval.
-    if (checkExistenceNow && existenceChecked) this.#lastExistenceCheck = Date.now();
-    this.#counts = addCounts(this.#counts, tally);
-    return { ...tally, failures: [...tally.failures] };
+    return existenceChecked;
   }
 
   /**
    * Runs one read of a feed while this instance holds its lease: takes or renews it first
-   * (`false`, and nothing read, while another instance holds it), then renews it every third of
-   * `leaseMs` until the read ends, so a read slower than the lease (a loaded machine, a slow
-   * Medplum, many pages) does not let another instance take the feed over and read it at the
-   * same time. Measured: with a 1 s lease renewed only before each read, three instances on a
-   * machine at load 20 handed the feed back and forth while every holder was alive.
+   * (`false`, and nothing read, while another instance holds it). The pass renews it every
+   * third of `leaseMs` until the pass ends, so a read slower than the lease (a loaded machine,
+   * a slow Medplum, many pages) does not let another instance take the feed over and read it at
+   * the same time. Measured: with a 1 s lease renewed only before each read, three instances on
+   * a machine at load 20 handed the feed back and forth while every holder was alive.
    */
   async #holding(feed: string, read: () => Promise<void>): Promise<boolean> {
     if (!(await this.#hold(feed))) return false;
-    const { owner, leaseMs } = this.#settings;
-    const renewing = setInterval(() => {
-      this.#deps.store.acquireFeedLease(`feed:${feed}`, owner, leaseMs).catch(() => undefined);
-    }, leaseMs / 3);
-    renewing.unref();
-    try {
-      await read();
-    } finally {
-      clearInterval(renewing);
-    }
+    await read();
     return true;
   }
 

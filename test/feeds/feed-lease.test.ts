@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CutoverPlan, MemoryStore, createMedplumClient } from '../../src/index.ts';
-import { MemoryLegacyAdapter } from '../../src/testing/index.ts';
+import { MemoryLegacyAdapter, startFhirTestServer } from '../../src/testing/index.ts';
 import type { PatientRow } from '../harness/patient-fixture.ts';
 import { feedsOver } from './feeds-fixture.ts';
 
@@ -42,5 +42,44 @@ describe('feed lease during a slow read', () => {
     // No renewal after the read: the lease runs out, and the feed is free to take over.
     await vi.advanceTimersByTimeAsync(400);
     expect(await store.acquireFeedLease('feed:legacy:Patient', 'another-instance', 300)).toBe(true);
+  });
+
+  it("keeps every feed it holds while the pass reads another one (the legacy feed while the Medplum feed's existence check runs)", async () => {
+    const server = await startFhirTestServer();
+    try {
+      vi.useFakeTimers({ toFake: ['Date', 'setInterval', 'clearInterval'] });
+      const store = new MemoryStore();
+      const legacy = new MemoryLegacyAdapter<PatientRow>();
+      let entered!: () => void;
+      const checking = new Promise<void>((resolve) => (entered = resolve));
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      // The existence check reads the links: held there, it outlasts the feed leases.
+      const listLinks = store.listLinks.bind(store);
+      store.listLinks = async (...args) => {
+        entered();
+        await gate;
+        return listLinks(...args);
+      };
+      const plan = new CutoverPlan<{ unit: string }>({ default: 'dual-write', unitOf: (ctx) => ctx.unit });
+      const medplum = createMedplumClient({ baseUrl: server.baseUrl });
+      const feeds = feedsOver(
+        { legacy, medplum, plan, store },
+        { sides: ['legacy', 'medplum'], leaseMs: 300, existenceCheckIntervalMs: 0 },
+      );
+      const pass = feeds.pollOnce();
+      await checking;
+      for (let step = 0; step < 10; step += 1) await vi.advanceTimersByTimeAsync(100);
+      // A second into the check, three leases long: the holder still has both feeds.
+      expect(await store.acquireFeedLease('feed:legacy:Patient', 'another-instance', 300)).toBe(false);
+      expect(await store.acquireFeedLease('feed:medplum:Patient', 'another-instance', 300)).toBe(false);
+      release();
+      expect(await pass).toMatchObject({ errors: 0 });
+      await vi.advanceTimersByTimeAsync(400);
+      expect(await store.acquireFeedLease('feed:legacy:Patient', 'another-instance', 300)).toBe(true);
+    } finally {
+      vi.useRealTimers();
+      await server.close();
+    }
   });
 });

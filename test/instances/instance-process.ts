@@ -75,9 +75,10 @@ const writer = new DualWriter<{ clinic: string }, PostgresTableRow>({
   feeds: {
     unitOf: (record) => (typeof record.row?.clinic === 'string' ? record.row.clinic : 'north'),
     pollIntervalMs: 50,
-    // Renewed every second while a feed is read: the holder keeps it however loaded the machine
-    // (a 1 s lease was handed back and forth between live instances at load 20); another
-    // instance takes over within 3 s of the kill.
+    // Renewed every second while the holder's pass runs: it keeps every feed it holds however
+    // loaded the machine (a feed renewed only around its own read was taken over by app-a from
+    // the live worker at load 18, during the Medplum feed's read); another instance takes over
+    // within 3 s of the kill.
     leaseMs: 3_000,
     existenceCheckIntervalMs: 60_000,
   },
