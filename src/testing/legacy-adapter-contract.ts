@@ -43,6 +43,13 @@ export interface LegacyAdapterFixture {
    * repeated. Leave it out when the feed does not order by time.
    */
   readonly shareTimestamp?: ((ids: readonly string[]) => Promise<void>) | undefined;
+  /**
+   * Two ids the table can hold and no row has, for the cases that create a row with its id
+   * given and read one that is missing: `['7', '8']` for an integer key (OpenEMR's `pid`), which
+   * cannot hold the default text ids.
+   * @default ['legacy-7', 'dup']
+   */
+  readonly givenIds?: readonly [string, string] | undefined;
 }
 
 /**
@@ -187,6 +194,24 @@ function isOptionalMissing(group: string, adapter: LegacyAdapter<ContractRow>): 
   );
 }
 
+/** The ids the cases that give one use: the fixture's, or two text ids. */
+function givenIds(fixture: LegacyAdapterFixture): readonly [string, string] {
+  return fixture.givenIds ?? ['legacy-7', 'dup'];
+}
+
+/** A create with a given id, whose failure says how to run the case on a key that takes no text. */
+async function withIdHint<T>(fixture: LegacyAdapterFixture, call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (err) {
+    if (fixture.givenIds !== undefined) throw err;
+    const problem = err instanceof Error ? `${err.name}: ${err.message}` : 'it failed';
+    throw new assert.AssertionError({
+      message: `create with the id ${givenIds(fixture).join(' or ')} given: ${problem} (an integer key? give the fixture givenIds, e.g. ['7', '8'])`,
+    });
+  }
+}
+
 /** Awaits a call that must fail with `type`, and returns the error. */
 async function failure<T extends Error>(
   call: Promise<unknown>,
@@ -262,11 +287,13 @@ export function legacyAdapterContractCases(): readonly ContractCase[] {
     assert.equal(created.row.name, 'Ada', 'create: the stored row lost its name');
     assert.equal(typeof created.version, 'string', 'create: the record has no version');
   });
-  add('create', 'keeps the id the row carries', async ({ adapter, resourceType: type }) => {
-    const created = await adapter.create(type, { id: 'legacy-7', name: 'Ada', note: null });
-    assert.equal(created.id, 'legacy-7', 'create: the id given in the row was not kept');
+  add('create', 'keeps the id the row carries', async (fixture) => {
+    const { adapter, resourceType: type } = fixture;
+    const [id] = givenIds(fixture);
+    const created = await withIdHint(fixture, adapter.create(type, { id, name: 'Ada', note: null }));
+    assert.equal(created.id, id, 'create: the id given in the row was not kept');
     assert.equal(
-      (await adapter.read(type, 'legacy-7'))?.row.name,
+      (await adapter.read(type, id))?.row.name,
       'Ada',
       'read: the created record is not found by its id',
     );
@@ -279,18 +306,20 @@ export function legacyAdapterContractCases(): readonly ContractCase[] {
   add(
     'create',
     'refuses an id that is taken with a version conflict, leaving the record alone',
-    async ({ adapter, resourceType: type }) => {
-      const first = await adapter.create(type, { id: 'dup', name: 'Ada', note: null });
+    async (fixture) => {
+      const { adapter, resourceType: type } = fixture;
+      const [, dup] = givenIds(fixture);
+      const first = await withIdHint(fixture, adapter.create(type, { id: dup, name: 'Ada', note: null }));
       const error = await failure(
-        adapter.create(type, { id: 'dup', name: 'Grace', note: null }),
+        adapter.create(type, { id: dup, name: 'Grace', note: null }),
         LegacyVersionConflictError,
         'create of a taken id',
       );
-      assert.equal(error.legacyId, 'dup', 'the conflict names another id');
+      assert.equal(error.legacyId, dup, 'the conflict names another id');
       assert.equal(error.expectedVersion, undefined, 'a create conflict expects no version');
       assert.equal(error.actualVersion, first.version, 'the conflict does not report the stored version');
       assert.equal(
-        (await adapter.read(type, 'dup'))?.row.name,
+        (await adapter.read(type, dup))?.row.name,
         'Ada',
         'create of a taken id changed the record',
       );
@@ -312,26 +341,24 @@ export function legacyAdapterContractCases(): readonly ContractCase[] {
     const created = await adapter.create(type, { name: 'Ada', note: 'x' });
     sameRecord(await adapter.read(type, created.id), created, 'read after create');
   });
-  add(
-    'readMany',
-    'reads several at once as read reads each, keyed by the ids asked for',
-    async ({ adapter, resourceType: type }) => {
-      if (adapter.readMany === undefined) return;
-      const ada = await adapter.create(type, { name: 'Ada', note: 'x' });
-      const grace = await adapter.create(type, { name: 'Grace', note: 'y' });
-      await adapter.update(type, grace.id, { name: 'Grace H.', note: 'y' });
-      const ids = [ada.id, 'missing', grace.id, ada.id];
-      const many = await adapter.readMany(type, ids);
-      assert.deepEqual(
-        sorted([...many.keys()]),
-        sorted([ada.id, grace.id, 'missing']),
-        'readMany: the answer must key exactly the ids asked for',
-      );
-      for (const id of ids)
-        assert.deepEqual(many.get(id), await adapter.read(type, id), `readMany: id ${id} differs from read`);
-      assert.equal((await adapter.readMany(type, [])).size, 0, 'readMany of no ids must answer an empty map');
-    },
-  );
+  add('readMany', 'reads several at once as read reads each, keyed by the ids asked for', async (fixture) => {
+    const { adapter, resourceType: type } = fixture;
+    if (adapter.readMany === undefined) return;
+    const ada = await adapter.create(type, { name: 'Ada', note: 'x' });
+    const grace = await adapter.create(type, { name: 'Grace', note: 'y' });
+    await adapter.update(type, grace.id, { name: 'Grace H.', note: 'y' });
+    const missing = fixture.givenIds === undefined ? 'missing' : givenIds(fixture)[1];
+    const ids = [ada.id, missing, grace.id, ada.id];
+    const many = await adapter.readMany(type, ids);
+    assert.deepEqual(
+      sorted([...many.keys()]),
+      sorted([ada.id, grace.id, missing]),
+      'readMany: the answer must key exactly the ids asked for',
+    );
+    for (const id of ids)
+      assert.deepEqual(many.get(id), await adapter.read(type, id), `readMany: id ${id} differs from read`);
+    assert.equal((await adapter.readMany(type, [])).size, 0, 'readMany of no ids must answer an empty map');
+  });
 
   add(
     'update',
