@@ -217,7 +217,7 @@ export type {
   ConsoleSelection,
   ConsoleBulkOutcome,
 } from './console/console-operator.ts';
-export type { RecordSources, RecordDiff } from './console/record-diff.ts';
+export type { RecordSources, RecordDiff, RecordPresence } from './console/record-diff.ts';
 
 export { defineConfig } from './cli/dualwrite-config.ts';
 export type { ConfigEnvironment, DualwriteConfig, DualwriteConfigModule } from './cli/dualwrite-config.ts';

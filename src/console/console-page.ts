@@ -547,6 +547,17 @@ export function inputErrorPage(error: {
   );
 }
 
+/** Which systems hold the record, said in words (and as `data-presence`). */
+function presenceLine(diff: RecordDiff): SafeHtml {
+  const text = {
+    both: 'Both systems hold this record.',
+    'legacy-only': 'The record is only in the legacy system: Medplum has no copy of it.',
+    'medplum-only': 'The record is only in Medplum: the legacy system has no row for it.',
+    neither: 'The record exists on neither side: no legacy row and no Medplum copy.',
+  }[diff.presence];
+  return html`<p data-presence="${diff.presence}">${text}</p>`;
+}
+
 /** A value of a diff, as compact JSON. */
 function shown(value: unknown): string {
   return value === undefined ? '' : JSON.stringify(value);
@@ -588,9 +599,11 @@ export function diffPage(diff: RecordDiff, revealed: boolean): string {
         revealed
           ? html`<p class="flash">Values are shown (revealValues is on). This request was audited.</p>`
           : html`<p class="muted">Paths only: values are hidden (the console's revealValues is off).</p>`
-      }${
+      }${presenceLine(diff)}${
         rows.length === 0
-          ? html`<p>The two copies agree.</p>`
+          ? diff.presence === 'both'
+            ? html`<p>The two copies agree.</p>`
+            : ''
           : html`<table>
               <tr>
                 <th>path</th>

@@ -39,6 +39,11 @@ export interface RecordDiff {
   readonly legacyId: string;
   /** The Medplum copy's id, when there is one. */
   readonly medplumId: string | undefined;
+  /**
+   * Which systems hold the record: both, one (which), or neither — a record on neither side has
+   * no differences, and its copies do not "agree": there are none.
+   */
+  readonly presence: RecordPresence;
   /** `before` is the legacy copy's value (mapped to FHIR), `after` the Medplum copy's. */
   readonly differences: readonly {
     readonly path: string;
@@ -47,6 +52,16 @@ export interface RecordDiff {
     readonly after?: unknown;
   }[];
 }
+
+/**
+ * Which systems hold a record, for its diff.
+ *
+ * @example
+ * ```ts
+ * const presence: RecordPresence = 'legacy-only';
+ * ```
+ */
+export type RecordPresence = 'both' | 'legacy-only' | 'medplum-only' | 'neither';
 
 /**
  * Reads both copies of one record and compares them as the library does (the legacy row mapped
@@ -96,5 +111,13 @@ export async function recordDiff<L>(
     resource,
     'legacy',
   );
-  return { resourceType, legacyId, medplumId: resource?.id, differences };
+  const presence: RecordPresence =
+    record === undefined
+      ? resource === undefined
+        ? 'neither'
+        : 'medplum-only'
+      : resource === undefined
+        ? 'legacy-only'
+        : 'both';
+  return { resourceType, legacyId, medplumId: resource?.id, presence, differences };
 }

@@ -254,6 +254,37 @@ describe('a record’s diff', { timeout: 120_000 }, () => {
     await page.close();
   });
 
+  it('says a record exists on neither side, or on which side only, never that its copies agree', async () => {
+    const cases = [
+      ['nobody-here', 'neither', /exists on neither side/],
+      // Written to legacy, its mirror refused by Medplum: a dead letter.
+      ['north-9', 'legacy-only', /only in the legacy system/],
+      ['north-1', 'both', /./],
+    ] as const;
+    for (const [legacyId, presence, text] of cases) {
+      const page = await openPage(local.url);
+      await page.locator('form[data-compare] input[name="resourceType"]').fill('Patient');
+      await page.locator('form[data-compare] input[name="legacyId"]').fill(legacyId);
+      await page.locator('button[data-action="compare"]').click();
+      await page.waitForSelector(`h1:has-text("${legacyId}")`);
+      const presenceLine = page.locator('[data-presence]');
+      expect(await presenceLine.getAttribute('data-presence')).toBe(presence);
+      expect(await presenceLine.textContent()).toMatch(text);
+      if (presence !== 'both') expect(await page.content()).not.toContain('agree');
+      await page.close();
+    }
+    // A record only Medplum holds: its legacy row deleted behind the writer's back.
+    await state.legacy.delete('Patient', 'south-3');
+    const page = await openPage(local.url);
+    await page.locator('form[data-compare] input[name="resourceType"]').fill('Patient');
+    await page.locator('form[data-compare] input[name="legacyId"]').fill('south-3');
+    await page.locator('button[data-action="compare"]').click();
+    await page.waitForSelector('h1:has-text("south-3")');
+    expect(await page.locator('[data-presence]').getAttribute('data-presence')).toBe('medplum-only');
+    expect(await page.locator('[data-presence]').textContent()).toMatch(/only in Medplum/);
+    await page.close();
+  });
+
   it('answers a type that has no mapping with a 400 naming the field, and audits the refusal', async () => {
     const page = await openPage(local.url);
     await page.locator('form[data-compare] input[name="resourceType"]').fill('Observation');
