@@ -4,7 +4,8 @@
  * table, the in-process HTTP FHIR test server (its resources put straight into its repository)
  * and a `MemoryStore` holding a link per record at the versions both sides hold, so every
  * record agrees on cheap facts. The rate counts legacy records compared per second of the whole
- * reconciliation (both passes).
+ * reconciliation (both passes). Forked with `--expose-gc`, so that heap figures follow a full
+ * collection.
  */
 import { PGlite } from '@electric-sql/pglite';
 import type { Patient } from '@medplum/fhirtypes';
@@ -29,6 +30,10 @@ export interface ReconcileRun {
   readonly seededRss: number;
   /** The highest RSS sampled (every 20 ms) while reconciling. */
   readonly peakRss: number;
+  /** V8 heap in use once seeded, after a full collection. */
+  readonly seededHeap: number;
+  /** V8 heap in use after the reconciliation, after a full collection: what it kept. */
+  readonly retainedHeap: number;
 }
 
 async function run(records: number): Promise<ReconcileRun> {
@@ -62,8 +67,11 @@ async function run(records: number): Promise<ReconcileRun> {
       sql: sqlClientFromPglite(db),
       tables: { Patient: { table: 'patients' } },
     });
-    (globalThis as { gc?: () => void }).gc?.();
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (gc === undefined) throw new Error('run with --expose-gc: heap figures need a full collection');
+    gc();
     const seededRss = process.memoryUsage.rss();
+    const seededHeap = process.memoryUsage().heapUsed;
     const requestsBefore = server.requests;
     let peakRss = seededRss;
     const sampler = setInterval(() => {
@@ -77,6 +85,8 @@ async function run(records: number): Promise<ReconcileRun> {
     const seconds = (performance.now() - started) / 1000;
     clearInterval(sampler);
     peakRss = Math.max(peakRss, process.memoryUsage.rss());
+    gc();
+    const retainedHeap = process.memoryUsage().heapUsed;
     return {
       records,
       agreed: report.counts.agree ?? 0,
@@ -84,6 +94,8 @@ async function run(records: number): Promise<ReconcileRun> {
       requests: server.requests - requestsBefore,
       seededRss,
       peakRss,
+      seededHeap,
+      retainedHeap,
     };
   } finally {
     await db.close();

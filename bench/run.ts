@@ -14,6 +14,8 @@
  *   traces) installed vs without an SDK, trials rotated.
  * - `backfill-throughput`: `writer.backfill()` of pre-existing rows, until drained, vs the best
  *   direct client (batch Bundles of 20, 4 in flight; or createResource, 8 in flight).
+ * - `reconcile-*`: `reconcile` of 10,000 and 100,000 agreeing records, both sides local, each in a
+ *   child process: records/s, peak RSS, and the V8 heap it keeps (`reconcile-heap-kept`).
  * - `real-*`: against a real Medplum 5.0.10 (`MEDPLUM_BASE_URL` and `MEDPLUM_DEFAULT_QUOTA_BASE_URL`,
  *   or servers started from the Medplum server box): `real-drain-throughput` against
  *   `real-direct-batch` (batch Bundles of 20, 4 in flight), `real-direct-plain`, and
