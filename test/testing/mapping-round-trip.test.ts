@@ -98,6 +98,48 @@ describe('checkMappingRoundTrip', () => {
     expect(paths('wipes-existing-row')).toEqual(expect.arrayContaining(['pid', 'ss']));
   });
 
+  it("takes a field the mapping writes, cleared for an empty column (a NULL DOB), for the mapping's to clear, not a wipe", () => {
+    const withBirthDate: ResourceMapping<Row, Patient> = {
+      ...faithful,
+      toFhir: (r, existing) => {
+        const { birthDate: _cleared, ...fhir } = faithful.toFhir(r, existing, {});
+        return typeof r.DOB === 'string' ? { ...fhir, birthDate: r.DOB } : fhir;
+      },
+      toLegacy: (p, existing) => ({ ...faithful.toLegacy(p, existing, {}), DOB: p.birthDate ?? null }),
+    };
+    const samples = {
+      rows: [
+        { ...row, DOB: '1815-12-10' },
+        { ...row, pid: 8, DOB: null },
+      ],
+      resources: [
+        {
+          ...patient,
+          birthDate: '1815-12-10',
+          name: [{ use: 'official' as const, given: ['Ada'], family: 'L' }],
+        },
+        { ...patient, id: 'def' },
+      ],
+    };
+    const report = checkMappingRoundTrip(withBirthDate, samples);
+    expect(report.findings.filter((finding) => finding.check.startsWith('wipes-'))).toEqual([]);
+    expect(report.ok).toBe(true);
+    // What it writes is its own to clear; what it does not write (name.use) is still a wipe.
+    const rebuildsName: ResourceMapping<Row, Patient> = {
+      ...withBirthDate,
+      toFhir: (r, existing) => ({
+        ...withBirthDate.toFhir(r, existing, {}),
+        name: [{ given: [String(r.fname)], family: String(r.lname) }],
+      }),
+    };
+    expect(checkMappingRoundTrip(rebuildsName, samples).findings).toContainEqual({
+      sample: 'rows[1]',
+      check: 'wipes-existing-resource',
+      path: 'name[0].use',
+      kind: 'removed',
+    });
+  });
+
   it('flags a row without a legacy id', () => {
     const report = checkMappingRoundTrip(faithful, { rows: [{ fname: 'Ada', lname: 'L', sex: 'F' }] });
     expect(report.findings).toContainEqual({
