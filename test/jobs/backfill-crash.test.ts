@@ -7,8 +7,9 @@ import { PGlite } from '@electric-sql/pglite';
 import type { Patient } from '@medplum/fhirtypes';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createMedplumClient, PostgresStore } from '../../src/index.ts';
-import { startFhirTestServer, type FhirTestServer } from '../../src/testing/index.ts';
 import { CLINIC_TABLE_SQL } from '../../examples/clinic-mapping.ts';
+import { FhirServerProcess } from '../../bench/fhir-server-process.ts';
+import type { SourcedServer } from '../../bench/drain-trial.ts';
 import type { BackfillProcessConfig } from './backfill-process.ts';
 
 /**
@@ -21,10 +22,12 @@ import type { BackfillProcessConfig } from './backfill-process.ts';
 const RECORDS = Number(process.env.BACKFILL_CRASH_RECORDS ?? 1_000);
 const PROCESS = join(import.meta.dirname, 'backfill-process.ts');
 const dirs: string[] = [];
-let server: FhirTestServer | undefined;
+let servers: FhirServerProcess | undefined;
+let server: SourcedServer | undefined;
 
 afterAll(async () => {
   await server?.close();
+  await servers?.stop();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -67,7 +70,10 @@ describe('a backfill killed with SIGKILL mid-job', () => {
   it(
     `is resumed by a fresh process from its cursor: each of ${RECORDS} records once in Medplum, linked, counts adding up`,
     async () => {
-      server = await startFhirTestServer();
+      // The FHIR server runs in a process of its own, as Medplum does, rather than sharing
+      // this process's event loop with the test.
+      servers = await FhirServerProcess.start();
+      server = await servers.server(0);
       const root = mkdtempSync(join(tmpdir(), 'dw-backfill-crash-'));
       dirs.push(root);
       const legacyDir = join(root, 'legacy');

@@ -3,8 +3,12 @@
  * the run's PGlite journal and legacy table, builds a writer (its drainer running), and runs
  * (or, given `jobId`, resumes) a backfill of every Patient, then drains what it queued. Stdout
  * carries one JSON object per line: `ready`, `page` after each completed page (with the job's
- * id and counts), and `done` with the outbox counts. The parent kills it with SIGKILL.
+ * id and counts), `drained` after each drain call, and `done` with the outbox counts; each
+ * line also gives `loopMaxMs`, the longest event-loop delay since the line before. The parent
+ * kills it with SIGKILL.
  */
+import { appendFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { PGlite } from '@electric-sql/pglite';
 import {
   CutoverPlan,
@@ -26,8 +30,18 @@ export interface BackfillProcessConfig {
   readonly jobId: string | undefined;
 }
 
+// The longest the event loop was held up since the last line: every request of the process
+// waits that long at least, and one held past `requestTimeoutMs` times out.
+const loop = monitorEventLoopDelay({ resolution: 20 });
+loop.enable();
+// `BACKFILL_CRASH_LOG`: a file every line is appended to as well, with its time, to follow a run.
+const log = process.env.BACKFILL_CRASH_LOG;
+
 function say(line: Record<string, unknown>): void {
-  process.stdout.write(`${JSON.stringify(line)}\n`);
+  const text = JSON.stringify({ ...line, loopMaxMs: Math.round(loop.max / 1e6) });
+  loop.reset();
+  if (log !== undefined) appendFileSync(log, `${new Date().toISOString()} ${process.pid} ${text}\n`);
+  process.stdout.write(`${text}\n`);
 }
 
 const config = JSON.parse(process.argv[2] ?? '') as BackfillProcessConfig;
@@ -44,14 +58,16 @@ const writer = new DualWriter<{ clinic: string }, PostgresTableRow>({
   plan: new CutoverPlan<{ clinic: string }>({ default: 'dual-write', unitOf: (ctx) => ctx.clinic }),
   store,
   mirror: 'async',
-  // A killed process's leases block its entries until they lapse (30 s); the request time
-  // limit is a third of them, and a backfill's searches keep it too: at 666 ms and 3 s, the
-  // in-process FHIR server did not answer in time under a load average of 20.
+  // A killed process's leases block its entries until they lapse (30 s). A request may take
+  // up to just under half of that (14 s; the default is 10 s): a loaded machine's FHIR server
+  // answers a drain's batch of 100 slowly, and a request abandoned is a batch done again.
   drainer: { leaseMs: 30_000, pollIntervalMs: 50 },
+  requestTimeoutMs: 14_000,
   divergence: { verifySampleRate: 0 },
-  feeds: { unitOf: (record) => (record.row?.clinic as string | undefined) ?? 'north' },
 });
-writer.start();
+// The drainer only, as a deployment's worker running a backfill would: change feeds here would
+// read the whole table on their first pass and queue every row beside the backfill's own.
+writer.start({ drainer: true, feeds: false });
 say({ ready: true });
 const run = (jobId: string | undefined) =>
   writer.backfill({
@@ -79,8 +95,12 @@ for (let resumes = 0; job.state === 'failed' && resumes < 5; resumes += 1) {
   job = await runOnce(job.id);
 }
 let remaining = await writer.outbox();
-while (remaining.pending + remaining.leased > 0)
-  remaining = (await writer.drain({ timeoutMs: 30_000 })).remaining;
+say({ draining: remaining });
+while (remaining.pending + remaining.leased > 0) {
+  const report = await writer.drain({ timeoutMs: 30_000 });
+  remaining = report.remaining;
+  say({ drained: report });
+}
 await writer.stop();
 say({ done: true, state: job.state, outbox: remaining });
 await store.close();
