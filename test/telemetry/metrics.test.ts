@@ -126,6 +126,24 @@ describe('metrics', () => {
     ).toBe(1);
   });
 
+  it('reports a unit or a resolver that is not an identifier (a name, a date, an address) as other', async () => {
+    const { fixture, metrics } = await start({
+      resolver: () => ({ winner: 'legacy', by: 'Dr Zqxmarker' }),
+    });
+    const units = ['Ann Zqxmarker', '1931-04-12', '12 Main St', 'zqxmarker@example.org', '+1 555-0100'];
+    for (const [i, unit] of units.entries()) await fixture.writer.create('Patient', row(`p-${i}`), { unit });
+    const created = await fixture.writer.create('Patient', row('p-9'), north);
+    const copy = await fixture.direct.readResource('Patient', created.medplumId ?? '', { cache: 'no-cache' });
+    await fixture.direct.updateResource({ ...copy, gender: 'female' });
+    await fixture.writer.update('Patient', 'p-9', row('p-9', 'King'), north);
+    const points = await metrics.collect();
+    expect(sumOf(points, 'dualwrite.mirrors', { unit: 'other', outcome: 'applied' })).toBe(units.length);
+    expect(sumOf(points, 'dualwrite.conflicts', { unit: 'north', resolver: 'other' })).toBe(1);
+    const shown = JSON.stringify(points.map((p) => p.attributes));
+    for (const value of [...MARKERS, 'zqxmarker', '1931', 'Main St', '555'])
+      expect(shown).not.toContain(value);
+  });
+
   it('reads the outbox depth and oldest age per unit and type from the journal while the writer runs', async () => {
     const { fixture, metrics } = await start({ mirror: 'async' });
     await fixture.writer.create('Patient', row('p-1'), north);
