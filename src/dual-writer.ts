@@ -1,11 +1,6 @@
 import type { UnitPause } from './journal/housekeeping.ts';
-import {
-  RetentionRunner,
-  retentionPolicyOf,
-  type PruneReport,
-  type RetentionOptions,
-} from './journal/retention.ts';
-import { drainUnit, type UnitDrained } from './mirror/drain-unit.ts';
+import { retentionPolicyOf, type PruneReport, type RetentionOptions } from './journal/retention.ts';
+import type { UnitDrained } from './mirror/drain-unit.ts';
 import type { WithId } from '@medplum/core';
 import type { ExtractResource, Resource, ResourceType } from '@medplum/fhirtypes';
 import {
@@ -15,21 +10,16 @@ import {
   type WriteCallOptions,
 } from './dual-writer-options.ts';
 import type { Resolution } from './conflict/conflict-context.ts';
-import { ReviewRequiredError, type ConflictReport } from './conflict/conflict-report.ts';
 import { authorityWins } from './conflict/resolvers.ts';
-import { reviewTaskOf } from './conflict/review-task.ts';
 import { DivergenceChecks, type DivergenceCounts } from './divergence/divergence-checks.ts';
 import { EventPublisher } from './events/event-publisher.ts';
 import { telemetryOf, type Telemetry } from './telemetry/telemetry.ts';
 import { telemetryOptionsOf } from './telemetry/telemetry-options.ts';
-import { ChangeFeeds } from './feeds/change-feeds.ts';
 import { feedOptionsOf } from './feeds/change-feeds-options.ts';
 import type { RestHookRequest, RestHookResult } from './feeds/delete-notification.ts';
-import { NO_FEED_COUNTS, type FeedCounts, type FeedReport } from './feeds/feed-report.ts';
+import type { FeedCounts, FeedReport } from './feeds/feed-report.ts';
 import { callbackSink } from './events/event-sink.ts';
 import type { DualWriteEvent } from './dual-write-event.ts';
-import { ConfigurationError } from './errors.ts';
-import { anObject, checkOptions, nonNegativeMs, positiveMs, trueOrFalse } from './option-checks.ts';
 import type { BackfillOptions } from './jobs/backfill.ts';
 import type { JobContext } from './jobs/job-context.ts';
 import type { ReconcileOptions } from './jobs/reconcile.ts';
@@ -37,13 +27,11 @@ import type { Job } from './journal/job.ts';
 import { LinkCache } from './journal/link-cache.ts';
 import type { Link } from './journal/link.ts';
 import { MemoryStore } from './journal/memory-store.ts';
-import type { DeadLetterFilter, OutboxCounts, OutboxEntry } from './journal/outbox.ts';
+import type { DeadLetterFilter, OutboxCounts } from './journal/outbox.ts';
 import type { SyncStore } from './journal/sync-store.ts';
 import type { ResourceMapping } from './mapping/resource-mapping.ts';
-import { Drainer, drainerPolicyOf, type DrainReport } from './mirror/drainer.ts';
-import { markFor, runLease, type LeasePolicy, type LeaseResult } from './mirror/lease-runner.ts';
-import { readForBatch } from './mirror/batch-reads.ts';
-import { mirrorEntry, type MirrorContext, type MirrorInputs } from './mirror/mirror-entry.ts';
+import { drainerPolicyOf, type DrainReport } from './mirror/drainer.ts';
+import type { MirrorContext } from './mirror/mirror-entry.ts';
 import { RecordLocks } from './mirror/record-locks.ts';
 import { retryPolicyOf, type RetryPolicy } from './mirror/retry-policy.ts';
 import { QuotaPacer } from './pacing/quota-pacer.ts';
@@ -56,11 +44,14 @@ import { MedplumSide } from './sides/medplum-side.ts';
 import { recordPartsAdapter } from './sides/record-parts-adapter.ts';
 import { timedLegacyAdapter } from './sides/timed-legacy-adapter.ts';
 import type { WriteResult } from './write-result.ts';
-import { RecordAccess, requireId } from './writer/record-access.ts';
+import { WriterRuntime, type WriterRuntimeParts } from './writer/writer-runtime.ts';
+import { describeError } from './error-values.ts';
+import { RecordAccess } from './writer/record-access.ts';
 import { ReadCalls } from './writer/read-calls.ts';
 import { WriteCalls } from './writer/write-calls.ts';
+import { mirrorReportsOf } from './writer/mirror-reports.ts';
 import { Operator } from './operator/operator.ts';
-import { BacklogRecorder, backlogRecordingOf } from './journal/backlog-recorder.ts';
+import { backlogRecordingOf } from './journal/backlog-recorder.ts';
 import type { DeadLetterView } from './operator/operator-views.ts';
 
 /**
@@ -100,16 +91,11 @@ export class DualWriter<C, L> {
   readonly #readCalls: ReadCalls<C, L>;
   readonly #events: EventPublisher;
   readonly #checks: DivergenceChecks<L>;
-  readonly #feeds: ChangeFeeds<L> | undefined;
   readonly #evidence: EvidenceRecorder;
-  readonly #drainer: Drainer<MirrorInputs<L>>;
+  readonly #runtime: WriterRuntime<L>;
   readonly #operator: Operator<C, L>;
   readonly #telemetry: Telemetry | undefined;
-  /** The retention the drainer's runtime runs; `undefined` with `retention: false`. */
-  readonly #retention: RetentionRunner | undefined;
   readonly #retentionOptions: RetentionOptions;
-  /** The backlog sampling the drainer's runtime runs; `undefined` with `backlogHistory: false`. */
-  readonly #backlog: BacklogRecorder | undefined;
 
   /**
    * @param options - The two systems, mappings, plan, store and policies.
@@ -146,14 +132,14 @@ export class DualWriter<C, L> {
       requestTimeoutMs,
       retry: this.#retry,
     };
-    if (feeds === undefined) this.#feeds = undefined;
-    else {
+    let feedParts: WriterRuntimeParts<L>['feeds'];
+    if (feeds !== undefined) {
       const { unitOf } = feeds;
       // Read key by key, as the checks did: a spread would drop a getter's or a prototype's
       // option (a rest-hook secret, and with it the signature check).
       const feedOptions = feedOptionsOf(feeds as unknown as Readonly<Record<string, unknown>>);
-      this.#feeds = new ChangeFeeds<L>(
-        {
+      feedParts = {
+        deps: {
           legacy: this.#legacy,
           // Nobody waits on a feed: it leaves the window's reserve to live calls.
           medplum: new MedplumSide(options.medplum, 1, { pacer, lane: 'background' }, requestTimeoutMs),
@@ -161,11 +147,10 @@ export class DualWriter<C, L> {
           mappings: this.#mappings,
           routeOf: (unit, resourceType) => this.#plan.routeOf(unit, resourceType),
           unitOf,
-          notify: () => this.#drainer.notify(),
           onRead: (read) => this.#emit({ type: 'feed-read', ...read }),
         },
-        feedOptions,
-      );
+        options: feedOptions,
+      };
     }
     const sinks = [
       ...(options.sinks ?? []),
@@ -186,45 +171,14 @@ export class DualWriter<C, L> {
       },
       options.divergence,
     );
-    const tracing = this.#telemetry?.tracing;
-    const leasePolicy: LeasePolicy = {
-      maxAttempts: drainer.maxAttempts,
-      leaseMs: drainer.leaseMs,
-      backoff: drainer.backoff,
-      onConflict: (report, review) => this.#recordConflict(report, review),
-      onDeadLetter: ({ resourceType, legacyId, unit, target }, error) => {
-        this.#publish({
-          type: 'dead-letter',
-          resourceType,
-          legacyId,
-          unit,
-          target,
-          status: error.status,
-          error: error.name,
-        });
-      },
-      around: tracing === undefined ? undefined : (entry, run) => tracing.mirror(entry, run),
-      onSettled: ({ resourceType, legacyId, unit, target, createdAt }, { status }) => {
-        const settled = status === 'applied' || status === 'unchanged';
-        this.#emit({
-          type: 'mirror-settled',
-          resourceType,
-          legacyId,
-          unit,
-          target,
-          status,
-          lagMs: settled ? Math.max(0, Date.now() - Date.parse(createdAt)) : undefined,
-        });
-      },
-      onApplied: (entry, outcome) => {
-        this.#evidence.add({
-          unit: entry.unit,
-          kind: 'mirror-lag',
-          value: Math.max(0, Date.now() - Date.parse(entry.createdAt)),
-        });
-        this.#checks.afterMirror(entry, outcome);
-      },
-    };
+    const leasePolicy = mirrorReportsOf({
+      drainer,
+      events: this.#events,
+      evidence: this.#evidence,
+      checks: this.#checks,
+      medplum: this.#medplum,
+      tracing: this.#telemetry?.tracing,
+    });
     const ctx: MirrorContext<L> = {
       legacy: this.#legacy,
       medplum: this.#medplum,
@@ -242,7 +196,7 @@ export class DualWriter<C, L> {
       drainer,
       lease: leasePolicy,
       emit: (event) => this.#emit(event),
-      notifyDrainer: () => this.#drainer.notify(),
+      notifyDrainer: () => this.#runtime.notify(),
       tracing: this.#telemetry?.tracing,
     });
     const access = new RecordAccess<C, L>({
@@ -262,69 +216,30 @@ export class DualWriter<C, L> {
       checks: this.#checks,
       store: this.#store,
     });
-    // The drainer's mirrors run many at once: their writes to Medplum go in bundles, a few
-    // requests at a time, in the background lane of the pacer.
-    const drainCtx: MirrorContext<L> = {
-      ...ctx,
-      medplum: new MedplumSide(
-        options.medplum,
-        drainer.bundle,
-        {
-          pacer,
-          lane: 'background',
-          requests: drainer.requests,
-        },
-        requestTimeoutMs,
-      ),
-    };
-    this.#drainer = new Drainer<MirrorInputs<L>>(
-      this.#store,
-      async (lease, read, attempted, confirmedAt) => {
-        const result = await runLease(
-          drainCtx,
-          lease,
-          leasePolicy,
-          () =>
-            mirrorEntry(drainCtx, lease.entry, {
-              ...read,
-              mark: markFor(ctx.store, lease),
-              linked: lease.link,
-            }),
-          { attempted, confirmedAt },
-        );
-        this.#emitDrained(lease.entry, result);
-        return result;
-      },
-      drainer,
-      {
-        prepare: (leases) => readForBatch(drainCtx, leases),
-        onError: (error, retryInMs) => {
-          this.#emit({ type: 'journal-error', error: describeError(error), retryInMs });
-        },
-      },
-    );
     const retention = retentionPolicyOf(options.retention, options.readiness?.windowMs ?? 3_600_000);
     this.#retentionOptions =
       options.retention === false
         ? { events: false, deadLetters: false, samples: false }
         : (options.retention ?? {});
-    this.#retention =
-      retention === undefined
-        ? undefined
-        : new RetentionRunner(this.#store, retention, drainer.workerId, (error) => {
-            this.#emit({
-              type: 'journal-error',
-              error: describeError(error),
-              retryInMs: retention.intervalMs,
-            });
-          });
-    const recording = backlogRecordingOf(options.backlogHistory, 'backlogHistory');
-    this.#backlog =
-      recording === undefined
-        ? undefined
-        : new BacklogRecorder(this.#store, recording, (error) => {
-            this.#emit({ type: 'journal-error', error: describeError(error), retryInMs: recording.stepMs });
-          });
+    this.#runtime = new WriterRuntime<L>({
+      store: this.#store,
+      mirror: ctx,
+      // The drainer's mirrors run many at once: their writes to Medplum go in bundles, a few
+      // requests at a time, in the background lane of the pacer.
+      drainMedplum: new MedplumSide(
+        options.medplum,
+        drainer.bundle,
+        { pacer, lane: 'background', requests: drainer.requests },
+        requestTimeoutMs,
+      ),
+      drainer,
+      lease: leasePolicy,
+      feeds: feedParts,
+      retention,
+      backlog: backlogRecordingOf(options.backlogHistory, 'backlogHistory'),
+      gauges: this.#telemetry?.gauges,
+      emit: (event) => this.#emit(event),
+    });
     this.#operator = new Operator<C, L>(
       {
         store: this.#store,
@@ -339,7 +254,7 @@ export class DualWriter<C, L> {
         locks,
         evict: (resourceType, legacyId) => this.#links.evict(resourceType, legacyId),
         beforeReadiness: () => this.#evidence.flush(),
-        queued: () => this.#drainer.notify(),
+        queued: () => this.#runtime.notify(),
         drain: () => this.drain(),
       },
     );
@@ -553,15 +468,7 @@ export class DualWriter<C, L> {
    * ```
    */
   start(roles: { readonly drainer?: boolean | undefined; readonly feeds?: boolean | undefined } = {}): void {
-    const given = checkOptions(roles, 'roles', 'input', { drainer: trueOrFalse, feeds: trueOrFalse });
-    if (given.feeds === true) this.#requireFeeds();
-    if (given.drainer !== false) {
-      this.#drainer.start();
-      this.#retention?.start();
-      this.#backlog?.start();
-    }
-    if (given.feeds !== false) this.#feeds?.start();
-    this.#telemetry?.gauges.register();
+    this.#runtime.start(roles);
   }
 
   /**
@@ -578,7 +485,7 @@ export class DualWriter<C, L> {
    * ```
    */
   async pollFeeds(): Promise<FeedReport> {
-    return this.#requireFeeds().pollOnce();
+    return this.#runtime.pollFeeds();
   }
 
   /**
@@ -591,7 +498,7 @@ export class DualWriter<C, L> {
    * ```
    */
   feedCounts(): FeedCounts {
-    return this.#feeds?.counts ?? NO_FEED_COUNTS;
+    return this.#runtime.feedCounts();
   }
 
   /**
@@ -611,13 +518,7 @@ export class DualWriter<C, L> {
    * ```
    */
   async handleRestHook(request: RestHookRequest): Promise<RestHookResult> {
-    return this.#requireFeeds().handleRestHook(request);
-  }
-
-  #requireFeeds(): ChangeFeeds<L> {
-    if (this.#feeds === undefined)
-      throw new ConfigurationError('feeds', undefined, 'must be set (with unitOf) to use change feeds');
-    return this.#feeds;
+    return this.#runtime.handleRestHook(request);
   }
 
   /**
@@ -630,11 +531,7 @@ export class DualWriter<C, L> {
    * ```
    */
   async stop(): Promise<void> {
-    this.#telemetry?.gauges.unregister();
-    await this.#feeds?.stop();
-    await this.#retention?.stop();
-    await this.#backlog?.stop();
-    await this.#drainer.stop();
+    await this.#runtime.stop();
     await this.#checks.settled();
     await this.#evidence.flush();
   }
@@ -700,7 +597,7 @@ export class DualWriter<C, L> {
    * ```
    */
   pause(): void {
-    this.#drainer.pause();
+    this.#runtime.pause();
   }
 
   /**
@@ -712,7 +609,7 @@ export class DualWriter<C, L> {
    * ```
    */
   resume(): void {
-    this.#drainer.resume();
+    this.#runtime.resume();
   }
 
   /**
@@ -746,7 +643,7 @@ export class DualWriter<C, L> {
    */
   async resumeUnit(unit: string): Promise<boolean> {
     const resumed = await this.#operator.resumeUnit(unit);
-    this.#drainer.notify();
+    this.#runtime.notify();
     return resumed;
   }
 
@@ -768,13 +665,7 @@ export class DualWriter<C, L> {
     unit: string,
     options: { readonly timeoutMs?: number | undefined; readonly signal?: AbortSignal | undefined } = {},
   ): Promise<UnitDrained> {
-    requireId(unit, 'unit');
-    const given = checkOptions(options, 'options', 'input', { timeoutMs: positiveMs, signal: anObject });
-    return drainUnit(this.#store, unit, {
-      timeoutMs: given.timeoutMs as number | undefined,
-      signal: options.signal,
-      work: this.#drainer.running ? undefined : (untilMs) => this.#drainer.drain(untilMs),
-    });
+    return this.#runtime.drainUnit(unit, options);
   }
 
   /**
@@ -805,8 +696,7 @@ export class DualWriter<C, L> {
    * ```
    */
   async drain(options: { readonly timeoutMs?: number | undefined } = {}): Promise<DrainReport> {
-    const given = checkOptions(options, 'options', 'input', { timeoutMs: nonNegativeMs });
-    return this.#drainer.drain((given.timeoutMs as number | undefined) ?? 60_000);
+    return this.#runtime.drain(options);
   }
 
   /**
@@ -946,65 +836,7 @@ export class DualWriter<C, L> {
     return this.#operator.resolveDeadLetter(id, resolution, note);
   }
 
-  #emitDrained(entry: OutboxEntry, result: LeaseResult): void {
-    const { resourceType, legacyId, unit, target } = entry;
-    if (result.status === 'applied' || result.status === 'unchanged') {
-      this.#emit({ type: 'drained', resourceType, legacyId, unit, target, outcome: result.status });
-    } else if (result.status === 'retrying' && result.error !== undefined) {
-      this.#emit({
-        type: 'retry',
-        side: result.error.side ?? target,
-        resourceType,
-        legacyId,
-        status: result.error.status,
-        attempt: entry.attempts + 1,
-        delayMs: result.retryInMs,
-        error: result.error.name,
-      });
-    }
-  }
-
-  /** Publishes an event the store records, without making the caller wait or fail. */
-  #publish(event: DualWriteEvent): void {
-    this.#events.publish(event).catch(() => undefined);
-  }
-
   #emit(event: DualWriteEvent): void {
     this.#events.emit(event);
   }
-
-  /** Records a conflict's events; for one left to review, creates the `Task` it asked for. */
-  async #recordConflict(report: ConflictReport, review?: ReviewRequiredError): Promise<void> {
-    await this.#events.publish({ type: 'conflict', ...report });
-    if (review === undefined) {
-      const { resourceType, legacyId, medplumId, unit, resolvedBy, resolution } = report;
-      if (resolution !== 'manual') {
-        await this.#events.publish({
-          type: 'resolved',
-          resourceType,
-          legacyId,
-          medplumId,
-          unit,
-          resolvedBy,
-          resolution,
-        });
-      }
-    } else if (review.task) {
-      const task = reviewTaskOf(report);
-      // Conditional on its identifier: a conflict seen again on the same versions is the same Task.
-      await this.#medplum
-        .create(task, task.identifier?.[0] as { system: string; value: string }, {
-          resourceType: 'Task',
-        })
-        .catch(() => undefined);
-    }
-  }
-}
-
-/** A failure as events may show it: its name and code, never its message (which may quote values). */
-function describeError(error: unknown): string {
-  if (typeof error !== 'object' || error === null) return typeof error;
-  const { name, code } = error as { name?: unknown; code?: unknown };
-  const named = typeof name === 'string' ? name : 'Error';
-  return typeof code === 'string' || typeof code === 'number' ? `${named} (${String(code)})` : named;
 }

@@ -109,3 +109,20 @@ export function valueFreeError(err: unknown, options: { readonly message?: 'kept
   copy.stack = [`${copy.name}: ${copy.message}`, ...frames].join('\n');
   return copy;
 }
+
+/**
+ * A failure as events may show it: its name and code, never its message (which may quote values).
+ *
+ * @param error - What was thrown.
+ * @returns `Name (code)`, the name alone, or the type of a thrown non-object.
+ * @example
+ * ```ts
+ * describeError(Object.assign(new Error('… (ssn)=(…)'), { code: '23505' })); // 'Error (23505)'
+ * ```
+ */
+export function describeError(error: unknown): string {
+  if (typeof error !== 'object' || error === null) return typeof error;
+  const { name, code } = error as { name?: unknown; code?: unknown };
+  const named = typeof name === 'string' ? name : 'Error';
+  return typeof code === 'string' || typeof code === 'number' ? `${named} (${String(code)})` : named;
+}
