@@ -20,6 +20,8 @@
  *   or servers started from the Medplum server box): `real-drain-throughput` against
  *   `real-direct-batch` (batch Bundles of 20, 4 in flight), `real-direct-plain`, and
  *   `real-quota-utilisation` (a 1,500-create backlog drained at Medplum's default quota),
+ *   `real-backfill-throughput` (a backfill of 1,000 legacy records, until drained, against
+ *   `real-direct-batch`'s client, × 2),
  *   `backfill-quota-utilisation` (1,500 legacy records backfilled at the default quota) and
  *   `live-lag-during-backfill` (p95 mirror lag of live writes while a quota-bound backfill runs
  *   on the same client, against the p95 with no backfill).
@@ -37,6 +39,7 @@ import { CpuMeter } from './cpu-meter.ts';
 import { measureDrain } from './drain-throughput.ts';
 import { jsonLines, table } from './report.ts';
 import { measureRealBackfill } from './real-backfill.ts';
+import { measureRealBackfillThroughput } from './real-backfill-throughput.ts';
 import { measureRealMedplum, openRealServers } from './real-medplum.ts';
 import { measureReconcileCompare } from './reconcile-compare.ts';
 import { measureShadowRead } from './shadow-read.ts';
@@ -63,7 +66,11 @@ const MEASUREMENTS = {
         liveEveryMs: 3000,
         baselineWrites: 20,
       });
-      return { rows: [...drain.rows, ...backfill.rows], details: [...drain.details, ...backfill.details] };
+      const throughput = await measureRealBackfillThroughput(db, servers, { entries: 1000, trials: 2 });
+      return {
+        rows: [...drain.rows, ...throughput.rows, ...backfill.rows],
+        details: [...drain.details, ...throughput.details, ...backfill.details],
+      };
     } finally {
       await servers.close();
     }

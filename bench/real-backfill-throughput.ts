@@ -1,0 +1,56 @@
+import type { BenchDatabase } from './bench-database.ts';
+import { compared, type Measurement } from './bench-row.ts';
+import { backfillTrial } from './real-backfill.ts';
+import { directBatches, type RealServers } from './real-medplum.ts';
+
+/** Sizes of the real-server backfill comparison. */
+export interface RealBackfillThroughputOptions {
+  /** Pre-existing legacy records per trial. */
+  readonly entries: number;
+  /** Timed trials of each side (interleaved). */
+  readonly trials: number;
+}
+
+/**
+ * `real-backfill-throughput`: a backfill of pre-existing legacy records to a real Medplum with
+ * unlimited quotas, until drained (`real-backfill.ts`'s trial, no live writes), against a
+ * hand-written client creating the same number of Patients in batch Bundles of 20, 4 in flight
+ * (`real-direct-batch`'s client), trials interleaved in the same run.
+ *
+ * @param db - The run's database.
+ * @param servers - The servers; the row is missing without the unlimited one.
+ * @param options - Sizes.
+ * @returns The row, and the trials' figures.
+ */
+export async function measureRealBackfillThroughput(
+  db: BenchDatabase,
+  servers: RealServers,
+  options: RealBackfillThroughputOptions,
+): Promise<Measurement> {
+  const server = servers.unlimited;
+  if (server === undefined)
+    return {
+      rows: [],
+      details: [`real backfill throughput: row missing: ${servers.missing ?? 'no server'}`],
+    };
+  let nextId = 1;
+  const ids = (n: number): number[] => Array.from({ length: n }, () => nextId++);
+  const ours: number[] = [];
+  const direct: number[] = [];
+  for (let t = 0; t < options.trials; t++) {
+    if (t % 2 === 0) direct.push(await directBatches(server, ids(options.entries), 20, 4));
+    ours.push((await backfillTrial(db, server, { records: options.entries })).rate);
+    if (t % 2 === 1) direct.push(await directBatches(server, ids(options.entries), 20, 4));
+  }
+  const mean = (values: readonly number[]): number => values.reduce((a, b) => a + b, 0) / values.length;
+  const fixed = (values: readonly number[]): string => values.map((v) => v.toFixed(0)).join(', ');
+  return {
+    rows: [
+      compared('real-backfill-throughput', 'entries/s', mean(ours), mean(direct), {
+        target: { op: '>=', ratio: 0.9 },
+        note: `writer.backfill() + drain of ${options.entries} existing rows × ${options.trials}, vs batch Bundles of 20, 4 in flight`,
+      }),
+    ],
+    details: [`real Medplum backfill (records/s): ours ${fixed(ours)}; direct batch 20×4 ${fixed(direct)}`],
+  };
+}
