@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { valueFreeError } from '../error-values.ts';
 import { ConfigurationError } from '../errors.ts';
 import { UsageError } from './cli-errors.ts';
 import type { ConfigEnvironment, DualwriteConfig } from './dualwrite-config.ts';
@@ -74,7 +75,7 @@ export function configEnvironment(
  */
 export async function loadConfig(terminal: CliTerminal, path: string | undefined): Promise<LoadedConfig> {
   const file = configPath(terminal.cwd, path);
-  const module = (await import(pathToFileURL(file).href)) as { default?: unknown };
+  const module = await importModule(file, path);
   const exported = module.default;
   const name = `${file}: default export`;
   if (exported === undefined || exported === null) {
@@ -89,6 +90,24 @@ export async function loadConfig(terminal: CliTerminal, path: string | undefined
       ? await (exported as (env: ConfigEnvironment) => unknown)(configEnvironment(terminal.env))
       : exported;
   return { config: checkConfig(config, name), path: file };
+}
+
+/**
+ * Imports the configuration module. One that cannot be loaded (not JavaScript or TypeScript, a
+ * syntax error, an import that fails) is a usage error naming `--config`, by the error's name and
+ * code only: a parser's message quotes the file's text, which may hold secrets (`--config
+ * /etc/passwd` exited 1 with a SyntaxError quoting the file).
+ */
+async function importModule(file: string, given: string | undefined): Promise<{ default?: unknown }> {
+  try {
+    return (await import(pathToFileURL(file).href)) as { default?: unknown };
+  } catch (err) {
+    const { name, code } = valueFreeError(err, { message: 'dropped' }) as Error & { code?: string | number };
+    throw new UsageError(
+      '--config',
+      `${given ?? file} could not be loaded as a module (${name}${code === undefined ? '' : ` ${String(code)}`}); it must be a JavaScript or TypeScript module default-exporting the configuration`,
+    );
+  }
 }
 
 function configPath(cwd: string, path: string | undefined): string {

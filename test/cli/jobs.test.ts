@@ -213,5 +213,14 @@ describe('dualwrite usage', () => {
     const broken = await cli.run(['drain', '--config', 'broken.config.ts']);
     expect(broken.code).toBe(2);
     expect(broken.stderr).toContain('broken.config.ts: default export.store: must be a SyncStore');
+    // A file that is not a module at all: its text is never quoted (a config file can hold secrets).
+    writeFileSync(join(cli.project, 'not-a-module.config.ts'), 'root:x:0:0:Zyx Secret:/root:/bin/bash\n');
+    const notModule = await cli.run(['drain', '--config', 'not-a-module.config.ts', '--json']);
+    expect(notModule.code, notModule.stderr).toBe(2);
+    expect(json<{ error: { field: string } }>(notModule).error.field).toBe('--config');
+    expect(notModule.stdout + notModule.stderr).not.toContain('Zyx Secret');
+    const system = await cli.run(['drain', '--config', '/etc/passwd']);
+    expect(system.code, system.stderr).toBe(2);
+    expect(system.stderr).toContain('--config');
   }, 60_000);
 });
