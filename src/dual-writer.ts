@@ -256,6 +256,7 @@ export class DualWriter<C, L> {
         beforeReadiness: () => this.#evidence.flush(),
         queued: () => this.#runtime.notify(),
         drain: () => this.drain(),
+        unitWork: () => this.#runtime.unitWork(),
       },
     );
     // Last: a constructor that threw above must leave the caller's plan untouched.
@@ -665,7 +666,7 @@ export class DualWriter<C, L> {
     unit: string,
     options: { readonly timeoutMs?: number | undefined; readonly signal?: AbortSignal | undefined } = {},
   ): Promise<UnitDrained> {
-    return this.#runtime.drainUnit(unit, options);
+    return this.#operator.drainUnit(unit, options);
   }
 
   /**

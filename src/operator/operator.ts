@@ -124,6 +124,11 @@ export interface OperatorWiring<L> {
   readonly queued: () => void;
   /** Applies queued mirrors (a backfill's back-pressure). */
   readonly drain: () => Promise<unknown>;
+  /**
+   * What `drainUnit` may run between its looks: the writer's drain while its drainer is not
+   * running (so the unit drains without `start()`), else `undefined` (the drainers do the work).
+   */
+  readonly unitWork?: (() => ((untilMs: number) => Promise<unknown>) | undefined) | undefined;
 }
 
 /**
@@ -743,7 +748,8 @@ export class Operator<C, L> {
 
   /**
    * Waits until a unit has no mirror owed (see {@link drainUnit}), for use before a stage
-   * change, while the drainers of the application's instances apply them.
+   * change, while the drainers of the application's instances apply them (a writer's operator,
+   * whose drainer is not running, applies them itself meanwhile).
    *
    * @param unit - The unit.
    * @param options - `timeoutMs` (default 60000) and `signal`.
@@ -764,6 +770,7 @@ export class Operator<C, L> {
     return drainUnit(this.#store, unit, {
       timeoutMs: given.timeoutMs as number | undefined,
       signal: options.signal,
+      work: this.#wiring?.unitWork?.(),
     });
   }
 

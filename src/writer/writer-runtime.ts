@@ -12,14 +12,12 @@ import type { OutboxEntry } from '../journal/outbox.ts';
 import { RetentionRunner, type RetentionPolicy } from '../journal/retention.ts';
 import type { SyncStore } from '../journal/sync-store.ts';
 import { readForBatch } from '../mirror/batch-reads.ts';
-import { drainUnit, type UnitDrained } from '../mirror/drain-unit.ts';
 import { Drainer, type DrainerPolicy, type DrainReport } from '../mirror/drainer.ts';
 import { markFor, runLease, type LeasePolicy, type LeaseResult } from '../mirror/lease-runner.ts';
 import { mirrorEntry, type MirrorContext, type MirrorInputs } from '../mirror/mirror-entry.ts';
-import { anObject, checkOptions, nonNegativeMs, positiveMs, trueOrFalse } from '../option-checks.ts';
+import { checkOptions, nonNegativeMs, trueOrFalse } from '../option-checks.ts';
 import type { MedplumSide } from '../sides/medplum-side.ts';
 import type { JournalGauges } from '../telemetry/journal-gauges.ts';
-import { requireId } from './record-access.ts';
 
 /** What a writer's background work runs on. */
 export interface WriterRuntimeParts<L> {
@@ -58,7 +56,6 @@ export interface RuntimeRoles {
  * @typeParam L - The legacy row type.
  */
 export class WriterRuntime<L> {
-  readonly #store: SyncStore;
   readonly #drainer: Drainer<MirrorInputs<L>>;
   readonly #feeds: ChangeFeeds<L> | undefined;
   readonly #retention: RetentionRunner | undefined;
@@ -68,7 +65,6 @@ export class WriterRuntime<L> {
 
   constructor(parts: WriterRuntimeParts<L>) {
     const { store, mirror, lease, drainer, retention, backlog, emit } = parts;
-    this.#store = store;
     this.#gauges = parts.gauges;
     this.#emit = emit;
     this.#feeds =
@@ -159,18 +155,12 @@ export class WriterRuntime<L> {
     return this.#drainer.drain((given.timeoutMs as number | undefined) ?? 60_000);
   }
 
-  /** See `DualWriter.drainUnit`. */
-  async drainUnit(
-    unit: string,
-    options: { readonly timeoutMs?: number | undefined; readonly signal?: AbortSignal | undefined } = {},
-  ): Promise<UnitDrained> {
-    requireId(unit, 'unit');
-    const given = checkOptions(options, 'options', 'input', { timeoutMs: positiveMs, signal: anObject });
-    return drainUnit(this.#store, unit, {
-      timeoutMs: given.timeoutMs as number | undefined,
-      signal: options.signal,
-      work: this.#drainer.running ? undefined : (untilMs) => this.#drainer.drain(untilMs),
-    });
+  /**
+   * What a wait for a unit to drain may run between its looks (see `Operator.drainUnit`): a
+   * drain while the drainer is not running, else nothing (the drainer does the work).
+   */
+  unitWork(): ((untilMs: number) => Promise<DrainReport>) | undefined {
+    return this.#drainer.running ? undefined : (untilMs) => this.#drainer.drain(untilMs);
   }
 
   /** See `DualWriter.pollFeeds`. */
