@@ -15,6 +15,7 @@ import type { Observation } from '@medplum/fhirtypes';
 import type { DualWriter } from '../../src/index.ts';
 import { VITAL_SIGNS, vitalSign } from '../clinic-mapping.ts';
 import type { Ctx } from './clinic-records.ts';
+import { persevere } from './direct-staff.ts';
 import type { ClinicRow, LegacyDatabase } from './legacy-database.ts';
 
 /** What each kind of staff did to one unit's charts. */
@@ -169,45 +170,53 @@ export class Charts {
     // A reading corrected in the Medplum app.
     for (const id of this.#pick(unit, 1)) {
       tasks.push(() =>
-        this.#try(unit, async () => {
-          const copy = await client.searchOne(
-            'Observation',
-            { identifier: `${system}|${id}` },
-            { cache: 'no-cache' },
-          );
-          if (copy?.valueQuantity?.value === undefined) return;
-          await client.updateResource<Observation>({
-            ...copy,
-            valueQuantity: { ...copy.valueQuantity, value: copy.valueQuantity.value - 1 },
-          });
-          this.of(unit).medplum.corrections += 1;
-        }),
+        this.#try(
+          unit,
+          async () => {
+            const copy = await client.searchOne(
+              'Observation',
+              { identifier: `${system}|${id}` },
+              { cache: 'no-cache' },
+            );
+            if (copy?.valueQuantity?.value === undefined) return;
+            await client.updateResource<Observation>({
+              ...copy,
+              valueQuantity: { ...copy.valueQuantity, value: copy.valueQuantity.value - 1 },
+            });
+            this.of(unit).medplum.corrections += 1;
+          },
+          client,
+        ),
       );
     }
     // A pulse recorded in the Medplum app at an encounter it finds there, for its patient.
     for (const id of this.#pick(unit, 1)) {
       tasks.push(() =>
-        this.#try(unit, async () => {
-          const taken = await client.searchOne(
-            'Observation',
-            { identifier: `${system}|${id}` },
-            { cache: 'no-cache' },
-          );
-          if (taken?.encounter === undefined || taken.subject === undefined) return;
-          const tag = `app-${unit}-${String(n)}-${id}`;
-          await client.createResourceIfNoneExist<Observation>(
-            {
-              resourceType: 'Observation',
-              identifier: [{ system: `${system}/app`, value: tag }],
-              status: 'final',
-              subject: taken.subject,
-              encounter: taken.encounter,
-              ...vitalSign(VITAL_SIGNS.pulse, 80 + n, unit),
-            },
-            `identifier=${system}/app|${tag}`,
-          );
-          this.of(unit).medplum.vitals += 1;
-        }),
+        this.#try(
+          unit,
+          async () => {
+            const taken = await client.searchOne(
+              'Observation',
+              { identifier: `${system}|${id}` },
+              { cache: 'no-cache' },
+            );
+            if (taken?.encounter === undefined || taken.subject === undefined) return;
+            const tag = `app-${unit}-${String(n)}-${id}`;
+            await client.createResourceIfNoneExist<Observation>(
+              {
+                resourceType: 'Observation',
+                identifier: [{ system: `${system}/app`, value: tag }],
+                status: 'final',
+                subject: taken.subject,
+                encounter: taken.encounter,
+                ...vitalSign(VITAL_SIGNS.pulse, 80 + n, unit),
+              },
+              `identifier=${system}/app|${tag}`,
+            );
+            this.of(unit).medplum.vitals += 1;
+          },
+          client,
+        ),
       );
     }
     return tasks;
@@ -229,21 +238,18 @@ export class Charts {
     return picked;
   }
 
-  /** A write tried again by the person at the screen while a system is down, for a few seconds. */
-  async #try<T>(unit: string, write: () => Promise<T>): Promise<T | undefined> {
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        return await write();
-      } catch (err) {
-        if (attempt < 40) {
-          await new Promise((resolve) => setTimeout(resolve, 100));
-          continue;
-        }
-        this.of(unit).failed += 1;
-        this.failures.push(`${unit}: ${err instanceof Error ? err.message : String(err)}`);
-        return undefined;
-      }
-    }
+  /**
+   * A write tried again by the person at the screen (see {@link persevere}): while a system is
+   * down, for a few seconds; in the Medplum app (`client`), also after the quota's reset.
+   */
+  async #try<T>(unit: string, write: () => Promise<T>, client?: MedplumClient): Promise<T | undefined> {
+    const outcome = await persevere(client, write);
+    if (outcome.saved) return outcome.value;
+    this.of(unit).failed += 1;
+    this.failures.push(
+      `${unit}: ${outcome.error instanceof Error ? outcome.error.message : String(outcome.error)}`,
+    );
+    return undefined;
   }
 }
 

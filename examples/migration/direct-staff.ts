@@ -158,24 +158,44 @@ export class MedplumApp {
   }
 
   async #persevere(unit: string, save: () => Promise<void>): Promise<boolean> {
-    for (let attempt = 1, throttled = 0; ; attempt += 1) {
-      try {
-        await save();
-        return true;
-      } catch (err) {
-        const resetMs = quotaResetMs(this.#client, err);
-        if (resetMs !== undefined && throttled < 5) {
-          throttled += 1;
-          await sleep(resetMs);
-          continue;
-        }
-        if (attempt < 40) {
-          await sleep(100);
-          continue;
-        }
-        this.failures.push(`${unit}: ${err instanceof Error ? err.message : String(err)}`);
-        return false;
+    const outcome = await persevere(this.#client, save);
+    if (outcome.saved) return true;
+    this.failures.push(
+      `${unit}: ${outcome.error instanceof Error ? outcome.error.message : String(outcome.error)}`,
+    );
+    return false;
+  }
+}
+
+/**
+ * A save tried again as staff at a screen (and any client) would: one refused for the quota
+ * (429) after the reset the server announces, as often as it takes within a few windows; any
+ * other failure (the system down, a dropped connection) every 100 ms for about four seconds.
+ *
+ * @param client - The Medplum client the save uses (its `RateLimit` header), or `undefined`
+ *   for a save to the legacy database.
+ * @param save - The save.
+ * @returns Its value, or the failure it ended with.
+ */
+export async function persevere<T>(
+  client: MedplumClient | undefined,
+  save: () => Promise<T>,
+): Promise<{ saved: true; value: T } | { saved: false; error: unknown }> {
+  for (let attempt = 1, throttled = 0; ; attempt += 1) {
+    try {
+      return { saved: true, value: await save() };
+    } catch (err) {
+      const resetMs = client === undefined ? undefined : quotaResetMs(client, err, throttled);
+      if (resetMs !== undefined && throttled < 10) {
+        throttled += 1;
+        await sleep(resetMs);
+        continue;
       }
+      if (attempt < 40) {
+        await sleep(100);
+        continue;
+      }
+      return { saved: false, error: err };
     }
   }
 }
@@ -183,15 +203,19 @@ export class MedplumApp {
 /**
  * How long to wait before a request refused for the quota (429) may be sent again: until the
  * spent policy of the `RateLimit` header (which `MedplumClient` keeps from the last answer)
- * resets, plus a margin (Medplum rounds to whole seconds); `undefined` for other failures.
+ * resets, plus a margin (Medplum rounds to whole seconds). The last answer may be another
+ * request's, answered since with budget left (another run, or another screen, on the same
+ * client application spent the window meanwhile): then 1, 2, 4… seconds, up to the minute a
+ * window lasts. `undefined` for other failures.
  *
  * @param client - The client that made the request.
  * @param err - Its failure.
+ * @param throttled - How many times this save was refused for the quota already.
  * @returns Milliseconds to wait, or `undefined`.
  */
-function quotaResetMs(client: MedplumClient, err: unknown): number | undefined {
+function quotaResetMs(client: MedplumClient, err: unknown, throttled: number): number | undefined {
   if (!(err instanceof OperationOutcomeError) || err.outcome.issue[0]?.code !== 'throttled') return undefined;
   const spent = client.rateLimitStatus().filter((limit) => limit.remainingUnits <= 0);
-  const seconds = Math.max(1, ...spent.map((limit) => limit.secondsUntilReset));
-  return seconds * 1000 + 250;
+  if (spent.length === 0) return Math.min(60, 2 ** throttled) * 1000 + 250;
+  return Math.max(1, ...spent.map((limit) => limit.secondsUntilReset)) * 1000 + 250;
 }
