@@ -99,7 +99,8 @@ export type {
 } from './journal/outbox.ts';
 export type { StoredEvent, RecordedEvent, EventFilter, EventTally } from './journal/sync-store.ts';
 export { LinkConflictError } from './journal/sync-store.ts';
-export type { SyncStore, DeadLetterOptions } from './journal/sync-store.ts';
+export type { SyncStore, DeadLetterOptions, NewDeadLetter } from './journal/sync-store.ts';
+export type { ReadinessEvidence, ReadinessSample } from './journal/readiness-evidence.ts';
 export type { BacklogSample, LagPoint, BacklogRecording } from './journal/operating-history.ts';
 export type { BacklogHistoryOptions } from './journal/backlog-recorder.ts';
 export type { Link } from './journal/link.ts';
@@ -154,7 +155,7 @@ export type { EventRedaction } from './events/event-redaction.ts';
 
 export { ChangeFeeds } from './feeds/change-feeds.ts';
 export type { ChangeFeedsOptions } from './feeds/change-feeds-options.ts';
-export type { ChangeFeedsDeps, FeedRecord } from './feeds/inbound-change.ts';
+export type { ChangeFeedsDeps, FeedRecord, FeedRead } from './feeds/inbound-change.ts';
 export type { FeedCounts, FeedReport, FeedFailure } from './feeds/feed-report.ts';
 export type { RestHookRequest, RestHookResult } from './feeds/delete-notification.ts';
 
@@ -202,9 +203,15 @@ export type {
 export { classifyMysqlError } from './sql/mysql-errors.ts';
 export type { MysqlErrorClass, MysqlErrorKind } from './sql/mysql-errors.ts';
 export { sqlClientFromPg } from './sql/pg-client.ts';
-export type { PgClientOptions, PgPool } from './sql/pg-client.ts';
+export type { PgClientOptions, PgPool, PgPoolClient } from './sql/pg-client.ts';
 export { sqlClientFromPglite } from './sql/pglite-client.ts';
-export type { PgliteDatabase } from './sql/pglite-client.ts';
+export type { PgliteDatabase, PgliteQueryable, PgliteQueryResult } from './sql/pglite-client.ts';
+export type { WriteStatement, WriteStatementRunner } from './sql/write-statement.ts';
+export type {
+  TelemetryOptions,
+  MeterProviderLike,
+  TracerProviderLike,
+} from './telemetry/telemetry-options.ts';
 export type { SqlClient, SqlQueryable, SqlResult } from './sql/sql-client.ts';
 
 export { startConsole } from './console/console-server.ts';
