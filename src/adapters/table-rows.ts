@@ -1,5 +1,5 @@
 import { InvalidInputError } from '../errors.ts';
-import { refuseUnknownKeys } from '../option-checks.ts';
+import { kindOf, refuseUnknownKeys } from '../option-checks.ts';
 import type { LegacyRecord } from '../sides/legacy-adapter.ts';
 
 /** Integer text as an integer column gives it back: `0`, `7100`, `-3`. */
@@ -166,12 +166,13 @@ export function distinctIds(ids: readonly string[]): string[] {
  * @throws {@link InvalidInputError} naming `limit`.
  * @example
  * ```ts
- * checkLimit(0, 'Patient'); // throws: limit: must be a positive integer (got 0)
+ * checkLimit(0, 'Patient'); // throws: limit: must be a positive integer, got a number
  * ```
  */
 export function checkLimit(limit: number, resourceType: string): void {
   if (!Number.isSafeInteger(limit) || limit < 1) {
-    throw new InvalidInputError('limit', `must be a positive integer (got ${String(limit)})`, {
+    // Its kind, never its value: an InvalidInputError does not quote what it refuses.
+    throw new InvalidInputError('limit', `must be a positive integer, got ${kindOf(limit)}`, {
       side: 'legacy',
       resourceType,
     });

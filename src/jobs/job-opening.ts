@@ -46,6 +46,17 @@ export interface JobTarget {
   readonly jobId?: string | undefined;
 }
 
+/**
+ * Records per page: 1 to 1000, Medplum's largest search page (`_count`), as for the feeds. A page
+ * is held in memory and leased whole; a pageSize of 1e9 was accepted and read every record into
+ * one page.
+ */
+const pageSizeRule: Rule<number> = {
+  test: (value): value is number =>
+    typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= 1000,
+  problem: 'must be an integer from 1 to 1000',
+};
+
 /** The rules of the options every job takes: its target and how its worker runs. */
 export const JOB_OPTIONS_SHAPE = {
   resourceType: resourceTypeName,
@@ -53,7 +64,7 @@ export const JOB_OPTIONS_SHAPE = {
   unit: nonEmptyString,
   jobId: nonEmptyString,
   workerId: nonEmptyString,
-  pageSize: positiveInteger,
+  pageSize: pageSizeRule,
   leaseMs: positiveMs,
   pollIntervalMs: positiveMs,
   signal: anObject,

@@ -35,7 +35,7 @@ export interface JobProgress {
 export interface JobWorkerOptions {
   /** This worker's name in page leases. @default `${hostname}:${pid}:${random}` */
   readonly workerId?: string | undefined;
-  /** Records per page. @default 200 */
+  /** Records per page, 1 to 1000. @default 200 */
   readonly pageSize?: number | undefined;
   /**
    * How long a page stays this worker's without a renewal (renewed every third of it while

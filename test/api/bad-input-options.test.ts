@@ -360,6 +360,23 @@ function feedsDeps(): ChangeFeedsDeps<PatientRow> {
 }
 
 describe('the writer', () => {
+  it('a job refuses a pageSize over 1000, naming it without quoting it', async () => {
+    for (const pageSize of [1e9, 1001]) {
+      const refused = await writer()
+        .backfill({ resourceType: 'Patient', unit: 'north', direction: 'to-medplum', pageSize })
+        .catch((err: unknown) => err);
+      expect(refused).toEqual(invalidInput('pageSize', /from 1 to 1000/));
+      expect((refused as Error).message).not.toContain(String(pageSize));
+    }
+  });
+
+  it('a legacy adapter refuses a limit that is not a positive integer without quoting it', async () => {
+    const legacy = new MemoryLegacyAdapter<PatientRow>();
+    const refused = await legacy.scan('Patient', { limit: -7.25 }).catch((err: unknown) => err);
+    expect(refused).toEqual(invalidInput('limit', /must be a positive integer/));
+    expect((refused as Error).message).not.toContain('7.25');
+  });
+
   it('linkOf refuses empty strings', async () => {
     await expect(writer().linkOf('', '')).rejects.toEqual(invalidInput('resourceType'));
     await expect(writer().linkOf('Patient', '')).rejects.toEqual(invalidInput('legacyId', /empty string/));
