@@ -556,9 +556,16 @@ export class MysqlTableAdapter implements LegacyAdapter<MysqlTableRow> {
     if (kind === 'rejected' || kind === 'duplicate-key') {
       const message = (err as { sqlMessage?: unknown }).sqlMessage;
       const column = typeof message === 'string' ? columnNamed(message) : undefined;
+      // A CHECK's name, an identifier (MariaDB: CONSTRAINT `c` failed for …; MySQL: Check
+      // constraint 'c' is violated.); never anything else of the message.
+      const named =
+        typeof message === 'string'
+          ? /^(?:CONSTRAINT `([^`]+)` failed|Check constraint '([^']+)' is violated)/.exec(message)
+          : null;
+      const constraint = named?.[1] ?? named?.[2];
       return refusedRow(
         err,
-        { code: sqlState ?? (errno === undefined ? undefined : String(errno)), what, column },
+        { code: sqlState ?? (errno === undefined ? undefined : String(errno)), what, column, constraint },
         { resourceType, legacyId },
         false,
       );

@@ -40,6 +40,17 @@ const TRANSIENT_DRIVER_CODES: ReadonlySet<string> = new Set([
   'EPIPE',
 ]);
 
+/**
+ * Errors whose number means a refused row whatever the SQLSTATE says, with the name the server
+ * gives them. mysql2's code table is MySQL's: it names MariaDB's 4025 (a CHECK constraint failed,
+ * SQLSTATE 23000) `ER_INNODB_AUTOEXTEND_SIZE_OUT_OF_RANGE`, and MySQL files its own CHECK
+ * failure (3819) under the catch-all SQLSTATE HY000.
+ */
+const CONSTRAINT_ERRNOS: ReadonlyMap<number, string> = new Map([
+  [4025, 'ER_CONSTRAINT_FAILED'],
+  [3819, 'ER_CHECK_CONSTRAINT_VIOLATED'],
+]);
+
 /** The primary key's name in MySQL and MariaDB duplicate-key errors. */
 const PRIMARY_KEY = 'PRIMARY';
 
@@ -100,13 +111,16 @@ export function classifyMysqlError(err: unknown): MysqlErrorClass {
   const errno = typeof record.errno === 'number' ? record.errno : undefined;
   const driverCode = typeof record.code === 'string' ? record.code : undefined;
   const sqlState = typeof record.sqlState === 'string' ? record.sqlState : undefined;
-  const code = (errno === undefined ? undefined : TRANSIENT_ERRNOS.get(errno)) ?? driverCode;
+  const code =
+    (errno === undefined ? undefined : (TRANSIENT_ERRNOS.get(errno) ?? CONSTRAINT_ERRNOS.get(errno))) ??
+    driverCode;
   const of = (kind: MysqlErrorKind): MysqlErrorClass => ({ kind, errno, code, sqlState });
   if (errno !== undefined && TRANSIENT_ERRNOS.has(errno)) return of('transient');
   // A fatal driver error means the connection is unusable; a new one may work.
   if (record.fatal === true || (driverCode !== undefined && TRANSIENT_DRIVER_CODES.has(driverCode)))
     return of('transient');
   if (errno === 1062 && duplicateKeyName(record) === PRIMARY_KEY) return of('duplicate-key');
+  if (errno !== undefined && CONSTRAINT_ERRNOS.has(errno)) return of('rejected');
   if (sqlState !== undefined && (sqlState.startsWith('22') || sqlState.startsWith('23')))
     return of('rejected');
   return of('unknown');

@@ -239,6 +239,36 @@ describe('MysqlTableAdapter on MariaDB', () => {
     expect(rows).toEqual([]);
   });
 
+  it('refuses a row a CHECK constraint fails as a constraint violation naming the constraint (MariaDB errno 4025, which mysql2 names after another error)', async () => {
+    const table = await patients('INT NOT NULL AUTO_INCREMENT PRIMARY KEY');
+    await pool.query(
+      `ALTER TABLE \`${table}\` ADD CONSTRAINT \`${table}_note\` CHECK (note <> 'Okapi-1931')`,
+    );
+    const legacy = new MysqlTableAdapter({ pool, tables: { Patient: { table } } });
+    const error = await legacy
+      .create('Patient', { name: 'Ada', note: 'Okapi-1931' })
+      .catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(RejectedError);
+    expect(error).toMatchObject({ retryable: false, code: '23000' });
+    const message = (error as Error).message;
+    expect(message).toContain('ER_CONSTRAINT_FAILED');
+    expect(message).toContain(`constraint ${table}_note`);
+    expect(message).not.toContain('INNODB');
+    expect(JSON.stringify(error)).not.toContain('Okapi');
+    expect(
+      classifyMysqlError({ errno: 4025, code: 'ER_INNODB_AUTOEXTEND_SIZE_OUT_OF_RANGE', sqlState: '23000' }),
+    ).toEqual({
+      kind: 'rejected',
+      errno: 4025,
+      code: 'ER_CONSTRAINT_FAILED',
+      sqlState: '23000',
+    });
+    // MySQL's own CHECK failure comes under the catch-all SQLSTATE HY000.
+    expect(
+      classifyMysqlError({ errno: 3819, code: 'ER_CHECK_CONSTRAINT_VIOLATED', sqlState: 'HY000' }).kind,
+    ).toBe('rejected');
+  });
+
   it('refuses a given id an integer key would store as another (spaces, a sign, leading zeros, a fraction), naming the id column', async () => {
     const table = await patients('INT NOT NULL AUTO_INCREMENT PRIMARY KEY');
     const legacy = new MysqlTableAdapter({ pool, tables: { Patient: { table } } });
