@@ -70,6 +70,40 @@ export const nonEmptyString: Rule<string> = {
   problem: 'must be a non-empty string',
 };
 
+/** The longest unit name (and `by`) the journal stores. */
+export const MAX_NAME_LENGTH = 200;
+/** The longest reason or note the journal stores. */
+export const MAX_TEXT_LENGTH = 1000;
+
+/**
+ * A unit's name, or who did something (`by`): a non-empty string of at most
+ * {@link MAX_NAME_LENGTH} characters. The journal keeps it in every outbox entry, event and plan
+ * row; without a bound a caller could store megabytes per row.
+ *
+ * @example
+ * ```ts
+ * checkValue(unit, unitName, 'unit', 'input');
+ * ```
+ */
+export const unitName: Rule<string> = {
+  test: (value): value is string => nonEmptyString.test(value) && value.length <= MAX_NAME_LENGTH,
+  problem: `must be a non-empty string of at most ${MAX_NAME_LENGTH} characters`,
+};
+
+/**
+ * A reason or a note kept in the journal (a stage change's, a pause's, a discard's, a
+ * cancellation's): a non-empty string of at most {@link MAX_TEXT_LENGTH} characters.
+ *
+ * @example
+ * ```ts
+ * checkValue(note, storedText, 'note', 'input');
+ * ```
+ */
+export const storedText: Rule<string> = {
+  test: (value): value is string => nonEmptyString.test(value) && value.length <= MAX_TEXT_LENGTH,
+  problem: `must be a non-empty string of at most ${MAX_TEXT_LENGTH} characters`,
+};
+
 /**
  * `true` or `false`, nothing truthy or falsy.
  *

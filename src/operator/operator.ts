@@ -35,7 +35,10 @@ import {
   checkOptions,
   checkValue,
   kindOf,
+  MAX_TEXT_LENGTH,
   nonEmptyString,
+  storedText,
+  unitName,
   oneOf,
   positiveInteger,
   positiveMs,
@@ -540,7 +543,7 @@ export class Operator<C, L> {
   ): Promise<boolean> {
     checkValue(id, nonEmptyString, 'id', 'input');
     const decided = operatorResolution(resolution);
-    checkValue(note, nonEmptyString, 'note', 'input');
+    checkValue(note, storedText, 'note', 'input');
     const letter = await this.#requireDeadLetter(id);
     if (letter.status !== 'open') return false;
     return this.#resolve(letter, decided, note);
@@ -572,7 +575,7 @@ export class Operator<C, L> {
         'resolution',
         'must name a winner in bulk (a merged resource decides one record)',
       );
-    checkValue(note, nonEmptyString, 'note', 'input');
+    checkValue(note, storedText, 'note', 'input');
     const letters = await this.#letters(filter, true);
     return bulk(letters, (letter) => this.#resolve(letter, decided, note));
   }
@@ -712,8 +715,8 @@ export class Operator<C, L> {
     unit: string,
     note: { readonly by?: string | undefined; readonly reason?: string | undefined } = {},
   ): Promise<UnitPause> {
-    checkValue(unit, nonEmptyString, 'unit', 'input');
-    const given = checkOptions(note, 'note', 'input', { by: nonEmptyString, reason: nonEmptyString });
+    checkValue(unit, unitName, 'unit', 'input');
+    const given = checkOptions(note, 'note', 'input', { by: unitName, reason: storedText });
     return this.#store.pauseUnit(unit, given);
   }
 
@@ -936,7 +939,7 @@ export class Operator<C, L> {
    * ```
    */
   async cancelJob(id: string, reason = 'cancelled by an operator'): Promise<Job> {
-    checkValue(reason, nonEmptyString, 'reason', 'input');
+    checkValue(reason, storedText, 'reason', 'input');
     return this.#moveJob(id, 'cancelled', OPEN_JOB_STATES, reason);
   }
 
@@ -1191,8 +1194,11 @@ const anInstant = {
 };
 
 function requireNote(note: unknown): void {
-  if (!nonEmptyString.test(note))
-    throw new InvalidInputError('note', `must say why the dead letter is discarded, got ${kindOf(note)}`);
+  if (!storedText.test(note))
+    throw new InvalidInputError(
+      'note',
+      `must say why the dead letter is discarded, in at most ${MAX_TEXT_LENGTH} characters, got ${kindOf(note)}`,
+    );
 }
 
 function ageOf(at: string | undefined, now: number): number | undefined {

@@ -10,7 +10,11 @@ import {
   anObject,
   checkOptions,
   checkValue,
+  kindOf,
+  MAX_NAME_LENGTH,
   nonEmptyString,
+  storedText,
+  unitName,
   positiveInteger,
   positiveMs,
   refuseUnknownKeys,
@@ -165,10 +169,10 @@ export class CutoverPlan<C> {
     } catch (err) {
       throw new InvalidInputError('ctx', 'unitOf(ctx) threw', { cause: valueFreeError(err) });
     }
-    if (typeof unit !== 'string' || unit === '') {
+    if (!unitName.test(unit)) {
       throw new InvalidInputError(
         'ctx',
-        `unitOf(ctx) must return a non-empty string, returned ${unit === '' ? 'an empty string' : typeof unit}`,
+        `unitOf(ctx) must return a non-empty string of at most ${MAX_NAME_LENGTH} characters, returned ${kindOf(unit)}`,
       );
     }
     return unit;
@@ -231,8 +235,7 @@ export class CutoverPlan<C> {
    * ```
    */
   async set(unit: string, stage: Stage, options: StageChangeOptions = {}): Promise<StageChange> {
-    if (typeof unit !== 'string' || unit === '')
-      throw new InvalidInputError('unit', 'must be a non-empty string');
+    checkValue(unit, unitName, 'unit', 'input');
     if (!isStage(stage)) throw new InvalidInputError('stage', stageProblem);
     const given = checkOptions(options, 'options', 'input', CHANGE_OPTIONS);
     const resourceType = given.resourceType as string | undefined;
@@ -641,8 +644,8 @@ export class StageChangeRefusedError extends DualWriteError {
 /** The options of {@link CutoverPlan.set}; a key not listed is refused (a typo must not move the whole unit). */
 const CHANGE_OPTIONS = {
   resourceType: resourceTypeName,
-  reason: nonEmptyString,
-  by: nonEmptyString,
+  reason: storedText,
+  by: unitName,
   force: trueOrFalse,
 } satisfies Record<keyof StageChangeOptions, Rule>;
 

@@ -193,6 +193,26 @@ describe('CutoverPlan.set, history and options', () => {
     expect(p.stageOf('north', 'patient')).toBe('dual-write');
   });
 
+  it('refuses unit names over 200 characters and reasons over 1000, naming the field, and stores nothing', async () => {
+    const store = new MemoryStore();
+    const p = plan();
+    await p.attach(store, { refreshMs: 60_000 });
+    const long = (n: number) => 'x'.repeat(n);
+    await expect(p.set(long(201), 'shadow')).rejects.toEqual(invalidInput('unit', /at most 200 characters/));
+    await expect(p.set('north', 'shadow', { reason: long(1001) })).rejects.toEqual(
+      invalidInput('reason', /at most 1000 characters/),
+    );
+    await expect(p.set('north', 'shadow', { by: long(201) })).rejects.toEqual(invalidInput('by'));
+    expect(() => p.unitOf({ unit: long(201) })).toThrow(/at most 200 characters/);
+    expect(await p.history()).toEqual([]);
+    const w = writer();
+    await expect(w.discardDeadLetter('1', long(1001))).rejects.toEqual(invalidInput('note'));
+    // The longest allowed are taken.
+    await expect(p.set(long(200), 'shadow', { reason: long(1000), force: true })).resolves.toMatchObject({
+      to: 'shadow',
+    });
+  });
+
   it('history checks limit (a positive integer) and unit', async () => {
     const p = plan();
     for (const limit of [0, -1, 1.5, Number.NaN, '10']) {
