@@ -337,7 +337,11 @@ export async function measureRealMedplum(
     );
   }
   if (defaultQuota !== undefined) {
-    const run = await drainRun(db, defaultQuota, ids(options.backlog));
+    // A project of its own (a new client application, so a quota window of its own), as
+    // `backfill-quota-utilisation` has: the box project's window may hold what earlier rows
+    // or runs spent, which would read as the drain's own waits.
+    const server = (await servers.newProject?.(defaultQuota)) ?? defaultQuota;
+    const run = await drainRun(db, server, ids(options.backlog));
     // Medplum's default quota: 50,000 points a minute per user, 100 points a write.
     const quotaWritesPerSecond = 50_000 / 100 / 60;
     const share429 = run.count.throttled / Math.max(1, run.count.writes);
@@ -349,7 +353,7 @@ export async function measureRealMedplum(
         target: { op: '>=', ratio: 0.95 },
         ratio: run.rate / quotaWritesPerSecond,
         baseline: 1,
-        note: `${options.backlog} creates drained in ${(run.ms / 1000).toFixed(0)} s at Medplum's default quota (${quotaWritesPerSecond.toFixed(2)} writes/s); ${(share429 * 100).toFixed(2)}% of writes answered 429 (target <= 1%)`,
+        note: `${options.backlog} creates drained in ${(run.ms / 1000).toFixed(0)} s at Medplum's default quota (${quotaWritesPerSecond.toFixed(2)} writes/s)${server === defaultQuota ? " on the given server's project" : ', a project of its own'}; ${(share429 * 100).toFixed(2)}% of writes answered 429 (target <= 1%)`,
       },
       {
         name: 'real-quota-429-share',

@@ -5,6 +5,7 @@
  */
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { FetchLike } from '@medplum/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   ConfigurationError,
@@ -12,6 +13,7 @@ import {
   DualWriter,
   MemoryStore,
   Operator,
+  QuotaPacer,
   RequestTimeoutError,
   createMedplumClient,
   type DualWriteEvent,
@@ -245,6 +247,72 @@ describe('request timeout', () => {
         message: 'Medplum did not answer a Patient request within 150 ms',
       },
     ]);
+  }, 30_000);
+
+  it("the pacer's wait is not counted in requestTimeoutMs: an inline write, a drained batch and a backfill's search wait out a spent quota longer than the limit, then succeed", async () => {
+    fhir = await startFhirTestServer();
+    const legacy = new MemoryLegacyAdapter<PatientRow>();
+    const pacer = new QuotaPacer();
+    const events: DualWriteEvent[] = [];
+    const store = new MemoryStore();
+    const batches: string[] = [];
+    const fetchSeen: FetchLike = (url: string, init?: RequestInit) => {
+      if (init?.method === 'POST' && /\/fhir\/R4\/?$/.test(new URL(url).pathname)) batches.push(url);
+      return globalThis.fetch(url, init);
+    };
+    const writerIn = (mirror: 'sync' | 'async') =>
+      new DualWriter<Ctx, PatientRow>({
+        legacy,
+        medplum: createMedplumClient({ baseUrl: fhir!.baseUrl, fetch: fetchSeen }),
+        mappings: [patientMapping],
+        plan: new CutoverPlan<Ctx>({ default: 'dual-write', unitOf: (ctx) => ctx.unit }),
+        store,
+        pacer,
+        mirror,
+        requestTimeoutMs: 1_000,
+        retry: { retries: 0 },
+        onEvent: (event) => events.push(event),
+      });
+    const writer = writerIn('sync');
+    await medplumCopies(createMedplumClient({ baseUrl: fhir.baseUrl }), 'warm-up');
+    // The quota is spent for the next 2 s (Medplum's `r=0;t=2`, plus the pacer's margin): each
+    // request waits 2.25 s for the pacer, more than twice its time limit of 1 s (long enough
+    // for a loaded machine to answer).
+    const spend = (): void =>
+      pacer.observe(new Headers({ RateLimit: '"fhirInteractions";r=0;t=2' }), { fhirInteractions: 50_000 });
+    const waitedBefore = (): number => pacer.stats().waitedMs;
+
+    spend();
+    let waited = waitedBefore();
+    const inline = await writer.create('Patient', ada, north);
+    expect(inline).toMatchObject({ mirror: 'applied' });
+    expect(pacer.stats().waitedMs - waited).toBeGreaterThan(1_000);
+
+    const queueing = writerIn('async');
+    await queueing.create('Patient', { id: 'p-2', first_name: 'Grace', last_name: 'Hopper' }, north);
+    await queueing.create('Patient', { id: 'p-4', first_name: 'Edsger', last_name: 'Dijkstra' }, north);
+    spend();
+    waited = waitedBefore();
+    expect(await writer.drain({ timeoutMs: 10_000 })).toMatchObject({
+      applied: 2,
+      retried: 0,
+      deadLettered: 0,
+    });
+    expect(pacer.stats().waitedMs - waited).toBeGreaterThan(1_000);
+    // The two creates went together in one batch Bundle, which waited for the pacer too.
+    expect(batches).toHaveLength(1);
+
+    await legacy.create('Patient', { id: 'p-3', first_name: 'Alan', last_name: 'Turing' });
+    spend();
+    waited = waitedBefore();
+    const job = await writer.backfill({ resourceType: 'Patient', unit: 'north', direction: 'to-medplum' });
+    expect(job).toMatchObject({ state: 'done', counts: { scanned: 4, unchanged: 3, created: 1 } });
+    expect(pacer.stats().waitedMs - waited).toBeGreaterThan(1_000);
+
+    expect(events.filter((event) => event.type === 'retry')).toEqual([]);
+    const direct = createMedplumClient({ baseUrl: fhir.baseUrl });
+    await writer.drain({ timeoutMs: 10_000 });
+    for (const id of ['p-1', 'p-2', 'p-3', 'p-4']) expect(await medplumCopies(direct, id)).toHaveLength(1);
   }, 30_000);
 
   it('refuses a request timeout that is not under half the drainer lease, naming it', () => {
