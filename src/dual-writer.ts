@@ -50,7 +50,7 @@ import { RecordAccess } from './writer/record-access.ts';
 import { ReadCalls } from './writer/read-calls.ts';
 import { WriteCalls } from './writer/write-calls.ts';
 import { mirrorReportsOf } from './writer/mirror-reports.ts';
-import { Operator } from './operator/operator.ts';
+import { wiredOperator, type Operator } from './operator/operator.ts';
 import { backlogRecordingOf } from './journal/backlog-recorder.ts';
 import type { DeadLetterView } from './operator/operator-views.ts';
 
@@ -240,7 +240,7 @@ export class DualWriter<C, L> {
       gauges: this.#telemetry?.gauges,
       emit: (event) => this.#emit(event),
     });
-    this.#operator = new Operator<C, L>(
+    this.#operator = wiredOperator<C, L>(
       {
         store: this.#store,
         mappings: [...this.#mappings.values()],
@@ -762,8 +762,8 @@ export class DualWriter<C, L> {
    * attempts, without the record copies they may keep (see `Operator.deadLetters`). Open ones
    * unless `status` says otherwise.
    *
-   * @param filter - `status` (`open`, `retried`, `discarded`, `all`), `unit`, `resourceType`,
-   *   `target`, `reason` and `limit`.
+   * @param filter - `status` (`open`, `retried`, `discarded`, `resolved`, `all`), `unit`,
+   *   `resourceType`, `target`, `reason` and `limit`.
    * @returns Dead letters, oldest first.
    * @throws {@link InvalidInputError} (a rejection) naming `filter` or the filter at fault.
    * @example
@@ -811,9 +811,10 @@ export class DualWriter<C, L> {
   /**
    * Decides a conflict an operator was asked to review (a dead letter whose reason is a
    * `ReviewRequiredError`, or any dead letter whose record both systems changed): writes the
-   * decision to both sides, links them, and closes the dead letter as `discarded` with the
-   * note. Each side's write is guarded by the version read just before, so a change made
-   * meanwhile fails the call rather than being overwritten.
+   * decision to both sides, links them, and closes the dead letter as `resolved` with the
+   * note and the resolution (`legacy`, `medplum` or `merged`). Each side's write is guarded by
+   * the version read just before, so a change made meanwhile fails the call rather than being
+   * overwritten.
    *
    * @param id - The dead letter's id.
    * @param resolution - `{ winner: 'legacy' | 'medplum' }` or `{ merged: resource }`.

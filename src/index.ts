@@ -21,6 +21,7 @@ export type {
 export type { DualWriterOptions, WriteCallOptions, FeedOptions } from './dual-writer-options.ts';
 export type { WriteResult, SideOutcome, SideAction } from './write-result.ts';
 export type { DualWriteEvent, FieldChange } from './dual-write-event.ts';
+export type { LeaseStatus } from './mirror/lease-runner.ts';
 
 export { CutoverPlan, StageChangeRefusedError } from './plan/cutover-plan.ts';
 export type {
@@ -40,7 +41,9 @@ export type { ResourceMapping, DeletePolicy, DeletePolicies } from './mapping/re
 export type {
   FhirReferences,
   LegacyKeys,
+  ReferenceAt,
   ReferenceElement,
+  ReferenceHolders,
   ReferencePath,
   ReferenceField,
   ReferenceFields,
@@ -153,9 +156,8 @@ export { compareCopies } from './divergence/compare-copies.ts';
 export type { DivergenceOptions, DivergenceCounts } from './divergence/divergence-checks.ts';
 export type { EventRedaction } from './events/event-redaction.ts';
 
-export { ChangeFeeds } from './feeds/change-feeds.ts';
 export type { ChangeFeedsOptions } from './feeds/change-feeds-options.ts';
-export type { ChangeFeedsDeps, FeedRecord, FeedRead } from './feeds/inbound-change.ts';
+export type { FeedRecord, FeedRead } from './feeds/inbound-change.ts';
 export type { FeedCounts, FeedReport, FeedFailure } from './feeds/feed-report.ts';
 export type { RestHookRequest, RestHookResult } from './feeds/delete-notification.ts';
 

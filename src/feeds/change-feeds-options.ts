@@ -19,7 +19,8 @@ const KNOWN = Object.keys({
 } satisfies Record<keyof ChangeFeedsOptions, true>);
 
 /**
- * Options of {@link ChangeFeeds}. Every field is optional; each is checked at construction.
+ * Options of the writer's change feeds (its `feeds` option). Every field is optional; each is
+ * checked at construction.
  *
  * @example
  * ```ts
@@ -93,7 +94,7 @@ export interface ChangeFeedsOptions {
   readonly sides?: readonly Side[] | undefined;
   /**
    * The secret of the Medplum `Subscription` (its `subscription-secret` extension) whose
-   * rest-hook calls {@link ChangeFeeds.handleRestHook}: notifications without a matching
+   * rest-hook calls `writer.handleRestHook`: notifications without a matching
    * `X-Signature` are refused. Without it, every notification is checked against Medplum
    * before anything is queued, so a forged one can do no harm, only cost a read.
    * @default undefined

@@ -24,7 +24,7 @@ export interface RestHookRequest {
 }
 
 /**
- * What {@link ChangeFeeds.handleRestHook} did with a notification.
+ * What `writer.handleRestHook` did with a notification.
  *
  * - `queued` — a delete towards the legacy system was journaled.
  * - `ignored` — not a delete notification of a mapped type (creates and updates come through

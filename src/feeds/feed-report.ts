@@ -51,7 +51,7 @@ export interface FeedFailure {
 }
 
 /**
- * The result of {@link ChangeFeeds.pollOnce}: the pass's counts and its failures.
+ * The result of `writer.pollFeeds()`: the pass's counts and its failures.
  *
  * @example
  * ```ts

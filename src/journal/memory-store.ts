@@ -590,6 +590,17 @@ export class MemoryStore implements SyncStore {
     return Promise.resolve(true);
   }
 
+  /** {@inheritDoc SyncStore.resolveDeadLetter} */
+  resolveDeadLetter(id: string, note: string, resolution: 'legacy' | 'medplum' | 'merged'): Promise<boolean> {
+    const letter = this.#letters.get(id);
+    if (letter?.status !== 'open') return Promise.resolve(false);
+    letter.status = 'resolved';
+    letter.resolvedAt = new Date().toISOString();
+    letter.note = note;
+    letter.resolution = resolution;
+    return Promise.resolve(true);
+  }
+
   /** {@inheritDoc SyncStore.appendEvent} */
   appendEvent(event: StoredEvent): Promise<void> {
     this.#events.push({ ...event, id: this.#nextId(), at: new Date().toISOString() });

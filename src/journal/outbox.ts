@@ -234,12 +234,18 @@ export interface DeadLetter extends OutboxKey {
   readonly reason: OutboxError;
   /** When it was dead-lettered. */
   readonly failedAt: string;
-  /** `open` until an operator retries or discards it. */
-  readonly status: 'open' | 'retried' | 'discarded';
-  /** When and why an operator closed it. */
+  /**
+   * `open` until an operator retries it (`retried`: queued again), discards it (`discarded`:
+   * given up, with a note) or resolves it (`resolved`: one side's copy, or a merged resource,
+   * written to both sides; see `resolution`).
+   */
+  readonly status: 'open' | 'retried' | 'discarded' | 'resolved';
+  /** When an operator closed it. */
   readonly resolvedAt: string | undefined;
-  /** The operator's note, for discards. */
+  /** The operator's note, for discards and resolutions. */
   readonly note: string | undefined;
+  /** For a `resolved` letter, what decided it: the side that won, or a merged resource. */
+  readonly resolution?: 'legacy' | 'medplum' | 'merged' | undefined;
 }
 
 /**

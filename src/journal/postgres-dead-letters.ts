@@ -235,6 +235,38 @@ export async function discardDeadLetter(
 }
 
 /**
+ * Closes an open letter as resolved, with the operator's note and what decided it.
+ *
+ * @param q - Where to run.
+ * @param tables - The store's tables.
+ * @param id - The letter's id.
+ * @param note - Why it was resolved so.
+ * @param resolution - The side that won, or `merged`.
+ * @returns Whether an open letter was closed.
+ * @example
+ * ```ts
+ * await resolveDeadLetter(sql, tables, '12', 'legacy confirmed', 'legacy');
+ * ```
+ */
+export async function resolveDeadLetter(
+  q: SqlQueryable,
+  tables: JournalTables,
+  id: string,
+  note: string,
+  resolution: 'legacy' | 'medplum' | 'merged',
+): Promise<boolean> {
+  if (!isRowId(id)) return false;
+  const { rows } = await q.query(
+    `UPDATE ${tables.deadLetters}
+     SET status = 'resolved', resolved_at = clock_timestamp(), note = $2, resolution = $3
+     WHERE id = $1::bigint AND status = 'open'
+     RETURNING id`,
+    [id, note, resolution],
+  );
+  return rows.length > 0;
+}
+
+/**
  * Opens a letter for a record without a claimed entry, unless an open letter of the same
  * record, target, kind and reason name exists (then returns that one). The check and the insert
  * run under a transaction-scoped advisory lock on the record (a key space of its own), so two

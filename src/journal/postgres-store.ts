@@ -432,6 +432,11 @@ export class PostgresStore implements SyncStore {
     return typedJournal(() => letters.discardDeadLetter(this.#sql, this.#tables, id, note));
   }
 
+  /** {@inheritDoc SyncStore.resolveDeadLetter} */
+  resolveDeadLetter(id: string, note: string, resolution: 'legacy' | 'medplum' | 'merged'): Promise<boolean> {
+    return typedJournal(() => letters.resolveDeadLetter(this.#sql, this.#tables, id, note, resolution));
+  }
+
   /** {@inheritDoc SyncStore.openDeadLetter} */
   openDeadLetter(letter: NewDeadLetter): Promise<DeadLetter> {
     return typedJournal(() => letters.openDeadLetter(this.#sql, this.#tables, letter));

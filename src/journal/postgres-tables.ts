@@ -327,7 +327,7 @@ export function toEntry(row: EntryRow): OutboxEntry {
  */
 export const LETTER_COLUMNS = `id::text AS id, resource_type, legacy_id, target, unit, kind, base::text AS base,
   attempts, reason::text AS reason, ${iso('failed_at')} AS failed_at, status,
-  ${iso('resolved_at')} AS resolved_at, note`;
+  ${iso('resolved_at')} AS resolved_at, note, resolution`;
 
 /**
  * A row selected with {@link LETTER_COLUMNS}.
@@ -351,6 +351,7 @@ export interface LetterRow {
   readonly status: DeadLetter['status'];
   readonly resolved_at: string | null;
   readonly note: string | null;
+  readonly resolution: 'legacy' | 'medplum' | 'merged' | null;
 }
 
 /**
@@ -372,6 +373,7 @@ export function toDeadLetter(row: LetterRow): DeadLetter {
     status: row.status,
     resolvedAt: optional(row.resolved_at),
     note: optional(row.note),
+    ...(row.resolution === null ? {} : { resolution: row.resolution }),
   };
 }
 

@@ -232,6 +232,11 @@ export interface SyncStore extends JobStore, HousekeepingStore {
   /** Marks an open dead letter discarded, with the operator's note; `false` if not open. */
   discardDeadLetter(id: string, note: string): Promise<boolean>;
   /**
+   * Marks an open dead letter resolved (an operator wrote the decided copy to both sides), with
+   * the operator's note and what decided it; `false` if not open.
+   */
+  resolveDeadLetter(id: string, note: string, resolution: 'legacy' | 'medplum' | 'merged'): Promise<boolean>;
+  /**
    * Opens a dead letter for a record none of whose entries is claimed: a decision only an
    * operator can make (a delete held for review by its mapping's policy). Nothing is queued and
    * no pending entry of the record is touched. While an open letter of the same record, target,

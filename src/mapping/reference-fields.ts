@@ -23,36 +23,29 @@ import type { Reference, Resource } from '@medplum/fhirtypes';
  * const element: ReferenceElement<Observation> = 'encounter';
  * ```
  */
-export type ReferenceElement<R extends Resource> = SingleReferences<R>;
-
-/** The elements of `T` that hold one `Reference`. */
-type SingleReferences<T> = {
-  [P in keyof T]-?: NonNullable<T[P]> extends Reference
-    ? NonNullable<T[P]> extends unknown[]
+export type ReferenceElement<R extends Resource> = {
+  [P in keyof R]-?: NonNullable<R[P]> extends Reference
+    ? NonNullable<R[P]> extends unknown[]
       ? never
       : P
     : never;
-}[keyof T] &
+}[keyof R] &
   string;
 
-/** The elements of `T` that hold one `Reference` or a list of them. */
-type ReferenceHolders<T> = {
+/**
+ * The elements of `T` that hold one `Reference` or a list of them: the top level of a
+ * {@link ReferencePath}, and its second step below a structure.
+ *
+ * @typeParam T - A FHIR resource or structure type.
+ * @example
+ * ```ts
+ * import type { Observation } from '@medplum/fhirtypes';
+ * const holder: ReferenceHolders<Observation> = 'hasMember'; // or 'subject', 'encounter', …
+ * ```
+ */
+export type ReferenceHolders<T> = {
   [P in keyof T]-?: NonNullable<T[P]> extends Reference | readonly Reference[] ? P : never;
 }[keyof T] &
-  string;
-
-/** `element.child` for each element of `R` holding structures (one, or a list) with reference children. */
-type NestedReferences<R> = {
-  [P in keyof R]-?: NonNullable<R[P]> extends Reference | readonly Reference[]
-    ? never
-    : NonNullable<R[P]> extends readonly (infer E)[]
-      ? E extends object
-        ? `${P & string}.${ReferenceHolders<E>}`
-        : never
-      : NonNullable<R[P]> extends object
-        ? `${P & string}.${ReferenceHolders<NonNullable<R[P]>>}`
-        : never;
-}[keyof R] &
   string;
 
 /**
@@ -68,22 +61,44 @@ type NestedReferences<R> = {
  * const path: ReferencePath<Encounter> = 'participant.individual';
  * ```
  */
-export type ReferencePath<R extends Resource> = ReferenceHolders<R> | NestedReferences<R>;
+export type ReferencePath<R extends Resource> =
+  | ReferenceHolders<R>
+  // `element.child` for each element of `R` holding structures (one, or a list) with reference children.
+  | ({
+      [P in keyof R]-?: NonNullable<R[P]> extends Reference | readonly Reference[]
+        ? never
+        : NonNullable<R[P]> extends readonly (infer E)[]
+          ? E extends object
+            ? `${P & string}.${ReferenceHolders<E>}`
+            : never
+          : NonNullable<R[P]> extends object
+            ? `${P & string}.${ReferenceHolders<NonNullable<R[P]>>}`
+            : never;
+    }[keyof R] &
+      string);
 
-/** The item type of a list, or the type itself. */
-type ItemOf<T> = T extends readonly (infer E)[] ? E : T;
-
-/** The `Reference` type at path `P` of `T` (`Reference<Practitioner | …>` for `participant.individual`). */
-type ReferenceAt<T, P> = P extends `${infer A}.${infer B}`
+/**
+ * The `Reference` type at path `P` of `T`: what {@link FhirReferences} holds for a list or a
+ * nested path (`Reference<Practitioner | PractitionerRole | RelatedPerson>` for
+ * `Encounter`'s `participant.individual`); `Reference` for a path `T` does not have.
+ *
+ * @typeParam T - A FHIR resource or structure type.
+ * @typeParam P - A path of it (see {@link ReferencePath}).
+ * @example
+ * ```ts
+ * import type { Encounter } from '@medplum/fhirtypes';
+ * const individual: ReferenceAt<Encounter, 'participant.individual'> = { reference: 'Practitioner/7c1e' };
+ * ```
+ */
+export type ReferenceAt<T, P> = P extends `${infer A}.${infer B}`
   ? A extends keyof T
-    ? ReferenceAt<ItemOf<NonNullable<T[A]>>, B>
+    ? ReferenceAt<NonNullable<T[A]> extends readonly (infer E)[] ? E : NonNullable<T[A]>, B>
     : Reference
   : P extends keyof T
-    ? ItemOf<NonNullable<T[P]>>
+    ? NonNullable<T[P]> extends readonly (infer E)[]
+      ? E
+      : NonNullable<T[P]>
     : Reference;
-
-/** Whether path `P` of `R` holds one reference (a top-level element that is no list). */
-type HoldsOne<R, P> = P extends keyof R ? (NonNullable<R[P]> extends unknown[] ? false : true) : false;
 
 /**
  * One reference a mapping declares: which record type it points at, and where the legacy row
@@ -142,8 +157,11 @@ export type ReferenceFields<L, K extends string> = Readonly<Record<K, ReferenceF
  * ```
  */
 export type FhirReferences<R extends Resource, K extends string> = {
-  readonly [P in K]: HoldsOne<R, P> extends true
-    ? NonNullable<R[P & keyof R]> | undefined
+  // A top-level element that is no list holds one reference; any other path, a list of them.
+  readonly [P in K]: P extends keyof R
+    ? NonNullable<R[P]> extends unknown[]
+      ? readonly ReferenceAt<R, P>[]
+      : NonNullable<R[P]> | undefined
     : readonly ReferenceAt<R, P>[];
 };
 
@@ -163,9 +181,9 @@ export type FhirReferences<R extends Resource, K extends string> = {
 export type LegacyKeys<K extends string, R = never> = {
   readonly [P in K]: [R] extends [never]
     ? string | undefined
-    : HoldsOne<R, P> extends true
-      ? string | undefined
-      : P extends keyof R
+    : P extends keyof R
+      ? NonNullable<R[P]> extends unknown[]
         ? readonly string[] | undefined
-        : readonly string[];
+        : string | undefined
+      : readonly string[];
 };

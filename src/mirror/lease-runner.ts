@@ -22,6 +22,16 @@ import type { MirrorContext, MirrorOutcome } from './mirror-entry.ts';
  * - `dead-letter`: a permanent failure (or too many transient ones); the entry is in the DLQ.
  * - `requeued`: a newer write arrived meanwhile; the entry will be applied again.
  * - `fenced`: the lease had been taken over; nothing was recorded.
+ *
+ * @example
+ * ```ts
+ * const sink: EventSink = {
+ *   handle(event) {
+ *     const ended: LeaseStatus | undefined = event.type === 'mirror-settled' ? event.status : undefined;
+ *     if (ended === 'dead-letter') console.warn('dead letter', event.resourceType);
+ *   },
+ * };
+ * ```
  */
 export type LeaseStatus =
   'applied' | 'unchanged' | 'retrying' | 'waiting' | 'dead-letter' | 'requeued' | 'fenced';

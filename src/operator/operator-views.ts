@@ -59,6 +59,8 @@ export interface DeadLetterView {
   readonly resolvedAt: string | undefined;
   /** The operator's note, for discards and resolutions. */
   readonly note: string | undefined;
+  /** For a `resolved` letter, what decided it: the side that won, or a merged resource. */
+  readonly resolution?: 'legacy' | 'medplum' | 'merged' | undefined;
   /** Whether the letter keeps the caller's copy of the record (never shown here). */
   readonly keepsRecordCopy: boolean;
 }
@@ -224,6 +226,7 @@ export function deadLetterView(letter: DeadLetter): DeadLetterView {
     status: letter.status,
     resolvedAt: letter.resolvedAt,
     note: letter.note,
+    ...(letter.resolution === undefined ? {} : { resolution: letter.resolution }),
     keepsRecordCopy: letter.base !== undefined && letter.base !== null,
   };
 }

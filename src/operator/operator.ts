@@ -110,7 +110,8 @@ export interface OperatorOptions<C, L> {
 
 /**
  * The parts a `DualWriter` shares with its operator, so that its operator calls are this
- * class's (one mechanism): its mirror context, locks, link cache, events and drainer.
+ * class's (one mechanism): its mirror context, locks, link cache, events and drainer. Handed
+ * over by {@link wiredOperator}, never through the public constructor: a user has no such parts.
  *
  * @internal
  */
@@ -135,6 +136,36 @@ export interface OperatorWiring<L> {
 }
 
 /**
+ * The wiring {@link wiredOperator} hands to the constructor it calls, taken by the constructor
+ * at once: construction is synchronous, so no other operator can see it.
+ */
+let handedWiring: OperatorWiring<unknown> | undefined;
+
+/**
+ * An operator over a writer's own parts (see {@link OperatorWiring}); `DualWriter` makes its
+ * operator so. Not exported from the package: the public constructor takes options only.
+ *
+ * @param options - The store, mappings and plan.
+ * @param wiring - The writer's parts.
+ * @returns The operator.
+ * @example
+ * ```ts
+ * const operator = wiredOperator({ store, mappings, plan }, { mirror, jobs, events, locks, evict, beforeReadiness, queued, drain });
+ * ```
+ */
+export function wiredOperator<C, L>(
+  options: OperatorOptions<C, L>,
+  wiring: OperatorWiring<L>,
+): Operator<C, L> {
+  handedWiring = wiring as OperatorWiring<unknown>;
+  try {
+    return new Operator<C, L>(options);
+  } finally {
+    handedWiring = undefined;
+  }
+}
+
+/**
  * Which dead letters a bulk action takes; at least one filter is required.
  *
  * @example
@@ -145,7 +176,7 @@ export interface OperatorWiring<L> {
 export type DeadLetterSelection = Omit<DeadLetterFilter, 'status'>;
 
 const DEAD_LETTER_FILTER = {
-  status: oneOf('open', 'retried', 'discarded', 'all'),
+  status: oneOf('open', 'retried', 'discarded', 'resolved', 'all'),
   unit: nonEmptyString,
   resourceType: resourceTypeName,
   target: oneOf('legacy', 'medplum'),
@@ -226,10 +257,11 @@ export class Operator<C, L> {
   /**
    * @param options - The store, mappings and plan; the two systems' clients for the calls
    *   that touch records.
-   * @param wiring - Internal: a writer's own parts (a writer passes them; users do not).
    * @throws {@link ConfigurationError} naming the option when one is missing or invalid.
    */
-  constructor(options: OperatorOptions<C, L>, wiring?: OperatorWiring<L>) {
+  constructor(options: OperatorOptions<C, L>) {
+    const wiring = handedWiring as OperatorWiring<L> | undefined;
+    handedWiring = undefined;
     checkOptions(options, 'options', 'configuration', OPERATOR_OPTIONS);
     for (const required of ['store', 'mappings', 'plan'] as const)
       if ((options as unknown as Record<string, unknown>)[required] === undefined)
@@ -407,8 +439,8 @@ export class Operator<C, L> {
    * Dead letters, oldest first: open ones unless `status` says otherwise, filtered by unit,
    * resource type, target and reason (the error's name). Needs the store only.
    *
-   * @param filter - `status` (`open`, `retried`, `discarded`, `all`), `unit`, `resourceType`,
-   *   `target`, `reason`, `limit`.
+   * @param filter - `status` (`open`, `retried`, `discarded`, `resolved`, `all`), `unit`,
+   *   `resourceType`, `target`, `reason`, `limit`.
    * @returns The letters, without the record copies they may keep.
    * @throws {@link InvalidInputError} (a rejection) naming the filter at fault.
    * @example
@@ -520,9 +552,10 @@ export class Operator<C, L> {
   /**
    * Decides a conflict an operator was asked to review (a dead letter whose reason is a
    * `ReviewRequiredError`, or any dead letter whose record both systems changed): writes the
-   * decision to both sides, links them, and closes the dead letter as `discarded` with the
-   * note. Each side's write is guarded by the version read just before, so a change made
-   * meanwhile fails the call rather than being overwritten. Needs `legacy` and `medplum`.
+   * decision to both sides, links them, and closes the dead letter as `resolved` with the
+   * note and the resolution (`legacy`, `medplum` or `merged`). Each side's write is guarded by
+   * the version read just before, so a change made meanwhile fails the call rather than being
+   * overwritten. Needs `legacy` and `medplum`.
    *
    * @param id - The dead letter's id.
    * @param resolution - `{ winner: 'legacy' | 'medplum' }` or `{ merged: resource }`.
@@ -1077,7 +1110,11 @@ export class Operator<C, L> {
       if (outcome.link === null) await this.#store.deleteLink(resourceType, legacyId);
       else if (outcome.link !== undefined) await this.#store.saveLink(outcome.link);
       this.#wiring?.evict(resourceType, legacyId);
-      const closed = await this.#store.discardDeadLetter(id, note);
+      const closed = await this.#store.resolveDeadLetter(
+        id,
+        note,
+        'merged' in decided ? 'merged' : decided.winner,
+      );
       await events.publish({
         type: 'resolved',
         resourceType,

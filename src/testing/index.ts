@@ -11,6 +11,7 @@ export type { FhirTestServer, FhirTestServerOptions } from './fhir-test-server.t
 export { FhirTestRepository } from './fhir-test-repository.ts';
 export type { FhirTestRepositoryOptions } from './fhir-test-repository.ts';
 export { FaultInjector } from './fault-injector.ts';
+export type { FaultResponse } from './fault-responses.ts';
 export { WRITE_METHODS } from './fault-options.ts';
 export type {
   FaultKind,

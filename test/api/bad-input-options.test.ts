@@ -1,7 +1,6 @@
 import type { Patient } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
 import {
-  ChangeFeeds,
   ConfigurationError,
   CutoverPlan,
   DualWriter,
@@ -23,7 +22,6 @@ import {
   routeOf,
   threeWayMerge,
   valueHash,
-  type ChangeFeedsDeps,
   type DualWriterOptions,
   type EventLogger,
   type RestHookRequest,
@@ -31,6 +29,8 @@ import {
   type Stage,
 } from '../../src/index.ts';
 import { checkOptions, kindOf, nonEmptyString, refuseUnknownKeys } from '../../src/option-checks.ts';
+import { ChangeFeeds } from '../../src/feeds/change-feeds.ts';
+import type { ChangeFeedsDeps } from '../../src/feeds/inbound-change.ts';
 import { MedplumSide } from '../../src/sides/medplum-side.ts';
 import { MemoryLegacyAdapter } from '../../src/testing/index.ts';
 import { patientMapping, type PatientRow } from '../harness/patient-fixture.ts';

@@ -208,9 +208,26 @@ describe('dualwrite operator commands', () => {
     const table = await dualwrite('readiness', 'north');
     expect(table.stdout).toMatch(/^maxDeadLetters\s+1\s+0\s+FAIL$/m);
 
-    const west = await dualwrite('readiness', 'west', '--json');
-    expect(west.code, west.stderr).toBe(0);
-    expect(json<{ verdict: string }>(west).verdict).toBe('ready');
+    // east: legacy-only (mirrors nothing, so nothing to measure), known through its pause.
+    const east = await dualwrite('readiness', 'east', '--json');
+    expect(east.code, east.stderr).toBe(0);
+    expect(json<{ verdict: string }>(east).verdict).toBe('ready');
+  }, 60_000);
+
+  it('readiness: a unit neither the plan nor the journal knows is a usage error (a typo is not "ready")', async () => {
+    // `nrth` is a typo; `west` is a unit nobody has named yet (it is on the default stage, and
+    // nothing was ever journaled for it): the command cannot tell them apart, and answering
+    // `ready` (exit 0) or `not ready` (exit 3) would let a script act on a unit that is not there.
+    for (const unit of ['nrth', 'west']) {
+      const run = await dualwrite('readiness', unit, '--json');
+      expect(run.code, run.stderr).toBe(2);
+      expect(json<{ error: { name: string; field: string } }>(run).error).toMatchObject({
+        name: 'UsageError',
+        field: 'unit',
+      });
+      expect(run.stderr).toContain('is not a unit of the plan or the journal (units: east, north, south)');
+      expect(run.stderr).toContain('dualwrite plan set');
+    }
   }, 60_000);
 
   it('plan: show, a move asked for (refused without --yes), made, refused when it skips a stage, and its history', async () => {
@@ -261,6 +278,10 @@ describe('dualwrite operator commands', () => {
     expect(json<{ units: UnitDoc[] }>(status).units).toEqual([
       expect.objectContaining({ unit: 'west', stages: { Patient: 'dual-write' } }),
     ]);
+    // Named by the plan now: measured (mirroring, with no mirror yet, so not ready).
+    const readiness = await dualwrite('readiness', 'west', '--json');
+    expect(readiness.code, readiness.stderr).toBe(3);
+    expect(json<{ verdict: string }>(readiness).verdict).toBe('unknown');
   }, 60_000);
 
   it('dead-letters resolve: writes the winner’s record to the other side and closes the letter (after confirming)', async () => {
@@ -288,9 +309,32 @@ describe('dualwrite operator commands', () => {
     );
     expect(resolved.code, resolved.stderr).toBe(0);
     expect(json<{ done: string[] }>(resolved).done).toEqual([letter.id]);
-    expect((await store.getDeadLetter(letter.id))?.status).toBe('discarded');
+    expect(await store.getDeadLetter(letter.id)).toMatchObject({
+      status: 'resolved',
+      resolution: 'legacy',
+      note: 'legacy confirmed',
+    });
     const link = await store.getLink('Patient', '1');
     expect(link?.medplumId).toBeDefined();
+    // Listed and shown as resolved (legacy won), not as discarded.
+    const listed = await dualwrite('dead-letters', 'list', '--status', 'resolved', '--json');
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(json<{ deadLetters: unknown[] }>(listed).deadLetters).toEqual([
+      expect.objectContaining({ id: letter.id, status: 'resolved', resolution: 'legacy' }),
+    ]);
+    const discarded = await dualwrite('dead-letters', 'list', '--status', 'discarded', '--json');
+    expect(json<{ deadLetters: { id: string }[] }>(discarded).deadLetters.map((l) => l.id)).not.toContain(
+      letter.id,
+    );
+    const table = await dualwrite('dead-letters', 'list', '--status', 'all');
+    expect(table.stdout).toMatch(
+      new RegExp(
+        `^\\s*${letter.id}\\s+Patient\\s+1\\s+north\\s+medplum\\s+upsert\\s+\\d+\\s+resolved\\s`,
+        'm',
+      ),
+    );
+    const shown = await dualwrite('dead-letters', 'show', letter.id);
+    expect(shown.stdout).toMatch(/^status\s+resolved \(legacy won\) at \S+Z$/m);
   }, 60_000);
 
   it('never prints a field value', () => {

@@ -199,9 +199,10 @@ describe('each built-in resolver, on one patient edited on both sides between sy
     expect(sides.row).toMatchObject({ last_name: 'Lovelace', birth_date: '1815-12-10' });
     expect(sides.patient).toMatchObject({ name: [{ family: 'Lovelace' }], birthDate: '1815-12-10' });
     expect(await f.writer.deadLetters()).toEqual([]);
-    expect(await f.writer.deadLetters({ status: 'discarded' })).toMatchObject([
-      { note: 'confirmed with the patient' },
+    expect(await f.writer.deadLetters({ status: 'resolved' })).toMatchObject([
+      { note: 'confirmed with the patient', resolution: 'medplum' },
     ]);
+    expect(await f.writer.deadLetters({ status: 'discarded' })).toEqual([]);
     expect(eventsOf(f.events, 'resolved')).toMatchObject([{ resolvedBy: 'operator', resolution: 'medplum' }]);
     // Linked again: the next write mirrors without a conflict.
     await f.writer.update('Patient', 'p-1', { ...sides.row!, first_name: 'Augusta' }, north);

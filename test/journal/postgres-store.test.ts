@@ -53,6 +53,7 @@ describe('PostgresStore on PGlite', () => {
       { version: 21, name: 'backlog-samples' },
       { version: 27, name: 'unit-pauses' },
       { version: 48, name: 'letter-lease' },
+      { version: 58, name: 'resolved-letters' },
     ]);
     await store.saveLink(linkOf('p-1', 'm-1'));
     expect(await store.getLink('Patient', 'p-1')).toEqual(linkOf('p-1', 'm-1'));

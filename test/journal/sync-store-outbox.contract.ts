@@ -550,6 +550,29 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
       expect(kept?.resolvedAt).toBeDefined();
     });
 
+    it('keeps a resolved letter as resolved, with its note and resolution, and resolves it only once', async () => {
+      await fixture.store.deadLetter(await leased('p-1'), REJECTED);
+      await fixture.store.deadLetter(await leased('p-2'), REJECTED);
+      const [first, second] = await fixture.store.listDeadLetters();
+      expect(await fixture.store.resolveDeadLetter(first!.id, 'legacy confirmed', 'legacy')).toBe(true);
+      expect(await fixture.store.resolveDeadLetter(first!.id, 'again', 'medplum')).toBe(false);
+      expect(await fixture.store.discardDeadLetter(first!.id, 'again')).toBe(false);
+      expect(await fixture.store.resolveDeadLetter(second!.id, 'merged by hand', 'merged')).toBe(true);
+      expect(await fixture.store.resolveDeadLetter('999999', 'note', 'legacy')).toBe(false);
+      expect(await fixture.store.resolveDeadLetter('not-an-id', 'note', 'legacy')).toBe(false);
+      expect(await fixture.store.listDeadLetters({ status: 'resolved' })).toMatchObject([
+        { id: first!.id, status: 'resolved', resolution: 'legacy', note: 'legacy confirmed' },
+        { id: second!.id, status: 'resolved', resolution: 'merged', note: 'merged by hand' },
+      ]);
+      expect((await fixture.store.getDeadLetter(first!.id))?.resolvedAt).toBeDefined();
+      expect(await fixture.store.listDeadLetters({ status: 'discarded' })).toEqual([]);
+      // Other closings carry no resolution.
+      await fixture.store.deadLetter(await leased('p-3'), REJECTED);
+      const [third] = await fixture.store.listDeadLetters();
+      await fixture.store.discardDeadLetter(third!.id, 'noise');
+      expect((await fixture.store.getDeadLetter(third!.id))?.resolution).toBeUndefined();
+    });
+
     it('reads one letter by id whatever its status, and undefined for an unknown id', async () => {
       await fixture.store.deadLetter(await leased('p-1'), REJECTED);
       const [letter] = await fixture.store.listDeadLetters();

@@ -66,7 +66,8 @@ describe('Operator with the two systems’ clients, no writer', () => {
     expect(copies[0]).toMatchObject({ name: [{ family: 'Lovelace' }], birthDate: '1815-12-10' });
     expect(await operator.deadLetters()).toEqual([]);
     expect(await operator.deadLetter(letter!.id)).toMatchObject({
-      status: 'discarded',
+      status: 'resolved',
+      resolution: 'medplum',
       note: 'front desk confirmed',
     });
     expect(await fixture.store.listEvents({ type: 'resolved' })).toMatchObject([

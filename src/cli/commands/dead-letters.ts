@@ -78,7 +78,16 @@ function describeLetter(letter: DeadLetterView): string {
     ],
     ['message', letter.reason.message],
     ['failed at', letter.failedAt],
-    ['status', letter.status + (letter.resolvedAt === undefined ? '' : ` at ${letter.resolvedAt}`)],
+    [
+      'status',
+      letter.status +
+        (letter.resolution === undefined
+          ? ''
+          : letter.resolution === 'merged'
+            ? ' (merged)'
+            : ` (${letter.resolution} won)`) +
+        (letter.resolvedAt === undefined ? '' : ` at ${letter.resolvedAt}`),
+    ],
     ['note', letter.note ?? '-'],
   ];
   return rows.map(([name, value]) => `${name.padEnd(11)}  ${value}`).join('\n') + '\n';
@@ -107,14 +116,11 @@ export const deadLettersCommand: CliCommand = {
         .description('dead letters, oldest first (open ones unless --status)')
         .addOption(
           new Option('-s, --status <status>', 'which')
-            .choices(['open', 'retried', 'discarded', 'all'])
+            .choices(['open', 'retried', 'discarded', 'resolved', 'all'])
             .default('open'),
         ),
     ).action(
-      async (
-        options: FilterOptions & { status: 'open' | 'retried' | 'discarded' | 'all' },
-        command: Command,
-      ) => {
+      async (options: FilterOptions & { status: DeadLetterView['status'] | 'all' }, command: Command) => {
         const found = await (
           await context.operator(command)
         ).deadLetters({ ...selectionOf(options), status: options.status });

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { GateLimits, Readiness } from '../../plan/readiness.ts';
+import { UsageError } from '../cli-errors.ts';
 import type { CliCommand } from '../command-context.ts';
 import { formatDuration, formatTable } from '../command-output.ts';
 import { EXIT_CODES } from '../exit-code.ts';
@@ -54,9 +55,27 @@ function formatReadiness(readiness: Readiness): string {
   );
 }
 
+/** Whether the figures show the unit was ever at work in the window (a mirror, a finding, a letter). */
+function hasEvidence({ figures }: Readiness): boolean {
+  return (
+    figures.mirrorLagMs.samples > 0 ||
+    figures.comparisons > 0 ||
+    figures.conflicts > 0 ||
+    figures.divergence > 0 ||
+    figures.deadLetters > 0 ||
+    figures.pending > 0
+  );
+}
+
 /**
  * `dualwrite readiness <unit>`: the unit's figures over the window against its gates; exits 3
  * unless the verdict is `ready` (a gate fails, or too little evidence).
+ *
+ * A unit the plan does not name, that is not paused, has nothing in the outbox and left no
+ * evidence over the window is a usage error (exit 2): a typo (`nrth`) and a unit never named
+ * are alike to the journal, and answering `ready` (a unit on a default stage that mirrors
+ * nothing passes every gate) or `not ready` would let a script act on a unit that is not there.
+ * `plan set` names a new unit.
  */
 export const readinessCommand: CliCommand = {
   register(program, context) {
@@ -66,9 +85,21 @@ export const readinessCommand: CliCommand = {
       .argument('<unit>', 'the unit')
       .option('-w, --window <duration>', 'the window (default: the configured one)', duration)
       .action(async (unit: string, options: { window?: number }, command: Command) => {
-        const readiness = await (
-          await context.operator(command)
-        ).readiness(unit, options.window === undefined ? {} : { windowMs: options.window });
+        const operator = await context.operator(command);
+        const readiness = await operator.readiness(
+          unit,
+          options.window === undefined ? {} : { windowMs: options.window },
+        );
+        if (!hasEvidence(readiness)) {
+          const known = (await operator.status()).units.map((status) => status.unit);
+          if (!known.includes(unit)) {
+            throw new UsageError(
+              'unit',
+              `is not a unit of the plan or the journal (units: ${known.length === 0 ? 'none' : known.join(', ')}); ` +
+                'check the name, or name a new unit with `dualwrite plan set <unit> <stage>`',
+            );
+          }
+        }
         context.output(command).result(readiness, () => formatReadiness(readiness));
         if (readiness.verdict !== 'ready') context.exitWith(EXIT_CODES.notReady);
       });

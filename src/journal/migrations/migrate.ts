@@ -13,6 +13,7 @@ import { traceParent } from './0020-trace-parent.ts';
 import { backlogSamples } from './0021-backlog-samples.ts';
 import { unitPauses } from './0027-unit-pauses.ts';
 import { letterLease } from './0048-letter-lease.ts';
+import { resolvedLetters } from './0058-resolved-letters.ts';
 
 /**
  * One numbered step of the journal's schema. Migrations are TypeScript modules, not `.sql`
@@ -55,6 +56,7 @@ export const JOURNAL_MIGRATIONS: readonly Migration[] = [
   backlogSamples,
   unitPauses,
   letterLease,
+  resolvedLetters,
 ];
 
 /*
