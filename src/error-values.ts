@@ -1,3 +1,4 @@
+import { kindOf } from './option-checks.ts';
 /**
  * What the library's errors may contain: ids, resource types, JSON paths, codes and statuses,
  * never field values. A driver's or server's message can quote the row (PostgreSQL's
@@ -125,4 +126,21 @@ export function describeError(error: unknown): string {
   const { name, code } = error as { name?: unknown; code?: unknown };
   const named = typeof name === 'string' ? name : 'Error';
   return typeof code === 'string' || typeof code === 'number' ? `${named} (${String(code)})` : named;
+}
+
+/**
+ * What an error says of a legacy id that names no record: its kind and length, never the id.
+ * Such an id is the caller's value only (nothing in either system has it), and callers have
+ * passed a social security number or a chart number where the id goes.
+ *
+ * @param id - The id.
+ * @returns `a string of 11 characters`, `an empty string`, `undefined`.
+ * @example
+ * ```ts
+ * throw new RejectedError(`Patient: no record has that legacy id (${idShape(legacyId)})`, []);
+ * ```
+ */
+export function idShape(id: unknown): string {
+  if (typeof id !== 'string' || id === '') return kindOf(id);
+  return `${kindOf(id)} of ${String(id.length)} character${id.length === 1 ? '' : 's'}`;
 }

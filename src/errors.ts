@@ -374,7 +374,8 @@ export type MirrorFailure = Omit<WriteResult, 'row' | 'resource'>;
  * The authority write succeeded but its mirror failed for good (a conflict, a 4xx, a mapping
  * error): the entry is in the dead-letter queue, where an operator can read the reason, retry
  * or discard it. `cause` is the mirror's typed error; `result` says what was written (ids,
- * versions, actions; not the content: read the record again for it). The authority's copy
+ * versions, actions; not the content: read the record again for it); `target` the side the
+ * mirror wrote to, `fields` the paths at fault when the cause named them. The authority's copy
  * stands.
  *
  * @example
@@ -382,7 +383,7 @@ export type MirrorFailure = Omit<WriteResult, 'row' | 'resource'>;
  * try {
  *   await writer.update('Patient', 'p-1', row, ctx);
  * } catch (err) {
- *   if (err instanceof MirrorError) console.warn(err.result.outboxId, (err.cause as Error).name);
+ *   if (err instanceof MirrorError) console.warn(err.target, err.fields, err.result.outboxId, (err.cause as Error).name);
  * }
  * ```
  */
@@ -392,16 +393,25 @@ export class MirrorError extends DualWriteError {
   readonly retryable: boolean;
   /** What the call did before the mirror failed, without the record's content. */
   readonly result: MirrorFailure;
+  /** The side the mirror was writing to: the one that is not `result.authority`. */
+  readonly target: Side;
+  /**
+   * The fields at fault, as the cause named them: the field expressions of a
+   * {@link RejectedError} (`Patient.birthDate`), the field of a {@link MappingError} or an
+   * {@link InvalidInputError}; empty when the cause named none. Paths only, never values.
+   */
+  readonly fields: readonly string[];
   /**
    * @param result - What the call did before the mirror failed (its `row` and `resource` are
    *   left out).
    * @param cause - The mirror's typed error.
    */
   constructor(result: WriteResult | MirrorFailure, cause: DualWriteError) {
+    const target: Side = result.authority === 'legacy' ? 'medplum' : 'legacy';
     super(
       `${result.resourceType}: written to ${result.authority}; mirror failed and was dead-lettered: ${cause.message}`,
       {
-        side: cause.side,
+        side: cause.side ?? target,
         resourceType: result.resourceType,
         legacyId: result.legacyId,
         medplumId: result.medplumId,
@@ -412,9 +422,18 @@ export class MirrorError extends DualWriteError {
       },
     );
     this.retryable = cause.retryable;
+    this.target = target;
+    this.fields = fieldsOf(cause);
     const { row: _row, resource: _resource, ...failure } = result as WriteResult;
     this.result = failure;
   }
+}
+
+/** The field paths an error names: a rejection's expressions, a mapping's or an input's field. */
+function fieldsOf(error: DualWriteError): readonly string[] {
+  if (error instanceof RejectedError) return [...error.fields];
+  const field = (error as { readonly field?: unknown }).field;
+  return typeof field === 'string' ? [field] : [];
 }
 
 /**

@@ -1,3 +1,4 @@
+import { idShape } from '../error-values.ts';
 import { ConflictError, RejectedError, type ErrorDetails } from '../errors.ts';
 import type { Link } from '../journal/link.ts';
 
@@ -101,8 +102,15 @@ export function checkGuard(
         });
       return;
     case 'update':
-      if (!found.exists)
-        throw new RejectedError(`${record} does not exist in ${where}`, [], { ...details, status: 404 });
+      if (!found.exists) {
+        // The id names nothing: it is the caller's value only (an SSN passed as an id), so it is
+        // neither quoted nor kept.
+        throw new RejectedError(
+          `${details.resourceType ?? ''}: no record has that legacy id in ${where} (${idShape(details.legacyId)})`,
+          [],
+          { ...details, legacyId: undefined, status: 404 },
+        );
+      }
       if (guard.version !== undefined && found.version !== guard.version) {
         throw new ConflictError(
           `${record} changed in ${where} since it was read`,

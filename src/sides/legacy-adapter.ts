@@ -2,6 +2,7 @@
  * The legacy system as the library sees it: a small structural interface that the user's
  * existing client is wrapped in. Nothing here depends on a database driver.
  */
+import { idShape } from '../error-values.ts';
 
 /**
  * One stored legacy record and the concurrency token the legacy system keeps for it.
@@ -276,7 +277,8 @@ export class LegacyNotFoundError extends Error {
    * @param legacyId - The legacy id that was not found.
    */
   constructor(resourceType: string, legacyId: string) {
-    super(`${resourceType}/${legacyId} does not exist in the legacy system`);
+    // Not quoted: an id that names nothing is the caller's value only (it may be PHI).
+    super(`${resourceType}: no record has that legacy id in the legacy system (${idShape(legacyId)})`);
     this.resourceType = resourceType;
     this.legacyId = legacyId;
   }

@@ -37,7 +37,7 @@ export function classifyLegacyError(error: unknown, details: ErrorDetails): Dual
     return new ConflictError(error.message, error.expectedVersion, error.actualVersion, { ...base, status });
   }
   if (error instanceof LegacyNotFoundError) {
-    return new RejectedError(error.message, [], { ...base, status: 404 });
+    return new RejectedError(error.message, [], { ...base, legacyId: undefined, status: 404 });
   }
   const retryable =
     typeof error === 'object' && error !== null && (error as { retryable?: unknown }).retryable === true;

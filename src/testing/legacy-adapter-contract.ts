@@ -350,12 +350,11 @@ export function legacyAdapterContractCases(): readonly ContractCase[] {
     const missing = fixture.givenIds === undefined ? 'missing' : givenIds(fixture)[1];
     const ids = [ada.id, missing, grace.id, ada.id];
     const many = await adapter.readMany(type, ids);
-    assert.deepEqual(
-      sorted([...many.keys()]),
-      sorted([ada.id, grace.id, missing]),
-      'readMany: the answer must key exactly the ids asked for',
-    );
-    for (const id of ids)
+    // An id left out is read with `read` by the library (LegacyAdapter.readMany, the README's
+    // adapter section); an id answered must be one asked for, exactly as given, and agree with read.
+    for (const id of many.keys())
+      assert.ok(ids.includes(id), `readMany: answered an id that was not asked for (${JSON.stringify(id)})`);
+    for (const id of many.keys())
       assert.deepEqual(many.get(id), await adapter.read(type, id), `readMany: id ${id} differs from read`);
     assert.equal((await adapter.readMany(type, [])).size, 0, 'readMany of no ids must answer an empty map');
   });

@@ -110,6 +110,23 @@ describe('bad input', () => {
     expect(error).toMatchObject({ retryable: false, status: 400 });
   });
 
+  it('a MirrorError names the side the mirror wrote to and the field paths at fault, never values', async () => {
+    fixture = await startWriterFixture({ stage: 'dual-write' });
+    const error = await fixture.writer
+      .create('Patient', { id: 'x-6', first_name: 'A', last_name: 'B', birth_date: 'yesterday' }, north)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MirrorError);
+    expect(error).toMatchObject({ target: 'medplum', side: 'medplum', fields: ['Patient.birthDate'] });
+    expect(JSON.stringify(error)).not.toContain('yesterday');
+    // A mapping that refused the record (no side of its own): the target is the side, its field the one.
+    const written = { resourceType: 'Patient', authority: 'medplum', legacyId: '7' } as const;
+    const mapping = new MirrorError(written as never, new MappingError('gender', 'has no legacy code'));
+    expect(mapping).toMatchObject({ target: 'legacy', side: 'legacy', fields: ['gender'] });
+    // A cause that names no field: none.
+    const unknown = new MirrorError(written as never, new RejectedError('refused', []));
+    expect(unknown.fields).toEqual([]);
+  });
+
   it('rejects rows, ids and contexts a hurried caller might pass', async () => {
     fixture = await startWriterFixture();
     const { writer } = fixture;

@@ -44,6 +44,8 @@ const MARKERS = {
   /** Put in a message without quotes: by a trigger's RAISE, and by BigInt(). */
   raised: 'Okapimeadow',
   bigint: 'Platypusweg',
+  /** A caller's garbage id (an SSN passed where a legacy id goes), for an integer-keyed table. */
+  garbageId: '321-54-9876',
 } as const;
 
 interface Ctx {
@@ -175,6 +177,9 @@ beforeAll(async () => {
     writer.create('Patient', row({ clinic: 'south', last_name: MARKERS.raised, notes: 'BLOCK' }), south),
   );
   await failure('retry of an unknown dead letter', () => writer.retryDeadLetter('999999'));
+  await failure('update of a garbage id (integer keys)', () =>
+    writer.update('Patient', MARKERS.garbageId, row(), north),
+  );
 
   // A legacy system of the caller's own: a MariaDB driver's error, a lost connection, and a
   // mapping that parses a legacy column.
@@ -249,6 +254,7 @@ describe('marker values pushed through every kind of failure', () => {
       'legacy trigger raising an exception (P0001, values unquoted)': 'RejectedError',
       'mirror to the legacy table refused by the trigger (MirrorError)': 'MirrorError',
       'retry of an unknown dead letter': 'DeadLetterNotFoundError',
+      'update of a garbage id (integer keys)': 'RejectedError',
       'MariaDB driver error': 'RejectedError',
       'lost connection': 'OutcomeUnknownError',
       'mapping throwing': 'MappingError',
@@ -278,6 +284,11 @@ describe('marker values pushed through every kind of failure', () => {
     expect((errors.get('MariaDB driver error') as DualWriteError).message).toContain(
       "Incorrect date value: '…'",
     );
+    // A garbage id: named by its kind and length, never quoted nor kept.
+    const garbage = errors.get('update of a garbage id (integer keys)') as DualWriteError;
+    expect(garbage).toMatchObject({ status: 404, legacyId: undefined });
+    expect(garbage.message).toContain('a string of 11 characters');
+    expect(String(garbage)).not.toContain(MARKERS.garbageId);
     const raised = errors.get(
       'legacy trigger raising an exception (P0001, values unquoted)',
     ) as DualWriteError;

@@ -34,7 +34,46 @@ class UnguardedAdapter extends MemoryLegacyAdapter<ContractRow> {
   }
 }
 
+/**
+ * A batch read that answers only the records it found, leaving the missing ids out: allowed (the
+ * README's adapter section and `LegacyAdapter.readMany`: an id left out is read with `read`).
+ */
+class FoundOnlyReadMany extends MemoryLegacyAdapter<ContractRow> {
+  override async readMany(
+    type: string,
+    ids: readonly string[],
+  ): Promise<ReadonlyMap<string, LegacyRecord<ContractRow> | undefined>> {
+    const all = await super.readMany(type, ids);
+    return new Map([...all].filter(([, record]) => record !== undefined));
+  }
+}
+
+/** A batch read that keys its answer by the ids as the database spells them, not as asked. */
+class RekeyedReadMany extends MemoryLegacyAdapter<ContractRow> {
+  override async readMany(
+    type: string,
+    ids: readonly string[],
+  ): Promise<ReadonlyMap<string, LegacyRecord<ContractRow> | undefined>> {
+    const all = await super.readMany(type, ids);
+    return new Map([...all].map(([id, record]) => [`${id} `, record]));
+  }
+}
+
 describe('the legacy adapter contract kit', () => {
+  it('takes a readMany that leaves ids out (they are read with read), and fails one that answers ids not asked for', async () => {
+    const partial = await checkLegacyAdapter(() =>
+      Promise.resolve({ adapter: new FoundOnlyReadMany(), resourceType: 'Patient' }),
+    );
+    expect(partial.failed).toEqual([]);
+    const rekeyed = await checkLegacyAdapter(() =>
+      Promise.resolve({ adapter: new RekeyedReadMany(), resourceType: 'Patient' }),
+    );
+    expect(rekeyed.failed.map((failure) => failure.name)).toEqual([
+      'readMany: reads several at once as read reads each, keyed by the ids asked for',
+    ]);
+    expect(formatContractReport(rekeyed)).toContain('readMany: answered an id that was not asked for');
+  });
+
   it('passes the reference in-memory adapter without a framework', async () => {
     const report = await checkLegacyAdapter(() =>
       Promise.resolve({ adapter: new MemoryLegacyAdapter<ContractRow>(), resourceType: 'Patient' }),
