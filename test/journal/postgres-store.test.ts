@@ -310,17 +310,34 @@ describe('PostgresStore on PostgreSQL with concurrent instances', () => {
     const store = stores[0]!;
     await store.commit(await store.intend(intentOf('p-1', { target: 'legacy' }), HOUR));
     const outbox = `"${schema}".outbox`;
-    // One statement: its snapshot is taken, then it sleeps while another session leases the
-    // record's legacy entry and commits; then it asks both ways.
-    const asking = pools[0]!.query<{ snapshot: boolean; fresh: boolean }>(
-      `SELECT EXISTS (SELECT 1 FROM ${outbox} WHERE target = 'legacy' AND lease_expires_at > clock_timestamp()) AS snapshot,
-              "${schema}".other_direction_leased('Patient', 'p-1', 'medplum') AS fresh
-       FROM (SELECT pg_catalog.pg_sleep(0.4)) AS slept`,
-    );
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(await stores[1]!.claim('worker-2', 1, HOUR)).toHaveLength(1);
-    const { rows } = await asking;
-    expect(rows).toEqual([{ snapshot: false, fresh: true }]);
+    // One statement: its snapshot is taken, then it waits on an advisory lock the test holds
+    // while another session leases the record's legacy entry and commits; then it asks both
+    // ways. The lock makes the interleaving certain (a sleep lost the race at load 15-19).
+    const gate = await pools[3]!.connect();
+    try {
+      const key = 0x5ee1ea5e;
+      await gate.query('SELECT pg_catalog.pg_advisory_lock($1)', [key]);
+      const asking = pools[0]!.query<{ snapshot: boolean; fresh: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM ${outbox} WHERE target = 'legacy' AND lease_expires_at > clock_timestamp()) AS snapshot,
+                "${schema}".other_direction_leased('Patient', 'p-1', 'medplum') AS fresh
+         FROM (SELECT pg_catalog.pg_advisory_xact_lock(${key})) AS waited`,
+      );
+      // The statement has started (so taken its snapshot) once it waits for the lock.
+      for (;;) {
+        const { rows } = await gate.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = $1`,
+          [key],
+        );
+        if (rows[0]!.n > 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      expect(await stores[1]!.claim('worker-2', 1, HOUR)).toHaveLength(1);
+      await gate.query('SELECT pg_catalog.pg_advisory_unlock($1)', [key]);
+      const { rows } = await asking;
+      expect(rows).toEqual([{ snapshot: false, fresh: true }]);
+    } finally {
+      gate.release();
+    }
   });
 
   it('coalesces concurrent intents of one record into one entry', async () => {
