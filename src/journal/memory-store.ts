@@ -229,6 +229,13 @@ export class MemoryStore implements SyncStore {
     return Promise.resolve({ id: entry.id, seq: entry.seq, held, intent });
   }
 
+  /** {@inheritDoc SyncStore.intendMany} */
+  intendMany(intents: readonly OutboxIntent[], holdMs: number): Promise<OutboxTicket[]> {
+    // Each `intend` does its work when called: called back to back, with no await between
+    // them, no other call of the store runs in between.
+    return Promise.all(intents.map((intent) => this.intend(intent, holdMs)));
+  }
+
   /** {@inheritDoc SyncStore.commit} */
   commit(
     ticket: OutboxTicket,

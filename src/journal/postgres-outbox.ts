@@ -178,6 +178,101 @@ export async function intend(
 }
 
 /**
+ * The columns of {@link intendMany}'s input, one text array each, zipped by `ROWS FROM`.
+ */
+const INTENT_ARRAYS = Array.from(
+  { length: 7 },
+  (_, i) => `pg_catalog.unnest($${String(i + 1)}::text[])`,
+).join(', ');
+
+/**
+ * Records many intents, each exactly as {@link intend} would, in one statement per round: one
+ * round when the intents name distinct records (a backfill's page), more when a record comes
+ * again (`ON CONFLICT DO UPDATE` cannot touch a row twice in one statement), the rounds then in
+ * one transaction. Rows are inserted in key order, so two batches locking the same entries
+ * take them in the same order and never deadlock.
+ *
+ * A page of 200 intents queued one statement each took 11–14 ms a statement with eight in
+ * flight (PostgreSQL committing each, the machine at load 6–9): about 0.3 s a page, most of a
+ * backfill's scan; in one statement it is one commit.
+ *
+ * @param sql - Where to run.
+ * @param tables - The store's tables.
+ * @param intents - The intents, in order.
+ * @param holdMs - How long no worker may claim the entries.
+ * @returns The tickets, in the intents' order.
+ * @example
+ * ```ts
+ * const tickets = await intendMany(sql, tables, [intentA, intentB], 0);
+ * ```
+ */
+export async function intendMany(
+  sql: SqlClient,
+  tables: JournalTables,
+  intents: readonly OutboxIntent[],
+  holdMs: number,
+): Promise<OutboxTicket[]> {
+  // Each round holds the positions of intents of distinct records.
+  const rounds: { readonly i: number; readonly intent: OutboxIntent }[][] = [];
+  const roundOf = new Map<string, number>();
+  for (const [i, intent] of intents.entries()) {
+    const key = JSON.stringify([intent.target, intent.resourceType, intent.legacyId]);
+    const round = (roundOf.get(key) ?? -1) + 1;
+    roundOf.set(key, round);
+    (rounds[round] ??= []).push({ i, intent });
+  }
+  const tickets: (OutboxTicket | undefined)[] = intents.map(() => undefined);
+  const insert = async (
+    q: SqlQueryable,
+    round: readonly { readonly i: number; readonly intent: OutboxIntent }[],
+  ): Promise<void> => {
+    const column = (value: (intent: OutboxIntent) => string | null | undefined): (string | null)[] =>
+      round.map(({ intent }) => value(intent) ?? null);
+    const { rows } = await q.query<{ n: number; id: string; seq: number }>(
+      `WITH input AS (
+         SELECT * FROM ROWS FROM (${INTENT_ARRAYS})
+           WITH ORDINALITY AS i(resource_type, legacy_id, target, unit, kind, base, trace_parent, n)
+       ), written AS (
+         INSERT INTO ${tables.outbox} AS o (resource_type, legacy_id, target, unit, kind, base, hold_until, holders,
+                                            trace_parent)
+         SELECT resource_type, legacy_id, target, unit, kind, base::jsonb,
+                CASE WHEN $8::float8 > 0 THEN clock_timestamp() + ${millis('$8')} END,
+                CASE WHEN $8::float8 > 0 THEN 1 ELSE 0 END, trace_parent
+         FROM input ORDER BY target, resource_type, legacy_id
+         ON CONFLICT (target, resource_type, legacy_id) DO UPDATE SET ${COALESCE_INTENT}
+         RETURNING o.id, o.seq, o.target, o.resource_type, o.legacy_id
+       )
+       SELECT i.n::integer AS n, w.id::text AS id, w.seq FROM input i
+       JOIN written w USING (target, resource_type, legacy_id)`,
+      [
+        column((intent) => intent.resourceType),
+        column((intent) => intent.legacyId),
+        column((intent) => intent.target),
+        column((intent) => intent.unit),
+        column((intent) => intent.kind),
+        column((intent) => jsonParam(intent.base)),
+        column((intent) => intent.traceParent),
+        holdMs,
+      ],
+    );
+    for (const row of rows) {
+      const at = round[row.n - 1];
+      if (at !== undefined) tickets[at.i] = { id: row.id, seq: row.seq, held: holdMs > 0, intent: at.intent };
+    }
+  };
+  const [only] = rounds;
+  if (rounds.length === 1 && only !== undefined) await insert(sql, only);
+  else if (rounds.length > 1)
+    await sql.transaction(async (tx) => {
+      for (const round of rounds) await insert(tx, round);
+    });
+  return tickets.map((ticket) => {
+    if (ticket === undefined) throw new Error('INSERT … ON CONFLICT DO UPDATE returned no row for an intent');
+    return ticket;
+  });
+}
+
+/**
  * How an intent merges into a record's pending entry: `seq` moves on (a lease in flight then
  * ends `requeued` and the newest state is mirrored), the newest unit and kind win, and holds
  * add up — an intent without a hold (a change feed's, a retried dead letter's, a

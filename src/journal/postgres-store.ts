@@ -254,6 +254,11 @@ export class PostgresStore implements SyncStore {
     return typedJournal(() => outbox.intend(this.#sql, this.#tables, intent, holdMs));
   }
 
+  /** {@inheritDoc SyncStore.intendMany} */
+  intendMany(intents: readonly OutboxIntent[], holdMs: number): Promise<OutboxTicket[]> {
+    return typedJournal(() => outbox.intendMany(this.#sql, this.#tables, intents, holdMs));
+  }
+
   /**
    * The database the store lives in. A `PostgresTableAdapter` on the same client lets the
    * writer journal each legacy write in the write's own transaction (a transactional outbox).

@@ -157,6 +157,15 @@ export interface SyncStore extends JobStore, HousekeepingStore {
   /** Records a write's intent before the authority write; holds the entry for `holdMs`. */
   intend(intent: OutboxIntent, holdMs: number): Promise<OutboxTicket>;
   /**
+   * Records many intents at once, each exactly as {@link intend} called for each in order would
+   * (a record's pending entry is bumped; the same record twice is bumped twice), in one step:
+   * all of them or, when it fails, none. A backfill queues a page this way: one statement
+   * where `intend` would take one per record.
+   *
+   * @returns The tickets, in the intents' order.
+   */
+  intendMany(intents: readonly OutboxIntent[], holdMs: number): Promise<OutboxTicket[]>;
+  /**
    * Ends an intent's hold after the authority write (only if no later intent took over). With
    * `lease`, also leases the entry to that worker at once (for an inline mirror) unless another
    * worker holds it; returns the lease when granted.

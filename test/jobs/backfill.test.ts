@@ -65,6 +65,39 @@ describe('backfill legacy → Medplum', () => {
     await expectOneEqualCopyEach(fixture, ids);
   });
 
+  it('queues each page in one journal call, never a call per record', async () => {
+    fixture = await startWriterFixture({ stage: 'dual-write' });
+    const ids = await seedLegacy(fixture, 45);
+    const store = fixture.store;
+    const calls: string[] = [];
+    // Counts the store's queueing calls; everything else goes to the store as is.
+    const counting = new Proxy(store, {
+      get(target, prop) {
+        const value: unknown = Reflect.get(target, prop, target);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]): unknown => {
+          if (prop === 'intend') calls.push('intend');
+          if (prop === 'intendMany') calls.push(`intendMany ${(args[0] as unknown[]).length}`);
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const job = await backfill(
+      { ...contextOf(fixture), store: counting },
+      { resourceType: 'Patient', unit: 'north', direction: 'to-medplum', pageSize: 10 },
+    );
+    expect(job.counts).toEqual({ scanned: 45, created: 45 });
+    expect(calls).toEqual([
+      'intendMany 10',
+      'intendMany 10',
+      'intendMany 10',
+      'intendMany 10',
+      'intendMany 5',
+    ]);
+    await fixture.writer.drain();
+    await expectOneEqualCopyEach(fixture, ids);
+  });
+
   it('skips linked, equal records: a second backfill queues nothing', async () => {
     fixture = await startWriterFixture({ stage: 'dual-write' });
     await seedLegacy(fixture, 12);

@@ -118,6 +118,95 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
       expect((await store.listOutbox())[0]?.base).toBeUndefined();
     });
 
+    it('records many intents at once, each as intend would: tickets in order, entries due at once', async () => {
+      const { store } = fixture;
+      const tickets = await store.intendMany(
+        [
+          intentOf('p-2', {
+            base: { v: 2 },
+            traceParent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+          }),
+          intentOf('p-1', { unit: 'south' }),
+          intentOf('p-3', { target: 'legacy', kind: 'delete' }),
+        ],
+        0,
+      );
+      expect(tickets.map(({ seq, held, intent }) => [seq, held, intent?.legacyId])).toEqual([
+        [1, false, 'p-2'],
+        [1, false, 'p-1'],
+        [1, false, 'p-3'],
+      ]);
+      expect(new Set(tickets.map((ticket) => ticket.id)).size).toBe(3);
+      const entries = await store.listOutbox();
+      const byTicket = (i: number) => entries.find((entry) => entry.id === tickets[i]!.id);
+      expect(byTicket(0)).toMatchObject({
+        legacyId: 'p-2',
+        target: 'medplum',
+        unit: 'north',
+        base: { v: 2 },
+      });
+      expect(byTicket(0)?.traceParent).toBe('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
+      expect(byTicket(1)).toMatchObject({
+        legacyId: 'p-1',
+        target: 'medplum',
+        unit: 'south',
+        kind: 'upsert',
+      });
+      expect(byTicket(2)).toMatchObject({
+        legacyId: 'p-3',
+        target: 'legacy',
+        kind: 'delete',
+        holdUntil: undefined,
+      });
+      expect(await store.claim('worker-1', 10, HOUR)).toHaveLength(3);
+    });
+
+    it('bumps pending entries in intendMany, a record named twice twice, keeping the pending base', async () => {
+      const { store } = fixture;
+      const pending = await store.intend(intentOf('p-1', { base: { v: 1 } }), 0);
+      const tickets = await store.intendMany(
+        [intentOf('p-1', { unit: 'south' }), intentOf('p-3'), intentOf('p-1', { unit: 'east' })],
+        0,
+      );
+      expect(tickets.map(({ id, seq }) => [id === pending.id, seq])).toEqual([
+        [true, 2],
+        [false, 1],
+        [true, 3],
+      ]);
+      const entries = await store.listOutbox();
+      expect(entries).toHaveLength(2);
+      expect(entries.find((entry) => entry.legacyId === 'p-1')).toMatchObject({
+        seq: 3,
+        unit: 'east',
+        base: { v: 1 },
+      });
+    });
+
+    it('requeues a lease in flight when intendMany bumps its entry, so the newer state is mirrored', async () => {
+      const { store } = fixture;
+      await store.commit(await store.intend(intentOf('p-1'), 0));
+      const [lease] = await store.claim('worker-1', 1, HOUR);
+      await store.intendMany([intentOf('p-1'), intentOf('p-2')], 0);
+      expect(await store.complete(lease!, undefined)).toBe('requeued');
+      const again = await store.claim('worker-2', 10, HOUR);
+      expect(again.map((l) => l.entry.legacyId).sort()).toEqual(['p-1', 'p-2']);
+      expect(again.find((l) => l.entry.legacyId === 'p-1')!.entry.seq).toBeGreaterThan(lease!.entry.seq);
+    });
+
+    it('holds the entries of intendMany until each ticket is committed', async () => {
+      const { store } = fixture;
+      const tickets = await store.intendMany([intentOf('p-1'), intentOf('p-2')], HOUR);
+      expect(tickets.every((ticket) => ticket.held === true)).toBe(true);
+      expect(await store.claim('worker-1', 10, HOUR)).toEqual([]);
+      await store.commit(tickets[1]!);
+      expect((await store.claim('worker-1', 10, HOUR)).map((l) => l.entry.legacyId)).toEqual(['p-2']);
+    });
+
+    it('records nothing for an empty intendMany', async () => {
+      expect(await fixture.store.intendMany([], 0)).toEqual([]);
+      expect(await fixture.store.listOutbox()).toEqual([]);
+    });
+
     it('keeps one entry per target: the same record towards the other side is another entry', async () => {
       const medplum = await fixture.store.intend(intentOf('p-1'), HOUR);
       const legacy = await fixture.store.intend(intentOf('p-1', { target: 'legacy' }), HOUR);
