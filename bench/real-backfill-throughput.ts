@@ -9,6 +9,8 @@ export interface RealBackfillThroughputOptions {
   readonly entries: number;
   /** Timed trials of each side (interleaved). */
   readonly trials: number;
+  /** Records of an untimed warm-up of each side first (none when absent). */
+  readonly warmupEntries?: number | undefined;
 }
 
 /**
@@ -37,6 +39,11 @@ export async function measureRealBackfillThroughput(
   const ids = (n: number): number[] => Array.from({ length: n }, () => nextId++);
   const ours: number[] = [];
   const direct: number[] = [];
+  if (options.warmupEntries !== undefined && options.warmupEntries > 0) {
+    // The server's caches and JIT, and this process's, when nothing ran on the server before.
+    await directBatches(server, ids(options.warmupEntries), 20, 4);
+    await backfillTrial(db, server, { records: options.warmupEntries });
+  }
   for (let t = 0; t < options.trials; t++) {
     if (t % 2 === 0) direct.push(await directBatches(server, ids(options.entries), 20, 4));
     ours.push((await backfillTrial(db, server, { records: options.entries })).rate);

@@ -57,9 +57,13 @@ export interface RealServers {
  * `MEDPLUM_DEFAULT_QUOTA_BASE_URL` (each with `_CLIENT_ID` and `_CLIENT_SECRET`), else both
  * started from the Medplum server box and stopped (databases dropped) by `close`.
  *
+ * @param options - `defaultQuota: false` starts no default-quota server from the box (rows
+ *   that need one are then missing).
  * @returns The servers, any of them missing with the reason.
  */
-export async function openRealServers(): Promise<RealServers> {
+export async function openRealServers(
+  options: { readonly defaultQuota?: boolean } = {},
+): Promise<RealServers> {
   const given = accessFrom('MEDPLUM');
   if (given !== undefined) {
     const defaultQuota = accessFrom('MEDPLUM_DEFAULT_QUOTA');
@@ -81,21 +85,21 @@ export async function openRealServers(): Promise<RealServers> {
       close: () => Promise.resolve(),
     };
   }
-  const results = await Promise.allSettled([
-    startBoxServer(box, boxDatabase('bench'), ['--unlimited']),
-    startBoxServer(box, boxDatabase('benchq'), []),
-  ]);
-  const started = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-  const failed = results.find((r) => r.status === 'rejected');
-  if (failed !== undefined) {
+  // One after the other: two servers starting at once on a fresh machine both create the box's
+  // database role, and one fails on the other's.
+  const started: BoxServer[] = [];
+  try {
+    started.push(await startBoxServer(box, boxDatabase('bench'), ['--unlimited']));
+    if (options.defaultQuota !== false) started.push(await startBoxServer(box, boxDatabase('benchq'), []));
+  } catch (err) {
     await Promise.all(started.map((server) => stopBoxServer(server)));
-    throw failed.reason;
+    throw err;
   }
-  const [unlimited, defaultQuota] = started as [BoxServer, BoxServer];
+  const [unlimited, defaultQuota] = started as [BoxServer, BoxServer | undefined];
   return {
     unlimited: boxAccess(unlimited),
-    defaultQuota: boxAccess(defaultQuota),
-    missing: undefined,
+    defaultQuota: defaultQuota === undefined ? undefined : boxAccess(defaultQuota),
+    missing: defaultQuota === undefined ? 'no default-quota server asked for' : undefined,
     newProject: async (server) => ({
       baseUrl: server.baseUrl,
       ...(await newBoxProject(server.baseUrl, `bench-${randomUUID().slice(0, 8)}`)),

@@ -21,7 +21,7 @@
  *   `real-direct-batch` (batch Bundles of 20, 4 in flight), `real-direct-plain`, and
  *   `real-quota-utilisation` (a 1,500-create backlog drained at Medplum's default quota),
  *   `real-backfill-throughput` (a backfill of 1,000 legacy records, until drained, against
- *   `real-direct-batch`'s client, × 2),
+ *   `real-direct-batch`'s client, × 2; alone with `--only=real-backfill`),
  *   `backfill-quota-utilisation` (1,500 legacy records backfilled at the default quota) and
  *   `live-lag-during-backfill` (p95 mirror lag of live writes while a quota-bound backfill runs
  *   on the same client, against the p95 with no backfill).
@@ -71,6 +71,20 @@ const MEASUREMENTS = {
         rows: [...drain.rows, ...throughput.rows, ...backfill.rows],
         details: [...drain.details, ...throughput.details, ...backfill.details],
       };
+    } finally {
+      await servers.close();
+    }
+  },
+  // `real-backfill-throughput` alone, on an unlimited server of its own (a few minutes, where
+  // `real` takes over ten): for measuring the backfill's speed against a real Medplum.
+  'real-backfill': async (db: BenchDatabase) => {
+    const servers = await openRealServers({ defaultQuota: false });
+    try {
+      return await measureRealBackfillThroughput(db, servers, {
+        entries: 1000,
+        trials: 2,
+        warmupEntries: 100,
+      });
     } finally {
       await servers.close();
     }
