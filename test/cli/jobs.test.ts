@@ -190,6 +190,38 @@ describe('dualwrite reconcile', () => {
     const listed = await cli.run(['reconcile', 'status', '--json']);
     expect(json<{ jobs: JobDoc[] }>(listed).jobs.map((found) => found.id)).toContain(job.id);
   }, 120_000);
+
+  it('pauses and cancels a job by id, as JSON, and refuses to pause a finished one', async () => {
+    const job = await store.createJob({
+      kind: 'reconcile',
+      resourceType: 'Patient',
+      unit: 'east',
+      direction: 'to-medplum',
+    });
+    const paused = await cli.run(['reconcile', 'pause', job.id, '--json']);
+    expect(paused.code, paused.stderr).toBe(0);
+    expect(json<{ job: JobDoc }>(paused).job).toMatchObject({
+      id: job.id,
+      kind: 'reconcile',
+      state: 'paused',
+    });
+    const cancelled = await cli.run(['reconcile', 'cancel', job.id, '--yes', '--json']);
+    expect(cancelled.code, cancelled.stderr).toBe(0);
+    expect(json<{ job: JobDoc }>(cancelled).job).toMatchObject({ id: job.id, state: 'cancelled' });
+    const again = await cli.run(['reconcile', 'pause', job.id, '--json']);
+    expect(again.code).toBe(2);
+    expect(json<{ error: { name: string; field: string } }>(again).error).toMatchObject({
+      name: 'InvalidInputError',
+      field: 'id',
+    });
+    // A backfill's id is not a reconciliation's.
+    const other = await cli.run(['backfill', 'pause', job.id, '--json']);
+    expect(other.code).toBe(2);
+    expect(json<{ error: { name: string; field: string } }>(other).error).toMatchObject({
+      name: 'InvalidInputError',
+      field: 'id',
+    });
+  }, 120_000);
 });
 
 describe('dualwrite usage', () => {
