@@ -1,4 +1,3 @@
-import { kindOf } from './option-checks.ts';
 /**
  * What the library's errors may contain: ids, resource types, JSON paths, codes and statuses,
  * never field values. A driver's or server's message can quote the row (PostgreSQL's
@@ -141,6 +140,9 @@ export function describeError(error: unknown): string {
  * ```
  */
 export function idShape(id: unknown): string {
-  if (typeof id !== 'string' || id === '') return kindOf(id);
-  return `${kindOf(id)} of ${String(id.length)} character${id.length === 1 ? '' : 's'}`;
+  // Not `kindOf` (option-checks.ts): errors.ts uses this, and option-checks imports errors.ts.
+  if (typeof id !== 'string') return id === null || id === undefined ? String(id) : `a ${typeof id}`;
+  if (id === '') return 'an empty string';
+  const kind = id.trim() === '' ? 'a blank string' : 'a string';
+  return `${kind} of ${String(id.length)} character${id.length === 1 ? '' : 's'}`;
 }

@@ -1,3 +1,4 @@
+import { idShape } from './error-values.ts';
 import type { WriteResult } from './write-result.ts';
 
 /**
@@ -429,6 +430,11 @@ export class MirrorError extends DualWriteError {
   }
 }
 
+/** An id as the journal issues them (a bigserial's digits), or `undefined` for anything else. */
+function journalId(id: unknown): string | undefined {
+  return typeof id === 'string' && /^\d{1,19}$/.test(id) ? id : undefined;
+}
+
 /** The field paths an error names: a rejection's expressions, a mapping's or an input's field. */
 function fieldsOf(error: DualWriteError): readonly string[] {
   if (error instanceof RejectedError) return [...error.fields];
@@ -455,14 +461,18 @@ export class DeadLetterNotFoundError extends DualWriteError {
   readonly retryable = false as const;
   /** The argument at fault. */
   readonly field = 'id' as const;
-  /** The id asked for. */
-  readonly id: string;
+  /**
+   * The id asked for, when it has the shape of a journal id (digits); `undefined` for anything
+   * else, which is the caller's value only and is neither quoted nor kept.
+   */
+  readonly id: string | undefined;
   /**
    * @param id - The dead letter's id asked for.
    */
   constructor(id: string) {
-    super(`dead letter ${id} does not exist`, { status: 404 });
-    this.id = id;
+    const kept = journalId(id);
+    super(`dead letter ${kept ?? `id (${idShape(id)})`} does not exist`, { status: 404 });
+    this.id = kept;
   }
 }
 
@@ -484,14 +494,18 @@ export class JobNotFoundError extends DualWriteError {
   readonly retryable = false as const;
   /** The argument at fault. */
   readonly field = 'id' as const;
-  /** The id asked for. */
-  readonly id: string;
+  /**
+   * The id asked for, when it has the shape of a journal id (digits); `undefined` for anything
+   * else, which is the caller's value only and is neither quoted nor kept.
+   */
+  readonly id: string | undefined;
   /**
    * @param id - The job's id asked for.
    */
   constructor(id: string) {
-    super(`job ${id} does not exist`, { status: 404 });
-    this.id = id;
+    const kept = journalId(id);
+    super(`job ${kept ?? `id (${idShape(id)})`} does not exist`, { status: 404 });
+    this.id = kept;
   }
 }
 

@@ -1,9 +1,11 @@
+import { inspect } from 'node:util';
 import { PGlite } from '@electric-sql/pglite';
 import type { Patient } from '@medplum/fhirtypes';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   DeadLetterNotFoundError,
   InvalidInputError,
+  JobNotFoundError,
   PostgresTableAdapter,
   sqlClientFromPglite,
   type PostgresTableRow,
@@ -139,6 +141,21 @@ describe('dead letters that do not exist', () => {
       const error = await call.catch((e: unknown) => e);
       expect(error).toBeInstanceOf(DeadLetterNotFoundError);
       expect(error).toMatchObject({ id: '999999', retryable: false, status: 404 });
+    }
+  });
+
+  it('an id that cannot be a journal id (a pasted SSN) is named by its kind and length, never quoted', async () => {
+    fixture = await startWriterFixture();
+    const pasted = '321-54-9876';
+    const errors = [
+      await fixture.writer.retryDeadLetter(pasted).catch((e: unknown) => e),
+      new JobNotFoundError(pasted),
+    ];
+    for (const error of errors) {
+      expect(error).toMatchObject({ field: 'id', id: undefined, status: 404 });
+      expect((error as Error).message).toContain('a string of 11 characters');
+      for (const shown of [String(error), JSON.stringify(error), inspect(error, { showHidden: true })])
+        expect(shown).not.toContain(pasted);
     }
   });
 });
