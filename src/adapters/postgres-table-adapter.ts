@@ -391,8 +391,11 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
     checkLimit(limit, resourceType);
     // One row more than asked tells whether another page follows, without a count.
     const params: unknown[] = after === undefined ? [limit + 1] : [limit + 1, after];
-    const where = after === undefined ? '' : ` WHERE ${schema.id.sqlName} > $2::${schema.id.sqlType}`;
-    const text = `SELECT ${schema.selectList} FROM ${schema.sqlTable}${where} ORDER BY ${schema.id.sqlName} LIMIT $1`;
+    const where = after === undefined ? '' : ` WHERE t.${schema.id.sqlName} > $2::${schema.id.sqlType}`;
+    // ORDER BY names the table's column (t.id): a bare name binds to the select list's column
+    // of that name first, which is the key cast to text for a bigint (1, 10, 100, 2...), while
+    // the cursor compares numbers: a scan skipped rows (522 of 1,500 read).
+    const text = `SELECT ${schema.selectList} FROM ${schema.sqlTable} t${where} ORDER BY t.${schema.id.sqlName} LIMIT $1`;
     let rows: readonly Record<string, unknown>[];
     try {
       ({ rows } = await this.#sql.query(text, params));
@@ -468,7 +471,8 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
     const after = cursor === undefined ? undefined : decodeChangeCursor(cursor, resourceType);
     if (this.#tombstones !== undefined)
       return this.#mergedChanges(schema, this.#tombstones, after, limit, cursor);
-    const order = `${schema.updatedAt.sqlName}, ${schema.id.sqlName}`;
+    // The table's columns, not the select list's text forms of them (see scan).
+    const order = `t.${schema.updatedAt.sqlName}, t.${schema.id.sqlName}`;
     const params: unknown[] = after === undefined ? [limit] : [limit, after.updatedAt, after.seen];
     const from =
       after === undefined
@@ -479,7 +483,7 @@ export class PostgresTableAdapter implements LegacyAdapter<PostgresTableRow> {
             '$2',
             '$3',
           );
-    const text = `SELECT ${schema.selectList} FROM ${schema.sqlTable} WHERE ${from} ORDER BY ${order} LIMIT $1`;
+    const text = `SELECT ${schema.selectList} FROM ${schema.sqlTable} t WHERE ${from} ORDER BY ${order} LIMIT $1`;
     const rows = await this.#changeRows(text, params, after, resourceType);
     return changePage(
       after,

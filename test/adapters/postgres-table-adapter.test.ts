@@ -191,6 +191,27 @@ describe('integer ids', () => {
       });
   });
 
+  it('scan every row once, in numeric order, whatever the integer type (a bigint key was read as text)', async () => {
+    for (const key of ['integer', 'bigint', 'smallint', 'bigint GENERATED ALWAYS AS IDENTITY']) {
+      const name = await table(`id ${key} PRIMARY KEY, ${MANAGED}`);
+      const legacy = adapter({
+        table: name,
+        ...(key.includes('IDENTITY') ? { idGeneration: 'database' } : {}),
+      });
+      if (key.includes('IDENTITY'))
+        await sql.query(`INSERT INTO ${name} SELECT FROM generate_series(1, 120)`);
+      else await sql.query(`INSERT INTO ${name} (id) SELECT generate_series(1, 120)`);
+      const ids: string[] = [];
+      let after: string | undefined;
+      do {
+        const page = await legacy.scan('Patient', { after, limit: 7 });
+        ids.push(...page.records.map((record) => record.id));
+        after = page.next;
+      } while (after !== undefined);
+      expect(ids, key).toEqual(Array.from({ length: 120 }, (_, i) => String(i + 1)));
+    }
+  });
+
   it('page by numeric id when timestamps tie', async () => {
     const name = await table(`id integer PRIMARY KEY, ${MANAGED}`);
     const legacy = adapter({ table: name });
