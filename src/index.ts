@@ -75,6 +75,7 @@ export type {
   JobSpec,
   JobState,
   JobStore,
+  SeenCopy,
 } from './journal/job.ts';
 export { backfill, backfillInOrder } from './jobs/backfill.ts';
 export { dependencyOrder } from './jobs/dependency-order.ts';

@@ -1,12 +1,18 @@
 import type { WithId } from '@medplum/core';
 import type { Resource } from '@medplum/fhirtypes';
-import type { Job, JobDirection } from '../journal/job.ts';
+import { InvalidInputError } from '../errors.ts';
+import type { Job, JobDirection, SeenCopy } from '../journal/job.ts';
 import { oneOf, positiveInteger } from '../option-checks.ts';
 import type { LegacyRecord } from '../sides/legacy-adapter.ts';
 import type { JobContext } from './job-context.ts';
 import { openJob } from './job-opening.ts';
 import { runJobPages, type JobWorkerOptions } from './job-worker.ts';
-import { reconcileLegacyPage, reconcileMedplumPage, type RepairPolicy } from './reconcile-page.ts';
+import {
+  reconcileLeftoverPage,
+  reconcileLegacyPage,
+  reconcileMedplumPage,
+  type RepairPolicy,
+} from './reconcile-page.ts';
 import { legacyPages, medplumPages } from './record-pages.ts';
 
 /**
@@ -60,22 +66,55 @@ export const RECONCILE_CLASSES = [
   'divergent',
 ] as const;
 
-/** A reconciliation's cursor: which side it reads, and where on it. */
+/**
+ * A reconciliation's cursor: which pass it is in, and where in it. The passes are named apart
+ * from the sides: a cursor of the earlier two-pass reconciliation (`legacy` then `medplum`)
+ * cannot be resumed by this one (it would count records twice or miss Medplum's).
+ */
 interface Phase {
-  readonly side: 'legacy' | 'medplum';
+  readonly pass: 'copies' | 'records' | 'leftovers';
   readonly after: string | undefined;
+}
+
+const PASSES: readonly Phase['pass'][] = ['copies', 'records', 'leftovers'];
+
+function decodePhase(text: string | undefined): Phase {
+  if (text === undefined) return { pass: 'copies', after: undefined };
+  try {
+    const parsed = JSON.parse(text) as Partial<Phase>;
+    if (
+      parsed.pass !== undefined &&
+      PASSES.includes(parsed.pass) &&
+      (parsed.after === undefined || typeof parsed.after === 'string')
+    )
+      return parsed as Phase;
+  } catch {
+    // Reported below.
+  }
+  throw new InvalidInputError(
+    'cursor',
+    'is not a cursor of this version of reconcile (a job started by an earlier version: start a new one)',
+  );
+}
+
+function encodePhase(pass: Phase['pass'], after: string | undefined): string {
+  return JSON.stringify({ pass, after } satisfies Phase);
 }
 
 /**
  * Reconciles one resource type: compares every record of both sides and classifies it as
  * `agree`, `missingInMedplum`, `missingInLegacy`, `duplicate`, `orphanLink` or `divergent`
- * (counted per JSON path as `path:<path>`; values are never stored). It reads the legacy side
- * in key order and then Medplum in `_lastUpdated` order, one page at a time with batched
- * look-ups on the other side (flat memory whatever the size), and compares cheap facts first:
- * a linked record at the versions its link last synced agrees without its content being read.
+ * (counted per JSON path as `path:<path>`; values are never stored). It reads each side once,
+ * a page at a time: Medplum in `_lastUpdated` order, noting each linked copy it sees in the
+ * journal (`store.noteSeenCopies`); then the legacy side in key order, each record taking the
+ * copy noted for it instead of searching Medplum again; then the noted copies no record took
+ * (links whose legacy record is gone). What joins the passes is kept in the journal, so the
+ * process holds one page whatever the size; cheap facts come first: a linked record at the
+ * versions its link last synced agrees without its content being read.
  *
- * The report is the job itself, stored in the journal: `counts` per class (plus `scanned`,
- * `skipped`, `failed`), `samples` of ids per class. Like a backfill it is resumable, shared by
+ * The report is the job itself, stored in the journal: `counts` per class (plus `scanned` and
+ * `skipped` for legacy records, `scannedMedplum` and `skippedMedplum` for Medplum resources, and
+ * `failed`), `samples` of ids per class. Like a backfill it is resumable, shared by
  * workers and paced. With `repair: 'queue'` it queues mirrors through the one mirror path;
  * after the drainer applies them, a second reconciliation reports everything agreeing.
  *
@@ -86,7 +125,7 @@ interface Phase {
  * @example
  * ```ts
  * const report = await reconcile(ctx, { resourceType: 'Patient', unit: 'north', direction: 'to-medplum', repair: 'queue' });
- * console.log(report.counts); // { scanned: 2000, agree: 1990, divergent: 6, 'path:birthDate': 6, missingInMedplum: 4 }
+ * console.log(report.counts); // { scannedMedplum: 1996, scanned: 2000, agree: 1990, divergent: 6, 'path:birthDate': 6, missingInMedplum: 4 }
  * ```
  */
 export async function reconcile<L>(ctx: JobContext<L>, options: ReconcileOptions): Promise<Job> {
@@ -102,39 +141,74 @@ export async function reconcile<L>(ctx: JobContext<L>, options: ReconcileOptions
   // reads the unit from its content: `_elements` keeps the pages small (cheap facts).
   const readMedplum = medplumPages(medplum, mapping.resourceType, {
     retry: scope.retry,
-    elements: ctx.unitOf === undefined ? 'identifier' : undefined,
+    elements: ctx.unitOf === undefined ? 'identifier,meta' : undefined,
   });
-  type Item = { readonly legacy: LegacyRecord<L> } | { readonly medplum: WithId<Resource> };
+  type Item =
+    | { readonly medplum: WithId<Resource> }
+    | { readonly legacy: LegacyRecord<L> }
+    | { readonly leftover: SeenCopy };
+  const pass = (items: readonly Item[]): Phase['pass'] | undefined => {
+    const [first] = items;
+    if (first === undefined) return undefined;
+    return 'medplum' in first ? 'copies' : 'legacy' in first ? 'records' : 'leftovers';
+  };
   return runJobPages<Item>(
     ctx.store,
     job.id,
     {
-      // The legacy pass's last page hands over to the Medplum pass: one cursor for both.
+      // Each pass's last page hands over to the next: one cursor for the three.
       read: async (after, limit) => {
-        const phase: Phase =
-          after === undefined ? { side: 'legacy', after: undefined } : (JSON.parse(after) as Phase);
-        if (phase.side === 'legacy') {
-          const page = await readLegacy(phase.after, limit);
-          const next: Phase =
-            page.next === undefined
-              ? { side: 'medplum', after: undefined }
-              : { side: 'legacy', after: page.next };
-          return { items: page.items.map((record) => ({ legacy: record })), next: JSON.stringify(next) };
+        const phase = decodePhase(after);
+        if (phase.pass === 'copies') {
+          const page = await readMedplum(phase.after, limit);
+          return {
+            items: page.items.map((resource) => ({ medplum: resource })),
+            next:
+              page.next === undefined ? encodePhase('records', undefined) : encodePhase('copies', page.next),
+          };
         }
-        const page = await readMedplum(phase.after, limit);
+        if (phase.pass === 'records') {
+          const page = await readLegacy(phase.after, limit);
+          return {
+            items: page.items.map((record) => ({ legacy: record })),
+            next:
+              page.next === undefined
+                ? encodePhase('leftovers', undefined)
+                : encodePhase('records', page.next),
+          };
+        }
+        const copies = await ctx.store.listSeenCopies(job.id, { after: phase.after, limit });
+        const last = copies.at(-1)?.legacyId;
         return {
-          items: page.items.map((resource) => ({ medplum: resource })),
-          next:
-            page.next === undefined
-              ? undefined
-              : JSON.stringify({ side: 'medplum', after: page.next } satisfies Phase),
+          items: copies.map((copy) => ({ leftover: copy })),
+          next: copies.length < limit || last === undefined ? undefined : encodePhase('leftovers', last),
         };
       },
       process: async (items) => {
-        const records = items.flatMap((item) => ('legacy' in item ? [item.legacy] : []));
-        const resources = items.flatMap((item) => ('medplum' in item ? [item.medplum] : []));
-        if (resources.length === 0) return reconcileLegacyPage(scope, records, policy);
-        return reconcileMedplumPage(scope, resources, policy);
+        switch (pass(items)) {
+          case 'copies':
+            return reconcileMedplumPage(
+              scope,
+              job.id,
+              items.flatMap((item) => ('medplum' in item ? [item.medplum] : [])),
+              policy,
+            );
+          case 'records':
+            return reconcileLegacyPage(
+              scope,
+              job.id,
+              items.flatMap((item) => ('legacy' in item ? [item.legacy] : [])),
+              policy,
+            );
+          case 'leftovers':
+            return reconcileLeftoverPage(
+              scope,
+              items.flatMap((item) => ('leftover' in item ? [item.leftover] : [])),
+              policy,
+            );
+          default:
+            return { counts: {} };
+        }
       },
     },
     given,

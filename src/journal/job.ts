@@ -143,6 +143,29 @@ export interface JobPageResult {
 }
 
 /**
+ * A Medplum copy a reconciliation saw in its first pass (Medplum read in `_lastUpdated` order):
+ * the resource linked to a legacy record, at the version it holds. The pass over the legacy side
+ * takes each record's seen copy instead of searching Medplum for it again, and the copies no
+ * legacy record took are those whose record is gone: each side is read once, and what joins the
+ * two passes is kept in the journal, never in the process.
+ *
+ * @example
+ * ```ts
+ * await store.noteSeenCopies(job.id, [{ legacyId: '17', medplumId: 'a1b2', medplumVersion: '3', unit: 'north' }]);
+ * ```
+ */
+export interface SeenCopy {
+  /** The legacy record the copy is linked to. */
+  readonly legacyId: string;
+  /** The Medplum resource. */
+  readonly medplumId: string;
+  /** Its `meta.versionId` when seen (`undefined`: the server gave none). */
+  readonly medplumVersion: string | undefined;
+  /** The record's unit, as the reconciliation found it from the copy. */
+  readonly unit: string;
+}
+
+/**
  * Filters of {@link JobStore.listJobs}.
  *
  * @example
@@ -169,6 +192,8 @@ export interface JobFilter {
  *   last) and moves the frontier; `completeJobPage` adds the page's counts to the job once.
  *   Both act only for the page's current token (else `fenced`).
  * - `setJobState` changes the state only from the states in `from`.
+ * - Seen copies are kept per job and legacy id until taken, and dropped when the job ends
+ *   `done` or `cancelled`.
  *
  * @example
  * ```ts
@@ -201,6 +226,22 @@ export interface JobStore {
     state: JobState,
     options?: { readonly from?: readonly JobState[] | undefined; readonly reason?: string | undefined },
   ): Promise<Job | undefined>;
+  /**
+   * Keeps Medplum copies a reconciliation saw, one per legacy id (a copy noted again for the
+   * same id replaces the first). A job's copies are dropped when it ends `done` or `cancelled`
+   * (kept while it is `failed`: it can be resumed).
+   */
+  noteSeenCopies(jobId: string, copies: readonly SeenCopy[]): Promise<void>;
+  /** Removes the seen copies of these legacy ids and returns them, by legacy id. */
+  takeSeenCopies(jobId: string, legacyIds: readonly string[]): Promise<Map<string, SeenCopy>>;
+  /**
+   * The seen copies still kept, in the store's legacy-id order, strictly after `after`, at
+   * most `limit` (keyset paging).
+   */
+  listSeenCopies(
+    jobId: string,
+    options: { readonly after?: string | undefined; readonly limit: number },
+  ): Promise<SeenCopy[]>;
 }
 
 /** The states a job can still leave. */

@@ -8,6 +8,7 @@ import {
   type JobSpec,
   type JobState,
   type JobStore,
+  type SeenCopy,
 } from './job.ts';
 
 type MutableJob = { -readonly [K in keyof Job]: Job[K] } & { sampleSize: number };
@@ -35,6 +36,7 @@ interface MutablePage {
 export class MemoryJobs implements JobStore {
   readonly #jobs = new Map<string, MutableJob>();
   readonly #pages = new Map<string, MutablePage[]>();
+  readonly #seen = new Map<string, Map<string, SeenCopy>>();
   #ids = 0;
   #tokens = 0;
 
@@ -169,7 +171,46 @@ export class MemoryJobs implements JobStore {
     job.updatedAt = now;
     if (options.reason !== undefined) job.reason = options.reason;
     if (!OPEN_JOB_STATES.includes(state)) job.finishedAt = now;
+    if (state === 'done' || state === 'cancelled') this.#seen.delete(id);
     return Promise.resolve(copy(job));
+  }
+
+  /** {@inheritDoc JobStore.noteSeenCopies} */
+  noteSeenCopies(jobId: string, copies: readonly SeenCopy[]): Promise<void> {
+    const job = this.#jobs.get(jobId);
+    if (job === undefined || copies.length === 0) return Promise.resolve();
+    let seen = this.#seen.get(jobId);
+    if (seen === undefined) this.#seen.set(jobId, (seen = new Map<string, SeenCopy>()));
+    for (const copy of copies) seen.set(copy.legacyId, { ...copy });
+    return Promise.resolve();
+  }
+
+  /** {@inheritDoc JobStore.takeSeenCopies} */
+  takeSeenCopies(jobId: string, legacyIds: readonly string[]): Promise<Map<string, SeenCopy>> {
+    const seen = this.#seen.get(jobId);
+    const taken = new Map<string, SeenCopy>();
+    if (seen === undefined) return Promise.resolve(taken);
+    for (const id of legacyIds) {
+      const copy = seen.get(id);
+      if (copy === undefined) continue;
+      taken.set(id, copy);
+      seen.delete(id);
+    }
+    return Promise.resolve(taken);
+  }
+
+  /** {@inheritDoc JobStore.listSeenCopies} */
+  listSeenCopies(
+    jobId: string,
+    options: { readonly after?: string | undefined; readonly limit: number },
+  ): Promise<SeenCopy[]> {
+    const { after, limit } = options;
+    // Sorted per call: what is left after the pass over the legacy side is normally a handful.
+    const left = [...(this.#seen.get(jobId)?.values() ?? [])]
+      .filter((copy) => after === undefined || copy.legacyId > after)
+      .sort((a, b) => (a.legacyId < b.legacyId ? -1 : a.legacyId > b.legacyId ? 1 : 0))
+      .slice(0, limit);
+    return Promise.resolve(left.map((copy) => ({ ...copy })));
   }
 
   #grant(page: MutablePage, owner: string, leaseMs: number, now: number): void {
@@ -190,6 +231,7 @@ export class MemoryJobs implements JobStore {
     job.state = 'done';
     job.updatedAt = now;
     job.finishedAt = now;
+    this.#seen.delete(job.id);
   }
 }
 

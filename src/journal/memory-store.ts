@@ -1,5 +1,5 @@
 import { namedRecord } from '../named-record.ts';
-import type { Job, JobFilter, JobPageLease, JobPageResult, JobSpec, JobState } from './job.ts';
+import type { Job, JobFilter, JobPageLease, JobPageResult, JobSpec, JobState, SeenCopy } from './job.ts';
 import type { Side } from '../errors.ts';
 import { MemoryJobs } from './memory-jobs.ts';
 import type { PruneCounts, RetentionRules, UnitPause } from './housekeeping.ts';
@@ -128,6 +128,24 @@ export class MemoryStore implements SyncStore {
     options?: { readonly from?: readonly JobState[] | undefined; readonly reason?: string | undefined },
   ): Promise<Job | undefined> {
     return this.#jobs.setJobState(id, state, options);
+  }
+
+  /** {@inheritDoc JobStore.noteSeenCopies} */
+  noteSeenCopies(jobId: string, copies: readonly SeenCopy[]): Promise<void> {
+    return this.#jobs.noteSeenCopies(jobId, copies);
+  }
+
+  /** {@inheritDoc JobStore.takeSeenCopies} */
+  takeSeenCopies(jobId: string, legacyIds: readonly string[]): Promise<Map<string, SeenCopy>> {
+    return this.#jobs.takeSeenCopies(jobId, legacyIds);
+  }
+
+  /** {@inheritDoc JobStore.listSeenCopies} */
+  listSeenCopies(
+    jobId: string,
+    options: { readonly after?: string | undefined; readonly limit: number },
+  ): Promise<SeenCopy[]> {
+    return this.#jobs.listSeenCopies(jobId, options);
   }
 
   /** {@inheritDoc SyncStore.getLink} */

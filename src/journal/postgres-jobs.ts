@@ -8,6 +8,7 @@ import {
   type JobPageResult,
   type JobSpec,
   type JobState,
+  type SeenCopy,
 } from './job.ts';
 import { iso, jsonParam, millis, optional, parseJson, type JournalTables } from './postgres-tables.ts';
 
@@ -38,8 +39,12 @@ interface JobRow {
   readonly finished_at: string | null;
 }
 
-function tablesOf(tables: JournalTables): { jobs: string; pages: string } {
-  return { jobs: `${tables.schema}.jobs`, pages: `${tables.schema}.job_pages` };
+function tablesOf(tables: JournalTables): { jobs: string; pages: string; seen: string } {
+  return {
+    jobs: `${tables.schema}.jobs`,
+    pages: `${tables.schema}.job_pages`,
+    seen: `${tables.schema}.job_seen_copies`,
+  };
 }
 
 const JOB_COLUMNS = `j.id::text AS id, j.kind, j.resource_type, j.unit, j.direction, j.sample_size, j.state,
@@ -262,6 +267,7 @@ export function completeJobPage(
 }
 
 async function finish(tx: SqlQueryable, tables: JournalTables, id: string, state: JobState): Promise<void> {
+  await tx.query(`DELETE FROM ${tablesOf(tables).seen} WHERE job_id = $1::bigint`, [id]);
   await tx.query(
     `UPDATE ${tablesOf(tables).jobs} SET state = $2, updated_at = clock_timestamp(), finished_at = clock_timestamp()
      WHERE id = $1::bigint`,
@@ -283,9 +289,91 @@ export async function setJobState(
        UPDATE ${tablesOf(tables).jobs} SET state = $2, reason = COALESCE($4, reason), updated_at = clock_timestamp(),
          finished_at = CASE WHEN $2 IN ('running', 'paused') THEN finished_at ELSE clock_timestamp() END
        WHERE id = $1::bigint AND state = ANY($3::text[]) RETURNING *
+     ), dropped AS (
+       DELETE FROM ${tablesOf(tables).seen} s USING j WHERE s.job_id = j.id AND j.state IN ('done', 'cancelled')
      ) SELECT ${JOB_COLUMNS} FROM j`,
     [id, state, [...(options.from ?? OPEN_JOB_STATES)], options.reason ?? null],
   );
   const row = rows[0];
   return row === undefined ? undefined : jobOf(row);
+}
+
+interface SeenCopyRow {
+  readonly legacy_id: string;
+  readonly medplum_id: string;
+  readonly medplum_version: string | null;
+  readonly unit: string;
+}
+
+function seenCopyOf(row: SeenCopyRow): SeenCopy {
+  return {
+    legacyId: row.legacy_id,
+    medplumId: row.medplum_id,
+    medplumVersion: optional(row.medplum_version),
+    unit: row.unit,
+  };
+}
+
+/** See `JobStore.noteSeenCopies`: one statement for a page of copies. */
+export async function noteSeenCopies(
+  sql: SqlClient,
+  tables: JournalTables,
+  jobId: string,
+  copies: readonly SeenCopy[],
+): Promise<void> {
+  if (!/^\d{1,18}$/.test(jobId) || copies.length === 0) return;
+  // One copy per legacy id in the statement (ON CONFLICT cannot touch a row twice): the last wins.
+  const unique = [...new Map(copies.map((copy) => [copy.legacyId, copy])).values()];
+  const { jobs, seen } = tablesOf(tables);
+  await sql.query(
+    `INSERT INTO ${seen} (job_id, legacy_id, medplum_id, medplum_version, unit)
+     SELECT j.id, c.legacy_id, c.medplum_id, c.medplum_version, c.unit
+       FROM ${jobs} j,
+            unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS c(legacy_id, medplum_id, medplum_version, unit)
+      WHERE j.id = $1::bigint
+     ON CONFLICT (job_id, legacy_id) DO UPDATE
+       SET medplum_id = EXCLUDED.medplum_id, medplum_version = EXCLUDED.medplum_version, unit = EXCLUDED.unit`,
+    [
+      jobId,
+      unique.map((copy) => copy.legacyId),
+      unique.map((copy) => copy.medplumId),
+      unique.map((copy) => copy.medplumVersion ?? null),
+      unique.map((copy) => copy.unit),
+    ],
+  );
+}
+
+/** See `JobStore.takeSeenCopies`. */
+export async function takeSeenCopies(
+  sql: SqlClient,
+  tables: JournalTables,
+  jobId: string,
+  legacyIds: readonly string[],
+): Promise<Map<string, SeenCopy>> {
+  const taken = new Map<string, SeenCopy>();
+  if (!/^\d{1,18}$/.test(jobId) || legacyIds.length === 0) return taken;
+  const { rows } = await sql.query<SeenCopyRow>(
+    `DELETE FROM ${tablesOf(tables).seen} WHERE job_id = $1::bigint AND legacy_id = ANY($2::text[])
+     RETURNING legacy_id, medplum_id, medplum_version, unit`,
+    [jobId, [...legacyIds]],
+  );
+  for (const row of rows) taken.set(row.legacy_id, seenCopyOf(row));
+  return taken;
+}
+
+/** See `JobStore.listSeenCopies`. */
+export async function listSeenCopies(
+  sql: SqlClient,
+  tables: JournalTables,
+  jobId: string,
+  options: { readonly after?: string | undefined; readonly limit: number },
+): Promise<SeenCopy[]> {
+  if (!/^\d{1,18}$/.test(jobId)) return [];
+  const { rows } = await sql.query<SeenCopyRow>(
+    `SELECT legacy_id, medplum_id, medplum_version, unit FROM ${tablesOf(tables).seen}
+      WHERE job_id = $1::bigint AND ($2::text IS NULL OR legacy_id > $2::text)
+      ORDER BY legacy_id LIMIT $3`,
+    [jobId, options.after ?? null, options.limit],
+  );
+  return rows.map(seenCopyOf);
 }

@@ -1,5 +1,5 @@
 import { namedRecord } from '../named-record.ts';
-import type { Job, JobFilter, JobPageLease, JobPageResult, JobSpec, JobState } from './job.ts';
+import type { Job, JobFilter, JobPageLease, JobPageResult, JobSpec, JobState, SeenCopy } from './job.ts';
 import * as jobs from './postgres-jobs.ts';
 import { sqlClientFromPglite } from '../sql/pglite-client.ts';
 import type { SqlClient, SqlQueryable } from '../sql/sql-client.ts';
@@ -212,6 +212,24 @@ export class PostgresStore implements SyncStore {
     options?: { readonly from?: readonly JobState[] | undefined; readonly reason?: string | undefined },
   ): Promise<Job | undefined> {
     return typedJournal(() => jobs.setJobState(this.#sql, this.#tables, id, state, options ?? {}));
+  }
+
+  /** {@inheritDoc JobStore.noteSeenCopies} */
+  noteSeenCopies(jobId: string, copies: readonly SeenCopy[]): Promise<void> {
+    return typedJournal(() => jobs.noteSeenCopies(this.#sql, this.#tables, jobId, copies));
+  }
+
+  /** {@inheritDoc JobStore.takeSeenCopies} */
+  takeSeenCopies(jobId: string, legacyIds: readonly string[]): Promise<Map<string, SeenCopy>> {
+    return typedJournal(() => jobs.takeSeenCopies(this.#sql, this.#tables, jobId, legacyIds));
+  }
+
+  /** {@inheritDoc JobStore.listSeenCopies} */
+  listSeenCopies(
+    jobId: string,
+    options: { readonly after?: string | undefined; readonly limit: number },
+  ): Promise<SeenCopy[]> {
+    return typedJournal(() => jobs.listSeenCopies(this.#sql, this.#tables, jobId, options));
   }
 
   /** {@inheritDoc SyncStore.getLink} */

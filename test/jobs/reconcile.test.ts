@@ -1,5 +1,5 @@
 import type { Patient } from '@medplum/fhirtypes';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { reconcile } from '../../src/jobs/reconcile.ts';
 import { CutoverPlan } from '../../src/index.ts';
 import type { MemoryLegacyAdapter } from '../../src/testing/index.ts';
@@ -87,10 +87,90 @@ describe('reconcile', () => {
     await fixture.writer.backfill({ resourceType: 'Patient', unit: 'north', direction: 'to-medplum' });
     await fixture.writer.drain();
     const before = fixture.server.requests;
+    const reads = vi.spyOn(fixture.legacy, 'readMany');
     const report = await fixture.writer.reconcile({ resourceType: 'Patient', unit: 'north', pageSize: 100 });
-    expect(report.counts).toMatchObject({ scanned: 30, agree: 30 });
-    // One `_id&_elements` search for the legacy page, one search for the Medplum page.
-    expect(fixture.server.requests - before).toBe(2);
+    expect(report.counts).toEqual({ scanned: 30, scannedMedplum: 30, agree: 30 });
+    // Each side read once: one search for the Medplum page (whose copies the legacy pass takes
+    // from the journal, with no `_id` search of its own), the legacy side by its scan only.
+    expect(fixture.server.requests - before).toBe(1);
+    expect(reads).not.toHaveBeenCalled();
+    // What joined the passes is gone with the job.
+    expect(await fixture.store.listSeenCopies(report.id, { limit: 10 })).toEqual([]);
+  });
+
+  it('finds a link whose legacy record is gone after both passes, from the copies no record took', async () => {
+    fixture = await startWriterFixture({ stage: 'dual-write' });
+    for (let i = 0; i < 5; i += 1)
+      await fixture.writer.create(
+        'Patient',
+        { id: String(1000 + i), first_name: 'F', last_name: `L${i}` },
+        north,
+      );
+    // Deleted straight in the legacy system: its link and its Medplum copy remain.
+    await fixture.legacy.delete('Patient', '1002');
+    const report = await fixture.writer.reconcile({
+      resourceType: 'Patient',
+      unit: 'north',
+      pageSize: 2,
+      repair: 'queue',
+    });
+    expect(report.counts).toEqual({ scanned: 4, scannedMedplum: 5, agree: 4, orphanLink: 1 });
+    expect(report.samples.orphanLink).toEqual(['1002']);
+    // The legacy side is the reference (to-medplum) and lost the record: a person decides.
+    const letters = await fixture.writer.deadLetters();
+    expect(letters.map((letter) => [letter.legacyId, letter.reason.name])).toEqual([
+      ['1002', 'ReconcileReviewError'],
+    ]);
+  });
+
+  it('resumed by a fresh worker in either pass, counts every record once', async () => {
+    fixture = await seeded();
+    const whole = await fixture.writer.reconcile({ resourceType: 'Patient', unit: 'north', pageSize: 7 });
+    // Stopped after its 2nd page (in the Medplum pass) and then after its 5th (in the legacy
+    // pass), each time resumed from the journal by a worker of its own.
+    const stopAfter = async (pages: number, jobId?: string) => {
+      const stop = new AbortController();
+      return fixture!.writer.reconcile({
+        resourceType: 'Patient',
+        unit: 'north',
+        pageSize: 7,
+        jobId,
+        signal: stop.signal,
+        onProgress: ({ job }) => {
+          if (job.pagesDone >= pages) stop.abort();
+        },
+      });
+    };
+    const first = await stopAfter(2);
+    expect(first).toMatchObject({ state: 'running', pagesDone: 2 });
+    expect(first.counts).not.toHaveProperty('scanned');
+    const second = await stopAfter(5, first.id);
+    expect(second).toMatchObject({ state: 'running', pagesDone: 5 });
+    const resumed = await fixture.writer.reconcile({
+      resourceType: 'Patient',
+      unit: 'north',
+      pageSize: 7,
+      jobId: first.id,
+    });
+    expect(resumed.state).toBe('done');
+    expect(resumed.counts).toEqual(whole.counts);
+  });
+
+  it('refuses to resume a reconciliation whose cursor an earlier version wrote', async () => {
+    fixture = await seeded();
+    const job = await fixture.store.createJob({
+      kind: 'reconcile',
+      resourceType: 'Patient',
+      unit: 'north',
+      direction: 'to-medplum',
+    });
+    const lease = await fixture.store.leaseJobPage(job.id, 'old', 60_000);
+    await fixture.store.endJobPage(lease!, JSON.stringify({ side: 'legacy', after: '1006' }));
+    await fixture.store.completeJobPage(lease!, { counts: { scanned: 7, agree: 7 } });
+    await expect(
+      fixture.writer.reconcile({ resourceType: 'Patient', unit: 'north', jobId: job.id }),
+    ).rejects.toMatchObject({ name: 'InvalidInputError', field: 'cursor' });
+    expect(await fixture.store.getJob(job.id)).toMatchObject({ state: 'failed' });
   });
 
   it('repairs: mirrors queued per the reference side, duplicates removed under the policy, and a second reconcile all agrees', async () => {
@@ -208,12 +288,21 @@ describe('reconcile', () => {
       { id: '2000', first_name: 'F', last_name: 'South' },
       { unit: 'south' },
     );
+    // South's copy, made in Medplum by someone else: read by the Medplum pass, and south's.
+    await fixture.direct.createResource(copy('2001', 'South'));
     const report = await fixture.writer.reconcile({
       resourceType: 'Patient',
       unit: 'north',
       repair: 'queue',
     });
-    expect(report.counts).toEqual({ scanned: 2, skipped: 1, scannedMedplum: 1, agree: 1 });
+    expect(report.counts).toEqual({
+      scanned: 2,
+      skipped: 1,
+      scannedMedplum: 2,
+      skippedMedplum: 1,
+      agree: 1,
+    });
+    expect(report.samples.skippedMedplum).toEqual(['2001']);
     expect(await fixture.writer.outbox()).toMatchObject({ pending: 0 });
   });
 

@@ -53,6 +53,7 @@ describe('PostgresStore on PGlite', () => {
       { version: 21, name: 'backlog-samples' },
       { version: 27, name: 'unit-pauses' },
       { version: 48, name: 'letter-lease' },
+      { version: 51, name: 'seen-copies' },
       { version: 58, name: 'resolved-letters' },
     ]);
     await store.saveLink(linkOf('p-1', 'm-1'));
@@ -71,6 +72,7 @@ describe('PostgresStore on PGlite', () => {
       'events',
       'feed_leases',
       'job_pages',
+      'job_seen_copies',
       'jobs',
       'links',
       'migrations',

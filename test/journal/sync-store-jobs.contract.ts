@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { JobPageLease, JobSpec } from '../../src/journal/job.ts';
+import type { JobPageLease, JobSpec, SeenCopy } from '../../src/journal/job.ts';
 import type { SyncStore } from '../../src/journal/sync-store.ts';
 import { sleep } from './sync-store.fixture.ts';
 
@@ -138,6 +138,66 @@ export function describeJobsContract(fixture: { readonly store: SyncStore }): vo
         fixture.store.leaseJobPage(job.id, 'w2', HOUR),
       ]);
       expect([a, b].filter((taken) => taken !== undefined)).toHaveLength(1);
+    });
+
+    describe('seen copies', () => {
+      const seen = (legacyId: string, medplumVersion: string | undefined = '1'): SeenCopy => ({
+        legacyId,
+        medplumId: `m-${legacyId}`,
+        medplumVersion,
+        unit: 'north',
+      });
+
+      it('keeps one per legacy id and job, the last noted winning, and gives each back once when taken', async () => {
+        const job = await fixture.store.createJob({ ...SPEC, kind: 'reconcile' });
+        const other = await fixture.store.createJob({ ...SPEC, kind: 'reconcile' });
+        await fixture.store.noteSeenCopies(job.id, [seen('a'), seen('b', undefined), seen('a', '2')]);
+        await fixture.store.noteSeenCopies(job.id, [seen('c')]);
+        await fixture.store.noteSeenCopies(other.id, [seen('a', '9')]);
+        const taken = await fixture.store.takeSeenCopies(job.id, ['a', 'b', 'x']);
+        expect(Object.fromEntries(taken)).toEqual({ a: seen('a', '2'), b: seen('b', undefined) });
+        expect(await fixture.store.takeSeenCopies(job.id, ['a', 'b'])).toEqual(new Map());
+        expect(await fixture.store.listSeenCopies(job.id, { limit: 10 })).toEqual([seen('c')]);
+        expect(await fixture.store.listSeenCopies(other.id, { limit: 10 })).toEqual([seen('a', '9')]);
+        expect(await fixture.store.takeSeenCopies(job.id, [])).toEqual(new Map());
+        await fixture.store.noteSeenCopies(job.id, []);
+      });
+
+      it('lists what was not taken in legacy-id order, a page after another', async () => {
+        const job = await fixture.store.createJob({ ...SPEC, kind: 'reconcile' });
+        await fixture.store.noteSeenCopies(
+          job.id,
+          ['k-3', 'k-1', 'k-5', 'k-2', 'k-4'].map((id) => seen(id)),
+        );
+        await fixture.store.takeSeenCopies(job.id, ['k-2']);
+        const first = await fixture.store.listSeenCopies(job.id, { limit: 2 });
+        expect(first.map((copy) => copy.legacyId)).toEqual(['k-1', 'k-3']);
+        const second = await fixture.store.listSeenCopies(job.id, { after: 'k-3', limit: 2 });
+        expect(second.map((copy) => copy.legacyId)).toEqual(['k-4', 'k-5']);
+        expect(await fixture.store.listSeenCopies(job.id, { after: 'k-5', limit: 2 })).toEqual([]);
+      });
+
+      it('drops a job’s copies when it is done or cancelled, and keeps them while it failed', async () => {
+        const done = await fixture.store.createJob({ ...SPEC, kind: 'reconcile' });
+        const cancelled = await fixture.store.createJob({ ...SPEC, kind: 'reconcile' });
+        const failed = await fixture.store.createJob({ ...SPEC, kind: 'reconcile' });
+        for (const job of [done, cancelled, failed]) await fixture.store.noteSeenCopies(job.id, [seen('a')]);
+        const only = await lease(done.id);
+        await fixture.store.endJobPage(only, undefined);
+        await fixture.store.completeJobPage(only, { counts: { scanned: 1 } });
+        expect((await fixture.store.getJob(done.id))?.state).toBe('done');
+        await fixture.store.setJobState(cancelled.id, 'cancelled');
+        await fixture.store.setJobState(failed.id, 'failed', { reason: 'Error on page 1' });
+        expect(await fixture.store.listSeenCopies(done.id, { limit: 10 })).toEqual([]);
+        expect(await fixture.store.listSeenCopies(cancelled.id, { limit: 10 })).toEqual([]);
+        expect(await fixture.store.listSeenCopies(failed.id, { limit: 10 })).toEqual([seen('a')]);
+      });
+
+      it('ignores copies noted for a job that does not exist', async () => {
+        await fixture.store.noteSeenCopies('999999', [seen('a')]);
+        expect(await fixture.store.listSeenCopies('999999', { limit: 10 })).toEqual([]);
+        expect(await fixture.store.takeSeenCopies('not-a-job', ['a'])).toEqual(new Map());
+      });
     });
   });
 }

@@ -203,14 +203,22 @@ describe('metrics', () => {
     const { fixture, metrics } = await start({ mirror: 'async' });
     for (const id of ['p-1', 'p-2', 'p-3']) await fixture.legacy.create('Patient', row(id));
     fixture.writer.start({ drainer: false, feeds: false });
-    /** Stops this worker after its first page: the job stays running, one page done. */
-    const onePage = () => {
+    /** Stops this worker after `pages` pages: the job stays running. */
+    const pagesOf = (pages: number) => {
       const stop = new AbortController();
-      return { pageSize: 1, signal: stop.signal, onProgress: () => stop.abort() };
+      return {
+        pageSize: 1,
+        signal: stop.signal,
+        onProgress: ({ job }: { job: { pagesDone: number } }) => {
+          if (job.pagesDone >= pages) stop.abort();
+        },
+      };
     };
     const scope = { resourceType: 'Patient', unit: 'north', direction: 'to-medplum' } as const;
-    const backfill = await fixture.writer.backfill({ ...scope, ...onePage() });
-    const reconcile = await fixture.writer.reconcile({ ...scope, ...onePage() });
+    const backfill = await fixture.writer.backfill({ ...scope, ...pagesOf(1) });
+    // A reconciliation reads Medplum first: its first page is empty (nothing drained yet), its
+    // second the first legacy record.
+    const reconcile = await fixture.writer.reconcile({ ...scope, ...pagesOf(2) });
     expect([backfill.state, reconcile.state]).toEqual(['running', 'running']);
     const points = await metrics.collect();
     for (const job of [backfill, reconcile]) {
@@ -221,7 +229,7 @@ describe('metrics', () => {
         direction: 'to-medplum',
         state: 'running',
       };
-      expect(sumOf(points, 'dualwrite.job.pages_done', where)).toBe(1);
+      expect(sumOf(points, 'dualwrite.job.pages_done', where)).toBe(job.kind === 'backfill' ? 1 : 2);
       expect(sumOf(points, 'dualwrite.job.pages', where)).toBe(job.pages);
       expect(job.counts.scanned).toBe(1);
       for (const [outcome, count] of Object.entries(job.counts))
@@ -235,7 +243,7 @@ describe('metrics', () => {
     const running = { kind: 'backfill', state: 'running' };
     expect(sumOf(after, 'dualwrite.job.pages_done', running)).toBe(0);
     expect(sumOf(after, 'dualwrite.job.records', running)).toBe(0);
-    expect(sumOf(after, 'dualwrite.job.pages_done', { kind: 'reconcile', state: 'running' })).toBe(1);
+    expect(sumOf(after, 'dualwrite.job.pages_done', { kind: 'reconcile', state: 'running' })).toBe(2);
     expectNoValues(after);
   });
 

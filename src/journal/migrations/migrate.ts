@@ -13,6 +13,7 @@ import { traceParent } from './0020-trace-parent.ts';
 import { backlogSamples } from './0021-backlog-samples.ts';
 import { unitPauses } from './0027-unit-pauses.ts';
 import { letterLease } from './0048-letter-lease.ts';
+import { seenCopies } from './0051-seen-copies.ts';
 import { resolvedLetters } from './0058-resolved-letters.ts';
 
 /**
@@ -56,6 +57,7 @@ export const JOURNAL_MIGRATIONS: readonly Migration[] = [
   backlogSamples,
   unitPauses,
   letterLease,
+  seenCopies,
   resolvedLetters,
 ];
 
