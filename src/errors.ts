@@ -435,8 +435,18 @@ function journalId(id: unknown): string | undefined {
   return typeof id === 'string' && /^\d{1,19}$/.test(id) ? id : undefined;
 }
 
-/** The field paths an error names: a rejection's expressions, a mapping's or an input's field. */
-function fieldsOf(error: DualWriteError): readonly string[] {
+/**
+ * The field paths an error names: a rejection's expressions, a mapping's or an input's field.
+ * Internal (not exported from the package): the dead-letter reason keeps them too.
+ *
+ * @param error - A typed error.
+ * @returns Its field paths, possibly none.
+ * @example
+ * ```ts
+ * fieldsOf(new RejectedError('Medplum answered 400', ['Patient.birthDate'])); // ['Patient.birthDate']
+ * ```
+ */
+export function fieldsOf(error: DualWriteError): readonly string[] {
   if (error instanceof RejectedError) return [...error.fields];
   const field = (error as { readonly field?: unknown }).field;
   return typeof field === 'string' ? [field] : [];

@@ -118,6 +118,11 @@ export interface OutboxError {
   readonly status?: number | undefined;
   /** The side that failed. */
   readonly side?: Side | undefined;
+  /**
+   * The field paths at fault when the failure named them (a Medplum 400's OperationOutcome
+   * `issue.expression`, such as `Patient.birthDate`; a column), never values.
+   */
+  readonly fields?: readonly string[] | undefined;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { DualWriteError, RejectedError, UnavailableError } from '../errors.ts';
+import { DualWriteError, fieldsOf, RejectedError, UnavailableError } from '../errors.ts';
 import { valueFreeError } from '../error-values.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { databaseError, databaseFailureKind, isTransientDatabaseError } from '../sql/database-failure.ts';
@@ -234,9 +234,26 @@ async function recordResult<T>(record: () => Promise<T>): Promise<T> {
   return record();
 }
 
-/** The persisted form of an error: name, message, status, side; never the cause's data. */
+/** Most field paths a stored reason keeps, and the longest path kept. */
+const REASON_FIELDS = 20;
+const REASON_FIELD_LENGTH = 200;
+
+/**
+ * The persisted form of an error: name, message, status, side and the field paths at fault
+ * (a server's OperationOutcome expressions, a column; paths, never values); never the cause's
+ * data.
+ */
 export function reasonOf(error: DualWriteError): OutboxError {
-  return { name: error.name, message: error.message, status: error.status, side: error.side };
+  const fields = fieldsOf(error)
+    .filter((field) => field.length <= REASON_FIELD_LENGTH)
+    .slice(0, REASON_FIELDS);
+  return {
+    name: error.name,
+    message: error.message,
+    status: error.status,
+    side: error.side,
+    ...(fields.length === 0 ? {} : { fields }),
+  };
 }
 
 function toTyped(err: unknown, lease: Lease): DualWriteError {

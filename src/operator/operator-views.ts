@@ -221,6 +221,9 @@ export function deadLetterView(letter: DeadLetter): DeadLetterView {
       message: letter.reason.message,
       ...(letter.reason.status === undefined ? {} : { status: letter.reason.status }),
       ...(letter.reason.side === undefined ? {} : { side: letter.reason.side }),
+      ...(letter.reason.fields === undefined || letter.reason.fields.length === 0
+        ? {}
+        : { fields: letter.reason.fields }),
     },
     failedAt: letter.failedAt,
     status: letter.status,

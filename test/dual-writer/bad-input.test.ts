@@ -110,6 +110,19 @@ describe('bad input', () => {
     expect(error).toMatchObject({ retryable: false, status: 400 });
   });
 
+  it('a dead letter keeps the field paths a Medplum 400 named, never the value', async () => {
+    fixture = await startWriterFixture({ stage: 'dual-write', writer: { mirror: 'async' } });
+    await fixture.writer.create(
+      'Patient',
+      { id: 'x-7', first_name: 'A', last_name: 'B', birth_date: 'Zqx-yesterday' },
+      north,
+    );
+    expect(await fixture.writer.drain({ timeoutMs: 30_000 })).toMatchObject({ deadLettered: 1 });
+    const [letter] = await fixture.store.listDeadLetters();
+    expect(letter?.reason).toMatchObject({ status: 400, side: 'medplum', fields: ['Patient.birthDate'] });
+    expect(JSON.stringify(letter)).not.toContain('Zqx');
+  });
+
   it('a MirrorError names the side the mirror wrote to and the field paths at fault, never values', async () => {
     fixture = await startWriterFixture({ stage: 'dual-write' });
     const error = await fixture.writer

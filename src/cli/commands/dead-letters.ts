@@ -77,6 +77,7 @@ function describeLetter(letter: DeadLetterView): string {
       `${letter.reason.name}${letter.reason.status === undefined ? '' : ` (HTTP ${letter.reason.status})`}`,
     ],
     ['message', letter.reason.message],
+    ['fields', letter.reason.fields === undefined ? '-' : letter.reason.fields.join(', ')],
     ['failed at', letter.failedAt],
     [
       'status',
