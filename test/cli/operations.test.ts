@@ -337,6 +337,45 @@ describe('dualwrite operator commands', () => {
     expect(shown.stdout).toMatch(/^status\s+resolved \(legacy won\) at \S+Z$/m);
   }, 60_000);
 
+  it('pause and resume: a unit’s mirroring held on every instance (after confirming), and let go', async () => {
+    const refused = await dualwrite('pause', 'south', '--reason', 'legacy upgrade');
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('--yes');
+    expect(await store.unitPauses()).toHaveLength(1); // east only
+    const paused = await dualwrite(
+      'pause',
+      'south',
+      '--reason',
+      'legacy upgrade',
+      '--by',
+      'ops:ana',
+      '--yes',
+      '--json',
+    );
+    expect(paused.code, paused.stderr).toBe(0);
+    expect(json<{ unit: string; paused: { by: string; reason: string } }>(paused)).toMatchObject({
+      unit: 'south',
+      paused: { unit: 'south', by: 'ops:ana', reason: 'legacy upgrade' },
+    });
+    const status = await dualwrite('status', '--json');
+    expect(
+      json<{ units: UnitDoc[] }>(status).units.find((unit) => unit.unit === 'south')?.paused,
+    ).toMatchObject({
+      by: 'ops:ana',
+      reason: 'legacy upgrade',
+    });
+    const typo = await dualwrite('pause', 'suoth', '--yes', '--json');
+    expect(typo.code).toBe(2);
+    expect(json<{ error: { field: string } }>(typo).error.field).toBe('unit');
+    const resumed = await dualwrite('resume', 'south', '--json');
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(json<{ resumed: boolean }>(resumed).resumed).toBe(true);
+    expect((await store.unitPauses()).map((pause) => pause.unit)).toEqual(['east']);
+    const again = await dualwrite('resume', 'south');
+    expect(again.code).toBe(0);
+    expect(again.stdout).toBe('south: was not paused\n');
+  }, 60_000);
+
   it('never prints a field value', () => {
     const printed = outputs.join('\n');
     expect(printed.length).toBeGreaterThan(0);

@@ -8,6 +8,7 @@ import { outboxCommand } from './outbox.ts';
 import { planCommand } from './plan.ts';
 import { readinessCommand } from './readiness.ts';
 import { statusCommand } from './status.ts';
+import { unitsCommand } from './units.ts';
 
 /**
  * The commands of `dualwrite`, in the order `--help` lists them. A new command is a module
@@ -21,6 +22,7 @@ export const COMMANDS: readonly CliCommand[] = [
   deadLettersCommand,
   conflictsCommand,
   readinessCommand,
+  unitsCommand,
   backfillCommand,
   reconcileCommand,
   drainCommand,
