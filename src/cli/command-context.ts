@@ -25,6 +25,8 @@ export class CommandContext {
   readonly terminal: CliTerminal;
   readonly #given: DualwriteConfig | undefined;
   #loaded: Promise<DualwriteConfig> | undefined;
+  #ready: Promise<DualwriteConfig> | undefined;
+  #attachedHere: DualwriteConfig['plan'] | undefined;
   #operator: Promise<Operator<unknown, unknown>> | undefined;
   #exitCode: ExitCode | undefined;
 
@@ -49,16 +51,38 @@ export class CommandContext {
   }
 
   /**
-   * The configuration, loaded once.
+   * The configuration, loaded once, its plan attached to its store before any command runs.
+   *
+   * A plan that follows no store routes every unit by the code's stages, not the stored plan
+   * the service's instances share: a unit moved to `rampdown` by `plan set` was reconciled as
+   * `legacy-only` (authority legacy), and a queued repair overwrote the authoritative Medplum
+   * edit. So a loaded configuration's plan is always attached to the configuration's store
+   * (attaching again is harmless: the stored plan wins, and only what the store lacks is
+   * seeded), and a configuration given in-process is attached unless its plan already follows
+   * a store (the program's own, left as it is). A plan attached here is detached by
+   * {@link CommandContext.close}.
    *
    * @param command - The running command (for the global `--config`).
    * @returns The configuration.
    */
   config(command: Command): Promise<DualwriteConfig> {
-    if (this.#given !== undefined) return Promise.resolve(this.#given);
-    const path = command.optsWithGlobals<{ config?: string }>().config;
-    this.#loaded ??= loadConfig(this.terminal, path).then((loaded) => loaded.config);
-    return this.#loaded;
+    if (this.#ready !== undefined) return this.#ready;
+    let loaded: Promise<DualwriteConfig>;
+    if (this.#given === undefined) {
+      const path = command.optsWithGlobals<{ config?: string }>().config;
+      loaded = this.#loaded = loadConfig(this.terminal, path).then((found) => found.config);
+    } else {
+      loaded = Promise.resolve(this.#given);
+    }
+    this.#ready = loaded.then(async (config) => {
+      const attached = config.plan.status().attached;
+      if (this.#given === undefined || !attached) {
+        await config.plan.attach(config.store);
+        if (!attached) this.#attachedHere = config.plan;
+      }
+      return config;
+    });
+    return this.#ready;
   }
 
   /**
@@ -100,6 +124,8 @@ export class CommandContext {
   async close(): Promise<void> {
     const operator = await this.#operator?.catch(() => undefined);
     await operator?.close();
+    await this.#ready?.catch(() => undefined);
+    this.#attachedHere?.detach();
     if (this.#loaded === undefined) return;
     const config = await this.#loaded.catch(() => undefined);
     await config?.close?.();

@@ -846,6 +846,8 @@ export class Operator<C, L> {
    * ```
    */
   async backfill(options: BackfillOptions): Promise<Job> {
+    // A job routes each record by its unit's stage: the stored plan's, never the code's default.
+    await this.#followPlan();
     const drain = this.#wiring?.drain;
     const ctx = this.#jobContext('backfill');
     this.#checkUnitScope(ctx, options);
@@ -871,6 +873,7 @@ export class Operator<C, L> {
   async reconcile(
     options: Omit<ReconcileOptions, 'direction'> & { readonly direction?: ReconcileOptions['direction'] },
   ): Promise<Job> {
+    await this.#followPlan();
     const ctx = this.#jobContext('reconcile');
     this.#checkUnitScope(ctx, options);
     const unit = (options as { unit?: unknown }).unit;

@@ -46,7 +46,8 @@ export default defineConfig(async (env) => {
     units: { north: 'dual-write', south: 'live' },
     unitOf: (ctx) => ctx.clinic,
   });
-  await plan.attach(store);
+  // CLI_TEST_NO_ATTACH: the plan is left unattached (the command must attach it itself).
+  if (env.variables.CLI_TEST_NO_ATTACH === undefined) await plan.attach(store);
   // CLI_TEST_HOLD: the second page of a scan waits for the test (a page in hand at Ctrl-C).
   const hold = env.variables.CLI_TEST_HOLD;
   let scans = 0;

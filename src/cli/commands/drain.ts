@@ -84,10 +84,15 @@ export const drainCommand: CliCommand = {
           clearInterval(poll);
           display.stop();
         });
-        output.result({ drain: result }, () => reportTable(result));
+        // Mirrors backing off (waiting) are owed too: the drainer's own `timedOut` leaves them
+        // out, and a drain that stopped with 40 mirrors waiting for their retry exited 0.
+        const { remaining } = result;
+        const owed = remaining.pending + remaining.leased + (remaining.waiting ?? 0);
+        const report = { ...result, timedOut: owed > 0 && !interrupted };
+        output.result({ drain: report }, () => reportTable(report));
         if (interrupted) context.exitWith(EXIT_CODES.interrupted);
-        else if (result.timedOut) {
-          output.note('drain: time limit reached with mirrors still pending');
+        else if (owed > 0) {
+          output.note(`drain: time limit reached with ${String(owed)} mirrors still pending (exit 1)`);
           context.exitWith(EXIT_CODES.failure);
         }
       });

@@ -8,14 +8,17 @@ import type { CliCommand, CommandContext } from '../command-context.ts';
 import { writerOptions } from '../dualwrite-config.ts';
 import { EXIT_CODES } from '../exit-code.ts';
 import { interruptible } from '../interruptible.ts';
+import { drainJob } from '../job-drain.ts';
+import { requireKnownUnit } from '../known-units.ts';
 import { describeJob, jobDocument, jobTable } from '../job-document.ts';
-import { positiveInteger } from '../option-parsers.ts';
+import { duration, positiveInteger } from '../option-parsers.ts';
 import { ProgressDisplay } from '../progress-display.ts';
 
 interface RunOptions {
   readonly pageSize?: number;
   readonly total?: number;
   readonly drain?: boolean;
+  readonly drainTimeout: number;
   readonly repair?: 'none' | 'queue';
 }
 
@@ -124,17 +127,42 @@ async function runInForeground(
             })
           : await operator.reconcile({ ...worker, repair: options.repair ?? 'none' });
       display?.stop();
-      // What the job queued is applied here too, unless the service's drainers are left to it.
-      if (writer !== undefined && ran.state === 'done' && !controller.signal.aborted) await writer.drain();
-      return ran;
+      // What the job queued is applied here too, unless the service's drainers are left to it:
+      // until the job's type and unit owe no mirror, or the limit (then exit 1, saying how many).
+      const drained =
+        writer !== undefined && ran.state === 'done' && !controller.signal.aborted
+          ? await drainJob(
+              context.terminal,
+              `${scope.kind} job ${ran.id} drain`,
+              writer,
+              config.store,
+              { resourceType: ran.resourceType, unit: ran.unit },
+              options.drainTimeout,
+              () => controller.signal.aborted,
+            )
+          : undefined;
+      return { ran, drained };
     },
   ).finally(() => display?.stop());
+  const { ran, drained } = result;
   // This worker stopped after its page; pausing the job stops every other worker too.
-  const after = interrupted && result.state === 'running' ? await operator.pauseJob(result.id) : result;
-  output.result({ job: jobDocument(after) }, () => describeJob(after));
+  const after = interrupted && ran.state === 'running' ? await operator.pauseJob(ran.id) : ran;
+  output.result({ job: jobDocument(after), ...(drained === undefined ? {} : { drain: drained }) }, () =>
+    describeJob(after),
+  );
   const name = `${after.kind} job ${after.id}`;
-  if (interrupted && after.state === 'paused') {
+  if (drained !== undefined && drained.remaining > 0 && !interrupted) {
+    output.note(
+      `${name}: the drain's time limit (--drain-timeout) came with ${String(drained.remaining)} mirrors still pending; ` +
+        "apply them with `dualwrite drain` or leave them to the service's drainers",
+    );
+    context.exitWith(EXIT_CODES.failure);
+  } else if (interrupted && after.state === 'paused') {
     output.note(`${name} paused: resume with \`dualwrite ${after.kind} resume ${after.id}\``);
+    context.exitWith(EXIT_CODES.interrupted);
+  } else if (interrupted) {
+    const left = drained === undefined ? '' : ` with ${String(drained.remaining)} mirrors still pending`;
+    output.note(`${name} ${after.state}; its drain was stopped${left}: apply them with \`dualwrite drain\``);
     context.exitWith(EXIT_CODES.interrupted);
   } else if (after.state !== 'done') {
     output.note(`${name} ended ${after.state}${after.reason === undefined ? '' : `: ${after.reason}`}`);
@@ -149,6 +177,12 @@ function runOptions(command: Command, kind: JobKind): Command {
       '--total <n>',
       'how many records to expect, for the ETA (default: what the last finished job scanned)',
       positiveInteger,
+    )
+    .option(
+      '--drain-timeout <duration>',
+      'how long the drain after the job may take; mirrors still owed then: exit 1 (default 1h)',
+      duration,
+      3_600_000,
     );
   if (kind === 'backfill') {
     command.option('--no-drain', "queue only: leave the mirrors to the service's drainers");
@@ -188,6 +222,10 @@ function jobCommand(kind: JobKind, summary: string): CliCommand {
         const config = await context.config(command);
         if (!config.mappings.some((mapping) => mapping.resourceType === options.type)) {
           throw new InvalidInputError('--type', 'has no mapping in the configuration');
+        }
+        // A typo ran a whole scan that skipped every record and ended `done` (exit 0).
+        if (options.unit !== undefined) {
+          await requireKnownUnit(await context.operator(command), options.unit, '--unit');
         }
         const direction = options.direction ?? (options.unit === undefined ? 'to-medplum' : undefined);
         await runInForeground(

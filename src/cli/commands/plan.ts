@@ -1,6 +1,6 @@
 import { Argument, type Command } from 'commander';
 import type { StoredPlan } from '../../journal/stored-plan.ts';
-import type { StageChange } from '../../plan/cutover-plan.ts';
+import { StageChangeRefusedError, type StageChange } from '../../plan/cutover-plan.ts';
 import { STAGES, type Stage } from '../../plan/stage.ts';
 import type { CliCommand } from '../command-context.ts';
 import { formatTable } from '../command-output.ts';
@@ -32,6 +32,22 @@ const CHANGE_COLUMNS = [
   { header: 'forced', value: (change: StageChange) => (change.forced ? 'yes' : '') },
   { header: 'reason', value: (change: StageChange) => change.reason },
 ] as const;
+
+/**
+ * A refusal as the command line says it: the library's `pass { force: true }` is `--force` here.
+ */
+function inCommandTerms(err: unknown): unknown {
+  if (!(err instanceof StageChangeRefusedError)) return err;
+  const marker = ' refused: ';
+  const problem = err.message.slice(err.message.indexOf(marker) + marker.length);
+  return new StageChangeRefusedError(
+    err.unit,
+    err.from,
+    err.to,
+    problem.replace('pass { force: true }', 'pass --force'),
+    err.readiness,
+  );
+}
 
 /** `dualwrite plan show|set|history`: the cutover plan every instance routes by. */
 export const planCommand: CliCommand = {
@@ -84,12 +100,16 @@ export const planCommand: CliCommand = {
             `move ${unit}${options.type === undefined ? '' : ` ${options.type}`} from ${from} to ${stage}${options.force === true ? ' (forced)' : ''}`,
             options.yes,
           );
-          const change = await operator.setStage(unit, stage, {
-            ...(options.type === undefined ? {} : { resourceType: options.type }),
-            ...(options.reason === undefined ? {} : { reason: options.reason }),
-            ...(options.by === undefined ? {} : { by: options.by }),
-            ...(options.force === undefined ? {} : { force: options.force }),
-          });
+          const change = await operator
+            .setStage(unit, stage, {
+              ...(options.type === undefined ? {} : { resourceType: options.type }),
+              ...(options.reason === undefined ? {} : { reason: options.reason }),
+              ...(options.by === undefined ? {} : { by: options.by }),
+              ...(options.force === undefined ? {} : { force: options.force }),
+            })
+            .catch((err: unknown) => {
+              throw inCommandTerms(err);
+            });
           context
             .output(command)
             .result(
