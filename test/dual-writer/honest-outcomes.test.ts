@@ -234,7 +234,8 @@ describe('refused authority writes leave nothing owed', () => {
     expect((await medplumCopies(direct, 'r-4'))[0]?.name?.[0]?.family).toBe('Lovelace');
   });
 
-  describe('a value too long for its column', () => {
+  // Liveness limit: two PGlite instances open here, 29 s at load 24 against the 30 s default.
+  describe('a value too long for its column', { timeout: 120_000 }, () => {
     async function patientsTable(): Promise<{
       sql: ReturnType<typeof sqlClientFromPglite>;
       legacy: PostgresTableAdapter;
