@@ -1,6 +1,6 @@
 import type { BenchDatabase } from './bench-database.ts';
 import { compared, type Measurement } from './bench-row.ts';
-import { backfillTrial } from './real-backfill.ts';
+import { backfillTrial, type BackfillTrial } from './real-backfill.ts';
 import { directBatches, type RealServers } from './real-medplum.ts';
 
 /** Sizes of the real-server backfill comparison. */
@@ -38,6 +38,7 @@ export async function measureRealBackfillThroughput(
   let nextId = 1;
   const ids = (n: number): number[] => Array.from({ length: n }, () => nextId++);
   const ours: number[] = [];
+  const trials: BackfillTrial[] = [];
   const direct: number[] = [];
   if (options.warmupEntries !== undefined && options.warmupEntries > 0) {
     // The server's caches and JIT, and this process's, when nothing ran on the server before.
@@ -46,7 +47,9 @@ export async function measureRealBackfillThroughput(
   }
   for (let t = 0; t < options.trials; t++) {
     if (t % 2 === 0) direct.push(await directBatches(server, ids(options.entries), 20, 4));
-    ours.push((await backfillTrial(db, server, { records: options.entries })).rate);
+    const trial = await backfillTrial(db, server, { records: options.entries });
+    trials.push(trial);
+    ours.push(trial.rate);
     if (t % 2 === 1) direct.push(await directBatches(server, ids(options.entries), 20, 4));
   }
   const mean = (values: readonly number[]): number => values.reduce((a, b) => a + b, 0) / values.length;
@@ -58,6 +61,9 @@ export async function measureRealBackfillThroughput(
         note: `writer.backfill() + drain of ${options.entries} existing rows × ${options.trials}, vs batch Bundles of 20, 4 in flight`,
       }),
     ],
-    details: [`real Medplum backfill (records/s): ours ${fixed(ours)}; direct batch 20×4 ${fixed(direct)}`],
+    details: [
+      `real Medplum backfill (records/s): ours ${fixed(ours)} (scan and queue ${fixed(trials.map((t) => t.scanMs))} ms of ${fixed(trials.map((t) => t.ms))} ms; ` +
+        `${trials.map((t) => (t.count.requests / options.entries).toFixed(2)).join(', ')} requests a record); direct batch 20×4 ${fixed(direct)}`,
+    ],
   };
 }

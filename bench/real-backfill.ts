@@ -46,6 +46,8 @@ export interface BackfillTrial {
   /** Records backfilled per second, from the job's start to the end of its drain. */
   readonly rate: number;
   readonly ms: number;
+  /** From the start until the job was done (every record queued or settled). */
+  readonly scanMs: number;
   readonly count: AnswerCount;
   readonly pacer: QuotaPacer;
   /** Mirror lag (ms) of each live write, from its journal entry to its mirror settled. */
@@ -113,6 +115,7 @@ export async function backfillTrial(
     };
     const started = performance.now();
     let job: Job | undefined;
+    let scanMs = 0;
     if (options.records === 0) {
       await liveLoop(options.live?.everyMs ?? 1000, options.liveCount ?? 30);
     } else {
@@ -122,6 +125,7 @@ export async function backfillTrial(
           : liveLoop(options.live.everyMs, Number.POSITIVE_INFINITY);
       try {
         job = await writer.backfill({ resourceType: 'Patient', unit: 'north', direction: 'to-medplum' });
+        scanMs = performance.now() - started;
         const report = await writer.drain({ timeoutMs: 900_000 });
         if (job.state !== 'done' || report.deadLettered !== 0 || report.timedOut)
           throw new Error(
@@ -147,7 +151,7 @@ export async function backfillTrial(
     await writer.stop();
     writer = undefined;
     await store.close();
-    return { job, rate: options.records / (ms / 1000), ms, count, pacer, liveLags, livePending };
+    return { job, rate: options.records / (ms / 1000), ms, scanMs, count, pacer, liveLags, livePending };
   } finally {
     await writer?.stop();
     await pool.end();
