@@ -18,7 +18,10 @@ import type { Link } from '../journal/link.ts';
  *   no link (a mirror: the target must not have changed since the two systems last agreed).
  *   Without a link, a copy found is taken for an orphan of an earlier attempt and replaced,
  *   unless `targetIsAuthority`: a mirror towards the side that is now the authority (queued
- *   before the unit stepped back) must not replace what the authority wrote since.
+ *   before the unit stepped back) must not replace what the authority wrote since; nor when
+ *   `attempted` (earlier attempts of the mirror recorded what they were about to write, see
+ *   {@link OwnWrites}) and the copy holds none of it: a worker created it and died before
+ *   linking it, and someone edited it since.
  * - `overwrite`: whatever the copy is, replace it (a conflict resolved in the authority's
  *   favour); the write is still guarded by the version just read, against a concurrent change.
  */
@@ -29,7 +32,11 @@ export type WriteGuard =
       readonly version?: string | undefined;
       readonly ownEarlierWrite?: boolean | undefined;
     }
-  | { readonly kind: 'last-sync'; readonly targetIsAuthority?: boolean | undefined }
+  | {
+      readonly kind: 'last-sync';
+      readonly targetIsAuthority?: boolean | undefined;
+      readonly attempted?: boolean | undefined;
+    }
   | { readonly kind: 'overwrite' };
 
 /**
@@ -128,6 +135,14 @@ export function checkGuard(
         if (guard.targetIsAuthority === true && found.exists && !sameAsLastSync) {
           throw new ConflictError(
             `${record} exists in ${where}, the authority now, with content the mirror did not write`,
+            undefined,
+            found.version,
+            details,
+          );
+        }
+        if (guard.attempted === true && found.exists && !sameAsLastSync) {
+          throw new ConflictError(
+            `${record} exists in ${where}, unlinked, with content the mirror did not write (changed since an earlier attempt created it)`,
             undefined,
             found.version,
             details,

@@ -715,6 +715,58 @@ export async function markApplying(
 }
 
 /**
+ * Records several leases' content hashes in one statement, each as {@link markApplying} would
+ * (fenced by its token), never waiting for a lock on an entry: one locked by another
+ * transaction is answered `skipped` and left alone, for the caller to mark on its own.
+ *
+ * @param q - Where to run.
+ * @param tables - The store's tables.
+ * @param marks - The leases (of distinct entries) and their hashes.
+ * @returns Per mark, in order: `true` (recorded), `false` (fenced) or `skipped`.
+ * @example
+ * ```ts
+ * const [first, second] = await markApplyingMany(sql, tables, [{ lease, hash: 'sha256:…' }, { lease: other, hash: 'sha256:…' }]);
+ * ```
+ */
+export async function markApplyingMany(
+  q: SqlQueryable,
+  tables: JournalTables,
+  marks: readonly { readonly lease: Lease; readonly hash: string }[],
+): Promise<(boolean | 'skipped')[]> {
+  const rowIds = marks.filter(({ lease }) => isRowId(lease.entry.id));
+  if (rowIds.length === 0) return marks.map(() => false);
+  const { rows } = await q.query<{ id: string; outcome: 'marked' | 'skipped' | 'fenced' }>(
+    `WITH input AS MATERIALIZED (
+       SELECT * FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::text[]),
+         pg_catalog.unnest($3::text[])) AS i(id, token, hash)
+     ), entry AS MATERIALIZED (
+       SELECT o.id FROM ${tables.outbox} o WHERE o.id IN (SELECT id FROM input) ORDER BY o.id FOR UPDATE SKIP LOCKED
+     ), marked AS (
+       UPDATE ${tables.outbox} o
+          SET applying_hash = array_to_string((string_to_array(concat_ws(' ', i.hash, o.applying_hash), ' '))[1:8], ' ')
+         FROM input i
+        WHERE o.id = i.id AND o.id IN (SELECT id FROM entry) AND o.lease_token::text = i.token
+       RETURNING o.id
+     )
+     SELECT i.id::text AS id,
+            CASE WHEN m.id IS NOT NULL THEN 'marked'
+                 WHEN e.id IS NULL AND EXISTS (SELECT 1 FROM ${tables.outbox} x WHERE x.id = i.id) THEN 'skipped'
+                 ELSE 'fenced' END AS outcome
+       FROM input i LEFT JOIN marked m ON m.id = i.id LEFT JOIN entry e ON e.id = i.id`,
+    [
+      rowIds.map(({ lease }) => lease.entry.id),
+      rowIds.map(({ lease }) => lease.token),
+      rowIds.map(({ hash }) => hash),
+    ],
+  );
+  const outcomes = new Map(rows.map((row) => [row.id, row.outcome]));
+  return marks.map(({ lease }) => {
+    const outcome = isRowId(lease.entry.id) ? outcomes.get(lease.entry.id) : undefined;
+    return outcome === 'skipped' ? 'skipped' : outcome === 'marked';
+  });
+}
+
+/**
  * Extends a lease that is still current (its token unchanged), so a worker whose mirror takes
  * long keeps the entry.
  *

@@ -19,6 +19,7 @@ import type {
   OutboxTicket,
 } from './outbox.ts';
 import { CompletionQueue } from './completion-queue.ts';
+import { MarkQueue } from './mark-queue.ts';
 import { journalFailure, typedJournal } from './journal-failure.ts';
 import { completeLease, completeLeases, tryCompleteLease } from './postgres-completion.ts';
 import * as letters from './postgres-dead-letters.ts';
@@ -82,6 +83,7 @@ export class PostgresStore implements SyncStore {
   readonly #tables: JournalTables;
   readonly #close: (() => Promise<void>) | undefined;
   readonly #completions: CompletionQueue;
+  readonly #marks: MarkQueue;
   #closed = false;
 
   private constructor(
@@ -94,6 +96,10 @@ export class PostgresStore implements SyncStore {
     this.#tables = journalTables(schema);
     this.leasesAcrossProcesses = shared;
     this.#close = close;
+    this.#marks = new MarkQueue({
+      many: (batch) => outbox.markApplyingMany(sql, this.#tables, batch),
+      one: (lease, hash) => outbox.markApplying(sql, this.#tables, lease, hash),
+    });
     this.#completions = new CompletionQueue({
       one: (lease, link) => links.retryingLinkRaces(() => completeLease(sql, this.#tables, lease, link)),
       many: (batch) => completeLeases(sql, this.#tables, batch),
@@ -357,7 +363,7 @@ export class PostgresStore implements SyncStore {
 
   /** {@inheritDoc SyncStore.markApplying} */
   markApplying(lease: Lease, hash: string): Promise<boolean> {
-    return typedJournal(() => outbox.markApplying(this.#sql, this.#tables, lease, hash));
+    return typedJournal(() => this.#marks.mark(lease, hash));
   }
 
   /** {@inheritDoc SyncStore.renew} */

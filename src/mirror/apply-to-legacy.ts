@@ -72,6 +72,8 @@ export async function applyToLegacy<L>(
   // Unlinked and not required to exist: insert straight away; the table's key catches a row
   // that is already there (a replay, or another writer), and only then is it read and compared.
   const row = withId(mapping, desireFrom(write, undefined, details), legacyId, details);
+  // Recorded before the insert, as every write is (see settle).
+  await write.own?.mark(rowHash(row));
   try {
     return { record: await legacy.create(mapping.resourceType, row), action: 'created' };
   } catch (err) {
@@ -118,8 +120,10 @@ async function settle<L>(
     details,
   );
   const target = row ?? withId(mapping, desireFrom(write, existing, details), legacyId, details);
-  // As for Medplum: only a linked record's next attempt needs to recognise this write.
-  if (link !== undefined) await write.own?.mark(rowHash(target));
+  // Recorded before every write, creates included: a worker that dies after its insert lands
+  // and before the link is saved leaves an unlinked row, and the next attempt must tell that
+  // row (or its own later update of it) from an edit someone made since.
+  await write.own?.mark(rowHash(target));
   if (existing !== undefined) {
     const record = await writeLegacy(
       () => legacy.update(mapping.resourceType, legacyId, target, { expectedVersion: existing.version }),

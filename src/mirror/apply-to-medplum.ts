@@ -83,6 +83,7 @@ export async function applyToMedplum<R extends Resource>(
   // Nothing guards the record (a caller's own create): let the server dedupe. The conditional
   // create's search finds an orphan or a concurrent writer's copy within the same request.
   const resource = withLegacyIdentifier(desireFrom(write, undefined, details), mapping, legacyId, details);
+  await write.own?.mark(contentHash(resource));
   const { id: _id, meta: _meta, ...withoutId } = resource;
   const created = await medplum.create(
     withoutId as R,
@@ -132,11 +133,10 @@ async function settle<R extends Resource>(
   );
   const resource =
     checked ?? withLegacyIdentifier(desireFrom(write, existing, details), mapping, legacyId, details);
-  // Only a linked record's next attempt compares against the last sync, where an earlier
-  // attempt's own write must not pass for someone else's; an unlinked one has nothing to
-  // compare against. Skipping the mark there saves a journal round trip per created record
-  // (3.2 ms of the 8 ms of journal time per drained create in the bench profile).
-  if (link !== undefined) await write.own?.mark(contentHash(resource));
+  // Every write is recorded first, creates included: a worker that dies after its create
+  // lands and before the link is saved leaves an unlinked copy, and the next attempt must tell
+  // that copy (or its own later update of it) from an edit someone made since.
+  await write.own?.mark(contentHash(resource));
   if (existing !== undefined) {
     const updated = await medplum.update({ ...resource, id: existing.id }, current, {
       ...details,

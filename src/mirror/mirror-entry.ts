@@ -137,7 +137,10 @@ export async function mirrorEntry<L>(
   const targetIsAuthority = routeOf(ctx.stageOf(entry.unit, resourceType)).authority === entry.target;
   let outcome: MirrorOutcome;
   try {
-    outcome = await apply({ kind: 'last-sync', targetIsAuthority });
+    // An earlier attempt recorded what it was about to write before every write, creates
+    // included: an unlinked copy holding none of it was changed by someone else since.
+    const attempted = entry.applyingHashes.length > 0;
+    outcome = await apply({ kind: 'last-sync', targetIsAuthority, attempted });
   } catch (err) {
     if (!(err instanceof ConflictError)) throw err;
     // Both sides changed since the last sync (or a mirror landed just before a crash, before

@@ -119,6 +119,33 @@ describe('PostgresStore on PGlite', () => {
     expect(await store.listOutbox()).toEqual([]);
   });
 
+  it('records the marks asked for in one turn in one statement, each fenced by its own lease', async () => {
+    const statements: string[] = [];
+    const counting: SqlClient = {
+      query: (text, params) => {
+        statements.push(text.trimStart().slice(0, 12));
+        return sql.query(text, params);
+      },
+      transaction: (fn) => sql.transaction(fn),
+    };
+    const store = await PostgresStore.open({ sql: counting, schema: 'grouped_marks' });
+    const ids = Array.from({ length: 5 }, (_, i) => `p-${i}`);
+    for (const id of ids) await store.commit(await store.intend(intentOf(id), HOUR));
+    const leases = await store.claim('worker-1', 5, HOUR);
+    // The last one's lease was taken over: its token is no longer the entry's.
+    const stale = leases.map((lease, i) => (i === 4 ? { ...lease, token: '999999' } : lease));
+    statements.length = 0;
+    const marked = await Promise.all(stale.map((lease, i) => store.markApplying(lease, `sha256:${i}`)));
+    expect(marked).toEqual([true, true, true, true, false]);
+    expect(statements).toEqual(['WITH input A']);
+    // A second mark keeps the first, newest first.
+    expect(await store.markApplying(leases[0]!, 'sha256:again')).toBe(true);
+    const byId = new Map((await store.listOutbox()).map((entry) => [entry.legacyId, entry.applyingHashes]));
+    expect(byId.get('p-0')).toEqual(['sha256:again', 'sha256:0']);
+    expect(byId.get('p-3')).toEqual(['sha256:3']);
+    expect(byId.get('p-4')).toEqual([]);
+  });
+
   it('says its leases do not reach other processes, since a PGlite database is one process’s', async () => {
     expect((await PostgresStore.open({ sql, schema: 'local' })).leasesAcrossProcesses).toBe(false);
   });
@@ -305,6 +332,30 @@ describe('PostgresStore on PostgreSQL with concurrent instances', () => {
     } finally {
       app.release();
     }
+  });
+
+  it('lets no mark wait behind an entry an application transaction holds', async () => {
+    const { stores } = await openAll();
+    const store = stores[0]!;
+    for (const id of ['x', 'y']) await store.commit(await store.intend(intentOf(id), HOUR));
+    const leased = new Map(
+      (await store.claim('worker-1', 2, HOUR)).map((lease) => [lease.entry.legacyId, lease]),
+    );
+    const app = await pools[1]!.connect();
+    try {
+      await app.query('BEGIN');
+      await stores[1]!.intendWithin(queryableOf(app), intentOf('x'));
+      // Asked for in one turn: x is skipped by the statement and waits on its own; y is marked.
+      const x = store.markApplying(leased.get('x')!, 'sha256:x');
+      expect(await store.markApplying(leased.get('y')!, 'sha256:y')).toBe(true);
+      await app.query('COMMIT');
+      expect(await x).toBe(true);
+    } finally {
+      app.release();
+    }
+    const byId = new Map((await store.listOutbox()).map((entry) => [entry.legacyId, entry.applyingHashes]));
+    expect(byId.get('x')).toEqual(['sha256:x']);
+    expect(byId.get('y')).toEqual(['sha256:y']);
   });
 
   it("sees another direction's lease committed during the statement, which the statement's snapshot misses", async () => {
