@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import { namedRecord } from '../named-record.ts';
 import type { Job, JobFilter, JobPageLease, JobPageResult, JobSpec, JobState, SeenCopy } from './job.ts';
 import type { Side } from '../errors.ts';
@@ -425,8 +426,26 @@ export class MemoryStore implements SyncStore {
     return this.#finish(lease, (entry) => {
       this.#outbox.delete(keyOf(entry));
       this.#letteredBy.add(lease.token);
-      const id = this.#nextId();
       this.#wake(`${entry.resourceType}/${entry.legacyId}`);
+      // One open letter per record and failure: a repeat counts on it.
+      const same = [...this.#letters.values()].find(
+        (held) =>
+          held.status === 'open' &&
+          held.resourceType === entry.resourceType &&
+          held.legacyId === entry.legacyId &&
+          held.target === entry.target &&
+          held.kind === entry.kind &&
+          isDeepStrictEqual(withoutUndefined(held.reason), withoutUndefined(error)),
+      );
+      if (same !== undefined) {
+        same.repeats = (same.repeats ?? 0) + 1;
+        same.lastFailedAt = new Date().toISOString();
+        same.unit = entry.unit;
+        same.base = options.keepBase === false ? undefined : entry.base;
+        same.attempts = entry.attempts + 1;
+        return;
+      }
+      const id = this.#nextId();
       this.#letters.set(id, {
         id,
         resourceType: entry.resourceType,
@@ -438,6 +457,8 @@ export class MemoryStore implements SyncStore {
         attempts: entry.attempts + 1,
         reason: error,
         failedAt: new Date().toISOString(),
+        repeats: 0,
+        lastFailedAt: undefined,
         status: 'open',
         resolvedAt: undefined,
         note: undefined,
@@ -597,6 +618,8 @@ export class MemoryStore implements SyncStore {
       attempts: 0,
       reason: letter.reason,
       failedAt: new Date().toISOString(),
+      repeats: 0,
+      lastFailedAt: undefined,
       status: 'open',
       resolvedAt: undefined,
       note: undefined,
@@ -941,4 +964,9 @@ function keyOf(key: OutboxKey): string {
 /** A pending entry's base once a newer intent merges into it, as PostgresStore merges it. */
 function mergedBase(pending: unknown, intent: OutboxIntent): unknown {
   return intent.kind === 'delete' || intent.base !== undefined ? intent.base : pending;
+}
+
+/** An object without its `undefined` fields, as a JSON column keeps it. */
+function withoutUndefined(value: object): object {
+  return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined));
 }

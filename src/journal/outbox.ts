@@ -240,6 +240,15 @@ export interface DeadLetter extends OutboxKey {
   /** When it was dead-lettered. */
   readonly failedAt: string;
   /**
+   * How many times the same failure of the record (same target, kind and reason) recurred while
+   * the letter was open: a record queued again (a feed re-reading its overlap, a repeated write)
+   * and refused again the same way counts here instead of opening a second letter. `0` (or absent,
+   * from a store of your own) when it failed once.
+   */
+  readonly repeats?: number | undefined;
+  /** When the failure last recurred; absent when it never did. */
+  readonly lastFailedAt?: string | undefined;
+  /**
    * `open` until an operator retries it (`retried`: queued again), discards it (`discarded`:
    * given up, with a note) or resolves it (`resolved`: one side's copy, or a merged resource,
    * written to both sides; see `resolution`).

@@ -21,34 +21,65 @@ import {
 /**
  * Moves a leased entry to the dead-letter queue (inside the finishing transaction, which holds
  * the entry's lock): copies it with one more attempt, the reason and the lease's token, then
- * deletes it.
+ * deletes it. When the record already has an open letter for the same failure (same target,
+ * kind and reason), that letter counts the repeat instead (`repeats`, `last_failed_at`, and the
+ * newest unit, base, attempts and token), so one failure is one letter however often the record
+ * is queued again. The check and the write run under the record's advisory lock, the one
+ * {@link openDeadLetter} takes.
  *
  * @param tx - The finishing transaction.
  * @param tables - The store's tables.
- * @param lease - The entry's id and the lease's token.
+ * @param lease - The entry's id, its record and the lease's token.
  * @param reason - Why it failed for good.
  * @param keepBase - Whether the letter keeps the entry's base (the caller's copy of the record).
  * @returns When moved.
  * @example
  * ```ts
- * await finish(sql, tables, lease, (tx) => moveToDeadLetters(tx, tables, { entryId: lease.entry.id, token: lease.token }, error));
+ * await finish(sql, tables, lease, (tx) => moveToDeadLetters(tx, tables, { entryId: lease.entry.id, token: lease.token, resourceType: 'Patient', legacyId: '42' }, error));
  * ```
  */
 export async function moveToDeadLetters(
   tx: SqlQueryable,
   tables: JournalTables,
-  lease: { readonly entryId: string; readonly token: string },
+  lease: {
+    readonly entryId: string;
+    readonly token: string;
+    readonly resourceType: string;
+    readonly legacyId: string;
+  },
   reason: OutboxError,
   keepBase = true,
 ): Promise<void> {
+  await tx.query(`SELECT pg_advisory_xact_lock(pg_catalog.hashtextextended($1, 0))`, [
+    recordLockKey(tables, lease.resourceType, lease.legacyId),
+  ]);
   await tx.query(
-    `WITH gone AS (DELETE FROM ${tables.outbox} WHERE id = $1::bigint RETURNING *)
+    `WITH gone AS (DELETE FROM ${tables.outbox} WHERE id = $1::bigint RETURNING *),
+     same AS (
+       SELECT d.id FROM ${tables.deadLetters} d JOIN gone g
+         ON d.resource_type = g.resource_type AND d.legacy_id = g.legacy_id AND d.target = g.target
+        AND d.kind = g.kind
+       WHERE d.status = 'open' AND d.reason = $2::text::jsonb
+       ORDER BY d.id LIMIT 1
+     ), repeated AS (
+       UPDATE ${tables.deadLetters} d
+          SET repeats = d.repeats + 1, last_failed_at = clock_timestamp(), unit = g.unit,
+              base = CASE WHEN $3::boolean THEN g.base END, attempts = g.attempts + 1, lease_token = $4::bigint
+         FROM gone g
+        WHERE d.id = (SELECT id FROM same)
+       RETURNING d.id
+     )
      INSERT INTO ${tables.deadLetters}
        (resource_type, legacy_id, target, unit, kind, base, attempts, reason, lease_token)
      SELECT resource_type, legacy_id, target, unit, kind, CASE WHEN $3::boolean THEN base END, attempts + 1,
-       $2::text::jsonb, $4::bigint FROM gone`,
+       $2::text::jsonb, $4::bigint FROM gone WHERE NOT EXISTS (SELECT 1 FROM same)`,
     [lease.entryId, jsonParam(reason), keepBase, tokenOf(lease.token)],
   );
+}
+
+/** The key of a record's advisory lock over its letters (a key space of its own). */
+function recordLockKey(tables: JournalTables, resourceType: string, legacyId: string): string {
+  return `${tables.deadLetters}:${resourceType}/${legacyId}`;
 }
 
 /**
@@ -288,7 +319,7 @@ export async function openDeadLetter(
 ): Promise<DeadLetter> {
   return sql.transaction(async (tx) => {
     await tx.query(`SELECT pg_advisory_xact_lock(pg_catalog.hashtextextended($1, 0))`, [
-      `${tables.deadLetters}:${letter.resourceType}/${letter.legacyId}`,
+      recordLockKey(tables, letter.resourceType, letter.legacyId),
     ]);
     const params = [letter.resourceType, letter.legacyId, letter.target, letter.kind, letter.reason.name];
     const { rows: open } = await tx.query<LetterRow>(

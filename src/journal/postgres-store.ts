@@ -398,7 +398,12 @@ export class PostgresStore implements SyncStore {
           letters.moveToDeadLetters(
             tx,
             this.#tables,
-            { entryId: lease.entry.id, token: lease.token },
+            {
+              entryId: lease.entry.id,
+              token: lease.token,
+              resourceType: lease.entry.resourceType,
+              legacyId: lease.entry.legacyId,
+            },
             error,
             options.keepBase !== false,
           ),

@@ -327,7 +327,7 @@ export function toEntry(row: EntryRow): OutboxEntry {
  */
 export const LETTER_COLUMNS = `id::text AS id, resource_type, legacy_id, target, unit, kind, base::text AS base,
   attempts, reason::text AS reason, ${iso('failed_at')} AS failed_at, status,
-  ${iso('resolved_at')} AS resolved_at, note, resolution`;
+  ${iso('resolved_at')} AS resolved_at, note, resolution, repeats, ${iso('last_failed_at')} AS last_failed_at`;
 
 /**
  * A row selected with {@link LETTER_COLUMNS}.
@@ -352,6 +352,8 @@ export interface LetterRow {
   readonly resolved_at: string | null;
   readonly note: string | null;
   readonly resolution: 'legacy' | 'medplum' | 'merged' | null;
+  readonly repeats: number;
+  readonly last_failed_at: string | null;
 }
 
 /**
@@ -370,6 +372,8 @@ export function toDeadLetter(row: LetterRow): DeadLetter {
     attempts: row.attempts,
     reason: parseJson(row.reason) as OutboxError,
     failedAt: row.failed_at,
+    repeats: row.repeats,
+    lastFailedAt: optional(row.last_failed_at),
     status: row.status,
     resolvedAt: optional(row.resolved_at),
     note: optional(row.note),

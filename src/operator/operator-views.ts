@@ -53,6 +53,13 @@ export interface DeadLetterView {
   readonly reason: OutboxError;
   /** When it was dead-lettered (ISO 8601). */
   readonly failedAt: string;
+  /**
+   * How many times the same failure recurred while the letter was open (the record queued and
+   * refused again the same way counts here, not as a second letter); `0` when it failed once.
+   */
+  readonly repeats: number;
+  /** When the failure last recurred (ISO 8601); absent when it never did. */
+  readonly lastFailedAt?: string | undefined;
   /** `open` until an operator retries, discards or resolves it. */
   readonly status: DeadLetter['status'];
   /** When an operator closed it. */
@@ -226,6 +233,8 @@ export function deadLetterView(letter: DeadLetter): DeadLetterView {
         : { fields: letter.reason.fields }),
     },
     failedAt: letter.failedAt,
+    repeats: letter.repeats ?? 0,
+    ...(letter.lastFailedAt === undefined ? {} : { lastFailedAt: letter.lastFailedAt }),
     status: letter.status,
     resolvedAt: letter.resolvedAt,
     note: letter.note,

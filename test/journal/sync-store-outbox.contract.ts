@@ -609,6 +609,36 @@ export function describeOutboxContract(fixture: { readonly store: SyncStore }): 
       expect(new Date(letter!.failedAt).toISOString()).toBe(letter!.failedAt);
     });
 
+    it('keeps one open letter per record and failure: a repeat of the same failure counts on it', async () => {
+      await fixture.store.deadLetter(await leased('p-1'), REJECTED);
+      const [first] = await fixture.store.listDeadLetters();
+      expect(first?.repeats ?? 0).toBe(0);
+      // The record queued again (a feed re-reading its overlap) and refused again, the same way.
+      const again = await leased('p-1');
+      expect(await fixture.store.deadLetter(again, REJECTED, { keepBase: false })).toBe('done');
+      // A repeat after a lost answer is recognised as the lease's own, and counts once.
+      expect(await fixture.store.deadLetter(again, REJECTED)).toBe('done');
+      const letters = await fixture.store.listDeadLetters();
+      expect(letters).toHaveLength(1);
+      expect(letters[0]).toMatchObject({ id: first?.id, status: 'open', attempts: 1, repeats: 1 });
+      expect(letters[0]?.failedAt).toBe(first?.failedAt);
+      expect(Date.parse(letters[0]?.lastFailedAt ?? '')).toBeGreaterThanOrEqual(Date.parse(first!.failedAt));
+      expect((await fixture.store.outboxCounts({ unit: 'north' })).dead).toBe(1);
+      expect(await fixture.store.listOutbox()).toEqual([]);
+      // Another failure of the record is a letter of its own; so is the same one once it is closed.
+      await fixture.store.deadLetter(await leased('p-1'), {
+        ...REJECTED,
+        message: 'Medplum answered 422',
+        status: 422,
+      });
+      expect(await fixture.store.listDeadLetters()).toHaveLength(2);
+      await fixture.store.discardDeadLetter(first!.id, 'fixed by hand');
+      await fixture.store.deadLetter(await leased('p-1'), REJECTED);
+      const open = await fixture.store.listDeadLetters();
+      expect(open).toHaveLength(2);
+      expect(open.map((letter) => letter.id)).not.toContain(first?.id);
+    });
+
     it('does not dead-letter an entry written again during its lease: it is requeued', async () => {
       const lease = await leased('p-1');
       await fixture.store.intend(intentOf('p-1'), 0);
