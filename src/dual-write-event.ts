@@ -1,4 +1,5 @@
 import type { ConflictReport } from './conflict/conflict-report.ts';
+import type { ExistenceCheckHalt } from './feeds/existence-check.ts';
 import type { RevealedDiffEntry } from './divergence/diff.ts';
 import type { Side } from './errors.ts';
 import type { LeaseStatus } from './mirror/lease-runner.ts';
@@ -28,6 +29,10 @@ import type { Stage } from './plan/stage.ts';
  *   had been owed when it was applied.
  * - `feed-read`: one change feed (a side and resource type) finished a read: the changes it
  *   saw, how many were echoes of the writer's own mirrors, how many it queued, whether it failed.
+ * - `existence-check-halted`: the change feeds' existence check found more of a type's linked
+ *   resources missing in Medplum than `existenceCheckMaxMissingShare` allows (a writer pointed at
+ *   the wrong Medplum, most likely) and journaled no delete: counts only. Also recorded in the
+ *   store's events.
  * - `journal-error`: the background drainer could not reach the store (the journal's
  *   database); it backs off and goes on, and nothing is lost meanwhile.
  *
@@ -118,6 +123,7 @@ export type DualWriteEvent =
       /** Whether the read failed (it resumes from its stored cursor next pass). */
       readonly failed: boolean;
     }
+  | ({ readonly type: 'existence-check-halted' } & ExistenceCheckHalt)
   | ({ readonly type: 'conflict' } & ConflictReport)
   | {
       readonly type: 'resolved';

@@ -148,6 +148,7 @@ export class DualWriter<C, L> {
           routeOf: (unit, resourceType) => this.#plan.routeOf(unit, resourceType),
           unitOf,
           onRead: (read) => this.#emit({ type: 'feed-read', ...read }),
+          onExistenceHalted: (halt) => this.#emit({ type: 'existence-check-halted', ...halt }),
         },
         options: feedOptions,
       };

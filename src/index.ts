@@ -160,6 +160,7 @@ export type { EventRedaction } from './events/event-redaction.ts';
 export type { ChangeFeedsOptions } from './feeds/change-feeds-options.ts';
 export type { FeedRecord, FeedRead } from './feeds/inbound-change.ts';
 export type { FeedCounts, FeedReport, FeedFailure } from './feeds/feed-report.ts';
+export type { ExistenceCheckHalt } from './feeds/existence-check.ts';
 export type { RestHookRequest, RestHookResult } from './feeds/delete-notification.ts';
 
 export type { ConflictContext, ConflictResolver, Resolution } from './conflict/conflict-context.ts';

@@ -84,6 +84,7 @@ const LEVELS: Readonly<Record<DualWriteEvent['type'], keyof EventLogger>> = {
   'mirror-failed': 'warn',
   'journal-error': 'warn',
   'plan-stale': 'warn',
+  'existence-check-halted': 'warn',
   resolved: 'info',
   retry: 'info',
   mirrored: 'debug',

@@ -13,6 +13,8 @@ const KNOWN = Object.keys({
   leaseMs: true,
   owner: true,
   existenceCheckIntervalMs: true,
+  existenceCheckMaxMissingShare: true,
+  existenceCheckMinMissing: true,
   sides: true,
   restHookSecret: true,
   medplumSince: true,
@@ -87,6 +89,23 @@ export interface ChangeFeedsOptions {
    */
   readonly existenceCheckIntervalMs?: number | undefined;
   /**
+   * The existence check's guard: when more than this share of the linked resources checked in
+   * one pass (and more than `existenceCheckMinMissing`) are missing in Medplum, the check
+   * journals no delete at all, records an `existence-check-halted` event (counts only) and
+   * reports the feed failed. That many missing is what a writer pointed at the wrong Medplum
+   * (base URL, project, an emptied database) sees, and taking it for deletes would delete (in
+   * `live`) or hold for review (in `dual-write`) every linked record. From 0 to 1; 1 turns the
+   * guard off (for a pass an operator confirmed, say).
+   * @default 0.1
+   */
+  readonly existenceCheckMaxMissingShare?: number | undefined;
+  /**
+   * How many linked resources must be missing in one existence check before the guard
+   * (`existenceCheckMaxMissingShare`) looks at their share: a few deletes among few links pass.
+   * @default 10
+   */
+  readonly existenceCheckMinMissing?: number | undefined;
+  /**
    * Which systems' direct writes to pick up: `legacy` reads the adapter's `changesSince`;
    * `medplum` polls `_lastUpdated` and runs the existence check.
    * @default ['legacy', 'medplum']
@@ -160,6 +179,13 @@ export function changeFeedsSettings(
     }
     return value;
   };
+  const share = (field: string, fallback: number): number => {
+    const value = given[field] ?? fallback;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 1) {
+      throw new ConfigurationError(`${prefix}${field}`, value, 'must be a number from 0 to 1');
+    }
+    return value;
+  };
   const day = 86_400_000;
   const sides = given.sides ?? ['legacy', 'medplum'];
   if (
@@ -193,6 +219,8 @@ export function changeFeedsSettings(
     leaseMs: integer('leaseMs', 30_000, 1, day),
     owner: ownerOf(given.owner, `${prefix}owner`),
     existenceCheckIntervalMs: integer('existenceCheckIntervalMs', 300_000, 0, 30 * day),
+    existenceCheckMaxMissingShare: share('existenceCheckMaxMissingShare', 0.1),
+    existenceCheckMinMissing: integer('existenceCheckMinMissing', 10, 0, 1_000_000_000),
     sides: [...new Set(sides as Side[])],
     restHookSecret: secret,
     medplumSince: since === undefined ? undefined : new Date(since).toISOString(),

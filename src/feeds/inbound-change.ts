@@ -11,6 +11,7 @@ import type { MedplumSide } from '../sides/medplum-side.ts';
 import { isEcho } from './echo.ts';
 import { withReferences } from '../mirror/resolve-references.ts';
 import type { FeedTally } from './feed-report.ts';
+import type { ExistenceCheckHalt } from './existence-check.ts';
 
 /**
  * A record as {@link ChangeFeedsDeps.unitOf} sees it: the legacy row or the Medplum resource
@@ -63,6 +64,11 @@ export interface ChangeFeedsDeps<L> {
   readonly notify: () => void;
   /** Told when a feed this instance holds finished a read (for metrics); must not throw. */
   readonly onRead?: ((read: FeedRead) => void) | undefined;
+  /**
+   * Told when an existence check stopped because too many linked resources were missing in
+   * Medplum (nothing was journaled); must not throw.
+   */
+  readonly onExistenceHalted?: ((halt: ExistenceCheckHalt) => void) | undefined;
 }
 
 /**

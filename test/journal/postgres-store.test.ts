@@ -54,6 +54,7 @@ describe('PostgresStore on PGlite', () => {
       { version: 27, name: 'unit-pauses' },
       { version: 48, name: 'letter-lease' },
       { version: 51, name: 'seen-copies' },
+      { version: 56, name: 'letter-repeats' },
       { version: 58, name: 'resolved-letters' },
     ]);
     await store.saveLink(linkOf('p-1', 'm-1'));
