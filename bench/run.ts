@@ -15,7 +15,8 @@
  * - `backfill-throughput`: `writer.backfill()` of pre-existing rows, until drained, vs the best
  *   direct client (batch Bundles of 20, 4 in flight; or createResource, 8 in flight).
  * - `reconcile-*`: `reconcile` of 10,000 and 100,000 agreeing records, both sides local, each in a
- *   child process: records/s, peak RSS, and the V8 heap it keeps (`reconcile-heap-kept`).
+ *   child process, with the journal in memory and on PostgreSQL: records/s, peak RSS, and the V8
+ *   heap it keeps (`reconcile-heap-kept`).
  * - `real-*`: against a real Medplum 5.0.10 (`MEDPLUM_BASE_URL` and `MEDPLUM_DEFAULT_QUOTA_BASE_URL`,
  *   or servers started from the Medplum server box): `real-drain-throughput` against
  *   `real-direct-batch` (batch Bundles of 20, 4 in flight), `real-direct-plain`, and
@@ -90,7 +91,7 @@ const MEASUREMENTS = {
     }
   },
   backfill: (db: BenchDatabase) => measureBackfill(db, { entries: 1000, trials: 3, warmupEntries: 100 }),
-  reconcile: () => measureReconcileCompare({ records: 10_000, largeRecords: 100_000 }),
+  reconcile: (db: BenchDatabase) => measureReconcileCompare(db, { records: 10_000, largeRecords: 100_000 }),
   telemetry: (db: BenchDatabase) =>
     measureTelemetryOverhead(db, {
       entries: 600,
