@@ -3,7 +3,9 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { valueFreeError } from '../error-values.ts';
 import { ConfigurationError } from '../errors.ts';
+import { validateDualWriterOptions } from '../dual-writer-options.ts';
 import { UsageError } from './cli-errors.ts';
+import { writerOptions } from './dualwrite-config.ts';
 import type { ConfigEnvironment, DualwriteConfig } from './dualwrite-config.ts';
 import type { CliTerminal } from './terminal.ts';
 
@@ -146,5 +148,8 @@ function checkConfig(config: unknown, name: string): DualwriteConfig {
   expect('medplum', isObject(given.medplum), 'must be a MedplumClient');
   expect('mappings', Array.isArray(given.mappings), 'must be an array of mappings');
   expect('close', given.close === undefined || typeof given.close === 'function', 'must be a function');
+  // Every command checks the writer's options as the writer does (a misspelt key is refused):
+  // `status`, `readiness` and `plan` took a configuration that `backfill` then refused.
+  validateDualWriterOptions(writerOptions(config as DualwriteConfig));
   return config as DualwriteConfig;
 }

@@ -93,6 +93,8 @@ export default defineConfig(async (env) => {
     ],
     feeds: { unitOf: ({ row }: { row?: Record<string, unknown> }) => (typeof row?.clinic === 'string' ? row.clinic : undefined) },
     retry: { retries: 2, minTimeoutMs: 10, maxTimeoutMs: 50 },
+    // CLI_TEST_TYPO: a misspelt writer option (every command must refuse it).
+    ...(env.variables.CLI_TEST_TYPO === undefined ? {} : { mirrror: 'async' }),
     close: async () => {
       plan.detach();
       await pool.end();

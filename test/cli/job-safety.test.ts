@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CutoverPlan, type PostgresStore } from '../../src/index.ts';
 import { WRITE_METHODS, type FhirTestServer } from '../../src/testing/index.ts';
-import { json, openCliWorld, type CliBuild, type CliWorld } from './cli-harness.ts';
+import { json, openCliWorld, until, type CliBuild, type CliWorld } from './cli-harness.ts';
 
 interface JobDoc {
   id: string;
@@ -101,6 +101,20 @@ describe('plan set refused', () => {
   }, 120_000);
 });
 
+describe('a configuration with a misspelt option', () => {
+  it.each([['status'], ['readiness', 'north'], ['plan', 'show'], ['outbox'], ['backfill', 'status']])(
+    'is refused by %s as by backfill (exit 2, naming the key)',
+    async (...args) => {
+      const result = await cli.run([...args, '--json'], { CLI_TEST_TYPO: '1' });
+      expect(result.code, result.stderr).toBe(2);
+      const { error } = json<ErrorDoc>(result);
+      expect(error.name).toBe('ConfigurationError');
+      expect(error.message).toContain('mirrror');
+    },
+    120_000,
+  );
+});
+
 describe('a drain that stops at its limit', () => {
   it('backfill start says how many mirrors remain and exits 1; drain --timeout too; a later drain applies them', async () => {
     // Every write to Medplum fails (503): no mirror can be applied within the limit.
@@ -131,5 +145,32 @@ describe('a drain that stops at its limit', () => {
     expect(after.code, after.stderr).toBe(0);
     const counts = await store.outboxCounts();
     expect(counts.pending + counts.leased + (counts.waiting ?? 0)).toBe(0);
+  }, 120_000);
+});
+
+// Last: it leaves 1,000 mirrors of south queued that nothing applies.
+describe('a job that waits', () => {
+  it('says it waits for the outbox, and that nothing drains it here under --no-drain', async () => {
+    await store.intendMany(
+      Array.from({ length: 1000 }, (_, i) => ({
+        resourceType: 'Patient',
+        legacyId: `queued-${String(i)}`,
+        target: 'medplum' as const,
+        unit: 'south',
+        kind: 'upsert' as const,
+      })),
+      0,
+    );
+    const running = cli.start(['backfill', 'start', '-t', 'Patient', '-u', 'north', '--no-drain', '--json']);
+    await until(() => running.stderr().includes('nothing drains it here') || running.finished());
+    expect(running.finished(), running.stderr()).toBe(false);
+    expect(running.stderr()).toMatch(
+      /waiting for the outbox \(1000 mirrors queued; a page waits while 1000 are\)/,
+    );
+    running.interrupt();
+    const result = await running.done;
+    expect(result.code, result.stderr).toBe(130);
+    // Paused, or done when Ctrl-C came once its only page was taken.
+    expect(['paused', 'done']).toContain(json<{ job: JobDoc }>(result).job.state);
   }, 120_000);
 });

@@ -4,6 +4,8 @@ import { InvalidInputError } from '../../errors.ts';
 import type { JobProgress } from '../../jobs/job-worker.ts';
 import type { Job, JobDirection, JobKind } from '../../journal/job.ts';
 import type { Operator } from '../../operator/operator.ts';
+import type { SyncStore } from '../../journal/sync-store.ts';
+import { formatDuration } from '../command-output.ts';
 import type { CliCommand, CommandContext } from '../command-context.ts';
 import { writerOptions } from '../dualwrite-config.ts';
 import { EXIT_CODES } from '../exit-code.ts';
@@ -66,6 +68,42 @@ async function expectedTotal(
   return last?.counts.scanned;
 }
 
+/** How long a job may take no page before the command says why it waits, and how often after. */
+const HEARTBEAT_MS = 5000;
+
+/** Most mirrors queued before a backfill takes another page (the backfill's `maxQueued`). */
+const MAX_QUEUED = 1000;
+
+/**
+ * Why a job has taken no page for a while, as a line for stderr (no values): the outbox is full
+ * and nothing here drains it (`--no-drain`: a drainer elsewhere must), or it is drained here
+ * first; pages taken and not done (this worker's, or a dead worker's whose lease must expire
+ * first); or just slow.
+ */
+async function whyWaiting(
+  operator: AnyOperator,
+  store: SyncStore,
+  scope: JobScope,
+  jobId: string | undefined,
+  since: number,
+  draining: boolean,
+): Promise<string> {
+  const name = `${scope.kind} job ${jobId ?? '(starting)'}`;
+  const quiet = formatDuration(Date.now() - since);
+  const { pending, leased } = await store.outboxCounts();
+  if (scope.kind === 'backfill' && pending + leased >= MAX_QUEUED) {
+    return draining
+      ? `${name}: no page for ${quiet}: draining the outbox here first (${String(pending + leased)} mirrors queued; a page waits while ${String(MAX_QUEUED)} are)`
+      : `${name}: no page for ${quiet}: waiting for the outbox (${String(pending + leased)} mirrors queued; a page waits while ${String(MAX_QUEUED)} are) and nothing drains it here (--no-drain): start the service's drainers or run \`dualwrite drain\`, or Ctrl-C to pause`;
+  }
+  const job = jobId === undefined ? undefined : await operator.job(jobId);
+  const open = job === undefined ? 0 : job.pages - job.pagesDone;
+  if (open > 0) {
+    return `${name}: no page for ${quiet}: ${String(open)} page(s) taken and not done (in hand here, or held by another worker; a worker that died holds its page until its lease expires, about a minute)`;
+  }
+  return `${name}: no page for ${quiet}: still reading`;
+}
+
 /**
  * Runs this process's share of a job in the foreground, through the operator API: a progress
  * display, the queued mirrors drained here unless `--no-drain`, and Ctrl-C stopping this worker
@@ -86,7 +124,12 @@ async function runInForeground(
   let display = undefined as ProgressDisplay | undefined;
   const writer = options.drain === false ? undefined : new DualWriter(writerOptions(config));
   const controller = new AbortController();
+  // A job that takes no page for a while says why, rather than going silent (see heartbeat).
+  let lastProgressAt = Date.now();
+  let jobId = scope.jobId;
   const onProgress = (progress: JobProgress): void => {
+    lastProgressAt = Date.now();
+    jobId = progress.job.id;
     const done = progress.job.counts.scanned ?? 0;
     const left = total === undefined ? undefined : Math.max(total - done, 0);
     display ??= new ProgressDisplay(context.terminal, `${scope.kind} job ${progress.job.id}`);
@@ -110,6 +153,20 @@ async function runInForeground(
     ...(scope.direction === undefined ? {} : { direction: scope.direction }),
     ...(options.pageSize === undefined ? {} : { pageSize: options.pageSize }),
   };
+  const heartbeat = setInterval(() => {
+    if (Date.now() - lastProgressAt < HEARTBEAT_MS) return;
+    void whyWaiting(operator, config.store, scope, jobId, lastProgressAt, writer !== undefined)
+      .then((line) => {
+        if (!finished) output.note(line);
+      })
+      .catch(() => undefined);
+  }, HEARTBEAT_MS);
+  heartbeat.unref();
+  let finished = false;
+  const stopHeartbeat = (): void => {
+    finished = true;
+    clearInterval(heartbeat);
+  };
   const { result, interrupted } = await interruptible(
     context.terminal,
     `pausing the ${scope.kind}`,
@@ -126,6 +183,7 @@ async function runInForeground(
               ...(writer === undefined ? {} : { drain: () => writer.drain() }),
             })
           : await operator.reconcile({ ...worker, repair: options.repair ?? 'none' });
+      stopHeartbeat();
       display?.stop();
       // What the job queued is applied here too, unless the service's drainers are left to it:
       // until the job's type and unit owe no mirror, or the limit (then exit 1, saying how many).
@@ -143,7 +201,10 @@ async function runInForeground(
           : undefined;
       return { ran, drained };
     },
-  ).finally(() => display?.stop());
+  ).finally(() => {
+    stopHeartbeat();
+    display?.stop();
+  });
   const { ran, drained } = result;
   // This worker stopped after its page; pausing the job stops every other worker too.
   const after = interrupted && ran.state === 'running' ? await operator.pauseJob(ran.id) : ran;
@@ -161,8 +222,12 @@ async function runInForeground(
     output.note(`${name} paused: resume with \`dualwrite ${after.kind} resume ${after.id}\``);
     context.exitWith(EXIT_CODES.interrupted);
   } else if (interrupted) {
-    const left = drained === undefined ? '' : ` with ${String(drained.remaining)} mirrors still pending`;
-    output.note(`${name} ${after.state}; its drain was stopped${left}: apply them with \`dualwrite drain\``);
+    // Ctrl-C after the last page: the job is done; what its drain had not applied is still queued.
+    output.note(
+      drained === undefined
+        ? `${name} ${after.state} (interrupted after its last page)`
+        : `${name} ${after.state}; its drain was stopped with ${String(drained.remaining)} mirrors still pending: apply them with \`dualwrite drain\``,
+    );
     context.exitWith(EXIT_CODES.interrupted);
   } else if (after.state !== 'done') {
     output.note(`${name} ended ${after.state}${after.reason === undefined ? '' : `: ${after.reason}`}`);
