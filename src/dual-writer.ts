@@ -131,6 +131,18 @@ export class DualWriter<C, L> {
       pacer,
       requestTimeoutMs,
       retry: this.#retry,
+      // A backfill on a client of its own: its lane's mirrors run this writer's mirror path,
+      // their writes in bundles on that client, paced by its own pacer.
+      laneDrainers: (lane, client) =>
+        this.#runtime.laneDrainer(
+          lane,
+          new MedplumSide(
+            client.medplum,
+            drainer.bundle,
+            { pacer: client.pacer, lane: 'background', requests: drainer.requests },
+            requestTimeoutMs,
+          ),
+        ),
     };
     let feedParts: WriterRuntimeParts<L>['feeds'];
     if (feeds !== undefined) {

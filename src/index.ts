@@ -80,6 +80,7 @@ export type {
 export { backfill, backfillInOrder } from './jobs/backfill.ts';
 export { dependencyOrder } from './jobs/dependency-order.ts';
 export type { BackfillOptions } from './jobs/backfill.ts';
+export type { BackfillClient, LaneDrainer, LaneDrainers } from './jobs/own-client.ts';
 export type { JobContext, JobRecord } from './jobs/job-context.ts';
 export type { JobProgress, JobWorkerOptions } from './jobs/job-worker.ts';
 export { reconcile } from './jobs/reconcile.ts';

@@ -75,6 +75,8 @@ export interface PageScope<L> {
   readonly signal: AbortSignal | undefined;
   /** How the job's Medplum requests are retried (the context's `retry`). */
   readonly retry: RetryPolicy;
+  /** The outbox lane records are queued in (a backfill on a client of its own); none when absent. */
+  readonly lane?: string | undefined;
 }
 
 /**
@@ -142,7 +144,7 @@ export async function queue<L>(
   // statement per record: 4.5 ms against 14 ms for both on PGlite on this machine); an entry
   // already pending for the record is bumped, so a mirror in flight is applied again.
   await scope.store.intend(
-    { resourceType: scope.mapping.resourceType, legacyId, target, unit, kind: 'upsert' },
+    { resourceType: scope.mapping.resourceType, legacyId, target, unit, kind: 'upsert', lane: scope.lane },
     0,
   );
 }

@@ -1,12 +1,13 @@
 import { InvalidInputError } from '../errors.ts';
 import type { Job, JobDirection } from '../journal/job.ts';
 import type { SyncStore } from '../journal/sync-store.ts';
-import { aFunction, positiveInteger } from '../option-checks.ts';
+import { aFunction, anObject, positiveInteger } from '../option-checks.ts';
 import type { LegacyRecord } from '../sides/legacy-adapter.ts';
 import { backfillLegacyPage, backfillMedplumPage } from './backfill-page.ts';
 import { dependencyOrder } from './dependency-order.ts';
 import type { JobContext } from './job-context.ts';
-import { openJob } from './job-opening.ts';
+import { openJob, type OpenedJob } from './job-opening.ts';
+import { OwnLane, ownClientOf, type BackfillClient } from './own-client.ts';
 import { runJobPages, type JobWorkerOptions } from './job-worker.ts';
 import { legacyPages, medplumPages } from './record-pages.ts';
 
@@ -45,9 +46,19 @@ export interface BackfillOptions extends JobWorkerOptions {
    * for a drainer elsewhere when the outbox is full.
    */
   readonly drain?: (() => Promise<unknown>) | undefined;
+  /**
+   * A Medplum client of the backfill's own (another client application: another user, another
+   * quota). Its searches go through it, and the writes it queues wait in the job's outbox lane,
+   * applied by a drainer this worker runs on that client; live mirrors keep the writer's client
+   * and its whole quota. This worker returns once the lane is applied (or `signal` aborts); a
+   * lane nobody holds any more (the job paused or cancelled, its process dead) is applied by
+   * the writer's drainers, so nothing is stranded. Only `writer.backfill` (and the operator of a
+   * writer) takes it: it applies the writes with the writer's mirror path.
+   */
+  readonly ownClient?: BackfillClient | undefined;
 }
 
-const BACKFILL_SHAPE = { maxQueued: positiveInteger, drain: aFunction };
+const BACKFILL_SHAPE = { maxQueued: positiveInteger, drain: aFunction, ownClient: anObject };
 
 /**
  * Backfills one resource type: reads the source side in keyset pages (the adapter's `scan`;
@@ -76,10 +87,43 @@ const BACKFILL_SHAPE = { maxQueued: positiveInteger, drain: aFunction };
  * ```
  */
 export async function backfill<L>(ctx: JobContext<L>, options: BackfillOptions): Promise<Job> {
-  const { given, job, scope } = await openJob(ctx, options, 'backfill', BACKFILL_SHAPE);
-  const { mapping } = scope;
+  const own = ownClientOf(ctx, (options as { ownClient?: BackfillClient } | undefined)?.ownClient);
+  if (own === undefined) return backfillOn(ctx, options, undefined);
+  const jobCtx: JobContext<L> = { ...ctx, medplum: own.medplum, pacer: own.pacer };
+  return backfillOn(jobCtx, options, own);
+}
+
+/** {@link backfill}, on the context's client or, with `own`, in a lane drained on that client. */
+async function backfillOn<L>(
+  ctx: JobContext<L>,
+  options: BackfillOptions,
+  own: Required<BackfillClient> | undefined,
+): Promise<Job> {
+  const opened = await openJob(ctx, options, 'backfill', BACKFILL_SHAPE);
+  const { given, job } = opened;
   const maxQueued = given.maxQueued ?? 1000;
-  const beforePage = (): Promise<void> => queueBelow(ctx.store, maxQueued, given);
+  if (own === undefined) return runBackfillPages(ctx, opened, () => queueBelow(ctx.store, maxQueued, given));
+  const lane = await OwnLane.open(ctx, job.id, own, given.workerId);
+  try {
+    const scope = { ...opened.scope, lane: lane.name };
+    const ended = await runBackfillPages(ctx, { ...opened, scope }, () =>
+      lane.below(maxQueued, given.signal),
+    );
+    // Done: every record is queued; its writes are this client's too, so wait for the lane.
+    if (ended.state === 'done') await lane.below(1, given.signal);
+    return ended;
+  } finally {
+    await lane.close();
+  }
+}
+
+/** Runs a backfill's pages, each after `beforePage` (back-pressure on the queue). */
+async function runBackfillPages<L>(
+  ctx: JobContext<L>,
+  { given, job, scope }: OpenedJob<L, BackfillOptions>,
+  beforePage: () => Promise<void>,
+): Promise<Job> {
+  const { mapping } = scope;
   if (job.direction === 'to-medplum') {
     return runJobPages<LegacyRecord<L>>(
       ctx.store,

@@ -5,6 +5,7 @@ import type { RetryOptions } from '../mirror/retry-policy.ts';
 import type { QuotaPacer } from '../pacing/quota-pacer.ts';
 import type { ResourceMapping } from '../mapping/resource-mapping.ts';
 import type { LegacyAdapter } from '../sides/legacy-adapter.ts';
+import type { LaneDrainers } from './own-client.ts';
 
 /**
  * A record as a job's `unitOf` sees it: the legacy row or the Medplum resource it read (the
@@ -43,8 +44,8 @@ export interface JobContext<L> {
   /** The legacy system. */
   readonly legacy: LegacyAdapter<L>;
   /**
-   * Medplum. A job may use a client of its own (its own user, so its own quota): see the
-   * README's "Backfill and reconciliation".
+   * Medplum: the client the job searches with (a backfill's `ownClient` replaces it for that
+   * backfill, its writes included: see the README's "Pacing and the quota").
    */
   readonly medplum: MedplumClient;
   /** One mapping per resource type. */
@@ -72,4 +73,10 @@ export interface JobContext<L> {
    * 5xx); a writer passes its own `retry`. @default the library's ({@link RetryOptions})
    */
   readonly retry?: RetryOptions | undefined;
+  /**
+   * How a backfill given a client of its own (`ownClient`) applies its writes on it: a drainer
+   * of the job's outbox lane with the writer's mirror path. A writer gives it (`writer.backfill`);
+   * without it, `ownClient` is refused.
+   */
+  readonly laneDrainers?: LaneDrainers | undefined;
 }

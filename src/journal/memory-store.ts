@@ -70,6 +70,8 @@ export class MemoryStore implements SyncStore {
   readonly #byLegacy = new Map<string, Link>();
   readonly #byMedplum = new Map<string, Link>();
   readonly #outbox = new Map<string, MutableEntry>();
+  /** Each held lane's holders and when their holds expire (epoch ms). */
+  readonly #laneHolders = new Map<string, Map<string, number>>();
   readonly #letters = new Map<string, MutableLetter>();
   /** The tokens of the leases that moved an entry to the letters (see `deadLetter`). */
   readonly #letteredBy = new Set<string>();
@@ -215,6 +217,8 @@ export class MemoryStore implements SyncStore {
       existing.kind = intent.kind;
       existing.base = mergedBase(existing.base, intent);
       existing.traceParent = intent.traceParent ?? existing.traceParent;
+      // As PostgresStore: a laned intent keeps the entry's lane, one without takes it out.
+      if (intent.lane === undefined) delete existing.lane;
       existing.holders = (current === undefined ? 0 : existing.holders) + (held ? 1 : 0);
       existing.holdUntil =
         current === undefined || (holdUntil !== undefined && Date.parse(holdUntil) > Date.parse(current))
@@ -242,6 +246,7 @@ export class MemoryStore implements SyncStore {
       applyingHashes: [],
       waitingFor: undefined,
       traceParent: intent.traceParent,
+      ...(intent.lane === undefined ? {} : { lane: intent.lane }),
       token: undefined,
     };
     this.#outbox.set(key, entry);
@@ -307,12 +312,13 @@ export class MemoryStore implements SyncStore {
   }
 
   /** {@inheritDoc SyncStore.claim} */
-  claim(owner: string, limit: number, leaseMs: number): Promise<Lease[]> {
+  claim(owner: string, limit: number, leaseMs: number, lane?: string): Promise<Lease[]> {
     const now = Date.now();
     const records = new Set<string>();
     const due = [...this.#outbox.values()]
       .filter(
         (entry) =>
+          this.#inLane(entry, lane, now) &&
           Date.parse(entry.nextAttemptAt) <= now &&
           (entry.holdUntil === undefined || Date.parse(entry.holdUntil) <= now) &&
           !this.#leased(entry, now) &&
@@ -336,6 +342,35 @@ export class MemoryStore implements SyncStore {
         link: this.#linkOf(entry),
       })),
     );
+  }
+
+  /** {@inheritDoc SyncStore.holdLane} */
+  holdLane(lane: string, owner: string, leaseMs: number): Promise<void> {
+    const holders = this.#laneHolders.get(lane) ?? new Map<string, number>();
+    holders.set(owner, Date.now() + leaseMs);
+    this.#laneHolders.set(lane, holders);
+    return Promise.resolve();
+  }
+
+  /** {@inheritDoc SyncStore.releaseLane} */
+  releaseLane(lane: string, owner: string): Promise<void> {
+    const holders = this.#laneHolders.get(lane);
+    holders?.delete(owner);
+    if (holders?.size === 0) this.#laneHolders.delete(lane);
+    return Promise.resolve();
+  }
+
+  /** {@inheritDoc SyncStore.laneCount} */
+  laneCount(lane: string): Promise<number> {
+    return Promise.resolve([...this.#outbox.values()].filter((entry) => entry.lane === lane).length);
+  }
+
+  /** Whether a claim of `lane` (or of no lane) may take the entry, as PostgresStore decides. */
+  #inLane(entry: MutableEntry, lane: string | undefined, now: number): boolean {
+    if (lane !== undefined) return entry.lane === lane;
+    if (entry.lane === undefined) return true;
+    const holders = this.#laneHolders.get(entry.lane);
+    return holders === undefined || [...holders.values()].every((expiresAt) => expiresAt <= now);
   }
 
   /** {@inheritDoc SyncStore.complete} */

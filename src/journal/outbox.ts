@@ -79,6 +79,15 @@ export interface OutboxIntent extends OutboxKey {
    * intent's replaces it.
    */
   readonly traceParent?: string | undefined;
+  /**
+   * The lane the entry is queued in: only the drainers holding that lane claim it while one
+   * does (`SyncStore.holdLane`), every drainer once none does. A backfill on a Medplum client of
+   * its own queues in its job's lane, so its drainer on that client applies the writes. Absent:
+   * no lane (every drainer). Coalescing keeps an existing entry's lane for an intent with a
+   * lane, and takes the entry out of its lane for one without (a live write is never applied
+   * behind a backfill's pacing).
+   */
+  readonly lane?: string | undefined;
 }
 
 /**
@@ -175,6 +184,8 @@ export interface OutboxEntry extends OutboxKey {
   readonly waitingFor: string | undefined;
   /** The W3C `traceparent` of the latest write that owes the entry, when spans were recorded. */
   readonly traceParent?: string | undefined;
+  /** The lane it is queued in (see {@link OutboxIntent.lane}); absent: none. */
+  readonly lane?: string | undefined;
 }
 
 /**

@@ -25,6 +25,7 @@ import {
 } from './postgres-tables.ts';
 import { WAIT_LOCK_CLASS } from './migrations/0012-waiting-for.ts';
 import { parseWaitingFor } from './waiting-for.ts';
+import { laneClaimable } from './postgres-lanes.ts';
 
 /*
  * The outbox's SQL for `PostgresStore`: the same semantics as MemoryStore, made safe for many
@@ -155,10 +156,10 @@ export async function intend(
 ): Promise<OutboxTicket> {
   const { rows } = await q.query<{ id: string; seq: number }>(
     `INSERT INTO ${tables.outbox} AS o (resource_type, legacy_id, target, unit, kind, base, hold_until, holders,
-                                        trace_parent)
+                                        trace_parent, lane)
      VALUES ($1, $2, $3, $4, $5, $6::text::jsonb,
              CASE WHEN $7::float8 > 0 THEN clock_timestamp() + ${millis('$7')} END,
-             CASE WHEN $7::float8 > 0 THEN 1 ELSE 0 END, $8)
+             CASE WHEN $7::float8 > 0 THEN 1 ELSE 0 END, $8, $9)
      ON CONFLICT (target, resource_type, legacy_id) DO UPDATE SET ${COALESCE_INTENT}
      RETURNING id::text AS id, seq`,
     [
@@ -170,6 +171,7 @@ export async function intend(
       jsonParam(intent.base),
       holdMs,
       intent.traceParent ?? null,
+      intent.lane ?? null,
     ],
   );
   const row = rows[0];
@@ -283,6 +285,7 @@ export async function intendMany(
  * replaces the pending one, an intent without one keeps it, a delete drops it.
  */
 const COALESCE_INTENT = `seq = o.seq + 1, unit = excluded.unit, kind = excluded.kind,
+       lane = CASE WHEN excluded.lane IS NULL THEN NULL ELSE o.lane END,
        base = CASE WHEN excluded.kind = 'delete' THEN excluded.base ELSE COALESCE(excluded.base, o.base) END,
        trace_parent = COALESCE(excluded.trace_parent, o.trace_parent),
        holders = CASE WHEN o.hold_until > clock_timestamp() THEN o.holders ELSE 0 END + excluded.holders,
@@ -468,6 +471,7 @@ export async function withdraw(q: SqlQueryable, tables: JournalTables, ticket: O
  * @param owner - The worker's name.
  * @param limit - The most entries to lease.
  * @param leaseMs - How long the leases last.
+ * @param lane - Only this lane's entries; without it, entries of no lane or of a lane nobody holds.
  * @returns The leases, oldest due first.
  * @example
  * ```ts
@@ -480,6 +484,7 @@ export async function claim(
   owner: string,
   limit: number,
   leaseMs: number,
+  lane?: string,
 ): Promise<Lease[]> {
   const { rows } = await q.query<EntryRow & ClaimedLinkRow>(
     `WITH locked AS MATERIALIZED (
@@ -489,6 +494,7 @@ export async function claim(
          AND ${UNLEASED}
          AND NOT ${otherLeased(tables, 'o')}
          AND ${notPaused(tables, 'o')}
+         AND ${laneClaimable(tables, 'o', '$4')}
        ORDER BY next_attempt_at, id
        LIMIT $1 * 2
        FOR UPDATE SKIP LOCKED
@@ -520,7 +526,7 @@ export async function claim(
      SELECT ${ENTRY_COLUMNS}, ${LINK_COLUMNS}
      FROM claimed ${linkJoin(tables)}
      ORDER BY claimed.next_attempt_at, claimed.id`,
-    [limit, owner, leaseMs],
+    [limit, owner, leaseMs, lane ?? null],
   );
   return rows.map((row) => ({ ...toLease(row, owner), link: claimedLink(row) }));
 }

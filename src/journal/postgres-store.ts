@@ -28,6 +28,7 @@ import * as outbox from './postgres-outbox.ts';
 import * as plans from './postgres-plan.ts';
 import * as evidence from './postgres-evidence.ts';
 import * as feedLeases from './postgres-feed-leases.ts';
+import * as lanes from './postgres-lanes.ts';
 import * as housekeeping from './postgres-housekeeping.ts';
 import type { PruneCounts, RetentionRules, UnitPause } from './housekeeping.ts';
 import * as history from './postgres-history.ts';
@@ -352,8 +353,23 @@ export class PostgresStore implements SyncStore {
   }
 
   /** {@inheritDoc SyncStore.claim} */
-  claim(owner: string, limit: number, leaseMs: number): Promise<Lease[]> {
-    return typedJournal(() => outbox.claim(this.#sql, this.#tables, owner, limit, leaseMs));
+  claim(owner: string, limit: number, leaseMs: number, lane?: string): Promise<Lease[]> {
+    return typedJournal(() => outbox.claim(this.#sql, this.#tables, owner, limit, leaseMs, lane));
+  }
+
+  /** {@inheritDoc SyncStore.holdLane} */
+  holdLane(lane: string, owner: string, leaseMs: number): Promise<void> {
+    return typedJournal(() => lanes.holdLane(this.#sql, this.#tables, lane, owner, leaseMs));
+  }
+
+  /** {@inheritDoc SyncStore.releaseLane} */
+  releaseLane(lane: string, owner: string): Promise<void> {
+    return typedJournal(() => lanes.releaseLane(this.#sql, this.#tables, lane, owner));
+  }
+
+  /** {@inheritDoc SyncStore.laneCount} */
+  laneCount(lane: string): Promise<number> {
+    return typedJournal(() => lanes.laneCount(this.#sql, this.#tables, lane));
   }
 
   /** {@inheritDoc SyncStore.complete} */

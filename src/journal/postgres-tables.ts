@@ -50,6 +50,8 @@ export interface JournalTables {
   readonly feedLeases: string;
   /** Units whose mirroring is paused (migration 27). */
   readonly unitPauses: string;
+  /** The processes draining each outbox lane (migration 54). */
+  readonly laneHolders: string;
   /** The migrations applied. */
   readonly migrations: string;
   /** The sequence fencing tokens come from. */
@@ -101,6 +103,7 @@ export function journalTables(schema: string): JournalTables {
     readinessSamples: `${q}.readiness_samples`,
     feedLeases: `${q}.feed_leases`,
     unitPauses: `${q}.unit_pauses`,
+    laneHolders: `${q}.lane_holders`,
     migrations: `${q}.migrations`,
     leaseTokens: `${q}.lease_tokens`,
   };
@@ -243,7 +246,7 @@ export const ENTRY_COLUMNS = `id::text AS id, resource_type, legacy_id, target, 
   attempts, ${iso('next_attempt_at')} AS next_attempt_at, ${iso('hold_until')} AS hold_until,
   last_error::text AS last_error, lease_owner, lease_token::text AS lease_token,
   ${iso('lease_expires_at')} AS lease_expires_at, ${iso('created_at')} AS created_at, applying_hash,
-  waiting_for, trace_parent`;
+  waiting_for, trace_parent, lane`;
 
 /**
  * A row selected with {@link ENTRY_COLUMNS}.
@@ -273,6 +276,8 @@ export interface EntryRow {
   readonly applying_hash: string | null;
   readonly waiting_for: string | null;
   readonly trace_parent: string | null;
+  /** The lane (migration 54); absent from rows read before it. */
+  readonly lane?: string | null;
 }
 
 /** The columns an outbox entry and a dead letter share: the record, its direction and intent. */
@@ -314,6 +319,7 @@ export function toEntry(row: EntryRow): OutboxEntry {
     applyingHashes: row.applying_hash === null ? [] : row.applying_hash.split(' '),
     waitingFor: optional(row.waiting_for),
     traceParent: optional(row.trace_parent),
+    ...(row.lane === null || row.lane === undefined ? {} : { lane: row.lane }),
   };
 }
 

@@ -181,8 +181,20 @@ export interface SyncStore extends JobStore, HousekeepingStore {
    * was not made. An entry an older write still owes stays.
    */
   withdraw(ticket: OutboxTicket): Promise<void>;
-  /** Leases up to `limit` due entries to `owner` for `leaseMs`. */
-  claim(owner: string, limit: number, leaseMs: number): Promise<Lease[]>;
+  /**
+   * Leases up to `limit` due entries to `owner` for `leaseMs`: with `lane`, that lane's only;
+   * without, entries of no lane and of lanes nobody holds (see {@link SyncStore.holdLane}).
+   */
+  claim(owner: string, limit: number, leaseMs: number, lane?: string): Promise<Lease[]>;
+  /**
+   * Holds an outbox lane for `owner` for `leaseMs` from now (renewing its hold): while any
+   * holder's hold lasts, only claims naming the lane take its entries.
+   */
+  holdLane(lane: string, owner: string, leaseMs: number): Promise<void>;
+  /** Gives `owner`'s hold of a lane up; once no hold is left, every drainer claims its entries. */
+  releaseLane(lane: string, owner: string): Promise<void>;
+  /** The entries queued in a lane (pending, waiting or leased). */
+  laneCount(lane: string): Promise<number>;
   /**
    * Finishes a lease: removes the entry and, atomically, saves `link` (a `Link`), deletes it
    * (`null`) or leaves links alone (`undefined`).

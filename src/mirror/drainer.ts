@@ -89,6 +89,11 @@ export interface DrainerPolicy {
   readonly backoff: Backoff;
   readonly bundle: number;
   readonly requests: number;
+  /**
+   * The outbox lane this drainer claims from (a backfill's on a client of its own); absent:
+   * entries of no lane and of lanes nobody holds (see `SyncStore.claim`).
+   */
+  readonly lane?: string | undefined;
 }
 
 /**
@@ -307,7 +312,7 @@ export class Drainer<P = undefined> {
       const busy = (): number => this.#inFlight + this.#queue.length + (this.#claiming === undefined ? 0 : 1);
       // Woken early when the last lease in flight is recorded (see #start): a drain then ends at
       // once, not up to a poll interval later (200 ms of a 1,000-record backfill's 1–3 s).
-      while (Date.now() < deadline && (await this.#store.outboxCounts()).pending + busy() > 0)
+      while (Date.now() < deadline && (await this.#pending()) + busy() > 0)
         await this.#sleep();
     }
     const remaining = await this.#store.outboxCounts();
@@ -361,6 +366,12 @@ export class Drainer<P = undefined> {
         }
       }),
     );
+  }
+
+  /** What is left for this drainer: the outbox's pending entries, or its lane's entries. */
+  async #pending(): Promise<number> {
+    const { lane } = this.#policy;
+    return lane === undefined ? (await this.#store.outboxCounts()).pending : this.#store.laneCount(lane);
   }
 
   /** Whether workers may claim now. */
@@ -429,7 +440,7 @@ export class Drainer<P = undefined> {
         if (deadline !== undefined && this.#inFlight === 0) {
           let pending: number;
           try {
-            pending = (await this.#store.outboxCounts()).pending;
+            pending = await this.#pending();
           } catch (err) {
             await this.#failed(err, background);
             return;
@@ -531,7 +542,12 @@ export class Drainer<P = undefined> {
     // proven until at least `claimedAt + leaseMs` (see LeaseKeeper).
     const claimedAt = Date.now();
     this.#claiming ??= this.#store
-      .claim(this.#policy.workerId, Math.min(this.#policy.batchSize, wanted), this.#policy.leaseMs)
+      .claim(
+        this.#policy.workerId,
+        Math.min(this.#policy.batchSize, wanted),
+        this.#policy.leaseMs,
+        this.#policy.lane,
+      )
       .then(async (leases) => {
         this.#storeFailures = 0;
         const prepared = await this.#prepareFor(leases);

@@ -62,17 +62,50 @@ export class WriterRuntime<L> {
   readonly #backlog: BacklogRecorder | undefined;
   readonly #gauges: JournalGauges | undefined;
   readonly #emit: (event: DualWriteEvent) => void;
+  readonly #parts: WriterRuntimeParts<L>;
 
   constructor(parts: WriterRuntimeParts<L>) {
-    const { store, mirror, lease, drainer, retention, backlog, emit } = parts;
+    const { store, drainer, retention, backlog, emit } = parts;
     this.#gauges = parts.gauges;
     this.#emit = emit;
     this.#feeds =
       parts.feeds === undefined
         ? undefined
         : new ChangeFeeds<L>({ ...parts.feeds.deps, notify: () => this.notify() }, parts.feeds.options);
-    const drainCtx: MirrorContext<L> = { ...mirror, medplum: parts.drainMedplum };
-    this.#drainer = new Drainer<MirrorInputs<L>>(
+    this.#parts = parts;
+    this.#drainer = this.#drainerOn(parts.drainMedplum, drainer);
+    this.#retention =
+      retention === undefined
+        ? undefined
+        : new RetentionRunner(store, retention, drainer.workerId, (error) => {
+            emit({ type: 'journal-error', error: describeError(error), retryInMs: retention.intervalMs });
+          });
+    this.#backlog =
+      backlog === undefined
+        ? undefined
+        : new BacklogRecorder(store, backlog, (error) => {
+            emit({ type: 'journal-error', error: describeError(error), retryInMs: backlog.stepMs });
+          });
+  }
+
+  /**
+   * A drainer of one outbox lane whose mirrors write to Medplum through `medplum` (a backfill's
+   * client of its own), with this writer's mirror path, policies and events; the caller starts
+   * and stops it.
+   *
+   * @param lane - The lane it claims from.
+   * @param medplum - The Medplum side its mirrors use.
+   * @returns The drainer.
+   */
+  laneDrainer(lane: string, medplum: MedplumSide): Drainer<MirrorInputs<L>> {
+    return this.#drainerOn(medplum, { ...this.#parts.drainer, lane });
+  }
+
+  /** A drainer whose mirrors run with `medplum`, emitting what they did. */
+  #drainerOn(medplum: MedplumSide, policy: DrainerPolicy): Drainer<MirrorInputs<L>> {
+    const { store, mirror, lease, emit } = this.#parts;
+    const drainCtx: MirrorContext<L> = { ...mirror, medplum };
+    return new Drainer<MirrorInputs<L>>(
       store,
       async (leased, read, attempted, confirmedAt) => {
         const result = await runLease(
@@ -90,7 +123,7 @@ export class WriterRuntime<L> {
         this.#emitDrained(leased.entry, result);
         return result;
       },
-      drainer,
+      policy,
       {
         prepare: (leases) => readForBatch(drainCtx, leases),
         onError: (error, retryInMs) => {
@@ -98,18 +131,6 @@ export class WriterRuntime<L> {
         },
       },
     );
-    this.#retention =
-      retention === undefined
-        ? undefined
-        : new RetentionRunner(store, retention, drainer.workerId, (error) => {
-            emit({ type: 'journal-error', error: describeError(error), retryInMs: retention.intervalMs });
-          });
-    this.#backlog =
-      backlog === undefined
-        ? undefined
-        : new BacklogRecorder(store, backlog, (error) => {
-            emit({ type: 'journal-error', error: describeError(error), retryInMs: backlog.stepMs });
-          });
   }
 
   /** See `DualWriter.start`. */

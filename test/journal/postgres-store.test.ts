@@ -54,6 +54,7 @@ describe('PostgresStore on PGlite', () => {
       { version: 27, name: 'unit-pauses' },
       { version: 48, name: 'letter-lease' },
       { version: 51, name: 'seen-copies' },
+      { version: 54, name: 'outbox-lanes' },
       { version: 56, name: 'letter-repeats' },
       { version: 58, name: 'resolved-letters' },
     ]);
@@ -75,6 +76,7 @@ describe('PostgresStore on PGlite', () => {
       'job_pages',
       'job_seen_copies',
       'jobs',
+      'lane_holders',
       'links',
       'migrations',
       'outbox',

@@ -7,6 +7,7 @@ import { describeOpenedLettersContract } from './sync-store-letters.contract.ts'
 import { describeHousekeepingContract } from './sync-store-housekeeping.contract.ts';
 import { describeOutboxContract } from './sync-store-outbox.contract.ts';
 import { describeWaitingContract } from './sync-store-waiting.contract.ts';
+import { describeLanesContract } from './sync-store-lanes.contract.ts';
 import { linkOf, sleep, useStore, type OpenSyncStore } from './sync-store.fixture.ts';
 
 export type { OpenSyncStore, SyncStoreFixture } from './sync-store.fixture.ts';
@@ -130,6 +131,7 @@ export function describeSyncStoreContract(name: string, open: OpenSyncStore): vo
 
     describeOutboxContract(fixture);
     describeWaitingContract(fixture);
+    describeLanesContract(fixture);
 
     describeJobsContract(fixture);
     describeHistoryContract(fixture);

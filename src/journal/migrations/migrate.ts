@@ -14,6 +14,7 @@ import { backlogSamples } from './0021-backlog-samples.ts';
 import { unitPauses } from './0027-unit-pauses.ts';
 import { letterLease } from './0048-letter-lease.ts';
 import { seenCopies } from './0051-seen-copies.ts';
+import { outboxLanes } from './0054-outbox-lanes.ts';
 import { letterRepeats } from './0056-letter-repeats.ts';
 import { resolvedLetters } from './0058-resolved-letters.ts';
 
@@ -59,6 +60,7 @@ export const JOURNAL_MIGRATIONS: readonly Migration[] = [
   unitPauses,
   letterLease,
   seenCopies,
+  outboxLanes,
   letterRepeats,
   resolvedLetters,
 ];
