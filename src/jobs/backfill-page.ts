@@ -182,6 +182,7 @@ export async function queueAll<L>(
       target,
       unit,
       kind: 'upsert' as const,
+      lane: scope.lane,
     })),
     0,
   );

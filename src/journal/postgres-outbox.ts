@@ -183,7 +183,7 @@ export async function intend(
  * The columns of {@link intendMany}'s input, one text array each, zipped by `ROWS FROM`.
  */
 const INTENT_ARRAYS = Array.from(
-  { length: 7 },
+  { length: 8 },
   (_, i) => `pg_catalog.unnest($${String(i + 1)}::text[])`,
 ).join(', ');
 
@@ -233,13 +233,13 @@ export async function intendMany(
     const { rows } = await q.query<{ n: number; id: string; seq: number }>(
       `WITH input AS (
          SELECT * FROM ROWS FROM (${INTENT_ARRAYS})
-           WITH ORDINALITY AS i(resource_type, legacy_id, target, unit, kind, base, trace_parent, n)
+           WITH ORDINALITY AS i(resource_type, legacy_id, target, unit, kind, base, trace_parent, lane, n)
        ), written AS (
          INSERT INTO ${tables.outbox} AS o (resource_type, legacy_id, target, unit, kind, base, hold_until, holders,
-                                            trace_parent)
+                                            trace_parent, lane)
          SELECT resource_type, legacy_id, target, unit, kind, base::jsonb,
-                CASE WHEN $8::float8 > 0 THEN clock_timestamp() + ${millis('$8')} END,
-                CASE WHEN $8::float8 > 0 THEN 1 ELSE 0 END, trace_parent
+                CASE WHEN $9::float8 > 0 THEN clock_timestamp() + ${millis('$9')} END,
+                CASE WHEN $9::float8 > 0 THEN 1 ELSE 0 END, trace_parent, lane
          FROM input ORDER BY target, resource_type, legacy_id
          ON CONFLICT (target, resource_type, legacy_id) DO UPDATE SET ${COALESCE_INTENT}
          RETURNING o.id, o.seq, o.target, o.resource_type, o.legacy_id
@@ -254,6 +254,7 @@ export async function intendMany(
         column((intent) => intent.kind),
         column((intent) => jsonParam(intent.base)),
         column((intent) => intent.traceParent),
+        column((intent) => intent.lane),
         holdMs,
       ],
     );

@@ -312,8 +312,7 @@ export class Drainer<P = undefined> {
       const busy = (): number => this.#inFlight + this.#queue.length + (this.#claiming === undefined ? 0 : 1);
       // Woken early when the last lease in flight is recorded (see #start): a drain then ends at
       // once, not up to a poll interval later (200 ms of a 1,000-record backfill's 1–3 s).
-      while (Date.now() < deadline && (await this.#pending()) + busy() > 0)
-        await this.#sleep();
+      while (Date.now() < deadline && (await this.#pending()) + busy() > 0) await this.#sleep();
     }
     const remaining = await this.#store.outboxCounts();
     return {

@@ -24,9 +24,11 @@ export function describeLanesContract(fixture: { readonly store: SyncStore }): v
   describe('outbox lanes', () => {
     it("a held lane's entries are claimed by its drainers only, the others' by everyone else", async () => {
       const { store } = fixture;
-      await store.intend(intentOf('p-1', { lane: LANE }), 0);
-      await store.intend(intentOf('p-2', { lane: LANE }), 0);
-      await store.intend(intentOf('p-3'), 0);
+      // Queued as a backfill's page is, in one statement.
+      await store.intendMany(
+        [intentOf('p-1', { lane: LANE }), intentOf('p-2', { lane: LANE }), intentOf('p-3')],
+        0,
+      );
       await store.holdLane(LANE, 'backfill-worker', HOUR);
       expect(await store.laneCount(LANE)).toBe(2);
       expect(ids(await store.claim('writer', 10, HOUR))).toEqual(['p-3']);
