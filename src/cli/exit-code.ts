@@ -1,7 +1,8 @@
 /**
  * What the `dualwrite` command's exit status means, for scripts: `0` done, `1` failed (a
- * system unreachable, a call refused, the operator said no), `2` the command line or the
- * configuration is wrong (nothing was done), `3` the unit asked about is not ready
+ * system unreachable, a call refused, the operator said no, a drain's time limit came with
+ * mirrors still owed: `drain`, or the drain after `backfill`/`reconcile`), `2` the command line
+ * or the configuration is wrong (nothing was done), `3` the unit asked about is not ready
  * (`readiness` only), `130` interrupted by Ctrl-C (a long job was paused, resumable).
  *
  * @example
