@@ -1,9 +1,12 @@
 import type { Patient } from '@medplum/fhirtypes';
 import { describe, expect, it } from 'vitest';
 import { QuotaPacer, type DualWriteEvent } from '../src/index.ts';
+import { randomUUID } from 'node:crypto';
+import { newBoxProjectClients } from './server-box.ts';
 import {
   countingFetch,
   freshQuotaServer,
+  loggedIn,
   north,
   notRun,
   quotaServer,
@@ -160,6 +163,104 @@ describe.skipIf(why !== undefined)('a backfill against a real Medplum with a low
         expect(during.length).toBeGreaterThanOrEqual(3);
         expect(during.map((w) => w.mirror)).toEqual(during.map(() => 'applied'));
         expect(counting.throttledRequests()).toBeLessThanOrEqual(Math.floor(0.01 * counting.requests()));
+        const copies = await copiesByLegacyId(fx, pacer);
+        for (const id of [...ids, ...live.map((w) => w.id)]) expect(copies.get(id), id).toBe(1);
+      } finally {
+        await fx.close();
+      }
+    },
+  );
+
+  // A project with two client applications (two users, two quota windows): the writer's and the
+  // backfill's. Needs the box's super admin to create them.
+  const withTwoClients = process.env.MEDPLUM_QUOTA_NEW_PROJECTS === '1' ? it.concurrent : it.skip;
+  withTwoClients(
+    "a backfill on a client of its own spends its own quota: live writes meanwhile never wait for the writer's",
+    async () => {
+      const base = quotaServer()!;
+      const [writerApp, backfillApp] = await newBoxProjectClients(
+        base.baseUrl,
+        `it-${randomUUID().slice(0, 8)}`,
+        2,
+      );
+      const server = { ...base, ...writerApp! };
+      const writerCounting = countingFetch();
+      const backfillCounting = countingFetch();
+      const pacer = new QuotaPacer();
+      const ownPacer = new QuotaPacer({ reserve: 0 });
+      const events: DualWriteEvent[] = [];
+      const fx = await startRealFixture({
+        server,
+        fetch: writerCounting.fetch,
+        writer: { pacer, onEvent: (event) => events.push(event) },
+      });
+      try {
+        const own = await loggedIn({ ...base, ...backfillApp! }, backfillCounting.fetch);
+        // More writes than one of the backfill's windows pays for: it must wait for its reset.
+        const records = 40;
+        expect(records * 100).toBeGreaterThan(server.points);
+        const ids = await seedLegacy(fx, 'old', records);
+        const live: { id: string; mirror: string; during: boolean }[] = [];
+        let backfilling = true;
+        let scanned!: () => void;
+        const firstPage = new Promise<void>((resolve) => (scanned = resolve));
+        const liveWrites = async (): Promise<void> => {
+          await firstPage;
+          for (let i = 0; backfilling || i < 3; i++) {
+            const id = `live-${i}`;
+            const during = backfilling;
+            const result = await fx.writer.create('Patient', { id, first_name: 'New', last_name: id }, north);
+            live.push({ id, mirror: result.mirror, during });
+            await new Promise((resolve) => setTimeout(resolve, 5000));
+          }
+        };
+        const writing = liveWrites();
+        let backfillMs = 0;
+        try {
+          const started = Date.now();
+          const job = await fx.writer.backfill({
+            resourceType: 'Patient',
+            unit: 'north',
+            direction: 'to-medplum',
+            ownClient: { medplum: own, pacer: ownPacer },
+            onProgress: () => scanned(),
+          });
+          backfillMs = Date.now() - started;
+          expect(job.state).toBe('done');
+          expect(job.counts.created).toBeGreaterThanOrEqual(records);
+          // The backfill returned once its lane was applied on its own client.
+          expect(await fx.store.laneCount(`backfill:${job.id}`)).toBe(0);
+        } finally {
+          backfilling = false;
+          await writing;
+        }
+        expect(await fx.writer.drain({ timeoutMs: 60_000 })).toMatchObject({
+          deadLettered: 0,
+          timedOut: false,
+        });
+        const lagOf = new Map<string, number>();
+        for (const event of events)
+          if (event.type === 'mirror-settled' && event.lagMs !== undefined && !lagOf.has(event.legacyId))
+            lagOf.set(event.legacyId, event.lagMs);
+        const lags = (during: boolean) =>
+          live.filter((w) => w.during === during).map((w) => lagOf.get(w.id) ?? Number.NaN);
+        console.log(
+          `own client: backfill of ${records} in ${(backfillMs / 1000).toFixed(0)} s (${server.points} points/min per user); live mirror lag during it p50 ${p(lags(true), 0.5)} ms, p95 ${p(lags(true), 0.95)} ms (${lags(true).length} writes), writer's client ${writerCounting.requests()} requests, ${writerCounting.throttledRequests()} met the limit, pacer ${JSON.stringify(pacer.stats())}; backfill's client ${backfillCounting.requests()} requests, ${backfillCounting.throttledRequests()} met the limit, pacer ${JSON.stringify(ownPacer.stats())}`,
+        );
+        // The backfill waited for its own window's reset; the writer's never ran out.
+        expect(ownPacer.stats().waits).toBeGreaterThan(0);
+        expect(pacer.stats().waits).toBe(0);
+        // The backfill's writes went through its own client: the writer's sent the live writes only.
+        expect(backfillCounting.requests()).toBeGreaterThan(records / 20);
+        // (a search and a create each, and the client's login).
+        expect(writerCounting.requests()).toBeLessThanOrEqual(2 * live.length + 4);
+        const during = live.filter((w) => w.during);
+        expect(during.length).toBeGreaterThanOrEqual(3);
+        expect(during.map((w) => w.mirror)).toEqual(during.map(() => 'applied'));
+        expect(backfillCounting.throttledRequests()).toBeLessThanOrEqual(
+          Math.floor(0.01 * backfillCounting.requests()),
+        );
+        expect(writerCounting.throttledRequests()).toBe(0);
         const copies = await copiesByLegacyId(fx, pacer);
         for (const id of [...ids, ...live.map((w) => w.id)]) expect(copies.get(id), id).toBe(1);
       } finally {

@@ -132,6 +132,26 @@ export async function newBoxProject(
   baseUrl: string,
   projectName: string,
 ): Promise<{ readonly clientId: string; readonly clientSecret: string }> {
+  const [first] = await newBoxProjectClients(baseUrl, projectName, 1);
+  if (first === undefined) throw new Error('no client application was created');
+  return first;
+}
+
+/**
+ * A new project as {@link newBoxProject} makes, with `count` client applications: each one a
+ * user of its own in the same project (the same resources), so each has a FHIR quota window of
+ * its own (a writer's and a backfill's client).
+ *
+ * @param baseUrl - The server.
+ * @param projectName - The new project's name.
+ * @param count - How many client applications.
+ * @returns Each client application's id and secret.
+ */
+export async function newBoxProjectClients(
+  baseUrl: string,
+  projectName: string,
+  count: number,
+): Promise<{ readonly clientId: string; readonly clientSecret: string }[]> {
   const post = async (
     path: string,
     body: unknown,
@@ -163,10 +183,14 @@ export async function newBoxProject(
   if (!tokenResponse.ok) throw new Error(`POST oauth2/token: ${tokenResponse.status}`);
   const token = (await tokenResponse.json()) as { access_token: string; project: { reference: string } };
   const projectId = token.project.reference.split('/')[1] ?? '';
-  const app = (await post(
-    `admin/projects/${projectId}/client`,
-    { name: projectName },
-    { authorization: `Bearer ${token.access_token}` },
-  )) as { id: string; secret: string };
-  return { clientId: app.id, clientSecret: app.secret };
+  const apps: { readonly clientId: string; readonly clientSecret: string }[] = [];
+  for (let i = 0; i < count; i++) {
+    const app = (await post(
+      `admin/projects/${projectId}/client`,
+      { name: i === 0 ? projectName : `${projectName}-${String(i + 1)}` },
+      { authorization: `Bearer ${token.access_token}` },
+    )) as { id: string; secret: string };
+    apps.push({ clientId: app.id, clientSecret: app.secret });
+  }
+  return apps;
 }
