@@ -3,6 +3,9 @@
  * by, a unit given with a typo, a drain that stops at its limit with mirrors owed, and the
  * CLI's own wording. Run as a process against PostgreSQL and the HTTP FHIR test server.
  */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CutoverPlan, type PostgresStore } from '../../src/index.ts';
 import { WRITE_METHODS, type FhirTestServer } from '../../src/testing/index.ts';
@@ -146,6 +149,32 @@ describe('a drain that stops at its limit', () => {
     const counts = await store.outboxCounts();
     expect(counts.pending + counts.leased + (counts.waiting ?? 0)).toBe(0);
   }, 120_000);
+});
+
+describe('a resume after a worker was killed', () => {
+  it("says it waits for the dead worker's page, then finishes", async () => {
+    const hold = mkdtempSync(join(tmpdir(), 'dualwrite-cli-hold-'));
+    try {
+      const running = cli.start(['backfill', 'start', '-t', 'Patient', '-u', 'north', '--page-size', '2'], {
+        CLI_TEST_HOLD: hold,
+      });
+      // The second page's read is held: the page is taken, then the worker dies holding it.
+      await until(() => existsSync(join(hold, 'scanning')) || running.finished());
+      expect(running.finished(), running.stderr()).toBe(false);
+      process.kill(running.pid, 'SIGKILL');
+      await running.done;
+      const [job] = await store.listJobs({ kind: 'backfill', state: 'running', limit: 1 });
+      expect(job).toBeDefined();
+      const resumed = await cli.run(['backfill', 'resume', job?.id ?? '', '--json']);
+      expect(resumed.code, resumed.stderr).toBe(0);
+      expect(resumed.stderr).toMatch(
+        /page\(s\) taken and not done .*a worker that died holds its page until its lease expires/,
+      );
+      expect(json<{ job: JobDoc }>(resumed).job.state).toBe('done');
+    } finally {
+      rmSync(hold, { recursive: true, force: true });
+    }
+  }, 240_000);
 });
 
 // Last: it leaves 1,000 mirrors of south queued that nothing applies.
